@@ -1,0 +1,40 @@
+# Gatehouse — the two commands a new user needs: `make demo` and `make test`.
+SHELL := /bin/bash
+SWIFT ?= swift
+DEMO_SECONDS ?= 30
+APT_PACKAGES := mosquitto mosquitto-clients libmosquitto-dev pkg-config openssl python3-pip
+PY_PACKAGES := pytest websockets paho-mqtt
+
+.PHONY: deps build release test demo bench clean
+
+## Installs what is missing (Debian, as root): mosquitto, libmosquitto-dev, and the Python test clients.
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+	@python3 -c "import pytest, websockets, paho.mqtt" 2>/dev/null || python3 -m pip install -q -r Tests/e2e/requirements.txt
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+## The whole suite: Swift unit and live-broker tests, then the black-box end-to-end suite against the binaries.
+test: build
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+	python3 -m pytest Tests/e2e -q
+
+## A private mosquitto, the gateway and simulated devices for DEMO_SECONDS (0 = until Ctrl-C).
+demo: release
+	DEMO_SECONDS=$(DEMO_SECONDS) ./examples/demo.sh
+
+## Telemetry throughput through the gateway vs. straight into mosquitto, with CPU per message.
+bench: release
+	python3 examples/bench.py
+
+clean:
+	rm -rf .build

@@ -1,0 +1,97 @@
+import Logging
+import GatehouseProtocol
+import Mosquitto
+
+extension Gateway {
+    /// Subscription identifiers tell the two copies of a request apart (see `RequestRoute`).
+    enum Subscription {
+        static let observed: UInt32 = 1
+        static let holder: UInt32 = 2
+        static let shared: UInt32 = 3
+    }
+
+    /// Subscribes to everything the gateway follows, then announces itself and its devices.
+    /// Runs after every (re)connect: a clean session starts with nothing.
+    func brokerConnected() async {
+        do {
+            try await broker.subscribe(
+                [topics.allAvailability, topics.allMeta, topics.allState, topics.allPending, topics.allBridgeStates,
+                 topics.bridgeRequests(id)],
+                qos: .atLeastOnce, identifier: Subscription.observed)
+            try await broker.subscribe([topics.allRequests, topics.allSets], qos: .atLeastOnce, identifier: Subscription.holder)
+            try await broker.subscribe(
+                [topics.shared("\(topics.base)/+/request/#"), topics.shared(topics.allSets)],
+                qos: .atLeastOnce, identifier: Subscription.shared)
+        } catch {
+            logger.error("cannot subscribe: \(error)")
+            return
+        }
+        let online = BridgeState(state: "online", ts: nowMs(), version: version)
+        guard await publishAndWait(topics.bridgeState(id), online.encoded(), retain: true, timeout: .seconds(30)) else {
+            logger.error("the broker did not confirm the bridge state")
+            return
+        }
+        directory.observe(gateway: id, online: true)
+        for session in directory.sessions {
+            announce(session)
+            if let meta = directory.meta(session.device) { publish(topics.meta(session.device), meta.encoded(), retain: true) }
+            if let state = directory.stateDocument(session.device) { publish(topics.state(session.device), state.encoded(), retain: true) }
+        }
+        setBrokerReady(true)
+        logger.info("connected to the broker at \(broker.options.address), bridge state online")
+    }
+
+    /// Routes one incoming MQTT message.
+    func brokerMessage(_ message: MQTTMessage) {
+        guard let kind = topics.parse(message.topic) else { return }
+        let ids = message.properties.subscriptionIdentifiers
+        switch kind {
+        case .availability(let device):
+            observeAvailability(Availability.decode(message.payload), of: device)
+        case .meta(let device):
+            directory.observe(meta: DeviceMeta.decode(message.payload), of: device)
+        case .state(let device):
+            directory.observe(state: StateDocument.decode(message.payload), of: device)
+        case .pending(let device, let commandID):
+            let command = message.payload.isEmpty ? nil : PendingCommand(device: device, payload: message.payload)
+            pending.observe(command, device: device, id: commandID)
+            if let command, command.gateway == id, message.retain { scheduleExpiry(of: command) }
+        case .bridgeState(let gateway):
+            directory.observe(gateway: gateway, online: BridgeState.decode(message.payload)?.state == "online")
+        case .bridgeRequest(let gateway, let op) where gateway == id:
+            handleBridgeRequest(op: op, message: message)
+        case .request(let device, let command):
+            routeRequest(device: device, command: command, message: message, ids: ids, isSet: false)
+        case .set(let device):
+            routeRequest(device: device, command: "set", message: message, ids: ids, isSet: true)
+        default:
+            break
+        }
+    }
+
+    private func routeRequest(device: String, command: String, message: MQTTMessage, ids: [UInt32], isSet: Bool) {
+        if ids.contains(Subscription.holder) {
+            handleRequest(device: device, command: command, message: message, route: .holder, isSet: isSet)
+        }
+        if ids.contains(Subscription.shared) {
+            handleRequest(device: device, command: command, message: message, route: .shared, isSet: isSet)
+        }
+    }
+
+    /// Availability from the broker: a newer session elsewhere takes our device over; an `online` that
+    /// names us for a device we do not hold is left from before a crash and is corrected.
+    private func observeAvailability(_ availability: Availability?, of device: String) {
+        directory.observe(availability: availability, of: device)
+        guard let availability, availability.state == "online" else { return }
+        let held = directory.session(device)
+        if availability.gateway != id {
+            if let held, availability.session > held.session {
+                held.close(.replaced, reason: .disconnected, text: "replaced by a newer connection on \(availability.gateway)")
+            }
+        } else if held == nil || held!.session != availability.session {
+            if held == nil {
+                publishOffline(device, session: availability.session, reason: .gatewayRestart)
+            }
+        }
+    }
+}

@@ -1,0 +1,84 @@
+import Logging
+import Mosquitto
+import GatehouseProtocol
+
+/// A command queued for an offline device, stored as the retained `<base>/<dev>/pending/<id>`.
+struct PendingCommand: Sendable {
+    var id: CommandID
+    var device: String
+    var name: String
+    var params: JSONObject
+    var timeoutMs: Int64
+    var queuedAt: Int64
+    var expiresAt: Int64
+    /// The gateway that queued it answers `expired` for it.
+    var gateway: String
+    var replyTo: ReplyTo?
+
+    func encoded() -> [UInt8] {
+        var object = JSONObject([
+            ("id", id.json), ("command", .string(name)), ("params", .object(params)),
+            ("timeout_ms", .number(JSONNumber(timeoutMs))), ("queued_at", .number(JSONNumber(queuedAt))),
+            ("expires_at", .number(JSONNumber(expiresAt))), ("gateway", .string(gateway)),
+        ])
+        if let replyTo {
+            object["response_topic"] = .string(replyTo.topic)
+            if let data = replyTo.correlationData { object["correlation_data"] = .string(Hex.encode(data)) }
+        }
+        return JSONValue.object(object).serialized()
+    }
+
+    init(id: CommandID, device: String, name: String, params: JSONObject, timeoutMs: Int64, queuedAt: Int64, expiresAt: Int64, gateway: String, replyTo: ReplyTo?) {
+        self.id = id
+        self.device = device
+        self.name = name
+        self.params = params
+        self.timeoutMs = timeoutMs
+        self.queuedAt = queuedAt
+        self.expiresAt = expiresAt
+        self.gateway = gateway
+        self.replyTo = replyTo
+    }
+
+    init?(device: String, payload: [UInt8]) {
+        guard let json = try? JSONValue(parsing: payload), let object = json.objectValue,
+              let idValue = object["id"], let id = CommandID(json: idValue),
+              let name = object["command"]?.stringValue,
+              let timeout = object["timeout_ms"]?.numberValue?.int64Value,
+              let queuedAt = object["queued_at"]?.numberValue?.int64Value,
+              let expiresAt = object["expires_at"]?.numberValue?.int64Value,
+              let gateway = object["gateway"]?.stringValue
+        else { return nil }
+        var replyTo: ReplyTo?
+        if let topic = object["response_topic"]?.stringValue {
+            let data = object["correlation_data"]?.stringValue.flatMap(Hex.decode)
+            replyTo = ReplyTo(topic: topic, correlationData: data)
+        }
+        self.init(id: id, device: device, name: name, params: object["params"]?.objectValue ?? JSONObject(),
+                  timeoutMs: timeout, queuedAt: queuedAt, expiresAt: expiresAt, gateway: gateway, replyTo: replyTo)
+    }
+}
+
+/// Hex for binary Correlation Data inside JSON.
+enum Hex {
+    static func encode(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count * 2)
+        for byte in bytes { out.append(digits[Int(byte >> 4)]); out.append(digits[Int(byte & 15)]) }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func decode(_ text: String) -> [UInt8]? {
+        let chars = Array(text.utf8)
+        guard chars.count % 2 == 0 else { return nil }
+        var out: [UInt8] = []
+        var index = 0
+        while index < chars.count {
+            guard let byte = UInt8(String(decoding: chars[index..<index + 2], as: UTF8.self), radix: 16) else { return nil }
+            out.append(byte)
+            index += 2
+        }
+        return out
+    }
+}

@@ -1,0 +1,121 @@
+import Logging
+import Mosquitto
+import GatehouseProtocol
+import Foundation
+import Yams
+
+/// The raw key/value view of a configuration: a YAML file overlaid with `GATEHOUSE_<SECTION>_<KEY>`
+/// environment variables. Typed readers record every problem with its key instead of stopping at
+/// the first, so `gatehouse --check-config` can list them all.
+public final class ConfigSource {
+    /// Problems found so far, each naming its key (`limits.max_message_bytes: must be an integer ≥ 1024`).
+    public private(set) var problems: [String] = []
+    private let yaml: [String: [String: Any]]
+    private let environment: [String: String]
+    private var readKeys: Set<String> = []
+
+    /// Parses YAML text (an empty text means "all defaults").
+    public init(yamlText: String, environment: [String: String] = ProcessInfo.processInfo.environment) {
+        self.environment = environment
+        var sections: [String: [String: Any]] = [:]
+        do {
+            let loaded = try Yams.load(yaml: yamlText)
+            if let top = loaded as? [String: Any] {
+                for (name, value) in top {
+                    if let section = value as? [String: Any] {
+                        sections[name] = section
+                    } else {
+                        problems.append("\(name): must be a mapping of keys")
+                    }
+                }
+            } else if loaded != nil {
+                problems.append("config: the top level must be a mapping of sections")
+            }
+        } catch {
+            problems.append("config: not valid YAML: \(error)")
+        }
+        self.yaml = sections
+    }
+
+    /// Reads a YAML file; a missing or unreadable file is one problem, and defaults apply.
+    public convenience init(file path: String, environment: [String: String] = ProcessInfo.processInfo.environment) {
+        if let text = try? String(contentsOfFile: path, encoding: .utf8) {
+            self.init(yamlText: text, environment: environment)
+        } else {
+            self.init(yamlText: "", environment: environment)
+            problems.append("config: cannot read \(path)")
+        }
+    }
+
+    /// Records a problem found by a caller's own validation.
+    public func problem(_ key: String, _ message: String) {
+        problems.append("\(key): \(message)")
+    }
+
+    /// Keys present in the YAML that nobody read: almost always typos.
+    public func reportUnknownKeys() {
+        for (section, values) in yaml {
+            for key in values.keys where !readKeys.contains("\(section).\(key)") {
+                problems.append("\(section).\(key): unknown key")
+            }
+        }
+    }
+
+    private func raw(_ key: String) -> Any? {
+        readKeys.insert(key)
+        let parts = key.split(separator: ".", maxSplits: 1).map(String.init)
+        let envName = "GATEHOUSE_" + key.uppercased().replacingOccurrences(of: ".", with: "_")
+        if let value = environment[envName] { return value }
+        return yaml[parts[0]]?[parts[1]]
+    }
+
+    /// A string value (numbers in YAML are accepted as their text).
+    public func string(_ key: String, default value: String? = nil) -> String? {
+        guard let raw = raw(key) else { return value }
+        switch raw {
+        case let text as String: return text
+        case let number as Int: return String(number)
+        case let number as Double: return String(number)
+        default:
+            problem(key, "must be a string")
+            return value
+        }
+    }
+
+    /// An integer within `range`.
+    public func int(_ key: String, default value: Int, in range: ClosedRange<Int> = Int.min...Int.max) -> Int {
+        guard let raw = raw(key) else { return value }
+        let parsed: Int? = switch raw {
+        case let number as Int: number
+        case let text as String: Int(text.trimmingCharacters(in: .whitespaces))
+        default: nil
+        }
+        guard let parsed else {
+            problem(key, "must be an integer")
+            return value
+        }
+        guard range.contains(parsed) else {
+            problem(key, "must be between \(range.lowerBound) and \(range.upperBound), got \(parsed)")
+            return value
+        }
+        return parsed
+    }
+
+    /// A boolean (`true/false/yes/no/on/off/1/0`).
+    public func bool(_ key: String, default value: Bool) -> Bool {
+        guard let raw = raw(key) else { return value }
+        switch raw {
+        case let flag as Bool: return flag
+        case let text as String:
+            switch text.lowercased() {
+            case "true", "yes", "on", "1": return true
+            case "false", "no", "off", "0": return false
+            default: break
+            }
+        case let number as Int where number == 0 || number == 1: return number == 1
+        default: break
+        }
+        problem(key, "must be true or false")
+        return value
+    }
+}

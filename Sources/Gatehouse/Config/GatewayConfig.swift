@@ -1,0 +1,190 @@
+import Logging
+import Mosquitto
+import Foundation
+import GatehouseProtocol
+
+/// Everything the gateway reads from its YAML config file (and `GATEHOUSE_<SECTION>_<KEY>` variables).
+public struct GatewayConfig: Sendable {
+    /// `gateway.*`
+    public var gateway: GatewaySection
+    /// `mqtt.*`
+    public var mqtt: MQTTSection
+    /// `auth.*`
+    public var auth: AuthSection
+    /// `spool.*`
+    public var spool: SpoolSection
+    /// `limits.*`
+    public var limits: LimitsSection
+    /// `commands.*`
+    public var commands: CommandsSection
+    /// `log.*`
+    public var log: LogSection
+
+    /// Reads every section; problems are collected in `source.problems`.
+    public init(source: ConfigSource) {
+        gateway = GatewaySection(source)
+        mqtt = MQTTSection(source)
+        auth = AuthSection(source)
+        spool = SpoolSection(source)
+        limits = LimitsSection(source)
+        commands = CommandsSection(source)
+        log = LogSection(source)
+        source.reportUnknownKeys()
+    }
+
+    /// Loads and validates a config file; throws one error listing every problem.
+    public static func load(file path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError) -> GatewayConfig {
+        let source = ConfigSource(file: path, environment: environment)
+        let config = GatewayConfig(source: source)
+        if !source.problems.isEmpty { throw ConfigError(file: path, problems: source.problems) }
+        return config
+    }
+}
+
+/// A config that cannot be used, with every problem found (each names its key).
+public struct ConfigError: Error, CustomStringConvertible {
+    /// The config file.
+    public var file: String
+    /// One line per problem: `key: what is wrong`.
+    public var problems: [String]
+    /// All problems, one per line, prefixed with the file.
+    public var description: String { problems.map { "\(file): \($0)" }.joined(separator: "\n") }
+}
+
+/// `gateway`: `id` (string, default `gw-1`), `listen` (`host:port`, default `0.0.0.0:8080`),
+/// `heartbeat_s` (int, 30), `health_interval_s` (int, 10), `shutdown_grace_s` (int, 10),
+/// `compression` (bool, true: negotiate permessage-deflate when a device offers it).
+public struct GatewaySection: Sendable {
+    public var id: String
+    public var host: String
+    public var port: Int
+    public var heartbeatSeconds: Int
+    public var healthIntervalSeconds: Int
+    public var shutdownGraceSeconds: Int
+    public var compression: Bool
+
+    init(_ source: ConfigSource) {
+        id = source.string("gateway.id", default: "gw-1") ?? "gw-1"
+        if !Identifiers.isValidGatewayID(id) {
+            source.problem("gateway.id", "\"\(id)\" is not a valid gateway id (letters, digits, . _ -; at most 64)")
+        }
+        let listen = source.string("gateway.listen", default: "0.0.0.0:8080") ?? "0.0.0.0:8080"
+        if let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) {
+            host = String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+            self.port = port
+        } else {
+            source.problem("gateway.listen", "must be host:port, got \"\(listen)\"")
+            host = "0.0.0.0"
+            port = 8080
+        }
+        heartbeatSeconds = source.int("gateway.heartbeat_s", default: 30, in: 1...3600)
+        healthIntervalSeconds = source.int("gateway.health_interval_s", default: 10, in: 1...3600)
+        shutdownGraceSeconds = source.int("gateway.shutdown_grace_s", default: 10, in: 0...600)
+        compression = source.bool("gateway.compression", default: true)
+    }
+}
+
+/// `mqtt`: `url` (default `mqtt://127.0.0.1:1883`), `base_topic` (`gatehouse`), `telemetry_qos` (0|1, 1),
+/// `username`, `password_file`, `client_id` (default `gatehouse-<gateway id>`), `keepalive_s` (30),
+/// `max_inflight` (in-flight QoS 1 window, 1000), `ca_file`, `cert_file`, `key_file` (TLS for `mqtts://`).
+public struct MQTTSection: Sendable {
+    public var url: String
+    public var baseTopic: String
+    public var telemetryQoS: Int
+    public var username: String?
+    public var passwordFile: String?
+    public var clientID: String?
+    public var keepaliveSeconds: Int
+    public var maxInflight: Int
+    public var caFile: String?
+    public var certFile: String?
+    public var keyFile: String?
+
+    init(_ source: ConfigSource) {
+        url = source.string("mqtt.url", default: "mqtt://127.0.0.1:1883") ?? ""
+        if !(url.hasPrefix("mqtt://") || url.hasPrefix("mqtts://") || url.hasPrefix("tcp://")) {
+            source.problem("mqtt.url", "must start with mqtt:// or mqtts://, got \"\(url)\"")
+        }
+        baseTopic = source.string("mqtt.base_topic", default: "gatehouse") ?? "gatehouse"
+        if baseTopic.isEmpty || baseTopic.contains(where: { "+#\0".contains($0) }) || baseTopic.hasPrefix("/") || baseTopic.hasSuffix("/") {
+            source.problem("mqtt.base_topic", "must be a topic without + # or leading/trailing /, got \"\(baseTopic)\"")
+        }
+        telemetryQoS = source.int("mqtt.telemetry_qos", default: 1, in: 0...1)
+        username = source.string("mqtt.username")
+        passwordFile = source.string("mqtt.password_file")
+        clientID = source.string("mqtt.client_id")
+        keepaliveSeconds = source.int("mqtt.keepalive_s", default: 30, in: 5...3600)
+        maxInflight = source.int("mqtt.max_inflight", default: 1000, in: 1...65535)
+        caFile = source.string("mqtt.ca_file")
+        certFile = source.string("mqtt.cert_file")
+        keyFile = source.string("mqtt.key_file")
+        if let passwordFile, !FileManager.default.isReadableFile(atPath: passwordFile) {
+            source.problem("mqtt.password_file", "cannot read \(passwordFile)")
+        }
+    }
+}
+
+/// `auth`: `key_file` (fleet HMAC key, required), `revoked_file` (optional: device ids or `jti`s, one per line).
+public struct AuthSection: Sendable {
+    public var keyFile: String
+    public var revokedFile: String?
+
+    init(_ source: ConfigSource) {
+        keyFile = source.string("auth.key_file", default: "/etc/gatehouse/fleet.key") ?? ""
+        revokedFile = source.string("auth.revoked_file")
+        if !FileManager.default.isReadableFile(atPath: keyFile) {
+            source.problem("auth.key_file", "cannot read the fleet key \(keyFile) (create one: head -c 32 /dev/urandom | base64 > \(keyFile))")
+        } else if (try? Data(contentsOf: URL(fileURLWithPath: keyFile)))?.isEmpty ?? true {
+            source.problem("auth.key_file", "\(keyFile) is empty")
+        }
+    }
+}
+
+/// `spool`: `dir` (default `/var/lib/gatehouse/spool`).
+public struct SpoolSection: Sendable {
+    public var dir: String
+
+    init(_ source: ConfigSource) {
+        dir = source.string("spool.dir", default: "/var/lib/gatehouse/spool") ?? ""
+    }
+}
+
+/// `limits`: `max_message_bytes` (65536), `max_media_bytes` (4194304), `max_bad_messages` (100 per 60 s),
+/// `max_connections` (19000).
+public struct LimitsSection: Sendable {
+    public var maxMessageBytes: Int
+    public var maxMediaBytes: Int
+    public var maxBadMessages: Int
+    public var maxConnections: Int
+
+    init(_ source: ConfigSource) {
+        maxMessageBytes = source.int("limits.max_message_bytes", default: 65536, in: 256...(16 << 20))
+        maxMediaBytes = source.int("limits.max_media_bytes", default: 4 << 20, in: 1024...(64 << 20))
+        maxBadMessages = source.int("limits.max_bad_messages", default: 100, in: 1...1_000_000)
+        maxConnections = source.int("limits.max_connections", default: 19000, in: 1...1_000_000)
+    }
+}
+
+/// `commands`: `default_timeout_ms` (10000), `max_pending_per_device` (32).
+public struct CommandsSection: Sendable {
+    public var defaultTimeoutMs: Int
+    public var maxPendingPerDevice: Int
+
+    init(_ source: ConfigSource) {
+        defaultTimeoutMs = source.int("commands.default_timeout_ms", default: 10000, in: 1...86_400_000)
+        maxPendingPerDevice = source.int("commands.max_pending_per_device", default: 32, in: 1...10000)
+    }
+}
+
+/// `log`: `level` (`trace|debug|info|notice|warning|error|critical`, default `info`).
+public struct LogSection: Sendable {
+    public var level: String
+
+    init(_ source: ConfigSource) {
+        level = source.string("log.level", default: "info") ?? "info"
+        let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+        if !levels.contains(level) {
+            source.problem("log.level", "must be one of \(levels.joined(separator: ", "))")
+        }
+    }
+}

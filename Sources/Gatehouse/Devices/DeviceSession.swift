@@ -1,0 +1,78 @@
+import Logging
+import Mosquitto
+import GatehouseProtocol
+import NIOCore
+import NIOWebSocket
+import Synchronization
+
+/// One live WebSocket connection of a device. Everything it sends goes straight to the NIO channel,
+/// which is safe from any thread, so publish completions on libmosquitto's thread can answer directly.
+final class DeviceSession: Sendable {
+    /// The device id from the credential.
+    let device: String
+    /// `kind` claim of the token, used for meta when the device sends no `hello`.
+    let tokenKind: String?
+    /// `jti` of the token, checked against the revocation list.
+    let tokenID: String?
+    /// Increases on every connect of this device (Unix ms, forced above the last one seen).
+    let session: Int64
+    /// When the connection was accepted (Unix ms).
+    let connectedAt: Int64
+    /// Peer address, for `devices` listings.
+    let remote: String
+    let channel: any Channel
+    private let closing = Mutex<OfflineReason?>(nil)
+
+    init(device: String, tokenKind: String?, tokenID: String?, session: Int64, connectedAt: Int64, remote: String, channel: any Channel) {
+        self.device = device
+        self.tokenKind = tokenKind
+        self.tokenID = tokenID
+        self.session = session
+        self.connectedAt = connectedAt
+        self.remote = remote
+        self.channel = channel
+    }
+
+    /// Sends one gateway message as a text frame.
+    func send(_ message: GatewayMessage) {
+        sendText(message.encoded())
+    }
+
+    /// Sends prepared UTF-8 JSON as a text frame.
+    func sendText(_ bytes: [UInt8]) {
+        let buffer = channel.allocator.buffer(bytes: bytes)
+        channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .text, data: buffer), promise: nil)
+    }
+
+    /// The reason recorded by the first `close`, if any.
+    var closeReason: OfflineReason? { closing.withLock { $0 } }
+
+    /// Closes with a WebSocket close code; the first reason given is the one published as availability.
+    func close(_ code: CloseCode, reason: OfflineReason, text: String? = nil) {
+        close(code: code.rawValue, reason: reason, text: text)
+    }
+
+    /// Closes with any WebSocket close code (1002 protocol errors are not in `CloseCode`).
+    func close(code: UInt16, reason: OfflineReason, text: String? = nil) {
+        let first = closing.withLock { current -> Bool in
+            guard current == nil else { return false }
+            current = reason
+            return true
+        }
+        guard first else { return }
+        var buffer = channel.allocator.buffer(capacity: 2 + (text?.utf8.count ?? 0))
+        buffer.write(webSocketErrorCode: WebSocketErrorCode(codeNumber: Int(code)))
+        if let text { buffer.writeString(text) }
+        let channel = self.channel
+        channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: buffer)).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+    }
+
+    /// Records a reason for a connection that ended without our close frame (peer close, lost link).
+    func noteEnded(_ reason: OfflineReason) {
+        closing.withLock { current in
+            if current == nil { current = reason }
+        }
+    }
+}

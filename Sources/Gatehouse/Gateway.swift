@@ -1,0 +1,107 @@
+import Foundation
+import GatehouseProtocol
+import Logging
+import Mosquitto
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// The gateway's core: bridges device sessions and the broker. The WebSocket server, the broker link
+/// and the timers call into it; it owns no threads of its own.
+public final class Gateway: Sendable {
+    let config: GatewayConfig
+    let topics: Topics
+    let logger: Logger
+    let broker: MosquittoClient
+    let directory = DeviceDirectory()
+    let commands: CommandBook
+    let pending = PendingQueue()
+    let credentials: CredentialStore
+    let metrics: GatewayMetrics
+    /// Timers (command deadlines, heartbeats) run on this loop.
+    let timerLoop: any EventLoop
+    let startedAt = Date()
+    let version = "0.1.0"
+    private let readiness = Mutex(Readiness())
+
+    struct Readiness {
+        var listening = false
+        var brokerReady = false
+    }
+
+    /// Builds the gateway from a validated config. Does not connect yet: `BrokerService` does.
+    public init(config: GatewayConfig, logger: Logger) throws {
+        self.config = config
+        self.topics = Topics(base: config.mqtt.baseTopic)
+        self.logger = logger
+        self.metrics = GatewayMetrics()
+        self.credentials = try CredentialStore(auth: config.auth, logger: logger)
+        self.commands = CommandBook()
+        self.timerLoop = MultiThreadedEventLoopGroup.singleton.any()
+        var options = try MQTTClientOptions(url: config.mqtt.url, clientID: config.mqtt.clientID ?? "gatehouse-\(config.gateway.id)")
+        options.keepalive = config.mqtt.keepaliveSeconds
+        options.maxInflight = config.mqtt.maxInflight
+        if let username = config.mqtt.username { options.username = username }
+        if let file = config.mqtt.passwordFile {
+            options.password = try String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .newlines)
+        }
+        if config.mqtt.caFile != nil || config.mqtt.certFile != nil || options.tls != nil {
+            options.tls = MQTTTLSOptions(caFile: config.mqtt.caFile, certFile: config.mqtt.certFile, keyFile: config.mqtt.keyFile)
+        }
+        let offline = BridgeState(state: "offline", ts: 0, version: version)
+        options.will = MQTTWill(topic: topics.bridgeState(config.gateway.id), payload: offline.encoded(), qos: .atLeastOnce, retain: true)
+        self.broker = try MosquittoClient(options: options, logger: logger)
+    }
+
+    /// This gateway's id.
+    var id: String { config.gateway.id }
+
+    /// True while listening, connected, subscribed and announced online (what `/readyz` reports).
+    public var isReady: Bool { readiness.withLock { $0.listening && $0.brokerReady } }
+
+    var isListening: Bool { readiness.withLock { $0.listening } }
+
+    func setListening(_ value: Bool) { readiness.withLock { $0.listening = value } }
+    func setBrokerReady(_ value: Bool) { readiness.withLock { $0.brokerReady = value } }
+
+    /// Publishes JSON; completion (on libmosquitto's thread) reports the PUBACK or the failure.
+    func publish(
+        _ topic: String, _ payload: [UInt8], qos: MQTTQoS = .atLeastOnce, retain: Bool = false,
+        properties: MQTTProperties = .init(), completion: (@Sendable (MosquittoError?) -> Void)? = nil
+    ) {
+        metrics.published(bytes: payload.count)
+        do {
+            try broker.publish(topic: topic, payload: payload, qos: qos, retain: retain, properties: properties) { error in
+                if let error { self.logger.warning("publish to \(topic) failed: \(error.message)") }
+                completion?(error)
+            }
+        } catch let error as MosquittoError {
+            logger.warning("publish to \(topic) failed: \(error.message)")
+            completion?(error)
+        } catch {
+            completion?(MosquittoError(code: .other, message: "\(error)"))
+        }
+    }
+}
+
+extension Gateway {
+    /// Publishes at QoS 1 and waits for the PUBACK, at most `timeout`; returns whether it came.
+    func publishAndWait(_ topic: String, _ payload: [UInt8], retain: Bool = false, timeout: Duration) async -> Bool {
+        let outcome = AsyncStream<Bool>.makeStream()
+        publish(topic, payload, retain: retain) { error in outcome.continuation.yield(error == nil) }
+        let timer = Task {
+            try? await Task.sleep(for: timeout)
+            outcome.continuation.yield(false)
+        }
+        defer { timer.cancel() }
+        for await confirmed in outcome.stream { return confirmed }
+        return false
+    }
+}
+
+/// Unix time in milliseconds.
+@inline(__always) func nowMs() -> Int64 {
+    var time = timespec()
+    clock_gettime(CLOCK_REALTIME, &time)
+    return Int64(time.tv_sec) * 1000 + Int64(time.tv_nsec) / 1_000_000
+}

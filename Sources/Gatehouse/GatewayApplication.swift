@@ -1,0 +1,35 @@
+import Hummingbird
+import HummingbirdCore
+import Logging
+import Mosquitto
+import GatehouseProtocol
+import Metrics
+import Prometheus
+import ServiceLifecycle
+
+/// Builds the runnable gateway: the HTTP/WebSocket listener plus the broker, health and reload services,
+/// started and stopped in a defined order by Hummingbird's service group (SIGTERM/SIGINT = graceful).
+public enum GatewayApplication {
+    /// Runs the gateway until SIGTERM/SIGINT, then shuts down gracefully.
+    public static func run(config: GatewayConfig, logger: Logger) async throws {
+        try await make(config: config, logger: logger).runService()
+    }
+
+    /// The application for a validated config.
+    static func make(config: GatewayConfig, logger: Logger) throws -> some ApplicationProtocol {
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let gateway = try Gateway(config: config, logger: logger)
+        return Application(
+            router: gateway.router(registry: registry),
+            server: HTTPServerBuilder { responder in GatewayChannel(responder: responder, gateway: gateway) },
+            configuration: .init(address: .hostname(config.gateway.host, port: config.gateway.port), serverName: "gatehouse"),
+            services: [BrokerService(gateway: gateway), HealthService(gateway: gateway), ReloadService(gateway: gateway)],
+            onServerRunning: { _ in
+                gateway.setListening(true)
+                logger.info("listening on \(config.gateway.host):\(config.gateway.port) as gateway \(config.gateway.id)")
+            },
+            logger: logger
+        )
+    }
+}

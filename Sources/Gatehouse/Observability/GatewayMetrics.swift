@@ -1,0 +1,93 @@
+import Logging
+import Mosquitto
+import CoreMetrics
+import GatehouseProtocol
+import Metrics
+import Synchronization
+
+/// The gateway's counters, through swift-metrics (exported by swift-prometheus on `/metrics`), plus
+/// plain atomics for the per-second rates of the health topic.
+final class GatewayMetrics: Sendable {
+    private let connections = Gauge(label: "gatehouse_devices_connected")
+    private let messagesIn: [String: Counter]
+    private let bytesIn = Counter(label: "gatehouse_device_bytes_in_total")
+    private let messagesOut = Counter(label: "gatehouse_mqtt_messages_out_total")
+    private let bytesOut = Counter(label: "gatehouse_mqtt_bytes_out_total")
+    private let acks = Counter(label: "gatehouse_acks_total")
+    private let badMessages = Counter(label: "gatehouse_bad_messages_total")
+    private let commandsDelivered = Counter(label: "gatehouse_commands_delivered_total")
+    private let commandRoundTrip = Timer(label: "gatehouse_command_round_trip_seconds")
+    private let inCount = Atomic<Int>(0)
+    private let outCount = Atomic<Int>(0)
+    private let rateMark = Mutex<(inCount: Int, outCount: Int)>((0, 0))
+
+    init() {
+        var byType: [String: Counter] = [:]
+        for type in ["hello", "telemetry", "state", "event", "response", "media"] {
+            byType[type] = Counter(label: "gatehouse_device_messages_in_total", dimensions: [("type", type)])
+        }
+        messagesIn = byType
+    }
+
+    func connected(_ count: Int) { connections.record(count) }
+
+    func received(_ body: DeviceMessageBody) {
+        inCount.add(1, ordering: .relaxed)
+        let type = switch body {
+        case .hello: "hello"
+        case .telemetry: "telemetry"
+        case .state: "state"
+        case .event: "event"
+        case .response: "response"
+        }
+        messagesIn[type]?.increment()
+    }
+
+    func receivedMedia(bytes: Int) {
+        inCount.add(1, ordering: .relaxed)
+        messagesIn["media"]?.increment()
+        bytesIn.increment(by: bytes)
+    }
+
+    func receivedBytes(_ count: Int) { bytesIn.increment(by: count) }
+
+    func published(bytes: Int) {
+        outCount.add(1, ordering: .relaxed)
+        messagesOut.increment()
+        bytesOut.increment(by: bytes)
+    }
+
+    func acked() { acks.increment() }
+
+    func nacked(_ code: NackCode) {
+        Counter(label: "gatehouse_nacks_total", dimensions: [("code", code.rawValue)]).increment()
+    }
+
+    func badMessage() { badMessages.increment() }
+
+    func closed(_ reason: OfflineReason) {
+        Counter(label: "gatehouse_disconnects_total", dimensions: [("reason", reason.rawValue)]).increment()
+    }
+
+    func refusedConnection(_ status: Int) {
+        Counter(label: "gatehouse_connections_refused_total", dimensions: [("status", String(status))]).increment()
+    }
+
+    func commandDelivered() { commandsDelivered.increment() }
+
+    func commandFinished(_ status: CommandStatus, latencyMs: Int64?) {
+        Counter(label: "gatehouse_command_responses_total", dimensions: [("status", status.rawValue)]).increment()
+        if let latencyMs { commandRoundTrip.recordMilliseconds(latencyMs) }
+    }
+
+    /// Messages per second in and out since the previous call.
+    func takeRates(intervalSeconds: Double) -> (inPerSecond: Double, outPerSecond: Double) {
+        let current = (inCount.load(ordering: .relaxed), outCount.load(ordering: .relaxed))
+        let previous = rateMark.withLock { mark in
+            defer { mark = current }
+            return mark
+        }
+        let seconds = max(intervalSeconds, 0.001)
+        return ((Double(current.0 - previous.inCount) / seconds).rounded(), (Double(current.1 - previous.outCount) / seconds).rounded())
+    }
+}

@@ -1,0 +1,163 @@
+import Logging
+import Mosquitto
+import GatehouseProtocol
+import NIOCore
+import NIOWebSocket
+
+/// Reads one device's WebSocket frames on its event loop: reassembles fragments, enforces size and
+/// UTF-8 rules, answers pings, runs the heartbeat, counts bad messages, and hands each well-formed
+/// message to the gateway. One instance per connection; no locks (everything runs on one loop).
+final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    private let gateway: Gateway
+    private var session: DeviceSession?
+    private var fragments: (opcode: WebSocketOpcode, data: ByteBuffer)?
+    private var lastHeard = NIODeadline.now()
+    private var heartbeat: RepeatedTask?
+    private var badMessageTimes: [NIODeadline] = []
+
+    init(gateway: Gateway) {
+        self.gateway = gateway
+    }
+
+    /// Binds the session once the gateway accepted it, and starts the heartbeat.
+    func start(_ session: DeviceSession, loop: any EventLoop) {
+        self.session = session
+        let period = TimeAmount.seconds(Int64(gateway.config.gateway.heartbeatSeconds))
+        heartbeat = loop.scheduleRepeatedTask(initialDelay: period, delay: period) { [self] _ in
+            if NIODeadline.now() - lastHeard >= period * 2 {
+                session.noteEnded(.heartbeatTimeout)
+                session.channel.close(promise: nil)
+                return
+            }
+            let ping = session.channel.allocator.buffer(string: "hb")
+            session.channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .ping, data: ping), promise: nil)
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        guard let session else { return }
+        lastHeard = .now()
+        guard frame.maskKey != nil else {
+            return session.close(code: 1002, reason: .badMessages, text: "client frames must be masked")
+        }
+        switch frame.opcode {
+        case .ping:
+            guard frame.fin, frame.length <= 125 else { return session.close(code: 1002, reason: .badMessages) }
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData)), promise: nil)
+        case .pong:
+            break
+        case .connectionClose:
+            session.noteEnded(.disconnected)
+            var data = frame.unmaskedData
+            let code = data.readWebSocketErrorCode() ?? .normalClosure
+            var reply = context.channel.allocator.buffer(capacity: 2)
+            reply.write(webSocketErrorCode: code)
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: reply))).whenComplete { _ in
+                context.close(promise: nil)
+            }
+        case .text, .binary:
+            guard fragments == nil else { return session.close(code: 1002, reason: .badMessages, text: "new message inside a fragmented one") }
+            if frame.fin {
+                receive(frame.opcode, frame.unmaskedData, session: session)
+            } else {
+                fragments = (frame.opcode, frame.unmaskedData)
+                checkSize(session: session)
+            }
+        case .continuation:
+            guard var assembled = fragments else { return session.close(code: 1002, reason: .badMessages, text: "continuation without a message") }
+            fragments = nil
+            var piece = frame.unmaskedData
+            assembled.data.writeBuffer(&piece)
+            fragments = assembled
+            guard checkSize(session: session) else { return }
+            if frame.fin {
+                fragments = nil
+                receive(assembled.opcode, assembled.data, session: session)
+            }
+        default:
+            session.close(code: 1002, reason: .badMessages, text: "unknown opcode")
+        }
+    }
+
+    /// Closes with 1009 when a (partial) message is over its limit; returns whether it is still fine.
+    @discardableResult
+    private func checkSize(session: DeviceSession) -> Bool {
+        guard let fragments else { return true }
+        let limits = gateway.config.limits
+        let limit = fragments.opcode == .text ? limits.maxMessageBytes : limits.maxMediaBytes
+        guard fragments.data.readableBytes > limit else { return true }
+        self.fragments = nil
+        session.close(.messageTooBig, reason: .messageTooBig, text: "message over \(limit) bytes")
+        return false
+    }
+
+    private func receive(_ opcode: WebSocketOpcode, _ data: ByteBuffer, session: DeviceSession) {
+        let limits = gateway.config.limits
+        gateway.metrics.receivedBytes(data.readableBytes)
+        if opcode == .text {
+            guard data.readableBytes <= limits.maxMessageBytes else {
+                return session.close(.messageTooBig, reason: .messageTooBig, text: "text message over \(limits.maxMessageBytes) bytes")
+            }
+            let parsed = data.withUnsafeReadableBytes { bytes -> Result<DeviceMessage, BadMessageError>? in
+                guard String(validating: bytes.bindMemory(to: UInt8.self), as: UTF8.self) != nil else { return nil }
+                return DeviceMessage.parse(bytes)
+            }
+            switch parsed {
+            case nil:
+                session.close(.invalidUTF8, reason: .invalidUTF8, text: "text frame is not valid UTF-8")
+            case .success(let message):
+                gateway.handle(message, from: session)
+            case .failure(let error):
+                rejected(error, session: session)
+            }
+        } else {
+            guard data.readableBytes <= limits.maxMediaBytes else {
+                return session.close(.messageTooBig, reason: .messageTooBig, text: "binary message over \(limits.maxMediaBytes) bytes")
+            }
+            let parsed = data.withUnsafeReadableBytes { MediaFrame.parseHeader($0) }
+            switch parsed {
+            case .success(let (header, offset)):
+                gateway.handleMedia(header: header, payload: data.getSlice(at: data.readerIndex + offset, length: data.readableBytes - offset)!, from: session)
+            case .failure(let error):
+                rejected(error, session: session)
+            }
+        }
+    }
+
+    /// A malformed message: `nack` its readable `seq`, else an `error` frame; too many in 60 s closes with 1008.
+    private func rejected(_ error: BadMessageError, session: DeviceSession) {
+        gateway.metrics.badMessage()
+        if let seq = error.seq {
+            session.send(.nack(seq: seq, code: NackCode.badMessage.rawValue, message: error.message))
+        } else {
+            session.send(.error(code: NackCode.badMessage.rawValue, message: error.message))
+        }
+        let now = NIODeadline.now()
+        badMessageTimes.append(now)
+        badMessageTimes.removeAll { now - $0 > .seconds(60) }
+        if badMessageTimes.count > gateway.config.limits.maxBadMessages {
+            session.close(.policyViolation, reason: .badMessages, text: "too many bad messages")
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let error = error as? NIOWebSocketError, error == .invalidFrameLength {
+            session?.noteEnded(.messageTooBig)
+        }
+        context.fireErrorCaught(error)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        heartbeat?.cancel()
+        if let session {
+            session.noteEnded(.connectionLost)
+            gateway.metrics.closed(session.closeReason ?? .connectionLost)
+            gateway.deviceDisconnected(session)
+        }
+        context.fireChannelInactive()
+    }
+}

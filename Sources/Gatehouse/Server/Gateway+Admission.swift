@@ -1,0 +1,77 @@
+import Logging
+import Mosquitto
+import Foundation
+import GatehouseProtocol
+import NIOHTTP1
+
+/// The answer to a WebSocket upgrade request, decided before any upgrade happens so that a refusal
+/// can carry its own HTTP status (401, 404, 400, 503) and a JSON body.
+enum Admission: Sendable {
+    case accept(claims: TokenClaims, responseHeaders: HTTPHeaders)
+    case refuse(Refusal)
+}
+
+/// An HTTP refusal of an upgrade request.
+struct Refusal: Sendable {
+    var status: HTTPResponseStatus
+    var code: String
+    var message: String
+
+    /// `{"error":{"code":"unauthorized","message":"..."}}`
+    var body: [UInt8] {
+        let error = JSONObject([("code", .string(code)), ("message", .string(message))])
+        return JSONValue.object(JSONObject([("error", .object(error))])).serialized()
+    }
+}
+
+extension Gateway {
+    static let connectPath = "/v1/connect"
+    static let subprotocol = "gatehouse.v1"
+
+    /// Decides an upgrade request: path, subprotocol, capacity, then the token (header wins over query).
+    func admit(_ head: HTTPRequestHead) -> Admission {
+        let (path, query) = splitURI(head.uri)
+        guard path == Self.connectPath else {
+            return .refuse(Refusal(status: .notFound, code: "not_found", message: "no such endpoint \(path); devices connect to \(Self.connectPath)"))
+        }
+        var headers = HTTPHeaders()
+        let offered = head.headers[canonicalForm: "Sec-WebSocket-Protocol"].map(String.init)
+        if !offered.isEmpty {
+            guard offered.contains(Self.subprotocol) else {
+                return .refuse(Refusal(status: .badRequest, code: "bad_subprotocol", message: "offer the subprotocol \(Self.subprotocol)"))
+            }
+            headers.add(name: "Sec-WebSocket-Protocol", value: Self.subprotocol)
+        }
+        guard isListening, directory.count < config.limits.maxConnections else {
+            return .refuse(Refusal(status: .serviceUnavailable, code: "unavailable", message: "the gateway takes no more connections now; retry later"))
+        }
+        guard let token = bearerToken(head.headers) ?? queryToken(query) else {
+            return .refuse(Refusal(status: .unauthorized, code: "unauthorized", message: "missing token: send Authorization: Bearer <jwt> or ?token=<jwt>"))
+        }
+        do {
+            return .accept(claims: try credentials.authenticate(token), responseHeaders: headers)
+        } catch {
+            return .refuse(Refusal(status: .unauthorized, code: "unauthorized", message: error.message))
+        }
+    }
+
+    private func splitURI(_ uri: String) -> (path: String, query: Substring?) {
+        guard let mark = uri.firstIndex(of: "?") else { return (uri, nil) }
+        return (String(uri[..<mark]), uri[uri.index(after: mark)...])
+    }
+
+    private func bearerToken(_ headers: HTTPHeaders) -> String? {
+        guard let value = headers.first(name: "Authorization") else { return nil }
+        let parts = value.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        return parts[1].trimmingCharacters(in: .whitespaces)
+    }
+
+    private func queryToken(_ query: Substring?) -> String? {
+        guard let query else { return nil }
+        for pair in query.split(separator: "&") where pair.hasPrefix("token=") {
+            return String(pair.dropFirst(6)).removingPercentEncoding
+        }
+        return nil
+    }
+}

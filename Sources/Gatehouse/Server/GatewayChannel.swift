@@ -1,0 +1,118 @@
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import Logging
+import Mosquitto
+import GatehouseProtocol
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
+import NIOWebSocket
+import ServiceLifecycle
+
+/// Hummingbird's child channel for the gateway's listener: `/v1/connect` WebSocket upgrades are decided
+/// by `Gateway.admit` (so a refusal can be a 401 with a JSON body, which Hummingbird's own WebSocket
+/// channel cannot do) and then served by `DeviceFrameHandler` directly on the event loop; every other
+/// request goes to the Hummingbird router (`/healthz`, `/readyz`, `/metrics`).
+struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
+    enum UpgradeResult: Sendable {
+        case device
+        case http(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>)
+        case refused(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, Refusal)
+    }
+
+    struct Value: ServerChildChannelValue {
+        let upgradeResult: EventLoopFuture<UpgradeResult>
+        let channel: any Channel
+    }
+
+    let responder: HTTPChannelHandler.Responder
+    let gateway: Gateway
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        let gateway = self.gateway
+        return channel.eventLoop.makeCompletedFuture {
+            let admission = NIOLoopBoundBox<Admission?>(nil, eventLoop: channel.eventLoop)
+            let upgrader = NIOTypedWebSocketServerUpgrader<UpgradeResult>(
+                maxFrameSize: gateway.maxFrameSize,
+                shouldUpgrade: { channel, head in
+                    let decision = gateway.admit(head)
+                    admission.value = decision
+                    if case .accept(_, let headers) = decision {
+                        return channel.eventLoop.makeSucceededFuture(headers)
+                    }
+                    return channel.eventLoop.makeSucceededFuture(nil)
+                },
+                upgradePipelineHandler: { channel, _ in
+                    channel.eventLoop.makeCompletedFuture {
+                        guard case .accept(let claims, _) = admission.value else { throw ChannelError.inappropriateOperationForState }
+                        let handler = DeviceFrameHandler(gateway: gateway)
+                        try channel.pipeline.syncOperations.addHandler(handler)
+                        let remote = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "unknown"
+                        handler.start(gateway.deviceConnected(claims: claims, channel: channel, remote: remote), loop: channel.eventLoop)
+                        return .device
+                    }
+                }
+            )
+            let upgradeConfiguration = NIOTypedHTTPServerUpgradeConfiguration(
+                upgraders: [upgrader],
+                notUpgradingCompletionHandler: { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+                        try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
+                        let http = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
+                            wrappingChannelSynchronously: channel,
+                            configuration: .init(isOutboundHalfClosureEnabled: true)
+                        )
+                        if case .refuse(let refusal) = admission.value { return .refused(http, refusal) }
+                        return .http(http)
+                    }
+                }
+            )
+            var configuration = NIOUpgradableHTTPServerPipelineConfiguration<UpgradeResult>(upgradeConfiguration: upgradeConfiguration)
+            configuration.enablePipelining = false
+            configuration.enableErrorHandling = false
+            configuration.enableResponseHeaderValidation = false
+            let result = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: configuration)
+            return Value(upgradeResult: result, channel: channel)
+        }
+    }
+
+    func handle(value: Value, logger: Logger) async {
+        do {
+            switch try await value.upgradeResult.get() {
+            case .http(let http):
+                await handleHTTP(asyncChannel: http, logger: logger)
+            case .refused(let http, let refusal):
+                gateway.metrics.refusedConnection(Int(refusal.status.code))
+                try await write(refusal, to: http)
+            case .device:
+                // Hummingbird's graceful shutdown waits for every connection: devices are closed with 1001.
+                try await withGracefulShutdownHandler {
+                    try await value.channel.closeFuture.get()
+                } onGracefulShutdown: {
+                    gateway.directory.session(forChannel: value.channel)?.close(.goingAway, reason: .gatewayShutdown, text: "gateway shutting down")
+                }
+            }
+        } catch {
+            logger.debug("connection ended: \(error)")
+        }
+    }
+
+    private func write(_ refusal: Refusal, to http: NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>) async throws {
+        let body = refusal.body
+        try await http.executeThenClose { _, outbound in
+            let head = HTTPResponse(
+                status: .init(code: Int(refusal.status.code)),
+                headerFields: [.contentType: "application/json", .contentLength: String(body.count), .connection: "close"]
+            )
+            try await outbound.write(contentsOf: [.head(head), .body(ByteBuffer(bytes: body)), .end(nil)])
+        }
+    }
+}
+
+extension Gateway {
+    /// Largest frame the decoder accepts; larger messages are refused with 1009 by NIO's error handler.
+    var maxFrameSize: Int { max(config.limits.maxMessageBytes, config.limits.maxMediaBytes) + 1 }
+}

@@ -1,0 +1,32 @@
+import Logging
+import Mosquitto
+import GatehouseProtocol
+import Hummingbird
+import Prometheus
+
+extension Gateway {
+    /// `/healthz` (the process runs), `/readyz` (listening, broker connected and subscribed, announced
+    /// online), `/metrics` (Prometheus text).
+    func router(registry: PrometheusCollectorRegistry) -> Router<BasicRequestContext> {
+        let router = Router()
+        router.get("/healthz") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "{\"status\":\"ok\"}")))
+        }
+        router.get("/readyz") { _, _ in
+            let ready = self.isReady
+            return Response(
+                status: ready ? .ok : .serviceUnavailable, headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(string: ready ? "{\"status\":\"ready\"}" : "{\"status\":\"not_ready\"}"))
+            )
+        }
+        router.get("/metrics") { _, _ in
+            var buffer: [UInt8] = []
+            registry.emit(into: &buffer)
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                body: .init(byteBuffer: ByteBuffer(bytes: buffer))
+            )
+        }
+        return router
+    }
+}

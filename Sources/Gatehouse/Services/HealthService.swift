@@ -1,0 +1,21 @@
+import Logging
+import Mosquitto
+import GatehouseProtocol
+import ServiceLifecycle
+
+/// Publishes `<base>/bridge/<gw>/health` every `gateway.health_interval_s`.
+struct HealthService: Service {
+    let gateway: Gateway
+
+    func run() async throws {
+        let interval = gateway.config.gateway.healthIntervalSeconds
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(interval)) }
+            guard !Task.isShuttingDownGracefully else { return }
+            let report = gateway.healthReport(intervalSeconds: Double(interval))
+            if gateway.broker.isConnected {
+                gateway.publish(gateway.topics.bridgeHealth(gateway.id), report.serialized(), qos: .atMostOnce)
+            }
+        }
+    }
+}

@@ -1,0 +1,28 @@
+import Logging
+import Mosquitto
+import GatehouseProtocol
+import ServiceLifecycle
+import UnixSignals
+
+/// Applies changes without dropping devices: the revoked file is polled every second, and SIGHUP
+/// re-reads it at once. Revoked devices that are connected are closed with 1008.
+struct ReloadService: Service {
+    let gateway: Gateway
+
+    func run() async throws {
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                    gateway.logger.info("SIGHUP: reloading the revocation list")
+                    _ = gateway.credentials.reloadRevoked(force: true)
+                    gateway.enforceRevocations()
+                }
+            }
+            while !Task.isShuttingDownGracefully {
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
+                if gateway.credentials.reloadRevoked() { gateway.enforceRevocations() }
+            }
+            group.cancelAll()
+        }
+    }
+}

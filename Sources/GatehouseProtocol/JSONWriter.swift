@@ -1,0 +1,58 @@
+/// Low-level helpers for writing JSON text into a byte buffer without building a ``JSONValue``.
+enum JSONWriter {
+    /// Appends `string` as a quoted, escaped JSON string.
+    static func appendString(_ string: String, to buffer: inout [UInt8]) {
+        buffer.append(UInt8(ascii: "\""))
+        let done: Void? = string.utf8.withContiguousStorageIfAvailable { utf8 in
+            appendEscaped(utf8, to: &buffer)
+        }
+        if done == nil {
+            var copy = string
+            copy.withUTF8 { appendEscaped($0, to: &buffer) }
+        }
+        buffer.append(UInt8(ascii: "\""))
+    }
+
+    /// Appends a `"key":` member prefix.
+    static func appendKey(_ key: String, to buffer: inout [UInt8]) {
+        appendString(key, to: &buffer)
+        buffer.append(UInt8(ascii: ":"))
+    }
+
+    /// Appends ASCII text verbatim (punctuation, keys known not to need escaping, numbers).
+    static func appendRaw(_ text: String, to buffer: inout [UInt8]) {
+        buffer.append(contentsOf: text.utf8)
+    }
+
+    private static func appendEscaped(_ utf8: UnsafeBufferPointer<UInt8>, to buffer: inout [UInt8]) {
+        var runStart = 0
+        for index in 0..<utf8.count {
+            let byte = utf8[index]
+            guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
+            if runStart < index {
+                buffer.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<index]))
+            }
+            runStart = index + 1
+            buffer.append(UInt8(ascii: "\\"))
+            switch byte {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"): buffer.append(byte)
+            case 0x08: buffer.append(UInt8(ascii: "b"))
+            case 0x0C: buffer.append(UInt8(ascii: "f"))
+            case 0x0A: buffer.append(UInt8(ascii: "n"))
+            case 0x0D: buffer.append(UInt8(ascii: "r"))
+            case 0x09: buffer.append(UInt8(ascii: "t"))
+            default:
+                buffer.append(contentsOf: "u00".utf8)
+                buffer.append(hexDigit(byte >> 4))
+                buffer.append(hexDigit(byte & 0x0F))
+            }
+        }
+        if runStart < utf8.count {
+            buffer.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<utf8.count]))
+        }
+    }
+
+    private static func hexDigit(_ nibble: UInt8) -> UInt8 {
+        nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
+    }
+}

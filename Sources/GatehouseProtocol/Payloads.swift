@@ -1,0 +1,230 @@
+/// MQTT payloads that the gateway writes and the CLI (or another gateway) reads.
+
+/// `<base>/<dev>/availability` (retained).
+public struct Availability: Sendable, Equatable {
+    /// `online` or `offline`.
+    public var state: String
+    /// The gateway that holds (or last held) the device.
+    public var gateway: String
+    /// The device's session number.
+    public var session: Int64
+    /// When it changed (Unix ms).
+    public var ts: Int64
+    /// Why it went offline (`OfflineReason`); only when offline.
+    public var reason: String?
+
+    /// An availability record.
+    public init(state: String, gateway: String, session: Int64, ts: Int64, reason: String? = nil) {
+        self.state = state
+        self.gateway = gateway
+        self.session = session
+        self.ts = ts
+        self.reason = reason
+    }
+
+    /// The JSON form.
+    public func json() -> JSONValue {
+        var object: JSONObject = ["state": .string(state), "gateway": .string(gateway), "session": .number(session), "ts": .number(ts)]
+        if state != "online", let reason { object["reason"] = .string(reason) }
+        return .object(object)
+    }
+
+    /// Reads the JSON form.
+    public init?(json: JSONValue) {
+        guard let state = json["state"]?.stringValue, let gateway = json["gateway"]?.stringValue else { return nil }
+        self.init(state: state, gateway: gateway, session: json["session"]?.numberValue?.int64Value ?? 0,
+                  ts: json["ts"]?.numberValue?.int64Value ?? 0, reason: json["reason"]?.stringValue)
+    }
+}
+
+/// `<base>/bridge/<gw>/state` (retained; `offline` is also the gateway's Will).
+public struct BridgeState: Sendable, Equatable {
+    /// `online` or `offline`.
+    public var state: String
+    /// When it changed (Unix ms).
+    public var ts: Int64
+    /// The gateway's version.
+    public var version: String
+
+    /// A bridge state.
+    public init(state: String, ts: Int64, version: String) {
+        self.state = state
+        self.ts = ts
+        self.version = version
+    }
+
+    /// The JSON form.
+    public func json() -> JSONValue {
+        ["state": .string(state), "ts": .number(ts), "version": .string(version)]
+    }
+
+    /// Reads the JSON form.
+    public init?(json: JSONValue) {
+        guard let state = json["state"]?.stringValue else { return nil }
+        self.init(state: state, ts: json["ts"]?.numberValue?.int64Value ?? 0, version: json["version"]?.stringValue ?? "")
+    }
+}
+
+/// `<base>/<dev>/meta` (retained), every key present.
+public struct DeviceMeta: Sendable, Equatable {
+    /// When the `hello` arrived (Unix ms).
+    public var ts: Int64
+    /// From `hello`, else from the token.
+    public var kind: String?
+    /// Device model.
+    public var model: String?
+    /// Firmware version.
+    public var firmware: String?
+    /// What the device accepts.
+    public var capabilities: JSONObject?
+
+    /// A meta record.
+    public init(ts: Int64, kind: String?, model: String?, firmware: String?, capabilities: JSONObject?) {
+        self.ts = ts
+        self.kind = kind
+        self.model = model
+        self.firmware = firmware
+        self.capabilities = capabilities
+    }
+
+    /// The JSON form (`null` for unknown keys).
+    public func json() -> JSONValue {
+        [
+            "ts": .number(ts), "kind": kind.map(JSONValue.string) ?? .null, "model": model.map(JSONValue.string) ?? .null,
+            "firmware": firmware.map(JSONValue.string) ?? .null, "capabilities": capabilities.map(JSONValue.object) ?? .null,
+        ]
+    }
+
+    /// Reads the JSON form.
+    public init?(json: JSONValue) {
+        guard json.objectValue != nil else { return nil }
+        self.init(ts: json["ts"]?.numberValue?.int64Value ?? 0, kind: json["kind"]?.stringValue, model: json["model"]?.stringValue,
+                  firmware: json["firmware"]?.stringValue, capabilities: json["capabilities"]?.objectValue)
+    }
+}
+
+/// `<base>/<dev>/state` (retained): the reported state after merge patches.
+public struct StateDocument: Sendable, Equatable {
+    /// When it last changed (Unix ms).
+    public var ts: Int64
+    /// Increases by one per update.
+    public var version: Int64
+    /// The merged state.
+    public var data: JSONObject
+
+    /// A state document.
+    public init(ts: Int64, version: Int64, data: JSONObject) {
+        self.ts = ts
+        self.version = version
+        self.data = data
+    }
+
+    /// The JSON form.
+    public func json() -> JSONValue {
+        ["ts": .number(ts), "version": .number(version), "data": .object(data)]
+    }
+
+    /// Reads the JSON form.
+    public init?(json: JSONValue) {
+        guard let data = json["data"]?.objectValue else { return nil }
+        self.init(ts: json["ts"]?.numberValue?.int64Value ?? 0, version: json["version"]?.numberValue?.int64Value ?? 0, data: data)
+    }
+}
+
+/// `<base>/<dev>/response/<command>`: one final response per request (plus an interim `queued`).
+public struct CommandResponse: Sendable, Equatable {
+    /// The request's id, with its JSON type.
+    public var id: JSONValue
+    /// The status.
+    public var status: CommandStatus
+    /// The device's data (`null` when it gave none); absent for gateway-made responses.
+    public var data: JSONValue?
+    /// `{"code","message"}`, only when the status is not `ok`/`queued`.
+    public var error: JSONObject?
+    /// When it was published (Unix ms).
+    public var ts: Int64
+
+    /// A response.
+    public init(id: JSONValue, status: CommandStatus, data: JSONValue?, error: JSONObject?, ts: Int64) {
+        self.id = id
+        self.status = status
+        self.data = data
+        self.error = error
+        self.ts = ts
+    }
+
+    /// The JSON form.
+    public func json() -> JSONValue {
+        var object: JSONObject = ["id": id, "status": .string(status.rawValue)]
+        object["data"] = data ?? .null
+        if status != .ok && status != .queued { object["error"] = .object(error ?? JSONObject()) }
+        object["ts"] = .number(ts)
+        return .object(object)
+    }
+
+    /// Reads the JSON form.
+    public init?(json: JSONValue) {
+        guard let id = json["id"], let status = json["status"]?.stringValue.flatMap(CommandStatus.init(rawValue:)) else { return nil }
+        self.init(id: id, status: status, data: json["data"], error: json["error"]?.objectValue, ts: json["ts"]?.numberValue?.int64Value ?? 0)
+    }
+}
+
+/// `<base>/bridge/<gw>/response/<op>`.
+public struct BridgeResponse: Sendable, Equatable {
+    /// The request's id.
+    public var id: JSONValue
+    /// `ok` or `error`.
+    public var status: String
+    /// The result.
+    public var data: JSONValue?
+    /// `{"code","message"}` on error.
+    public var error: JSONObject?
+
+    /// A bridge response.
+    public init(id: JSONValue, status: String, data: JSONValue?, error: JSONObject?) {
+        self.id = id
+        self.status = status
+        self.data = data
+        self.error = error
+    }
+
+    /// The JSON form.
+    public func json() -> JSONValue {
+        var object: JSONObject = ["id": id, "status": .string(status)]
+        object["data"] = data ?? .null
+        if let error { object["error"] = .object(error) }
+        return .object(object)
+    }
+
+    /// Reads the JSON form.
+    public init?(json: JSONValue) {
+        guard let id = json["id"], let status = json["status"]?.stringValue else { return nil }
+        self.init(id: id, status: status, data: json["data"], error: json["error"]?.objectValue)
+    }
+}
+
+/// Encoding and decoding shared by every payload type.
+public protocol JSONPayload {
+    /// The JSON form.
+    func json() -> JSONValue
+    /// Reads the JSON form.
+    init?(json: JSONValue)
+}
+
+extension JSONPayload {
+    /// Compact UTF-8 JSON.
+    public func encoded() -> [UInt8] { json().serialized() }
+
+    /// Parses a payload; nil when it is not valid JSON of this shape (an empty retained message clears).
+    public static func decode(_ bytes: [UInt8]) -> Self? {
+        guard !bytes.isEmpty, let value = try? JSONValue(parsing: bytes) else { return nil }
+        return Self(json: value)
+    }
+}
+
+extension Availability: JSONPayload {}
+extension BridgeState: JSONPayload {}
+extension DeviceMeta: JSONPayload {}
+extension StateDocument: JSONPayload {}
+extension CommandResponse: JSONPayload {}
+extension BridgeResponse: JSONPayload {}

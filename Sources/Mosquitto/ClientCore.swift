@@ -1,0 +1,427 @@
+import CMosquitto
+import Logging
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// State shared between the Swift API (any thread) and libmosquitto's network thread (callbacks).
+///
+/// libmosquitto's `userdata` points at this object (unretained; `MosquittoClient` owns it and stops the
+/// network thread before releasing it). Callbacks never block or await: they copy what they need, update
+/// `state` under the mutex and resume continuations or yield into streams after releasing it.
+///
+/// Acknowledgements are matched to waiters by message id. The ack can arrive on the network thread before
+/// the call that sent the packet has learned its id, so every sender bumps `sendsInProgress` before calling
+/// into libmosquitto; an ack without a waiter is parked in `early*` while a send is in progress and picked
+/// up by the sender when it registers. Parked acks nobody claims (QoS 0 packets dropped on a lost
+/// connection, acks for resubscriptions) are discarded whenever no send is in progress.
+final class ClientCore: Sendable {
+    typealias PublishContinuation = CheckedContinuation<Int32, any Error>
+    typealias SubscribeContinuation = CheckedContinuation<[Int32], any Error>
+    /// Who waits for a QoS 1 PUBACK: an async caller, or a callback run on the network thread
+    /// (the gateway's per-message path, which must not create a task per message).
+    enum PublishWaiter: Sendable {
+        case continuation(PublishContinuation)
+        case callback(@Sendable (Result<Int32, MosquittoError>) -> Void)
+
+        func resume(with result: Result<Int32, MosquittoError>) {
+            switch self {
+            case .continuation(let continuation): continuation.resume(with: result.mapError { $0 as any Error })
+            case .callback(let callback): callback(result)
+            }
+        }
+    }
+
+    typealias UnsubscribeContinuation = CheckedContinuation<Void, any Error>
+
+    enum Phase {
+        case idle
+        case running
+        case stopped
+    }
+
+    /// One `subscribe` call: remembered so it can be repeated after every reconnect.
+    struct SubscriptionGroup {
+        var filters: [String]
+        var qos: MQTTQoS
+        /// MQTT 5 Subscription Identifier sent with it, echoed on every message it matches.
+        var identifier: UInt32?
+        /// The caller of `subscribe` while it still waits for its first SUBACK.
+        var waiter: SubscribeContinuation?
+    }
+
+    struct ConnectWaiter {
+        /// Fail on the first refused or failed attempt (`connect`) instead of waiting for a later one.
+        var failFast: Bool
+        var continuation: CheckedContinuation<Void, any Error>
+    }
+
+    struct State {
+        var phase = Phase.idle
+        var connected = false
+        /// Bumped on every connect and disconnect, so a sender can tell the connection changed under it.
+        var generation = 0
+        var publishWaiters: [Int32: PublishWaiter] = [:]
+        var earlyPublishAcks: [Int32: Int32] = [:]
+        /// Ids of QoS 0 publishes; libmosquitto reports them as "sent" through the same callback as PUBACKs.
+        var qos0Mids: Set<Int32> = []
+        var groups: [Int: SubscriptionGroup] = [:]
+        var subscribeMids: [Int32: Int] = [:]
+        var earlySubacks: [Int32: [Int32]] = [:]
+        var unsubscribeWaiters: [Int32: UnsubscribeContinuation] = [:]
+        var earlyUnsubacks: Set<Int32> = []
+        var connectWaiters: [Int: ConnectWaiter] = [:]
+        var nextID = 0
+
+        mutating func makeID() -> Int {
+            nextID += 1
+            return nextID
+        }
+
+        /// Called under the lock when a sender has registered; drops orphaned acks once nobody can claim them.
+        mutating func endSend(_ sendsInProgress: borrowing Atomic<Int>) {
+            if sendsInProgress.wrappingSubtract(1, ordering: .sequentiallyConsistent).newValue == 0 {
+                if !earlyPublishAcks.isEmpty { earlyPublishAcks.removeAll(keepingCapacity: true) }
+                if !earlySubacks.isEmpty { earlySubacks.removeAll() }
+                if !earlyUnsubacks.isEmpty { earlyUnsubacks.removeAll() }
+            }
+        }
+    }
+
+    let state = Mutex(State())
+    /// Sends between `beginSend` and their registration (an atomic, so a publish takes the mutex only once).
+    let sendsInProgress = Atomic<Int>(0)
+    let logger: Logger
+    let address: String
+    let messageContinuation: AsyncStream<MQTTMessage>.Continuation
+    let eventContinuation: AsyncStream<MQTTConnectionEvent>.Continuation
+
+    init(
+        logger: Logger,
+        address: String,
+        messageContinuation: AsyncStream<MQTTMessage>.Continuation,
+        eventContinuation: AsyncStream<MQTTConnectionEvent>.Continuation
+    ) {
+        self.logger = logger
+        self.address = address
+        self.messageContinuation = messageContinuation
+        self.eventContinuation = eventContinuation
+    }
+
+    static func from(_ userdata: UnsafeMutableRawPointer?) -> ClientCore {
+        Unmanaged<ClientCore>.fromOpaque(userdata!).takeUnretainedValue()
+    }
+
+    static var closedError: MosquittoError {
+        MosquittoError(code: .closed, message: "the MQTT client was stopped")
+    }
+
+    // MARK: Senders (any thread)
+
+    /// Marks the start of a send whose ack may race the returned message id.
+    func beginSend() {
+        sendsInProgress.wrappingAdd(1, ordering: .sequentiallyConsistent)
+    }
+
+    /// Registers the waiter for a QoS 1 publish that libmosquitto accepted (or queued) as `mid`.
+    func registerPublish(mid: Int32, waiter: PublishWaiter) {
+        let outcome: Result<Int32, MosquittoError>? = state.withLock { state in
+            state.endSend(sendsInProgress)
+            if state.phase == .stopped { return .failure(Self.closedError) }
+            if let reason = state.earlyPublishAcks.removeValue(forKey: mid) { return .success(reason) }
+            state.publishWaiters[mid] = waiter
+            return nil
+        }
+        if let outcome { waiter.resume(with: outcome) }
+    }
+
+    /// Records a QoS 0 publish (so its "sent" notification is not mistaken for a PUBACK), or just ends the send.
+    func finishQoS0Publish(mid: Int32?) {
+        state.withLock { state in
+            state.endSend(sendsInProgress)
+            if let mid, state.earlyPublishAcks.removeValue(forKey: mid) == nil {
+                state.qos0Mids.insert(mid)
+            }
+        }
+    }
+
+    /// Registers a subscription group the caller sent itself (`mid` nil when the send failed with `rc`).
+    func registerSubscribe(groupID: Int, generation: Int, mid: Int32?, rc: Int32) {
+        let outcome: (SubscribeContinuation?, Result<[Int32], MosquittoError>)? = state.withLock { state in
+            state.endSend(sendsInProgress)
+            guard let mid else {
+                // Not connected after all: the next on_connect subscribes the group.
+                if rc == MosquittoResult.noConnection { return nil }
+                let group = state.groups.removeValue(forKey: groupID)
+                let filters = (group?.filters ?? []).joined(separator: ", ")
+                return (group?.waiter, .failure(MosquittoError(rc: rc, context: "cannot subscribe to \(filters)")))
+            }
+            if let codes = state.earlySubacks.removeValue(forKey: mid) {
+                guard let (waiter, _) = Self.resolveSubscription(groupID, codes: codes, in: &state) else { return nil }
+                return (waiter, .success(codes))
+            }
+            // If the connection changed since the caller looked, on_connect has sent (or will send) the group again.
+            if state.generation == generation, state.connected {
+                state.subscribeMids[mid] = groupID
+            }
+            return nil
+        }
+        if let (waiter, result) = outcome { waiter?.resume(with: result) }
+    }
+
+    /// Registers an UNSUBSCRIBE the caller sent as `mid`.
+    func registerUnsubscribe(mid: Int32, generation: Int, continuation: UnsubscribeContinuation) {
+        let done: Bool = state.withLock { state in
+            state.endSend(sendsInProgress)
+            if state.earlyUnsubacks.remove(mid) != nil { return true }
+            // Connection lost meanwhile: with a clean start the broker has forgotten the subscription anyway.
+            if state.generation != generation || !state.connected || state.phase == .stopped { return true }
+            state.unsubscribeWaiters[mid] = continuation
+            return false
+        }
+        if done { continuation.resume() }
+    }
+
+    /// Ends a send that failed before anything was queued.
+    func abandonSend() {
+        state.withLock { $0.endSend(sendsInProgress) }
+    }
+
+    // MARK: Callbacks (network thread)
+
+    func handlePublishAck(mid: Int32, reasonCode: Int32) {
+        let waiter: PublishWaiter? = state.withLock { state in
+            if let waiter = state.publishWaiters.removeValue(forKey: mid) { return waiter }
+            if state.qos0Mids.remove(mid) == nil, sendsInProgress.load(ordering: .sequentiallyConsistent) > 0 {
+                state.earlyPublishAcks[mid] = reasonCode
+            }
+            return nil
+        }
+        waiter?.resume(with: .success(reasonCode))
+    }
+
+    func handleMessage(_ message: UnsafePointer<mosquitto_message>, properties: OpaquePointer?) {
+        let raw = message.pointee
+        let payload =
+            raw.payloadlen > 0
+            ? [UInt8](UnsafeRawBufferPointer(start: raw.payload, count: Int(raw.payloadlen))) : []
+        messageContinuation.yield(
+            MQTTMessage(
+                topic: raw.topic.map { String(cString: $0) } ?? "",
+                payload: payload,
+                qos: raw.qos == 0 ? .atMostOnce : .atLeastOnce,
+                retain: raw.retain,
+                properties: properties == nil ? MQTTProperties() : MQTTProperties(copying: properties)
+            )
+        )
+    }
+
+    func handleSubscribeAck(mid: Int32, codes: [Int32]) {
+        let resolved: (SubscribeContinuation?, [String])? = state.withLock { state in
+            guard let groupID = state.subscribeMids.removeValue(forKey: mid) else {
+                if sendsInProgress.load(ordering: .sequentiallyConsistent) > 0 { state.earlySubacks[mid] = codes }
+                return nil
+            }
+            return Self.resolveSubscription(groupID, codes: codes, in: &state)
+        }
+        guard let (waiter, rejected) = resolved else { return }
+        if let waiter {
+            waiter.resume(returning: codes)
+        } else if !rejected.isEmpty {
+            logger.warning(
+                "Broker refused resubscription; these filters are dropped",
+                metadata: ["mqtt.filters": "\(rejected)", "mqtt.broker": "\(address)"]
+            )
+        }
+    }
+
+    /// Hands the SUBACK to the waiting caller and forgets the filters the broker refused.
+    static func resolveSubscription(
+        _ groupID: Int,
+        codes: [Int32],
+        in state: inout State
+    ) -> (SubscribeContinuation?, [String])? {
+        guard var group = state.groups[groupID] else { return nil }
+        let waiter = group.waiter
+        group.waiter = nil
+        var kept: [String] = []
+        var rejected: [String] = []
+        for (index, filter) in group.filters.enumerated() {
+            if index < codes.count, codes[index] >= 0x80 { rejected.append(filter) } else { kept.append(filter) }
+        }
+        group.filters = kept
+        state.groups[groupID] = kept.isEmpty ? nil : group
+        return (waiter, rejected)
+    }
+
+    func handleUnsubscribeAck(mid: Int32) {
+        let waiter: UnsubscribeContinuation? = state.withLock { state in
+            if let waiter = state.unsubscribeWaiters.removeValue(forKey: mid) { return waiter }
+            if sendsInProgress.load(ordering: .sequentiallyConsistent) > 0 { state.earlyUnsubacks.insert(mid) }
+            return nil
+        }
+        waiter?.resume()
+    }
+
+    func handleConnect(handle: OpaquePointer, reasonCode: Int32, flags: Int32) {
+        guard reasonCode == 0 else {
+            let error = MosquittoError(
+                code: .connectionRefused,
+                message: "broker at \(address) refused the connection: \(MosquittoError.describeReason(reasonCode))",
+                reasonCode: reasonCode
+            )
+            logger.warning("MQTT connection refused", metadata: ["mqtt.error": "\(error.message)"])
+            failConnectWaiters(with: error)
+            eventContinuation.yield(.disconnected(reason: error.message))
+            return
+        }
+        let (groups, waiters) = state.withLock { state in
+            state.connected = true
+            state.generation += 1
+            // QoS 0 packets queued on the old connection were dropped with it and will never be reported.
+            state.qos0Mids.removeAll()
+            let waiters = Array(state.connectWaiters.values)
+            state.connectWaiters.removeAll()
+            return (state.groups.sorted { $0.key < $1.key }, waiters)
+        }
+        // Resubscribe from inside the callback: the SUBACKs are read by this same thread, so they cannot
+        // arrive before the ids are recorded below.
+        var sent: [(Int32, Int)] = []
+        for (groupID, group) in groups {
+            var mid: Int32 = 0
+            let rc = Self.sendSubscribe(handle: handle, filters: group.filters, qos: group.qos, identifier: group.identifier, mid: &mid)
+            if rc == MosquittoResult.success {
+                sent.append((mid, groupID))
+            } else {
+                logger.warning(
+                    "Cannot resubscribe",
+                    metadata: ["mqtt.filters": "\(group.filters)", "mqtt.error": "\(MosquittoError.describe(rc))"]
+                )
+            }
+        }
+        if !sent.isEmpty {
+            state.withLock { state in
+                for (mid, groupID) in sent { state.subscribeMids[mid] = groupID }
+            }
+        }
+        let sessionPresent = flags & 1 != 0
+        logger.info(
+            "Connected to MQTT broker",
+            metadata: [
+                "mqtt.broker": "\(address)", "mqtt.sessionPresent": "\(sessionPresent)",
+                "mqtt.resubscribed": "\(sent.count)",
+            ]
+        )
+        for waiter in waiters { waiter.continuation.resume() }
+        eventContinuation.yield(.connected(sessionPresent: sessionPresent))
+    }
+
+    func handleDisconnect(reasonCode: Int32) {
+        let reason: String
+        if reasonCode == 0 {
+            reason = "disconnected by the client"
+        } else if reasonCode >= 0x80 {
+            reason = "broker closed the connection: \(MosquittoError.describeReason(reasonCode))"
+        } else {
+            reason = MosquittoError.describe(reasonCode)
+        }
+        let (unsubscribers, wasConnected, phase) = state.withLock { state in
+            let wasConnected = state.connected
+            state.connected = false
+            state.generation += 1
+            // SUBSCRIBEs in flight are lost with the connection; their groups are sent again on reconnect.
+            state.subscribeMids.removeAll()
+            // With a clean start the broker forgets the subscriptions anyway, so pending UNSUBSCRIBEs are done.
+            let unsubscribers = Array(state.unsubscribeWaiters.values)
+            state.unsubscribeWaiters.removeAll()
+            return (unsubscribers, wasConnected, state.phase)
+        }
+        for waiter in unsubscribers { waiter.resume() }
+        if wasConnected {
+            if phase == .stopped {
+                logger.debug("Disconnected from MQTT broker", metadata: ["mqtt.broker": "\(address)"])
+            } else {
+                logger.warning(
+                    "Lost connection to MQTT broker; reconnecting",
+                    metadata: ["mqtt.broker": "\(address)", "mqtt.reason": "\(reason)"]
+                )
+            }
+        } else {
+            logger.debug("MQTT connection attempt failed", metadata: ["mqtt.broker": "\(address)", "mqtt.reason": "\(reason)"])
+            failConnectWaiters(
+                with: MosquittoError(
+                    code: .unreachable,
+                    message: "cannot reach broker at \(address): \(reason)",
+                    reasonCode: reasonCode
+                )
+            )
+        }
+        eventContinuation.yield(.disconnected(reason: reason))
+    }
+
+    /// Fails the `connect()` caller (fail-fast waiters only; `waitUntilConnected` keeps waiting).
+    func failConnectWaiters(with error: MosquittoError) {
+        let waiters: [ConnectWaiter] = state.withLock { state in
+            let failing = state.connectWaiters.filter { $0.value.failFast }
+            for key in failing.keys { state.connectWaiters[key] = nil }
+            return Array(failing.values)
+        }
+        for waiter in waiters { waiter.continuation.resume(throwing: error) }
+    }
+
+    static func sendSubscribe(handle: OpaquePointer, filters: [String], qos: MQTTQoS, identifier: UInt32?, mid: inout Int32) -> Int32 {
+        let cStrings = filters.map { strdup($0) }
+        var properties: OpaquePointer?
+        defer {
+            for string in cStrings { free(string) }
+            mosquitto_property_free_all(&properties)
+        }
+        if let identifier {
+            mosquitto_property_add_varint(&properties, MQTTPropertyID.subscriptionIdentifier, identifier)
+        }
+        return cStrings.withUnsafeBufferPointer { buffer in
+            mosquitto_subscribe_multiple(handle, &mid, Int32(buffer.count), buffer.baseAddress, qos.rawValue, 0, properties)
+        }
+    }
+
+    static func sendUnsubscribe(handle: OpaquePointer, filters: [String], mid: inout Int32) -> Int32 {
+        let cStrings = filters.map { strdup($0) }
+        defer { for string in cStrings { free(string) } }
+        return cStrings.withUnsafeBufferPointer { buffer in
+            mosquitto_unsubscribe_multiple(handle, &mid, Int32(buffer.count), buffer.baseAddress, nil)
+        }
+    }
+}
+
+extension ClientCore {
+    /// Everything that waits on the client, taken out of the state by `stop()` to be failed outside the lock.
+    struct Waiters {
+        var publishes: [PublishWaiter]
+        var subscribes: [SubscribeContinuation]
+        var unsubscribes: [UnsubscribeContinuation]
+        var connects: [CheckedContinuation<Void, any Error>]
+
+        init(takingFrom state: inout State) {
+            publishes = Array(state.publishWaiters.values)
+            subscribes = state.groups.values.compactMap(\.waiter)
+            unsubscribes = Array(state.unsubscribeWaiters.values)
+            connects = state.connectWaiters.values.map(\.continuation)
+            state.publishWaiters.removeAll()
+            state.unsubscribeWaiters.removeAll()
+            state.connectWaiters.removeAll()
+            state.subscribeMids.removeAll()
+            for key in state.groups.keys { state.groups[key]?.waiter = nil }
+        }
+
+        func fail(with error: MosquittoError) {
+            for waiter in publishes { waiter.resume(with: .failure(error)) }
+            for waiter in subscribes { waiter.resume(throwing: error) }
+            for waiter in unsubscribes { waiter.resume(throwing: error) }
+            for waiter in connects { waiter.resume(throwing: error) }
+        }
+    }
+}

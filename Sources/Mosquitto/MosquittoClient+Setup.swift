@@ -1,0 +1,87 @@
+import CMosquitto
+
+extension MosquittoClient {
+    /// Applies the options to a fresh handle; libmosquitto copies every string it keeps.
+    static func configure(_ handle: OpaquePointer, options: MQTTClientOptions) throws {
+        func check(_ rc: Int32, _ what: @autoclosure () -> String) throws {
+            guard rc == MosquittoResult.success else { throw MosquittoError(rc: rc, context: what()) }
+        }
+        try check(
+            mosquitto_int_option(handle, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5),
+            "cannot select MQTT 5"
+        )
+        // Commands and acks are small and latency-sensitive; don't let Nagle hold them back.
+        try check(mosquitto_int_option(handle, MOSQ_OPT_TCP_NODELAY, 1), "cannot set TCP_NODELAY")
+        try check(
+            mosquitto_int_option(handle, MOSQ_OPT_SEND_MAXIMUM, Int32(clamping: min(max(options.maxInflight, 1), 65535))),
+            "invalid maxInflight \(options.maxInflight)"
+        )
+        let delayMin = options.reconnectDelayMin.wholeSecondsRoundedUp
+        try check(
+            mosquitto_reconnect_delay_set(handle, delayMin, max(delayMin, options.reconnectDelayMax.wholeSecondsRoundedUp), true),
+            "invalid reconnect delays"
+        )
+        if options.username != nil || options.password != nil {
+            try check(
+                mosquitto_username_pw_set(handle, options.username ?? "", options.password),
+                "cannot set the MQTT credentials"
+            )
+        }
+        if let tls = options.tls {
+            if tls.caFile == nil, tls.caPath == nil {
+                try check(mosquitto_int_option(handle, MOSQ_OPT_TLS_USE_OS_CERTS, 1), "cannot use the OS trust store")
+            } else {
+                try check(
+                    mosquitto_tls_set(handle, tls.caFile, tls.caPath, tls.certFile, tls.keyFile, nil),
+                    "cannot set up TLS (check that caFile/caPath/certFile/keyFile exist and are readable)"
+                )
+            }
+            if tls.insecure {
+                try check(mosquitto_tls_insecure_set(handle, true), "cannot disable the TLS host name check")
+            }
+        }
+        if let will = options.will {
+            try check(
+                will.payload.withUnsafeBytes { bytes in
+                    mosquitto_will_set_v5(
+                        handle, will.topic, Int32(clamping: bytes.count), bytes.baseAddress, will.qos.rawValue, will.retain, nil
+                    )
+                },
+                "invalid will on topic \(will.topic)"
+            )
+        }
+    }
+
+    /// Routes libmosquitto's callbacks (network thread) to the `ClientCore` behind the userdata pointer.
+    static func installCallbacks(_ handle: OpaquePointer) {
+        mosquitto_connect_v5_callback_set(handle) { mosq, userdata, reasonCode, flags, _ in
+            guard let mosq else { return }
+            ClientCore.from(userdata).handleConnect(handle: mosq, reasonCode: reasonCode, flags: flags)
+        }
+        mosquitto_disconnect_v5_callback_set(handle) { _, userdata, reasonCode, _ in
+            ClientCore.from(userdata).handleDisconnect(reasonCode: reasonCode)
+        }
+        mosquitto_publish_v5_callback_set(handle) { _, userdata, mid, reasonCode, _ in
+            ClientCore.from(userdata).handlePublishAck(mid: mid, reasonCode: reasonCode)
+        }
+        mosquitto_message_v5_callback_set(handle) { _, userdata, message, properties in
+            guard let message else { return }
+            ClientCore.from(userdata).handleMessage(message, properties: properties)
+        }
+        mosquitto_subscribe_v5_callback_set(handle) { _, userdata, mid, count, granted, _ in
+            let codes = granted.map { Array(UnsafeBufferPointer(start: $0, count: Int(count))) } ?? []
+            ClientCore.from(userdata).handleSubscribeAck(mid: mid, codes: codes)
+        }
+        mosquitto_unsubscribe_v5_callback_set(handle) { _, userdata, mid, _ in
+            ClientCore.from(userdata).handleUnsubscribeAck(mid: mid)
+        }
+    }
+}
+
+extension Duration {
+    /// Whole seconds, rounded up, at least 1: libmosquitto's reconnect delays are whole seconds.
+    fileprivate var wholeSecondsRoundedUp: UInt32 {
+        let (seconds, attoseconds) = components
+        return UInt32(clamping: max(1, seconds + (attoseconds > 0 ? 1 : 0)))
+    }
+}

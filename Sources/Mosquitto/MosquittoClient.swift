@@ -1,0 +1,416 @@
+import CMosquitto
+import Logging
+import Synchronization
+
+/// One libmosquitto client: one network thread (`mosquitto_loop_start`) per client, not per message.
+///
+/// `@unchecked Sendable` is sound because the only non-Sendable stored property is the C handle, a `let`
+/// that is never reassigned; libmosquitto guards its own state with internal mutexes once the network
+/// thread runs, and all Swift-side mutable state lives in `ClientCore` behind a `Mutex`. The handle is
+/// destroyed in `deinit`, after `stop()` has joined the network thread, so no callback can outlive it.
+public final class MosquittoClient: @unchecked Sendable {
+    /// The options the client was created with.
+    public let options: MQTTClientOptions
+    /// Every incoming message, copied out of the C callback. Single consumer; finishes after `stop()`.
+    public let messages: AsyncStream<MQTTMessage>
+    /// Connection state changes. Single consumer; finishes after `stop()`.
+    public let connectionEvents: AsyncStream<MQTTConnectionEvent>
+
+    private let handle: OpaquePointer
+    private let core: ClientCore
+    private let logger: Logger
+
+    /// Creates the client and applies MQTT 5, credentials, TLS, will, in-flight window and reconnect backoff.
+    /// Nothing is sent until `start()` or `connect(timeout:)`.
+    ///
+    /// - Throws: `MosquittoError` when libmosquitto rejects an option (for example an unreadable CA file).
+    public init(options: MQTTClientOptions, logger: Logger) throws {
+        _ = MosquittoLibrary.initialized
+        let (messages, messageContinuation) = AsyncStream.makeStream(of: MQTTMessage.self)
+        let (events, eventContinuation) = AsyncStream.makeStream(of: MQTTConnectionEvent.self)
+        var logger = logger
+        logger[metadataKey: "mqtt.client"] = "\(options.clientID)"
+        let core = ClientCore(
+            logger: logger,
+            address: options.address,
+            messageContinuation: messageContinuation,
+            eventContinuation: eventContinuation
+        )
+        guard
+            let handle = mosquitto_new(
+                options.clientID.isEmpty ? nil : options.clientID,
+                options.cleanStart,
+                Unmanaged.passUnretained(core).toOpaque()
+            )
+        else {
+            throw MosquittoError(
+                code: .other,
+                message: "cannot create MQTT client '\(options.clientID)': "
+                    + (options.clientID.isEmpty && !options.cleanStart
+                        ? "a client ID is required without clean start" : MosquittoError.describe(MosquittoResult.errno))
+            )
+        }
+        do {
+            try Self.configure(handle, options: options)
+        } catch {
+            mosquitto_destroy(handle)
+            throw error
+        }
+        Self.installCallbacks(handle)
+        self.options = options
+        self.messages = messages
+        self.connectionEvents = events
+        self.handle = handle
+        self.core = core
+        self.logger = logger
+    }
+
+    deinit {
+        stop()
+        mosquitto_destroy(handle)
+    }
+
+    /// True while the broker has accepted the current connection.
+    public var isConnected: Bool {
+        core.state.withLock { $0.connected }
+    }
+
+    /// Starts connecting in the background and keeps reconnecting forever with backoff.
+    /// Never throws because the broker is unreachable; watch `connectionEvents` instead. Calling it again is a no-op.
+    ///
+    /// - Throws: `MosquittoError(.closed)` after `stop()`, or `.other` if the network thread cannot start.
+    public func start() throws {
+        guard try beginRunning() else { return }
+        let rc = connectAsync()
+        if rc != MosquittoResult.success {
+            logger.warning(
+                "Cannot reach MQTT broker yet; retrying in the background",
+                metadata: ["mqtt.broker": "\(options.address)", "mqtt.error": "\(MosquittoError.describe(rc))"]
+            )
+        }
+        try startLoop()
+    }
+
+    /// Connects now, for one-shot tools. On success the background loop keeps the connection alive as with `start()`.
+    ///
+    /// - Throws: `MosquittoError` with `.unreachable` ("cannot reach broker at HOST:PORT: Connection refused"),
+    ///   `.connectionRefused` ("broker at HOST:PORT refused the connection: not authorized (0x87)") or `.timeout`.
+    public func connect(timeout: Duration = .seconds(5)) async throws {
+        guard try beginRunning() else {
+            try await waitUntilConnected(timeout: timeout)
+            return
+        }
+        let rc = connectAsync()
+        guard rc == MosquittoResult.success else {
+            let error = MosquittoError(
+                code: rc == MosquittoResult.errno || rc == MosquittoResult.lookup ? .unreachable : MosquittoError(rc: rc, context: "").code,
+                message: "cannot reach broker at \(options.address): \(MosquittoError.describe(rc))",
+                reasonCode: rc
+            )
+            core.state.withLock { if $0.phase == .running { $0.phase = .idle } }
+            throw error
+        }
+        try startLoop()
+        do {
+            try await waitForConnection(timeout: timeout, failFast: true)
+        } catch {
+            haltLoop()
+            throw error
+        }
+    }
+
+    /// Waits until the broker has accepted a connection; returns at once if it already has.
+    ///
+    /// - Throws: `MosquittoError(.timeout)` if not connected within `timeout`, `.closed` after `stop()`.
+    public func waitUntilConnected(timeout: Duration) async throws {
+        try await waitForConnection(timeout: timeout, failFast: false)
+    }
+
+    /// Publishes a message.
+    ///
+    /// QoS 0 returns once libmosquitto has the message (and throws `.notConnected` while disconnected, since
+    /// QoS 0 is not queued). QoS 1 returns when the broker's PUBACK arrives; while the broker is unreachable it
+    /// keeps waiting, because libmosquitto queues the message and sends it after reconnecting.
+    ///
+    /// - Throws: `MosquittoError` `.publishRejected` if the PUBACK carries a failure reason (>= 0x80),
+    ///   `.closed` after `stop()`, `.other` for an invalid topic or oversized payload.
+    public func publish(
+        topic: String,
+        payload: [UInt8],
+        qos: MQTTQoS,
+        retain: Bool = false,
+        properties: MQTTProperties = .init()
+    ) async throws {
+        let reason: Int32 = try await withCheckedThrowingContinuation { continuation in
+            do {
+                guard let mid = try enqueue(topic: topic, payload: payload, qos: qos, retain: retain, properties: properties) else {
+                    return continuation.resume(returning: 0)
+                }
+                core.registerPublish(mid: mid, waiter: .continuation(continuation))
+            } catch {
+                continuation.resume(throwing: error)
+            }
+        }
+        if reason >= 0x80 { throw Self.rejection(topic: topic, reason: reason) }
+    }
+
+    /// Publishes without suspending: the message is in libmosquitto's queue when this returns (so calls
+    /// from one thread keep their order), and `completion` runs on the network thread with nil once the
+    /// PUBACK arrives (QoS 1) or at once (QoS 0), or with the error. It must not block.
+    ///
+    /// - Throws: what `publish` throws before anything was queued.
+    public func publish(
+        topic: String,
+        payload: [UInt8],
+        qos: MQTTQoS,
+        retain: Bool = false,
+        properties: MQTTProperties = .init(),
+        completion: @escaping @Sendable (MosquittoError?) -> Void
+    ) throws {
+        guard let mid = try enqueue(topic: topic, payload: payload, qos: qos, retain: retain, properties: properties) else {
+            return completion(nil)
+        }
+        core.registerPublish(mid: mid, waiter: .callback { result in
+            switch result {
+            case .success(let reason): completion(reason >= 0x80 ? Self.rejection(topic: topic, reason: reason) : nil)
+            case .failure(let error): completion(error)
+            }
+        })
+    }
+
+    /// Hands a message to libmosquitto; returns the mid to wait for (QoS 1) or nil (QoS 0, done).
+    private func enqueue(topic: String, payload: [UInt8], qos: MQTTQoS, retain: Bool, properties: MQTTProperties) throws -> Int32? {
+        var mid: Int32 = 0
+        core.beginSend()
+        let rc = properties.withCProperties { cProperties in
+            payload.withUnsafeBytes { bytes in
+                mosquitto_publish_v5(
+                    handle, &mid, topic, Int32(clamping: bytes.count), bytes.baseAddress, qos.rawValue, retain, cProperties
+                )
+            }
+        }
+        if qos == .atMostOnce {
+            core.finishQoS0Publish(mid: rc == MosquittoResult.success ? mid : nil)
+            guard rc == MosquittoResult.success else {
+                throw MosquittoError(rc: rc, context: "cannot publish to \(topic)")
+            }
+            return nil
+        }
+        // NO_CONN for QoS 1 means "queued until reconnected": the message is already in libmosquitto's queue.
+        guard rc == MosquittoResult.success || rc == MosquittoResult.noConnection else {
+            core.abandonSend()
+            throw MosquittoError(rc: rc, context: "cannot publish to \(topic)")
+        }
+        return mid
+    }
+
+    private static func rejection(topic: String, reason: Int32) -> MosquittoError {
+        MosquittoError(
+            code: .publishRejected,
+            message: "broker refused publish to \(topic): \(MosquittoError.describeReason(reason))",
+            reasonCode: reason
+        )
+    }
+
+    /// Subscribes to `filters` (including `$share/group/filter`) and returns on SUBACK.
+    ///
+    /// The subscription is remembered and sent again after every reconnect. While disconnected the call
+    /// waits for the next connection.
+    ///
+    /// - Throws: `MosquittoError(.subscribeRejected)` if the broker refuses any filter (those are not
+    ///   remembered), `.closed` after `stop()`.
+    /// - Parameter identifier: an MQTT 5 Subscription Identifier (1...268435455), reported back in
+    ///   `MQTTProperties.subscriptionIdentifiers` of each matching message, to tell overlapping subscriptions apart.
+    public func subscribe(_ filters: [String], qos: MQTTQoS = .atLeastOnce, identifier: UInt32? = nil) async throws {
+        guard !filters.isEmpty else { return }
+        let codes: [Int32] = try await withCheckedThrowingContinuation { continuation in
+            let registration: (groupID: Int, generation: Int, connected: Bool)? = core.state.withLock { state in
+                guard state.phase != .stopped else { return nil }
+                let groupID = state.makeID()
+                state.groups[groupID] = .init(filters: filters, qos: qos, identifier: identifier, waiter: continuation)
+                return (groupID, state.generation, state.connected)
+            }
+            guard let registration else {
+                continuation.resume(throwing: ClientCore.closedError)
+                return
+            }
+            // Not connected: the next on_connect subscribes every remembered group, this one included.
+            guard registration.connected else { return }
+            core.beginSend()
+            var mid: Int32 = 0
+            let rc = ClientCore.sendSubscribe(handle: handle, filters: filters, qos: qos, identifier: identifier, mid: &mid)
+            core.registerSubscribe(
+                groupID: registration.groupID,
+                generation: registration.generation,
+                mid: rc == MosquittoResult.success ? mid : nil,
+                rc: rc
+            )
+        }
+        let refused = zip(filters, codes).filter { $0.1 >= 0x80 }
+        if let (_, reason) = refused.first {
+            throw MosquittoError(
+                code: .subscribeRejected,
+                message: "broker refused subscription to \(refused.map(\.0).joined(separator: ", ")): "
+                    + MosquittoError.describeReason(reason),
+                reasonCode: reason
+            )
+        }
+    }
+
+    /// Unsubscribes and forgets `filters`; returns on UNSUBACK, or at once while disconnected (a clean-start
+    /// session does not keep subscriptions, and they will not be renewed).
+    ///
+    /// - Throws: `MosquittoError(.closed)` after `stop()`.
+    public func unsubscribe(_ filters: [String]) async throws {
+        guard !filters.isEmpty else { return }
+        let removed = Set(filters)
+        let (connected, generation, emptied) = try core.state.withLock {
+            state throws(MosquittoError) -> (Bool, Int, [ClientCore.SubscribeContinuation]) in
+            guard state.phase != .stopped else { throw ClientCore.closedError }
+            var emptied: [ClientCore.SubscribeContinuation] = []
+            for (groupID, group) in state.groups {
+                let kept = group.filters.filter { !removed.contains($0) }
+                guard kept.count != group.filters.count else { continue }
+                if kept.isEmpty {
+                    state.groups[groupID] = nil
+                    if let waiter = group.waiter { emptied.append(waiter) }
+                } else {
+                    state.groups[groupID]?.filters = kept
+                }
+            }
+            return (state.connected, state.generation, emptied)
+        }
+        // A subscribe still waiting for its connection whose filters were all removed has nothing left to do.
+        for waiter in emptied { waiter.resume(returning: []) }
+        guard connected else { return }
+        core.beginSend()
+        var mid: Int32 = 0
+        let rc = ClientCore.sendUnsubscribe(handle: handle, filters: filters, mid: &mid)
+        guard rc == MosquittoResult.success else {
+            core.abandonSend()
+            if rc == MosquittoResult.noConnection { return }
+            throw MosquittoError(rc: rc, context: "cannot unsubscribe from \(filters.joined(separator: ", "))")
+        }
+        try await withCheckedThrowingContinuation { continuation in
+            core.registerUnsubscribe(mid: mid, generation: generation, continuation: continuation)
+        }
+    }
+
+    /// Disconnects cleanly (the broker discards the will), stops the network thread, fails waiting calls with
+    /// `.closed` and finishes both streams. Idempotent.
+    public func stop() {
+        stop(publishingWill: false)
+    }
+
+    /// Like `stop()`; with `publishingWill` the DISCONNECT carries reason 0x04 ("disconnect with will message"),
+    /// so the broker publishes the will as if the client had crashed. Useful for tests and drills.
+    public func stop(publishingWill: Bool) {
+        let taken = core.state.withLock { state -> (wasRunning: Bool, waiters: ClientCore.Waiters)? in
+            guard state.phase != .stopped else { return nil }
+            let wasRunning = state.phase == .running
+            state.phase = .stopped
+            return (wasRunning, ClientCore.Waiters(takingFrom: &state))
+        }
+        guard let taken else { return }
+        let reason = publishingWill ? Int32(MQTT_RC_DISCONNECT_WITH_WILL_MSG.rawValue) : 0
+        mosquitto_disconnect_v5(handle, reason, nil)
+        if taken.wasRunning {
+            mosquitto_loop_stop(handle, false)
+        }
+        core.state.withLock { $0.connected = false }
+        taken.waiters.fail(with: ClientCore.closedError)
+        core.messageContinuation.finish()
+        core.eventContinuation.finish()
+        logger.debug("MQTT client stopped", metadata: ["mqtt.broker": "\(options.address)"])
+    }
+
+    // MARK: Internals
+
+    /// Moves from idle to running; false if already running.
+    private func beginRunning() throws(MosquittoError) -> Bool {
+        try core.state.withLock { state throws(MosquittoError) -> Bool in
+            switch state.phase {
+            case .stopped: throw ClientCore.closedError
+            case .running: return false
+            case .idle:
+                state.phase = .running
+                return true
+            }
+        }
+    }
+
+    /// libmosquitto 2.0.11 has no `connect_bind_async_v5`, so CONNECT carries no properties; the protocol
+    /// version is still MQTT 5 (set as an option).
+    private func connectAsync() -> Int32 {
+        mosquitto_connect_bind_async(
+            handle, options.host, Int32(clamping: options.port), Int32(clamping: options.keepalive), nil
+        )
+    }
+
+    private func startLoop() throws {
+        let rc = mosquitto_loop_start(handle)
+        guard rc == MosquittoResult.success else {
+            core.state.withLock { if $0.phase == .running { $0.phase = .idle } }
+            throw MosquittoError(rc: rc, context: "cannot start the MQTT network thread")
+        }
+    }
+
+    /// Undoes a failed `connect()`: the client is idle again and may be started later.
+    private func haltLoop() {
+        mosquitto_disconnect_v5(handle, 0, nil)
+        mosquitto_loop_stop(handle, false)
+        core.state.withLock { state in
+            state.connected = false
+            if state.phase == .running { state.phase = .idle }
+        }
+    }
+
+    private func waitForConnection(timeout: Duration, failFast: Bool) async throws {
+        let address = options.address
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await self.connectionSignal(failFast: failFast) }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                throw MosquittoError(
+                    code: .timeout,
+                    message: "not connected to broker at \(address) within \(timeout); is it running and reachable?"
+                )
+            }
+            defer { group.cancelAll() }
+            try await group.next()
+        }
+    }
+
+    private func connectionSignal(failFast: Bool) async throws {
+        let core = self.core
+        let id = core.state.withLock { $0.makeID() }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let immediate: Result<Void, any Error>? = core.state.withLock { state in
+                    if state.phase == .stopped { return .failure(ClientCore.closedError) }
+                    if state.connected { return .success(()) }
+                    state.connectWaiters[id] = .init(failFast: failFast, continuation: continuation)
+                    return nil
+                }
+                if let immediate {
+                    continuation.resume(with: immediate)
+                } else if Task.isCancelled {
+                    // Cancelled before registration: the cancellation handler found nothing to remove.
+                    core.state.withLock { $0.connectWaiters.removeValue(forKey: id) }?
+                        .continuation.resume(throwing: CancellationError())
+                }
+            }
+        } onCancel: {
+            core.state.withLock { $0.connectWaiters.removeValue(forKey: id) }?
+                .continuation.resume(throwing: CancellationError())
+        }
+    }
+}
+
+/// `mosquitto_lib_init()` exactly once per process.
+enum MosquittoLibrary {
+    static let initialized: Bool = {
+        mosquitto_lib_init()
+        return true
+    }()
+}

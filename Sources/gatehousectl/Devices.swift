@@ -1,0 +1,93 @@
+import ArgumentParser
+import GatehouseProtocol
+import Mosquitto
+
+/// `gatehousectl devices`: every device known to the broker, from the retained availability and meta messages.
+struct Devices: AsyncParsableCommand {
+    /// Name and help.
+    static let configuration = CommandConfiguration(
+        abstract: "List devices known to the broker (retained availability and meta).",
+        discussion: """
+            Human output: a table ID KIND STATE GATEWAY SINCE (since = last availability change, UTC). \
+            --json: one array of {device, kind, state, gateway, session, since, reason}; since is Unix ms.
+            """
+    )
+
+    @OptionGroup var broker: BrokerOptions
+    @OptionGroup var output: OutputOptions
+
+    /// Longest time to wait for retained messages.
+    @Option(help: "Longest time to wait for retained messages (stops earlier once 300 ms pass without one).")
+    var wait = DurationArgument(milliseconds: 3000)
+
+    /// Runs the command.
+    func run() async throws {
+        let (topics, found) = try await broker.withSession { session, inbox in
+            try await session.subscribe([session.topics.allAvailability, session.topics.allMeta])
+            return (session.topics, await inbox.collectRetained(limit: wait.duration))
+        }
+        let rows = DeviceRow.build(from: found, topics: topics)
+        if output.json {
+            Output.json(.array(rows.map(\.json)))
+            return
+        }
+        guard !rows.isEmpty else {
+            Output.note("no devices under \(topics.base)/")
+            return
+        }
+        Output.table(
+            ["ID", "KIND", "STATE", "GATEWAY", "SINCE"],
+            rows.map { row in
+                [
+                    row.device,
+                    row.meta?.kind ?? "-",
+                    row.availability?.state ?? "unknown",
+                    row.availability?.gateway ?? "-",
+                    row.availability.map { TimeText.iso8601(ms: $0.ts) } ?? "-",
+                ]
+            }
+        )
+    }
+}
+
+/// One device as seen in retained messages.
+struct DeviceRow: Sendable {
+    /// Device id.
+    var device: String
+    /// Last retained availability, if any.
+    var availability: Availability?
+    /// Last retained meta, if any.
+    var meta: DeviceMeta?
+
+    /// The `--json` object.
+    var json: JSONValue {
+        .objectOf([
+            ("device", .string(device)),
+            ("kind", .string(orNull: meta?.kind)),
+            ("state", .string(orNull: availability?.state)),
+            ("gateway", .string(orNull: availability?.gateway)),
+            ("session", .number(orNull: availability?.session)),
+            ("since", .number(orNull: availability?.ts)),
+            ("reason", .string(orNull: availability?.reason)),
+        ])
+    }
+
+    /// Groups availability and meta messages by device, sorted by id. Undecodable payloads are ignored.
+    static func build(from messages: [MQTTMessage], topics: Topics) -> [DeviceRow] {
+        var rows: [String: DeviceRow] = [:]
+        for message in messages {
+            let payload = message.payload
+            switch topics.parse(message.topic) {
+            case .availability(let device):
+                guard let availability = Availability.decode(payload) else { continue }
+                rows[device, default: DeviceRow(device: device)].availability = availability
+            case .meta(let device):
+                guard let meta = DeviceMeta.decode(payload) else { continue }
+                rows[device, default: DeviceRow(device: device)].meta = meta
+            default:
+                continue
+            }
+        }
+        return rows.values.sorted { $0.device < $1.device }
+    }
+}

@@ -1,0 +1,188 @@
+import ArgumentParser
+import Foundation
+import GatehouseProtocol
+
+/// `gatehousectl token`: device credentials (HS256 JWTs signed with the fleet key). Needs no broker.
+struct Token: ParsableCommand {
+    /// Name, help and subcommands.
+    static let configuration = CommandConfiguration(
+        abstract: "Issue and inspect device tokens (needs the fleet key, not the broker).",
+        subcommands: [Issue.self, Inspect.self]
+    )
+}
+
+/// Where the fleet key comes from: `--key-file`, `GATEHOUSE_KEY_FILE`, or `auth.key_file` of the gateway config.
+struct KeyOptions: ParsableArguments {
+    /// The fleet key file.
+    @Option(help: ArgumentHelp("Fleet key file (default: $GATEHOUSE_KEY_FILE, else auth.key_file of --config).", valueName: "file"))
+    var keyFile: String?
+
+    /// The gateway config, for `auth.key_file`.
+    @Option(help: ArgumentHelp("The gateway's YAML config file (default: $GATEHOUSE_CONFIG).", valueName: "file"))
+    var config: String?
+
+    /// The key file's path, or nil when none is configured.
+    func keyPath() throws -> String? {
+        if let keyFile { return keyFile }
+        if let path = Environment.value("GATEHOUSE_KEY_FILE") { return path }
+        return try GatewayConfigFile.load(option: config).keyFile
+    }
+
+    /// Reads the key (one trailing newline removed, PROTOCOL.md section 2).
+    func load(id: String? = nil) throws -> FleetKey? {
+        guard let path = try keyPath() else { return nil }
+        let bytes = try SecretFile.bytes(path, what: "key file")
+        let key = FleetKey(id: id, fileContents: bytes)
+        guard !key.secret.isEmpty else { throw CtlError.usage("key file \(path) is empty") }
+        return key
+    }
+}
+
+extension Token {
+    /// `gatehousectl token issue DEVICE`: mints a device token.
+    struct Issue: ParsableCommand {
+        /// Name and help.
+        static let configuration = CommandConfiguration(
+            abstract: "Mint a device token and print it (only the token, for TOKEN=$(gatehousectl token issue ...)).",
+            discussion: "--json prints {token, device, kind, expires} with expires in Unix seconds (null for never)."
+        )
+
+        @OptionGroup var key: KeyOptions
+        @OptionGroup var output: OutputOptions
+
+        /// The device id (`sub`).
+        @Argument(help: "Device id (the token's sub claim).")
+        var device: String
+
+        /// The `kind` claim.
+        @Option(help: "Device kind claim, e.g. thermostat, camera, sensor.")
+        var kind: String?
+
+        /// Lifetime (`exp` = now + this).
+        @Option(help: "Lifetime, e.g. 30d, 12h; 'never' for a token without exp.")
+        var expires: Lifetime = .after(DurationArgument(milliseconds: 30 * 86_400_000))
+
+        /// Key id, written as the header's `kid`.
+        @Option(help: "Key id to put in the token header (kid).")
+        var kid: String?
+
+        /// Token id (`jti`), usable for revocation.
+        @Option(help: "Token id claim (jti), usable in the revocation list.")
+        var jti: String?
+
+        /// Runs the command.
+        func run() throws {
+            try DeviceArgument.validate(device)
+            guard let fleetKey = try key.load(id: kid) else {
+                throw CtlError.usage("no fleet key: pass --key-file FILE or --config with auth.key_file")
+            }
+            let now = Int64(Date().timeIntervalSince1970)
+            var expiresAt: Int64?
+            if case .after(let lifetime) = expires {
+                expiresAt = now + max(1, (lifetime.milliseconds + 999) / 1000)
+            }
+            let claims = TokenClaims(subject: device, kind: kind, expiresAt: expiresAt, issuedAt: now, tokenID: jti)
+            let token = DeviceToken.issue(claims, key: fleetKey)
+            if output.json {
+                Output.json(
+                    .objectOf([
+                        ("token", .string(token)),
+                        ("device", .string(device)),
+                        ("kind", .string(orNull: kind)),
+                        ("expires", .number(orNull: expiresAt)),
+                    ])
+                )
+            } else {
+                Output.line(token)
+            }
+        }
+    }
+
+    /// `gatehousectl token inspect TOKEN`: decodes a token and, given the key, verifies it.
+    struct Inspect: ParsableCommand {
+        /// Name and help.
+        static let configuration = CommandConfiguration(
+            abstract: "Decode a token and, with a key, verify it the way the gateway does.",
+            discussion: "Exit status 1 when verification fails, 2 when the token cannot be decoded."
+        )
+
+        @OptionGroup var key: KeyOptions
+        @OptionGroup var output: OutputOptions
+
+        /// The token.
+        @Argument(help: "The token (or '-' to read it from stdin).")
+        var token: String
+
+        /// Runs the command.
+        func run() throws {
+            var text = token
+            if text == "-" {
+                text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+            }
+            text = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+            guard parts.count == 3, let header = Self.decodePart(parts[0]), let payload = Self.decodePart(parts[1])
+            else {
+                throw CtlError.usage("not a JWT: expected three base64url parts with JSON header and claims")
+            }
+            var verdict: (valid: Bool, message: String)?
+            if let fleetKey = try key.load() {
+                do {
+                    _ = try DeviceToken.verify(text, keys: [fleetKey], now: Int64(Date().timeIntervalSince1970))
+                    verdict = (true, "valid")
+                } catch {
+                    verdict = (false, "invalid: \(error.message)")
+                }
+            }
+            if output.json {
+                var pairs: [(String, JSONValue)] = [("header", header), ("claims", payload)]
+                pairs.append(("valid", verdict.map { .bool($0.valid) } ?? .null))
+                if let verdict, !verdict.valid { pairs.append(("error", .string(verdict.message))) }
+                Output.json(.objectOf(pairs))
+            } else {
+                Output.line("header: \(header.serializedString())")
+                Output.line("claims: \(payload.serializedString())")
+                for claim in ["exp", "nbf", "iat"] {
+                    if let seconds = payload[claim]?.numberValue?.int64Value {
+                        Output.line("\(claim):    \(TimeText.iso8601(ms: seconds * 1000))")
+                    }
+                }
+                Output.line("signature: \(verdict?.message ?? "not checked (no key file)")")
+            }
+            if let verdict, !verdict.valid { throw ExitCode(CtlError.Code.failed.rawValue) }
+        }
+
+        /// Decodes one base64url part holding JSON.
+        private static func decodePart(_ part: Substring) -> JSONValue? {
+            guard let bytes = Base64URL.decode(part) else { return nil }
+            return try? JSONValue(parsing: bytes)
+        }
+    }
+}
+
+/// A token lifetime: a duration, or `never` for no `exp` claim.
+enum Lifetime: ExpressibleByArgument, Sendable {
+    /// Expires this long after issuing.
+    case after(DurationArgument)
+    /// No `exp` claim.
+    case never
+
+    /// Parses `never` or a duration.
+    init?(argument: String) {
+        if argument.lowercased() == "never" {
+            self = .never
+        } else if let duration = DurationArgument(argument: argument), duration.milliseconds > 0 {
+            self = .after(duration)
+        } else {
+            return nil
+        }
+    }
+
+    /// Shown in `--help`.
+    var defaultValueDescription: String {
+        switch self {
+        case .after(let duration): duration.description
+        case .never: "never"
+        }
+    }
+}

@@ -1,0 +1,220 @@
+import Mosquitto
+import Testing
+
+@Suite struct MosquittoClientTests {
+    @Test func qos1PublishRoundTripsAllProperties() async throws {
+        let broker = try await TestBroker.started()
+        let subscriber = try MosquittoClient(options: testOptions(broker), logger: quietLogger)
+        let publisher = try MosquittoClient(options: testOptions(broker), logger: quietLogger)
+        defer {
+            subscriber.stop()
+            publisher.stop()
+        }
+        let inbox = Inbox(subscriber)
+        try await subscriber.connect()
+        try await publisher.connect()
+        #expect(subscriber.isConnected)
+        try await subscriber.subscribe(["props/#"])
+
+        let properties = MQTTProperties(
+            responseTopic: "reply/here",
+            correlationData: [0, 1, 2, 0xFF],
+            messageExpiryInterval: 60,
+            contentType: "application/json",
+            userProperties: [.init(name: "a", value: "1"), .init(name: "a", value: "2"), .init(name: "b", value: "")]
+        )
+        try await publisher.publish(topic: "props/x", payload: "{}".bytes, qos: .atLeastOnce, properties: properties)
+
+        let message = try #require(try await inbox.waitFor(count: 1).first)
+        #expect(message.topic == "props/x")
+        #expect(message.payload == "{}".bytes)
+        #expect(message.qos == .atLeastOnce)
+        #expect(!message.retain)
+        #expect(message.properties.responseTopic == "reply/here")
+        #expect(message.properties.correlationData == [0, 1, 2, 0xFF])
+        #expect((59...60).contains(message.properties.messageExpiryInterval ?? 0))
+        #expect(message.properties.contentType == "application/json")
+        #expect(message.properties.userProperties == properties.userProperties)
+    }
+
+    @Test func qos0PublishAndEmptyPayload() async throws {
+        let broker = try await TestBroker.started()
+        let client = try MosquittoClient(options: testOptions(broker), logger: quietLogger)
+        defer { client.stop() }
+        let inbox = Inbox(client)
+        try await client.connect()
+        try await client.subscribe(["q0/#"], qos: .atMostOnce)
+        try await client.publish(topic: "q0/a", payload: [], qos: .atMostOnce)
+        let message = try #require(try await inbox.waitFor(count: 1).first)
+        #expect(message.payload.isEmpty)
+        #expect(message.qos == .atMostOnce)
+        #expect(message.properties == MQTTProperties())
+    }
+
+    @Test func retainedMessageReachesLateSubscriber() async throws {
+        let broker = try await TestBroker.started()
+        let publisher = try MosquittoClient(options: testOptions(broker), logger: quietLogger)
+        let subscriber = try MosquittoClient(options: testOptions(broker), logger: quietLogger)
+        defer {
+            publisher.stop()
+            subscriber.stop()
+        }
+        try await publisher.connect()
+        try await publisher.publish(topic: "state/dev1", payload: "online".bytes, qos: .atLeastOnce, retain: true)
+
+        let inbox = Inbox(subscriber)
+        try await subscriber.connect()
+        try await subscriber.subscribe(["state/+"])
+        let message = try #require(try await inbox.waitFor(count: 1).first)
+        #expect(message.topic == "state/dev1")
+        #expect(message.payload == "online".bytes)
+        #expect(message.retain)
+    }
+
+    @Test func sharedSubscriptionSplitsMessages() async throws {
+        let broker = try await TestBroker.started()
+        let first = try MosquittoClient(options: testOptions(broker), logger: quietLogger)
+        let second = try MosquittoClient(options: testOptions(broker), logger: quietLogger)
+        let publisher = try MosquittoClient(options: testOptions(broker), logger: quietLogger)
+        defer {
+            first.stop()
+            second.stop()
+            publisher.stop()
+        }
+        let firstInbox = Inbox(first)
+        let secondInbox = Inbox(second)
+        for client in [first, second, publisher] { try await client.connect() }
+        try await first.subscribe(["$share/workers/jobs/#"])
+        try await second.subscribe(["$share/workers/jobs/#"])
+
+        for index in 0..<20 {
+            try await publisher.publish(topic: "jobs/\(index)", payload: [UInt8(index)], qos: .atLeastOnce)
+        }
+        #expect(try await eventually { firstInbox.messages.count + secondInbox.messages.count >= 20 })
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(firstInbox.messages.count + secondInbox.messages.count == 20)
+        #expect(!firstInbox.messages.isEmpty)
+        #expect(!secondInbox.messages.isEmpty)
+    }
+
+    @Test func unsubscribeStopsDelivery() async throws {
+        let broker = try await TestBroker.started()
+        let client = try MosquittoClient(options: testOptions(broker), logger: quietLogger)
+        defer { client.stop() }
+        let inbox = Inbox(client)
+        try await client.connect()
+        try await client.subscribe(["u/a", "u/b"])
+        try await client.publish(topic: "u/a", payload: [1], qos: .atLeastOnce)
+        try await inbox.waitFor(count: 1)
+
+        try await client.unsubscribe(["u/a"])
+        try await client.publish(topic: "u/a", payload: [2], qos: .atLeastOnce)
+        try await client.publish(topic: "u/b", payload: [3], qos: .atLeastOnce)
+        let messages = try await inbox.waitFor(count: 2)
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(inbox.messages.map(\.payload) == [[1], [3]])
+        #expect(messages.map(\.topic) == ["u/a", "u/b"])
+    }
+
+    @Test func publishDeniedByACLIsRejected() async throws {
+        let broker = try await TestBroker.started(acl: "topic readwrite allowed/#\n")
+        let client = try MosquittoClient(options: testOptions(broker), logger: quietLogger)
+        defer { client.stop() }
+        try await client.connect()
+
+        try await client.publish(topic: "allowed/x", payload: [1], qos: .atLeastOnce)
+        let error = await #expect(throws: MosquittoError.self) {
+            try await client.publish(topic: "denied/x", payload: [1], qos: .atLeastOnce)
+        }
+        #expect(error?.code == .publishRejected)
+        #expect(error?.reasonCode == 0x87)
+        #expect(error?.message == "broker refused publish to denied/x: not authorized (0x87)")
+
+        let subscribeError = await #expect(throws: MosquittoError.self) {
+            try await client.subscribe(["allowed/#", "denied/#"])
+        }
+        #expect(subscribeError?.code == .subscribeRejected)
+        #expect(subscribeError?.message.contains("denied/#") == true)
+    }
+
+    @Test func anonymousClientRefusedWhenBrokerRequiresLogin() async throws {
+        let broker = try await TestBroker.started(anonymous: false)
+        let client = try MosquittoClient(options: testOptions(broker), logger: quietLogger)
+        defer { client.stop() }
+        let error = await #expect(throws: MosquittoError.self) { try await client.connect() }
+        #expect(error?.code == .connectionRefused)
+        #expect(error?.message.hasPrefix("broker at 127.0.0.1:\(broker.port) refused the connection: not authorized") == true)
+    }
+
+    @Test func willIsPublishedWhenClientGoesAwayUncleanly() async throws {
+        let broker = try await TestBroker.started()
+        var options = try testOptions(broker)
+        options.will = MQTTWill(topic: "status/gw", payload: "offline".bytes)
+        let client = try MosquittoClient(options: options, logger: quietLogger)
+        let watcher = try MosquittoClient(options: testOptions(broker), logger: quietLogger)
+        defer { watcher.stop() }
+        let inbox = Inbox(watcher)
+        try await watcher.connect()
+        try await watcher.subscribe(["status/#"])
+        try await client.connect()
+
+        client.stop(publishingWill: true)
+        let message = try #require(try await inbox.waitFor(count: 1).first)
+        #expect(message.topic == "status/gw")
+        #expect(message.payload == "offline".bytes)
+
+        // The will is retained by default, so a late subscriber still learns the gateway is gone.
+        let late = try MosquittoClient(options: testOptions(broker), logger: quietLogger)
+        defer { late.stop() }
+        let lateInbox = Inbox(late)
+        try await late.connect()
+        try await late.subscribe(["status/gw"])
+        let retained = try #require(try await lateInbox.waitFor(count: 1).first)
+        #expect(retained.retain)
+        #expect(retained.payload == "offline".bytes)
+    }
+
+    @Test func cleanStopDoesNotPublishWill() async throws {
+        let broker = try await TestBroker.started()
+        var options = try testOptions(broker)
+        options.will = MQTTWill(topic: "status/gw", payload: "offline".bytes)
+        let client = try MosquittoClient(options: options, logger: quietLogger)
+        let watcher = try MosquittoClient(options: testOptions(broker), logger: quietLogger)
+        defer { watcher.stop() }
+        let inbox = Inbox(watcher)
+        try await watcher.connect()
+        try await watcher.subscribe(["status/#"])
+        try await client.connect()
+        client.stop()
+        client.stop()  // idempotent
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(inbox.messages.isEmpty)
+    }
+
+    @Test func tenThousandConcurrentQoS1PublishesComplete() async throws {
+        let broker = try await TestBroker.started()
+        let client = try MosquittoClient(options: testOptions(broker), logger: quietLogger)
+        defer { client.stop() }
+        try await client.connect()
+        let start = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<10_000 {
+                group.addTask {
+                    try await client.publish(topic: "load/\(index % 10)", payload: [UInt8(index & 0xFF)], qos: .atLeastOnce)
+                }
+            }
+            try await group.waitForAll()
+        }
+        let elapsed = ContinuousClock.now - start
+        #expect(elapsed < .seconds(20))
+        // Mixed QoS 0 and QoS 1 under concurrency must not confuse "sent" notifications with PUBACKs.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<2_000 {
+                group.addTask {
+                    try await client.publish(topic: "mixed", payload: [], qos: index.isMultiple(of: 2) ? .atMostOnce : .atLeastOnce)
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+}

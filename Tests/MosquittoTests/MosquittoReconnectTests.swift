@@ -1,0 +1,110 @@
+import Mosquitto
+import Testing
+
+@Suite struct MosquittoReconnectTests {
+    @Test func connectToClosedPortThrowsUnreachable() async throws {
+        let port = try TestBroker.freePort()
+        var options = MQTTClientOptions(clientID: "nobody-home")
+        options.port = port
+        let client = try MosquittoClient(options: options, logger: quietLogger)
+        defer { client.stop() }
+        let error = await #expect(throws: MosquittoError.self) { try await client.connect(timeout: .seconds(3)) }
+        #expect(error?.code == .unreachable)
+        #expect(error?.message.lowercased() == "cannot reach broker at 127.0.0.1:\(port): connection refused")
+        #expect(!client.isConnected)
+    }
+
+    @Test func connectToUnresolvableHostThrowsUnreachable() async throws {
+        let options = try MQTTClientOptions(url: "mqtt://no-such-host.invalid:1883", clientID: "lost")
+        let client = try MosquittoClient(options: options, logger: quietLogger)
+        defer { client.stop() }
+        let error = await #expect(throws: MosquittoError.self) { try await client.connect(timeout: .seconds(3)) }
+        #expect(error?.code == .unreachable)
+        #expect(error?.message.hasPrefix("cannot reach broker at no-such-host.invalid:1883: cannot resolve host name") == true)
+    }
+
+    @Test func startBeforeBrokerExistsConnectsOnceItRuns() async throws {
+        let broker = try TestBroker()
+        let client = try MosquittoClient(options: testOptions(broker), logger: quietLogger)
+        defer { client.stop() }
+        let inbox = Inbox(client)
+        try client.start()
+        // A subscribe issued while disconnected waits and is sent on the first connection.
+        async let subscribed: Void = client.subscribe(["early/#"])
+        try await Task.sleep(for: .milliseconds(1500))
+        #expect(!client.isConnected)
+
+        try await broker.start()
+        defer { broker.stop() }
+        try await client.waitUntilConnected(timeout: .seconds(10))
+        try await subscribed
+        try await client.publish(topic: "early/x", payload: [7], qos: .atLeastOnce)
+        try await inbox.waitFor(count: 1)
+    }
+
+    @Test func reconnectsResubscribesAndDeliversQueuedPublishAfterBrokerRestart() async throws {
+        let broker = try await TestBroker.started()
+        defer { broker.stop() }
+        let client = try MosquittoClient(options: testOptions(broker), logger: quietLogger)
+        defer { client.stop() }
+        let inbox = Inbox(client)
+        try client.start()
+        try await client.waitUntilConnected(timeout: .seconds(5))
+        try await client.subscribe(["restart/#"])
+
+        broker.kill()
+        #expect(try await eventually { !client.isConnected })
+        async let queued: Void = client.publish(topic: "queued/x", payload: [1], qos: .atLeastOnce)
+        try await Task.sleep(for: .milliseconds(300))
+
+        try await broker.start()
+        try await client.waitUntilConnected(timeout: .seconds(10))
+        try await queued
+
+        // The subscription was renewed on the new broker (which has no memory of it).
+        let other = try MosquittoClient(options: testOptions(broker), logger: quietLogger)
+        defer { other.stop() }
+        try await other.connect()
+        try await other.publish(topic: "restart/after", payload: [2], qos: .atLeastOnce)
+        let message = try #require(try await inbox.waitFor(count: 1).first)
+        #expect(message.topic == "restart/after")
+    }
+
+    @Test func connectionEventsReportConnectAndDisconnect() async throws {
+        let broker = try await TestBroker.started()
+        let client = try MosquittoClient(options: testOptions(broker), logger: quietLogger)
+        try await client.connect()
+        broker.stop()
+        #expect(try await eventually { !client.isConnected })
+        client.stop()
+        var events: [MQTTConnectionEvent] = []
+        for await event in client.connectionEvents { events.append(event) }
+        guard case .connected(sessionPresent: false) = events.first else {
+            Issue.record("expected .connected first, got \(events)")
+            return
+        }
+        guard case .disconnected = events.dropFirst().first else {
+            Issue.record("expected .disconnected second, got \(events)")
+            return
+        }
+    }
+
+    @Test func stopFailsWaitingCallsAndReturnsPromptlyWhileBrokerIsDown() async throws {
+        let broker = try TestBroker()
+        let client = try MosquittoClient(options: testOptions(broker), logger: quietLogger)
+        try client.start()
+        let publish = Task { try await client.publish(topic: "never", payload: [1], qos: .atLeastOnce) }
+        let subscribe = Task { try await client.subscribe(["never/#"]) }
+        try await Task.sleep(for: .milliseconds(200))
+        let start = ContinuousClock.now
+        client.stop()
+        #expect(ContinuousClock.now - start < .seconds(2))
+        await #expect(throws: MosquittoError.self) { try await publish.value }
+        await #expect(throws: MosquittoError.self) { try await subscribe.value }
+        let afterStop = await #expect(throws: MosquittoError.self) {
+            try await client.publish(topic: "never", payload: [1], qos: .atLeastOnce)
+        }
+        #expect(afterStop?.code == .closed)
+        #expect(throws: MosquittoError.self) { try client.start() }
+    }
+}

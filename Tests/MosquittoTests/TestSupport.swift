@@ -1,0 +1,66 @@
+import Logging
+import Mosquitto
+import Synchronization
+
+/// A logger that discards everything, so test output stays readable.
+let quietLogger = Logger(label: "mosquitto-tests", factory: { _ in SwiftLogNoOpLogHandler() })
+
+/// Options for a test client of `broker`, with short reconnect delays.
+func testOptions(_ broker: TestBroker, _ clientID: String = "test-\(UInt32.random(in: 0...UInt32.max))") throws
+    -> MQTTClientOptions
+{
+    var options = try MQTTClientOptions(url: broker.url, clientID: clientID)
+    options.reconnectDelayMin = .seconds(1)
+    options.reconnectDelayMax = .seconds(2)
+    return options
+}
+
+/// Collects a client's incoming messages so tests can wait for them with a deadline.
+final class Inbox: Sendable {
+    private let task: Task<Void, Never>
+
+    init(_ client: MosquittoClient) {
+        let box = Box()
+        task = Task { [messages = client.messages] in
+            for await message in messages { box.append(message) }
+        }
+        self.boxRef = box
+    }
+
+    private let boxRef: Box
+
+    private final class Box: Sendable {
+        let messages = Mutex<[MQTTMessage]>([])
+        func append(_ message: MQTTMessage) { messages.withLock { $0.append(message) } }
+    }
+
+    var messages: [MQTTMessage] { boxRef.messages.withLock { $0 } }
+
+    /// Waits until at least `count` messages arrived; returns them all.
+    @discardableResult
+    func waitFor(count: Int, timeout: Duration = .seconds(5)) async throws -> [MQTTMessage] {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let current = messages
+            if current.count >= count { return current }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        throw BrokerError(message: "expected \(count) messages, got \(messages.count): \(messages.map(\.topic))")
+    }
+
+    deinit { task.cancel() }
+}
+
+/// Polls `condition` until it holds or `timeout` passes.
+func eventually(timeout: Duration = .seconds(5), _ condition: () -> Bool) async throws -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if condition() { return true }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    return condition()
+}
+
+extension String {
+    var bytes: [UInt8] { Array(utf8) }
+}

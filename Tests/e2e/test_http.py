@@ -1,0 +1,180 @@
+"""PROTOCOL.md section 4: /healthz, /readyz (including broker outages), /metrics."""
+
+import re
+import socket
+import threading
+
+from conftest import fetch_retained_json, free_port, uid, wait_until
+
+METRIC_LINE = re.compile(r"^(gatehouse_[a-zA-Z0-9_:]*)(\{[^}]*\})? (-?[0-9.eE+-]+|NaN|\+Inf|-Inf)( -?[0-9]+)?$")
+
+
+def test_healthz_200(gw):
+    status, _, _ = gw.http_get("/healthz")
+    assert status == 200
+
+
+def test_readyz_200_when_up(gw):
+    status, _, _ = gw.http_get("/readyz")
+    assert status == 200
+
+
+def test_unknown_http_path_404(gw):
+    status, _, _ = gw.http_get("/definitely-not-here")
+    assert status == 404
+
+
+def test_metrics_prometheus_text(gw):
+    _, d = gw.device()
+    d.send_json({"type": "telemetry", "seq": 1, "data": {"v": 1}})
+    d.expect_ack(1)
+    status, headers, body = gw.http_get("/metrics")
+    assert status == 200
+    assert headers.get("content-type", "").startswith("text/plain"), headers
+    text = body.decode()
+    names = set()
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = METRIC_LINE.match(line)
+        if m:
+            names.add(m.group(1))
+    assert names, f"no gatehouse_ metric lines in:\n{text[:2000]}"
+    assert re.search(r"^# TYPE gatehouse_\S+ (counter|gauge|histogram|summary|untyped)$", text, re.M), text[:2000]
+
+
+def wait_status(g, path, want, timeout):
+    def probe():
+        try:
+            return g.http_get(path, timeout=1)[0] == want
+        except OSError:
+            return False
+
+    return wait_until(probe, timeout, interval=0.1)
+
+
+def test_readyz_503_during_broker_outage_and_recovery(gateway, fresh_broker, mqtt_factory):
+    g = gateway(broker=fresh_broker)
+    dev = uid("out")
+    d = g.connect(g.token(dev))
+    assert fetch_retained_json(fresh_broker, g.topic(dev, "availability"), lambda b: b["state"] == "online")
+
+    fresh_broker.kill()
+    assert wait_status(g, "/readyz", 503, 10), "readyz not 503 while the broker is down"
+    status, _, _ = g.http_get("/healthz")
+    assert status == 200, "healthz must stay 200 (the process is alive)"
+
+    fresh_broker.start()  # same port, empty (no persistence)
+    assert wait_status(g, "/readyz", 200, 20), f"readyz not back to 200 after the broker restart:\n{g.log_tail()}"
+
+    state = fetch_retained_json(fresh_broker, g.bridge("state"), lambda b: b["state"] == "online", timeout=5)
+    assert state and state["state"] == "online", f"bridge state not republished: {state}"
+    av = fetch_retained_json(fresh_broker, g.topic(dev, "availability"), lambda b: b["state"] == "online", timeout=5)
+    assert av and av["state"] == "online" and av["session"] == d.welcome["session"], \
+        f"device availability not republished: {av}"
+    # Subscriptions restored: commands reach the device again.
+    c = mqtt_factory(fresh_broker)
+    c.subscribe(g.topic(dev, "response/#"))
+    c.publish(g.topic(dev, "request/ping"), {"id": "after-outage"})
+    d.expect("command", id="after-outage")
+    d.send_json({"type": "response", "id": "after-outage", "status": "ok"})
+    _, body = c.wait_json(g.topic(dev, "response/ping"))
+    assert body["status"] == "ok"
+
+
+class TcpForwarder:
+    """127.0.0.1:port -> target port; `cut()` drops every connection and refuses new ones, `restore()` undoes it.
+
+    Lets a test take the broker away from the gateway only, while the test's own MQTT client stays subscribed.
+    """
+
+    def __init__(self, target_port):
+        self.target = target_port
+        self.port = free_port()
+        self.conns = []
+        self.lock = threading.Lock()
+        self.listener = None
+        self.restore()
+
+    def restore(self):
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", self.port))
+        self.listener.listen(16)
+        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
+
+    def _accept(self, listener):
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.conns += [client, upstream]
+            threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self):
+        self.listener.close()
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for s in conns:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+
+def test_telemetry_spooled_during_outage_acked_and_replayed_in_order(gateway, broker, mqtt):
+    fwd = TcpForwarder(broker.port)
+    try:
+        g = gateway(mqtt={"url": f"mqtt://127.0.0.1:{fwd.port}"})
+        dev = uid("spool")
+        mqtt.subscribe(g.topic(dev, "telemetry"))
+        d = g.connect(g.token(dev))
+        d.send_json({"type": "telemetry", "seq": 0, "data": {"i": 0}})
+        d.expect_ack(0)
+
+        fwd.cut()
+        assert wait_status(g, "/readyz", 503, 10), "readyz not 503 while the broker is unreachable"
+        for i in range(1, 6):
+            d.send_json({"type": "telemetry", "seq": i, "data": {"i": i}})
+        for i in range(1, 6):
+            d.expect_ack(i, timeout=5)  # acked once durably spooled
+
+        fwd.restore()
+        assert wait_status(g, "/readyz", 200, 20), f"readyz not back to 200:\n{g.log_tail()}"
+        d.send_json({"type": "telemetry", "seq": 6, "data": {"i": 6}})
+        d.expect_ack(6, timeout=10)
+        got = []
+        while set(got) != set(range(7)):
+            _, body = mqtt.wait_json(g.topic(dev, "telemetry"), timeout=10)
+            got.append(body["data"]["i"])
+            assert body["seq"] == body["data"]["i"]
+        # Duplicates are allowed (at-least-once), losses and reordering are not.
+        dedup = [x for i, x in enumerate(got) if x not in got[:i]]
+        assert dedup == list(range(7)), got
+    finally:
+        fwd.cut()
