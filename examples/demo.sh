@@ -38,7 +38,7 @@ sim_seconds=$DEMO_SECONDS; [ "$DEMO_SECONDS" = 0 ] && sim_seconds=0
   --thermostats 3 --cameras 2 --sensors 3 --rate 1 --duration "$sim_seconds" --prefix demo > "$work/sim.log" 2>&1 & sim=$!; pids+=($sim)
 sleep 2
 
-ctl() { "$BIN/gatehousectl" --url "$GATEHOUSE_MQTT_URL" "$@"; }
+ctl() { local sub=$1; shift; "$BIN/gatehousectl" "$sub" --url "$GATEHOUSE_MQTT_URL" "$@"; }
 echo "== devices"; ctl devices
 echo "== live telemetry (5 s)"; ctl watch --duration 5 || true
 echo "== send set_setpoint to demo-thermo-1"; ctl send demo-thermo-1 set_setpoint celsius=23.5 || true

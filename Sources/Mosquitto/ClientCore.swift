@@ -130,7 +130,8 @@ final class ClientCore: Sendable {
     /// Registers the waiter for a QoS 1 publish that libmosquitto accepted (or queued) as `mid`.
     func registerPublish(mid: Int32, waiter: PublishWaiter) {
         let outcome: Result<Int32, MosquittoError>? = state.withLock { state in
-            state.endSend(sendsInProgress)
+            // After the lookups below: ending the last send discards parked acks, ours included.
+            defer { state.endSend(sendsInProgress) }
             if state.phase == .stopped { return .failure(Self.closedError) }
             if let reason = state.earlyPublishAcks.removeValue(forKey: mid) { return .success(reason) }
             state.publishWaiters[mid] = waiter
@@ -142,7 +143,8 @@ final class ClientCore: Sendable {
     /// Records a QoS 0 publish (so its "sent" notification is not mistaken for a PUBACK), or just ends the send.
     func finishQoS0Publish(mid: Int32?) {
         state.withLock { state in
-            state.endSend(sendsInProgress)
+            // After the lookups below: ending the last send discards parked acks, ours included.
+            defer { state.endSend(sendsInProgress) }
             if let mid, state.earlyPublishAcks.removeValue(forKey: mid) == nil {
                 state.qos0Mids.insert(mid)
             }
@@ -152,7 +154,8 @@ final class ClientCore: Sendable {
     /// Registers a subscription group the caller sent itself (`mid` nil when the send failed with `rc`).
     func registerSubscribe(groupID: Int, generation: Int, mid: Int32?, rc: Int32) {
         let outcome: (SubscribeContinuation?, Result<[Int32], MosquittoError>)? = state.withLock { state in
-            state.endSend(sendsInProgress)
+            // After the lookups below: ending the last send discards parked acks, ours included.
+            defer { state.endSend(sendsInProgress) }
             guard let mid else {
                 // Not connected after all: the next on_connect subscribes the group.
                 if rc == MosquittoResult.noConnection { return nil }
@@ -176,7 +179,8 @@ final class ClientCore: Sendable {
     /// Registers an UNSUBSCRIBE the caller sent as `mid`.
     func registerUnsubscribe(mid: Int32, generation: Int, continuation: UnsubscribeContinuation) {
         let done: Bool = state.withLock { state in
-            state.endSend(sendsInProgress)
+            // After the lookups below: ending the last send discards parked acks, ours included.
+            defer { state.endSend(sendsInProgress) }
             if state.earlyUnsubacks.remove(mid) != nil { return true }
             // Connection lost meanwhile: with a clean start the broker has forgotten the subscription anyway.
             if state.generation != generation || !state.connected || state.phase == .stopped { return true }

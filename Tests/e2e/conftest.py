@@ -213,7 +213,7 @@ class Broker:
     def start(self) -> "Broker":
         self.conf_path.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            "log_dest stderr\nlog_type error\nlog_type warning\n"
+            "log_dest stderr\nlog_type all\n"
         )
         log = open(self.log_path, "ab")
         try:
