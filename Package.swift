@@ -29,6 +29,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        // permessage-deflate (RFC 7692) inflation, the zlib binding swift-websocket uses too.
+        .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
         // HMAC-SHA256 for device tokens.
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         // YAML config files.
@@ -75,7 +77,7 @@ let package = Package(
                 "Mosquitto",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
-                .product(name: "HummingbirdWSCompression", package: "hummingbird-websocket"),
+                .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -12,21 +12,25 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias OutboundOut = WebSocketFrame
 
     private let gateway: Gateway
+    private let deflate: PerMessageDeflate?
     private var session: DeviceSession?
-    private var fragments: (opcode: WebSocketOpcode, data: ByteBuffer)?
+    private var fragments: (opcode: WebSocketOpcode, compressed: Bool, data: ByteBuffer)?
     private var lastHeard = NIODeadline.now()
     private var heartbeat: RepeatedTask?
     private var badMessageTimes: [NIODeadline] = []
 
-    init(gateway: Gateway) {
+    init(gateway: Gateway, deflate: PerMessageDeflate?) {
         self.gateway = gateway
+        self.deflate = deflate
     }
 
     /// Binds the session once the gateway accepted it, and starts the heartbeat.
     func start(_ session: DeviceSession, loop: any EventLoop) {
         self.session = session
         let period = TimeAmount.seconds(Int64(gateway.config.gateway.heartbeatSeconds))
-        heartbeat = loop.scheduleRepeatedTask(initialDelay: period, delay: period) { [self] _ in
+        let handler = NIOLoopBound(self, eventLoop: loop)
+        heartbeat = loop.scheduleRepeatedTask(initialDelay: period, delay: period) { _ in
+            let lastHeard = handler.value.lastHeard
             if NIODeadline.now() - lastHeard >= period * 2 {
                 session.noteEnded(.heartbeatTimeout)
                 session.channel.close(promise: nil)
@@ -41,6 +45,9 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
         let frame = unwrapInboundIn(data)
         guard let session else { return }
         lastHeard = .now()
+        guard frame.rsv2 == false, frame.rsv3 == false, !frame.rsv1 || (deflate != nil && frame.opcode.isDataStart) else {
+            return session.close(code: 1002, reason: .badMessages, text: "reserved bits set")
+        }
         guard frame.maskKey != nil else {
             return session.close(code: 1002, reason: .badMessages, text: "client frames must be masked")
         }
@@ -56,15 +63,16 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
             let code = data.readWebSocketErrorCode() ?? .normalClosure
             var reply = context.channel.allocator.buffer(capacity: 2)
             reply.write(webSocketErrorCode: code)
+            let channel = context.channel
             context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: reply))).whenComplete { _ in
-                context.close(promise: nil)
+                channel.close(promise: nil)
             }
         case .text, .binary:
             guard fragments == nil else { return session.close(code: 1002, reason: .badMessages, text: "new message inside a fragmented one") }
             if frame.fin {
-                receive(frame.opcode, frame.unmaskedData, session: session)
+                receive(frame.opcode, compressed: frame.rsv1, frame.unmaskedData, session: session)
             } else {
-                fragments = (frame.opcode, frame.unmaskedData)
+                fragments = (frame.opcode, frame.rsv1, frame.unmaskedData)
                 checkSize(session: session)
             }
         case .continuation:
@@ -76,7 +84,7 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
             guard checkSize(session: session) else { return }
             if frame.fin {
                 fragments = nil
-                receive(assembled.opcode, assembled.data, session: session)
+                receive(assembled.opcode, compressed: assembled.compressed, assembled.data, session: session)
             }
         default:
             session.close(code: 1002, reason: .badMessages, text: "unknown opcode")
@@ -95,9 +103,18 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
         return false
     }
 
-    private func receive(_ opcode: WebSocketOpcode, _ data: ByteBuffer, session: DeviceSession) {
+    private func receive(_ opcode: WebSocketOpcode, compressed: Bool, _ wire: ByteBuffer, session: DeviceSession) {
         let limits = gateway.config.limits
-        gateway.metrics.receivedBytes(data.readableBytes)
+        gateway.metrics.receivedBytes(wire.readableBytes)
+        var data = wire
+        if compressed, let deflate {
+            let limit = opcode == .text ? limits.maxMessageBytes : limits.maxMediaBytes
+            do {
+                data = try deflate.inflate(wire, maxSize: limit, allocator: session.channel.allocator)
+            } catch {
+                return session.close(.messageTooBig, reason: .messageTooBig, text: "inflated message over \(limit) bytes")
+            }
+        }
         if opcode == .text {
             guard data.readableBytes <= limits.maxMessageBytes else {
                 return session.close(.messageTooBig, reason: .messageTooBig, text: "text message over \(limits.maxMessageBytes) bytes")
@@ -160,4 +177,9 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         context.fireChannelInactive()
     }
+}
+
+extension WebSocketOpcode {
+    /// The first frame of a message, the only one that may carry RSV1 (compressed).
+    fileprivate var isDataStart: Bool { self == .text || self == .binary }
 }

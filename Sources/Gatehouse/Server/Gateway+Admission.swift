@@ -7,7 +7,7 @@ import NIOHTTP1
 /// The answer to a WebSocket upgrade request, decided before any upgrade happens so that a refusal
 /// can carry its own HTTP status (401, 404, 400, 503) and a JSON body.
 enum Admission: Sendable {
-    case accept(claims: TokenClaims, responseHeaders: HTTPHeaders)
+    case accept(claims: TokenClaims, responseHeaders: HTTPHeaders, compressed: Bool)
     case refuse(Refusal)
 }
 
@@ -48,8 +48,13 @@ extension Gateway {
         guard let token = bearerToken(head.headers) ?? queryToken(query) else {
             return .refuse(Refusal(status: .unauthorized, code: "unauthorized", message: "missing token: send Authorization: Bearer <jwt> or ?token=<jwt>"))
         }
+        var compressed = false
+        if config.gateway.compression, let answer = PerMessageDeflate.negotiate(head.headers) {
+            headers.add(name: "Sec-WebSocket-Extensions", value: answer)
+            compressed = true
+        }
         do {
-            return .accept(claims: try credentials.authenticate(token), responseHeaders: headers)
+            return .accept(claims: try credentials.authenticate(token), responseHeaders: headers, compressed: compressed)
         } catch {
             return .refuse(Refusal(status: .unauthorized, code: "unauthorized", message: error.message))
         }

@@ -39,15 +39,17 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
                 shouldUpgrade: { channel, head in
                     let decision = gateway.admit(head)
                     admission.value = decision
-                    if case .accept(_, let headers) = decision {
+                    if case .accept(_, let headers, _) = decision {
                         return channel.eventLoop.makeSucceededFuture(headers)
                     }
                     return channel.eventLoop.makeSucceededFuture(nil)
                 },
                 upgradePipelineHandler: { channel, _ in
                     channel.eventLoop.makeCompletedFuture {
-                        guard case .accept(let claims, _) = admission.value else { throw ChannelError.inappropriateOperationForState }
-                        let handler = DeviceFrameHandler(gateway: gateway)
+                        guard case .accept(let claims, _, let compressed) = admission.value else {
+                            throw ChannelError.inappropriateOperationForState
+                        }
+                        let handler = DeviceFrameHandler(gateway: gateway, deflate: compressed ? try PerMessageDeflate() : nil)
                         try channel.pipeline.syncOperations.addHandler(handler)
                         let remote = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "unknown"
                         handler.start(gateway.deviceConnected(claims: claims, channel: channel, remote: remote), loop: channel.eventLoop)
