@@ -29,9 +29,10 @@ extension DeviceMessage {
             if let qos { object["qos"] = .number(qos) }
         case .state(let data):
             object["data"] = .object(data)
-        case .event(let name, let data):
+        case .event(let name, let data, let ts):
             object["name"] = .string(name)
             object["data"] = data
+            if let ts { object["ts"] = .number(ts) }
         case .response(let id, let status, let data, let error):
             object["id"] = id.json
             object["status"] = .string(status.rawValue)

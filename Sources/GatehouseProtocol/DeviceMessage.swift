@@ -82,7 +82,7 @@ public struct DeviceMessage: Sendable, Equatable {
             case .object(let value)?: data = .object(value)
             default: throw FieldError(message: "'data' must be an object")
             }
-            return .event(name: name, data: data)
+            return .event(name: name, data: data, ts: try parseTimestamp(object))
         case "response":
             return try parseResponse(object)
         default:

@@ -6,8 +6,8 @@ public enum DeviceMessageBody: Sendable, Equatable {
     case telemetry(data: JSONObject, ts: JSONNumber?, qos: Int?)
     /// `state`: `data` object, merged into the retained state.
     case state(data: JSONObject)
-    /// `event`: a valid event `name`; `data` is an object (`{}` when absent) or `null`.
-    case event(name: String, data: JSONValue)
+    /// `event`: a valid event `name`; `data` is an object (`{}` when absent) or `null`; `ts` (integer) passes through like telemetry's.
+    case event(name: String, data: JSONValue, ts: JSONNumber? = nil)
     /// `response` to a command: `status` is ``CommandStatus/ok`` or ``CommandStatus/error``,
     /// `data` is `null` when absent, `error` is always set when the status is `error`.
     case response(id: CommandID, status: CommandStatus, data: JSONValue, error: JSONObject?)

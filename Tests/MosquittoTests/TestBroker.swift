@@ -16,7 +16,7 @@ final class TestBroker: Sendable {
 
     let port: Int
     let directory: URL
-    private let process = Mutex<Process?>(nil)
+    private let process = Mutex<pid_t?>(nil)
 
     var url: String { "mqtt://127.0.0.1:\(port)" }
 
@@ -51,17 +51,18 @@ final class TestBroker: Sendable {
     }
 
     func start() async throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.executable)
-        process.arguments = ["-c", directory.appendingPathComponent("mosquitto.conf").path]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        self.process.withLock { $0 = process }
+        let pid = try Self.spawn(
+            [Self.executable, "-c", directory.appendingPathComponent("mosquitto.conf").path]
+        )
+        process.withLock { $0 = pid }
         let deadline = ContinuousClock.now + .seconds(5)
         while ContinuousClock.now < deadline {
             if Self.canConnect(port: port) { return }
-            guard process.isRunning else { break }
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid {
+                process.withLock { $0 = nil }
+                throw BrokerError(message: "mosquitto exited at start (status \(status)) on port \(port)")
+            }
             try await Task.sleep(for: .milliseconds(10))
         }
         stop()
@@ -79,11 +80,37 @@ final class TestBroker: Sendable {
     }
 
     private func signal(_ signal: Int32) {
-        guard let process = process.withLock({ current in defer { current = nil }; return current }) else { return }
-        if process.isRunning {
-            _ = Glibc.kill(process.processIdentifier, signal)
-        }
-        process.waitUntilExit()
+        guard let pid = process.withLock({ current in defer { current = nil }; return current }) else { return }
+        _ = Glibc.kill(pid, signal)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1, errno == EINTR {}
+    }
+
+    /// `posix_spawn` with an empty signal mask: the test runner's threads block SIGTERM, and a child
+    /// spawned by Foundation's `Process` would inherit that and ignore `stop()`.
+    private static func spawn(_ arguments: [String]) throws -> pid_t {
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var emptySet = sigset_t()
+        sigemptyset(&emptySet)
+        posix_spawnattr_setsigmask(&attributes, &emptySet)
+        var defaultSet = sigset_t()
+        sigemptyset(&defaultSet)
+        for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGUSR1, SIGUSR2] { sigaddset(&defaultSet, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaultSet)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        var cArguments = arguments.map { strdup($0) } + [nil]
+        defer { for argument in cArguments { free(argument) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, arguments[0], &actions, &attributes, &cArguments, environ)
+        guard rc == 0 else { throw BrokerError(message: "cannot start \(arguments[0]): \(String(cString: strerror(rc)))") }
+        return pid
     }
 
     deinit {

@@ -23,6 +23,7 @@ import os
 import secrets
 import signal
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -582,9 +583,13 @@ class Device:
         except Exception:
             pass
 
-    def drop(self) -> None:
-        """Closes the TCP connection without a WebSocket close frame."""
+    def drop(self, reset: bool = False) -> None:
+        """Closes the TCP connection without a WebSocket close frame: FIN, or RST with `reset`."""
         sock = self.conn.socket
+        if reset:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()
+            return
         try:
             sock.shutdown(socket.SHUT_RDWR)
         except OSError:

@@ -147,11 +147,23 @@ def test_availability_online_then_offline_disconnected_on_clean_close(gw, mqtt):
 
 
 def test_availability_connection_lost_on_tcp_drop(gw, mqtt):
+    """TCP closed (FIN) without a WebSocket close frame."""
     dev = uid("drop")
     mqtt.subscribe(gw.topic(dev, "availability"))
     d = gw.connect(gw.token(dev))
     mqtt.wait_json(gw.topic(dev, "availability"), lambda b: b["state"] == "online")
     d.drop()
+    _, off = mqtt.wait_json(gw.topic(dev, "availability"), timeout=5)
+    assert off["state"] == "offline" and off["reason"] == "connection_lost", off
+
+
+def test_availability_connection_lost_on_tcp_reset(gw, mqtt):
+    """TCP reset (RST) without a WebSocket close frame."""
+    dev = uid("rst")
+    mqtt.subscribe(gw.topic(dev, "availability"))
+    d = gw.connect(gw.token(dev))
+    mqtt.wait_json(gw.topic(dev, "availability"), lambda b: b["state"] == "online")
+    d.drop(reset=True)
     _, off = mqtt.wait_json(gw.topic(dev, "availability"), timeout=5)
     assert off["state"] == "offline" and off["reason"] == "connection_lost", off
 

@@ -200,13 +200,6 @@ def test_event_published_to_event_name(gw, mqtt, dev):
     assert not m.retain and m.qos == 1
 
 
-def test_event_ts_passthrough(gw, mqtt, dev):
-    dev.send_json({"type": "event", "seq": 5, "name": "boot", "ts": 1600000000000, "data": {}})
-    dev.expect_ack(5)
-    _, body = mqtt.wait_json(gw.topic(dev.id, "event/boot"))
-    assert body["ts"] == 1600000000000
-
-
 @pytest.mark.parametrize("name", ["a/b", "a+b", "#", "with space", "", "x" * 65, "é"])
 def test_bad_event_name_is_bad_message(gw, mqtt, dev, name):
     dev.send_json({"type": "event", "seq": 6, "name": name, "data": {}})

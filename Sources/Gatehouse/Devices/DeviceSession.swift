@@ -38,10 +38,14 @@ final class DeviceSession: Sendable {
         sendText(message.encoded())
     }
 
-    /// Sends prepared UTF-8 JSON as a text frame.
+    /// Sends prepared UTF-8 JSON as a text frame. Always queued on the event loop, also from the loop
+    /// itself, so frames leave in the order they were sent from any thread (acks stay in order).
     func sendText(_ bytes: [UInt8]) {
-        let buffer = channel.allocator.buffer(bytes: bytes)
-        channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .text, data: buffer), promise: nil)
+        let channel = self.channel
+        channel.eventLoop.execute {
+            let buffer = channel.allocator.buffer(bytes: bytes)
+            channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .text, data: buffer), promise: nil)
+        }
     }
 
     /// The reason recorded by the first `close`, if any.

@@ -84,8 +84,8 @@ extension Gateway {
         case .state(let patch):
             let document = directory.applyStatePatch(patch, of: device, now: now)
             publish(topics.state(device), document.encoded(), retain: true, completion: answer)
-        case .event(let name, let data):
-            let payload: JSONValue = ["ts": .number(JSONNumber(now)), "data": data]
+        case .event(let name, let data, let ts):
+            let payload: JSONValue = ["ts": .number(ts ?? JSONNumber(now)), "data": data]
             publish(topics.event(device, name), payload.serialized(), completion: answer)
         case .hello(let hello):
             let meta = DeviceMeta(

@@ -168,6 +168,15 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.fireErrorCaught(error)
     }
 
+    /// The server allows half-closure (for HTTP); a device whose input ended is gone.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            session?.noteEnded(.connectionLost)
+            context.close(promise: nil)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         heartbeat?.cancel()
         if let session {

@@ -115,6 +115,7 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
 }
 
 extension Gateway {
-    /// Largest frame the decoder accepts; larger messages are refused with 1009 by NIO's error handler.
-    var maxFrameSize: Int { max(config.limits.maxMessageBytes, config.limits.maxMediaBytes) + 1 }
+    /// Largest frame the decoder accepts (larger ones get 1009 from NIO's error handler). The headroom
+    /// lets a frame just over a limit reach `DeviceFrameHandler`, which applies the exact per-type limits.
+    var maxFrameSize: Int { max(config.limits.maxMessageBytes, config.limits.maxMediaBytes) + 65536 + 2 }
 }
