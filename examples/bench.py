@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""`make bench`: telemetry throughput through the gateway vs. straight into mosquitto, same run.
+
+Flow A (baseline): N `mosquitto_pub -l` clients publish M QoS 1 messages each to a private mosquitto.
+Flow B (gateway):  N simulated devices (gatehouse-sim, --rate 0) send M telemetry messages each over
+WebSocket; the gateway publishes each at QoS 1 and acks it after the broker's PUBACK.
+Prints messages/s, and CPU microseconds per message of the gateway and of the broker (from /proc).
+Everything binds to loopback and stops by itself.
+"""
+import json, os, socket, subprocess, sys, tempfile, time, urllib.request
+
+BIN = os.environ.get("BIN", ".build/release")
+DEVICES = int(os.environ.get("BENCH_DEVICES", "50"))
+MESSAGES = int(os.environ.get("BENCH_MESSAGES", "2000"))
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def wait_port(port):
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    sys.exit(f"nothing listens on {port}")
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="gatehouse-bench-")
+    mqtt_port, http_port = free_port(), free_port()
+    with open(f"{work}/m.conf", "w") as f:
+        f.write(f"listener {mqtt_port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 1000000\n")
+    broker = subprocess.Popen(["mosquitto", "-c", f"{work}/m.conf"], stderr=subprocess.DEVNULL)
+    wait_port(mqtt_port)
+    with open(f"{work}/key", "w") as f:
+        f.write(os.urandom(24).hex() + "\n")
+    env = dict(os.environ, GATEHOUSE_MQTT_URL=f"mqtt://127.0.0.1:{mqtt_port}", GATEHOUSE_AUTH_KEY_FILE=f"{work}/key",
+               GATEHOUSE_GATEWAY_LISTEN=f"127.0.0.1:{http_port}", GATEHOUSE_SPOOL_DIR=f"{work}/spool", GATEHOUSE_LOG_LEVEL="warning")
+    gateway = subprocess.Popen([f"{BIN}/gatehouse", "--config", "examples/demo.yaml"], env=env, stderr=open(f"{work}/gw.log", "w"))
+    procs = [gateway, broker]
+    try:
+        for _ in range(100):
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{http_port}/readyz", timeout=1).status == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+        total = DEVICES * MESSAGES
+        payload = json.dumps({"ts": 1, "seq": 1, "data": {"temperature": 21.5, "setpoint": 21.0, "heating": True, "mode": "auto"}})
+
+        # Flow A: mosquitto_pub clients straight into the broker.
+        broker_cpu0, start = cpu_seconds(broker.pid), time.monotonic()
+        pubs = [subprocess.Popen(["mosquitto_pub", "-p", str(mqtt_port), "-q", "1", "-t", f"bench/direct-{i}/telemetry", "-l"],
+                                 stdin=subprocess.PIPE) for i in range(DEVICES)]
+        lines = (payload + "\n").encode() * MESSAGES
+        for p in pubs:
+            p.stdin.write(lines)
+            p.stdin.close()
+        for p in pubs:
+            p.wait()
+        direct_s, direct_broker_cpu = time.monotonic() - start, cpu_seconds(broker.pid) - broker_cpu0
+
+        # Flow B: devices through the gateway.
+        gw_cpu0, broker_cpu0, start = cpu_seconds(gateway.pid), cpu_seconds(broker.pid), time.monotonic()
+        sim = subprocess.run([f"{BIN}/gatehouse-sim", "--url", f"ws://127.0.0.1:{http_port}/v1/connect", "--key-file", f"{work}/key",
+                              "--thermostats", str(DEVICES), "--cameras", "0", "--sensors", "0", "--rate", "0",
+                              "--messages", str(MESSAGES), "--json", "--log-level", "error"], capture_output=True, text=True, timeout=600)
+        gw_s = time.monotonic() - start
+        gw_cpu, gw_broker_cpu = cpu_seconds(gateway.pid) - gw_cpu0, cpu_seconds(broker.pid) - broker_cpu0
+        summary = json.loads(sim.stdout.strip().splitlines()[-1])
+        acked = summary["acked"]
+
+        print(f"devices {DEVICES} x messages {MESSAGES} = {total} QoS 1 telemetry messages, 2 cores, loopback")
+        print(f"{'flow':34} {'msgs/s':>10} {'broker µs/msg':>14} {'gateway µs/msg':>15}")
+        print(f"{'mosquitto_pub -> mosquitto':34} {total / direct_s:>10.0f} {direct_broker_cpu / total * 1e6:>14.1f} {'-':>15}")
+        print(f"{'device -> gatehouse -> mosquitto':34} {acked / gw_s:>10.0f} {gw_broker_cpu / acked * 1e6:>14.1f} {gw_cpu / acked * 1e6:>15.1f}")
+        print(f"ratio gateway/direct throughput: {(acked / gw_s) / (total / direct_s):.2f}; acked {acked} of {summary['sent']} sent, nacked {summary['nacked']}")
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=20)
+
+
+if __name__ == "__main__":
+    main()
