@@ -198,6 +198,7 @@ final class ClientCore: Sendable {
     // MARK: Callbacks (network thread)
 
     func handlePublishAck(mid: Int32, reasonCode: Int32) {
+        logger.trace("PUBACK", metadata: ["mid": "\(mid)", "rc": "\(reasonCode)"])
         let waiter: PublishWaiter? = state.withLock { state in
             if let waiter = state.publishWaiters.removeValue(forKey: mid) { return waiter }
             if state.qos0Mids.remove(mid) == nil, sendsInProgress.load(ordering: .sequentiallyConsistent) > 0 {

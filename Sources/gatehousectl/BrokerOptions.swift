@@ -18,15 +18,15 @@ import Mosquitto
 struct BrokerOptions: ParsableArguments {
     /// Broker URL.
     @Option(
-        help: ArgumentHelp(
-            "Broker URL: mqtt://host:port or mqtts://host:port.",
-            discussion: "Default: $GATEHOUSE_MQTT_URL, else mqtt.url of the config file, else mqtt://127.0.0.1:1883."
-        )
+        help: """
+            Broker URL, mqtt://host:port or mqtts://host:port \
+            (default: $GATEHOUSE_MQTT_URL, else mqtt.url, else mqtt://127.0.0.1:1883).
+            """
     )
     var url: String?
 
     /// Broker user name.
-    @Option(help: "Broker user name (default: $GATEHOUSE_MQTT_USERNAME, else mqtt.username of the config file).")
+    @Option(help: "Broker user name (default: $GATEHOUSE_MQTT_USERNAME, else mqtt.username).")
     var username: String?
 
     /// Broker password given inline.
@@ -47,7 +47,12 @@ struct BrokerOptions: ParsableArguments {
     var baseTopic: String?
 
     /// CA bundle for `mqtts://`.
-    @Option(help: ArgumentHelp("CA certificates (PEM) to verify an mqtts:// broker.", valueName: "file"))
+    @Option(
+        help: ArgumentHelp(
+            "CA certificates (PEM) to verify an mqtts:// broker (default: $GATEHOUSE_MQTT_CA_FILE).",
+            valueName: "file"
+        )
+    )
     var caFile: String?
 
     /// Skip the TLS host name check.

@@ -5,7 +5,9 @@ import GatehouseProtocol
 /// offline device.
 struct CommandOptions: ParsableArguments {
     /// Parameters as a JSON object; `key=value` arguments override its keys.
-    @Option(help: ArgumentHelp("Parameters as a JSON object; key=value arguments override its keys.", valueName: "json"))
+    @Option(
+        help: ArgumentHelp("Parameters as a JSON object; key=value arguments override its keys.", valueName: "json")
+    )
     var params: String?
 
     /// The command's `timeout_ms`.

@@ -67,7 +67,9 @@ struct CommandRunner {
             throw CtlError(
                 .noResponse,
                 "no response to \(command) (id \(id)) from \(device) within \(wait)"
-                    + (sawQueued ? " (the command is still queued)" : "; is a gateway running on base topic '\(topics.base)'?")
+                    + (sawQueued
+                        ? " (the command is still queued)"
+                        : "; is a gateway running on base topic '\(topics.base)'?")
             )
         }
         if outcome == .failed { throw ExitCode(CtlError.Code.failed.rawValue) }
@@ -95,7 +97,9 @@ struct CommandRunner {
         if json {
             Output.json(response)
         } else {
-            Output.line("queued: \(device) is offline, the command will be delivered if it connects within \(options.ttl)")
+            Output.line(
+                "queued: \(device) is offline, the command will be delivered if it connects within \(options.ttl)"
+            )
         }
     }
 
@@ -113,7 +117,9 @@ struct CommandRunner {
         if let error = response["error"] {
             let code = error["code"]?.stringValue
             let message = error["message"]?.stringValue
-            switch (code, message) {
+            // `offline: ...` reads better than `offline offline: ...` for statuses whose code repeats them.
+            let shownCode = code == status ? nil : code
+            switch (shownCode, message) {
             case (let code?, let message?): text += " \(code): \(message)"
             case (let code?, nil): text += " \(code)"
             case (nil, let message?): text += ": \(message)"

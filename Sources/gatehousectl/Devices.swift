@@ -13,7 +13,9 @@ struct Devices: AsyncParsableCommand {
             """
     )
 
+    /// Broker connection options.
     @OptionGroup var broker: BrokerOptions
+    /// Output format (`--json`).
     @OptionGroup var output: OutputOptions
 
     /// Longest time to wait for retained messages.

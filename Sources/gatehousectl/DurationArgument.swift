@@ -40,6 +40,7 @@ struct DurationArgument: ExpressibleByArgument, Sendable, CustomStringConvertibl
         if ms != 0, ms % 3_600_000 == 0 { return "\(ms / 3_600_000)h" }
         if ms != 0, ms % 60_000 == 0 { return "\(ms / 60_000)m" }
         if ms % 1000 == 0 { return "\(ms / 1000)s" }
+        if ms > 1000 { return "\(Double(ms) / 1000)s" }
         return "\(ms)ms"
     }
 

@@ -38,7 +38,8 @@ struct GatewayConfigFile: Sendable {
         do {
             root = try Yams.compose(yaml: text)
         } catch {
-            throw CtlError.usage("config file \(path) is not valid YAML: \(error)")
+            let reason = "\(error)".split(whereSeparator: \.isNewline).prefix(2).joined(separator: ": ")
+            throw CtlError.usage("config file \(path) is not valid YAML: \(reason)")
         }
         guard let root else { return }
         let directory = (path as NSString).deletingLastPathComponent

@@ -13,7 +13,9 @@ struct Gateways: AsyncParsableCommand {
             """
     )
 
+    /// Broker connection options.
     @OptionGroup var broker: BrokerOptions
+    /// Output format (`--json`).
     @OptionGroup var output: OutputOptions
 
     /// How long to wait for health reports.

@@ -14,7 +14,9 @@ struct Kick: AsyncParsableCommand {
             """
     )
 
+    /// Broker connection options.
     @OptionGroup var broker: BrokerOptions
+    /// Output format (`--json`).
     @OptionGroup var output: OutputOptions
 
     /// The device id.

@@ -14,8 +14,11 @@ struct Send: AsyncParsableCommand {
             """
     )
 
+    /// Broker connection options.
     @OptionGroup var broker: BrokerOptions
+    /// Output format (`--json`).
     @OptionGroup var output: OutputOptions
+    /// Parameters, timeout, TTL and command id.
     @OptionGroup var command: CommandOptions
 
     /// Target device.

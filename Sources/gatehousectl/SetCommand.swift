@@ -13,8 +13,11 @@ struct SetCommand: AsyncParsableCommand {
         discussion: "Same values, output and exit status as 'send DEVICE set key=value ...'."
     )
 
+    /// Broker connection options.
     @OptionGroup var broker: BrokerOptions
+    /// Output format (`--json`).
     @OptionGroup var output: OutputOptions
+    /// Parameters, timeout, TTL and command id.
     @OptionGroup var command: CommandOptions
 
     /// Target device.

@@ -13,7 +13,9 @@ struct Show: AsyncParsableCommand {
             """
     )
 
+    /// Broker connection options.
     @OptionGroup var broker: BrokerOptions
+    /// Output format (`--json`).
     @OptionGroup var output: OutputOptions
 
     /// The device id.
@@ -115,7 +117,8 @@ enum DeviceArgument {
     static func validate(_ device: String) throws {
         guard Identifiers.isValidDeviceID(device) else {
             throw CtlError.usage(
-                "invalid device id '\(device)': use 1-64 of A-Z a-z 0-9 . _ - starting with a letter or digit, not 'bridge'"
+                "invalid device id '\(device)': use 1-64 of A-Z a-z 0-9 . _ - "
+                    + "starting with a letter or digit, not 'bridge'"
             )
         }
     }

@@ -14,7 +14,12 @@ struct Token: ParsableCommand {
 /// Where the fleet key comes from: `--key-file`, `GATEHOUSE_KEY_FILE`, or `auth.key_file` of the gateway config.
 struct KeyOptions: ParsableArguments {
     /// The fleet key file.
-    @Option(help: ArgumentHelp("Fleet key file (default: $GATEHOUSE_KEY_FILE, else auth.key_file of --config).", valueName: "file"))
+    @Option(
+        help: ArgumentHelp(
+            "Fleet key file (default: $GATEHOUSE_KEY_FILE, else auth.key_file of --config).",
+            valueName: "file"
+        )
+    )
     var keyFile: String?
 
     /// The gateway config, for `auth.key_file`.
@@ -47,7 +52,9 @@ extension Token {
             discussion: "--json prints {token, device, kind, expires} with expires in Unix seconds (null for never)."
         )
 
+        /// Where the fleet key comes from.
         @OptionGroup var key: KeyOptions
+        /// Output format (`--json`).
         @OptionGroup var output: OutputOptions
 
         /// The device id (`sub`).
@@ -106,7 +113,9 @@ extension Token {
             discussion: "Exit status 1 when verification fails, 2 when the token cannot be decoded."
         )
 
+        /// Where the fleet key comes from.
         @OptionGroup var key: KeyOptions
+        /// Output format (`--json`).
         @OptionGroup var output: OutputOptions
 
         /// The token.

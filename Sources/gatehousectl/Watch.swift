@@ -17,7 +17,9 @@ struct Watch: AsyncParsableCommand {
             """
     )
 
+    /// Broker connection options.
     @OptionGroup var broker: BrokerOptions
+    /// Output format (`--json`).
     @OptionGroup var output: OutputOptions
 
     /// Only this device.
@@ -72,7 +74,8 @@ struct Watch: AsyncParsableCommand {
             return printed
         }
         if let count, printed < count {
-            throw CtlError(.noResponse, "only \(printed) of \(count) messages arrived within \(duration ?? .init(milliseconds: 0))")
+            let waited = duration?.description ?? "the time given"
+            throw CtlError(.noResponse, "only \(printed) of \(count) messages arrived within \(waited)")
         }
     }
 }

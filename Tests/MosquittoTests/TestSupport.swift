@@ -3,7 +3,7 @@ import Mosquitto
 import Synchronization
 
 /// A logger that discards everything, so test output stays readable.
-let quietLogger = Logger(label: "mosquitto-tests", factory: { _ in SwiftLogNoOpLogHandler() })
+let quietLogger: Logger = { var l = Logger(label: "mosquitto-tests", factory: { StreamLogHandler.standardError(label: $0) }); l.logLevel = .trace; return l }()
 
 /// Options for a test client of `broker`, with short reconnect delays.
 func testOptions(_ broker: TestBroker, _ clientID: String = "test-\(UInt32.random(in: 0...UInt32.max))") throws

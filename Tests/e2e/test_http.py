@@ -56,7 +56,11 @@ def wait_status(g, path, want, timeout):
 def test_readyz_503_during_broker_outage_and_recovery(gateway, fresh_broker, mqtt_factory):
     g = gateway(broker=fresh_broker)
     dev = uid("out")
-    d = g.connect(g.token(dev))
+    d = g.connect(g.token(dev, kind="thermostat"))
+    d.send_json({"type": "hello", "seq": 1, "model": "M-1", "firmware": "9"})
+    d.expect_ack(1)
+    d.send_json({"type": "state", "seq": 2, "data": {"mode": "heat"}})
+    d.expect_ack(2)
     assert fetch_retained_json(fresh_broker, g.topic(dev, "availability"), lambda b: b["state"] == "online")
 
     fresh_broker.kill()
@@ -72,6 +76,10 @@ def test_readyz_503_during_broker_outage_and_recovery(gateway, fresh_broker, mqt
     av = fetch_retained_json(fresh_broker, g.topic(dev, "availability"), lambda b: b["state"] == "online", timeout=5)
     assert av and av["state"] == "online" and av["session"] == d.welcome["session"], \
         f"device availability not republished: {av}"
+    meta = fetch_retained_json(fresh_broker, g.topic(dev, "meta"), timeout=5)
+    assert meta and meta["model"] == "M-1" and meta["kind"] == "thermostat", f"meta not republished: {meta}"
+    st = fetch_retained_json(fresh_broker, g.topic(dev, "state"), timeout=5)
+    assert st and st["data"] == {"mode": "heat"}, f"state not republished: {st}"
     # Subscriptions restored: commands reach the device again.
     c = mqtt_factory(fresh_broker)
     c.subscribe(g.topic(dev, "response/#"))

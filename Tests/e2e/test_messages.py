@@ -132,6 +132,22 @@ def test_messages_published_in_order(gw, mqtt, dev):
     assert got == list(range(30))
 
 
+def test_order_kept_across_message_types(gw, mqtt, dev):
+    kinds = ["telemetry", "event", "state", "telemetry", "state", "event", "telemetry"]
+    for i, kind in enumerate(kinds):
+        msg = {"type": kind, "seq": i, "data": {"i": i}}
+        if kind == "event":
+            msg["name"] = "tick"
+        dev.send_json(msg)
+    for i in range(len(kinds)):
+        dev.expect_ack(i)
+    got = []
+    for _ in kinds:
+        m = mqtt.wait_for(lambda x: x.topic.split("/")[-1] in ("telemetry", "state", "tick"))
+        got.append(m.json()["data"]["i"])
+    assert got == list(range(len(kinds))), got
+
+
 # ---------------------------------------------------------------------------------------------------- state
 
 
@@ -247,6 +263,11 @@ MALFORMED_WITH_SEQ = [
     ("state_data_null", '{"type":"state","seq":14,"data":null}', 14),
     ("qos_2", '{"type":"telemetry","seq":15,"data":{},"qos":2}', 15),
     ("response_without_id", '{"type":"response","seq":16,"status":"ok"}', 16),
+    ("response_bad_status", '{"type":"response","seq":17,"id":"x1","status":"maybe"}', 17),
+    ("hello_capabilities_not_object", '{"type":"hello","seq":18,"capabilities":"all"}', 18),
+    ("hello_kind_not_string", '{"type":"hello","seq":19,"kind":5}', 19),
+    ("event_data_not_object", '{"type":"event","seq":20,"name":"x","data":5}', 20),
+    ("telemetry_ts_fraction", '{"type":"telemetry","seq":30,"data":{},"ts":1.5}', 30),
 ]
 
 # Values with no strict JSON form.
