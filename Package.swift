@@ -133,15 +133,5 @@ let package = Package(
             dependencies: ["GatehouseProtocol"],
             swiftSettings: swiftSettings
         ),
-        .testTarget(
-            name: "GatehouseTests",
-            dependencies: [
-                "Gatehouse",
-                "GatehouseDevice",
-                "GatehouseProtocol",
-                "Mosquitto",
-            ],
-            swiftSettings: swiftSettings
-        ),
     ]
 )

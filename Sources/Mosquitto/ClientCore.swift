@@ -75,6 +75,9 @@ final class ClientCore: Sendable {
         var unsubscribeWaiters: [Int32: UnsubscribeContinuation] = [:]
         var earlyUnsubacks: Set<Int32> = []
         var connectWaiters: [Int: ConnectWaiter] = [:]
+        /// Why the latest connection attempt failed, until one succeeds; lets `connect()` fail fast even if
+        /// the failure came before it started waiting.
+        var lastFailure: MosquittoError?
         var nextID = 0
 
         mutating func makeID() -> Int {
@@ -93,6 +96,8 @@ final class ClientCore: Sendable {
     }
 
     let state = Mutex(State())
+    /// Set by the client: restarts the connection when libmosquitto's network thread gave up.
+    let onNetworkThreadExit = Mutex<(@Sendable () -> Void)?>(nil)
     /// Sends between `beginSend` and their registration (an atomic, so a publish takes the mutex only once).
     let sendsInProgress = Atomic<Int>(0)
     let logger: Logger
@@ -198,7 +203,6 @@ final class ClientCore: Sendable {
     // MARK: Callbacks (network thread)
 
     func handlePublishAck(mid: Int32, reasonCode: Int32) {
-        logger.trace("PUBACK", metadata: ["mid": "\(mid)", "rc": "\(reasonCode)"])
         let waiter: PublishWaiter? = state.withLock { state in
             if let waiter = state.publishWaiters.removeValue(forKey: mid) { return waiter }
             if state.qos0Mids.remove(mid) == nil, sendsInProgress.load(ordering: .sequentiallyConsistent) > 0 {
@@ -287,6 +291,7 @@ final class ClientCore: Sendable {
         let (groups, waiters) = state.withLock { state in
             state.connected = true
             state.generation += 1
+            state.lastFailure = nil
             // QoS 0 packets queued on the old connection were dropped with it and will never be reported.
             state.qos0Mids.removeAll()
             let waiters = Array(state.connectWaiters.values)
@@ -366,11 +371,19 @@ final class ClientCore: Sendable {
             )
         }
         eventContinuation.yield(.disconnected(reason: reason))
+        if phase == .running, MosquittoResult.endsNetworkThread(reasonCode) {
+            // libmosquitto's loop_forever returns after these errors instead of reconnecting.
+            onNetworkThreadExit.withLock { $0 }?()
+        }
     }
 
     /// Fails the `connect()` caller (fail-fast waiters only; `waitUntilConnected` keeps waiting).
     func failConnectWaiters(with error: MosquittoError) {
         let waiters: [ConnectWaiter] = state.withLock { state in
+            // A refusal is followed by a disconnect; keep the more useful refusal.
+            if error.code == .connectionRefused || state.lastFailure?.code != .connectionRefused {
+                state.lastFailure = error
+            }
             let failing = state.connectWaiters.filter { $0.value.failFast }
             for key in failing.keys { state.connectWaiters[key] = nil }
             return Array(failing.values)

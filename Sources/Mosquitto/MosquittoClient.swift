@@ -19,6 +19,13 @@ public final class MosquittoClient: @unchecked Sendable {
     private let handle: OpaquePointer
     private let core: ClientCore
     private let logger: Logger
+    /// Serialises starting and stopping the network thread (and the task that retries the first connect).
+    private let lifecycle = Mutex(Lifecycle())
+
+    private struct Lifecycle {
+        var loopRunning = false
+        var retry: Task<Void, Never>?
+    }
 
     /// Creates the client and applies MQTT 5, credentials, TLS, will, in-flight window and reconnect backoff.
     /// Nothing is sent until `start()` or `connect(timeout:)`.
@@ -63,6 +70,9 @@ public final class MosquittoClient: @unchecked Sendable {
         self.handle = handle
         self.core = core
         self.logger = logger
+        core.onNetworkThreadExit.withLock { handler in
+            handler = { [weak self] in self?.scheduleRetry() }
+        }
     }
 
     deinit {
@@ -78,39 +88,37 @@ public final class MosquittoClient: @unchecked Sendable {
     /// Starts connecting in the background and keeps reconnecting forever with backoff.
     /// Never throws because the broker is unreachable; watch `connectionEvents` instead. Calling it again is a no-op.
     ///
-    /// - Throws: `MosquittoError(.closed)` after `stop()`, or `.other` if the network thread cannot start.
+    /// - Throws: `MosquittoError(.closed)` after `stop()`.
     public func start() throws {
         guard try beginRunning() else { return }
-        let rc = connectAsync()
-        if rc != MosquittoResult.success {
-            logger.warning(
-                "Cannot reach MQTT broker yet; retrying in the background",
-                metadata: ["mqtt.broker": "\(options.address)", "mqtt.error": "\(MosquittoError.describe(rc))"]
-            )
-        }
-        try startLoop()
+        guard let (rc, reason) = attemptConnection(), rc != MosquittoResult.success else { return }
+        let message = "cannot reach broker at \(options.address): \(reason)"
+        logger.warning("MQTT broker unreachable; retrying in the background", metadata: ["mqtt.error": "\(message)"])
+        core.eventContinuation.yield(.disconnected(reason: message))
+        scheduleRetry()
     }
 
     /// Connects now, for one-shot tools. On success the background loop keeps the connection alive as with `start()`.
+    /// On failure the client is idle again and `connect` or `start` may be retried.
     ///
     /// - Throws: `MosquittoError` with `.unreachable` ("cannot reach broker at HOST:PORT: Connection refused"),
-    ///   `.connectionRefused` ("broker at HOST:PORT refused the connection: not authorized (0x87)") or `.timeout`.
+    ///   `.connectionRefused` ("broker at HOST:PORT refused the connection: not authorized (0x87)"), `.timeout`,
+    ///   or `.closed` after `stop()`.
     public func connect(timeout: Duration = .seconds(5)) async throws {
         guard try beginRunning() else {
             try await waitUntilConnected(timeout: timeout)
             return
         }
-        let rc = connectAsync()
+        guard let (rc, reason) = attemptConnection() else { throw ClientCore.closedError }
         guard rc == MosquittoResult.success else {
-            let error = MosquittoError(
-                code: rc == MosquittoResult.errno || rc == MosquittoResult.lookup ? .unreachable : MosquittoError(rc: rc, context: "").code,
-                message: "cannot reach broker at \(options.address): \(MosquittoError.describe(rc))",
+            core.state.withLock { if $0.phase == .running { $0.phase = .idle } }
+            let code = MosquittoError(rc: rc, context: "").code
+            throw MosquittoError(
+                code: code == .other ? .unreachable : code,
+                message: "cannot reach broker at \(options.address): \(reason)",
                 reasonCode: rc
             )
-            core.state.withLock { if $0.phase == .running { $0.phase = .idle } }
-            throw error
         }
-        try startLoop()
         do {
             try await waitForConnection(timeout: timeout, failFast: true)
         } catch {
@@ -305,20 +313,26 @@ public final class MosquittoClient: @unchecked Sendable {
     /// Like `stop()`; with `publishingWill` the DISCONNECT carries reason 0x04 ("disconnect with will message"),
     /// so the broker publishes the will as if the client had crashed. Useful for tests and drills.
     public func stop(publishingWill: Bool) {
-        let taken = core.state.withLock { state -> (wasRunning: Bool, waiters: ClientCore.Waiters)? in
-            guard state.phase != .stopped else { return nil }
-            let wasRunning = state.phase == .running
-            state.phase = .stopped
-            return (wasRunning, ClientCore.Waiters(takingFrom: &state))
+        let waiters: ClientCore.Waiters? = lifecycle.withLock { lifecycle in
+            let waiters = core.state.withLock { state -> ClientCore.Waiters? in
+                guard state.phase != .stopped else { return nil }
+                state.phase = .stopped
+                return ClientCore.Waiters(takingFrom: &state)
+            }
+            guard let waiters else { return nil }
+            lifecycle.retry?.cancel()
+            lifecycle.retry = nil
+            let reason = publishingWill ? Int32(MQTT_RC_DISCONNECT_WITH_WILL_MSG.rawValue) : 0
+            mosquitto_disconnect_v5(handle, reason, nil)
+            if lifecycle.loopRunning {
+                mosquitto_loop_stop(handle, false)
+                lifecycle.loopRunning = false
+            }
+            core.state.withLock { $0.connected = false }
+            return waiters
         }
-        guard let taken else { return }
-        let reason = publishingWill ? Int32(MQTT_RC_DISCONNECT_WITH_WILL_MSG.rawValue) : 0
-        mosquitto_disconnect_v5(handle, reason, nil)
-        if taken.wasRunning {
-            mosquitto_loop_stop(handle, false)
-        }
-        core.state.withLock { $0.connected = false }
-        taken.waiters.fail(with: ClientCore.closedError)
+        guard let waiters else { return }
+        waiters.fail(with: ClientCore.closedError)
         core.messageContinuation.finish()
         core.eventContinuation.finish()
         logger.debug("MQTT client stopped", metadata: ["mqtt.broker": "\(options.address)"])
@@ -334,34 +348,81 @@ public final class MosquittoClient: @unchecked Sendable {
             case .running: return false
             case .idle:
                 state.phase = .running
+                state.lastFailure = nil
                 return true
             }
         }
     }
 
-    /// libmosquitto 2.0.11 has no `connect_bind_async_v5`, so CONNECT carries no properties; the protocol
-    /// version is still MQTT 5 (set as an option).
-    private func connectAsync() -> Int32 {
-        mosquitto_connect_bind_async(
-            handle, options.host, Int32(clamping: options.port), Int32(clamping: options.keepalive), nil
-        )
+    /// One connection attempt; starts the network thread once libmosquitto has a socket. Returns libmosquitto's
+    /// result with its text (read from `errno` right away), or nil when the client is no longer running.
+    ///
+    /// libmosquitto 2.0.11 has no `connect_bind_async_v5`, so CONNECT carries no properties (the protocol is still
+    /// MQTT 5, set as an option). When the asynchronous connect fails at once (connection refused on loopback,
+    /// DNS failure) libmosquitto's network thread does not retry by itself, hence `scheduleRetry()`.
+    private func attemptConnection(restartingLoop: Bool = false) -> (rc: Int32, reason: String)? {
+        lifecycle.withLock { lifecycle in
+            guard core.state.withLock({ $0.phase == .running }) else { return nil }
+            if restartingLoop, lifecycle.loopRunning {
+                // Only reached when the thread has returned (or is returning) from loop_forever: the join is quick.
+                mosquitto_loop_stop(handle, false)
+                lifecycle.loopRunning = false
+            }
+            let rc = mosquitto_connect_bind_async(
+                handle, options.host, Int32(clamping: options.port), Int32(clamping: options.keepalive), nil
+            )
+            guard rc == MosquittoResult.success else { return (rc, MosquittoError.describe(rc)) }
+            if !lifecycle.loopRunning {
+                let loop = mosquitto_loop_start(handle)
+                guard loop == MosquittoResult.success else { return (loop, MosquittoError.describe(loop)) }
+                lifecycle.loopRunning = true
+            }
+            return (rc, "")
+        }
     }
 
-    private func startLoop() throws {
-        let rc = mosquitto_loop_start(handle)
-        guard rc == MosquittoResult.success else {
-            core.state.withLock { if $0.phase == .running { $0.phase = .idle } }
-            throw MosquittoError(rc: rc, context: "cannot start the MQTT network thread")
+    /// Repeats `attemptConnection()` with libmosquitto's backoff until it gets a socket; from then on the
+    /// network thread reconnects by itself. Cancelled by `stop()`.
+    /// Also used when the network thread ended after an error libmosquitto considers fatal: the attempt
+    /// first joins the finished thread, then starts a new one.
+    private func scheduleRetry() {
+        let task = Task { [weak self] in
+            var attempt = 0
+            while let delay = self?.retryDelay(attempt: attempt) {
+                do { try await Task.sleep(for: delay) } catch { return }
+                guard let self, let (rc, reason) = self.attemptConnection(restartingLoop: true) else { return }
+                if rc == MosquittoResult.success { return }
+                self.logger.debug(
+                    "MQTT connection attempt failed",
+                    metadata: ["mqtt.broker": "\(self.options.address)", "mqtt.error": "\(reason)"]
+                )
+                attempt += 1
+            }
         }
+        lifecycle.withLock { lifecycle in
+            lifecycle.retry?.cancel()
+            lifecycle.retry = task
+        }
+    }
+
+    /// libmosquitto's exponential backoff: min × (attempt + 1)², capped at max.
+    private func retryDelay(attempt: Int) -> Duration {
+        let factor = (attempt + 1) * (attempt + 1)
+        return min(options.reconnectDelayMax, options.reconnectDelayMin * min(factor, 1_000_000))
     }
 
     /// Undoes a failed `connect()`: the client is idle again and may be started later.
     private func haltLoop() {
-        mosquitto_disconnect_v5(handle, 0, nil)
-        mosquitto_loop_stop(handle, false)
-        core.state.withLock { state in
-            state.connected = false
-            if state.phase == .running { state.phase = .idle }
+        lifecycle.withLock { lifecycle in
+            mosquitto_disconnect_v5(handle, 0, nil)
+            if lifecycle.loopRunning {
+                mosquitto_loop_stop(handle, false)
+                lifecycle.loopRunning = false
+            }
+            core.state.withLock { state in
+                state.connected = false
+                if state.phase == .running { state.phase = .idle }
+            }
         }
     }
 
@@ -389,6 +450,7 @@ public final class MosquittoClient: @unchecked Sendable {
                 let immediate: Result<Void, any Error>? = core.state.withLock { state in
                     if state.phase == .stopped { return .failure(ClientCore.closedError) }
                     if state.connected { return .success(()) }
+                    if failFast, let failure = state.lastFailure { return .failure(failure) }
                     state.connectWaiters[id] = .init(failFast: failFast, continuation: continuation)
                     return nil
                 }

@@ -18,6 +18,19 @@ enum MosquittoResult {
     static let keepalive = MOSQ_ERR_KEEPALIVE.rawValue
     static let tls = MOSQ_ERR_TLS.rawValue
     static let tlsHandshake = MOSQ_ERR_TLS_HANDSHAKE.rawValue
+
+    /// Results after which libmosquitto 2.0.11's `mosquitto_loop_forever` returns (ending the network thread)
+    /// instead of reconnecting.
+    static func endsNetworkThread(_ rc: Int32) -> Bool {
+        switch rc {
+        case MOSQ_ERR_NOMEM.rawValue, MOSQ_ERR_PROTOCOL.rawValue, MOSQ_ERR_INVAL.rawValue, MOSQ_ERR_NOT_FOUND.rawValue,
+            MOSQ_ERR_TLS.rawValue, MOSQ_ERR_PAYLOAD_SIZE.rawValue, MOSQ_ERR_NOT_SUPPORTED.rawValue, MOSQ_ERR_AUTH.rawValue,
+            MOSQ_ERR_ACL_DENIED.rawValue, MOSQ_ERR_UNKNOWN.rawValue, MOSQ_ERR_EAI.rawValue, MOSQ_ERR_PROXY.rawValue:
+            true
+        default:
+            false
+        }
+    }
 }
 
 extension MosquittoError {

@@ -30,14 +30,14 @@ import Testing
         let inbox = Inbox(client)
         try client.start()
         // A subscribe issued while disconnected waits and is sent on the first connection.
-        async let subscribed: Void = client.subscribe(["early/#"])
+        let subscribed = Task { try await client.subscribe(["early/#"]) }
         try await Task.sleep(for: .milliseconds(1500))
         #expect(!client.isConnected)
 
         try await broker.start()
         defer { broker.stop() }
         try await client.waitUntilConnected(timeout: .seconds(10))
-        try await subscribed
+        try await subscribed.value
         try await client.publish(topic: "early/x", payload: [7], qos: .atLeastOnce)
         try await inbox.waitFor(count: 1)
     }
@@ -54,12 +54,12 @@ import Testing
 
         broker.kill()
         #expect(try await eventually { !client.isConnected })
-        async let queued: Void = client.publish(topic: "queued/x", payload: [1], qos: .atLeastOnce)
+        let queued = Task { try await client.publish(topic: "queued/x", payload: [1], qos: .atLeastOnce) }
         try await Task.sleep(for: .milliseconds(300))
 
         try await broker.start()
         try await client.waitUntilConnected(timeout: .seconds(10))
-        try await queued
+        try await queued.value
 
         // The subscription was renewed on the new broker (which has no memory of it).
         let other = try MosquittoClient(options: testOptions(broker), logger: quietLogger)
@@ -106,5 +106,20 @@ import Testing
         }
         #expect(afterStop?.code == .closed)
         #expect(throws: MosquittoError.self) { try client.start() }
+    }
+}
+
+@Suite struct MosquittoRefusalTests {
+    @Test func startKeepsRetryingAfterTheBrokerRefuses() async throws {
+        let broker = try await TestBroker.started(anonymous: false)
+        let client = try MosquittoClient(options: testOptions(broker), logger: quietLogger)
+        try client.start()
+        try await Task.sleep(for: .milliseconds(2500))
+        client.stop()
+        var refusals = 0
+        for await event in client.connectionEvents {
+            if case .disconnected(let reason) = event, reason.contains("not authorized") { refusals += 1 }
+        }
+        #expect(refusals >= 2)
     }
 }

@@ -3,7 +3,7 @@ import Mosquitto
 import Synchronization
 
 /// A logger that discards everything, so test output stays readable.
-let quietLogger: Logger = { var l = Logger(label: "mosquitto-tests", factory: { StreamLogHandler.standardError(label: $0) }); l.logLevel = .trace; return l }()
+let quietLogger = Logger(label: "mosquitto-tests", factory: { _ in SwiftLogNoOpLogHandler() })
 
 /// Options for a test client of `broker`, with short reconnect delays.
 func testOptions(_ broker: TestBroker, _ clientID: String = "test-\(UInt32.random(in: 0...UInt32.max))") throws
@@ -17,24 +17,21 @@ func testOptions(_ broker: TestBroker, _ clientID: String = "test-\(UInt32.rando
 
 /// Collects a client's incoming messages so tests can wait for them with a deadline.
 final class Inbox: Sendable {
+    private final class Store: Sendable {
+        let messages = Mutex<[MQTTMessage]>([])
+    }
+
+    private let store = Store()
     private let task: Task<Void, Never>
 
     init(_ client: MosquittoClient) {
-        let box = Box()
+        let store = self.store
         task = Task { [messages = client.messages] in
-            for await message in messages { box.append(message) }
+            for await message in messages { store.messages.withLock { $0.append(message) } }
         }
-        self.boxRef = box
     }
 
-    private let boxRef: Box
-
-    private final class Box: Sendable {
-        let messages = Mutex<[MQTTMessage]>([])
-        func append(_ message: MQTTMessage) { messages.withLock { $0.append(message) } }
-    }
-
-    var messages: [MQTTMessage] { boxRef.messages.withLock { $0 } }
+    var messages: [MQTTMessage] { store.messages.withLock { $0 } }
 
     /// Waits until at least `count` messages arrived; returns them all.
     @discardableResult

@@ -727,6 +727,7 @@ class Gateway:
             except OSError:
                 pass
             time.sleep(0.05)
+        self.stop()  # a fixture that fails during setup gets no teardown: never leave the process behind
         pytest.fail(f"gatehouse not ready (GET /readyz != 200) within {timeout}s:\n{self.log_tail()}")
 
     def send_signal(self, sig: int) -> None:

@@ -451,3 +451,16 @@ def test_pending_command_delivered_by_another_gateway(gateway, mqtt):
     d.expect("command", id="roam-1", name="ping")
     d.send_json({"type": "response", "id": "roam-1", "status": "ok"})
     assert final(mqtt, a, dev, "ping", "roam-1")["status"] == "ok"
+
+
+def test_default_timeout_from_config(gateway, mqtt):
+    g = gateway(commands={"default_timeout_ms": 700})
+    dev = uid("dflt")
+    mqtt.subscribe(f"{g.base}/{dev}/#")
+    d = g.connect(g.token(dev))
+    t0 = time.monotonic()
+    request(mqtt, g, dev, "ping", {"id": "dt"})
+    cmd = d.expect("command", id="dt")
+    assert cmd["deadline"] <= now_ms() + 700
+    assert_failure(final(mqtt, g, dev, "ping", "dt"), "timeout", "timeout")
+    assert 0.6 <= time.monotonic() - t0 <= 3

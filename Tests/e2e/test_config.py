@@ -67,3 +67,11 @@ def test_env_override_checked_by_check_config(gateway):
     r = run_gatehouse(["--check-config", str(g.config_path)], env={"GATEHOUSE_MQTT_TELEMETRY_QOS": "7"})
     assert r.returncode != 0
     assert "mqtt.telemetry_qos" in r.stderr
+
+
+def test_check_config_refuses_bad_gateway_id_and_base_topic(gateway):
+    g = gateway(start=False)
+    g.config_path.write_text(to_yaml(deep_merge(g.config, {"gateway": {"id": "gw/1"}, "mqtt": {"base_topic": "a/#"}})))
+    r = run_gatehouse(["--check-config", str(g.config_path)])
+    assert r.returncode != 0
+    assert "gateway.id" in r.stderr and "mqtt.base_topic" in r.stderr, r.stderr

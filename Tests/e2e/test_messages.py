@@ -363,3 +363,21 @@ def test_media_default_content_type(gw, mqtt, dev):
     m = mqtt.wait_for(gw.topic(dev.id, "media/clip"))
     assert m.payload == b"\x01\x02\x03"
     assert m.prop("ContentType") == "application/octet-stream"
+
+
+def test_state_carried_over_move_to_another_gateway(gateway, mqtt):
+    a = gateway()
+    b = gateway(fleet_of=a)
+    dev = uid("mv")
+    mqtt.subscribe(a.topic(dev, "state"))
+    d = a.connect(a.token(dev))
+    d.send_json({"type": "state", "seq": 1, "data": {"a": 1, "n": {"x": 1}}})
+    d.expect_ack(1)
+    _, s1 = mqtt.wait_json(a.topic(dev, "state"))
+    d.close()
+    d = b.connect(b.token(dev))
+    d.send_json({"type": "state", "seq": 2, "data": {"n": {"y": 2}}})
+    d.expect_ack(2)
+    _, s2 = mqtt.wait_json(a.topic(dev, "state"))
+    assert s2["data"] == {"a": 1, "n": {"x": 1, "y": 2}}
+    assert s2["version"] == s1["version"] + 1
