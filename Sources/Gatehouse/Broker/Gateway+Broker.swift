@@ -88,10 +88,8 @@ extension Gateway {
             if let held, availability.session > held.session {
                 held.close(.replaced, reason: .disconnected, text: "replaced by a newer connection on \(availability.gateway)")
             }
-        } else if held == nil || held!.session != availability.session {
-            if held == nil {
-                publishOffline(device, session: availability.session, reason: .gatewayRestart)
-            }
+        } else if held == nil {
+            publishOffline(device, session: availability.session, reason: .gatewayRestart)
         }
     }
 }
