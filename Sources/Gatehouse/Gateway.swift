@@ -13,6 +13,8 @@ public final class Gateway: Sendable {
     let topics: Topics
     let logger: Logger
     let broker: MosquittoClient
+    /// QoS 1 device messages: to the broker, or to the spool while it cannot take them.
+    let outbox: Outbox
     let directory = DeviceDirectory()
     let commands: CommandBook
     let pending = PendingQueue()
@@ -51,6 +53,17 @@ public final class Gateway: Sendable {
         let offline = BridgeState(state: "offline", ts: 0, version: version)
         options.will = MQTTWill(topic: topics.bridgeState(config.gateway.id), payload: offline.encoded(), qos: .atLeastOnce, retain: true)
         self.broker = try MosquittoClient(options: options, logger: logger)
+        let spool: Spool
+        do {
+            spool = try Spool(
+                dir: config.spool.dir,
+                limits: .init(maxBytes: config.spool.maxBytes, maxAgeMs: Int64(config.spool.maxAgeSeconds) * 1000,
+                              dropOldest: config.spool.dropOldest),
+                logger: logger)
+        } catch {
+            throw StartupError("spool.dir: \(error)")
+        }
+        self.outbox = Outbox(broker: broker, spool: spool, window: config.mqtt.maxInflight, logger: logger)
     }
 
     /// This gateway's id.
@@ -85,6 +98,17 @@ public final class Gateway: Sendable {
 }
 
 extension Gateway {
+    /// Publishes a device's QoS 1 message (or a command response) through the outbox: `completion` runs once
+    /// the broker has it or it is durably spooled, or says why it was refused.
+    func publishSafely(
+        _ topic: String, _ payload: [UInt8], retain: Bool = false, correlationData: [UInt8]? = nil,
+        completion: Outbox.Completion? = nil
+    ) {
+        metrics.published(bytes: payload.count)
+        let entry = SpoolEntry(topic: topic, payload: payload, retain: retain, correlationData: correlationData, receivedAt: nowMs())
+        outbox.send(entry, completion: completion)
+    }
+
     /// Publishes at QoS 1 and waits for the PUBACK, at most `timeout`; returns whether it came.
     func publishAndWait(_ topic: String, _ payload: [UInt8], retain: Bool = false, timeout: Duration) async -> Bool {
         let outcome = AsyncStream<Bool>.makeStream()
@@ -97,6 +121,12 @@ extension Gateway {
         for await confirmed in outcome.stream { return confirmed }
         return false
     }
+}
+
+/// A problem that keeps the gateway from starting, in one line naming the config key or file at fault.
+struct StartupError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }
 
 /// Unix time in milliseconds.

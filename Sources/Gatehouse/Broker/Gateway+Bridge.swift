@@ -63,21 +63,23 @@ extension Gateway {
     /// The `bridge/<gw>/health` payload.
     func healthReport(intervalSeconds: Double) -> JSONValue {
         let rates = metrics.takeRates(intervalSeconds: intervalSeconds)
+        let spool = outbox.spool.stats(now: nowMs())
         return .object(JSONObject([
             ("ts", .number(JSONNumber(nowMs()))),
             ("gateway", .string(id)),
             ("devices_connected", .number(JSONNumber(directory.count))),
             ("messages_in_per_s", .number(JSONNumber(rates.inPerSecond) ?? JSONNumber(0))),
             ("messages_out_per_s", .number(JSONNumber(rates.outPerSecond) ?? JSONNumber(0))),
-            ("spool_depth", .number(JSONNumber(0))),
-            ("spool_bytes", .number(JSONNumber(0))),
+            ("spool_depth", .number(JSONNumber(spool.depth))),
+            ("spool_bytes", .number(JSONNumber(spool.bytes))),
             ("broker_connected", .bool(broker.isConnected)),
             ("uptime_s", .number(JSONNumber(Int(Date().timeIntervalSince(startedAt))))),
         ]))
     }
 
-    /// Last step of a graceful shutdown, after the server closed every device: any session left is
-    /// closed with 1001 and marked offline, then the gateway's own `offline` is published.
+    /// Last step of a graceful shutdown, after the server stopped accepting: every device is closed with
+    /// 1001 and marked offline; the PUBACKs in flight get up to `gateway.shutdown_grace_s`, what is still
+    /// unconfirmed goes to the spool, then the gateway's own `offline` is published.
     func shutDown() async {
         setListening(false)
         setBrokerReady(false)
@@ -88,10 +90,12 @@ extension Gateway {
                 publishOffline(session.device, session: session.session, reason: .gatewayShutdown)
             }
         }
+        let spooled = await outbox.stop(grace: grace)
+        if spooled > 0 { logger.warning("\(spooled) messages unconfirmed by the broker within \(grace) were spooled for the next start") }
         let offline = BridgeState(state: "offline", ts: nowMs(), version: version)
         // QoS 1 messages are acknowledged in order: once this one is, so is every publish before it.
-        if await !publishAndWait(topics.bridgeState(id), offline.encoded(), retain: true, timeout: grace) {
-            logger.warning("broker did not confirm the last publishes within \(grace)")
+        if await !publishAndWait(topics.bridgeState(id), offline.encoded(), retain: true, timeout: .seconds(2)) {
+            logger.warning("the broker did not confirm the offline announcements")
         }
     }
 }

@@ -32,11 +32,13 @@ extension Gateway {
             return
         }
         directory.observe(gateway: id, online: true)
+        // meta and state go through the outbox: behind anything older still spooled for the same topic.
         for session in directory.sessions {
             announce(session)
-            if let meta = directory.meta(session.device) { publish(topics.meta(session.device), meta.encoded(), retain: true) }
-            if let state = directory.stateDocument(session.device) { publish(topics.state(session.device), state.encoded(), retain: true) }
+            if let meta = directory.meta(session.device) { publishSafely(topics.meta(session.device), meta.encoded(), retain: true) }
+            if let state = directory.stateDocument(session.device) { publishSafely(topics.state(session.device), state.encoded(), retain: true) }
         }
+        outbox.scheduleReplay()
         setBrokerReady(true)
         logger.info("connected to the broker at \(broker.options.address), bridge state online")
     }

@@ -122,7 +122,7 @@ extension Gateway {
     }
 
     /// Publishes the final response of a delivered command.
-    func finish(_ command: OpenCommand, with response: CommandResponse, completion: (@Sendable (MosquittoError?) -> Void)? = nil) {
+    func finish(_ command: OpenCommand, with response: CommandResponse, completion: Outbox.Completion? = nil) {
         metrics.commandFinished(response.status, latencyMs: nowMs() - command.sentAt)
         publishResponse(response, device: command.device, command: command.name, replyTo: command.replyTo, completion: completion)
     }
@@ -136,11 +136,11 @@ extension Gateway {
     }
 
     private func publishResponse(_ response: CommandResponse, device: String, command: String, replyTo: ReplyTo?,
-                                 completion: (@Sendable (MosquittoError?) -> Void)? = nil) {
+                                 completion: Outbox.Completion? = nil) {
         let payload = response.encoded()
-        publish(topics.response(device, command), payload, completion: completion)
+        publishSafely(topics.response(device, command), payload, completion: completion)
         if let replyTo {
-            publish(replyTo.topic, payload, properties: MQTTProperties(correlationData: replyTo.correlationData))
+            publishSafely(replyTo.topic, payload, correlationData: replyTo.correlationData)
         }
     }
 

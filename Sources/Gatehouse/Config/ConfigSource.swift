@@ -82,16 +82,22 @@ public final class ConfigSource {
         }
     }
 
-    /// An integer within `range`.
-    public func int(_ key: String, default value: Int, in range: ClosedRange<Int> = Int.min...Int.max) -> Int {
+    /// Sizes: bytes, or a number with a unit (`64KiB`, `256MiB`, `1GiB`).
+    public static let byteUnits = ["B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "KB": 1000, "MB": 1_000_000, "GB": 1_000_000_000]
+    /// Durations in seconds: seconds, or a number with a unit (`90s`, `30m`, `24h`, `7d`).
+    public static let secondUnits = ["s": 1, "m": 60, "h": 3600, "d": 86400]
+
+    /// An integer within `range`; with `units`, also a number followed by one of them (`24h`, `256MiB`).
+    public func int(_ key: String, default value: Int, in range: ClosedRange<Int> = Int.min...Int.max, units: [String: Int] = [:]) -> Int {
         guard let raw = raw(key) else { return value }
         let parsed: Int? = switch raw {
         case let number as Int: number
-        case let text as String: Int(text.trimmingCharacters(in: .whitespaces))
+        case let text as String: Self.parseInt(text.trimmingCharacters(in: .whitespaces), units: units)
         default: nil
         }
         guard let parsed else {
-            problem(key, "must be an integer")
+            let unitHint = units.isEmpty ? "" : " (optionally with a unit: \(units.keys.sorted { units[$0]! < units[$1]! }.joined(separator: ", ")))"
+            problem(key, "must be an integer\(unitHint)")
             return value
         }
         guard range.contains(parsed) else {
@@ -99,6 +105,16 @@ public final class ConfigSource {
             return value
         }
         return parsed
+    }
+
+    private static func parseInt(_ text: String, units: [String: Int]) -> Int? {
+        let digits = text.prefix { $0.isNumber }
+        guard let number = Int(digits) else { return nil }
+        let unit = text.dropFirst(digits.count).trimmingCharacters(in: .whitespaces)
+        if unit.isEmpty { return number }
+        guard let factor = units[unit] else { return nil }
+        let (product, overflow) = number.multipliedReportingOverflow(by: factor)
+        return overflow ? nil : product
     }
 
     /// A boolean (`true/false/yes/no/on/off/1/0`).

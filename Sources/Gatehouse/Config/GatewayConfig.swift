@@ -140,12 +140,23 @@ public struct AuthSection: Sendable {
     }
 }
 
-/// `spool`: `dir` (default `/var/lib/gatehouse/spool`).
+/// `spool`: `dir` (default `/var/lib/gatehouse/spool`), `max_bytes` (256MiB), `max_age` (24h),
+/// `when_full` (`reject`: nack `spool_full`, or `drop_oldest`).
 public struct SpoolSection: Sendable {
     public var dir: String
+    public var maxBytes: Int
+    public var maxAgeSeconds: Int
+    public var dropOldest: Bool
 
     init(_ source: ConfigSource) {
         dir = source.string("spool.dir", default: "/var/lib/gatehouse/spool") ?? ""
+        maxBytes = source.int("spool.max_bytes", default: 256 << 20, in: (64 << 10)...(1 << 50), units: ConfigSource.byteUnits)
+        maxAgeSeconds = source.int("spool.max_age", default: 86400, in: 1...(3650 * 86400), units: ConfigSource.secondUnits)
+        let whenFull = source.string("spool.when_full", default: "reject") ?? "reject"
+        dropOldest = whenFull == "drop_oldest"
+        if !["reject", "drop_oldest"].contains(whenFull) {
+            source.problem("spool.when_full", "must be reject or drop_oldest, got \"\(whenFull)\"")
+        }
     }
 }
 

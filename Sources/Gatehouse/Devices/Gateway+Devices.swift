@@ -62,9 +62,9 @@ extension Gateway {
         publish(topics.availability(device), availability.encoded(), retain: true, completion: completion)
     }
 
-    func publishMeta(_ meta: DeviceMeta, of device: String, completion: (@Sendable (MosquittoError?) -> Void)? = nil) {
+    func publishMeta(_ meta: DeviceMeta, of device: String, completion: Outbox.Completion? = nil) {
         directory.observe(meta: meta, of: device)
-        publish(topics.meta(device), meta.encoded(), retain: true, completion: completion)
+        publishSafely(topics.meta(device), meta.encoded(), retain: true, completion: completion)
     }
 
     /// Handles one well-formed device message: publish it, then `ack` its `seq` once it is safe.
@@ -79,14 +79,19 @@ extension Gateway {
             payload["ts"] = .number(ts ?? JSONNumber(now))
             if let seq = message.seq { payload["seq"] = .number(JSONNumber(seq)) }
             payload["data"] = .object(data)
-            let level: MQTTQoS = (qos ?? config.mqtt.telemetryQoS) == 0 ? .atMostOnce : .atLeastOnce
-            publish(topics.telemetry(device), JSONValue.object(payload).serialized(), qos: level, completion: answer)
+            if (qos ?? config.mqtt.telemetryQoS) == 0 {
+                publish(topics.telemetry(device), JSONValue.object(payload).serialized(), qos: .atMostOnce) { error in
+                    answer?(error.map(Outbox.outcome) ?? .safe)
+                }
+            } else {
+                publishSafely(topics.telemetry(device), JSONValue.object(payload).serialized(), completion: answer)
+            }
         case .state(let patch):
             let document = directory.applyStatePatch(patch, of: device, now: now)
-            publish(topics.state(device), document.encoded(), retain: true, completion: answer)
+            publishSafely(topics.state(device), document.encoded(), retain: true, completion: answer)
         case .event(let name, let data, let ts):
             let payload: JSONValue = ["ts": .number(ts ?? JSONNumber(now)), "data": data]
-            publish(topics.event(device, name), payload.serialized(), completion: answer)
+            publishSafely(topics.event(device, name), payload.serialized(), completion: answer)
         case .hello(let hello):
             let meta = DeviceMeta(
                 ts: now, kind: hello.kind ?? session.tokenKind, model: hello.model,
@@ -116,19 +121,19 @@ extension Gateway {
         finish(command, with: CommandResponse(id: command.id.json, status: .ok, data: data, error: nil, ts: nowMs()))
     }
 
-    /// The completion that answers a device message once its publish is safe.
-    private func acknowledger(seq: UInt64?, session: DeviceSession) -> (@Sendable (MosquittoError?) -> Void)? {
+    /// The completion that answers a device message once its publish is safe (or refused).
+    private func acknowledger(seq: UInt64?, session: DeviceSession) -> Outbox.Completion? {
         guard let seq else { return nil }
         let metrics = self.metrics
-        return { error in
-            guard let error else {
+        return { outcome in
+            switch outcome {
+            case .safe:
                 metrics.acked()
                 session.sendText(Array(GatewayMessage.ackString(seq: seq).utf8))
-                return
+            case .refused(let code, let message):
+                metrics.nacked(code)
+                session.send(.nack(seq: seq, code: code.rawValue, message: message))
             }
-            let code: NackCode = error.code == .publishRejected ? .brokerRejected : .brokerUnavailable
-            metrics.nacked(code)
-            session.send(.nack(seq: seq, code: code.rawValue, message: error.message))
         }
     }
 }

@@ -1,0 +1,132 @@
+import Foundation
+
+/// The spool directory: numbered segment files (`segment-000000000001.log`, appended in order) and a
+/// `checkpoint` naming the first entry not yet acknowledged by the broker. Thin POSIX wrappers, so
+/// errors carry the path and `errno` and writes can be made durable with `fdatasync`.
+struct SpoolFiles {
+    let dir: String
+
+    struct IOError: Error, CustomStringConvertible {
+        var description: String
+        init(_ action: String, _ path: String, errno code: Int32 = errno) {
+            description = "cannot \(action) \(path): \(String(cString: strerror(code)))"
+        }
+    }
+
+    /// A position in the log: a segment number and a byte offset in it.
+    struct Position: Equatable, Comparable {
+        var segment: UInt64
+        var offset: Int
+        static func < (a: Position, b: Position) -> Bool { (a.segment, a.offset) < (b.segment, b.offset) }
+    }
+
+    func segmentPath(_ number: UInt64) -> String {
+        let digits = String(number)
+        return "\(dir)/segment-\(String(repeating: "0", count: max(0, 12 - digits.count)))\(digits).log"
+    }
+
+    var checkpointPath: String { "\(dir)/checkpoint" }
+
+    /// Creates the directory (and parents) if needed and checks it is writable.
+    func prepare() throws(IOError) {
+        do {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        } catch {
+            throw IOError("create the spool directory", dir, errno: EACCES)
+        }
+        guard access(dir, W_OK | X_OK) == 0 else { throw IOError("write to the spool directory", dir) }
+    }
+
+    /// Segment numbers present on disk, oldest first.
+    func segmentNumbers() -> [UInt64] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        return names.compactMap { name -> UInt64? in
+            guard name.hasPrefix("segment-"), name.hasSuffix(".log") else { return nil }
+            return UInt64(name.dropFirst("segment-".count).dropLast(".log".count))
+        }.sorted()
+    }
+
+    func readAll(_ path: String) throws(IOError) -> [UInt8] {
+        guard let data = FileManager.default.contents(atPath: path) else { throw IOError("read", path) }
+        return Array(data)
+    }
+
+    /// Reads up to `count` bytes at `offset`.
+    func read(_ path: String, offset: Int, count: Int) throws(IOError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw IOError("open", path) }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: count)
+        var done = 0
+        while done < count {
+            let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(offset + done)) }
+            if n < 0, errno == EINTR { continue }
+            guard n >= 0 else { throw IOError("read", path) }
+            if n == 0 { break }
+            done += n
+        }
+        return Array(bytes.prefix(done))
+    }
+
+    /// Opens a new, empty segment for appending and makes its directory entry durable.
+    func create(_ number: UInt64) throws(IOError) -> Int32 {
+        let path = segmentPath(number)
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw IOError("create", path) }
+        try syncDirectory()
+        return fd
+    }
+
+    /// Appends `bytes` and waits until they are on stable storage (the group commit's one sync).
+    func appendDurably(_ fd: Int32, _ bytes: [UInt8], path: String) throws(IOError) {
+        try writeAll(fd, bytes, path: path)
+        guard fdatasync(fd) == 0 else { throw IOError("sync", path) }
+    }
+
+    private func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(IOError) {
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, bytes.count - done) }
+            if n < 0, errno == EINTR { continue }
+            guard n > 0 else { throw IOError("write", path) }
+            done += n
+        }
+    }
+
+    /// Replaces a file's content atomically (write a temporary file, sync, rename).
+    func replace(_ path: String, with bytes: [UInt8], durable: Bool) throws(IOError) {
+        let temporary = path + ".tmp"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw IOError("create", temporary) }
+        defer { close(fd) }
+        try writeAll(fd, bytes, path: temporary)
+        if durable, fdatasync(fd) != 0 { throw IOError("sync", temporary) }
+        guard rename(temporary, path) == 0 else { throw IOError("rename \(temporary) to", path) }
+        if durable { try syncDirectory() }
+    }
+
+    func remove(_ number: UInt64) {
+        unlink(segmentPath(number))
+    }
+
+    private func syncDirectory() throws(IOError) {
+        let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw IOError("open", dir) }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw IOError("sync", dir) }
+    }
+
+    // MARK: Checkpoint
+
+    func readCheckpoint() -> Position? {
+        guard let text = try? String(contentsOfFile: checkpointPath, encoding: .utf8) else { return nil }
+        let fields = text.split(whereSeparator: \.isWhitespace)
+        guard fields.count == 2, let segment = UInt64(fields[0]), let offset = Int(fields[1]), offset >= 0 else { return nil }
+        return Position(segment: segment, offset: offset)
+    }
+
+    /// Normally not synced: a lost checkpoint only means entries are published again (duplicates, never losses).
+    func writeCheckpoint(_ position: Position, durable: Bool = false) throws(IOError) {
+        try replace(checkpointPath, with: Array("\(position.segment) \(position.offset)\n".utf8), durable: durable)
+    }
+}

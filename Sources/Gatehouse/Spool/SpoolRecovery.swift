@@ -1,0 +1,105 @@
+import Logging
+
+/// One segment file as the spool tracks it.
+struct SegmentInfo {
+    let number: UInt64
+    /// File size: what counts against `spool.max_bytes`.
+    var bytes: Int
+    /// Records in the file (from where reading starts), how many were handed to the broker, and how many it acknowledged.
+    var records: Int
+    var read = 0
+    var committed = 0
+    /// Receive times of the oldest unacknowledged and the newest record (Unix ms), for `spool.max_age`.
+    var oldestTs: Int64
+    var newestTs: Int64
+}
+
+/// What a scan of a segment's bytes found.
+struct SegmentScan: Equatable {
+    struct Damage: Equatable {
+        var offset: Int
+        var length: Int
+    }
+    /// Good records: where each starts, its size and receive time.
+    var records: [(offset: Int, size: Int, ts: Int64)] = []
+    /// Byte ranges that hold no good record (torn writes, corruption).
+    var damage: [Damage] = []
+
+    static func == (a: SegmentScan, b: SegmentScan) -> Bool {
+        a.damage == b.damage && a.records.elementsEqual(b.records) { $0 == $1 }
+    }
+
+    /// Scans `bytes` from `start`: after a bad record it searches forward for the next good one, so one
+    /// damaged spot costs only the records it touches.
+    init(_ bytes: [UInt8], from start: Int = 0) {
+        var offset = start
+        while offset < bytes.count {
+            if case .entry(let entry, let size) = SpoolRecord.decode(bytes[offset...]) {
+                records.append((offset, size, entry.receivedAt))
+                offset += size
+                continue
+            }
+            let next = Self.nextRecord(in: bytes, after: offset) ?? bytes.count
+            damage.append(Damage(offset: offset, length: next - offset))
+            offset = next
+        }
+    }
+
+    private static func nextRecord(in bytes: [UInt8], after offset: Int) -> Int? {
+        var candidate = offset + 1
+        while candidate + SpoolRecord.headerBytes <= bytes.count {
+            if bytes[candidate] == SpoolRecord.magic[0], case .entry = SpoolRecord.decode(bytes[candidate...]) {
+                return candidate
+            }
+            candidate += 1
+        }
+        return nil
+    }
+}
+
+extension SpoolFiles {
+    /// Loads the segments a previous run left: skips what the checkpoint says the broker already has, keeps
+    /// every good record, rewrites damaged segments without their bad bytes (logging what was lost) and
+    /// deletes empty ones. Never fails because of damage; only an unreadable or unwritable file throws.
+    func recover(logger: Logger) throws(IOError) -> [SegmentInfo] {
+        let checkpoint = readCheckpoint()
+        var segments: [SegmentInfo] = []
+        for number in segmentNumbers() {
+            if let checkpoint, number < checkpoint.segment {
+                remove(number)
+                continue
+            }
+            let path = segmentPath(number)
+            let bytes = try readAll(path)
+            let start = checkpoint?.segment == number ? min(checkpoint!.offset, bytes.count) : 0
+            let scan = SegmentScan(bytes, from: start)
+            guard let first = scan.records.first else {
+                if !scan.damage.isEmpty { logDamage(scan, path: path, kept: 0, logger: logger) }
+                remove(number)
+                continue
+            }
+            var size = bytes.count
+            if !scan.damage.isEmpty || start > 0 {
+                // Rewrite with the good, unacknowledged records only. The checkpoint is moved to the start of
+                // the file first: a crash in between then repeats entries rather than skipping any.
+                if start > 0 { try writeCheckpoint(Position(segment: number, offset: 0), durable: true) }
+                var good: [UInt8] = []
+                for record in scan.records { good.append(contentsOf: bytes[record.offset..<record.offset + record.size]) }
+                try replace(path, with: good, durable: true)
+                size = good.count
+                if !scan.damage.isEmpty { logDamage(scan, path: path, kept: scan.records.count, logger: logger) }
+            }
+            segments.append(SegmentInfo(
+                number: number, bytes: size, records: scan.records.count,
+                oldestTs: first.ts, newestTs: scan.records.map(\.ts).max() ?? first.ts))
+        }
+        return segments
+    }
+
+    private func logDamage(_ scan: SegmentScan, path: String, kept: Int, logger: Logger) {
+        let spots = scan.damage.map { "\($0.length) bytes at offset \($0.offset)" }.joined(separator: ", ")
+        logger.error(
+            "spool segment damaged (torn write or corruption, e.g. after a power cut): discarded \(spots); kept \(kept) good entries",
+            metadata: ["file": "\(path)"])
+    }
+}
