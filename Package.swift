@@ -129,6 +129,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "GatehouseTests",
+            dependencies: ["Gatehouse", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "GatehouseProtocolTests",
             dependencies: ["GatehouseProtocol"],
             swiftSettings: swiftSettings

@@ -1,10 +1,8 @@
 """PROTOCOL.md section 4: /healthz, /readyz (including broker outages), /metrics."""
 
 import re
-import socket
-import threading
 
-from conftest import fetch_retained_json, free_port, uid, wait_until
+from conftest import TcpForwarder, fetch_retained_json, uid, wait_until
 
 METRIC_LINE = re.compile(r"^(gatehouse_[a-zA-Z0-9_:]*)(\{[^}]*\})? (-?[0-9.eE+-]+|NaN|\+Inf|-Inf)( -?[0-9]+)?$")
 
@@ -90,71 +88,6 @@ def test_readyz_503_during_broker_outage_and_recovery(gateway, fresh_broker, mqt
     assert body["status"] == "ok"
 
 
-class TcpForwarder:
-    """127.0.0.1:port -> target port; `cut()` drops every connection and refuses new ones, `restore()` undoes it.
-
-    Lets a test take the broker away from the gateway only, while the test's own MQTT client stays subscribed.
-    """
-
-    def __init__(self, target_port):
-        self.target = target_port
-        self.port = free_port()
-        self.conns = []
-        self.lock = threading.Lock()
-        self.listener = None
-        self.restore()
-
-    def restore(self):
-        self.listener = socket.socket()
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", self.port))
-        self.listener.listen(16)
-        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
-
-    def _accept(self, listener):
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.target))
-            except OSError:
-                client.close()
-                continue
-            with self.lock:
-                self.conns += [client, upstream]
-            threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
-
-    @staticmethod
-    def _pipe(src, dst):
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def cut(self):
-        self.listener.close()
-        with self.lock:
-            conns, self.conns = self.conns, []
-        for s in conns:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
-
-
 def test_telemetry_during_outage_acked_after_reconnect_in_order(gateway, broker, mqtt):
     fwd = TcpForwarder(broker.port)
     try:
@@ -170,7 +103,7 @@ def test_telemetry_during_outage_acked_after_reconnect_in_order(gateway, broker,
         for i in range(1, 6):
             d.send_json({"type": "telemetry", "seq": i, "data": {"i": i}})
         for i in range(1, 6):
-            d.expect_ack(i, timeout=5)  # acked once the broker confirms it (no disk spool yet: issue 3)
+            d.expect_ack(i, timeout=5)  # acked from the spool while the broker is away
 
         fwd.restore()
         assert wait_status(g, "/readyz", 200, 20), f"readyz not back to 200:\n{g.log_tail()}"
