@@ -98,15 +98,15 @@ public final class Gateway: Sendable {
 }
 
 extension Gateway {
-    /// Publishes a device's QoS 1 message (or a command response) through the outbox: `completion` runs once
+    /// Publishes a QoS 1 message of `device` (its own, or a command response) through the outbox: `completion` runs once
     /// the broker has it or it is durably spooled, or says why it was refused.
     func publishSafely(
-        _ topic: String, _ payload: [UInt8], retain: Bool = false, correlationData: [UInt8]? = nil,
+        _ topic: String, _ payload: [UInt8], of device: String, retain: Bool = false, correlationData: [UInt8]? = nil,
         completion: Outbox.Completion? = nil
     ) {
         metrics.published(bytes: payload.count)
         let entry = SpoolEntry(topic: topic, payload: payload, retain: retain, correlationData: correlationData, receivedAt: nowMs())
-        outbox.send(entry, completion: completion)
+        outbox.send(entry, device: device, completion: completion)
     }
 
     /// Publishes at QoS 1 and waits for the PUBACK, at most `timeout`; returns whether it came.

@@ -214,6 +214,9 @@ class Broker:
     def start(self) -> "Broker":
         self.conf_path.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            # A spool replay is a burst: mosquitto's default 1000-message queue per subscriber would drop
+            # QoS 1 messages on the way to a slow test observer, which is not what the tests measure.
+            "max_queued_messages 0\n"
             "log_dest stderr\nlog_type all\n"
         )
         log = open(self.log_path, "ab")

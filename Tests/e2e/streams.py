@@ -40,7 +40,7 @@ class StreamDevice(threading.Thread):
         self.sent = 0
         self.connects = 0
         self.close_codes: list[int | None] = []
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
         self._done = threading.Event()
         self._drain_deadline = 0.0
         self.url_override: str | None = None
@@ -48,7 +48,7 @@ class StreamDevice(threading.Thread):
     def stop(self, drain_s: float = 30) -> None:
         """Stops sending new messages; keeps reconnecting and waiting for acks up to `drain_s`."""
         self._drain_deadline = time.monotonic() + drain_s
-        self._stop.set()
+        self._stopping.set()
 
     def join_drained(self) -> None:
         self._done.wait(max(1.0, self._drain_deadline - time.monotonic() + 5))
@@ -66,7 +66,7 @@ class StreamDevice(threading.Thread):
         return conn
 
     def _finished(self) -> bool:
-        return self._stop.is_set() and (not self.unacked or time.monotonic() > self._drain_deadline)
+        return self._stopping.is_set() and (not self.unacked or time.monotonic() > self._drain_deadline)
 
     def run(self) -> None:
         next_seq = 0
@@ -83,7 +83,7 @@ class StreamDevice(threading.Thread):
                     conn.send(text)
                 while not self._finished():
                     now = time.monotonic()
-                    if not self._stop.is_set() and len(self.unacked) < self.window and now >= next_send:
+                    if not self._stopping.is_set() and len(self.unacked) < self.window and now >= next_send:
                         text = json.dumps({"type": "telemetry", "seq": next_seq, "qos": 1, "data": {"n": next_seq}})
                         self.unacked[next_seq] = text
                         conn.send(text)
@@ -130,11 +130,15 @@ class Observer:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = lambda *a: self.connected.clear()
         self.client.on_message = self._on_message
-        self._subscribed = threading.Event()
-        self.client.on_subscribe = lambda *a: self._subscribed.set()
+        self.subscriptions = 0  # SUBACKs received: one per (re)connect
+        self.client.on_subscribe = self._on_subscribe
         self.client.connect(broker.host, broker.port, keepalive=10)
         self.client.loop_start()
-        assert self._subscribed.wait(5), "observer could not subscribe"
+        assert self.wait_subscribed(0), "observer could not subscribe"
+
+    def _on_subscribe(self, *args):
+        with self.lock:
+            self.subscriptions += 1
 
     def _on_connect(self, client, userdata, flags, reason_code, properties):
         if not reason_code.is_failure:
@@ -147,12 +151,14 @@ class Observer:
         with self.lock:
             self.arrivals.setdefault(device, []).append(seq)
 
-    def wait_subscribed(self, timeout: float = 20) -> bool:
-        self._subscribed.clear()
+    def wait_subscribed(self, after: int, timeout: float = 20) -> bool:
+        """Waits until the observer has subscribed more than `after` times (e.g. again after a broker restart)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.connected.is_set() and self._subscribed.wait(0.2):
-                return True
+            with self.lock:
+                if self.subscriptions > after:
+                    return True
+            time.sleep(0.05)
         return False
 
     def close(self) -> None:

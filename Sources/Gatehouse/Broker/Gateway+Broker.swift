@@ -35,8 +35,8 @@ extension Gateway {
         // meta and state go through the outbox: behind anything older still spooled for the same topic.
         for session in directory.sessions {
             announce(session)
-            if let meta = directory.meta(session.device) { publishSafely(topics.meta(session.device), meta.encoded(), retain: true) }
-            if let state = directory.stateDocument(session.device) { publishSafely(topics.state(session.device), state.encoded(), retain: true) }
+            if let meta = directory.meta(session.device) { publishSafely(topics.meta(session.device), meta.encoded(), of: session.device, retain: true) }
+            if let state = directory.stateDocument(session.device) { publishSafely(topics.state(session.device), state.encoded(), of: session.device, retain: true) }
         }
         outbox.scheduleReplay()
         setBrokerReady(true)

@@ -138,9 +138,9 @@ extension Gateway {
     private func publishResponse(_ response: CommandResponse, device: String, command: String, replyTo: ReplyTo?,
                                  completion: Outbox.Completion? = nil) {
         let payload = response.encoded()
-        publishSafely(topics.response(device, command), payload, completion: completion)
+        publishSafely(topics.response(device, command), payload, of: device, completion: completion)
         if let replyTo {
-            publishSafely(replyTo.topic, payload, correlationData: replyTo.correlationData)
+            publishSafely(replyTo.topic, payload, of: device, correlationData: replyTo.correlationData)
         }
     }
 

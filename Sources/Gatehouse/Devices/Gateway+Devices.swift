@@ -64,7 +64,7 @@ extension Gateway {
 
     func publishMeta(_ meta: DeviceMeta, of device: String, completion: Outbox.Completion? = nil) {
         directory.observe(meta: meta, of: device)
-        publishSafely(topics.meta(device), meta.encoded(), retain: true, completion: completion)
+        publishSafely(topics.meta(device), meta.encoded(), of: device, retain: true, completion: completion)
     }
 
     /// Handles one well-formed device message: publish it, then `ack` its `seq` once it is safe.
@@ -84,14 +84,14 @@ extension Gateway {
                     answer?(error.map(Outbox.outcome) ?? .safe)
                 }
             } else {
-                publishSafely(topics.telemetry(device), JSONValue.object(payload).serialized(), completion: answer)
+                publishSafely(topics.telemetry(device), JSONValue.object(payload).serialized(), of: device, completion: answer)
             }
         case .state(let patch):
             let document = directory.applyStatePatch(patch, of: device, now: now)
-            publishSafely(topics.state(device), document.encoded(), retain: true, completion: answer)
+            publishSafely(topics.state(device), document.encoded(), of: device, retain: true, completion: answer)
         case .event(let name, let data, let ts):
             let payload: JSONValue = ["ts": .number(ts ?? JSONNumber(now)), "data": data]
-            publishSafely(topics.event(device, name), payload.serialized(), completion: answer)
+            publishSafely(topics.event(device, name), payload.serialized(), of: device, completion: answer)
         case .hello(let hello):
             let meta = DeviceMeta(
                 ts: now, kind: hello.kind ?? session.tokenKind, model: hello.model,

@@ -28,8 +28,8 @@ final class Outbox: Sendable {
     private struct State {
         var spooling: Bool
         var inFlight = 0
-        /// Live messages waiting for their PUBACK, kept to be spooled if shutdown comes first.
-        var direct: [UInt64: SpoolEntry] = [:]
+        /// Live messages waiting for their PUBACK and not copied to the spool yet, by device, oldest first.
+        var direct: [String: [(id: UInt64, entry: SpoolEntry)]] = [:]
         var nextID: UInt64 = 0
         var replayScheduled = false
         var stopped = false
@@ -44,20 +44,23 @@ final class Outbox: Sendable {
         spool.onDurable.withLock { $0 = { [weak self] in self?.scheduleReplay() } }
     }
 
-    /// Takes one QoS 1 message; `completion` says when it is safe, or why it was refused.
-    func send(_ entry: SpoolEntry, completion: Completion?) {
+    /// Takes one QoS 1 message of `device`; `completion` says when it is safe, or why it was refused.
+    func send(_ entry: SpoolEntry, device: String, completion: Completion?) {
         let connected = broker.isConnected
         let decision = state.withLock { state -> Result<UInt64?, Spool.AppendError> in
             if !state.spooling, connected, state.inFlight < window {
                 let id = state.nextID
                 state.nextID += 1
                 state.inFlight += 1
-                state.direct[id] = entry
+                state.direct[device, default: []].append((id, entry))
                 return .success(id)
             }
             // Appended under this lock so the replay cannot declare itself caught up in between.
             state.spooling = true
             do throws(Spool.AppendError) {
+                // The device's messages still waiting for a PUBACK are copied in first: should the gateway stop
+                // before they are confirmed, the spool still holds them ahead of this one (duplicates, not reordering).
+                for earlier in state.direct.removeValue(forKey: device) ?? [] { try spool.append(earlier.entry) { _ in } }
                 try spool.append(entry) { error in completion?(error.map(Self.outcome) ?? .safe) }
                 return .success(nil)
             } catch {
@@ -66,7 +69,7 @@ final class Outbox: Sendable {
         }
         switch decision {
         case .success(let id?):
-            publishLive(entry, id: id, completion: completion)
+            publishLive(entry, id: id, device: device, completion: completion)
         case .success(nil):
             break
         case .failure(let error):
@@ -74,11 +77,14 @@ final class Outbox: Sendable {
         }
     }
 
-    private func publishLive(_ entry: SpoolEntry, id: UInt64, completion: Completion?) {
+    private func publishLive(_ entry: SpoolEntry, id: UInt64, device: String, completion: Completion?) {
         publish(entry) { error in
             self.state.withLock { state in
                 state.inFlight -= 1
-                state.direct[id] = nil
+                if let index = state.direct[device]?.firstIndex(where: { $0.id == id }) {
+                    state.direct[device]!.remove(at: index)
+                    if state.direct[device]!.isEmpty { state.direct[device] = nil }
+                }
             }
             completion?(error.map(Self.outcome) ?? .safe)
             self.scheduleReplay()
@@ -173,7 +179,7 @@ final class Outbox: Sendable {
         while state.withLock({ $0.inFlight > 0 }), ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(20))
         }
-        let leftovers = state.withLock { state in state.direct.sorted { $0.key < $1.key }.map(\.value) }
+        let leftovers = state.withLock { state in state.direct.values.joined().sorted { $0.id < $1.id }.map(\.entry) }
         for entry in leftovers { try? spool.append(entry) { _ in } }
         spool.shutDown()
         return leftovers.count

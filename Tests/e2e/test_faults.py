@@ -1,0 +1,197 @@
+"""Fault injection (issue 3): nothing a device got an `ack` for is lost, whatever happens in between.
+
+Each test streams QoS 1 telemetry from simulated devices (see streams.py), injects one fault, and then checks
+per device that every acked seq reached MQTT at least once, with first arrivals in seq order; it prints the
+figures (sent / acked / arrived / duplicates / lost). The gateway's link to the broker goes through a TCP
+forwarder, so the test's own observer can be subscribed again before the gateway reconnects.
+"""
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import TcpForwarder, uid, wait_until
+from streams import Observer, StreamDevice, account
+
+DEVICES = 20
+RATE = 40  # messages per second per device
+
+
+@pytest.fixture
+def link(broker):
+    fwd = TcpForwarder(broker.port)
+    yield fwd
+    fwd.cut()
+
+
+def start_stream(g, count=DEVICES, rate=RATE):
+    devices = [StreamDevice(g, uid("flt"), rate=rate) for _ in range(count)]
+    for d in devices:
+        d.start()
+    return devices
+
+
+def finish(name, devices, observer, drain_s=30):
+    for d in devices:
+        d.stop(drain_s)
+    for d in devices:
+        d.join_drained()
+    figures, problems = account(devices, observer, settle_s=15)
+    print(f"\n[{name}] {figures}")
+    assert not problems, "\n".join(problems[:20])
+    assert figures.acked > 0
+    return figures
+
+
+def set_phase(devices, phase):
+    for d in devices:
+        d.phase = phase
+
+
+def readyz(g):
+    try:
+        return g.http_get("/readyz", timeout=1)[0]
+    except OSError:
+        return None
+
+
+def test_broker_sigkill_mid_stream_restarted_after_10s(gateway, fresh_broker):
+    fwd = TcpForwarder(fresh_broker.port)
+    try:
+        g = gateway(broker=fresh_broker, mqtt={"url": f"mqtt://127.0.0.1:{fwd.port}"})
+        observer = Observer(fresh_broker, g.base)
+        devices = start_stream(g)
+        time.sleep(3)
+        set_phase(devices, "outage")
+        subscriptions = observer.subscriptions
+        fwd.cut()
+        fresh_broker.kill()
+        assert wait_until(lambda: readyz(g) == 503, 10), "readyz must be 503 while the broker is down"
+        time.sleep(10)
+        fresh_broker.start()
+        assert observer.wait_subscribed(after=subscriptions), "observer did not resubscribe"
+        set_phase(devices, "")
+        fwd.restore()
+        assert wait_until(lambda: readyz(g) == 200, 40), f"gateway did not reconnect:\n{g.log_tail()}"
+        time.sleep(3)
+        finish("broker SIGKILL, back after 10 s", devices, observer)
+        assert sum(d.acked_while.get("outage", 0) for d in devices) > 0, "nothing was acked (spooled) during the outage"
+        assert all(d.connects == 1 for d in devices), "devices must stay connected through a broker outage"
+        observer.close()
+    finally:
+        fwd.cut()
+
+
+def test_gateway_sigkill_mid_stream_with_spooled_messages(gateway, broker, link):
+    g = gateway(mqtt={"url": f"mqtt://127.0.0.1:{link.port}"})
+    observer = Observer(broker, g.base)
+    devices = start_stream(g)
+    time.sleep(2)
+    link.cut()  # the broker goes away: messages are acked from the spool...
+    set_phase(devices, "outage")
+    time.sleep(3)
+    g.stop(sig=signal.SIGKILL)  # ...and the gateway crashes with them on disk
+    set_phase(devices, "")
+    link.restore()
+    time.sleep(1)
+    g.start()
+    time.sleep(3)
+    figures = finish("gateway SIGKILL with a spool, restarted", devices, observer)
+    assert sum(d.acked_while.get("outage", 0) for d in devices) > 0
+    assert all(d.connects >= 2 for d in devices), "devices should have reconnected to the restarted gateway"
+    assert "spool holds" in g.log(), "the restarted gateway should report the spooled entries it found"
+    observer.close()
+    del figures
+
+
+@pytest.mark.parametrize("broker_up", [True, False], ids=["broker-up", "broker-down"])
+def test_sigterm_mid_stream(gateway, broker, link, broker_up):
+    g = gateway(mqtt={"url": f"mqtt://127.0.0.1:{link.port}"}, gateway={"shutdown_grace_s": 3})
+    observer = Observer(broker, g.base)
+    devices = start_stream(g)
+    time.sleep(2)
+    if not broker_up:
+        link.cut()
+        time.sleep(2)
+    started = time.monotonic()
+    code = g.stop(sig=signal.SIGTERM)
+    took = time.monotonic() - started
+    assert code == 0, f"SIGTERM exit code {code}:\n{g.log_tail()}"
+    assert took < 3 + 5, f"shutdown took {took:.1f}s with shutdown_grace_s 3"
+    assert wait_until(lambda: all(1001 in d.close_codes for d in devices), 5), \
+        f"devices not closed with 1001: {[d.close_codes for d in devices]}"
+    if not broker_up:
+        link.restore()
+    g.start()
+    time.sleep(2)
+    finish(f"SIGTERM, broker {'up' if broker_up else 'down'}", devices, observer)
+    observer.close()
+
+
+def test_spool_full_nacks_and_keeps_what_it_acked(gateway, broker, link):
+    g = gateway(mqtt={"url": f"mqtt://127.0.0.1:{link.port}"}, spool={"max_bytes": "64KiB"})
+    observer = Observer(broker, g.base)
+    dev = uid("full")
+    d = g.connect(g.token(dev))
+    link.cut()
+    assert wait_until(lambda: readyz(g) == 503, 10)
+    filler = "x" * 1000
+    for seq in range(120):
+        d.send_json({"type": "telemetry", "seq": seq, "data": {"fill": filler}})
+    acked, nacked = [], []
+    for _ in range(120):
+        frame = d.recv_json(10)
+        if frame["type"] == "ack":
+            acked.append(frame["seq"])
+        else:
+            assert frame["type"] == "nack" and frame["error"]["code"] == "spool_full", frame
+            nacked.append(frame["seq"])
+    assert acked and nacked, f"acked {len(acked)}, nacked {len(nacked)}: 64 KiB should hold some of 120 KB"
+    assert acked == list(range(len(acked))), "the spool fills up in order"
+    status, _, body = g.http_get("/metrics")
+    assert 'gatehouse_nacks_total{code="spool_full"}' in body.decode()
+    link.restore()
+    assert wait_until(lambda: readyz(g) == 200, 40)
+    assert wait_until(lambda: set(acked) <= set(observer.arrivals.get(dev, [])), 15), \
+        f"acked but not arrived: {sorted(set(acked) - set(observer.arrivals.get(dev, [])))}"
+    arrivals = observer.arrivals[dev]
+    assert [s for i, s in enumerate(arrivals) if s not in arrivals[:i]][:len(acked)] == acked
+    # Room again once drained.
+    d.send_json({"type": "telemetry", "seq": 1000, "data": {"fill": filler}})
+    d.expect_ack(1000, timeout=10)
+    print(f"\n[spool full] sent=120 acked={len(acked)} nacked={len(nacked)} arrived={len(acked)} lost=0")
+    observer.close()
+
+
+def test_truncated_and_corrupt_spool_keeps_good_entries(gateway, broker, link):
+    g = gateway(mqtt={"url": f"mqtt://127.0.0.1:{link.port}"})
+    observer = Observer(broker, g.base)
+    dev = uid("torn")
+    d = g.connect(g.token(dev))
+    link.cut()
+    assert wait_until(lambda: readyz(g) == 503, 10)
+    for seq in range(50):
+        d.send_json({"type": "telemetry", "seq": seq, "data": {"n": seq}})
+    for seq in range(50):
+        d.expect_ack(seq, timeout=10)
+    g.stop(sig=signal.SIGKILL)
+    segments = sorted(p for p in Path(g.spool_dir).glob("segment-*.log") if p.stat().st_size > 0)
+    assert segments, f"no spool segment in {g.spool_dir}: {os.listdir(g.spool_dir)}"
+    path = segments[-1]
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # a flipped bit in the middle...
+    path.write_bytes(bytes(data[:-7]))  # ...and a torn last record, as after a power cut
+    link.restore()
+    g.start()
+    assert "spool segment damaged" in g.log(), g.log_tail()
+    assert wait_until(lambda: len(set(observer.arrivals.get(dev, []))) >= 48, 15), observer.arrivals.get(dev)
+    time.sleep(1)
+    arrivals = observer.arrivals[dev]
+    lost = sorted(set(range(50)) - set(arrivals))
+    assert len(lost) <= 2 and 49 in lost, f"only the damaged entries may be lost: {lost}"
+    assert arrivals == sorted(arrivals), "the good entries arrive in order"
+    print(f"\n[damaged spool] acked=50 arrived={50 - len(lost)} lost_to_damage={len(lost)} ({lost})")
+    observer.close()
