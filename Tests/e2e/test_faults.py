@@ -195,3 +195,55 @@ def test_truncated_and_corrupt_spool_keeps_good_entries(gateway, broker, link):
     assert arrivals == sorted(arrivals), "the good entries arrive in order"
     print(f"\n[damaged spool] acked=50 arrived={50 - len(lost)} lost_to_damage={len(lost)} ({lost})")
     observer.close()
+
+
+# -- Queued commands live in the broker: they survive a gateway crash, and their expiry is still answered.
+
+
+def queue_command(mqtt, g, dev, cmd_id, ttl_ms):
+    mqtt.publish(g.topic(dev, "request/ping"), {"id": cmd_id, "ttl_ms": ttl_ms})
+    _, body = mqtt.wait_json(g.topic(dev, "response/ping"), lambda b: b["id"] == cmd_id)
+    assert body["status"] == "queued", body
+
+
+def test_queued_commands_survive_a_gateway_crash_in_order(gateway, mqtt):
+    g = gateway()
+    dev = uid("pend")
+    mqtt.subscribe(f"{g.base}/{dev}/#")
+    for cmd_id in ("c1", "c2", "c3"):
+        queue_command(mqtt, g, dev, cmd_id, 60000)
+    g.stop(sig=signal.SIGKILL)
+    g.start()
+    d = g.connect(g.token(dev))
+    assert [d.expect("command")["id"] for _ in range(3)] == ["c1", "c2", "c3"]
+
+
+def test_expiry_is_answered_on_time_after_a_gateway_restart(gateway, mqtt):
+    g = gateway()
+    dev = uid("pexp")
+    mqtt.subscribe(f"{g.base}/{dev}/#")
+    queued_at = time.monotonic()
+    queue_command(mqtt, g, dev, "e1", 5000)
+    g.stop(sig=signal.SIGKILL)
+    g.start()
+    _, body = mqtt.wait_json(g.topic(dev, "response/ping"), lambda b: b["status"] != "queued", timeout=10)
+    waited = time.monotonic() - queued_at
+    assert body["status"] == "expired" and body["id"] == "e1", body
+    assert 4.5 <= waited <= 7, f"expired after {waited:.1f}s for a 5 s TTL"
+
+
+def test_expiry_is_answered_by_another_gateway_when_the_queuing_one_is_gone(gateway, mqtt):
+    a = gateway()
+    b = gateway(fleet_of=a)
+    dev = uid("ptake")
+    mqtt.subscribe(f"{a.base}/{dev}/#")
+    queued_at = time.monotonic()
+    queue_command(mqtt, a, dev, "t1", 4000)
+    m = mqtt.wait_for(lambda x: x.topic == a.topic(dev, "pending/t1") and x.payload)
+    queuer = a if m.json()["gateway"] == a.gw_id else b
+    queuer.stop(sig=signal.SIGKILL)
+    _, body = mqtt.wait_json(a.topic(dev, "response/ping"), lambda b: b["status"] != "queued", timeout=10)
+    waited = time.monotonic() - queued_at
+    assert body["status"] == "expired", body
+    assert 3.5 <= waited <= 6, f"expired after {waited:.1f}s for a 4 s TTL"
+    assert not mqtt.collect(lambda x: x.topic == a.topic(dev, "response/ping"), 1.0), "exactly one expired response"

@@ -56,8 +56,8 @@ extension Gateway {
             directory.observe(state: StateDocument.decode(message.payload), of: device)
         case .pending(let device, let commandID):
             let command = message.payload.isEmpty ? nil : PendingCommand(device: device, payload: message.payload)
-            pending.observe(command, device: device, id: commandID)
-            if let command, command.gateway == id, message.retain { scheduleExpiry(of: command) }
+            // Every gateway times every queued command, so expiry is answered even if the one that queued it is gone.
+            if pending.observe(command, device: device, id: commandID), let command { scheduleExpiry(of: command) }
         case .bridgeState(let gateway):
             directory.observe(gateway: gateway, online: BridgeState.decode(message.payload)?.state == "online")
         case .bridgeRequest(let gateway, let op) where gateway == id:

@@ -110,15 +110,23 @@ extension Gateway {
         }
     }
 
-    /// After `ttl_ms` a queued command that was not delivered gets `expired` (from the gateway that queued it).
+    /// After `ttl_ms` a queued command that was not delivered gets `expired`.
     func scheduleExpiry(of command: PendingCommand) {
         let delay = max(0, command.expiresAt - nowMs())
         timerLoop.scheduleTask(in: .milliseconds(delay)) { [self] in
-            guard let expired = pending.take(device: command.device, id: command.id.text) else { return }
+            guard answersExpiry(of: command), let expired = pending.take(device: command.device, id: command.id.text) else { return }
             publish(topics.pending(command.device, command.id.text), [], retain: true)
             respond(device: command.device, command: command.name, id: expired.id.json, status: .expired,
                     error: (.expired, "\(command.device) did not connect within the TTL"), replyTo: expired.replyTo)
         }
+    }
+
+    /// The gateway that queued a command answers its expiry (also after it restarted); while that gateway is
+    /// offline, the online gateway with the smallest id does.
+    private func answersExpiry(of command: PendingCommand) -> Bool {
+        if command.gateway == id { return true }
+        let online = directory.onlineGateways
+        return !online.contains(command.gateway) && online.union([id]).min() == id
     }
 
     /// Publishes the final response of a delivered command.

@@ -8,11 +8,14 @@ import Synchronization
 final class PendingQueue: Sendable {
     private let entries = Mutex<[String: [String: PendingCommand]]>([:])
 
-    /// Records a retained pending command (nil = cleared).
-    func observe(_ command: PendingCommand?, device: String, id: String) {
+    /// Records a retained pending command (nil = cleared); returns true when the command was not known yet.
+    @discardableResult
+    func observe(_ command: PendingCommand?, device: String, id: String) -> Bool {
         entries.withLock { entries in
+            let known = entries[device]?[id] != nil
             entries[device, default: [:]][id] = command
             if entries[device]?.isEmpty == true { entries[device] = nil }
+            return command != nil && !known
         }
     }
 

@@ -87,6 +87,9 @@ final class DeviceDirectory: Sendable {
         }
     }
 
+    /// Gateways whose bridge state is `online`.
+    var onlineGateways: Set<String> { state.withLock { $0.onlineGateways } }
+
     /// The gateway holding a device, if its availability says online and that gateway is online.
     func holder(of device: String, myself: String) -> String? {
         state.withLock { state in
