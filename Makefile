@@ -5,7 +5,7 @@ DEMO_SECONDS ?= 30
 APT_PACKAGES := mosquitto mosquitto-clients libmosquitto-dev pkg-config openssl python3-pip
 PY_PACKAGES := pytest websockets paho-mqtt
 
-.PHONY: deps build release test demo bench clean
+.PHONY: deps build release test demo bench soak clean
 
 ## Installs what is missing (Debian, as root): mosquitto, libmosquitto-dev, and the Python test clients.
 deps:
@@ -35,6 +35,12 @@ demo: release
 ## Telemetry throughput through the gateway vs. straight into mosquitto, with CPU per message.
 bench: release
 	python3 examples/bench.py
+
+## Not in CI: SOAK_MINUTES of streaming with random device drops and broker kills; fails on any lost
+## message or growing gateway memory. Uses the debug build unless GATEHOUSE_BIN says otherwise.
+SOAK_MINUTES ?= 10
+soak: build
+	python3 -u Tests/e2e/soak.py --minutes $(SOAK_MINUTES)
 
 clean:
 	rm -rf .build

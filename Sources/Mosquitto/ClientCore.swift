@@ -102,17 +102,20 @@ final class ClientCore: Sendable {
     let sendsInProgress = Atomic<Int>(0)
     let logger: Logger
     let address: String
+    /// The client's options: the network thread redraws the reconnect jitter from them.
+    let options: MQTTClientOptions
     let messageContinuation: AsyncStream<MQTTMessage>.Continuation
     let eventContinuation: AsyncStream<MQTTConnectionEvent>.Continuation
 
     init(
         logger: Logger,
-        address: String,
+        options: MQTTClientOptions,
         messageContinuation: AsyncStream<MQTTMessage>.Continuation,
         eventContinuation: AsyncStream<MQTTConnectionEvent>.Continuation
     ) {
         self.logger = logger
-        self.address = address
+        self.options = options
+        self.address = options.address
         self.messageContinuation = messageContinuation
         self.eventContinuation = eventContinuation
     }

@@ -16,11 +16,7 @@ extension MosquittoClient {
             mosquitto_int_option(handle, MOSQ_OPT_SEND_MAXIMUM, Int32(clamping: min(max(options.maxInflight, 1), 65535))),
             "invalid maxInflight \(options.maxInflight)"
         )
-        let delayMin = options.reconnectDelayMin.wholeSecondsRoundedUp
-        try check(
-            mosquitto_reconnect_delay_set(handle, delayMin, max(delayMin, options.reconnectDelayMax.wholeSecondsRoundedUp), true),
-            "invalid reconnect delays"
-        )
+        try check(setReconnectDelays(handle, options: options), "invalid reconnect delays")
         if options.username != nil || options.password != nil {
             try check(
                 mosquitto_username_pw_set(handle, options.username ?? "", options.password),
@@ -58,8 +54,10 @@ extension MosquittoClient {
             guard let mosq else { return }
             ClientCore.from(userdata).handleConnect(handle: mosq, reasonCode: reasonCode, flags: flags)
         }
-        mosquitto_disconnect_v5_callback_set(handle) { _, userdata, reasonCode, _ in
-            ClientCore.from(userdata).handleDisconnect(reasonCode: reasonCode)
+        mosquitto_disconnect_v5_callback_set(handle) { mosq, userdata, reasonCode, _ in
+            let core = ClientCore.from(userdata)
+            if let mosq { _ = MosquittoClient.setReconnectDelays(mosq, options: core.options) }
+            core.handleDisconnect(reasonCode: reasonCode)
         }
         mosquitto_publish_v5_callback_set(handle) { _, userdata, mid, reasonCode, _ in
             ClientCore.from(userdata).handlePublishAck(mid: mid, reasonCode: reasonCode)
@@ -75,6 +73,18 @@ extension MosquittoClient {
         mosquitto_unsubscribe_v5_callback_set(handle) { _, userdata, mid, _ in
             ClientCore.from(userdata).handleUnsubscribeAck(mid: mid)
         }
+    }
+}
+
+extension MosquittoClient {
+    /// libmosquitto's exponential backoff (min × attempt², whole seconds) capped at a maximum drawn anew
+    /// between half and all of `reconnectDelayMax` on every lost connection: the jitter that keeps a fleet
+    /// of gateways from reconnecting to a restarted broker in lockstep.
+    static func setReconnectDelays(_ handle: OpaquePointer, options: MQTTClientOptions) -> Int32 {
+        let delayMin = options.reconnectDelayMin.wholeSecondsRoundedUp
+        let delayMax = max(delayMin, options.reconnectDelayMax.wholeSecondsRoundedUp)
+        let jittered = max(delayMin, UInt32.random(in: (delayMax + 1) / 2...delayMax))
+        return mosquitto_reconnect_delay_set(handle, delayMin, jittered, true)
     }
 }
 

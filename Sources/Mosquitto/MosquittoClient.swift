@@ -39,7 +39,7 @@ public final class MosquittoClient: @unchecked Sendable {
         logger[metadataKey: "mqtt.client"] = "\(options.clientID)"
         let core = ClientCore(
             logger: logger,
-            address: options.address,
+            options: options,
             messageContinuation: messageContinuation,
             eventContinuation: eventContinuation
         )
@@ -405,10 +405,10 @@ public final class MosquittoClient: @unchecked Sendable {
         }
     }
 
-    /// libmosquitto's exponential backoff: min × (attempt + 1)², capped at max.
+    /// libmosquitto's exponential backoff, min × (attempt + 1)² capped at max, with ±20 % jitter.
     private func retryDelay(attempt: Int) -> Duration {
         let factor = (attempt + 1) * (attempt + 1)
-        return min(options.reconnectDelayMax, options.reconnectDelayMin * min(factor, 1_000_000))
+        return min(options.reconnectDelayMax, options.reconnectDelayMin * min(factor, 1_000_000)) * Double.random(in: 0.8...1.2)
     }
 
     /// Undoes a failed `connect()`: the client is idle again and may be started later.

@@ -945,6 +945,22 @@ class Gateway:
         return f"{self.base}/bridge/{self.gw_id}/{suffix}"
 
 
+# Figures the fault-injection tests report (sent / acked / arrived / duplicates / lost), shown after the run.
+FIGURES: list[str] = []
+
+
+def report_figures(line: str) -> None:
+    print(line)
+    FIGURES.append(line)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FIGURES:
+        terminalreporter.section("fault-injection figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Fixtures
 # --------------------------------------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ class StreamDevice(threading.Thread):
         self._done = threading.Event()
         self._drain_deadline = 0.0
         self.url_override: str | None = None
+        self.conn = None
 
     def stop(self, drain_s: float = 30) -> None:
         """Stops sending new messages; keeps reconnecting and waiting for acks up to `drain_s`."""
@@ -52,6 +53,15 @@ class StreamDevice(threading.Thread):
 
     def join_drained(self) -> None:
         self._done.wait(max(1.0, self._drain_deadline - time.monotonic() + 5))
+
+    def drop(self) -> None:
+        """Cuts the connection without a close frame (like a device losing its network); it reconnects."""
+        conn = self.conn
+        if conn is not None:
+            try:
+                conn.socket.shutdown(2)
+            except OSError:
+                pass
 
     def _connect(self):
         token = self.gateway.token(self.device_id, kind="sensor")
@@ -74,7 +84,7 @@ class StreamDevice(threading.Thread):
         next_send = time.monotonic()
         while not self._finished():
             try:
-                conn = self._connect()
+                conn = self.conn = self._connect()
             except Exception:
                 time.sleep(0.2)
                 continue

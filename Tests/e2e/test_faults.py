@@ -7,13 +7,14 @@ forwarder, so the test's own observer can be subscribed again before the gateway
 """
 
 import os
+import re
 import signal
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import TcpForwarder, uid, wait_until
+from conftest import TcpForwarder, report_figures, uid, wait_until
 from streams import Observer, StreamDevice, account
 
 DEVICES = 20
@@ -40,7 +41,7 @@ def finish(name, devices, observer, drain_s=30):
     for d in devices:
         d.join_drained()
     figures, problems = account(devices, observer, settle_s=15)
-    print(f"\n[{name}] {figures}")
+    report_figures(f"[{name}] {figures}")
     assert not problems, "\n".join(problems[:20])
     assert figures.acked > 0
     return figures
@@ -99,12 +100,11 @@ def test_gateway_sigkill_mid_stream_with_spooled_messages(gateway, broker, link)
     time.sleep(1)
     g.start()
     time.sleep(3)
-    figures = finish("gateway SIGKILL with a spool, restarted", devices, observer)
+    finish("gateway SIGKILL with a spool, restarted", devices, observer)
     assert sum(d.acked_while.get("outage", 0) for d in devices) > 0
     assert all(d.connects >= 2 for d in devices), "devices should have reconnected to the restarted gateway"
     assert "spool holds" in g.log(), "the restarted gateway should report the spooled entries it found"
     observer.close()
-    del figures
 
 
 @pytest.mark.parametrize("broker_up", [True, False], ids=["broker-up", "broker-down"])
@@ -151,8 +151,12 @@ def test_spool_full_nacks_and_keeps_what_it_acked(gateway, broker, link):
             nacked.append(frame["seq"])
     assert acked and nacked, f"acked {len(acked)}, nacked {len(nacked)}: 64 KiB should hold some of 120 KB"
     assert acked == list(range(len(acked))), "the spool fills up in order"
-    status, _, body = g.http_get("/metrics")
-    assert 'gatehouse_nacks_total{code="spool_full"}' in body.decode()
+    metrics = g.http_get("/metrics")[2].decode()
+    assert 'gatehouse_nacks_total{code="spool_full"}' in metrics
+    assert re.search(r"^gatehouse_broker_connected 0(\.0)?$", metrics, re.M), metrics
+    entries = re.search(r"^gatehouse_spool_entries (\S+)$", metrics, re.M)
+    assert entries and float(entries.group(1)) >= len(acked), metrics
+    assert re.search(r"^gatehouse_spool_bytes [1-9]", metrics, re.M), metrics
     link.restore()
     assert wait_until(lambda: readyz(g) == 200, 40)
     assert wait_until(lambda: set(acked) <= set(observer.arrivals.get(dev, [])), 15), \
@@ -162,7 +166,7 @@ def test_spool_full_nacks_and_keeps_what_it_acked(gateway, broker, link):
     # Room again once drained.
     d.send_json({"type": "telemetry", "seq": 1000, "data": {"fill": filler}})
     d.expect_ack(1000, timeout=10)
-    print(f"\n[spool full] sent=120 acked={len(acked)} nacked={len(nacked)} arrived={len(acked)} lost=0")
+    report_figures(f"[spool full] sent=120 acked={len(acked)} nacked={len(nacked)} arrived={len(acked)} lost=0")
     observer.close()
 
 
@@ -193,7 +197,7 @@ def test_truncated_and_corrupt_spool_keeps_good_entries(gateway, broker, link):
     lost = sorted(set(range(50)) - set(arrivals))
     assert len(lost) <= 2 and 49 in lost, f"only the damaged entries may be lost: {lost}"
     assert arrivals == sorted(arrivals), "the good entries arrive in order"
-    print(f"\n[damaged spool] acked=50 arrived={50 - len(lost)} lost_to_damage={len(lost)} ({lost})")
+    report_figures(f"[damaged spool] acked=50 arrived={50 - len(lost)} lost_to_damage={len(lost)} ({lost})")
     observer.close()
 
 

@@ -17,6 +17,14 @@ final class GatewayMetrics: Sendable {
     private let badMessages = Counter(label: "gatehouse_bad_messages_total")
     private let commandsDelivered = Counter(label: "gatehouse_commands_delivered_total")
     private let commandRoundTrip = Timer(label: "gatehouse_command_round_trip_seconds")
+    private let spoolEntries = Gauge(label: "gatehouse_spool_entries")
+    private let spoolBytes = Gauge(label: "gatehouse_spool_bytes")
+    private let spoolOldestAge = Gauge(label: "gatehouse_spool_oldest_age_seconds")
+    private let spoolDroppedFull = Counter(label: "gatehouse_spool_dropped_total", dimensions: [("reason", "full")])
+    private let spoolDroppedExpired = Counter(label: "gatehouse_spool_dropped_total", dimensions: [("reason", "max_age")])
+    private let spoolCounted = Mutex<(dropped: Int, expired: Int)>((0, 0))
+    private let brokerConnected = Gauge(label: "gatehouse_broker_connected")
+    private let brokerConnects = Counter(label: "gatehouse_broker_connects_total")
     private let inCount = Atomic<Int>(0)
     private let outCount = Atomic<Int>(0)
     private let rateMark = Mutex<(inCount: Int, outCount: Int)>((0, 0))
@@ -79,6 +87,23 @@ final class GatewayMetrics: Sendable {
         Counter(label: "gatehouse_command_responses_total", dimensions: [("status", status.rawValue)]).increment()
         if let latencyMs { commandRoundTrip.recordMilliseconds(latencyMs) }
     }
+
+    /// The spool and broker link as of now (called when `/metrics` is scraped).
+    func record(spool: Spool.Stats, brokerConnected connected: Bool) {
+        spoolEntries.record(spool.depth)
+        spoolBytes.record(spool.bytes)
+        spoolOldestAge.record(Double(spool.oldestAgeMs) / 1000)
+        brokerConnected.record(connected ? 1 : 0)
+        let (dropped, expired) = spoolCounted.withLock { counted in
+            defer { counted = (spool.dropped, spool.expired) }
+            return (spool.dropped - counted.dropped, spool.expired - counted.expired)
+        }
+        if dropped > 0 { spoolDroppedFull.increment(by: dropped) }
+        if expired > 0 { spoolDroppedExpired.increment(by: expired) }
+    }
+
+    /// Every accepted broker connection, the first one included.
+    func brokerConnectionAccepted() { brokerConnects.increment() }
 
     /// Messages per second in and out since the previous call.
     func takeRates(intervalSeconds: Double) -> (inPerSecond: Double, outPerSecond: Double) {

@@ -20,6 +20,7 @@ extension Gateway {
             )
         }
         router.get("/metrics") { _, _ in
+            self.metrics.record(spool: self.outbox.spool.stats(now: nowMs()), brokerConnected: self.broker.isConnected)
             var buffer: [UInt8] = []
             registry.emit(into: &buffer)
             return Response(

@@ -17,6 +17,7 @@ struct BrokerService: Service {
                     for await event in gateway.broker.connectionEvents {
                         switch event {
                         case .connected:
+                            gateway.metrics.brokerConnectionAccepted()
                             await gateway.brokerConnected()
                         case .disconnected(let reason):
                             gateway.setBrokerReady(false)
