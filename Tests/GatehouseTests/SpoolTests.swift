@@ -97,6 +97,25 @@ import Testing
         reopened.shutDown()
     }
 
+    @Test func entriesAfterAFullyAcknowledgedRunSurviveACrash() async throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        do {
+            let spool = try open()
+            try await appendAll((0..<10).map { entry($0) }, to: spool)
+            for (ticket, _) in readAll(spool) { spool.acknowledge(ticket) }
+            spool.shutDown()  // checkpoint: end of the first segment
+        }
+        do {
+            let crashed = try open()  // everything was acknowledged: nothing to replay
+            #expect(crashed.isEmpty)
+            try await appendAll((10..<15).map { entry($0) }, to: crashed)
+            // No shutDown: the process dies here.
+        }
+        let reopened = try open()
+        #expect(readAll(reopened).map(\.entry) == (10..<15).map { entry($0) })
+        reopened.shutDown()
+    }
+
     @Test func truncatedAndCorruptSegmentsAreRepaired() async throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         do {

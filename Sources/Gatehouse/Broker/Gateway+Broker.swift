@@ -1,6 +1,7 @@
 import Logging
 import GatehouseProtocol
 import Mosquitto
+import NIOCore
 
 extension Gateway {
     /// Subscription identifiers tell the two copies of a request apart (see `RequestRoute`).
@@ -32,11 +33,15 @@ extension Gateway {
             return
         }
         directory.observe(gateway: id, online: true)
-        // meta and state go through the outbox: behind anything older still spooled for the same topic.
         for session in directory.sessions {
             announce(session)
-            if let meta = directory.meta(session.device) { publishSafely(topics.meta(session.device), meta.encoded(), of: session.device, retain: true) }
-            if let state = directory.stateDocument(session.device) { publishSafely(topics.state(session.device), state.encoded(), of: session.device, retain: true) }
+            // On the device's event loop, so a state patch being handled cannot be overtaken by an older
+            // document; through the outbox, so it also comes after older versions still spooled.
+            session.channel.eventLoop.execute { [self] in
+                let device = session.device
+                if let meta = directory.meta(device) { publishSafely(topics.meta(device), meta.encoded(), of: device, retain: true) }
+                if let state = directory.stateDocument(device) { publishSafely(topics.state(device), state.encoded(), of: device, retain: true) }
+            }
         }
         outbox.scheduleReplay()
         setBrokerReady(true)

@@ -42,6 +42,16 @@ final class Outbox: Sendable {
         self.logger = logger
         self.state = Mutex(State(spooling: !spool.isEmpty))
         spool.onDurable.withLock { $0 = { [weak self] in self?.scheduleReplay() } }
+        keepReplaying()
+    }
+
+    /// A pass every second as well, in case a pass ended early (a segment dropped under the reader, a read error).
+    private func keepReplaying() {
+        replayQueue.asyncAfter(deadline: .now() + .seconds(1)) { [weak self] in
+            guard let self, !self.state.withLock({ $0.stopped }) else { return }
+            self.scheduleReplay()
+            self.keepReplaying()
+        }
     }
 
     /// Takes one QoS 1 message of `device`; `completion` says when it is safe, or why it was refused.
@@ -139,11 +149,9 @@ final class Outbox: Sendable {
             guard room > 0 else { return }
             let batch = spool.read(limit: min(room, 512))
             if batch.isEmpty {
-                let caughtUp = state.withLock { state in
+                state.withLock { state in
                     if spool.isCaughtUp { state.spooling = false }
-                    return !state.spooling
                 }
-                if caughtUp, spool.stats(now: nowMs()).depth == 0 { logger.debug("spool drained") }
                 return
             }
             state.withLock { $0.inFlight += batch.count }
@@ -154,19 +162,41 @@ final class Outbox: Sendable {
                     state.withLock { $0.inFlight -= 1 }
                     continue
                 }
-                publish(entry) { error in
-                    self.state.withLock { $0.inFlight -= 1 }
-                    // Stopped client: the entry stays in the spool for the next run.
-                    if error?.code == .closed { return }
-                    if let error {
-                        self.logger.error("the broker refused a spooled message; dropping it", metadata: [
-                            "topic": "\(entry.topic)", "error": "\(error.message)"])
-                    }
-                    self.spool.acknowledge(ticket)
-                    self.scheduleReplay()
-                }
+                replayOne(entry, ticket: ticket)
             }
         }
+    }
+
+    /// Publishes one spooled entry; it leaves the spool on its PUBACK, or when the broker refuses it for
+    /// good. A refusal that may pass (quota exceeded, unspecified error) is retried a second later.
+    private func replayOne(_ entry: SpoolEntry, ticket: Spool.Ticket) {
+        publish(entry) { error in
+            // Stopped client: the entry stays in the spool for the next run.
+            if error?.code == .closed {
+                self.state.withLock { $0.inFlight -= 1 }
+                return
+            }
+            if let error, !Self.isPermanent(error) {
+                self.logger.warning("the broker refused a spooled message for now; retrying", metadata: [
+                    "topic": "\(entry.topic)", "error": "\(error.message)"])
+                self.replayQueue.asyncAfter(deadline: .now() + .seconds(1)) { self.replayOne(entry, ticket: ticket) }
+                return
+            }
+            if let error {
+                self.logger.error("the broker refused a spooled message; dropping it", metadata: [
+                    "topic": "\(entry.topic)", "error": "\(error.message)"])
+            }
+            self.state.withLock { $0.inFlight -= 1 }
+            self.spool.acknowledge(ticket)
+            self.scheduleReplay()
+        }
+    }
+
+    /// PUBACK reasons a retry cannot change: not authorized, bad topic, too large, bad payload format,
+    /// retain or QoS not supported. Errors before anything was queued (e.g. oversize) are permanent too.
+    private static func isPermanent(_ error: MosquittoError) -> Bool {
+        guard error.code == .publishRejected, let reason = error.reasonCode else { return error.code != .notConnected }
+        return [0x87, 0x90, 0x95, 0x99, 0x9A, 0x9B].contains(reason)
     }
 
     // MARK: Shutdown

@@ -90,12 +90,16 @@ final class Spool: Sendable {
         self.segmentBytes = min(max(limits.maxBytes / 8, 4096), 16 << 20)
         self.logger = logger
         try files.prepare()
-        var segments = try files.recover(logger: logger)
-        let number = (segments.last?.number ?? 0) + 1
+        let checkpoint = files.readCheckpoint()
+        var segments = try files.recover(checkpoint: checkpoint, logger: logger)
+        // Numbers are never reused, and the checkpoint is moved to the start of what was kept before anything
+        // is appended: a stale checkpoint must not make a later recovery skip new entries.
+        let number = max(segments.last?.number ?? 0, checkpoint?.segment ?? 0) + 1
         let writer = try files.create(number)
         let depth = segments.reduce(0) { $0 + $1.records }
         segments.append(SegmentInfo(number: number, bytes: 0, records: 0, oldestTs: 0, newestTs: 0))
         let start = SpoolFiles.Position(segment: segments[0].number, offset: 0)
+        try files.writeCheckpoint(start, durable: true)
         state = Mutex(State(segments: segments, writer: writer, read: start, checkpoint: start, depth: depth))
         if depth > 0 {
             logger.notice("spool holds \(depth) entries from the previous run; they are published once the broker is reachable", metadata: ["spool.dir": "\(dir)"])
@@ -160,6 +164,7 @@ final class Spool: Sendable {
                 state.pending = []
                 state.pendingCompletions = []
                 state.pendingRecords = 0
+                state.pendingNewest = 0
                 state.flushScheduled = false
             }
             state.flushingBytes = state.pending.count
@@ -167,18 +172,26 @@ final class Spool: Sendable {
             return (state.pending, state.pendingCompletions, state.pendingRecords, state.pendingNewest, state.writer, state.active.number)
         }
         guard !batch.isEmpty else { return }
+        guard writer >= 0 else {
+            for completion in completions { completion(.io("the spool is closed")) }
+            return
+        }
         do {
             try files.appendDurably(writer, batch, path: files.segmentPath(number))
         } catch {
-            let failure = "\(error)"
-            logger.critical("spool write failed; messages can no longer be spooled: \(failure)")
+            // Cut the file back to its durable end so later records stay aligned (e.g. the disk was full:
+            // these messages are refused, later ones are taken again once there is room).
+            let durableEnd = state.withLock { $0.active.bytes }
+            let repaired = ftruncate(writer, off_t(durableEnd)) == 0
+            logger.error("spool write failed; \(records) messages refused: \(error)")
             state.withLock { state in
-                state.failure = failure
+                if !repaired { state.failure = "\(error)" }
                 state.depth -= records
                 state.flushingBytes = 0
                 state.flushingRecords = 0
             }
-            for completion in completions { completion(.io(failure)) }
+            if !repaired { logger.critical("cannot repair the spool segment; messages can no longer be spooled") }
+            for completion in completions { completion(.io("\(error)")) }
             return
         }
         let roll = state.withLock { state in
@@ -216,7 +229,7 @@ final class Spool: Sendable {
     /// Called from one replay loop at a time.
     func read(limit: Int) -> [(ticket: Ticket, entry: SpoolEntry)] {
         guard limit > 0 else { return [] }
-        guard let (position, end) = nextReadRange() else { return [] }
+        guard let (position, end, recordsUpToEnd) = nextReadRange() else { return [] }
         let path = files.segmentPath(position.segment)
         var bytes: [UInt8]
         do {
@@ -261,9 +274,10 @@ final class Spool: Sendable {
             state.segments[index].read += found.count
             state.read.offset = found.last?.end ?? position.offset
             if damaged {
-                let lost = state.segments[index].records - state.segments[index].read
-                logger.error("spool segment \(path) is damaged at offset \(state.read.offset); its last \(lost) entries are lost")
-                state.segments[index].records = state.segments[index].read
+                // Entries flushed after `end` was sampled lie beyond the damage and are still read later.
+                let lost = recordsUpToEnd - state.segments[index].read
+                logger.error("spool segment \(path) is damaged at offset \(state.read.offset); \(lost) entries up to offset \(end) are lost")
+                state.segments[index].records -= lost
                 state.depth -= lost
                 state.dropped += lost
                 state.read.offset = end
@@ -274,11 +288,11 @@ final class Spool: Sendable {
 
     /// Where the next read starts and where durable data ends there; moves to the next segment at the end
     /// of a finished one. Nil when everything durable has been read.
-    private func nextReadRange() -> (SpoolFiles.Position, Int)? {
+    private func nextReadRange() -> (SpoolFiles.Position, end: Int, records: Int)? {
         state.withLock { state in
             while let index = state.segments.firstIndex(where: { $0.number == state.read.segment }) {
                 let segment = state.segments[index]
-                if state.read.offset < segment.bytes { return (state.read, segment.bytes) }
+                if state.read.offset < segment.bytes { return (state.read, segment.bytes, segment.records) }
                 guard index + 1 < state.segments.count else { return nil }
                 state.read = SpoolFiles.Position(segment: state.segments[index + 1].number, offset: 0)
             }
@@ -346,8 +360,14 @@ final class Spool: Sendable {
         }
     }
 
-    /// True when an entry received at `receivedAt` is older than `spool.max_age`.
-    func isExpired(_ receivedAt: Int64, now: Int64) -> Bool { now - receivedAt > limits.maxAgeMs }
+    /// True when an entry received at `receivedAt` is older than `spool.max_age`. Times before 2020 are not
+    /// trusted (a box without a real-time clock before NTP sync) and never expire, so a clock step at boot
+    /// cannot sweep away what was acked.
+    func isExpired(_ receivedAt: Int64, now: Int64) -> Bool {
+        receivedAt > Self.trustedClockFloor && now - receivedAt > limits.maxAgeMs
+    }
+
+    private static let trustedClockFloor: Int64 = 1_577_836_800_000
 
     // MARK: Housekeeping
 
@@ -358,8 +378,8 @@ final class Spool: Sendable {
             let expired = self.state.withLock { state -> Int in
                 guard !state.closed else { return -1 }
                 var expired = 0
-                let horizon = nowMs() - self.limits.maxAgeMs
-                while state.segments.count > 1, state.segments[0].newestTs < horizon {
+                let now = nowMs()
+                while state.segments.count > 1, self.isExpired(state.segments[0].newestTs, now: now) {
                     expired += self.removeFirstSegment(&state)
                 }
                 state.expired += expired
@@ -370,14 +390,15 @@ final class Spool: Sendable {
         }
     }
 
-    /// Writes what is pending, saves the checkpoint and closes the files (graceful shutdown).
+    /// Refuses further appends, writes what is pending, saves the checkpoint and closes the files.
     func shutDown() {
         queue.sync {
+            state.withLock { $0.closed = true }
             flush()
             saveCheckpoint()
             state.withLock { state in
-                state.closed = true
                 Glibc.close(state.writer)
+                state.writer = -1
             }
         }
     }

@@ -61,8 +61,7 @@ extension SpoolFiles {
     /// Loads the segments a previous run left: skips what the checkpoint says the broker already has, keeps
     /// every good record, rewrites damaged segments without their bad bytes (logging what was lost) and
     /// deletes empty ones. Never fails because of damage; only an unreadable or unwritable file throws.
-    func recover(logger: Logger) throws(IOError) -> [SegmentInfo] {
-        let checkpoint = readCheckpoint()
+    func recover(checkpoint: Position?, logger: Logger) throws(IOError) -> [SegmentInfo] {
         var segments: [SegmentInfo] = []
         for number in segmentNumbers() {
             if let checkpoint, number < checkpoint.segment {
@@ -98,8 +97,16 @@ extension SpoolFiles {
 
     private func logDamage(_ scan: SegmentScan, path: String, kept: Int, logger: Logger) {
         let spots = scan.damage.map { "\($0.length) bytes at offset \($0.offset)" }.joined(separator: ", ")
-        logger.error(
-            "spool segment damaged (torn write or corruption, e.g. after a power cut): discarded \(spots); kept \(kept) good entries",
-            metadata: ["file": "\(path)"])
+        let goodEnd = scan.records.last.map { $0.offset + $0.size } ?? 0
+        let onlyTornTail = scan.damage.count == 1 && scan.damage[0].offset >= goodEnd
+        if onlyTornTail {
+            // A write cut short by a crash: it was never synced, so no device was acked for it.
+            logger.warning("spool segment ends in an incomplete record (a write cut short); discarded \(spots), kept \(kept) entries",
+                           metadata: ["file": "\(path)"])
+        } else {
+            logger.error(
+                "spool segment damaged (corruption, e.g. after a power cut): discarded \(spots); kept \(kept) good entries",
+                metadata: ["file": "\(path)"])
+        }
     }
 }
