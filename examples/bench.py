@@ -4,6 +4,8 @@
 Flow A (baseline): N `mosquitto_pub -l` clients publish M QoS 1 messages each to a private mosquitto.
 Flow B (gateway):  N simulated devices (gatehouse-sim, --rate 0) send M telemetry messages each over
 WebSocket; the gateway publishes each at QoS 1 and acks it after the broker's PUBACK.
+Flow C (spool):   the broker is stopped and the same devices send again: every message is acked from the
+gateway's disk spool (group commit); then the broker is started again and the spool drains into it.
 Prints messages/s, and CPU microseconds per message of the gateway and of the broker (from /proc).
 Everything binds to loopback and stops by itself.
 """
@@ -36,19 +38,35 @@ def wait_port(port):
     sys.exit(f"nothing listens on {port}")
 
 
+def spool_entries(http_port):
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=5).read().decode()
+    for line in metrics.splitlines():
+        if line.startswith("gatehouse_spool_entries "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def run_sim(http_port, work):
+    sim = subprocess.run([f"{BIN}/gatehouse-sim", "--url", f"ws://127.0.0.1:{http_port}/v1/connect", "--key-file", f"{work}/key",
+                          "--thermostats", str(DEVICES), "--cameras", "0", "--sensors", "0", "--rate", "0",
+                          "--messages", str(MESSAGES), "--json", "--log-level", "error"], capture_output=True, text=True, timeout=600)
+    return json.loads(sim.stdout.strip().splitlines()[-1])
+
+
 def main():
     work = tempfile.mkdtemp(prefix="gatehouse-bench-")
     mqtt_port, http_port = free_port(), free_port()
     with open(f"{work}/m.conf", "w") as f:
         f.write(f"listener {mqtt_port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 1000000\n")
-    broker = subprocess.Popen(["mosquitto", "-c", f"{work}/m.conf"], stderr=subprocess.DEVNULL)
+    start_broker = lambda: subprocess.Popen(["mosquitto", "-c", f"{work}/m.conf"], stderr=subprocess.DEVNULL)
+    broker = start_broker()
     wait_port(mqtt_port)
     with open(f"{work}/key", "w") as f:
         f.write(os.urandom(24).hex() + "\n")
     env = dict(os.environ, GATEHOUSE_MQTT_URL=f"mqtt://127.0.0.1:{mqtt_port}", GATEHOUSE_AUTH_KEY_FILE=f"{work}/key",
                GATEHOUSE_GATEWAY_LISTEN=f"127.0.0.1:{http_port}", GATEHOUSE_SPOOL_DIR=f"{work}/spool", GATEHOUSE_LOG_LEVEL="warning")
     gateway = subprocess.Popen([f"{BIN}/gatehouse", "--config", "examples/demo.yaml"], env=env, stderr=open(f"{work}/gw.log", "w"))
-    procs = [gateway, broker]
+    procs = [gateway, broker]  # the broker is replaced in flow C
     try:
         for _ in range(100):
             try:
@@ -73,19 +91,38 @@ def main():
 
         # Flow B: devices through the gateway.
         gw_cpu0, broker_cpu0, start = cpu_seconds(gateway.pid), cpu_seconds(broker.pid), time.monotonic()
-        sim = subprocess.run([f"{BIN}/gatehouse-sim", "--url", f"ws://127.0.0.1:{http_port}/v1/connect", "--key-file", f"{work}/key",
-                              "--thermostats", str(DEVICES), "--cameras", "0", "--sensors", "0", "--rate", "0",
-                              "--messages", str(MESSAGES), "--json", "--log-level", "error"], capture_output=True, text=True, timeout=600)
+        summary = run_sim(http_port, work)
         gw_s = time.monotonic() - start
         gw_cpu, gw_broker_cpu = cpu_seconds(gateway.pid) - gw_cpu0, cpu_seconds(broker.pid) - broker_cpu0
-        summary = json.loads(sim.stdout.strip().splitlines()[-1])
         acked = summary["acked"]
+        while spool_entries(http_port) > 0:  # what was spooled while the window was full
+            time.sleep(0.05)
+
+        # Flow C: broker down, acked from the spool; then the broker returns and the spool drains.
+        broker.terminate()
+        broker.wait(timeout=20)
+        time.sleep(1)
+        gw_cpu0, start = cpu_seconds(gateway.pid), time.monotonic()
+        spooled_summary = run_sim(http_port, work)
+        spool_s, spool_cpu = time.monotonic() - start, cpu_seconds(gateway.pid) - gw_cpu0
+        spooled = spooled_summary["acked"]
+        depth = spool_entries(http_port)
+        broker = procs[1] = start_broker()
+        wait_port(mqtt_port)
+        gw_cpu0, start = cpu_seconds(gateway.pid), time.monotonic()
+        while spool_entries(http_port) > 0 and time.monotonic() - start < 300:
+            time.sleep(0.05)
+        drain_s, drain_cpu = time.monotonic() - start, cpu_seconds(gateway.pid) - gw_cpu0
 
         print(f"devices {DEVICES} x messages {MESSAGES} = {total} QoS 1 telemetry messages, 2 cores, loopback")
         print(f"{'flow':34} {'msgs/s':>10} {'broker µs/msg':>14} {'gateway µs/msg':>15}")
         print(f"{'mosquitto_pub -> mosquitto':34} {total / direct_s:>10.0f} {direct_broker_cpu / total * 1e6:>14.1f} {'-':>15}")
         print(f"{'device -> gatehouse -> mosquitto':34} {acked / gw_s:>10.0f} {gw_broker_cpu / acked * 1e6:>14.1f} {gw_cpu / acked * 1e6:>15.1f}")
+        print(f"{'device -> gatehouse -> spool (broker down)':34} {spooled / spool_s:>10.0f} {'-':>14} {spool_cpu / max(spooled, 1) * 1e6:>15.1f}")
+        print(f"{'spool -> mosquitto (drain)':34} {depth / drain_s:>10.0f} {'-':>14} {drain_cpu / max(depth, 1) * 1e6:>15.1f}")
         print(f"ratio gateway/direct throughput: {(acked / gw_s) / (total / direct_s):.2f}; acked {acked} of {summary['sent']} sent, nacked {summary['nacked']}")
+        print(f"broker down: acked {spooled} of {spooled_summary['sent']} from the spool, nacked {spooled_summary['nacked']}; "
+              f"{depth:.0f} spooled entries drained in {drain_s:.1f} s (includes the gateway's reconnect backoff)")
     finally:
         for p in procs:
             p.terminate()

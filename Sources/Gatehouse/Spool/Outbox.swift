@@ -149,8 +149,10 @@ final class Outbox: Sendable {
             guard room > 0 else { return }
             let batch = spool.read(limit: min(room, 512))
             if batch.isEmpty {
+                // Back to direct only with half the window free: under sustained overload the gateway stays
+                // on the spool instead of flipping (each flip copies in-flight messages, i.e. duplicates).
                 state.withLock { state in
-                    if spool.isCaughtUp { state.spooling = false }
+                    if spool.isCaughtUp, state.inFlight <= window / 2 { state.spooling = false }
                 }
                 return
             }
