@@ -75,3 +75,25 @@ def test_check_config_refuses_bad_gateway_id_and_base_topic(gateway):
     r = run_gatehouse(["--check-config", str(g.config_path)])
     assert r.returncode != 0
     assert "gateway.id" in r.stderr and "mqtt.base_topic" in r.stderr, r.stderr
+
+
+def test_spool_keys_are_validated(gateway):
+    g = gateway(start=False)
+    g.config_path.write_text(to_yaml(deep_merge(g.config, {"spool": {"max_bytes": "lots", "max_age": "3 weeks", "when_full": "panic"}})))
+    r = run_gatehouse(["--check-config", str(g.config_path)])
+    assert r.returncode != 0
+    for key in ("spool.max_bytes", "spool.max_age", "spool.when_full"):
+        assert key in r.stderr, f"{key} not reported on stderr:\n{r.stderr}"
+    g.config_path.write_text(to_yaml(deep_merge(g.config, {"spool": {"max_bytes": "64MiB", "max_age": "7d", "when_full": "drop_oldest"}})))
+    assert run_gatehouse(["--check-config", str(g.config_path)]).returncode == 0
+
+
+def test_unusable_spool_dir_stops_the_gateway_with_one_clear_line(gateway):
+    g = gateway(start=False)
+    blocker = g.dir / "not-a-dir"
+    blocker.write_text("")
+    g.config_path.write_text(to_yaml(deep_merge(g.config, {"spool": {"dir": str(blocker / "spool")}})))
+    r = run_gatehouse(["--config", str(g.config_path)])
+    assert r.returncode != 0
+    lines = [line for line in r.stderr.splitlines() if "spool.dir" in line]
+    assert lines and "Not a directory" in lines[0] and str(blocker) in lines[0], r.stderr

@@ -29,10 +29,10 @@ struct SpoolFiles {
 
     /// Creates the directory (and parents) if needed and checks it is writable.
     func prepare() throws(IOError) {
-        do {
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        } catch {
-            throw IOError("create the spool directory", dir, errno: EACCES)
+        var path = dir.hasPrefix("/") ? "" : "."
+        for component in dir.split(separator: "/") {
+            path += "/" + component
+            if mkdir(path, 0o750) != 0, errno != EEXIST { throw IOError("create the spool directory", path) }
         }
         guard access(dir, W_OK | X_OK) == 0 else { throw IOError("write to the spool directory", dir) }
     }
