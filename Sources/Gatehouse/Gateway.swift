@@ -29,6 +29,7 @@ public final class Gateway: Sendable {
     struct Readiness {
         var listening = false
         var brokerReady = false
+        var subscribed = false
     }
 
     /// Builds the gateway from a validated config. Does not connect yet: `BrokerService` does.
@@ -76,6 +77,10 @@ public final class Gateway: Sendable {
 
     func setListening(_ value: Bool) { readiness.withLock { $0.listening = value } }
     func setBrokerReady(_ value: Bool) { readiness.withLock { $0.brokerReady = value } }
+
+    /// True once the subscriptions were made; the client keeps them across reconnects.
+    var hasSubscribed: Bool { readiness.withLock { $0.subscribed } }
+    func setSubscribed() { readiness.withLock { $0.subscribed = true } }
 
     /// Publishes JSON; completion (on libmosquitto's thread) reports the PUBACK or the failure.
     func publish(

@@ -95,7 +95,7 @@ def main() -> int:
     warm = [rss for t, rss in samples if t >= 60] or [rss for _, rss in samples]
     third = max(1, len(warm) // 3)
     first, last = statistics.median(warm[:third]), statistics.median(warm[-third:])
-    grew = last > first * 1.2 + 5
+    grew = last > first * 1.1 and last - first > 3
     print(f"gateway RSS: first third {first:.1f} MiB, last third {last:.1f} MiB, max {max(warm):.1f} MiB"
           f" -> {'GREW' if grew else 'flat'}")
     return 1 if figures.lost or problems or grew else 0

@@ -11,22 +11,13 @@ extension Gateway {
         static let shared: UInt32 = 3
     }
 
-    /// Subscribes to everything the gateway follows, then announces itself and its devices.
-    /// Runs after every (re)connect: a clean session starts with nothing.
+    /// Subscribes to everything the gateway follows (once: the client repeats remembered subscriptions
+    /// itself after every reconnect, ahead of anything published), then announces itself and its devices.
+    /// Runs after every (re)connect. The bridge state's PUBACK also confirms the subscriptions: the broker
+    /// answers one connection's packets in order.
     func brokerConnected() async {
-        do {
-            try await broker.subscribe(
-                [topics.allAvailability, topics.allMeta, topics.allState, topics.allPending, topics.allBridgeStates,
-                 topics.bridgeRequests(id)],
-                qos: .atLeastOnce, identifier: Subscription.observed)
-            try await broker.subscribe([topics.allRequests, topics.allSets], qos: .atLeastOnce, identifier: Subscription.holder)
-            try await broker.subscribe(
-                [topics.shared("\(topics.base)/+/request/#"), topics.shared(topics.allSets)],
-                qos: .atLeastOnce, identifier: Subscription.shared)
-        } catch {
-            logger.error("cannot subscribe: \(error)")
-            return
-        }
+        if !hasSubscribed { await subscribeAll() }
+        guard hasSubscribed else { return }
         let online = BridgeState(state: "online", ts: nowMs(), version: version)
         guard await publishAndWait(topics.bridgeState(id), online.encoded(), retain: true, timeout: .seconds(30)) else {
             logger.error("the broker did not confirm the bridge state")
@@ -46,6 +37,22 @@ extension Gateway {
         outbox.scheduleReplay()
         setBrokerReady(true)
         logger.info("connected to the broker at \(broker.options.address), bridge state online")
+    }
+
+    private func subscribeAll() async {
+        do {
+            try await broker.subscribe(
+                [topics.allAvailability, topics.allMeta, topics.allState, topics.allPending, topics.allBridgeStates,
+                 topics.bridgeRequests(id)],
+                qos: .atLeastOnce, identifier: Subscription.observed)
+            try await broker.subscribe([topics.allRequests, topics.allSets], qos: .atLeastOnce, identifier: Subscription.holder)
+            try await broker.subscribe(
+                [topics.shared("\(topics.base)/+/request/#"), topics.shared(topics.allSets)],
+                qos: .atLeastOnce, identifier: Subscription.shared)
+            setSubscribed()
+        } catch {
+            logger.error("cannot subscribe: \(error)")
+        }
     }
 
     /// Routes one incoming MQTT message.
