@@ -64,7 +64,9 @@ def main():
     with open(f"{work}/key", "w") as f:
         f.write(os.urandom(24).hex() + "\n")
     env = dict(os.environ, GATEHOUSE_MQTT_URL=f"mqtt://127.0.0.1:{mqtt_port}", GATEHOUSE_AUTH_KEY_FILE=f"{work}/key",
-               GATEHOUSE_GATEWAY_LISTEN=f"127.0.0.1:{http_port}", GATEHOUSE_SPOOL_DIR=f"{work}/spool", GATEHOUSE_LOG_LEVEL="warning")
+               GATEHOUSE_GATEWAY_LISTEN=f"127.0.0.1:{http_port}", GATEHOUSE_SPOOL_DIR=f"{work}/spool", GATEHOUSE_LOG_LEVEL="warning",
+               # Devices here send as fast as acks allow: per-device rate limits off.
+               GATEHOUSE_LIMITS_MAX_MESSAGES_PER_S="0", GATEHOUSE_LIMITS_MAX_BYTES_PER_S="0", GATEHOUSE_LIMITS_MAX_CONNECTS_PER_S="0")
     gateway = subprocess.Popen([f"{BIN}/gatehouse", "--config", "examples/demo.yaml"], env=env, stderr=open(f"{work}/gw.log", "w"))
     procs = [gateway, broker]  # the broker is replaced in flow C
     try:

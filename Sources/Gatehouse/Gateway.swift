@@ -25,6 +25,8 @@ public final class Gateway: Sendable {
     let startedAt = Date()
     let version = "0.1.0"
     private let readiness = Mutex(Readiness())
+    /// New connections per second, for the whole gateway (`limits.max_connects_per_s`).
+    let connectRate: Mutex<TokenBucket>
 
     struct Readiness {
         var listening = false
@@ -41,6 +43,8 @@ public final class Gateway: Sendable {
         self.credentials = try CredentialStore(auth: config.auth, logger: logger)
         self.commands = CommandBook()
         self.timerLoop = MultiThreadedEventLoopGroup.singleton.any()
+        let connects = Double(config.limits.maxConnectsPerSecond)
+        self.connectRate = Mutex(TokenBucket(rate: connects, burst: 2 * connects, nowNanos: NIODeadline.now().uptimeNanoseconds))
         var options = try MQTTClientOptions(url: config.mqtt.url, clientID: config.mqtt.clientID ?? "gatehouse-\(config.gateway.id)")
         options.keepalive = config.mqtt.keepaliveSeconds
         options.maxInflight = config.mqtt.maxInflight

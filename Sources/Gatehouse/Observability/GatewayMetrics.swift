@@ -81,6 +81,12 @@ final class GatewayMetrics: Sendable {
         Counter(label: "gatehouse_connections_refused_total", dimensions: [("status", String(status))]).increment()
     }
 
+    /// A limit refused something: `rate` (per-device message/byte rate), `connects_per_s`,
+    /// `max_connections`, `handshake_timeout`.
+    func limitHit(_ limit: String) {
+        Counter(label: "gatehouse_limit_hits_total", dimensions: [("limit", limit)]).increment()
+    }
+
     func commandDelivered() { commandsDelivered.increment() }
 
     func commandFinished(_ status: CommandStatus, latencyMs: Int64?) {

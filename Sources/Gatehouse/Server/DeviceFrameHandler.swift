@@ -18,10 +18,17 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var lastHeard = NIODeadline.now()
     private var heartbeat: RepeatedTask?
     private var badMessageTimes: [NIODeadline] = []
+    /// Per-device rates (`limits.max_messages_per_s`, `limits.max_bytes_per_s`), for this connection.
+    private var messageRate: TokenBucket
+    private var byteRate: TokenBucket
 
     init(gateway: Gateway, deflate: PerMessageDeflate?) {
         self.gateway = gateway
         self.deflate = deflate
+        let limits = gateway.config.limits
+        let now = NIODeadline.now().uptimeNanoseconds
+        messageRate = TokenBucket(rate: Double(limits.maxMessagesPerSecond), burst: 2 * Double(limits.maxMessagesPerSecond), nowNanos: now)
+        byteRate = TokenBucket(rate: Double(limits.maxBytesPerSecond), burst: 2 * Double(limits.maxBytesPerSecond), nowNanos: now)
     }
 
     /// Binds the session once the gateway accepted it, and starts the heartbeat.
@@ -115,6 +122,7 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
                 return session.close(.messageTooBig, reason: .messageTooBig, text: "inflated message over \(limit) bytes")
             }
         }
+        let withinRate = withinRates(bytes: data.readableBytes)
         if opcode == .text {
             guard data.readableBytes <= limits.maxMessageBytes else {
                 return session.close(.messageTooBig, reason: .messageTooBig, text: "text message over \(limits.maxMessageBytes) bytes")
@@ -126,6 +134,8 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
             switch parsed {
             case nil:
                 session.close(.invalidUTF8, reason: .invalidUTF8, text: "text frame is not valid UTF-8")
+            case .success(let message) where !withinRate:
+                refuseOverRate(seq: message.seq, session: session)
             case .success(let message):
                 gateway.handle(message, from: session)
             case .failure(let error):
@@ -135,6 +145,7 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
             guard data.readableBytes <= limits.maxMediaBytes else {
                 return session.close(.messageTooBig, reason: .messageTooBig, text: "binary message over \(limits.maxMediaBytes) bytes")
             }
+            guard withinRate else { return refuseOverRate(seq: nil, session: session) }
             let parsed = data.withUnsafeReadableBytes { MediaFrame.parseHeader($0) }
             switch parsed {
             case .success(let (header, offset)):
@@ -142,6 +153,25 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
             case .failure(let error):
                 rejected(error, session: session)
             }
+        }
+    }
+
+    /// Takes one message of `bytes` from the device's rate buckets; false when over either rate.
+    private func withinRates(bytes: Int) -> Bool {
+        let now = NIODeadline.now().uptimeNanoseconds
+        return messageRate.take(nowNanos: now) && byteRate.take(Double(bytes), nowNanos: now)
+    }
+
+    /// Over `limits.max_messages_per_s` or `max_bytes_per_s`: the message is not published; `nack`
+    /// `rate_limited` when it has a `seq` (the device resends later), else an `error` frame.
+    private func refuseOverRate(seq: UInt64?, session: DeviceSession) {
+        gateway.metrics.limitHit("rate")
+        let message = "over the rate limit (\(gateway.config.limits.maxMessagesPerSecond) messages or \(gateway.config.limits.maxBytesPerSecond) bytes per second); slow down"
+        if let seq {
+            gateway.metrics.nacked(.rateLimited)
+            session.send(.nack(seq: seq, code: NackCode.rateLimited.rawValue, message: message))
+        } else {
+            session.send(.error(code: NackCode.rateLimited.rawValue, message: message))
         }
     }
 

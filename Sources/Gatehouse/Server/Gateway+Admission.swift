@@ -2,7 +2,9 @@ import Logging
 import Mosquitto
 import Foundation
 import GatehouseProtocol
+import NIOCore
 import NIOHTTP1
+import Synchronization
 
 /// The answer to a WebSocket upgrade request, decided before any upgrade happens so that a refusal
 /// can carry its own HTTP status (401, 404, 400, 503) and a JSON body.
@@ -16,6 +18,8 @@ struct Refusal: Sendable {
     var status: HTTPResponseStatus
     var code: String
     var message: String
+    /// Seconds for a `Retry-After` header (refusals that pass with time).
+    var retryAfter: Int? = nil
 
     /// `{"error":{"code":"unauthorized","message":"..."}}`
     var body: [UInt8] {
@@ -43,7 +47,12 @@ extension Gateway {
             headers.add(name: "Sec-WebSocket-Protocol", value: Self.subprotocol)
         }
         guard isListening, directory.count < config.limits.maxConnections else {
-            return .refuse(Refusal(status: .serviceUnavailable, code: "unavailable", message: "the gateway takes no more connections now; retry later"))
+            metrics.limitHit("max_connections")
+            return .refuse(Refusal(status: .serviceUnavailable, code: "unavailable", message: "the gateway takes no more connections now; retry later", retryAfter: 5))
+        }
+        guard connectRate.withLock({ $0.take(nowNanos: NIODeadline.now().uptimeNanoseconds) }) else {
+            metrics.limitHit("connects_per_s")
+            return .refuse(Refusal(status: .tooManyRequests, code: "rate_limited", message: "too many new connections per second; retry shortly", retryAfter: 1))
         }
         guard let token = bearerToken(head.headers) ?? queryToken(query) else {
             return .refuse(Refusal(status: .unauthorized, code: "unauthorized", message: "missing token: send Authorization: Bearer <jwt> or ?token=<jwt>"))

@@ -77,6 +77,12 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
             configuration.enableErrorHandling = false
             configuration.enableResponseHeaderValidation = false
             let result = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: configuration)
+            // A client that has not sent its request within the handshake timeout is dropped (slowloris).
+            let timeout = channel.eventLoop.scheduleTask(in: .seconds(Int64(gateway.config.limits.handshakeTimeoutSeconds))) {
+                gateway.metrics.limitHit("handshake_timeout")
+                channel.close(promise: nil)
+            }
+            result.whenComplete { _ in timeout.cancel() }
             return Value(upgradeResult: result, channel: channel)
         }
     }
@@ -105,10 +111,11 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
     private func write(_ refusal: Refusal, to http: NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>) async throws {
         let body = refusal.body
         try await http.executeThenClose { _, outbound in
-            let head = HTTPResponse(
+            var head = HTTPResponse(
                 status: .init(code: Int(refusal.status.code)),
                 headerFields: [.contentType: "application/json", .contentLength: String(body.count), .connection: "close"]
             )
+            if let seconds = refusal.retryAfter { head.headerFields[.retryAfter] = String(seconds) }
             try await outbound.write(contentsOf: [.head(head), .body(ByteBuffer(bytes: body)), .end(nil)])
         }
     }

@@ -1,0 +1,28 @@
+/// A token bucket: refills at `rate` tokens per second up to `burst`; a take succeeds while tokens last.
+/// Not thread-safe: one per connection (used on its event loop), or behind a lock.
+struct TokenBucket: Sendable {
+    let rate: Double
+    let burst: Double
+    private var tokens: Double
+    private var lastNanos: UInt64
+
+    /// A full bucket; `rate` 0 means unlimited.
+    init(rate: Double, burst: Double, nowNanos: UInt64) {
+        self.rate = rate
+        self.burst = burst
+        self.tokens = burst
+        self.lastNanos = nowNanos
+    }
+
+    /// Takes `amount` tokens if the bucket holds them; returns whether it did.
+    mutating func take(_ amount: Double = 1, nowNanos: UInt64) -> Bool {
+        guard rate > 0 else { return true }
+        if nowNanos > lastNanos {
+            tokens = min(burst, tokens + Double(nowNanos - lastNanos) / 1e9 * rate)
+            lastNanos = nowNanos
+        }
+        guard tokens >= amount else { return false }
+        tokens -= amount
+        return true
+    }
+}

@@ -1,0 +1,86 @@
+"""Limits (issue 4): per-device message and byte rates, new connections per second, the handshake
+timeout against slowloris clients; each answered clearly to the device and counted in /metrics."""
+
+import re
+import socket
+import time
+
+from conftest import uid, wait_until
+
+
+def metric(g, name, **labels):
+    text = g.http_get("/metrics")[2].decode()
+    label = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    pattern = rf"^{name}{{{label}}} (\S+)$" if label else rf"^{name} (\S+)$"
+    m = re.search(pattern, text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def test_message_rate_limit_nacks_rate_limited(gateway):
+    g = gateway(limits={"max_messages_per_s": 20})
+    _, d = g.device()
+    for seq in range(100):  # burst allowance is two seconds' worth (40)
+        d.send_json({"type": "telemetry", "seq": seq, "data": {"n": seq}})
+    answers = [d.recv_json() for _ in range(100)]
+    acked = [a["seq"] for a in answers if a["type"] == "ack"]
+    limited = [a for a in answers if a["type"] == "nack"]
+    assert 35 <= len(acked) <= 50, f"{len(acked)} acked of a 40-message burst allowance"
+    assert limited and all(a["error"]["code"] == "rate_limited" for a in limited), limited[:3]
+    assert metric(g, "gatehouse_limit_hits_total", limit="rate") >= len(limited)
+    time.sleep(1.1)  # refilled: accepted again
+    d.send_json({"type": "telemetry", "seq": 1000, "data": {}})
+    d.expect_ack(1000)
+
+
+def test_byte_rate_limit_and_error_without_seq(gateway):
+    g = gateway(limits={"max_bytes_per_s": "16KiB"})
+    _, d = g.device()
+    blob = "x" * 4000
+    for seq in range(12):  # 48 KB against a 32 KiB burst
+        d.send_json({"type": "telemetry", "seq": seq, "data": {"b": blob}})
+    answers = [d.recv_json() for _ in range(12)]
+    assert any(a["type"] == "nack" and a["error"]["code"] == "rate_limited" for a in answers), answers
+    d.send_json({"type": "telemetry", "data": {"b": blob}})  # no seq: an error frame says why
+    d.expect_error("rate_limited")
+
+
+def test_connection_rate_limit_answers_429(gateway):
+    g = gateway(limits={"max_connects_per_s": 5})
+    statuses = [g.raw_upgrade(token=g.token(uid("burst")))[0:2] for _ in range(30)]
+    codes = [s for s, _ in statuses]
+    assert codes.count(101) >= 8 and 429 in codes, codes
+    headers = next(h for s, h in statuses if s == 429)
+    assert headers.get("retry-after") == "1", headers
+    assert metric(g, "gatehouse_limit_hits_total", limit="connects_per_s") >= 1
+
+
+def test_slowloris_handshakes_are_dropped_and_real_devices_still_connect(gateway):
+    g = gateway(limits={"handshake_timeout_s": 2})
+    held = []
+    for _ in range(1000):
+        s = socket.create_connection(("127.0.0.1", g.port))
+        s.sendall(b"GET /v1/connect HTTP/1.1\r\nHost: x\r\n")  # never finishes its headers
+        held.append(s)
+    try:
+        _, d = g.device()  # a real device gets through meanwhile
+        d.send_json({"type": "telemetry", "seq": 1, "data": {}})
+        d.expect_ack(1)
+
+        def all_closed():
+            closed = 0
+            for s in held:
+                s.setblocking(False)
+                try:
+                    if s.recv(1) == b"":
+                        closed += 1
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    closed += 1
+            return closed == len(held)
+
+        assert wait_until(all_closed, 10, interval=0.5), "half-open handshakes not dropped after the timeout"
+        assert metric(g, "gatehouse_limit_hits_total", limit="handshake_timeout") >= 1000
+    finally:
+        for s in held:
+            s.close()
