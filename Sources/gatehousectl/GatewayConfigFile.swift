@@ -20,6 +20,8 @@ struct GatewayConfigFile: Sendable {
     var baseTopic: String?
     /// `auth.key_file`, resolved.
     var keyFile: String?
+    /// `auth.key_files` (key id → file), resolved.
+    var keyFiles: [String: String] = [:]
 
     /// An empty config (no file given).
     init() {}
@@ -57,6 +59,9 @@ struct GatewayConfigFile: Sendable {
         self.mqttPasswordFile = resolve(mqtt?["password_file"]?.string)
         self.baseTopic = mqtt?["base_topic"]?.string
         self.keyFile = resolve(root["auth"]?["key_file"]?.string)
+        for (id, file) in root["auth"]?["key_files"]?.mapping ?? [:] {
+            if let id = id.string, let path = resolve(file.string) { keyFiles[id] = path }
+        }
     }
 
     /// The config named by `--config`, else by `GATEHOUSE_CONFIG`, else an empty one.

@@ -11,7 +11,8 @@ struct Token: ParsableCommand {
     )
 }
 
-/// Where the fleet key comes from: `--key-file`, `GATEHOUSE_KEY_FILE`, or `auth.key_file` of the gateway config.
+/// Where the fleet key comes from: `--key-file`, `GATEHOUSE_KEY_FILE`, or `auth.key_files.<kid>` /
+/// `auth.key_file` of the gateway config.
 struct KeyOptions: ParsableArguments {
     /// The fleet key file.
     @Option(
@@ -26,16 +27,18 @@ struct KeyOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The gateway's YAML config file (default: $GATEHOUSE_CONFIG).", valueName: "file"))
     var config: String?
 
-    /// The key file's path, or nil when none is configured.
-    func keyPath() throws -> String? {
+    /// The key file's path, or nil when none is configured: with a key id, the config's
+    /// `auth.key_files.<id>` comes before its `auth.key_file`.
+    func keyPath(id: String?) throws -> String? {
         if let keyFile { return keyFile }
         if let path = Environment.value("GATEHOUSE_KEY_FILE") { return path }
-        return try GatewayConfigFile.load(option: config).keyFile
+        let file = try GatewayConfigFile.load(option: config)
+        return id.flatMap { file.keyFiles[$0] } ?? file.keyFile
     }
 
     /// Reads the key (one trailing newline removed, PROTOCOL.md section 2).
     func load(id: String? = nil) throws -> FleetKey? {
-        guard let path = try keyPath() else { return nil }
+        guard let path = try keyPath(id: id) else { return nil }
         let bytes = try SecretFile.bytes(path, what: "key file")
         let key = FleetKey(id: id, fileContents: bytes)
         guard !key.secret.isEmpty else { throw CtlError.usage("key file \(path) is empty") }
@@ -70,7 +73,7 @@ extension Token {
         var expires: Lifetime = .after(DurationArgument(milliseconds: 30 * 86_400_000))
 
         /// Key id, written as the header's `kid`.
-        @Option(help: "Key id to put in the token header (kid).")
+        @Option(help: "Key id to put in the token header (kid); picks auth.key_files.<kid> of --config unless --key-file is given.")
         var kid: String?
 
         /// Token id (`jti`), usable for revocation.
@@ -135,7 +138,7 @@ extension Token {
                 throw CtlError.usage("not a JWT: expected three base64url parts with JSON header and claims")
             }
             var verdict: (valid: Bool, message: String)?
-            if let fleetKey = try key.load() {
+            if let fleetKey = try key.load(id: header["kid"]?.stringValue) {
                 do {
                     _ = try DeviceToken.verify(text, keys: [fleetKey], now: Int64(Date().timeIntervalSince1970))
                     verdict = (true, "valid")

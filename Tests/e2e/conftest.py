@@ -694,15 +694,14 @@ def _yaml_scalar(value: Any) -> str:
     return json.dumps(str(value))  # a double-quoted YAML scalar
 
 
-def to_yaml(config: dict) -> str:
+def to_yaml(config: dict, indent: str = "") -> str:
     lines = []
-    for section, body in config.items():
-        if isinstance(body, dict):
-            lines.append(f"{section}:")
-            for key, value in body.items():
-                lines.append(f"  {key}: {_yaml_scalar(value)}")
+    for key, value in config.items():
+        if isinstance(value, dict):
+            lines.append(f"{indent}{key}:")
+            lines.append(to_yaml(value, indent + "  ").rstrip("\n"))
         else:
-            lines.append(f"{section}: {_yaml_scalar(body)}")
+            lines.append(f"{indent}{key}: {_yaml_scalar(value)}")
     return "\n".join(lines) + "\n"
 
 

@@ -4,7 +4,7 @@ import Logging
 import Mosquitto
 import Synchronization
 
-/// The fleet key and the revocation list. The revoked file is re-read when its modification time
+/// The fleet keys and the revocation list. The revoked file is re-read when its modification time
 /// changes (`RevocationWatcher` polls it) or on demand (`reload` bridge request, SIGHUP).
 final class CredentialStore: Sendable {
     private let keys: [FleetKey]
@@ -12,10 +12,17 @@ final class CredentialStore: Sendable {
     private let revoked = Mutex<(entries: Set<String>, modified: Date?)>(([], nil))
     private let logger: Logger
 
-    /// Reads the fleet key (one trailing newline is not part of the key) and the revoked file.
+    /// Reads the fleet keys (one trailing newline is not part of a key) and the revoked file.
     init(auth: AuthSection, logger: Logger) throws {
-        let contents = try [UInt8](Data(contentsOf: URL(fileURLWithPath: auth.keyFile)))
-        self.keys = [FleetKey(fileContents: contents)]
+        func read(_ file: String, id: String?) throws -> FleetKey {
+            do {
+                return FleetKey(id: id, fileContents: try [UInt8](Data(contentsOf: URL(fileURLWithPath: file))))
+            } catch {
+                throw StartupError("\(id.map { "auth.key_files.\($0)" } ?? "auth.key_file"): cannot read \(file)")
+            }
+        }
+        self.keys = try (auth.keyFile.map { [try read($0, id: nil)] } ?? [])
+            + auth.keyFiles.sorted { $0.key < $1.key }.map { try read($0.value, id: $0.key) }
         self.revokedFile = auth.revokedFile
         self.logger = logger
         _ = reloadRevoked()

@@ -117,6 +117,36 @@ public final class ConfigSource {
         return overflow ? nil : product
     }
 
+    /// A mapping of names to strings: a YAML mapping, or `name=value,name=value` in the environment.
+    public func mapping(_ key: String) -> [String: String] {
+        guard let raw = raw(key) else { return [:] }
+        switch raw {
+        case let text as String:
+            var result: [String: String] = [:]
+            for pair in text.split(separator: ",") {
+                let parts = pair.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                guard parts.count == 2, !parts[0].isEmpty else {
+                    problem(key, "must be name=value pairs separated by commas, got \"\(pair)\"")
+                    continue
+                }
+                result[parts[0]] = parts[1]
+            }
+            return result
+        case let map as [String: Any]:
+            var result: [String: String] = [:]
+            for (name, value) in map {
+                switch value {
+                case let text as String: result[name] = text
+                default: problem("\(key).\(name)", "must be a string")
+                }
+            }
+            return result
+        default:
+            problem(key, "must be a mapping of names to values")
+            return [:]
+        }
+    }
+
     /// A boolean (`true/false/yes/no/on/off/1/0`).
     public func bool(_ key: String, default value: Bool) -> Bool {
         guard let raw = raw(key) else { return value }

@@ -124,18 +124,28 @@ public struct MQTTSection: Sendable {
     }
 }
 
-/// `auth`: `key_file` (fleet HMAC key, required), `revoked_file` (optional: device ids or `jti`s, one per line).
+/// `auth`: `key_file` (the fleet HMAC key for tokens without `kid`), `key_files` (a mapping of key id →
+/// key file, for tokens with that `kid`: several keys valid at once while rotating), `revoked_file`
+/// (optional: device ids or `jti`s, one per line). At least one key is needed.
 public struct AuthSection: Sendable {
-    public var keyFile: String
+    public var keyFile: String?
+    public var keyFiles: [String: String]
     public var revokedFile: String?
 
     init(_ source: ConfigSource) {
-        keyFile = source.string("auth.key_file", default: "/etc/gatehouse/fleet.key") ?? ""
+        keyFiles = source.mapping("auth.key_files")
+        let defaultKey = "/etc/gatehouse/fleet.key"
+        keyFile = source.string("auth.key_file") ?? (keyFiles.isEmpty ? defaultKey : nil)
         revokedFile = source.string("auth.revoked_file")
-        if !FileManager.default.isReadableFile(atPath: keyFile) {
-            source.problem("auth.key_file", "cannot read the fleet key \(keyFile) (create one: head -c 32 /dev/urandom | base64 > \(keyFile))")
-        } else if (try? Data(contentsOf: URL(fileURLWithPath: keyFile)))?.isEmpty ?? true {
-            source.problem("auth.key_file", "\(keyFile) is empty")
+        if let keyFile { Self.check(keyFile, key: "auth.key_file", source: source) }
+        for (id, file) in keyFiles.sorted(by: { $0.key < $1.key }) { Self.check(file, key: "auth.key_files.\(id)", source: source) }
+    }
+
+    private static func check(_ file: String, key: String, source: ConfigSource) {
+        if !FileManager.default.isReadableFile(atPath: file) {
+            source.problem(key, "cannot read the fleet key \(file) (create one: head -c 32 /dev/urandom | base64 > \(file); chmod 600 \(file))")
+        } else if (try? Data(contentsOf: URL(fileURLWithPath: file)))?.isEmpty ?? true {
+            source.problem(key, "\(file) is empty")
         }
     }
 }
