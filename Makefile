@@ -5,7 +5,7 @@ DEMO_SECONDS ?= 30
 APT_PACKAGES := mosquitto mosquitto-clients libmosquitto-dev pkg-config openssl python3-pip
 PY_PACKAGES := pytest websockets paho-mqtt
 
-.PHONY: deps build release test demo bench soak clean
+.PHONY: deps build release test demo bench soak fuzz clean
 
 ## Installs what is missing (Debian, as root): mosquitto, libmosquitto-dev, and the Python test clients.
 deps:
@@ -41,6 +41,16 @@ bench: release
 SOAK_MINUTES ?= 10
 soak: build
 	python3 -u Tests/e2e/soak.py --minutes $(SOAK_MINUTES)
+
+## Not in CI: libFuzzer (with AddressSanitizer; leak checks off: the Swift runtime's caches look like leaks)
+## over device messages and media headers for FUZZ_SECONDS, from the committed
+## corpus (Fuzz/corpus); new interesting inputs are added to it. Crashes are saved in Fuzz/.
+FUZZ_SECONDS ?= 120
+fuzz:
+	GATEHOUSE_FUZZ=1 $(SWIFT) build -c release --build-path .build-fuzz --product FuzzDeviceMessages \
+	  --sanitize=fuzzer --sanitize=address
+	cd Fuzz && ASAN_OPTIONS=detect_leaks=0 ../.build-fuzz/release/FuzzDeviceMessages -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -detect_leaks=0 \
+	  -dict=device-messages.dict corpus/device-messages
 
 clean:
 	rm -rf .build

@@ -140,3 +140,15 @@ let package = Package(
         ),
     ]
 )
+
+// libFuzzer targets (`make fuzz`): only with GATEHOUSE_FUZZ set, because they link only when built with
+// `--sanitize=fuzzer` (libFuzzer provides `main`).
+if Context.environment["GATEHOUSE_FUZZ"] != nil {
+    package.targets.append(
+        .executableTarget(
+            name: "FuzzDeviceMessages",
+            dependencies: ["GatehouseProtocol"],
+            path: "Fuzz/FuzzDeviceMessages"
+        )
+    )
+}

@@ -4,6 +4,8 @@ import Logging
 import Mosquitto
 import GatehouseProtocol
 import Metrics
+import NIOCore
+import Glibc
 import Prometheus
 import ServiceLifecycle
 
@@ -12,7 +14,12 @@ import ServiceLifecycle
 public enum GatewayApplication {
     /// Runs the gateway until SIGTERM/SIGINT, then shuts down gracefully.
     public static func run(config: GatewayConfig, logger: Logger) async throws {
-        try await make(config: config, logger: logger).runService()
+        do {
+            try await make(config: config, logger: logger).runService()
+        } catch let error as IOError where error.description.contains("bind") {
+            let reason = error.errnoCode == EADDRINUSE ? "the address is already in use (another gatehouse?)" : "\(error)"
+            throw StartupError("gateway.listen: cannot listen on \(config.gateway.host):\(config.gateway.port): \(reason)")
+        }
     }
 
     /// The application for a validated config.

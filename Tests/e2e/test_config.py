@@ -97,3 +97,29 @@ def test_unusable_spool_dir_stops_the_gateway_with_one_clear_line(gateway):
     assert r.returncode != 0
     lines = [line for line in r.stderr.splitlines() if "spool.dir" in line]
     assert lines and "Not a directory" in lines[0] and str(blocker) in lines[0], r.stderr
+
+
+def test_port_in_use_exits_1_with_one_clear_line(gateway):
+    import socket
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    try:
+        g = gateway(start=False, gateway={"listen": f"127.0.0.1:{port}"})
+        r = run_gatehouse(["--config", str(g.config_path)], timeout=30)
+        assert r.returncode == 1, r.stderr
+        line = [l for l in r.stderr.splitlines() if "gateway.listen" in l]
+        assert line and f"127.0.0.1:{port}" in line[0] and "already in use" in line[0], r.stderr
+    finally:
+        holder.close()
+
+
+def test_unreachable_broker_is_said_once_and_the_gateway_keeps_serving(gateway):
+    g = gateway(mqtt={"url": "mqtt://127.0.0.1:1"}, wait_ready=False)
+    import time
+    time.sleep(1.5)
+    assert g.running
+    assert g.http_get("/healthz")[0] == 200 and g.http_get("/readyz")[0] == 503
+    lines = [l for l in g.log().splitlines() if "broker unreachable" in l]
+    assert lines and "127.0.0.1:1" in lines[0] and "Connection refused" in lines[0], g.log_tail()

@@ -18,7 +18,8 @@ struct ReloadService: Service {
                     gateway.enforceRevocations()
                 }
             }
-            while !Task.isShuttingDownGracefully {
+            // Cancelled (another service failed) as well as shut down: a cancelled sleep returns at once.
+            while !Task.isShuttingDownGracefully, !Task.isCancelled {
                 try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
                 if gateway.credentials.reloadRevoked() { gateway.enforceRevocations() }
             }
