@@ -41,7 +41,7 @@ final class Outbox: Sendable {
         self.window = window
         self.logger = logger
         self.state = Mutex(State(spooling: !spool.isEmpty))
-        spool.onDurable.withLock { $0 = { [weak self] in self?.scheduleReplay() } }
+        spool.onDurable { [weak self] in self?.scheduleReplay() }
         keepReplaying()
     }
 

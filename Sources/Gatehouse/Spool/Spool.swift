@@ -45,7 +45,19 @@ final class Spool: Sendable {
     private let queue = DispatchQueue(label: "gatehouse.spool")
     private let state: Mutex<State>
     /// Called on the spool's queue after each group commit: new entries can be read.
-    let onDurable: Mutex<(@Sendable () -> Void)?> = Mutex(nil)
+    private let durableHook = Mutex<Hook?>(nil)
+
+    /// A class box for the hook: taking a bare optional closure out of `Mutex.withLock` leaks its context
+    /// on every call (seen with Swift 6.3 in `make soak`).
+    private final class Hook: Sendable {
+        let run: @Sendable () -> Void
+        init(_ run: @escaping @Sendable () -> Void) { self.run = run }
+    }
+
+    /// Sets what runs after each group commit.
+    func onDurable(_ run: @escaping @Sendable () -> Void) {
+        durableHook.withLock { $0 = Hook(run) }
+    }
 
     private struct UnackedEntry {
         var ticket: Ticket
@@ -206,7 +218,7 @@ final class Spool: Sendable {
         }
         for completion in completions { completion(nil) }
         if roll { rollSegment(after: number, closing: writer) }
-        onDurable.withLock { $0 }?()
+        durableHook.withLock { $0 }?.run()
     }
 
     /// Starts the next segment once the active one is big enough, so acknowledged segments can be deleted.
