@@ -97,7 +97,13 @@ final class ClientCore: Sendable {
 
     let state = Mutex(State())
     /// Set by the client: restarts the connection when libmosquitto's network thread gave up.
-    let onNetworkThreadExit = Mutex<(@Sendable () -> Void)?>(nil)
+    let onNetworkThreadExit = Mutex<Hook?>(nil)
+
+    /// A class box: taking a bare optional closure out of `Mutex.withLock` leaks its context (Swift 6.3).
+    final class Hook: Sendable {
+        let run: @Sendable () -> Void
+        init(_ run: @escaping @Sendable () -> Void) { self.run = run }
+    }
     /// Sends between `beginSend` and their registration (an atomic, so a publish takes the mutex only once).
     let sendsInProgress = Atomic<Int>(0)
     let logger: Logger
@@ -376,7 +382,7 @@ final class ClientCore: Sendable {
         eventContinuation.yield(.disconnected(reason: reason))
         if phase == .running, MosquittoResult.endsNetworkThread(reasonCode) {
             // libmosquitto's loop_forever returns after these errors instead of reconnecting.
-            onNetworkThreadExit.withLock { $0 }?()
+            onNetworkThreadExit.withLock { $0 }?.run()
         }
     }
 

@@ -71,7 +71,7 @@ public final class MosquittoClient: @unchecked Sendable {
         self.core = core
         self.logger = logger
         core.onNetworkThreadExit.withLock { handler in
-            handler = { [weak self] in self?.scheduleRetry() }
+            handler = ClientCore.Hook { [weak self] in self?.scheduleRetry() }
         }
     }
 
