@@ -25,6 +25,8 @@ public final class Gateway: Sendable {
     let startedAt = Date()
     let version = "0.1.0"
     private let readiness = Mutex(Readiness())
+    /// `wss://` when `gateway.tls` is configured.
+    let deviceTLS: DeviceTLS?
     /// New connections per second, for the whole gateway (`limits.max_connects_per_s`).
     let connectRate: Mutex<TokenBucket>
 
@@ -41,6 +43,7 @@ public final class Gateway: Sendable {
         self.logger = logger
         self.metrics = GatewayMetrics()
         self.credentials = try CredentialStore(auth: config.auth, logger: logger)
+        self.deviceTLS = try config.gateway.tls.map { try DeviceTLS(files: $0) }
         self.commands = CommandBook()
         self.timerLoop = MultiThreadedEventLoopGroup.singleton.any()
         let connects = Double(config.limits.maxConnectsPerSecond)
@@ -140,7 +143,5 @@ struct StartupError: Error, CustomStringConvertible {
 
 /// Unix time in milliseconds.
 @inline(__always) func nowMs() -> Int64 {
-    var time = timespec()
-    clock_gettime(CLOCK_REALTIME, &time)
-    return Int64(time.tv_sec) * 1000 + Int64(time.tv_nsec) / 1_000_000
+    Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
 }

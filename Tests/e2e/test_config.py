@@ -123,3 +123,16 @@ def test_unreachable_broker_is_said_once_and_the_gateway_keeps_serving(gateway):
     assert g.http_get("/healthz")[0] == 200 and g.http_get("/readyz")[0] == 503
     lines = [l for l in g.log().splitlines() if "broker unreachable" in l]
     assert lines and "127.0.0.1:1" in lines[0] and "Connection refused" in lines[0], g.log_tail()
+
+
+def test_tls_keys_are_checked_and_nested_typos_reported(gateway, tmp_path):
+    g = gateway(start=False)
+    config = deep_merge(g.config, {
+        "gateway": {"tls": {"cert_file": str(tmp_path / "missing.pem"), "key_fle": "x"}},
+        "mqtt": {"tls": {"ca_file": str(tmp_path / "missing-ca.pem")}},
+    })
+    g.config_path.write_text(to_yaml(config))
+    r = run_gatehouse(["--check-config", str(g.config_path)])
+    assert r.returncode != 0
+    for key in ("gateway.tls.cert_file", "gateway.tls.key_fle: unknown key", "mqtt.tls.ca_file"):
+        assert key in r.stderr, f"{key} not reported:\n{r.stderr}"

@@ -54,19 +54,29 @@ public final class ConfigSource {
 
     /// Keys present in the YAML that nobody read: almost always typos.
     public func reportUnknownKeys() {
-        for (section, values) in yaml {
-            for key in values.keys where !readKeys.contains("\(section).\(key)") {
-                problems.append("\(section).\(key): unknown key")
+        for (section, values) in yaml { reportUnknown(values, under: section) }
+    }
+
+    /// Nested mappings (`gateway.tls.cert_file`) are checked key by key, unless read whole (`auth.key_files`).
+    private func reportUnknown(_ values: [String: Any], under prefix: String) {
+        for (key, value) in values where !readKeys.contains("\(prefix).\(key)") {
+            if let nested = value as? [String: Any], readKeys.contains(where: { $0.hasPrefix("\(prefix).\(key).") }) {
+                reportUnknown(nested, under: "\(prefix).\(key)")
+            } else {
+                problems.append("\(prefix).\(key): unknown key")
             }
         }
     }
 
+    /// The value of `section.key` or `section.group.key`; `GATEHOUSE_SECTION_GROUP_KEY` wins.
     private func raw(_ key: String) -> Any? {
         readKeys.insert(key)
-        let parts = key.split(separator: ".", maxSplits: 1).map(String.init)
         let envName = "GATEHOUSE_" + key.uppercased().replacingOccurrences(of: ".", with: "_")
         if let value = environment[envName] { return value }
-        return yaml[parts[0]]?[parts[1]]
+        let parts = key.split(separator: ".").map(String.init)
+        var node: Any? = yaml[parts[0]]
+        for part in parts.dropFirst() { node = (node as? [String: Any])?[part] }
+        return node
     }
 
     /// A string value (numbers in YAML are accepted as their text).

@@ -62,6 +62,16 @@ public struct GatewaySection: Sendable {
     public var healthIntervalSeconds: Int
     public var shutdownGraceSeconds: Int
     public var compression: Bool
+    /// `gateway.tls`: devices connect with `wss://` when set.
+    public var tls: TLSFiles?
+
+    /// `gateway.tls.cert_file` and `key_file` (PEM; the chain may follow the certificate), and the optional
+    /// `client_ca_file`: client certificates it signed, whose CN or a SAN is a device id, replace a token.
+    public struct TLSFiles: Sendable {
+        public var certFile: String
+        public var keyFile: String
+        public var clientCAFile: String?
+    }
 
     init(_ source: ConfigSource) {
         id = source.string("gateway.id", default: "gw-1") ?? "gw-1"
@@ -81,6 +91,17 @@ public struct GatewaySection: Sendable {
         healthIntervalSeconds = source.int("gateway.health_interval_s", default: 10, in: 1...3600)
         shutdownGraceSeconds = source.int("gateway.shutdown_grace_s", default: 10, in: 0...600)
         compression = source.bool("gateway.compression", default: true)
+        let certFile = source.string("gateway.tls.cert_file")
+        let keyFile = source.string("gateway.tls.key_file")
+        let clientCAFile = source.string("gateway.tls.client_ca_file")
+        for (key, file) in [("gateway.tls.cert_file", certFile), ("gateway.tls.key_file", keyFile), ("gateway.tls.client_ca_file", clientCAFile)] {
+            if let file, !FileManager.default.isReadableFile(atPath: file) { source.problem(key, "cannot read \(file)") }
+        }
+        if let certFile, let keyFile {
+            tls = TLSFiles(certFile: certFile, keyFile: keyFile, clientCAFile: clientCAFile)
+        } else if certFile != nil || keyFile != nil || clientCAFile != nil {
+            source.problem("gateway.tls.cert_file", "TLS needs both gateway.tls.cert_file and gateway.tls.key_file")
+        }
     }
 }
 
@@ -115,9 +136,15 @@ public struct MQTTSection: Sendable {
         clientID = source.string("mqtt.client_id")
         keepaliveSeconds = source.int("mqtt.keepalive_s", default: 30, in: 5...3600)
         maxInflight = source.int("mqtt.max_inflight", default: 1000, in: 1...65535)
-        caFile = source.string("mqtt.ca_file")
-        certFile = source.string("mqtt.cert_file")
-        keyFile = source.string("mqtt.key_file")
+        caFile = source.string("mqtt.tls.ca_file") ?? source.string("mqtt.ca_file")
+        certFile = source.string("mqtt.tls.cert_file") ?? source.string("mqtt.cert_file")
+        keyFile = source.string("mqtt.tls.key_file") ?? source.string("mqtt.key_file")
+        for (key, file) in [("mqtt.tls.ca_file", caFile), ("mqtt.tls.cert_file", certFile), ("mqtt.tls.key_file", keyFile)] {
+            if let file, !FileManager.default.isReadableFile(atPath: file) { source.problem(key, "cannot read \(file)") }
+        }
+        if (certFile == nil) != (keyFile == nil) {
+            source.problem("mqtt.tls.cert_file", "a client certificate needs both cert_file and key_file")
+        }
         if let passwordFile, !FileManager.default.isReadableFile(atPath: passwordFile) {
             source.problem("mqtt.password_file", "cannot read \(passwordFile)")
         }

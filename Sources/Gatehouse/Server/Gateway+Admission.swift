@@ -4,6 +4,7 @@ import Foundation
 import GatehouseProtocol
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 import Synchronization
 
 /// The answer to a WebSocket upgrade request, decided before any upgrade happens so that a refusal
@@ -32,8 +33,9 @@ extension Gateway {
     static let connectPath = "/v1/connect"
     static let subprotocol = "gatehouse.v1"
 
-    /// Decides an upgrade request: path, subprotocol, capacity, then the token (header wins over query).
-    func admit(_ head: HTTPRequestHead) -> Admission {
+    /// Decides an upgrade request: path, subprotocol, capacity, then the token (header wins over query),
+    /// or without a token the device id of a verified client certificate.
+    func admit(_ head: HTTPRequestHead, clientCertificate: NIOSSLCertificate? = nil) -> Admission {
         let (path, query) = splitURI(head.uri)
         guard path == Self.connectPath else {
             return .refuse(Refusal(status: .notFound, code: "not_found", message: "no such endpoint \(path); devices connect to \(Self.connectPath)"))
@@ -54,19 +56,33 @@ extension Gateway {
             metrics.limitHit("connects_per_s")
             return .refuse(Refusal(status: .tooManyRequests, code: "rate_limited", message: "too many new connections per second; retry shortly", retryAfter: 1))
         }
-        guard let token = bearerToken(head.headers) ?? queryToken(query) else {
-            return .refuse(Refusal(status: .unauthorized, code: "unauthorized", message: "missing token: send Authorization: Bearer <jwt> or ?token=<jwt>"))
+        let token = bearerToken(head.headers) ?? queryToken(query)
+        let certified = token == nil ? clientCertificate.flatMap(DeviceTLS.deviceID) : nil
+        guard token != nil || certified != nil else {
+            let message = clientCertificate == nil
+                ? "missing token: send Authorization: Bearer <jwt> or ?token=<jwt>"
+                : "the client certificate names no valid device id (CN or SAN), and there is no token"
+            return .refuse(Refusal(status: .unauthorized, code: "unauthorized", message: message))
         }
         var compressed = false
         if config.gateway.compression, let answer = PerMessageDeflate.negotiate(head.headers) {
             headers.add(name: "Sec-WebSocket-Extensions", value: answer)
             compressed = true
         }
-        do {
-            return .accept(claims: try credentials.authenticate(token), responseHeaders: headers, compressed: compressed)
-        } catch {
-            return .refuse(Refusal(status: .unauthorized, code: "unauthorized", message: error.message))
+        let claims: TokenClaims
+        if let token {
+            do {
+                claims = try credentials.authenticate(token)
+            } catch {
+                return .refuse(Refusal(status: .unauthorized, code: "unauthorized", message: error.message))
+            }
+        } else {
+            claims = TokenClaims(subject: certified!, kind: nil, expiresAt: nil, issuedAt: nil, tokenID: nil)
+            guard !credentials.isRevoked(claims) else {
+                return .refuse(Refusal(status: .unauthorized, code: "unauthorized", message: "device revoked"))
+            }
         }
+        return .accept(claims: claims, responseHeaders: headers, compressed: compressed)
     }
 
     private func splitURI(_ uri: String) -> (path: String, query: Substring?) {

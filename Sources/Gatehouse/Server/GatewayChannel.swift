@@ -8,6 +8,7 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
+import NIOSSL
 import NIOWebSocket
 import ServiceLifecycle
 
@@ -37,7 +38,8 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
             let upgrader = NIOTypedWebSocketServerUpgrader<UpgradeResult>(
                 maxFrameSize: gateway.maxFrameSize,
                 shouldUpgrade: { channel, head in
-                    let decision = gateway.admit(head)
+                    let certificate = try? channel.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).peerCertificate
+                    let decision = gateway.admit(head, clientCertificate: certificate)
                     admission.value = decision
                     if case .accept(_, let headers, _) = decision {
                         return channel.eventLoop.makeSucceededFuture(headers)
@@ -61,7 +63,7 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
                 upgraders: [upgrader],
                 notUpgradingCompletionHandler: { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+                        try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: gateway.deviceTLS != nil))
                         try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
                         let http = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
                             wrappingChannelSynchronously: channel,
@@ -72,6 +74,9 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
                     }
                 }
             )
+            if let tls = gateway.deviceTLS {
+                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.current))
+            }
             var configuration = NIOUpgradableHTTPServerPipelineConfiguration<UpgradeResult>(upgradeConfiguration: upgradeConfiguration)
             configuration.enablePipelining = false
             configuration.enableErrorHandling = false
