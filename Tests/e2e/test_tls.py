@@ -113,9 +113,10 @@ def test_token_wins_over_the_certificate(gateway, pki):
     conn.close()
 
 
-def test_certificate_without_a_device_id_and_no_token_is_401(gateway, pki):
+@pytest.mark.parametrize("cn", ["not a device id!", "revoked-device"], ids=["no-device-id", "revoked"])
+def test_certificate_that_proves_no_admissible_device_is_401(gateway, pki, cn):
     g = tls_gateway(gateway, pki)
-    cert = pki.issue("dev4", "not a device id!")
+    cert = pki.issue("refused", cn)
     with pytest.raises(Exception) as failure:
         wss(g, pki, cert=cert)
     assert "401" in str(failure.value), failure.value
@@ -131,14 +132,6 @@ def test_certificate_from_another_ca_is_refused_in_the_handshake(gateway, pki, t
         wss(g, pki, cert=cert)
     conn, _ = wss(g, pki, token=g.token(uid("after")))  # the listener is fine afterwards
     conn.close()
-
-
-def test_revoked_certificate_device_is_refused(gateway, pki):
-    g = tls_gateway(gateway, pki)
-    cert = pki.issue("dev5", "revoked-device")
-    with pytest.raises(Exception) as failure:
-        wss(g, pki, cert=cert)
-    assert "401" in str(failure.value)
 
 
 def test_sighup_reloads_the_certificate_without_dropping_devices(gateway, pki):
