@@ -33,7 +33,11 @@ struct KeyOptions: ParsableArguments {
         if let keyFile { return keyFile }
         if let path = Environment.value("GATEHOUSE_KEY_FILE") { return path }
         let file = try GatewayConfigFile.load(option: config)
-        return id.flatMap { file.keyFiles[$0] } ?? file.keyFile
+        guard let id, !file.keyFiles.isEmpty || config != nil || Environment.value("GATEHOUSE_CONFIG") != nil else { return file.keyFile }
+        guard let path = file.keyFiles[id] else {
+            throw CtlError.usage("no key with id \(id) in auth.key_files of the config (known: \(file.keyFiles.keys.sorted().joined(separator: ", ")))")
+        }
+        return path
     }
 
     /// Reads the key (one trailing newline removed, PROTOCOL.md section 2).

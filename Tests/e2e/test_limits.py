@@ -84,3 +84,21 @@ def test_slowloris_handshakes_are_dropped_and_real_devices_still_connect(gateway
     finally:
         for s in held:
             s.close()
+
+
+def test_a_device_that_ignores_rate_limiting_is_closed_1008(gateway):
+    g = gateway(limits={"max_messages_per_s": 5, "max_bad_messages": 20})
+    _, d = g.device()
+    for seq in range(200):
+        try:
+            d.send_json({"type": "telemetry", "seq": seq, "data": {}})
+        except Exception:
+            break
+    d.expect_close(1008, timeout=10)
+
+
+def test_a_message_larger_than_the_byte_burst_still_passes_when_the_bucket_is_full(gateway):
+    g = gateway(limits={"max_bytes_per_s": "16KiB", "max_message_bytes": "64KiB"})
+    _, d = g.device()
+    d.send_json({"type": "telemetry", "seq": 1, "data": {"b": "x" * 50000}})  # > the 32 KiB burst
+    d.expect_ack(1)

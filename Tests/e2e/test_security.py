@@ -128,3 +128,11 @@ def test_a_token_for_one_device_cannot_act_as_another(gw, mqtt):
     mqtt.assert_nothing(f"{gw.base}/{victim}/#", within=0.5)
     assert upgrade_status(gw, make_jwt(gw.key, {"sub": f"{victim}/../x"})) == 401
     assert upgrade_status(gw, make_jwt(gw.key, {"sub": "bridge"})) == 401
+
+
+def test_a_token_expiring_in_the_far_future_is_fine(gw):
+    dev = uid("far")
+    d = gw.connect(make_jwt(gw.key, {"sub": dev, "exp": 2 ** 63 - 1}))
+    d.send_json({"type": "telemetry", "seq": 1, "data": {}})
+    d.expect_ack(1)
+    assert gw.running

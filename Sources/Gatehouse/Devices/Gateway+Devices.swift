@@ -26,7 +26,8 @@ extension Gateway {
         if directory.meta(device) == nil {
             publishMeta(DeviceMeta(ts: now, kind: claims.kind, model: nil, firmware: nil, capabilities: nil), of: device)
         }
-        if let expiry = claims.expiresAt {
+        // An `exp` centuries away (even Int64.max) is valid: it just never comes while connected.
+        if let expiry = claims.expiresAt, expiry < Int64.max / 1000, expiry * 1000 - nowMs() < 100 * 365 * 86_400_000 {
             let delay = max(0, expiry * 1000 - nowMs())
             channel.eventLoop.scheduleTask(in: .milliseconds(delay)) {
                 session.close(.tokenExpired, reason: .tokenExpired, text: "token expired")

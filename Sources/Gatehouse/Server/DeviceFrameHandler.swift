@@ -163,9 +163,12 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     /// Over `limits.max_messages_per_s` or `max_bytes_per_s`: the message is not published; `nack`
-    /// `rate_limited` when it has a `seq` (the device resends later), else an `error` frame.
+    /// `rate_limited` when it has a `seq` (the device resends later), else an `error` frame. Refusals count
+    /// toward the bad-message window, so a device that ignores them is closed (1008) instead of being
+    /// answered without end.
     private func refuseOverRate(seq: UInt64?, session: DeviceSession) {
         gateway.metrics.limitHit("rate")
+        defer { countBadMessage(session: session) }
         let message = "over the rate limit (\(gateway.config.limits.maxMessagesPerSecond) messages or \(gateway.config.limits.maxBytesPerSecond) bytes per second); slow down"
         if let seq {
             gateway.metrics.nacked(.rateLimited)
@@ -183,11 +186,16 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
         } else {
             session.send(.error(code: NackCode.badMessage.rawValue, message: error.message))
         }
+        countBadMessage(session: session)
+    }
+
+    /// More than `limits.max_bad_messages` within 60 s closes the connection with 1008.
+    private func countBadMessage(session: DeviceSession) {
         let now = NIODeadline.now()
         badMessageTimes.append(now)
         badMessageTimes.removeAll { now - $0 > .seconds(60) }
         if badMessageTimes.count > gateway.config.limits.maxBadMessages {
-            session.close(.policyViolation, reason: .badMessages, text: "too many bad messages")
+            session.close(.policyViolation, reason: .badMessages, text: "too many bad or over-rate messages")
         }
     }
 

@@ -33,8 +33,8 @@ extension Gateway {
     static let connectPath = "/v1/connect"
     static let subprotocol = "gatehouse.v1"
 
-    /// Decides an upgrade request: path, subprotocol, capacity, then the token (header wins over query),
-    /// or without a token the device id of a verified client certificate.
+    /// Decides an upgrade request: path, subprotocol, then the token (header wins over query) or, without a
+    /// token, the device id of a verified client certificate; then capacity and the connection rate.
     func admit(_ head: HTTPRequestHead, clientCertificate: NIOSSLCertificate? = nil) -> Admission {
         let (path, query) = splitURI(head.uri)
         guard path == Self.connectPath else {
@@ -48,13 +48,8 @@ extension Gateway {
             }
             headers.add(name: "Sec-WebSocket-Protocol", value: Self.subprotocol)
         }
-        guard isListening, directory.count < config.limits.maxConnections else {
-            metrics.limitHit("max_connections")
-            return .refuse(Refusal(status: .serviceUnavailable, code: "unavailable", message: "the gateway takes no more connections now; retry later", retryAfter: 5))
-        }
-        guard connectRate.withLock({ $0.take(nowNanos: NIODeadline.now().uptimeNanoseconds) }) else {
-            metrics.limitHit("connects_per_s")
-            return .refuse(Refusal(status: .tooManyRequests, code: "rate_limited", message: "too many new connections per second; retry shortly", retryAfter: 1))
+        guard isListening else {
+            return .refuse(Refusal(status: .serviceUnavailable, code: "unavailable", message: "the gateway is not listening yet; retry later", retryAfter: 5))
         }
         let token = bearerToken(head.headers) ?? queryToken(query)
         let certified = token == nil ? clientCertificate.flatMap(DeviceTLS.deviceID) : nil
@@ -81,6 +76,16 @@ extension Gateway {
             guard !credentials.isRevoked(claims) else {
                 return .refuse(Refusal(status: .unauthorized, code: "unauthorized", message: "device revoked"))
             }
+        }
+        // Capacity is checked once the device is known: unauthenticated clients cannot use it up, and a device
+        // replacing its own stale session is never refused for it.
+        guard directory.session(claims.subject) != nil || directory.count < config.limits.maxConnections else {
+            metrics.limitHit("max_connections")
+            return .refuse(Refusal(status: .serviceUnavailable, code: "unavailable", message: "the gateway takes no more connections now; retry later", retryAfter: 5))
+        }
+        guard connectRate.withLock({ $0.take(nowNanos: NIODeadline.now().uptimeNanoseconds) }) else {
+            metrics.limitHit("connects_per_s")
+            return .refuse(Refusal(status: .tooManyRequests, code: "rate_limited", message: "too many new connections per second; retry shortly", retryAfter: 1))
         }
         return .accept(claims: claims, responseHeaders: headers, compressed: compressed)
     }

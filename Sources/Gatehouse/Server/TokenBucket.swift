@@ -14,14 +14,15 @@ struct TokenBucket: Sendable {
         self.lastNanos = nowNanos
     }
 
-    /// Takes `amount` tokens if the bucket holds them; returns whether it did.
+    /// Takes `amount` tokens if the bucket holds them; returns whether it did. An amount larger than the
+    /// burst passes when the bucket is full and leaves it in debt, so no single message is refused forever.
     mutating func take(_ amount: Double = 1, nowNanos: UInt64) -> Bool {
         guard rate > 0 else { return true }
         if nowNanos > lastNanos {
             tokens = min(burst, tokens + Double(nowNanos - lastNanos) / 1e9 * rate)
             lastNanos = nowNanos
         }
-        guard tokens >= amount else { return false }
+        guard tokens >= min(amount, burst) else { return false }
         tokens -= amount
         return true
     }
