@@ -27,15 +27,17 @@ struct KeyOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The gateway's YAML config file (default: $GATEHOUSE_CONFIG).", valueName: "file"))
     var config: String?
 
-    /// The key file's path, or nil when none is configured: with a key id, the config's
-    /// `auth.key_files.<id>` comes before its `auth.key_file`.
+    /// The key file's path, or nil when none is configured. With a key id, the config must list it in
+    /// `auth.key_files`: a token signed with another key under that `kid` would be refused by the gateway.
     func keyPath(id: String?) throws -> String? {
         if let keyFile { return keyFile }
         if let path = Environment.value("GATEHOUSE_KEY_FILE") { return path }
         let file = try GatewayConfigFile.load(option: config)
-        guard let id, !file.keyFiles.isEmpty || config != nil || Environment.value("GATEHOUSE_CONFIG") != nil else { return file.keyFile }
+        guard let id else { return file.keyFile }
+        guard config != nil || Environment.value("GATEHOUSE_CONFIG") != nil else { return nil }
         guard let path = file.keyFiles[id] else {
-            throw CtlError.usage("no key with id \(id) in auth.key_files of the config (known: \(file.keyFiles.keys.sorted().joined(separator: ", ")))")
+            let known = file.keyFiles.keys.sorted().joined(separator: ", ")
+            throw CtlError.usage("no key with id \(id) in auth.key_files of the config (known: \(known.isEmpty ? "none" : known))")
         }
         return path
     }
