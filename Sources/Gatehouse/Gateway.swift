@@ -25,6 +25,10 @@ public final class Gateway: Sendable {
     let startedAt = Date()
     let version = "0.1.0"
     private let readiness = Mutex(Readiness())
+    /// Home Assistant discovery, when `homeassistant.enabled`.
+    let homeAssistant: HomeAssistantDiscovery?
+    /// Numeric telemetry keys announced to Home Assistant, by device.
+    let homeAssistantKeys = Mutex<[String: Set<String>]>([:])
     /// `wss://` when `gateway.tls` is configured.
     let deviceTLS: DeviceTLS?
     /// New connections per second, for the whole gateway (`limits.max_connects_per_s`).
@@ -44,6 +48,9 @@ public final class Gateway: Sendable {
         self.metrics = GatewayMetrics()
         self.credentials = try CredentialStore(auth: config.auth, logger: logger)
         self.deviceTLS = try config.gateway.tls.map { try DeviceTLS(files: $0) }
+        self.homeAssistant = config.homeAssistant.enabled
+            ? HomeAssistantDiscovery(prefix: config.homeAssistant.prefix, gateway: config.gateway.id, topics: Topics(base: config.mqtt.baseTopic))
+            : nil
         self.commands = CommandBook()
         self.timerLoop = MultiThreadedEventLoopGroup.singleton.any()
         let connects = Double(config.limits.maxConnectsPerSecond)

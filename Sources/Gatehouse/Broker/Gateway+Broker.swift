@@ -32,6 +32,7 @@ extension Gateway {
                 let device = session.device
                 if let meta = directory.meta(device) { publishSafely(topics.meta(device), meta.encoded(), of: device, retain: true) }
                 if let state = directory.stateDocument(device) { publishSafely(topics.state(device), state.encoded(), of: device, retain: true) }
+                announceToHomeAssistant(device)
             }
         }
         outbox.scheduleReplay()
@@ -49,6 +50,9 @@ extension Gateway {
             try await broker.subscribe(
                 [topics.shared("\(topics.base)/+/request/#"), topics.shared(topics.allSets)],
                 qos: .atLeastOnce, identifier: Subscription.shared)
+            if let homeAssistant {
+                try await broker.subscribe([homeAssistant.statusTopic], qos: .atLeastOnce, identifier: Subscription.observed)
+            }
             setSubscribed()
         } catch {
             logger.error("cannot subscribe: \(error)")
@@ -57,6 +61,7 @@ extension Gateway {
 
     /// Routes one incoming MQTT message.
     func brokerMessage(_ message: MQTTMessage) {
+        if let homeAssistant, message.topic == homeAssistant.statusTopic { return homeAssistantStatus(message.payload) }
         guard let kind = topics.parse(message.topic) else { return }
         let ids = message.properties.subscriptionIdentifiers
         switch kind {

@@ -19,6 +19,8 @@ public struct GatewayConfig: Sendable {
     public var commands: CommandsSection
     /// `log.*`
     public var log: LogSection
+    /// `homeassistant.*`
+    public var homeAssistant: HomeAssistantSection
 
     /// Reads every section; problems are collected in `source.problems`.
     public init(source: ConfigSource) {
@@ -29,6 +31,7 @@ public struct GatewayConfig: Sendable {
         limits = LimitsSection(source)
         commands = CommandsSection(source)
         log = LogSection(source)
+        homeAssistant = HomeAssistantSection(source)
         source.reportUnknownKeys()
     }
 
@@ -231,6 +234,20 @@ public struct CommandsSection: Sendable {
     init(_ source: ConfigSource) {
         defaultTimeoutMs = source.int("commands.default_timeout_ms", default: 10000, in: 1...86_400_000)
         maxPendingPerDevice = source.int("commands.max_pending_per_device", default: 32, in: 1...10000)
+    }
+}
+
+/// `homeassistant`: `enabled` (false), `prefix` (`homeassistant`, Home Assistant's discovery prefix).
+public struct HomeAssistantSection: Sendable {
+    public var enabled: Bool
+    public var prefix: String
+
+    init(_ source: ConfigSource) {
+        enabled = source.bool("homeassistant.enabled", default: false)
+        prefix = source.string("homeassistant.prefix", default: "homeassistant") ?? "homeassistant"
+        if prefix.isEmpty || prefix.contains(where: { "+#\0".contains($0) }) {
+            source.problem("homeassistant.prefix", "must be a topic without + or #, got \"\(prefix)\"")
+        }
     }
 }
 

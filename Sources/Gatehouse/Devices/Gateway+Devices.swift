@@ -26,6 +26,7 @@ extension Gateway {
         if directory.meta(device) == nil {
             publishMeta(DeviceMeta(ts: now, kind: claims.kind, model: nil, firmware: nil, capabilities: nil), of: device)
         }
+        announceToHomeAssistant(device)
         // An `exp` centuries away (even Int64.max) is valid: it just never comes while connected.
         if let expiry = claims.expiresAt, expiry < Int64.max / 1000, expiry * 1000 - nowMs() < 100 * 365 * 86_400_000 {
             let delay = max(0, expiry * 1000 - nowMs())
@@ -80,6 +81,7 @@ extension Gateway {
             payload["ts"] = .number(ts ?? JSONNumber(now))
             if let seq = message.seq { payload["seq"] = .number(JSONNumber(seq)) }
             payload["data"] = .object(data)
+            discoverSensors(in: data, of: device)
             if (qos ?? config.mqtt.telemetryQoS) == 0 {
                 publish(topics.telemetry(device), JSONValue.object(payload).serialized(), qos: .atMostOnce) { error in
                     answer?(error.map(Outbox.outcome) ?? .safe)
@@ -99,6 +101,7 @@ extension Gateway {
                 firmware: hello.firmware, capabilities: hello.capabilities
             )
             publishMeta(meta, of: device, completion: answer)
+            announceToHomeAssistant(device)
         case .response(let commandID, let status, let data, let error):
             guard let command = commands.take(commandID.text, device: device) else {
                 if let seq = message.seq {

@@ -1,0 +1,114 @@
+"""Home Assistant MQTT discovery (PROTOCOL.md section 6), checked against the options Home Assistant
+documents for MQTT climate, camera and sensor entities."""
+
+import re
+
+import pytest
+
+from conftest import uid
+
+# Options documented by Home Assistant for these MQTT platforms (the ones the gateway uses, plus the
+# common ones: availability, device, ids), https://www.home-assistant.io/integrations/{climate,camera,sensor}.mqtt/
+COMMON = {"unique_id", "object_id", "name", "device", "availability", "availability_mode"}
+CLIMATE = COMMON | {"current_temperature_topic", "current_temperature_template", "temperature_state_topic",
+                    "temperature_state_template", "temperature_command_topic", "temperature_command_template",
+                    "mode_state_topic", "mode_state_template", "mode_command_topic", "mode_command_template",
+                    "modes", "temperature_unit", "min_temp", "max_temp"}
+CAMERA = COMMON | {"topic"}
+SENSOR = COMMON | {"state_topic", "value_template", "unit_of_measurement", "state_class"}
+DEVICE = {"identifiers", "name", "manufacturer", "model", "sw_version", "via_device"}
+AVAILABILITY = {"topic", "value_template", "payload_available", "payload_not_available"}
+OBJECT_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+
+HELLO = {"type": "hello", "seq": 1, "kind": "thermostat", "model": "T-2", "firmware": "2.4.1",
+         "capabilities": {"commands": {
+             "set_setpoint": {"params": {"celsius": {"type": "number", "minimum": 5, "maximum": 35}}},
+             "set_mode": {"params": {"mode": {"type": "string", "enum": ["heat", "off"]}}}},
+             "telemetry": {"temperature": {"unit": "°C"}}}}
+
+
+@pytest.fixture
+def ha(gateway):
+    return gateway(homeassistant={"enabled": True})
+
+
+def discovery(mqtt, topic, timeout=5):
+    m = mqtt.wait_for(lambda x: x.topic == topic and x.payload, timeout=timeout)
+    assert m.retain and m.qos == 1, m
+    return m.json()
+
+
+def check_common(config, g, dev, allowed):
+    assert set(config) <= allowed, f"undocumented options: {set(config) - allowed}"
+    assert OBJECT_ID.match(config["unique_id"]), config["unique_id"]
+    assert config["availability_mode"] == "all"
+    topics = [a["topic"] for a in config["availability"]]
+    assert topics == [g.topic(dev, "availability"), g.bridge("state")], topics
+    for a in config["availability"]:
+        assert set(a) <= AVAILABILITY and a["value_template"] == "{{ value_json.state }}", a
+    assert set(config["device"]) <= DEVICE and config["device"]["identifiers"], config["device"]
+
+
+def test_thermostat_is_a_climate_entity(ha, mqtt):
+    mqtt.subscribe("homeassistant/#")
+    dev = uid("therm.1")
+    d = ha.connect(ha.token(dev, kind="thermostat"))
+    d.send_json(HELLO)
+    d.expect_ack(1)
+    object_id = f"{ha.gw_id}_{dev}".replace(".", "_")
+    topic = f"homeassistant/climate/{object_id}/config"
+    config = discovery(mqtt, topic)
+    check_common(config, ha, dev, CLIMATE)
+    config = mqtt.wait_for(lambda x: x.topic == topic and x.json().get("device", {}).get("model") == "T-2").json()
+    assert config["unique_id"] == object_id, "every character outside [A-Za-z0-9_-] becomes _"
+    assert config["current_temperature_topic"] == ha.topic(dev, "telemetry")
+    assert config["temperature_command_topic"] == ha.topic(dev, "request/set_setpoint")
+    assert (config["min_temp"], config["max_temp"]) == (5, 35)
+    assert config["modes"] == ["heat", "off"]
+    assert config["device"]["sw_version"] == "2.4.1"
+    # The command template makes a request the gateway accepts.
+    mqtt.publish(config["temperature_command_topic"], config["temperature_command_template"].replace("{{ value }}", "21.5"))
+    command = d.expect("command")
+    assert command["name"] == "set_setpoint" and command["params"] == {"celsius": 21.5}
+
+
+def test_camera_is_a_camera_entity(ha, mqtt):
+    mqtt.subscribe("homeassistant/camera/#")
+    dev = uid("cam")
+    ha.connect(ha.token(dev, kind="camera"))
+    config = discovery(mqtt, f"homeassistant/camera/{ha.gw_id}_{dev}/config")
+    check_common(config, ha, dev, CAMERA)
+    assert config["topic"] == ha.topic(dev, "media/snapshot")
+
+
+def test_sensor_gets_one_entity_per_numeric_telemetry_key(ha, mqtt):
+    mqtt.subscribe("homeassistant/sensor/#")
+    dev = uid("sens")
+    d = ha.connect(ha.token(dev, kind="sensor"))
+    d.send_json({"type": "telemetry", "seq": 1, "data": {"humidity": 40.5, "co2": 600, "label": "kitchen", "ok": True}})
+    d.expect_ack(1)
+    configs = {}
+    for key in ("humidity", "co2"):
+        configs[key] = discovery(mqtt, f"homeassistant/sensor/{ha.gw_id}_{dev}_{key}/config")
+        check_common(configs[key], ha, dev, SENSOR)
+        assert configs[key]["state_topic"] == ha.topic(dev, "telemetry")
+        assert key in configs[key]["value_template"]
+    mqtt.assert_nothing(lambda x: x.topic.startswith(f"homeassistant/sensor/{ha.gw_id}_{dev}_label")
+                        or x.topic.startswith(f"homeassistant/sensor/{ha.gw_id}_{dev}_ok"), within=0.5)
+
+
+def test_republished_when_home_assistant_comes_online(ha, mqtt):
+    mqtt.subscribe("homeassistant/camera/#")
+    dev = uid("cam")
+    ha.connect(ha.token(dev, kind="camera"))
+    topic = f"homeassistant/camera/{ha.gw_id}_{dev}/config"
+    discovery(mqtt, topic)
+    mqtt.publish("homeassistant/status", "online")
+    discovery(mqtt, topic)
+
+
+def test_disabled_by_default(gw, mqtt):
+    mqtt.subscribe("homeassistant/#")
+    dev = uid("noha")
+    gw.connect(gw.token(dev, kind="camera"))
+    mqtt.assert_nothing(lambda x: dev in x.topic, within=0.7)
