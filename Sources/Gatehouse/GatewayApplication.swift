@@ -27,13 +27,19 @@ public enum GatewayApplication {
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let gateway = try Gateway(config: config, logger: logger)
+        let systemd = SystemdNotifier()
         return Application(
             router: gateway.router(registry: registry),
             server: HTTPServerBuilder { responder in GatewayChannel(responder: responder, gateway: gateway) },
             configuration: .init(address: .hostname(config.gateway.host, port: config.gateway.port), serverName: "gatehouse"),
-            services: [BrokerService(gateway: gateway), HealthService(gateway: gateway), ReloadService(gateway: gateway)],
+            services: [
+                BrokerService(gateway: gateway), HealthService(gateway: gateway), ReloadService(gateway: gateway),
+                SystemdWatchdogService(notifier: systemd),
+            ],
             onServerRunning: { _ in
                 gateway.setListening(true)
+                // Ready for systemd once devices can connect; the broker may come later (messages are spooled).
+                systemd.notify("READY=1")
                 logger.info("listening on \(config.gateway.host):\(config.gateway.port) as gateway \(config.gateway.id)")
             },
             logger: logger
