@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from conftest import Broker, Gateway, TcpForwarder, uid, wait_until  # noqa: E402
+from conftest import Broker, Gateway, TcpForwarder, uid  # noqa: E402
 from streams import Observer, StreamDevice, account  # noqa: E402
 
 

@@ -5,7 +5,6 @@ import json
 import signal
 import ssl
 import subprocess
-import time
 from pathlib import Path
 
 import pytest

@@ -27,7 +27,7 @@ struct HomeAssistantDiscovery {
         switch meta?.kind {
         case DeviceKind.thermostat?:
             return [("\(prefix)/climate/\(id)/config", climate(device, id: id, meta: meta))]
-        case "camera"?:
+        case DeviceKind.camera?:
             var config = common(device, id: id, meta: meta)
             config["topic"] = .string(topics.media(device, "snapshot"))
             return [("\(prefix)/camera/\(id)/config", .object(config))]
@@ -38,7 +38,7 @@ struct HomeAssistantDiscovery {
 
     /// Whether telemetry keys of this device become sensor entities.
     static func hasSensors(_ meta: DeviceMeta?) -> Bool {
-        meta?.kind != DeviceKind.thermostat && meta?.kind != "camera"
+        meta?.kind != DeviceKind.thermostat && meta?.kind != DeviceKind.camera
     }
 
     /// A sensor entity for one numeric telemetry key.

@@ -15,7 +15,7 @@ struct SegmentInfo {
 }
 
 /// What a scan of a segment's bytes found.
-struct SegmentScan: Equatable {
+struct SegmentScan {
     struct Damage: Equatable {
         var offset: Int
         var length: Int
@@ -24,10 +24,6 @@ struct SegmentScan: Equatable {
     var records: [(offset: Int, size: Int, ts: Int64)] = []
     /// Byte ranges that hold no good record (torn writes, corruption).
     var damage: [Damage] = []
-
-    static func == (a: SegmentScan, b: SegmentScan) -> Bool {
-        a.damage == b.damage && a.records.elementsEqual(b.records) { $0 == $1 }
-    }
 
     /// Scans `bytes` from `start`: after a bad record it searches forward for the next good one, so one
     /// damaged spot costs only the records it touches.
