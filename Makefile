@@ -5,7 +5,7 @@ DEMO_SECONDS ?= 30
 APT_PACKAGES := mosquitto mosquitto-clients libmosquitto-dev pkg-config openssl python3-pip
 PY_PACKAGES := pytest websockets paho-mqtt
 
-.PHONY: deps build release test demo bench soak fuzz clean
+.PHONY: deps build release test check-ui demo bench soak fuzz clean
 
 ## Installs what is missing (Debian, as root): mosquitto, libmosquitto-dev, and the Python test clients.
 deps:
@@ -27,6 +27,13 @@ test: build
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	python3 -m pytest Tests/e2e -q
+
+## The status page in a real browser: headless Chromium (Debian's package) renders it against a live
+## gateway with simulated devices, the script checks the DOM and saves a screenshot (.build/check-ui/status.png).
+check-ui: build
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+	BIN=.build/debug python3 Tests/ui/check_ui.py
 
 ## A private mosquitto, the gateway and simulated devices for DEMO_SECONDS (0 = until Ctrl-C).
 demo: release

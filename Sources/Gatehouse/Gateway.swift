@@ -9,7 +9,10 @@ import Synchronization
 /// The gateway's core: bridges device sessions and the broker. The WebSocket server, the broker link
 /// and the timers call into it; it owns no threads of its own.
 public final class Gateway: Sendable {
+    /// The config the gateway started with; `limits`, `homeAssistant` and the log level follow reloads.
     let config: GatewayConfig
+    /// Where `config` came from, re-read on SIGHUP and the `reload` bridge request.
+    let configFile: String?
     let topics: Topics
     let logger: Logger
     let broker: MosquittoClient
@@ -25,14 +28,24 @@ public final class Gateway: Sendable {
     let startedAt = Date()
     let version = "0.1.0"
     private let readiness = Mutex(Readiness())
-    /// Home Assistant discovery, when `homeassistant.enabled`.
-    let homeAssistant: HomeAssistantDiscovery?
+    /// What a reload changes while devices stay connected.
+    let reloadable: Mutex<Reloadable>
     /// Numeric telemetry keys announced to Home Assistant, by device.
     let homeAssistantKeys = Mutex<[String: Set<String>]>([:])
     /// `wss://` when `gateway.tls` is configured.
     let deviceTLS: DeviceTLS?
+    /// The private mosquitto, when `mqtt.embedded`.
+    let embeddedBroker: EmbeddedBroker?
     /// New connections per second, for the whole gateway (`limits.max_connects_per_s`).
     let connectRate: Mutex<TokenBucket>
+
+    struct Reloadable {
+        var limits: LimitsSection
+        /// Home Assistant discovery, when `homeassistant.enabled`.
+        var homeAssistant: HomeAssistantDiscovery?
+        /// The config as last (re)loaded, to tell what the next reload changes.
+        var config: GatewayConfig
+    }
 
     struct Readiness {
         var listening = false
@@ -41,20 +54,19 @@ public final class Gateway: Sendable {
     }
 
     /// Builds the gateway from a validated config. Does not connect yet: `BrokerService` does.
-    public init(config: GatewayConfig, logger: Logger) throws {
+    public init(config: GatewayConfig, configFile: String? = nil, logger: Logger) throws {
         self.config = config
+        self.configFile = configFile
         self.topics = Topics(base: config.mqtt.baseTopic)
         self.logger = logger
         self.metrics = GatewayMetrics()
         self.credentials = try CredentialStore(auth: config.auth, logger: logger)
         self.deviceTLS = try config.gateway.tls.map { try DeviceTLS(files: $0) }
-        self.homeAssistant = config.homeAssistant.enabled
-            ? HomeAssistantDiscovery(prefix: config.homeAssistant.prefix, gateway: config.gateway.id, topics: Topics(base: config.mqtt.baseTopic))
-            : nil
+        self.reloadable = Mutex(Reloadable(limits: config.limits, homeAssistant: Self.discovery(config), config: config))
         self.commands = CommandBook()
+        self.embeddedBroker = config.mqtt.embedded.map { EmbeddedBroker(settings: $0, logger: logger) }
         self.timerLoop = MultiThreadedEventLoopGroup.singleton.any()
-        let connects = Double(config.limits.maxConnectsPerSecond)
-        self.connectRate = Mutex(TokenBucket(rate: connects, burst: 2 * connects, nowNanos: NIODeadline.now().uptimeNanoseconds))
+        self.connectRate = Mutex(TokenBucket(perSecond: config.limits.maxConnectsPerSecond, nowNanos: NIODeadline.now().uptimeNanoseconds))
         var options = try MQTTClientOptions(url: config.mqtt.url, clientID: config.mqtt.clientID ?? "gatehouse-\(config.gateway.id)")
         options.keepalive = config.mqtt.keepaliveSeconds
         options.maxInflight = config.mqtt.maxInflight
@@ -83,6 +95,18 @@ public final class Gateway: Sendable {
 
     /// This gateway's id.
     var id: String { config.gateway.id }
+
+    /// The limits in force (they change on reload).
+    var limits: LimitsSection { reloadable.withLock { $0.limits } }
+
+    /// Home Assistant discovery as configured now (it changes on reload).
+    var homeAssistant: HomeAssistantDiscovery? { reloadable.withLock { $0.homeAssistant } }
+
+    /// Discovery for `config`, when `homeassistant.enabled`.
+    static func discovery(_ config: GatewayConfig) -> HomeAssistantDiscovery? {
+        guard config.homeAssistant.enabled else { return nil }
+        return HomeAssistantDiscovery(prefix: config.homeAssistant.prefix, gateway: config.gateway.id, topics: Topics(base: config.mqtt.baseTopic))
+    }
 
     /// True while listening, connected, subscribed and announced online (what `/readyz` reports).
     public var isReady: Bool { readiness.withLock { $0.listening && $0.brokerReady } }

@@ -13,26 +13,36 @@ import ServiceLifecycle
 /// started and stopped in a defined order by Hummingbird's service group (SIGTERM/SIGINT = graceful).
 public enum GatewayApplication {
     /// Runs the gateway until SIGTERM/SIGINT, then shuts down gracefully.
-    public static func run(config: GatewayConfig, logger: Logger) async throws {
+    public static func run(config: GatewayConfig, configFile: String? = nil, logger: Logger) async throws {
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let gateway = try Gateway(config: config, configFile: configFile, logger: logger)
+        // The embedded broker listens before the gateway connects, and outlives it (see EmbeddedBrokerService).
+        try await gateway.embeddedBroker?.start()
         do {
-            try await make(config: config, logger: logger).runService()
+            try await make(gateway: gateway, registry: registry).runService()
         } catch let error as IOError where error.description.contains("bind") {
+            await gateway.embeddedBroker?.stop()
             let reason = error.errnoCode == EADDRINUSE ? "the address is already in use (another gatehouse?)" : "\(error)"
             throw StartupError("gateway.listen: cannot listen on \(config.gateway.host):\(config.gateway.port): \(reason)")
+        } catch {
+            await gateway.embeddedBroker?.stop()
+            throw error
         }
     }
 
-    /// The application for a validated config.
-    static func make(config: GatewayConfig, logger: Logger) throws -> some ApplicationProtocol {
-        let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-        let gateway = try Gateway(config: config, logger: logger)
+    /// The application around a gateway.
+    static func make(gateway: Gateway, registry: PrometheusCollectorRegistry) -> some ApplicationProtocol {
+        let config = gateway.config
+        let logger = gateway.logger
         let systemd = SystemdNotifier()
+        // The service group stops services in reverse order: the embedded broker goes last.
+        let embedded: [any Service] = gateway.embeddedBroker.map { [EmbeddedBrokerService(broker: $0, logger: logger)] } ?? []
         return Application(
             router: gateway.router(registry: registry),
             server: HTTPServerBuilder { responder in GatewayChannel(responder: responder, gateway: gateway) },
             configuration: .init(address: .hostname(config.gateway.host, port: config.gateway.port), serverName: "gatehouse"),
-            services: [
+            services: embedded + [
                 BrokerService(gateway: gateway), HealthService(gateway: gateway), ReloadService(gateway: gateway),
                 SystemdWatchdogService(notifier: systemd),
             ],

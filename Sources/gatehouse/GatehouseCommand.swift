@@ -39,14 +39,10 @@ struct GatehouseCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data((error.description + "\n").utf8))
             throw ExitCode(2)
         }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = Logger.Level(rawValue: settings.log.level) ?? .info
-            return handler
-        }
+        LogOutput.bootstrap(level: settings.log.level, format: settings.log.format)
         let logger = Logger(label: "gatehouse")
         do {
-            try await GatewayApplication.run(config: settings, logger: logger)
+            try await GatewayApplication.run(config: settings, configFile: file, logger: logger)
         } catch {
             logger.critical("gatehouse stopped: \(error)")
             throw ExitCode(1)

@@ -45,9 +45,7 @@ extension Gateway {
             session.close(.policyViolation, reason: .kicked, text: "kicked by operator")
             reply("ok", data: .object(JSONObject([("device", .string(device))])))
         case "reload":
-            let changed = credentials.reloadRevoked(force: true)
-            enforceRevocations()
-            reply("ok", data: .object(JSONObject([("revoked_list_changed", .bool(changed))])))
+            reply("ok", data: reload(trigger: "reload request").json)
         default:
             reply("error", error: ("unknown_op", "unknown bridge operation \(op); try devices, kick or reload"))
         }

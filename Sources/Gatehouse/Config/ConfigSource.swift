@@ -13,6 +13,8 @@ public final class ConfigSource {
     private let yaml: [String: [String: Any]]
     private let environment: [String: String]
     private var readKeys: Set<String> = []
+    /// Each key read, with its raw value as text (`-` when unset).
+    public private(set) var values: [String: String] = [:]
 
     /// Parses YAML text (an empty text means "all defaults").
     public init(yamlText: String, environment: [String: String] = ProcessInfo.processInfo.environment) {
@@ -72,10 +74,13 @@ public final class ConfigSource {
     private func raw(_ key: String) -> Any? {
         readKeys.insert(key)
         let envName = "GATEHOUSE_" + key.uppercased().replacingOccurrences(of: ".", with: "_")
-        if let value = environment[envName] { return value }
-        let parts = key.split(separator: ".").map(String.init)
-        var node: Any? = yaml[parts[0]]
-        for part in parts.dropFirst() { node = (node as? [String: Any])?[part] }
+        var node: Any? = environment[envName]
+        if node == nil {
+            let parts = key.split(separator: ".").map(String.init)
+            node = yaml[parts[0]]
+            for part in parts.dropFirst() { node = (node as? [String: Any])?[part] }
+        }
+        values[key] = node.map { "\($0)" } ?? "-"
         return node
     }
 

@@ -35,11 +35,15 @@ public struct GatewayConfig: Sendable {
         source.reportUnknownKeys()
     }
 
+    /// Every key as read (`mqtt.url` → its text, or `-` when unset), to tell what a reload changed.
+    public private(set) var values: [String: String] = [:]
+
     /// Loads and validates a config file; throws one error listing every problem.
     public static func load(file path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError) -> GatewayConfig {
         let source = ConfigSource(file: path, environment: environment)
-        let config = GatewayConfig(source: source)
+        var config = GatewayConfig(source: source)
         if !source.problems.isEmpty { throw ConfigError(file: path, problems: source.problems) }
+        config.values = source.values
         return config
     }
 }
@@ -108,11 +112,16 @@ public struct GatewaySection: Sendable {
     }
 }
 
-/// `mqtt`: `url` (default `mqtt://127.0.0.1:1883`), `base_topic` (`gatehouse`), `telemetry_qos` (0|1, 1),
+/// `mqtt`: `url` (an external broker), `base_topic` (`gatehouse`), `telemetry_qos` (0|1, 1),
 /// `username`, `password_file`, `client_id` (default `gatehouse-<gateway id>`), `keepalive_s` (30),
-/// `max_inflight` (in-flight QoS 1 window, 1000), `ca_file`, `cert_file`, `key_file` (TLS for `mqtts://`).
+/// `max_inflight` (in-flight QoS 1 window, 1000), `ca_file`, `cert_file`, `key_file` (TLS for `mqtts://`),
+/// `embedded` (run a private mosquitto; the default when no `url` is given), `embedded_port` (1883),
+/// `embedded_dir` (its config and persistence, `/var/lib/gatehouse/mosquitto`), `embedded_binary` (found on PATH).
 public struct MQTTSection: Sendable {
+    /// The broker the gateway connects to: `mqtt.url`, or the embedded broker's loopback address.
     public var url: String
+    /// The private broker the gateway runs and supervises, when `mqtt.embedded`.
+    public var embedded: EmbeddedBrokerSettings?
     public var baseTopic: String
     public var telemetryQoS: Int
     public var username: String?
@@ -125,7 +134,9 @@ public struct MQTTSection: Sendable {
     public var keyFile: String?
 
     init(_ source: ConfigSource) {
-        url = source.string("mqtt.url", default: "mqtt://127.0.0.1:1883") ?? ""
+        let givenURL = source.string("mqtt.url")
+        embedded = EmbeddedBrokerSettings(source, urlGiven: givenURL != nil)
+        url = embedded.map { "mqtt://127.0.0.1:\($0.port)" } ?? givenURL ?? "mqtt://127.0.0.1:1883"
         if !(url.hasPrefix("mqtt://") || url.hasPrefix("mqtts://") || url.hasPrefix("tcp://")) {
             source.problem("mqtt.url", "must start with mqtt:// or mqtts://, got \"\(url)\"")
         }
@@ -151,6 +162,39 @@ public struct MQTTSection: Sendable {
         if let passwordFile, !FileManager.default.isReadableFile(atPath: passwordFile) {
             source.problem("mqtt.password_file", "cannot read \(passwordFile)")
         }
+    }
+}
+
+/// `mqtt.embedded*`: a private mosquitto on 127.0.0.1, for boxes without a broker of their own.
+public struct EmbeddedBrokerSettings: Sendable {
+    /// The mosquitto executable.
+    public var binary: String
+    /// Loopback port it listens on.
+    public var port: Int
+    /// Its generated config, pid file and persistence database.
+    public var directory: String
+
+    /// nil unless `mqtt.embedded` (default: true when `mqtt.url` is not given).
+    init?(_ source: ConfigSource, urlGiven: Bool) {
+        let enabled = source.bool("mqtt.embedded", default: !urlGiven)
+        port = source.int("mqtt.embedded_port", default: 1883, in: 1...65535)
+        directory = source.string("mqtt.embedded_dir", default: "/var/lib/gatehouse/mosquitto") ?? ""
+        let binary = source.string("mqtt.embedded_binary") ?? Self.findOnPath("mosquitto", extra: ["/usr/sbin", "/usr/local/sbin"])
+        guard enabled else { return nil }
+        if urlGiven {
+            source.problem("mqtt.embedded", "true runs a private broker on 127.0.0.1:\(port); remove mqtt.url, or set mqtt.embedded: false to use the broker at mqtt.url")
+        }
+        guard let binary, FileManager.default.isExecutableFile(atPath: binary) else {
+            source.problem("mqtt.embedded", "no mosquitto executable\(binary.map { " at \($0)" } ?? " on PATH") (apt-get install mosquitto), or set mqtt.url to an existing broker")
+            return nil
+        }
+        self.binary = binary
+    }
+
+    /// The first executable `name` in `$PATH` or `extra` (Debian puts mosquitto in /usr/sbin).
+    static func findOnPath(_ name: String, extra: [String]) -> String? {
+        let path = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init)
+        return (path + extra).map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 }
 
@@ -251,15 +295,21 @@ public struct HomeAssistantSection: Sendable {
     }
 }
 
-/// `log`: `level` (`trace|debug|info|notice|warning|error|critical`, default `info`).
+/// `log`: `level` (`trace|debug|info|notice|warning|error|critical`, default `info`), `format` (`text`, or
+/// `json`: one JSON object per line).
 public struct LogSection: Sendable {
     public var level: String
+    public var format: String
 
     init(_ source: ConfigSource) {
         level = source.string("log.level", default: "info") ?? "info"
         let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
         if !levels.contains(level) {
             source.problem("log.level", "must be one of \(levels.joined(separator: ", "))")
+        }
+        format = source.string("log.format", default: "text") ?? "text"
+        if !["text", "json"].contains(format) {
+            source.problem("log.format", "must be text or json, got \"\(format)\"")
         }
     }
 }

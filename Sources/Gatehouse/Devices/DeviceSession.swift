@@ -22,6 +22,15 @@ final class DeviceSession: Sendable {
     let remote: String
     let channel: any Channel
     private let closing = Mutex<OfflineReason?>(nil)
+    private let activity: Mutex<Activity>
+
+    /// What the status page shows of a device's traffic.
+    struct Activity: Sendable {
+        var messages = 0
+        /// Unix ms of the last message (the connect, before the first).
+        var lastSeen: Int64
+        var rate: RateEstimate
+    }
 
     init(device: String, tokenKind: String?, tokenID: String?, session: Int64, connectedAt: Int64, remote: String, channel: any Channel) {
         self.device = device
@@ -31,6 +40,20 @@ final class DeviceSession: Sendable {
         self.connectedAt = connectedAt
         self.remote = remote
         self.channel = channel
+        self.activity = Mutex(Activity(lastSeen: connectedAt, rate: RateEstimate(nowMs: connectedAt)))
+    }
+
+    /// Counts one message from the device.
+    func noteMessage(nowMs: Int64) {
+        activity.withLock {
+            $0.messages += 1
+            $0.lastSeen = nowMs
+        }
+    }
+
+    /// Messages so far, the last one's time, and messages per second lately.
+    func readActivity(nowMs: Int64) -> (messages: Int, lastSeen: Int64, perSecond: Double) {
+        activity.withLock { ($0.messages, $0.lastSeen, $0.rate.update(count: $0.messages, nowMs: nowMs)) }
     }
 
     /// Sends one gateway message as a text frame.

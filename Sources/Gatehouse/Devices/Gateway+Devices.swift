@@ -20,7 +20,7 @@ extension Gateway {
         metrics.connected(directory.count)
         session.send(.welcome(
             device: device, gateway: id, session: session.session,
-            heartbeatS: config.gateway.heartbeatSeconds, maxMessageBytes: config.limits.maxMessageBytes
+            heartbeatS: config.gateway.heartbeatSeconds, maxMessageBytes: limits.maxMessageBytes
         ))
         announce(session)
         if directory.meta(device) == nil {

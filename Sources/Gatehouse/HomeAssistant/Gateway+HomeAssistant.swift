@@ -7,15 +7,33 @@ extension Gateway {
     /// when Home Assistant comes online), including a sensor for every numeric telemetry key seen so far.
     func announceToHomeAssistant(_ device: String) {
         guard let discovery = homeAssistant else { return }
+        for (topic, payload) in discoveryMessages(device, discovery) {
+            publish(topic, payload.serialized(), retain: true)
+        }
+    }
+
+    /// Every discovery message of a device: its entity, or a sensor per numeric telemetry key seen so far.
+    private func discoveryMessages(_ device: String, _ discovery: HomeAssistantDiscovery) -> [(topic: String, payload: JSONValue)] {
         let meta = directory.meta(device)
-        for (topic, payload) in discovery.entities(device: device, meta: meta) {
-            publish(topic, payload.serialized(), retain: true)
+        guard HomeAssistantDiscovery.hasSensors(meta) else { return discovery.entities(device: device, meta: meta) }
+        return discovery.entities(device: device, meta: meta)
+            + homeAssistantKeys.withLock { $0[device] ?? [] }.sorted().map { discovery.sensor(device, key: $0, meta: meta) }
+    }
+
+    /// A reload turned discovery on or off, or moved its prefix: the old entities are withdrawn (an empty
+    /// retained config removes an entity from Home Assistant) and the held devices are announced anew.
+    func homeAssistantChanged(from old: HomeAssistantDiscovery?, to new: HomeAssistantDiscovery?) {
+        guard old?.prefix != new?.prefix else { return }
+        let devices = directory.sessions.map(\.device)
+        if let old {
+            for device in devices {
+                for (topic, _) in discoveryMessages(device, old) { publish(topic, [], retain: true) }
+            }
         }
-        guard HomeAssistantDiscovery.hasSensors(meta) else { return }
-        for key in homeAssistantKeys.withLock({ $0[device] ?? [] }).sorted() {
-            let (topic, payload) = discovery.sensor(device, key: key, meta: meta)
-            publish(topic, payload.serialized(), retain: true)
-        }
+        guard let new else { return }
+        // Kept by the client across reconnects, like the subscriptions made at start.
+        Task { try? await broker.subscribe([new.statusTopic], qos: .atLeastOnce, identifier: Subscription.observed) }
+        for device in devices { announceToHomeAssistant(device) }
     }
 
     /// A sensor entity for each numeric telemetry key not announced yet for this device.

@@ -28,6 +28,7 @@ final class GatewayMetrics: Sendable {
     private let inCount = Atomic<Int>(0)
     private let outCount = Atomic<Int>(0)
     private let rateMark = Mutex<(inCount: Int, outCount: Int)>((0, 0))
+    private let recent = Mutex((inRate: RateEstimate(nowMs: nowMs()), outRate: RateEstimate(nowMs: nowMs())))
 
     init() {
         var byType: [String: Counter] = [:]
@@ -110,6 +111,12 @@ final class GatewayMetrics: Sendable {
 
     /// Every accepted broker connection, the first one included.
     func brokerConnectionAccepted() { brokerConnects.increment() }
+
+    /// Messages per second in and out lately, for the status page (apart from the health topic's figures).
+    func recentRates(nowMs: Int64) -> (inPerSecond: Double, outPerSecond: Double) {
+        let counts = (inCount.load(ordering: .relaxed), outCount.load(ordering: .relaxed))
+        return recent.withLock { ($0.inRate.update(count: counts.0, nowMs: nowMs), $0.outRate.update(count: counts.1, nowMs: nowMs)) }
+    }
 
     /// Messages per second in and out since the previous call.
     func takeRates(intervalSeconds: Double) -> (inPerSecond: Double, outPerSecond: Double) {

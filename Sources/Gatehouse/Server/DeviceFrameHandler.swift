@@ -25,10 +25,10 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
     init(gateway: Gateway, deflate: PerMessageDeflate?) {
         self.gateway = gateway
         self.deflate = deflate
-        let limits = gateway.config.limits
+        let limits = gateway.limits
         let now = NIODeadline.now().uptimeNanoseconds
-        messageRate = TokenBucket(rate: Double(limits.maxMessagesPerSecond), burst: 2 * Double(limits.maxMessagesPerSecond), nowNanos: now)
-        byteRate = TokenBucket(rate: Double(limits.maxBytesPerSecond), burst: 2 * Double(limits.maxBytesPerSecond), nowNanos: now)
+        messageRate = TokenBucket(perSecond: limits.maxMessagesPerSecond, nowNanos: now)
+        byteRate = TokenBucket(perSecond: limits.maxBytesPerSecond, nowNanos: now)
     }
 
     /// Binds the session once the gateway accepted it, and starts the heartbeat.
@@ -102,7 +102,7 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
     @discardableResult
     private func checkSize(session: DeviceSession) -> Bool {
         guard let fragments else { return true }
-        let limits = gateway.config.limits
+        let limits = gateway.limits
         let limit = fragments.opcode == .text ? limits.maxMessageBytes : limits.maxMediaBytes
         guard fragments.data.readableBytes > limit else { return true }
         self.fragments = nil
@@ -111,8 +111,9 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func receive(_ opcode: WebSocketOpcode, compressed: Bool, _ wire: ByteBuffer, session: DeviceSession) {
-        let limits = gateway.config.limits
+        let limits = gateway.limits
         gateway.metrics.receivedBytes(wire.readableBytes)
+        session.noteMessage(nowMs: nowMs())
         var data = wire
         if compressed, let deflate {
             let limit = opcode == .text ? limits.maxMessageBytes : limits.maxMediaBytes
@@ -122,7 +123,7 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
                 return session.close(.messageTooBig, reason: .messageTooBig, text: "inflated message over \(limit) bytes")
             }
         }
-        let withinRate = withinRates(bytes: data.readableBytes)
+        let withinRate = withinRates(bytes: data.readableBytes, limits: limits)
         if opcode == .text {
             guard data.readableBytes <= limits.maxMessageBytes else {
                 return session.close(.messageTooBig, reason: .messageTooBig, text: "text message over \(limits.maxMessageBytes) bytes")
@@ -156,9 +157,12 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    /// Takes one message of `bytes` from the device's rate buckets; false when over either rate.
-    private func withinRates(bytes: Int) -> Bool {
+    /// Takes one message of `bytes` from the device's rate buckets; false when over either rate. Rates
+    /// changed by a reload apply from the next message on.
+    private func withinRates(bytes: Int, limits: LimitsSection) -> Bool {
         let now = NIODeadline.now().uptimeNanoseconds
+        if messageRate.rate != Double(limits.maxMessagesPerSecond) { messageRate = TokenBucket(perSecond: limits.maxMessagesPerSecond, nowNanos: now) }
+        if byteRate.rate != Double(limits.maxBytesPerSecond) { byteRate = TokenBucket(perSecond: limits.maxBytesPerSecond, nowNanos: now) }
         return messageRate.take(nowNanos: now) && byteRate.take(Double(bytes), nowNanos: now)
     }
 
@@ -169,7 +173,8 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func refuseOverRate(seq: UInt64?, session: DeviceSession) {
         gateway.metrics.limitHit("rate")
         defer { countBadMessage(session: session) }
-        let message = "over the rate limit (\(gateway.config.limits.maxMessagesPerSecond) messages or \(gateway.config.limits.maxBytesPerSecond) bytes per second); slow down"
+        let limits = gateway.limits
+        let message = "over the rate limit (\(limits.maxMessagesPerSecond) messages or \(limits.maxBytesPerSecond) bytes per second); slow down"
         if let seq {
             gateway.metrics.nacked(.rateLimited)
             session.send(.nack(seq: seq, code: NackCode.rateLimited.rawValue, message: message))
@@ -194,7 +199,7 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
         let now = NIODeadline.now()
         badMessageTimes.append(now)
         badMessageTimes.removeAll { now - $0 > .seconds(60) }
-        if badMessageTimes.count > gateway.config.limits.maxBadMessages {
+        if badMessageTimes.count > gateway.limits.maxBadMessages {
             session.close(.policyViolation, reason: .badMessages, text: "too many bad or over-rate messages")
         }
     }

@@ -79,7 +79,7 @@ extension Gateway {
         }
         // Capacity is checked once the device is known: unauthenticated clients cannot use it up, and a device
         // replacing its own stale session is never refused for it.
-        guard directory.session(claims.subject) != nil || directory.count < config.limits.maxConnections else {
+        guard directory.session(claims.subject) != nil || directory.count < limits.maxConnections else {
             metrics.limitHit("max_connections")
             return .refuse(Refusal(status: .serviceUnavailable, code: "unavailable", message: "the gateway takes no more connections now; retry later", retryAfter: 5))
         }

@@ -64,7 +64,7 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
                 notUpgradingCompletionHandler: { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: gateway.deviceTLS != nil))
-                        try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(idleTimeout: .seconds(Int64(gateway.config.limits.handshakeTimeoutSeconds)), logger: logger))
+                        try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(idleTimeout: .seconds(Int64(gateway.limits.handshakeTimeoutSeconds)), logger: logger))
                         let http = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
                             wrappingChannelSynchronously: channel,
                             configuration: .init(isOutboundHalfClosureEnabled: true)
@@ -83,7 +83,7 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
             configuration.enableResponseHeaderValidation = false
             let result = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: configuration)
             // A client that has not sent its request within the handshake timeout is dropped (slowloris).
-            let timeout = channel.eventLoop.scheduleTask(in: .seconds(Int64(gateway.config.limits.handshakeTimeoutSeconds))) {
+            let timeout = channel.eventLoop.scheduleTask(in: .seconds(Int64(gateway.limits.handshakeTimeoutSeconds))) {
                 gateway.metrics.limitHit("handshake_timeout")
                 channel.close(promise: nil)
             }
@@ -129,5 +129,5 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
 extension Gateway {
     /// Largest frame the decoder accepts (larger ones get 1009 from NIO's error handler). The headroom
     /// lets a frame just over a limit reach `DeviceFrameHandler`, which applies the exact per-type limits.
-    var maxFrameSize: Int { max(config.limits.maxMessageBytes, config.limits.maxMediaBytes) + 65536 + 2 }
+    var maxFrameSize: Int { max(limits.maxMessageBytes, limits.maxMediaBytes) + 65536 + 2 }
 }

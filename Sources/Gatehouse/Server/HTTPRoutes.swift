@@ -6,9 +6,19 @@ import Prometheus
 
 extension Gateway {
     /// `/healthz` (the process runs), `/readyz` (listening, broker connected and subscribed, announced
-    /// online), `/metrics` (Prometheus text).
+    /// online), `/metrics` (Prometheus text), `/` (the status page) and `/api/status` (its data).
     func router(registry: PrometheusCollectorRegistry) -> Router<BasicRequestContext> {
         let router = Router()
+        router.get("/") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
+                body: .init(byteBuffer: ByteBuffer(string: StatusPage.html)))
+        }
+        router.get("/api/status") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                body: .init(byteBuffer: ByteBuffer(bytes: self.statusReport().serialized())))
+        }
         router.get("/healthz") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "{\"status\":\"ok\"}")))
         }

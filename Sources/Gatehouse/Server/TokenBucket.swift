@@ -14,6 +14,11 @@ struct TokenBucket: Sendable {
         self.lastNanos = nowNanos
     }
 
+    /// A limit of `perSecond` with a burst of two seconds' worth (0 = unlimited), as the `limits.*` rates are.
+    init(perSecond: Int, nowNanos: UInt64) {
+        self.init(rate: Double(perSecond), burst: 2 * Double(perSecond), nowNanos: nowNanos)
+    }
+
     /// Takes `amount` tokens if the bucket holds them; returns whether it did. An amount larger than the
     /// burst passes when the bucket is full and leaves it in debt, so no single message is refused forever.
     mutating func take(_ amount: Double = 1, nowNanos: UInt64) -> Bool {

@@ -5,8 +5,8 @@ import ServiceLifecycle
 import UnixSignals
 
 /// Applies changes without dropping devices: the revoked file is polled every second, and SIGHUP
-/// re-reads it at once (revoked devices that are connected are closed with 1008) and reloads the
-/// TLS certificate for new connections.
+/// reloads (`Gateway.reload`: the revocation list, the TLS certificate for new connections, and the
+/// reloadable keys of the config file).
 struct ReloadService: Service {
     let gateway: Gateway
 
@@ -14,14 +14,7 @@ struct ReloadService: Service {
         await withDiscardingTaskGroup { group in
             group.addTask {
                 for await _ in await UnixSignalsSequence(trapping: .sighup) {
-                    gateway.logger.info("SIGHUP: reloading the revocation list\(gateway.deviceTLS == nil ? "" : " and the TLS certificate")")
-                    _ = gateway.credentials.reloadRevoked(force: true)
-                    gateway.enforceRevocations()
-                    do {
-                        try gateway.deviceTLS?.reload()
-                    } catch {
-                        gateway.logger.error("TLS not reloaded, the previous certificate stays in use: \(error)")
-                    }
+                    _ = gateway.reload(trigger: "SIGHUP")
                 }
             }
             // Cancelled (another service failed) as well as shut down: a cancelled sleep returns at once.

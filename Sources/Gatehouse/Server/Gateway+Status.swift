@@ -1,0 +1,65 @@
+import Foundation
+import GatehouseProtocol
+import Mosquitto
+import Synchronization
+
+extension Gateway {
+    /// `GET /api/status`, what the status page shows: the gateway's health, its spool and the devices it holds.
+    func statusReport() -> JSONValue {
+        let now = nowMs()
+        let rates = metrics.recentRates(nowMs: now)
+        let spool = outbox.spool.stats(now: now)
+        let embedded: JSONValue = embeddedBroker.map { broker in
+            let status = broker.status
+            return .object(JSONObject([
+                ("running", .bool(status.running)),
+                ("pid", status.pid.map { .number(JSONNumber(Int($0))) } ?? .null),
+                ("restarts", .number(JSONNumber(status.restarts))),
+                ("port", .number(JSONNumber(broker.settings.port))),
+            ]))
+        } ?? .null
+        let devices = directory.sessions.sorted { $0.device < $1.device }.map { session -> JSONValue in
+            let activity = session.readActivity(nowMs: now)
+            return .object(JSONObject([
+                ("device", .string(session.device)),
+                ("kind", (directory.meta(session.device)?.kind ?? session.tokenKind).map(JSONValue.string) ?? .null),
+                ("session", .number(JSONNumber(session.session))),
+                ("connected_at", .number(JSONNumber(session.connectedAt))),
+                ("last_seen", .number(JSONNumber(activity.lastSeen))),
+                ("remote", .string(session.remote)),
+                ("messages_in", .number(JSONNumber(activity.messages))),
+                ("messages_per_s", .number(Self.rounded(activity.perSecond))),
+            ]))
+        }
+        return .object(JSONObject([
+            ("ts", .number(JSONNumber(now))),
+            ("gateway", .object(JSONObject([
+                ("id", .string(id)),
+                ("version", .string(version)),
+                ("uptime_s", .number(JSONNumber(Int(Date().timeIntervalSince(startedAt))))),
+                ("ready", .bool(isReady)),
+                ("listening", .bool(isListening)),
+                ("broker_connected", .bool(broker.isConnected)),
+                ("broker", .string(config.mqtt.url)),
+                ("embedded_broker", embedded),
+                ("devices_connected", .number(JSONNumber(devices.count))),
+                ("messages_in_per_s", .number(Self.rounded(rates.inPerSecond))),
+                ("messages_out_per_s", .number(Self.rounded(rates.outPerSecond))),
+            ]))),
+            ("spool", .object(JSONObject([
+                ("entries", .number(JSONNumber(spool.depth))),
+                ("bytes", .number(JSONNumber(spool.bytes))),
+                ("oldest_age_s", .number(Self.rounded(Double(spool.oldestAgeMs) / 1000))),
+                ("max_bytes", .number(JSONNumber(config.spool.maxBytes))),
+                ("dropped", .number(JSONNumber(spool.dropped))),
+                ("expired", .number(JSONNumber(spool.expired))),
+            ]))),
+            ("devices", .array(devices)),
+        ]))
+    }
+
+    /// One decimal is plenty for a person reading rates.
+    private static func rounded(_ value: Double) -> JSONNumber {
+        JSONNumber((value * 10).rounded() / 10) ?? JSONNumber(0)
+    }
+}

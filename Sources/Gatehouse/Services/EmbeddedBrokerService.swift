@@ -1,0 +1,43 @@
+import Logging
+import ServiceLifecycle
+
+/// Keeps the embedded mosquitto running: when it dies it is started again after a backoff (0.5 s doubling
+/// to 30 s, back to 0.5 s once it ran for a minute). It is first in the service list, so the service group
+/// stops it last, after the gateway has published its goodbyes through it.
+struct EmbeddedBrokerService: Service {
+    let broker: EmbeddedBroker
+    let logger: Logger
+
+    func run() async throws {
+        await withGracefulShutdownHandler {
+            await withTaskCancellationHandler {
+                await supervise()
+            } onCancel: {
+                Task { await broker.stop() }
+            }
+        } onGracefulShutdown: {
+            Task { await broker.stop() }
+        }
+        // Returns once mosquitto is gone and its pid file removed.
+        await broker.stop()
+    }
+
+    private func supervise() async {
+        var delay = Duration.milliseconds(500)
+        while true {
+            let started = ContinuousClock.now
+            let status = await broker.waitForExit()
+            if ContinuousClock.now - started > .seconds(60) { delay = .milliseconds(500) }
+            if Task.isShuttingDownGracefully || Task.isCancelled { return }
+            let wait = delay
+            logger.error("the embedded mosquitto exited (status \(status)); restarting it in \(wait)")
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
+            delay = min(delay * 2, .seconds(30))
+            do {
+                guard try broker.restart() else { return }
+            } catch {
+                logger.error("\(error)")
+            }
+        }
+    }
+}

@@ -1,0 +1,174 @@
+"""The embedded broker (issue 5): without `mqtt.url` the gateway runs, supervises and stops a private mosquitto.
+
+Each test gives the gateway its own loopback port and data directory for the embedded broker; a `Broker`
+object that is never started stands for its address, so the usual MQTT clients can talk to it.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import GATEHOUSE_BIN, Broker, Gateway, free_port, report_figures, uid, wait_until
+from streams import Observer, StreamDevice, account
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0): ask /proc.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+class Embedded:
+    """Where a gateway's embedded broker lives: its port, directory and pid."""
+
+    def __init__(self, directory: Path):
+        self.port = free_port()
+        self.dir = directory / "mosquitto"
+        self.address = Broker(directory / "unused", port=self.port)  # never started: only its address is used
+
+    @property
+    def overrides(self) -> dict:
+        return {"mqtt": {"url": None, "embedded_port": self.port, "embedded_dir": str(self.dir)}}
+
+    def pid(self) -> int:
+        return int((self.dir / "mosquitto.pid").read_text())
+
+
+@pytest.fixture
+def embedded(gateway, tmp_path):
+    """Factory: (gateway, Embedded) for a gateway running its own broker."""
+
+    def make(**overrides) -> tuple[Gateway, Embedded]:
+        e = Embedded(tmp_path / uid("emb"))
+        merged = dict(e.overrides)
+        merged["mqtt"] = {**merged["mqtt"], **overrides.pop("mqtt", {})}
+        return gateway(broker=e.address, **merged, **overrides), e
+
+    return make
+
+
+def test_without_mqtt_url_the_gateway_runs_its_own_broker(embedded, mqtt_factory):
+    g, e = embedded()
+    conf = (e.dir / "mosquitto.conf").read_text()
+    assert f"listener {e.port} 127.0.0.1" in conf, conf
+    assert "persistence true" in conf and f"persistence_location {e.dir}/" in conf, conf
+    assert pid_alive(e.pid())
+    client = mqtt_factory(e.address)
+    client.subscribe(f"{g.base}/#")
+    device_id, dev = g.device(kind="sensor")
+    dev.send_json({"type": "telemetry", "seq": 1, "data": {"t": 21.5}})
+    dev.expect_ack(1)
+    _, body = client.wait_json(g.topic(device_id, "telemetry"))
+    assert body["data"] == {"t": 21.5}
+    # Its output is in the gateway's log.
+    assert "mosquitto: " in g.log()
+
+
+def test_embedded_broker_killed_is_restarted_and_nothing_acked_is_lost(embedded):
+    g, e = embedded()
+    observer = Observer(e.address, g.base)
+    devices = [StreamDevice(g, uid("emb"), rate=40) for _ in range(5)]
+    for d in devices:
+        d.start()
+    time.sleep(2)
+    first = e.pid()
+    subscriptions = observer.subscriptions
+    os.kill(first, signal.SIGKILL)
+    assert wait_until(lambda: (e.dir / "mosquitto.pid").exists() and e.pid() != first and pid_alive(e.pid()), 10), g.log_tail()
+    assert observer.wait_subscribed(after=subscriptions), "observer did not resubscribe"
+    assert wait_until(lambda: g.http_get("/readyz")[0] == 200, 20), g.log_tail()
+    time.sleep(2)
+    for d in devices:
+        d.stop(30)
+    for d in devices:
+        d.join_drained()
+    figures, problems = account(devices, observer, settle_s=15)
+    report_figures(f"[embedded broker SIGKILL, restarted by the gateway] {figures}")
+    assert not problems, "\n".join(problems[:20])
+    assert "the embedded mosquitto exited" in g.log()
+    observer.close()
+
+
+def test_sigterm_stops_the_embedded_broker_after_the_goodbyes_and_its_data_persists(embedded, mqtt_factory):
+    g, e = embedded()
+    device_id, dev = g.device(kind="sensor")
+    client = mqtt_factory(e.address)
+    # A command for an offline device is kept as a retained pending message: it must survive the restart.
+    offline = uid("off")
+    client.subscribe(f"{g.base}/{offline}/response/#")
+    client.publish(f"{g.base}/{offline}/request/reboot", json.dumps({"id": "c-1", "ttl_ms": 600000}))
+    client.wait_json(f"{g.base}/{offline}/response/reboot", lambda b: b["status"] == "queued")
+    pid = e.pid()
+    assert g.stop() == 0
+    assert not pid_alive(pid), "mosquitto must stop with the gateway"
+    assert not (e.dir / "mosquitto.pid").exists()
+    assert list(e.dir.glob("mosquitto.db")), "mosquitto saved its database at exit"
+
+    g.start()
+    assert e.pid() != pid
+    watcher = mqtt_factory(e.address)
+    watcher.subscribe(f"{g.base}/#")
+    # The gateway's `offline` for the device (sent before the broker stopped) and the pending command survived.
+    _, availability = watcher.wait_json(g.topic(device_id, "availability"))
+    assert availability["state"] == "offline" and availability["reason"] == "gateway_shutdown", availability
+    msg = watcher.wait_for(f"{g.base}/{offline}/pending/c-1")
+    assert msg.retain and json.loads(msg.payload)["id"] == "c-1"
+
+
+def test_a_broker_left_running_by_a_killed_gateway_is_replaced(embedded):
+    g, e = embedded()
+    orphan = e.pid()
+    g.stop(signal.SIGKILL)
+    assert pid_alive(orphan), "the broker is in its own process group and survives the gateway's SIGKILL"
+    g.start()
+    assert not pid_alive(orphan)
+    assert e.pid() != orphan and pid_alive(e.pid())
+    assert "left running by a previous gateway" in g.log()
+
+
+def test_embedded_port_in_use_is_a_clear_startup_error(embedded):
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    port = free_port()
+    holder.bind(("127.0.0.1", port))
+    holder.listen()
+    try:
+        g, e = embedded(start=False, mqtt={"embedded_port": port})
+        g.start(wait_ready=False)
+        assert g.proc.wait(20) == 1
+        log = g.log()
+        assert f"mqtt.embedded_port: 127.0.0.1:{port} is already in use" in log, log
+    finally:
+        holder.close()
+
+
+def check_config(tmp_path: Path, text: str) -> subprocess.CompletedProcess:
+    path = tmp_path / "gatehouse.yaml"
+    key = tmp_path / "fleet.key"
+    key.write_text("c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0\n")
+    path.write_text(text.replace("KEY", str(key)))
+    return subprocess.run([GATEHOUSE_BIN, "--check-config", str(path)], capture_output=True, text=True, timeout=20)
+
+
+def test_check_config_refuses_embedded_together_with_a_url(tmp_path):
+    result = check_config(tmp_path, "mqtt: {url: 'mqtt://10.0.0.1:1883', embedded: true}\nauth: {key_file: KEY}\n")
+    assert result.returncode == 2
+    assert "mqtt.embedded: true runs a private broker" in result.stderr, result.stderr
+
+
+def test_check_config_names_a_missing_mosquitto_binary(tmp_path):
+    result = check_config(tmp_path, "mqtt: {embedded_binary: /nonexistent/mosquitto}\nauth: {key_file: KEY}\n")
+    assert result.returncode == 2
+    assert "mqtt.embedded: no mosquitto executable at /nonexistent/mosquitto" in result.stderr, result.stderr
