@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make demo`: a private mosquitto on loopback, the gateway, simulated devices, live telemetry, two
-# commands with their responses. Runs DEMO_SECONDS (default 30; 0 = until Ctrl-C), then stops
+# `make demo`: the gateway with its embedded mosquitto on loopback, simulated devices, live telemetry,
+# two commands with their responses, and the status page. Runs DEMO_SECONDS (default 30; 0 = until Ctrl-C), then stops
 # everything it started, by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,32 +18,32 @@ trap cleanup EXIT
 trap 'exit 0' INT TERM
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
 mqtt_port=$(free_port); http_port=$(free_port)
-printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$mqtt_port" > "$work/mosquitto.conf"
-mosquitto -c "$work/mosquitto.conf" > "$work/mosquitto.log" 2>&1 & pids+=($!)
-wait_port "$mqtt_port" || { echo "mosquitto did not start"; cat "$work/mosquitto.log"; exit 1; }
 head -c 32 /dev/urandom | base64 > "$work/fleet.key"; chmod 600 "$work/fleet.key"
 
-export GATEHOUSE_MQTT_URL="mqtt://127.0.0.1:$mqtt_port" GATEHOUSE_AUTH_KEY_FILE="$work/fleet.key"
-export GATEHOUSE_GATEWAY_LISTEN="127.0.0.1:$http_port" GATEHOUSE_SPOOL_DIR="$work/spool"
+# No mqtt.url: the gateway starts, supervises and finally stops its own mosquitto.
+export GATEHOUSE_MQTT_EMBEDDED_PORT="$mqtt_port" GATEHOUSE_MQTT_EMBEDDED_DIR="$work/mosquitto"
+export GATEHOUSE_AUTH_KEY_FILE="$work/fleet.key" GATEHOUSE_GATEWAY_LISTEN="127.0.0.1:$http_port" GATEHOUSE_SPOOL_DIR="$work/spool"
 "$BIN/gatehouse" --config examples/demo.yaml > "$work/gateway.log" 2>&1 & pids+=($!)
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$http_port/readyz" >/dev/null && break; sleep 0.1; done
 curl -sf "http://127.0.0.1:$http_port/readyz" >/dev/null || { echo "gateway not ready"; cat "$work/gateway.log"; exit 1; }
-echo "== mosquitto on 127.0.0.1:$mqtt_port, gateway demo-gw on http://127.0.0.1:$http_port (ws://127.0.0.1:$http_port/v1/connect)"
+echo "== gateway demo-gw with its embedded mosquitto on 127.0.0.1:$mqtt_port"
+echo "   devices: ws://127.0.0.1:$http_port/v1/connect   status page: http://127.0.0.1:$http_port/"
 
 sim_seconds=$DEMO_SECONDS; [ "$DEMO_SECONDS" = 0 ] && sim_seconds=0
 "$BIN/gatehouse-sim" --url "ws://127.0.0.1:$http_port/v1/connect" --key-file "$work/fleet.key" \
   --thermostats 3 --cameras 2 --sensors 3 --rate 1 --duration "$sim_seconds" --prefix demo > "$work/sim.log" 2>&1 & sim=$!; pids+=($sim)
 sleep 2
 
-ctl() { local sub=$1; shift; "$BIN/gatehousectl" "$sub" --url "$GATEHOUSE_MQTT_URL" "$@"; }
+ctl() { local sub=$1; shift; "$BIN/gatehousectl" "$sub" --url "mqtt://127.0.0.1:$mqtt_port" "$@"; }
 echo "== devices"; ctl devices
 echo "== live telemetry (5 s)"; ctl watch --duration 5 || true
 echo "== send set_setpoint to demo-thermo-1"; ctl send demo-thermo-1 set_setpoint celsius=23.5 || true
 echo "== send snapshot to demo-cam-1"; ctl send demo-cam-1 snapshot || true
 echo "== gateways"; ctl gateways
+echo "== the status page's data (GET /api/status)"
+curl -s "http://127.0.0.1:$http_port/api/status" | python3 -c 'import json,sys; s=json.load(sys.stdin); g=s["gateway"]; print("gateway %s: ready=%s, embedded broker pid %s, %s devices, %s msg/s in; spool %s entries" % (g["id"], g["ready"], g["embedded_broker"]["pid"], g["devices_connected"], g["messages_in_per_s"], s["spool"]["entries"]))'
 
 if [ "$DEMO_SECONDS" = 0 ]; then
   echo "== running until Ctrl-C (live telemetry below)"; ctl watch

@@ -4,7 +4,8 @@ import Yams
 /// The few keys `gatehousectl` reads from the gateway's YAML config, so an operator on the gateway host can point
 /// the CLI at the same broker and key with `--config /etc/gatehouse/gatehouse.yaml`.
 ///
-/// Keys (all optional): `mqtt.url` (string), `mqtt.username` (string), `mqtt.password` (string),
+/// Keys (all optional): `mqtt.url` (string; without it, the gateway's embedded broker on 127.0.0.1:`mqtt.embedded_port`),
+/// `mqtt.username` (string), `mqtt.password` (string),
 /// `mqtt.password_file` (path), `mqtt.base_topic` (string), `auth.key_file` (path).
 /// Relative paths are taken relative to the current directory, or else to the config file's directory.
 struct GatewayConfigFile: Sendable {
@@ -53,7 +54,7 @@ struct GatewayConfigFile: Sendable {
             return FileManager.default.fileExists(atPath: beside) ? beside : file
         }
         let mqtt = root["mqtt"]
-        self.mqttURL = mqtt?["url"]?.string
+        self.mqttURL = mqtt?["url"]?.string ?? mqtt?["embedded_port"]?.int.map { "mqtt://127.0.0.1:\($0)" }
         self.mqttUsername = mqtt?["username"]?.string
         self.mqttPassword = mqtt?["password"]?.string
         self.mqttPasswordFile = resolve(mqtt?["password_file"]?.string)

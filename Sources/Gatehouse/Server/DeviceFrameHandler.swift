@@ -186,6 +186,7 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// A malformed message: `nack` its readable `seq`, else an `error` frame; too many in 60 s closes with 1008.
     private func rejected(_ error: BadMessageError, session: DeviceSession) {
         gateway.metrics.badMessage()
+        gateway.logger.debug("bad message: \(error.message)", metadata: ["device": "\(session.device)"])
         if let seq = error.seq {
             session.send(.nack(seq: seq, code: NackCode.badMessage.rawValue, message: error.message))
         } else {
