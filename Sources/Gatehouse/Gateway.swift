@@ -125,7 +125,7 @@ public final class Gateway: Sendable {
         _ topic: String, _ payload: [UInt8], qos: MQTTQoS = .atLeastOnce, retain: Bool = false,
         properties: MQTTProperties = .init(), completion: (@Sendable (MosquittoError?) -> Void)? = nil
     ) {
-        metrics.published(bytes: payload.count)
+        metrics.published(type: GatewayMetrics.outType(topic: topic, base: topics.base), bytes: payload.count)
         do {
             try broker.publish(topic: topic, payload: payload, qos: qos, retain: retain, properties: properties) { error in
                 if let error { self.logger.warning("publish to \(topic) failed: \(error.message)") }
@@ -147,7 +147,7 @@ extension Gateway {
         _ topic: String, _ payload: [UInt8], of device: String, retain: Bool = false, correlationData: [UInt8]? = nil,
         completion: Outbox.Completion? = nil
     ) {
-        metrics.published(bytes: payload.count)
+        metrics.published(type: GatewayMetrics.outType(topic: topic, base: topics.base), bytes: payload.count)
         let entry = SpoolEntry(topic: topic, payload: payload, retain: retain, correlationData: correlationData, receivedAt: nowMs())
         outbox.send(entry, device: device, completion: completion)
     }

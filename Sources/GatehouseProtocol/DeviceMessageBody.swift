@@ -12,3 +12,16 @@ public enum DeviceMessageBody: Sendable, Equatable {
     /// `data` is `null` when absent, `error` is always set when the status is `error`.
     case response(id: CommandID, status: CommandStatus, data: JSONValue, error: JSONObject?)
 }
+
+extension DeviceMessageBody {
+    /// The message's `type` as it is spelled on the wire.
+    public var type: String {
+        switch self {
+        case .hello: "hello"
+        case .telemetry: "telemetry"
+        case .state: "state"
+        case .event: "event"
+        case .response: "response"
+        }
+    }
+}

@@ -54,7 +54,8 @@ struct GatewayConfigFile: Sendable {
             return FileManager.default.fileExists(atPath: beside) ? beside : file
         }
         let mqtt = root["mqtt"]
-        self.mqttURL = mqtt?["url"]?.string ?? mqtt?["embedded_port"]?.int.map { "mqtt://127.0.0.1:\($0)" }
+        let embedded = mqtt?["embedded"]?.bool ?? true
+        self.mqttURL = mqtt?["url"]?.string ?? (embedded ? mqtt?["embedded_port"]?.int.map { "mqtt://127.0.0.1:\($0)" } : nil)
         self.mqttUsername = mqtt?["username"]?.string
         self.mqttPassword = mqtt?["password"]?.string
         self.mqttPasswordFile = resolve(mqtt?["password_file"]?.string)

@@ -48,7 +48,7 @@ def test_install_into_destdir_builds_the_tree_and_is_idempotent(tmp_path):
     unit = (root / "etc/systemd/system/gatehouse.service").read_text()
     for line in ("Type=notify", "User=gatehouse", "StateDirectory=gatehouse", "ProtectSystem=strict",
                  "NoNewPrivileges=yes", "PrivateTmp=yes", "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
-                 "Restart=on-failure", "WatchdogSec=", "ExecStart=/usr/local/bin/gatehouse --config /etc/gatehouse/gatehouse.yaml"):
+                 "Restart=on-failure", "WatchdogSec=", "KillMode=mixed", "ExecStart=/usr/local/bin/gatehouse --config /etc/gatehouse/gatehouse.yaml"):
         assert line in unit, line
     assert "listener 1883 127.0.0.1" in (root / "etc/mosquitto/conf.d/gatehouse.conf").read_text()
     acl = (root / "etc/mosquitto/gatehouse.acl").read_text()

@@ -41,6 +41,41 @@ def test_metrics_prometheus_text(gw):
     assert re.search(r"^# TYPE gatehouse_\S+ (counter|gauge|histogram|summary|untyped)$", text, re.M), text[:2000]
 
 
+def metric_values(g) -> dict[str, float]:
+    """`name{labels}` → value, for every gatehouse_ sample on /metrics."""
+    text = g.http_get("/metrics")[2].decode()
+    samples = {}
+    for line in text.splitlines():
+        if line.startswith("gatehouse_"):
+            key, _, value = line.rpartition(" ")
+            samples[key] = float(value)
+    return samples
+
+
+def test_metrics_count_messages_and_bytes_by_type_acks_and_nacks_by_code(gateway):
+    g = gateway()
+    _, d = g.device()
+    for seq in (1, 2):
+        d.send_json({"type": "telemetry", "seq": seq, "data": {"v": seq}})
+        d.expect_ack(seq)
+    d.send_json({"type": "state", "seq": 3, "data": {"on": True}})
+    d.expect_ack(3)
+    d.send_json({"type": "telemetry", "seq": 4, "data": "not an object"})
+    d.expect_nack(4, "bad_message")
+    m = metric_values(g)
+    assert m['gatehouse_device_messages_in_total{type="telemetry"}'] == 2
+    assert m['gatehouse_device_messages_in_total{type="state"}'] == 1
+    assert m['gatehouse_device_bytes_in_total{type="telemetry"}'] > 40
+    assert m['gatehouse_device_bytes_in_total{type="invalid"}'] > 0
+    assert m['gatehouse_mqtt_messages_out_total{type="telemetry"}'] == 2
+    assert m['gatehouse_mqtt_messages_out_total{type="state"}'] == 1
+    assert m['gatehouse_mqtt_bytes_out_total{type="availability"}'] > 0
+    assert m['gatehouse_mqtt_messages_out_total{type="bridge"}'] >= 1
+    assert m["gatehouse_acks_total"] == 3
+    assert m['gatehouse_nacks_total{code="bad_message"}'] == 1
+    assert m["gatehouse_devices_connected"] == 1 and m["gatehouse_broker_connected"] == 1
+
+
 def wait_status(g, path, want, timeout):
     def probe():
         try:

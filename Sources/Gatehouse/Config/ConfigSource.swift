@@ -80,8 +80,14 @@ public final class ConfigSource {
             node = yaml[parts[0]]
             for part in parts.dropFirst() { node = (node as? [String: Any])?[part] }
         }
-        values[key] = node.map { "\($0)" } ?? "-"
+        values[key] = node.map(Self.describe) ?? "-"
         return node
+    }
+
+    /// A value as text, mappings in key order (so equal configs read alike).
+    private static func describe(_ value: Any) -> String {
+        guard let map = value as? [String: Any] else { return "\(value)" }
+        return "{" + map.keys.sorted().map { "\($0): \(describe(map[$0]!))" }.joined(separator: ", ") + "}"
     }
 
     /// A string value (numbers in YAML are accepted as their text).

@@ -138,7 +138,7 @@ public struct MQTTSection: Sendable {
         embedded = EmbeddedBrokerSettings(source, urlGiven: givenURL != nil)
         url = embedded.map { "mqtt://127.0.0.1:\($0.port)" } ?? givenURL ?? "mqtt://127.0.0.1:1883"
         if !(url.hasPrefix("mqtt://") || url.hasPrefix("mqtts://") || url.hasPrefix("tcp://")) {
-            source.problem("mqtt.url", "must start with mqtt:// or mqtts://, got \"\(url)\"")
+            source.problem("mqtt.url", "must start with mqtt://, mqtts:// or tcp://, got \"\(url)\"")
         }
         baseTopic = source.string("mqtt.base_topic", default: "gatehouse") ?? "gatehouse"
         if baseTopic.isEmpty || baseTopic.contains(where: { "+#\0".contains($0) }) || baseTopic.hasPrefix("/") || baseTopic.hasSuffix("/") {
@@ -150,9 +150,11 @@ public struct MQTTSection: Sendable {
         clientID = source.string("mqtt.client_id")
         keepaliveSeconds = source.int("mqtt.keepalive_s", default: 30, in: 5...3600)
         maxInflight = source.int("mqtt.max_inflight", default: 1000, in: 1...65535)
-        caFile = source.string("mqtt.tls.ca_file") ?? source.string("mqtt.ca_file")
-        certFile = source.string("mqtt.tls.cert_file") ?? source.string("mqtt.cert_file")
-        keyFile = source.string("mqtt.tls.key_file") ?? source.string("mqtt.key_file")
+        // The flat `mqtt.ca_file` form is older; both are read, so neither is reported unknown.
+        let (flatCA, flatCert, flatKey) = (source.string("mqtt.ca_file"), source.string("mqtt.cert_file"), source.string("mqtt.key_file"))
+        caFile = source.string("mqtt.tls.ca_file") ?? flatCA
+        certFile = source.string("mqtt.tls.cert_file") ?? flatCert
+        keyFile = source.string("mqtt.tls.key_file") ?? flatKey
         for (key, file) in [("mqtt.tls.ca_file", caFile), ("mqtt.tls.cert_file", certFile), ("mqtt.tls.key_file", keyFile)] {
             if let file, !FileManager.default.isReadableFile(atPath: file) { source.problem(key, "cannot read \(file)") }
         }

@@ -74,7 +74,7 @@ extension Gateway {
         let device = session.device
         let now = nowMs()
         let answer = acknowledger(seq: message.seq, session: session)
-        metrics.received(message.body)
+        metrics.received(message.body.type)
         switch message.body {
         case .telemetry(let data, let ts, let qos):
             var payload = JSONObject()
@@ -105,6 +105,7 @@ extension Gateway {
         case .response(let commandID, let status, let data, let error):
             guard let command = commands.take(commandID.text, device: device) else {
                 if let seq = message.seq {
+                    metrics.nacked(.unknownID)
                     session.send(.nack(seq: seq, code: NackCode.unknownID.rawValue, message: "no open command with id \(commandID.text)"))
                 }
                 return
@@ -118,7 +119,7 @@ extension Gateway {
     func handleMedia(header: MediaHeader, payload: ByteBuffer, from session: DeviceSession) {
         let topic = topics.media(session.device, header.stream)
         let bytes = Array(payload.readableBytesView)
-        metrics.receivedMedia(bytes: bytes.count)
+        metrics.received("media")
         publish(topic, bytes, qos: .atMostOnce, properties: MQTTProperties(contentType: header.contentType))
         guard let id = header.id, let command = commands.take(id.text, device: session.device) else { return }
         let data: JSONValue = ["topic": .string(topic), "bytes": .number(JSONNumber(bytes.count)), "content_type": .string(header.contentType)]

@@ -10,9 +10,9 @@ import Synchronization
 final class GatewayMetrics: Sendable {
     private let connections = Gauge(label: "gatehouse_devices_connected")
     private let messagesIn: [String: Counter]
-    private let bytesIn = Counter(label: "gatehouse_device_bytes_in_total")
-    private let messagesOut = Counter(label: "gatehouse_mqtt_messages_out_total")
-    private let bytesOut = Counter(label: "gatehouse_mqtt_bytes_out_total")
+    private let bytesIn: [String: Counter]
+    private let messagesOut: [String: Counter]
+    private let bytesOut: [String: Counter]
     private let acks = Counter(label: "gatehouse_acks_total")
     private let badMessages = Counter(label: "gatehouse_bad_messages_total")
     private let commandsDelivered = Counter(label: "gatehouse_commands_delivered_total")
@@ -30,40 +30,48 @@ final class GatewayMetrics: Sendable {
     private let rateMark = Mutex<(inCount: Int, outCount: Int)>((0, 0))
     private let recent = Mutex((inRate: RateEstimate(nowMs: nowMs()), outRate: RateEstimate(nowMs: nowMs())))
 
+    /// `type` of what devices send; `invalid` is what could not be parsed (bytes only).
+    static let inTypes = ["hello", "telemetry", "state", "event", "response", "media", "invalid"]
+    /// `type` of what the gateway publishes: the topic level after the device id, `bridge`, or `other`
+    /// (Home Assistant discovery, MQTT 5 response topics).
+    static let outTypes = ["telemetry", "state", "event", "meta", "availability", "media", "response", "pending", "bridge", "other"]
+
+    /// The `outTypes` entry of a topic the gateway publishes under `base`.
+    static func outType(topic: String, base: String) -> String {
+        let base = base.utf8
+        guard topic.utf8.starts(with: base), topic.utf8.dropFirst(base.count).first == UInt8(ascii: "/") else { return "other" }
+        let levels = topic.utf8.dropFirst(base.count + 1).split(separator: UInt8(ascii: "/"), maxSplits: 2)
+        if levels.first?.elementsEqual("bridge".utf8) ?? false { return "bridge" }
+        let type = levels.count > 1 ? String(decoding: levels[1], as: UTF8.self) : "other"
+        return outTypes.contains(type) ? type : "other"
+    }
+
     init() {
-        var byType: [String: Counter] = [:]
-        for type in ["hello", "telemetry", "state", "event", "response", "media"] {
-            byType[type] = Counter(label: "gatehouse_device_messages_in_total", dimensions: [("type", type)])
+        func counters(_ label: String, _ types: [String]) -> [String: Counter] {
+            Dictionary(uniqueKeysWithValues: types.map { ($0, Counter(label: label, dimensions: [("type", $0)])) })
         }
-        messagesIn = byType
+        messagesIn = counters("gatehouse_device_messages_in_total", Self.inTypes.filter { $0 != "invalid" })
+        bytesIn = counters("gatehouse_device_bytes_in_total", Self.inTypes)
+        messagesOut = counters("gatehouse_mqtt_messages_out_total", Self.outTypes)
+        bytesOut = counters("gatehouse_mqtt_bytes_out_total", Self.outTypes)
     }
 
     func connected(_ count: Int) { connections.record(count) }
 
-    func received(_ body: DeviceMessageBody) {
+    /// A well-formed message of `type` (one of `inTypes`) that the gateway takes on.
+    func received(_ type: String) {
         inCount.add(1, ordering: .relaxed)
-        let type = switch body {
-        case .hello: "hello"
-        case .telemetry: "telemetry"
-        case .state: "state"
-        case .event: "event"
-        case .response: "response"
-        }
         messagesIn[type]?.increment()
     }
 
-    func receivedMedia(bytes: Int) {
-        inCount.add(1, ordering: .relaxed)
-        messagesIn["media"]?.increment()
-        bytesIn.increment(by: bytes)
-    }
+    /// Bytes of one device message as it arrived (compressed, if it was), by `type`.
+    func receivedBytes(_ count: Int, type: String) { bytesIn[type]?.increment(by: count) }
 
-    func receivedBytes(_ count: Int) { bytesIn.increment(by: count) }
-
-    func published(bytes: Int) {
+    /// One message published, of a type from `outTypes`.
+    func published(type: String, bytes: Int) {
         outCount.add(1, ordering: .relaxed)
-        messagesOut.increment()
-        bytesOut.increment(by: bytes)
+        messagesOut[type]?.increment()
+        bytesOut[type]?.increment(by: bytes)
     }
 
     func acked() { acks.increment() }

@@ -21,6 +21,9 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Per-device rates (`limits.max_messages_per_s`, `limits.max_bytes_per_s`), for this connection.
     private var messageRate: TokenBucket
     private var byteRate: TokenBucket
+    /// Size limits as announced in this connection's `welcome` (and built into its frame decoder): a reload
+    /// changes them for new connections only.
+    private let sizeLimits: (text: Int, media: Int)
 
     init(gateway: Gateway, deflate: PerMessageDeflate?) {
         self.gateway = gateway
@@ -29,6 +32,7 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
         let now = NIODeadline.now().uptimeNanoseconds
         messageRate = TokenBucket(perSecond: limits.maxMessagesPerSecond, nowNanos: now)
         byteRate = TokenBucket(perSecond: limits.maxBytesPerSecond, nowNanos: now)
+        sizeLimits = (limits.maxMessageBytes, limits.maxMediaBytes)
     }
 
     /// Binds the session once the gateway accepted it, and starts the heartbeat.
@@ -102,8 +106,7 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
     @discardableResult
     private func checkSize(session: DeviceSession) -> Bool {
         guard let fragments else { return true }
-        let limits = gateway.limits
-        let limit = fragments.opcode == .text ? limits.maxMessageBytes : limits.maxMediaBytes
+        let limit = fragments.opcode == .text ? sizeLimits.text : sizeLimits.media
         guard fragments.data.readableBytes > limit else { return true }
         self.fragments = nil
         session.close(.messageTooBig, reason: .messageTooBig, text: "message over \(limit) bytes")
@@ -112,11 +115,10 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func receive(_ opcode: WebSocketOpcode, compressed: Bool, _ wire: ByteBuffer, session: DeviceSession) {
         let limits = gateway.limits
-        gateway.metrics.receivedBytes(wire.readableBytes)
         session.noteMessage(nowMs: nowMs())
         var data = wire
         if compressed, let deflate {
-            let limit = opcode == .text ? limits.maxMessageBytes : limits.maxMediaBytes
+            let limit = opcode == .text ? sizeLimits.text : sizeLimits.media
             do {
                 data = try deflate.inflate(wire, maxSize: limit, allocator: session.channel.allocator)
             } catch {
@@ -125,13 +127,15 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         let withinRate = withinRates(bytes: data.readableBytes, limits: limits)
         if opcode == .text {
-            guard data.readableBytes <= limits.maxMessageBytes else {
-                return session.close(.messageTooBig, reason: .messageTooBig, text: "text message over \(limits.maxMessageBytes) bytes")
+            guard data.readableBytes <= sizeLimits.text else {
+                return session.close(.messageTooBig, reason: .messageTooBig, text: "text message over \(sizeLimits.text) bytes")
             }
             let parsed = data.withUnsafeReadableBytes { bytes -> Result<DeviceMessage, BadMessageError>? in
                 guard String(validating: bytes.bindMemory(to: UInt8.self), as: UTF8.self) != nil else { return nil }
                 return DeviceMessage.parse(bytes)
             }
+            let type = if case .success(let message) = parsed { message.body.type } else { "invalid" }
+            gateway.metrics.receivedBytes(wire.readableBytes, type: type)
             switch parsed {
             case nil:
                 session.close(.invalidUTF8, reason: .invalidUTF8, text: "text frame is not valid UTF-8")
@@ -143,11 +147,12 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
                 rejected(error, session: session)
             }
         } else {
-            guard data.readableBytes <= limits.maxMediaBytes else {
-                return session.close(.messageTooBig, reason: .messageTooBig, text: "binary message over \(limits.maxMediaBytes) bytes")
+            guard data.readableBytes <= sizeLimits.media else {
+                return session.close(.messageTooBig, reason: .messageTooBig, text: "binary message over \(sizeLimits.media) bytes")
             }
-            guard withinRate else { return refuseOverRate(seq: nil, session: session) }
             let parsed = data.withUnsafeReadableBytes { MediaFrame.parseHeader($0) }
+            gateway.metrics.receivedBytes(wire.readableBytes, type: (try? parsed.get()) == nil ? "invalid" : "media")
+            guard withinRate else { return refuseOverRate(seq: nil, session: session) }
             switch parsed {
             case .success(let (header, offset)):
                 gateway.handleMedia(header: header, payload: data.getSlice(at: data.readerIndex + offset, length: data.readableBytes - offset)!, from: session)
@@ -188,6 +193,7 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
         gateway.metrics.badMessage()
         gateway.logger.debug("bad message: \(error.message)", metadata: ["device": "\(session.device)"])
         if let seq = error.seq {
+            gateway.metrics.nacked(.badMessage)
             session.send(.nack(seq: seq, code: NackCode.badMessage.rawValue, message: error.message))
         } else {
             session.send(.error(code: NackCode.badMessage.rawValue, message: error.message))

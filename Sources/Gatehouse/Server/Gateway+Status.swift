@@ -40,7 +40,7 @@ extension Gateway {
                 ("ready", .bool(isReady)),
                 ("listening", .bool(isListening)),
                 ("broker_connected", .bool(broker.isConnected)),
-                ("broker", .string(config.mqtt.url)),
+                ("broker", .string(Self.withoutCredentials(config.mqtt.url))),
                 ("embedded_broker", embedded),
                 ("devices_connected", .number(JSONNumber(devices.count))),
                 ("messages_in_per_s", .number(Self.rounded(rates.inPerSecond))),
@@ -56,6 +56,12 @@ extension Gateway {
             ]))),
             ("devices", .array(devices)),
         ]))
+    }
+
+    /// `mqtt://user:secret@host:1883` → `mqtt://host:1883`: the page is served without authentication.
+    static func withoutCredentials(_ url: String) -> String {
+        guard let scheme = url.range(of: "://"), let at = url[scheme.upperBound...].lastIndex(of: "@") else { return url }
+        return String(url[..<scheme.upperBound] + url[url.index(after: at)...])
     }
 
     /// One decimal is plenty for a person reading rates.
