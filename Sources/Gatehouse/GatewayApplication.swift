@@ -18,7 +18,12 @@ public enum GatewayApplication {
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let gateway = try Gateway(config: config, configFile: configFile, logger: logger)
         // The embedded broker listens before the gateway connects, and outlives it (see EmbeddedBrokerService).
-        try await gateway.embeddedBroker?.start()
+        do {
+            try await gateway.embeddedBroker?.start()
+        } catch {
+            await gateway.embeddedBroker?.stop(grace: .seconds(2))
+            throw error
+        }
         do {
             try await make(gateway: gateway, registry: registry).runService()
         } catch let error as IOError where error.description.contains("bind") {

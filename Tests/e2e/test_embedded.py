@@ -138,6 +138,17 @@ def test_a_broker_left_running_by_a_killed_gateway_is_replaced(embedded):
     assert "left running by a previous gateway" in g.log()
 
 
+def test_a_second_gateway_on_the_same_embedded_dir_is_refused_and_leaves_the_first_alone(embedded, gateway):
+    g, e = embedded()
+    pid = e.pid()
+    second = gateway(broker=e.address, start=False, **e.overrides)
+    second.start(wait_ready=False)
+    assert second.proc.wait(20) == 1
+    assert f"mqtt.embedded_dir: {e.dir} is in use by another running gatehouse" in second.log(), second.log()
+    assert pid_alive(pid) and e.pid() == pid
+    assert g.http_get("/readyz")[0] == 200
+
+
 def test_embedded_port_in_use_is_a_clear_startup_error(embedded):
     holder = socket.socket()
     holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

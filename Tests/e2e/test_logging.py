@@ -2,6 +2,7 @@
 syslog priority prefix instead of a timestamp, so journald records each line's level."""
 
 import json
+import os
 import re
 
 
@@ -21,11 +22,22 @@ def test_json_format_is_one_object_per_line_with_metadata(gateway):
 
 
 def test_text_format_under_journald_has_priorities_and_no_timestamps(gateway):
-    g = gateway(env={"JOURNAL_STREAM": "8:12345"})
+    g = gateway(start=False)
+    # systemd names the journal stream that is the service's stderr: here, the log file the test gives it.
+    g.log_path.touch()
+    info = os.stat(g.log_path)
+    g.env["JOURNAL_STREAM"] = f"{info.st_dev}:{info.st_ino}"
+    g.start()
     g.device()
     lines = [line for line in g.log().splitlines() if line.strip()]
     assert all(re.match(r"^<[2-7]>(trace|debug|info|notice|warning|error|critical) gatehouse: ", line) for line in lines), lines[:5]
     assert any(line.startswith("<6>info gatehouse: ") and "device connected" in line for line in lines)
+
+
+def test_an_inherited_journal_stream_that_is_not_stderr_is_ignored(gateway):
+    g = gateway(env={"JOURNAL_STREAM": "8:12345"})
+    first = next(line for line in g.log().splitlines() if line.strip())
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (info|notice) gatehouse: ", first), first
 
 
 def test_text_format_without_journald_starts_with_a_timestamp(gw):

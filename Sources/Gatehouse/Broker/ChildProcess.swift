@@ -27,6 +27,7 @@ final class ChildProcess: Sendable {
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, writeEnd, 1)
         posix_spawn_file_actions_adddup2(&actions, writeEnd, 2)
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -42,8 +43,13 @@ final class ChildProcess: Sendable {
 
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
+        // systemd's notify socket and watchdog are the gateway's: a child must not report readiness for it.
+        let environment = ProcessInfo.processInfo.environment
+            .filter { !["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"].contains($0.key) }
+            .map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { environment.forEach { free($0) } }
         var pid: pid_t = 0
-        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, environment)
         guard result == 0 else {
             close(readEnd)
             throw POSIXError(.init(rawValue: result) ?? .EIO)
@@ -84,6 +90,7 @@ private final class LineSplitter: @unchecked Sendable {
             let data = handle.availableData
             guard !data.isEmpty else {
                 handle.readabilityHandler = nil
+                if !self.partial.isEmpty { self.emit(String(decoding: self.partial, as: UTF8.self)) }
                 return
             }
             self.partial.append(contentsOf: data)

@@ -13,6 +13,8 @@ final class EmbeddedBroker: Sendable {
 
     private struct State {
         var process: ChildProcess?
+        /// An exclusive flock on `embedded_dir/lock`, held while the gateway runs: one broker per directory.
+        var lock: Int32 = -1
         var restarts = 0
         var stopping = false
     }
@@ -70,6 +72,7 @@ final class EmbeddedBroker: Sendable {
         } catch {
             throw StartupError("mqtt.embedded_dir: cannot write \(configPath): \(error.localizedDescription)")
         }
+        try lockDirectory()
         await stopLeftover()
         if Self.acceptsConnections(port: settings.port) {
             throw StartupError("mqtt.embedded_port: 127.0.0.1:\(settings.port) is already in use (by a system mosquitto? then set mqtt.url: mqtt://127.0.0.1:\(settings.port) instead); or choose another port")
@@ -83,15 +86,20 @@ final class EmbeddedBroker: Sendable {
             if Self.acceptsConnections(port: settings.port) { return }
             try await Task.sleep(for: .milliseconds(50))
         }
-        process.signal(SIGKILL)
+        await stop(grace: .zero)
         throw StartupError("mqtt.embedded: mosquitto did not listen on 127.0.0.1:\(settings.port) within \(timeout)")
     }
 
     /// Starts mosquitto again after it died (counted in `restarts`); false once `stop()` was called.
     func restart() throws -> Bool {
         guard !state.withLock({ $0.stopping }) else { return false }
-        _ = try launch()
-        state.withLock { $0.restarts += 1 }
+        let process = try launch()
+        let stopping = state.withLock { state in
+            state.restarts += 1
+            return state.stopping
+        }
+        // `stop()` ran while this one was starting, and saw only the dead one.
+        if stopping { process.signal(SIGTERM) }
         return true
     }
 
@@ -100,7 +108,7 @@ final class EmbeddedBroker: Sendable {
         guard let process = state.withLock({ $0.process }) else { return 0 }
         while true {
             if let status = process.exitStatus() { return status }
-            try? await Task.sleep(for: .milliseconds(100))
+            await Self.pause(.milliseconds(100))
         }
     }
 
@@ -110,10 +118,11 @@ final class EmbeddedBroker: Sendable {
             state.stopping = true
             return state.process
         }
-        if let process, process.isRunning {
+        guard let process else { return }  // never started one: the pid file is not ours
+        if process.isRunning {
             process.signal(SIGTERM)
             let deadline = ContinuousClock.now + grace
-            while process.isRunning, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(50)) }
+            while process.isRunning, ContinuousClock.now < deadline { await Self.pause(.milliseconds(50)) }
             if process.isRunning {
                 logger.warning("mosquitto did not stop within \(grace); killing it")
                 process.signal(SIGKILL)
@@ -138,16 +147,33 @@ final class EmbeddedBroker: Sendable {
         return process
     }
 
-    /// A gateway killed with SIGKILL leaves its mosquitto running (it is in its own process group), holding the port.
+    /// Takes `embedded_dir/lock`, or fails when another gateway runs a broker from this directory.
+    private func lockDirectory() throws {
+        let fd = open(settings.directory + "/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0, flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            if fd >= 0 { close(fd) }
+            throw StartupError("mqtt.embedded_dir: \(settings.directory) is in use by another running gatehouse (one embedded broker per directory)")
+        }
+        state.withLock { $0.lock = fd }  // released when the process exits
+    }
+
+    /// A gateway killed with SIGKILL leaves its mosquitto running (it is in its own process group), holding the
+    /// port. Only a process started exactly as we start ours is stopped (we hold the directory's lock, so no
+    /// running gateway owns it).
     private func stopLeftover() async {
+        let ours = ([settings.binary, "-c", configPath].joined(separator: "\0") + "\0")
         guard let text = try? String(contentsOfFile: pidPath, encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)),
-              let cmdline = try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8),
-              cmdline.contains(configPath)
+              let cmdline = try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8), cmdline == ours
         else { return }
         logger.notice("stopping the embedded mosquitto (pid \(pid)) left running by a previous gateway")
         kill(pid, SIGTERM)
         for _ in 0..<100 where kill(pid, 0) == 0 { try? await Task.sleep(for: .milliseconds(50)) }
         if kill(pid, 0) == 0 { kill(pid, SIGKILL) }
+    }
+
+    /// Sleeps also in a cancelled task: waiting for mosquitto to exit must not become a busy loop.
+    private static func pause(_ duration: Duration) async {
+        await Task { try? await Task.sleep(for: duration) }.value
     }
 
     private static var currentUserName: String {

@@ -63,7 +63,7 @@ extension Gateway {
             }
             return (current.config, current.homeAssistant)
         }
-        let changed = fresh.values.keys.filter { fresh.values[$0] != previous.values[$0] }.sorted()
+        let changed = Set(fresh.values.keys).union(previous.values.keys).filter { fresh.values[$0] != previous.values[$0] }.sorted()
         outcome.applied = changed.filter { key in Self.reloadableKeys.contains { key == $0 || ($0.hasSuffix(".") && key.hasPrefix($0)) } }
         outcome.needRestart = changed.filter { !outcome.applied.contains($0) }
         LogOutput.setLevel(fresh.log.level)

@@ -15,13 +15,23 @@ public enum LogOutput {
     public static func bootstrap(level: String, format: String) {
         setLevel(level)
         let json = format == "json"
-        let journald = ProcessInfo.processInfo.environment["JOURNAL_STREAM"] != nil
+        let journald = stderrIsJournal(ProcessInfo.processInfo.environment["JOURNAL_STREAM"])
         LoggingSystem.bootstrap { label in LineLogHandler(label: label, json: json, journald: journald) }
     }
 
     /// Sets the level by name (`info`, `debug`…); unknown names are ignored (the config was validated).
     static func setLevel(_ name: String) {
         if let level = Logger.Level(rawValue: name) { self.level.store(level.index, ordering: .relaxed) }
+    }
+
+    /// systemd sets `JOURNAL_STREAM=<dev>:<inode>` for a service whose stderr is the journal; children may
+    /// inherit it with their stderr elsewhere, so it counts only when it names our stderr.
+    static func stderrIsJournal(_ variable: String?) -> Bool {
+        guard let parts = variable?.split(separator: ":"), parts.count == 2,
+              let device = UInt64(parts[0]), let inode = UInt64(parts[1]) else { return false }
+        var info = stat()
+        guard fstat(2, &info) == 0 else { return false }
+        return UInt64(info.st_dev) == device && UInt64(info.st_ino) == inode
     }
 
     static var currentLevel: Logger.Level { Logger.Level.allCases[level.load(ordering: .relaxed)] }
@@ -48,12 +58,15 @@ private struct LineLogHandler: LogHandler {
         let line = json
             ? jsonLine(event, merged)
             : textLine(event, merged)
-        line.withCString { pointer in _ = Glibc.write(2, pointer, strlen(pointer)) }
+        var bytes = Array(line.utf8)
+        bytes.withUnsafeMutableBytes { _ = Glibc.write(2, $0.baseAddress, $0.count) }
     }
 
     private func textLine(_ event: LogEvent, _ metadata: Logger.Metadata) -> String {
         let fields = metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-        let body = "\(event.level) \(label):\(fields.isEmpty ? "" : " " + fields) \(event.message)\n"
+        // One event, one line: a newline inside (from a device's text, say) cannot start a forged line.
+        let text = "\(event.level) \(label):\(fields.isEmpty ? "" : " " + fields) \(event.message)"
+        let body = text.replacingOccurrences(of: "\n", with: "\\n") + "\n"
         // journald stamps lines itself and reads `<N>` as the syslog priority.
         return journald ? "<\(event.level.syslogPriority)>" + body : "\(Self.timestamp()) " + body
     }

@@ -32,6 +32,7 @@ struct EmbeddedBrokerService: Service {
             let wait = delay
             logger.error("the embedded mosquitto exited (status \(status)); restarting it in \(wait)")
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
+            if Task.isShuttingDownGracefully || Task.isCancelled { return }
             delay = min(delay * 2, .seconds(30))
             do {
                 guard try broker.restart() else { return }
