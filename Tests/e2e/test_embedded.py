@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GATEHOUSE_BIN, Broker, Gateway, free_port, report_figures, uid, wait_until
-from streams import Observer, StreamDevice, account
+from conftest import GATEHOUSE_BIN, Broker, Gateway, free_port, uid, wait_until
+from streams import Observer, StreamDevice
+from test_faults import finish
 
 
 def pid_alive(pid: int) -> bool:
@@ -90,13 +91,7 @@ def test_embedded_broker_killed_is_restarted_and_nothing_acked_is_lost(embedded)
     assert observer.wait_subscribed(after=subscriptions), "observer did not resubscribe"
     assert wait_until(lambda: g.http_get("/readyz")[0] == 200, 20), g.log_tail()
     time.sleep(2)
-    for d in devices:
-        d.stop(30)
-    for d in devices:
-        d.join_drained()
-    figures, problems = account(devices, observer, settle_s=15)
-    report_figures(f"[embedded broker SIGKILL, restarted by the gateway] {figures}")
-    assert not problems, "\n".join(problems[:20])
+    finish("embedded broker SIGKILL, restarted by the gateway", devices, observer)
     assert "the embedded mosquitto exited" in g.log()
     observer.close()
 

@@ -2,7 +2,6 @@
 polls: gateway health, spool state and the devices held, with their traffic. `make check-ui` renders the page
 in headless Chromium; here the API is checked field by field against a live gateway."""
 
-import json
 import re
 import time
 

@@ -1,3 +1,4 @@
+import CoreFoundation  // declares `stat` (MemberImportVisibility)
 import Foundation
 import GatehouseProtocol
 import Glibc
@@ -29,7 +30,7 @@ public enum LogOutput {
     static func stderrIsJournal(_ variable: String?) -> Bool {
         guard let parts = variable?.split(separator: ":"), parts.count == 2,
               let device = UInt64(parts[0]), let inode = UInt64(parts[1]) else { return false }
-        var info = stat()
+        var info = Glibc.stat()
         guard fstat(2, &info) == 0 else { return false }
         return UInt64(info.st_dev) == device && UInt64(info.st_ino) == inode
     }
