@@ -40,11 +40,10 @@ public final class Gateway: Sendable {
     let connectRate: Mutex<TokenBucket>
 
     struct Reloadable {
-        var limits: LimitsSection
-        /// Home Assistant discovery, when `homeassistant.enabled`.
-        var homeAssistant: HomeAssistantDiscovery?
-        /// The config as last (re)loaded, to tell what the next reload changes.
+        /// The config as last (re)loaded: its `limits` are in force, and it tells what the next reload changes.
         var config: GatewayConfig
+        /// Home Assistant discovery for `config`, when `homeassistant.enabled` (kept: read per MQTT message).
+        var homeAssistant: HomeAssistantDiscovery?
     }
 
     struct Readiness {
@@ -62,7 +61,7 @@ public final class Gateway: Sendable {
         self.metrics = GatewayMetrics()
         self.credentials = try CredentialStore(auth: config.auth, logger: logger)
         self.deviceTLS = try config.gateway.tls.map { try DeviceTLS(files: $0) }
-        self.reloadable = Mutex(Reloadable(limits: config.limits, homeAssistant: Self.discovery(config), config: config))
+        self.reloadable = Mutex(Reloadable(config: config, homeAssistant: Self.discovery(config)))
         self.commands = CommandBook()
         self.embeddedBroker = config.mqtt.embedded.map { EmbeddedBroker(settings: $0, logger: logger) }
         self.timerLoop = MultiThreadedEventLoopGroup.singleton.any()
@@ -96,8 +95,16 @@ public final class Gateway: Sendable {
     /// This gateway's id.
     var id: String { config.gateway.id }
 
+    /// Whole seconds since the gateway started.
+    var uptimeSeconds: Int { Int(Date().timeIntervalSince(startedAt)) }
+
+    /// A held device's kind: from its `hello` (meta), else from its token.
+    func kind(of session: DeviceSession) -> String? {
+        directory.meta(session.device)?.kind ?? session.tokenKind
+    }
+
     /// The limits in force (they change on reload).
-    var limits: LimitsSection { reloadable.withLock { $0.limits } }
+    var limits: LimitsSection { reloadable.withLock { $0.config.limits } }
 
     /// Home Assistant discovery as configured now (it changes on reload).
     var homeAssistant: HomeAssistantDiscovery? { reloadable.withLock { $0.homeAssistant } }

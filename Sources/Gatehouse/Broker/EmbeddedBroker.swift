@@ -64,7 +64,7 @@ final class EmbeddedBroker: Sendable {
     }
 
     /// Writes the config, stops a broker left running by a gateway that was killed, starts mosquitto and
-    /// waits until it accepts connections.
+    /// waits until it accepts connections. When it throws, the caller calls `stop()`.
     func start(timeout: Duration = .seconds(10)) async throws {
         do {
             try FileManager.default.createDirectory(atPath: settings.directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -86,7 +86,6 @@ final class EmbeddedBroker: Sendable {
             if Self.acceptsConnections(port: settings.port) { return }
             try await Task.sleep(for: .milliseconds(50))
         }
-        await stop(grace: .zero)
         throw StartupError("mqtt.embedded: mosquitto did not listen on 127.0.0.1:\(settings.port) within \(timeout)")
     }
 

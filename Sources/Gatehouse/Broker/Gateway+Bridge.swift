@@ -26,7 +26,7 @@ extension Gateway {
             let list = directory.sessions.sorted { $0.device < $1.device }.map { session -> JSONValue in
                 .object(JSONObject([
                     ("device", .string(session.device)),
-                    ("kind", (directory.meta(session.device)?.kind ?? session.tokenKind).map(JSONValue.string) ?? .null),
+                    ("kind", kind(of: session).map(JSONValue.string) ?? .null),
                     ("session", .number(JSONNumber(session.session))),
                     ("connected_at", .number(JSONNumber(session.connectedAt))),
                     ("remote", .string(session.remote)),
@@ -71,7 +71,7 @@ extension Gateway {
             ("spool_depth", .number(JSONNumber(spool.depth))),
             ("spool_bytes", .number(JSONNumber(spool.bytes))),
             ("broker_connected", .bool(broker.isConnected)),
-            ("uptime_s", .number(JSONNumber(Int(Date().timeIntervalSince(startedAt))))),
+            ("uptime_s", .number(JSONNumber(uptimeSeconds))),
         ]))
     }
 

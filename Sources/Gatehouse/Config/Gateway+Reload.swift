@@ -58,7 +58,6 @@ extension Gateway {
         let (previous, previousDiscovery) = reloadable.withLock { current in
             defer {
                 current.config = fresh
-                current.limits = fresh.limits
                 current.homeAssistant = Self.discovery(fresh)
             }
             return (current.config, current.homeAssistant)

@@ -15,9 +15,8 @@ extension Gateway {
     /// Every discovery message of a device: its entity, or a sensor per numeric telemetry key seen so far.
     private func discoveryMessages(_ device: String, _ discovery: HomeAssistantDiscovery) -> [(topic: String, payload: JSONValue)] {
         let meta = directory.meta(device)
-        guard HomeAssistantDiscovery.hasSensors(meta) else { return discovery.entities(device: device, meta: meta) }
-        return discovery.entities(device: device, meta: meta)
-            + homeAssistantKeys.withLock { $0[device] ?? [] }.sorted().map { discovery.sensor(device, key: $0, meta: meta) }
+        let keys = HomeAssistantDiscovery.hasSensors(meta) ? homeAssistantKeys.withLock { $0[device] ?? [] }.sorted() : []
+        return discovery.entities(device: device, meta: meta) + keys.map { discovery.sensor(device, key: $0, meta: meta) }
     }
 
     /// A reload turned discovery on or off, or moved its prefix: the old entities are withdrawn (an empty

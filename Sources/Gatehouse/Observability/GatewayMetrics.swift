@@ -38,12 +38,13 @@ final class GatewayMetrics: Sendable {
 
     /// The `outTypes` entry of a topic the gateway publishes under `base`.
     static func outType(topic: String, base: String) -> String {
-        let base = base.utf8
-        guard topic.utf8.starts(with: base), topic.utf8.dropFirst(base.count).first == UInt8(ascii: "/") else { return "other" }
-        let levels = topic.utf8.dropFirst(base.count + 1).split(separator: UInt8(ascii: "/"), maxSplits: 2)
-        if levels.first?.elementsEqual("bridge".utf8) ?? false { return "bridge" }
-        let type = levels.count > 1 ? String(decoding: levels[1], as: UTF8.self) : "other"
-        return outTypes.contains(type) ? type : "other"
+        let slash = UInt8(ascii: "/")
+        guard topic.utf8.starts(with: base.utf8), topic.utf8.dropFirst(base.utf8.count).first == slash else { return "other" }
+        let rest = topic.utf8.dropFirst(base.utf8.count + 1)
+        guard let end = rest.firstIndex(of: slash) else { return "other" }
+        if rest[..<end].elementsEqual("bridge".utf8) { return "bridge" }
+        let level = rest[rest.index(after: end)...].prefix { $0 != slash }
+        return outTypes.first { $0.utf8.elementsEqual(level) } ?? "other"
     }
 
     init() {

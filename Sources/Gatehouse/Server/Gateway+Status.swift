@@ -22,7 +22,7 @@ extension Gateway {
             let activity = session.readActivity(nowMs: now)
             return .object(JSONObject([
                 ("device", .string(session.device)),
-                ("kind", (directory.meta(session.device)?.kind ?? session.tokenKind).map(JSONValue.string) ?? .null),
+                ("kind", kind(of: session).map(JSONValue.string) ?? .null),
                 ("session", .number(JSONNumber(session.session))),
                 ("connected_at", .number(JSONNumber(session.connectedAt))),
                 ("last_seen", .number(JSONNumber(activity.lastSeen))),
@@ -36,7 +36,7 @@ extension Gateway {
             ("gateway", .object(JSONObject([
                 ("id", .string(id)),
                 ("version", .string(version)),
-                ("uptime_s", .number(JSONNumber(Int(Date().timeIntervalSince(startedAt))))),
+                ("uptime_s", .number(JSONNumber(uptimeSeconds))),
                 ("ready", .bool(isReady)),
                 ("listening", .bool(isListening)),
                 ("broker_connected", .bool(broker.isConnected)),
