@@ -6,66 +6,59 @@ import NIOCore
 import NIOPosix
 import Synchronization
 
-/// The gateway's core: bridges device sessions and the broker. The WebSocket server, the broker link
-/// and the timers call into it; it owns no threads of its own.
+/// The composition root: builds the gateway's components and wires them together. Each component owns its
+/// state privately and is handed only the others it calls (see docs/architecture.md):
+///
+/// - `BrokerLink`: the broker connection and the only way to publish (outbox, spool).
+/// - `DeviceAdmission`: who may connect (credentials, TLS, capacity, connect rate).
+/// - `DeviceHub`: device sessions, their messages and acks.
+/// - `CommandRouter`: requests from MQTT, open commands, the TTL queue.
+/// - `BrokerRouter`: subscriptions, routing of incoming MQTT messages, announcements after a (re)connect.
+/// - `BridgeOperations`: `bridge/<gw>/request/*`, the health report.
+/// - `HomeAssistantAnnouncer`: MQTT discovery.
+/// - `Reloader`: SIGHUP and the `reload` request.
+/// - `SettingsStore`: the live settings; `StartupConfig`: what a reload cannot change.
 public final class Gateway: Sendable {
-    /// The config the gateway started with; `limits`, `homeAssistant` and the log level follow reloads.
-    let config: GatewayConfig
-    /// Where `config` came from, re-read on SIGHUP and the `reload` bridge request.
-    let configFile: String?
+    let id: String
+    let startup: StartupConfig
+    let settings: SettingsStore
     let topics: Topics
     let logger: Logger
-    let broker: MosquittoClient
-    /// QoS 1 device messages: to the broker, or to the spool while it cannot take them.
-    let outbox: Outbox
-    let directory = DeviceDirectory()
-    let commands: CommandBook
-    let pending = PendingQueue()
-    let credentials: CredentialStore
     let metrics: GatewayMetrics
-    /// Timers (command deadlines, heartbeats) run on this loop.
-    let timerLoop: any EventLoop
-    let startedAt = Date()
-    let version = "0.1.0"
-    private let readiness = Mutex(Readiness())
-    /// What a reload changes while devices stay connected.
-    let reloadable: Mutex<Reloadable>
-    /// Numeric telemetry keys announced to Home Assistant, by device.
-    let homeAssistantKeys = Mutex<[String: Set<String>]>([:])
+    let readiness = Readiness()
+    let link: BrokerLink
+    let directory = DeviceDirectory()
+    let admission: DeviceAdmission
+    let devices: DeviceHub
+    let commands: CommandRouter
+    let homeAssistant: HomeAssistantAnnouncer
+    let routing: BrokerRouter
+    let bridge: BridgeOperations
+    let reloader: Reloader
     /// `wss://` when `gateway.tls` is configured.
     let deviceTLS: DeviceTLS?
     /// The private mosquitto, when `mqtt.embedded`.
     let embeddedBroker: EmbeddedBroker?
-    /// New connections per second, for the whole gateway (`limits.max_connects_per_s`).
-    let connectRate: Mutex<TokenBucket>
-
-    struct Reloadable {
-        /// The config as last (re)loaded: its `limits` are in force, and it tells what the next reload changes.
-        var config: GatewayConfig
-        /// Home Assistant discovery for `config`, when `homeassistant.enabled` (kept: read per MQTT message).
-        var homeAssistant: HomeAssistantDiscovery?
-    }
-
-    struct Readiness {
-        var listening = false
-        var brokerReady = false
-        var subscribed = false
-    }
+    let startedAt = Date()
+    static let version = "0.1.0"
 
     /// Builds the gateway from a validated config. Does not connect yet: `BrokerService` does.
     public init(config: GatewayConfig, configFile: String? = nil, logger: Logger) throws {
-        self.config = config
-        self.configFile = configFile
-        self.topics = Topics(base: config.mqtt.baseTopic)
+        let startup = StartupConfig(config)
+        let id = config.gateway.id
+        let topics = Topics(base: config.mqtt.baseTopic)
+        let metrics = GatewayMetrics()
+        let settings = SettingsStore(config)
+        self.id = id
+        self.startup = startup
+        self.settings = settings
+        self.topics = topics
         self.logger = logger
-        self.metrics = GatewayMetrics()
-        self.credentials = try CredentialStore(auth: config.auth, logger: logger)
-        self.deviceTLS = try config.gateway.tls.map { try DeviceTLS(files: $0) }
-        self.reloadable = Mutex(Reloadable(config: config, homeAssistant: Self.discovery(config)))
-        self.commands = CommandBook()
+        self.metrics = metrics
+        let credentials = try CredentialStore(auth: config.auth, logger: logger)
+        let deviceTLS = try config.gateway.tls.map { try DeviceTLS(files: $0) }
+        self.deviceTLS = deviceTLS
         self.embeddedBroker = config.mqtt.embedded.map { EmbeddedBroker(settings: $0, logger: logger) }
-        self.timerLoop = MultiThreadedEventLoopGroup.singleton.any()
-        self.connectRate = Mutex(TokenBucket(perSecond: config.limits.maxConnectsPerSecond, nowNanos: NIODeadline.now().uptimeNanoseconds))
         var options = try MQTTClientOptions(url: config.mqtt.url, clientID: config.mqtt.clientID ?? "gatehouse-\(config.gateway.id)")
         options.keepalive = config.mqtt.keepaliveSeconds
         options.maxInflight = config.mqtt.maxInflight
@@ -76,9 +69,9 @@ public final class Gateway: Sendable {
         if config.mqtt.caFile != nil || config.mqtt.certFile != nil || options.tls != nil {
             options.tls = MQTTTLSOptions(caFile: config.mqtt.caFile, certFile: config.mqtt.certFile, keyFile: config.mqtt.keyFile)
         }
-        let offline = BridgeState(state: "offline", ts: 0, version: version)
-        options.will = MQTTWill(topic: topics.bridgeState(config.gateway.id), payload: offline.encoded(), qos: .atLeastOnce, retain: true)
-        self.broker = try MosquittoClient(options: options, logger: logger)
+        let offline = BridgeState(state: .offline, ts: 0, version: Self.version)
+        options.will = MQTTWill(topic: topics.bridgeState(id), payload: offline.encoded(), qos: .atLeastOnce, retain: true)
+        let client = try MosquittoClient(options: options, logger: logger)
         let spool: Spool
         do {
             spool = try Spool(
@@ -89,87 +82,51 @@ public final class Gateway: Sendable {
         } catch {
             throw StartupError("spool.dir: \(error)")
         }
-        self.outbox = Outbox(broker: broker, spool: spool, window: config.mqtt.maxInflight, logger: logger)
+        let link = BrokerLink(client: client, spool: spool, window: config.mqtt.maxInflight, base: topics.base, metrics: metrics, logger: logger)
+        self.link = link
+        let directory = self.directory
+        let readiness = self.readiness
+        admission = DeviceAdmission(
+            credentials: credentials, settings: settings, directory: directory, readiness: readiness,
+            compression: config.gateway.compression, metrics: metrics)
+        homeAssistant = HomeAssistantAnnouncer(link: link, directory: directory, settings: settings)
+        commands = CommandRouter(
+            gatewayID: id, topics: topics, config: config.commands, link: link, directory: directory, metrics: metrics,
+            timerLoop: MultiThreadedEventLoopGroup.singleton.any())
+        devices = DeviceHub(
+            gatewayID: id, topics: topics, heartbeatSeconds: config.gateway.heartbeatSeconds, telemetryQoS: config.mqtt.telemetryQoS,
+            link: link, directory: directory, commands: commands, homeAssistant: homeAssistant, settings: settings,
+            metrics: metrics, logger: logger)
+        reloader = Reloader(
+            configFile: configFile, credentials: credentials, deviceTLS: deviceTLS, settings: settings, directory: directory,
+            homeAssistant: homeAssistant, logger: logger)
+        bridge = BridgeOperations(
+            gatewayID: id, topics: topics, link: link, directory: directory, devices: devices, reloader: reloader,
+            metrics: metrics, startedAt: startedAt)
+        routing = BrokerRouter(
+            gatewayID: id, topics: topics, link: link, directory: directory, devices: devices, commands: commands,
+            bridge: bridge, homeAssistant: homeAssistant, settings: settings, readiness: readiness, logger: logger)
     }
-
-    /// This gateway's id.
-    var id: String { config.gateway.id }
 
     /// Whole seconds since the gateway started.
     var uptimeSeconds: Int { Int(Date().timeIntervalSince(startedAt)) }
 
-    /// A held device's kind: from its `hello` (meta), else from its token.
-    func kind(of session: DeviceSession) -> String? {
-        directory.meta(session.device)?.kind ?? session.tokenKind
-    }
-
-    /// The limits in force (they change on reload).
-    var limits: LimitsSection { reloadable.withLock { $0.config.limits } }
-
-    /// Home Assistant discovery as configured now (it changes on reload).
-    var homeAssistant: HomeAssistantDiscovery? { reloadable.withLock { $0.homeAssistant } }
-
-    /// Discovery for `config`, when `homeassistant.enabled`.
-    static func discovery(_ config: GatewayConfig) -> HomeAssistantDiscovery? {
-        guard config.homeAssistant.enabled else { return nil }
-        return HomeAssistantDiscovery(prefix: config.homeAssistant.prefix, gateway: config.gateway.id, topics: Topics(base: config.mqtt.baseTopic))
-    }
-
-    /// True while listening, connected, subscribed and announced online (what `/readyz` reports).
-    public var isReady: Bool { readiness.withLock { $0.listening && $0.brokerReady } }
-
-    var isListening: Bool { readiness.withLock { $0.listening } }
-
-    func setListening(_ value: Bool) { readiness.withLock { $0.listening = value } }
-    func setBrokerReady(_ value: Bool) { readiness.withLock { $0.brokerReady = value } }
-
-    /// True once the subscriptions were made; the client keeps them across reconnects.
-    var hasSubscribed: Bool { readiness.withLock { $0.subscribed } }
-    func setSubscribed() { readiness.withLock { $0.subscribed = true } }
-
-    /// Publishes JSON; completion (on libmosquitto's thread) reports the PUBACK or the failure.
-    func publish(
-        _ topic: String, _ payload: [UInt8], qos: MQTTQoS = .atLeastOnce, retain: Bool = false,
-        properties: MQTTProperties = .init(), completion: (@Sendable (MosquittoError?) -> Void)? = nil
-    ) {
-        metrics.published(type: GatewayMetrics.outType(topic: topic, base: topics.base), bytes: payload.count)
-        do {
-            try broker.publish(topic: topic, payload: payload, qos: qos, retain: retain, properties: properties) { error in
-                if let error { self.logger.warning("publish to \(topic) failed: \(error.message)") }
-                completion?(error)
-            }
-        } catch let error as MosquittoError {
-            logger.warning("publish to \(topic) failed: \(error.message)")
-            completion?(error)
-        } catch {
-            completion?(MosquittoError(code: .other, message: "\(error)"))
+    /// Last step of a graceful shutdown, after the server stopped accepting: every device is closed with
+    /// 1001 and marked offline; the PUBACKs in flight get up to `gateway.shutdown_grace_s`, what is still
+    /// unconfirmed goes to the spool, then the gateway's own `offline` is published.
+    func shutDown() async {
+        readiness.setListening(false)
+        readiness.setBrokerReady(false)
+        let grace = Duration.seconds(startup.gateway.shutdownGraceSeconds)
+        devices.closeAll()
+        let spooled = await link.outbox.stop(grace: grace)
+        if spooled > 0 { logger.warning("\(spooled) messages unconfirmed by the broker within \(grace) were spooled for the next start") }
+        let offline = BridgeState(state: .offline, ts: nowMs(), version: Self.version)
+        // QoS 1 messages are acknowledged in order: once this one is, so is every publish before it.
+        let announcement = OutboundMessage(topic: topics.bridgeState(id), payload: offline.encoded(), retain: true)
+        if await !link.publishAndWait(announcement, timeout: .seconds(2)) {
+            logger.warning("the broker did not confirm the offline announcements")
         }
-    }
-}
-
-extension Gateway {
-    /// Publishes a QoS 1 message of `device` (its own, or a command response) through the outbox: `completion` runs once
-    /// the broker has it or it is durably spooled, or says why it was refused.
-    func publishSafely(
-        _ topic: String, _ payload: [UInt8], of device: String, retain: Bool = false, correlationData: [UInt8]? = nil,
-        completion: Outbox.Completion? = nil
-    ) {
-        metrics.published(type: GatewayMetrics.outType(topic: topic, base: topics.base), bytes: payload.count)
-        let entry = SpoolEntry(topic: topic, payload: payload, retain: retain, correlationData: correlationData, receivedAt: nowMs())
-        outbox.send(entry, device: device, completion: completion)
-    }
-
-    /// Publishes at QoS 1 and waits for the PUBACK, at most `timeout`; returns whether it came.
-    func publishAndWait(_ topic: String, _ payload: [UInt8], retain: Bool = false, timeout: Duration) async -> Bool {
-        let outcome = AsyncStream<Bool>.makeStream()
-        publish(topic, payload, retain: retain) { error in outcome.continuation.yield(error == nil) }
-        let timer = Task {
-            try? await Task.sleep(for: timeout)
-            outcome.continuation.yield(false)
-        }
-        defer { timer.cancel() }
-        for await confirmed in outcome.stream { return confirmed }
-        return false
     }
 }
 

@@ -38,7 +38,7 @@ public enum GatewayApplication {
 
     /// The application around a gateway.
     static func make(gateway: Gateway, registry: PrometheusCollectorRegistry) -> some ApplicationProtocol {
-        let config = gateway.config
+        let config = gateway.startup
         let logger = gateway.logger
         let systemd = SystemdNotifier()
         // The service group stops services in reverse order: the embedded broker goes last.
@@ -52,7 +52,7 @@ public enum GatewayApplication {
                 SystemdWatchdogService(notifier: systemd),
             ],
             onServerRunning: { _ in
-                gateway.setListening(true)
+                gateway.readiness.setListening(true)
                 // Ready for systemd once devices can connect; the broker may come later (messages are spooled).
                 systemd.notify("READY=1")
                 logger.info("listening on \(config.gateway.host):\(config.gateway.port) as gateway \(config.gateway.id)")

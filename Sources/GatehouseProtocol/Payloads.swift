@@ -1,9 +1,15 @@
 /// MQTT payloads that the gateway writes and the CLI (or another gateway) reads.
 
 /// `<base>/<dev>/availability` (retained).
+/// `online` or `offline`: a device's availability or a gateway's bridge state.
+public enum Presence: String, Sendable, Equatable {
+    case online
+    case offline
+}
+
 public struct Availability: Sendable, Equatable {
-    /// `online` or `offline`.
-    public var state: String
+    /// Whether the device is connected.
+    public var state: Presence
     /// The gateway that holds (or last held) the device.
     public var gateway: String
     /// The device's session number.
@@ -14,7 +20,7 @@ public struct Availability: Sendable, Equatable {
     public var reason: String?
 
     /// An availability record.
-    public init(state: String, gateway: String, session: Int64, ts: Int64, reason: String? = nil) {
+    public init(state: Presence, gateway: String, session: Int64, ts: Int64, reason: String? = nil) {
         self.state = state
         self.gateway = gateway
         self.session = session
@@ -24,14 +30,14 @@ public struct Availability: Sendable, Equatable {
 
     /// The JSON form.
     public func json() -> JSONValue {
-        var object: JSONObject = ["state": .string(state), "gateway": .string(gateway), "session": .number(session), "ts": .number(ts)]
-        if state != "online", let reason { object["reason"] = .string(reason) }
+        var object: JSONObject = ["state": .string(state.rawValue), "gateway": .string(gateway), "session": .number(session), "ts": .number(ts)]
+        if state == .offline, let reason { object["reason"] = .string(reason) }
         return .object(object)
     }
 
     /// Reads the JSON form.
     public init?(json: JSONValue) {
-        guard let state = json["state"]?.stringValue, let gateway = json["gateway"]?.stringValue else { return nil }
+        guard let state = json["state"]?.stringValue.flatMap(Presence.init), let gateway = json["gateway"]?.stringValue else { return nil }
         self.init(state: state, gateway: gateway, session: json["session"]?.numberValue?.int64Value ?? 0,
                   ts: json["ts"]?.numberValue?.int64Value ?? 0, reason: json["reason"]?.stringValue)
     }
@@ -39,15 +45,15 @@ public struct Availability: Sendable, Equatable {
 
 /// `<base>/bridge/<gw>/state` (retained; `offline` is also the gateway's Will).
 public struct BridgeState: Sendable, Equatable {
-    /// `online` or `offline`.
-    public var state: String
+    /// Whether the gateway is running and connected.
+    public var state: Presence
     /// When it changed (Unix ms).
     public var ts: Int64
     /// The gateway's version.
     public var version: String
 
     /// A bridge state.
-    public init(state: String, ts: Int64, version: String) {
+    public init(state: Presence, ts: Int64, version: String) {
         self.state = state
         self.ts = ts
         self.version = version
@@ -55,12 +61,12 @@ public struct BridgeState: Sendable, Equatable {
 
     /// The JSON form.
     public func json() -> JSONValue {
-        ["state": .string(state), "ts": .number(ts), "version": .string(version)]
+        ["state": .string(state.rawValue), "ts": .number(ts), "version": .string(version)]
     }
 
     /// Reads the JSON form.
     public init?(json: JSONValue) {
-        guard let state = json["state"]?.stringValue else { return nil }
+        guard let state = json["state"]?.stringValue.flatMap(Presence.init) else { return nil }
         self.init(state: state, ts: json["ts"]?.numberValue?.int64Value ?? 0, version: json["version"]?.stringValue ?? "")
     }
 }

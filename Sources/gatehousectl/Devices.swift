@@ -43,7 +43,7 @@ struct Devices: AsyncParsableCommand {
                 [
                     row.device,
                     row.meta?.kind ?? "-",
-                    row.availability?.state ?? "unknown",
+                    row.availability?.state.rawValue ?? "unknown",
                     row.availability?.gateway ?? "-",
                     row.availability.map { TimeText.iso8601(ms: $0.ts) } ?? "-",
                 ]
@@ -66,7 +66,7 @@ struct DeviceRow: Sendable {
         .objectOf([
             ("device", .string(device)),
             ("kind", .string(orNull: meta?.kind)),
-            ("state", .string(orNull: availability?.state)),
+            ("state", .string(orNull: availability?.state.rawValue)),
             ("gateway", .string(orNull: availability?.gateway)),
             ("session", .number(orNull: availability?.session)),
             ("since", .number(orNull: availability?.ts)),

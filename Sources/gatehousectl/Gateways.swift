@@ -64,7 +64,7 @@ struct Gateways: AsyncParsableCommand {
             rows.map { row in
                 [
                     row.gateway,
-                    row.state?.state ?? "unknown",
+                    row.state?.state.rawValue ?? "unknown",
                     row.state.map { TimeText.iso8601(ms: $0.ts) } ?? "-",
                     row.health?["devices_connected"]?.numberValue?.text ?? "-",
                     row.health?["messages_in_per_s"]?.numberValue.map { Self.rate($0) } ?? "-",
@@ -92,14 +92,14 @@ struct GatewayRow: Sendable {
 
     /// True when nothing more is expected: health seen, or the gateway is not online (it sends none).
     var isComplete: Bool {
-        health != nil || (state != nil && state?.state != "online")
+        health != nil || (state != nil && state?.state != .online)
     }
 
     /// The `--json` object.
     var json: JSONValue {
         .objectOf([
             ("gateway", .string(gateway)),
-            ("state", .string(orNull: state?.state)),
+            ("state", .string(orNull: state?.state.rawValue)),
             ("since", .number(orNull: state?.ts)),
             ("version", .string(orNull: state?.version)),
             ("health", health ?? .null),

@@ -76,7 +76,7 @@ struct Kick: AsyncParsableCommand {
         guard let message = retained.first, let availability = Availability.decode(message.payload) else {
             throw CtlError.failed("no such device: \(device)")
         }
-        guard availability.state == "online" else {
+        guard availability.state == .online else {
             let reason = availability.reason.map { ", reason \($0)" } ?? ""
             throw CtlError.failed(
                 "\(device) is not connected (offline since \(TimeText.iso8601(ms: availability.ts))\(reason))"

@@ -170,7 +170,7 @@ import Testing
         #expect(segmentFiles().count > 2)
         for (ticket, _) in readAll(spool) { spool.acknowledge(ticket) }
         #expect(spool.isEmpty)
+        spool.shutDown()  // waits for the spool's queue, where segments are unlinked
         #expect(segmentFiles().count == 1, "only the segment being written remains: \(segmentFiles())")
-        spool.shutDown()
     }
 }

@@ -23,11 +23,6 @@ final class DeviceDirectory: Sendable {
         state.withLock { $0.sessions[device] }
     }
 
-    /// The held session running on a channel.
-    func session(forChannel channel: any Channel) -> DeviceSession? {
-        state.withLock { $0.sessions.values.first { $0.channel === channel } }
-    }
-
     /// All held sessions.
     var sessions: [DeviceSession] { state.withLock { Array($0.sessions.values) } }
 
@@ -94,7 +89,7 @@ final class DeviceDirectory: Sendable {
     func holder(of device: String, myself: String) -> String? {
         state.withLock { state in
             if state.sessions[device] != nil { return myself }
-            guard let availability = state.availability[device], availability.state == "online" else { return nil }
+            guard let availability = state.availability[device], availability.state == .online else { return nil }
             guard availability.gateway == myself || state.onlineGateways.contains(availability.gateway) else { return nil }
             return availability.gateway == myself ? nil : availability.gateway
         }

@@ -7,7 +7,7 @@ import Synchronization
 
 /// One live WebSocket connection of a device. Everything it sends goes straight to the NIO channel,
 /// which is safe from any thread, so publish completions on libmosquitto's thread can answer directly.
-final class DeviceSession: Sendable {
+final class DeviceSession: PublishSource {
     /// The device id from the credential.
     let device: String
     /// `kind` claim of the token, used for meta when the device sends no `hello`.
@@ -21,6 +21,9 @@ final class DeviceSession: Sendable {
     /// Peer address, for `devices` listings.
     let remote: String
     let channel: any Channel
+    private let metrics: GatewayMetrics
+    /// Whether reading is paused for backpressure (the latest request wins; see `setReadingPaused`).
+    private let readingPaused = Mutex(false)
     private let closing = Mutex<OfflineReason?>(nil)
     private let activity: Mutex<Activity>
 
@@ -32,7 +35,7 @@ final class DeviceSession: Sendable {
         var rate: RateEstimate
     }
 
-    init(device: String, tokenKind: String?, tokenID: String?, session: Int64, connectedAt: Int64, remote: String, channel: any Channel) {
+    init(device: String, tokenKind: String?, tokenID: String?, session: Int64, connectedAt: Int64, remote: String, channel: any Channel, metrics: GatewayMetrics) {
         self.device = device
         self.tokenKind = tokenKind
         self.tokenID = tokenID
@@ -40,6 +43,7 @@ final class DeviceSession: Sendable {
         self.connectedAt = connectedAt
         self.remote = remote
         self.channel = channel
+        self.metrics = metrics
         self.activity = Mutex(Activity(lastSeen: connectedAt, rate: RateEstimate(nowMs: connectedAt)))
     }
 
@@ -68,6 +72,31 @@ final class DeviceSession: Sendable {
         channel.eventLoop.execute {
             let buffer = channel.allocator.buffer(bytes: bytes)
             channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .text, data: buffer), promise: nil)
+        }
+    }
+
+    /// Answers a device message's `seq` with the outcome of its publish: `ack` when it is safe, else `nack`
+    /// with the code. The one place where an outcome becomes an answer (and is counted).
+    func answer(seq: UInt64, _ outcome: PublishOutcome) {
+        switch outcome {
+        case .safe:
+            metrics.acked()
+            sendText(Array(GatewayMessage.ackString(seq: seq).utf8))
+        case .refused(let code, let message):
+            metrics.nacked(code)
+            send(.nack(seq: seq, code: code.rawValue, message: message))
+        }
+    }
+
+    /// Backpressure from the outbox. Requests may arrive out of order from several threads, so the
+    /// desired state is recorded first and each task on the event loop applies whatever is latest.
+    func setReadingPaused(_ paused: Bool) {
+        readingPaused.withLock { $0 = paused }
+        let channel = self.channel
+        channel.eventLoop.execute { [self] in
+            let paused = readingPaused.withLock { $0 }
+            // Turning autoRead back on also issues the next read.
+            channel.setOption(ChannelOptions.autoRead, value: !paused).whenFailure { _ in }
         }
     }
 

@@ -6,12 +6,18 @@ import NIOWebSocket
 
 /// Reads one device's WebSocket frames on its event loop: reassembles fragments, enforces size and
 /// UTF-8 rules, answers pings, runs the heartbeat, counts bad messages, and hands each well-formed
-/// message to the gateway. One instance per connection; no locks (everything runs on one loop).
+/// message to its sink (`DeviceHub`). One instance per connection; no locks (everything runs on one loop);
+/// the live settings are a per-connection snapshot, refreshed only after a reload.
 final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = WebSocketFrame
     typealias OutboundOut = WebSocketFrame
 
-    private let gateway: Gateway
+    private let sink: any DeviceMessageSink
+    private let store: SettingsStore
+    private var settings: LiveSettings
+    private let metrics: GatewayMetrics
+    private let logger: Logger
+    private let heartbeatSeconds: Int
     private let deflate: PerMessageDeflate?
     private var session: DeviceSession?
     private var fragments: (opcode: WebSocketOpcode, compressed: Bool, data: ByteBuffer)?
@@ -25,10 +31,16 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// changes them for new connections only.
     private let sizeLimits: (text: Int, media: Int)
 
-    init(gateway: Gateway, deflate: PerMessageDeflate?) {
-        self.gateway = gateway
+    init(sink: any DeviceMessageSink, settings: SettingsStore, metrics: GatewayMetrics, logger: Logger, heartbeatSeconds: Int,
+         deflate: PerMessageDeflate?) {
+        self.sink = sink
+        self.store = settings
+        self.settings = settings.now
+        self.metrics = metrics
+        self.logger = logger
+        self.heartbeatSeconds = heartbeatSeconds
         self.deflate = deflate
-        let limits = gateway.limits
+        let limits = self.settings.limits
         let now = NIODeadline.now().uptimeNanoseconds
         messageRate = TokenBucket(perSecond: limits.maxMessagesPerSecond, nowNanos: now)
         byteRate = TokenBucket(perSecond: limits.maxBytesPerSecond, nowNanos: now)
@@ -38,7 +50,7 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Binds the session once the gateway accepted it, and starts the heartbeat.
     func start(_ session: DeviceSession, loop: any EventLoop) {
         self.session = session
-        let period = TimeAmount.seconds(Int64(gateway.config.gateway.heartbeatSeconds))
+        let period = TimeAmount.seconds(Int64(heartbeatSeconds))
         let handler = NIOLoopBound(self, eventLoop: loop)
         heartbeat = loop.scheduleRepeatedTask(initialDelay: period, delay: period) { _ in
             let lastHeard = handler.value.lastHeard
@@ -114,7 +126,8 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func receive(_ opcode: WebSocketOpcode, compressed: Bool, _ wire: ByteBuffer, session: DeviceSession) {
-        let limits = gateway.limits
+        settings = store.refresh(settings)
+        let limits = settings.limits
         session.noteMessage(nowMs: nowMs())
         var data = wire
         if compressed, let deflate {
@@ -135,14 +148,14 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
                 return DeviceMessage.parse(bytes)
             }
             let type = if case .success(let message) = parsed { message.body.type } else { "invalid" }
-            gateway.metrics.receivedBytes(wire.readableBytes, type: type)
+            metrics.receivedBytes(wire.readableBytes, type: type)
             switch parsed {
             case nil:
                 session.close(.invalidUTF8, reason: .invalidUTF8, text: "text frame is not valid UTF-8")
             case .success(let message) where !withinRate:
                 refuseOverRate(seq: message.seq, session: session)
             case .success(let message):
-                gateway.handle(message, from: session)
+                sink.handle(message, from: session, settings: settings)
             case .failure(let error):
                 rejected(error, session: session)
             }
@@ -151,11 +164,11 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
                 return session.close(.messageTooBig, reason: .messageTooBig, text: "binary message over \(sizeLimits.media) bytes")
             }
             let parsed = data.withUnsafeReadableBytes { MediaFrame.parseHeader($0) }
-            gateway.metrics.receivedBytes(wire.readableBytes, type: (try? parsed.get()) == nil ? "invalid" : "media")
+            metrics.receivedBytes(wire.readableBytes, type: (try? parsed.get()) == nil ? "invalid" : "media")
             guard withinRate else { return refuseOverRate(seq: nil, session: session) }
             switch parsed {
             case .success(let (header, offset)):
-                gateway.handleMedia(header: header, payload: data.getSlice(at: data.readerIndex + offset, length: data.readableBytes - offset)!, from: session)
+                sink.handleMedia(header: header, payload: data.getSlice(at: data.readerIndex + offset, length: data.readableBytes - offset)!, from: session)
             case .failure(let error):
                 rejected(error, session: session)
             }
@@ -176,13 +189,12 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// toward the bad-message window, so a device that ignores them is closed (1008) instead of being
     /// answered without end.
     private func refuseOverRate(seq: UInt64?, session: DeviceSession) {
-        gateway.metrics.limitHit("rate")
+        metrics.limitHit("rate")
         defer { countBadMessage(session: session) }
-        let limits = gateway.limits
+        let limits = settings.limits
         let message = "over the rate limit (\(limits.maxMessagesPerSecond) messages or \(limits.maxBytesPerSecond) bytes per second); slow down"
         if let seq {
-            gateway.metrics.nacked(.rateLimited)
-            session.send(.nack(seq: seq, code: NackCode.rateLimited.rawValue, message: message))
+            session.answer(seq: seq, .refused(.rateLimited, message))
         } else {
             session.send(.error(code: NackCode.rateLimited.rawValue, message: message))
         }
@@ -190,11 +202,10 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// A malformed message: `nack` its readable `seq`, else an `error` frame; too many in 60 s closes with 1008.
     private func rejected(_ error: BadMessageError, session: DeviceSession) {
-        gateway.metrics.badMessage()
-        gateway.logger.debug("bad message: \(error.message)", metadata: ["device": "\(session.device)"])
+        metrics.badMessage()
+        logger.debug("bad message: \(error.message)", metadata: ["device": "\(session.device)"])
         if let seq = error.seq {
-            gateway.metrics.nacked(.badMessage)
-            session.send(.nack(seq: seq, code: NackCode.badMessage.rawValue, message: error.message))
+            session.answer(seq: seq, .refused(.badMessage, error.message))
         } else {
             session.send(.error(code: NackCode.badMessage.rawValue, message: error.message))
         }
@@ -206,7 +217,7 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
         let now = NIODeadline.now()
         badMessageTimes.append(now)
         badMessageTimes.removeAll { now - $0 > .seconds(60) }
-        if badMessageTimes.count > gateway.limits.maxBadMessages {
+        if badMessageTimes.count > settings.limits.maxBadMessages {
             session.close(.policyViolation, reason: .badMessages, text: "too many bad or over-rate messages")
         }
     }
@@ -231,8 +242,8 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
         heartbeat?.cancel()
         if let session {
             session.noteEnded(.connectionLost)
-            gateway.metrics.closed(session.closeReason ?? .connectionLost)
-            gateway.deviceDisconnected(session)
+            metrics.closed(session.closeReason ?? .connectionLost)
+            sink.disconnected(session)
         }
         context.fireChannelInactive()
     }

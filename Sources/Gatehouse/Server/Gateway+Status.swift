@@ -8,7 +8,7 @@ extension Gateway {
     func statusReport() -> JSONValue {
         let now = nowMs()
         let rates = metrics.recentRates(nowMs: now)
-        let spool = outbox.spool.stats(now: now)
+        let spool = link.outbox.spool.stats(now: now)
         let embedded: JSONValue = embeddedBroker.map { broker in
             let status = broker.status
             return .object(JSONObject([
@@ -22,7 +22,7 @@ extension Gateway {
             let activity = session.readActivity(nowMs: now)
             return .object(JSONObject([
                 ("device", .string(session.device)),
-                ("kind", kind(of: session).map(JSONValue.string) ?? .null),
+                ("kind", self.devices.kind(of: session).map(JSONValue.string) ?? .null),
                 ("session", .number(JSONNumber(session.session))),
                 ("connected_at", .number(JSONNumber(session.connectedAt))),
                 ("last_seen", .number(JSONNumber(activity.lastSeen))),
@@ -35,12 +35,12 @@ extension Gateway {
             ("ts", .number(JSONNumber(now))),
             ("gateway", .object(JSONObject([
                 ("id", .string(id)),
-                ("version", .string(version)),
+                ("version", .string(Self.version)),
                 ("uptime_s", .number(JSONNumber(uptimeSeconds))),
-                ("ready", .bool(isReady)),
-                ("listening", .bool(isListening)),
-                ("broker_connected", .bool(broker.isConnected)),
-                ("broker", .string(Self.withoutCredentials(config.mqtt.url))),
+                ("ready", .bool(readiness.isReady)),
+                ("listening", .bool(readiness.isListening)),
+                ("broker_connected", .bool(link.isConnected)),
+                ("broker", .string(Self.withoutCredentials(startup.mqtt.url))),
                 ("embedded_broker", embedded),
                 ("devices_connected", .number(JSONNumber(devices.count))),
                 ("messages_in_per_s", .number(Self.rounded(rates.inPerSecond))),
@@ -50,7 +50,7 @@ extension Gateway {
                 ("entries", .number(JSONNumber(spool.depth))),
                 ("bytes", .number(JSONNumber(spool.bytes))),
                 ("oldest_age_s", .number(Self.rounded(Double(spool.oldestAgeMs) / 1000))),
-                ("max_bytes", .number(JSONNumber(config.spool.maxBytes))),
+                ("max_bytes", .number(JSONNumber(startup.spool.maxBytes))),
                 ("dropped", .number(JSONNumber(spool.dropped))),
                 ("expired", .number(JSONNumber(spool.expired))),
             ]))),

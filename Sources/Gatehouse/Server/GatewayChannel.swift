@@ -18,7 +18,7 @@ import ServiceLifecycle
 /// request goes to the Hummingbird router (`/healthz`, `/readyz`, `/metrics`).
 struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
     enum UpgradeResult: Sendable {
-        case device
+        case device(DeviceSession)
         case http(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>)
         case refused(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, Refusal)
     }
@@ -36,10 +36,10 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
         return channel.eventLoop.makeCompletedFuture {
             let admission = NIOLoopBoundBox<Admission?>(nil, eventLoop: channel.eventLoop)
             let upgrader = NIOTypedWebSocketServerUpgrader<UpgradeResult>(
-                maxFrameSize: gateway.maxFrameSize,
+                maxFrameSize: Self.maxFrameSize(gateway.settings.now.limits),
                 shouldUpgrade: { channel, head in
                     let certificate = try? channel.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).peerCertificate
-                    let decision = gateway.admit(head, clientCertificate: certificate)
+                    let decision = gateway.admission.admit(head, clientCertificate: certificate)
                     admission.value = decision
                     if case .accept(_, let headers, _) = decision {
                         return channel.eventLoop.makeSucceededFuture(headers)
@@ -51,11 +51,14 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
                         guard case .accept(let claims, _, let compressed) = admission.value else {
                             throw ChannelError.inappropriateOperationForState
                         }
-                        let handler = DeviceFrameHandler(gateway: gateway, deflate: compressed ? try PerMessageDeflate() : nil)
+                        let handler = DeviceFrameHandler(
+                            sink: gateway.devices, settings: gateway.settings, metrics: gateway.metrics, logger: gateway.logger,
+                            heartbeatSeconds: gateway.startup.gateway.heartbeatSeconds, deflate: compressed ? try PerMessageDeflate() : nil)
                         try channel.pipeline.syncOperations.addHandler(handler)
                         let remote = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "unknown"
-                        handler.start(gateway.deviceConnected(claims: claims, channel: channel, remote: remote), loop: channel.eventLoop)
-                        return .device
+                        let session = gateway.devices.connected(claims: claims, channel: channel, remote: remote)
+                        handler.start(session, loop: channel.eventLoop)
+                        return .device(session)
                     }
                 }
             )
@@ -64,7 +67,7 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
                 notUpgradingCompletionHandler: { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: gateway.deviceTLS != nil))
-                        try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(idleTimeout: .seconds(Int64(gateway.limits.handshakeTimeoutSeconds)), logger: logger))
+                        try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(idleTimeout: .seconds(Int64(gateway.settings.now.limits.handshakeTimeoutSeconds)), logger: logger))
                         let http = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
                             wrappingChannelSynchronously: channel,
                             configuration: .init(isOutboundHalfClosureEnabled: true)
@@ -83,7 +86,7 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
             configuration.enableResponseHeaderValidation = false
             let result = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: configuration)
             // A client that has not sent its request within the handshake timeout is dropped (slowloris).
-            let timeout = channel.eventLoop.scheduleTask(in: .seconds(Int64(gateway.limits.handshakeTimeoutSeconds))) {
+            let timeout = channel.eventLoop.scheduleTask(in: .seconds(Int64(gateway.settings.now.limits.handshakeTimeoutSeconds))) {
                 gateway.metrics.limitHit("handshake_timeout")
                 channel.close(promise: nil)
             }
@@ -100,12 +103,12 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
             case .refused(let http, let refusal):
                 gateway.metrics.refusedConnection(Int(refusal.status.code))
                 try await write(refusal, to: http)
-            case .device:
+            case .device(let session):
                 // Hummingbird's graceful shutdown waits for every connection: devices are closed with 1001.
                 try await withGracefulShutdownHandler {
                     try await value.channel.closeFuture.get()
                 } onGracefulShutdown: {
-                    gateway.directory.session(forChannel: value.channel)?.close(.goingAway, reason: .gatewayShutdown, text: "gateway shutting down")
+                    session.close(.goingAway, reason: .gatewayShutdown, text: "gateway shutting down")
                 }
             }
         } catch {
@@ -126,8 +129,8 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
     }
 }
 
-extension Gateway {
+extension GatewayChannel {
     /// Largest frame the decoder accepts (larger ones get 1009 from NIO's error handler). The headroom
     /// lets a frame just over a limit reach `DeviceFrameHandler`, which applies the exact per-type limits.
-    var maxFrameSize: Int { max(limits.maxMessageBytes, limits.maxMediaBytes) + 65536 + 2 }
+    static func maxFrameSize(_ limits: LimitsSection) -> Int { max(limits.maxMessageBytes, limits.maxMediaBytes) + 65536 + 2 }
 }

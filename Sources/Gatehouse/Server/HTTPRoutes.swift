@@ -23,14 +23,14 @@ extension Gateway {
             Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "{\"status\":\"ok\"}")))
         }
         router.get("/readyz") { _, _ in
-            let ready = self.isReady
+            let ready = self.readiness.isReady
             return Response(
                 status: ready ? .ok : .serviceUnavailable, headers: [.contentType: "application/json"],
                 body: .init(byteBuffer: ByteBuffer(string: ready ? "{\"status\":\"ready\"}" : "{\"status\":\"not_ready\"}"))
             )
         }
         router.get("/metrics") { _, _ in
-            self.metrics.record(spool: self.outbox.spool.stats(now: nowMs()), brokerConnected: self.broker.isConnected)
+            self.metrics.record(spool: self.link.outbox.spool.stats(now: nowMs()), brokerConnected: self.link.isConnected)
             var buffer: [UInt8] = []
             registry.emit(into: &buffer)
             return Response(

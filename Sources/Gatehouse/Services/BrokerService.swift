@@ -10,30 +10,32 @@ struct BrokerService: Service {
     let gateway: Gateway
 
     func run() async throws {
-        try gateway.broker.start()
+        try gateway.link.client.start()
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 group.addTask {
-                    for await event in gateway.broker.connectionEvents {
+                    for await event in gateway.link.client.connectionEvents {
                         switch event {
                         case .connected:
                             gateway.metrics.brokerConnectionAccepted()
-                            await gateway.brokerConnected()
+                            gateway.link.connected()
+                            await gateway.routing.brokerConnected()
                         case .disconnected(let reason):
-                            gateway.setBrokerReady(false)
-                            gateway.logger.warning("lost the broker at \(gateway.broker.options.address): \(reason); reconnecting")
+                            gateway.readiness.setBrokerReady(false)
+                            gateway.link.disconnected()
+                            gateway.logger.warning("lost the broker at \(gateway.link.client.options.address): \(reason); reconnecting")
                         }
                     }
                 }
                 group.addTask {
-                    for await message in gateway.broker.messages {
-                        gateway.brokerMessage(message)
+                    for await message in gateway.link.client.messages {
+                        gateway.routing.route(message)
                     }
                 }
                 // Stay until shutdown, then let the streams finish when the client stops.
                 try? await gracefulShutdown()
                 await gateway.shutDown()
-                gateway.broker.stop()
+                gateway.link.client.stop()
             }
         } onGracefulShutdown: {}
     }

@@ -8,13 +8,13 @@ struct HealthService: Service {
     let gateway: Gateway
 
     func run() async throws {
-        let interval = gateway.config.gateway.healthIntervalSeconds
+        let interval = gateway.startup.gateway.healthIntervalSeconds
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(interval)) }
             guard !Task.isShuttingDownGracefully else { return }
-            let report = gateway.healthReport(intervalSeconds: Double(interval))
-            if gateway.broker.isConnected {
-                gateway.publish(gateway.topics.bridgeHealth(gateway.id), report.serialized(), qos: .atMostOnce)
+            let report = gateway.bridge.healthReport(intervalSeconds: Double(interval))
+            if gateway.link.isConnected {
+                gateway.link.publish(OutboundMessage(topic: gateway.topics.bridgeHealth(gateway.id), payload: report.serialized()), .bestEffort(.atMostOnce))
             }
         }
     }

@@ -14,13 +14,13 @@ struct ReloadService: Service {
         await withDiscardingTaskGroup { group in
             group.addTask {
                 for await _ in await UnixSignalsSequence(trapping: .sighup) {
-                    _ = gateway.reload(trigger: "SIGHUP")
+                    _ = gateway.reloader.reload(trigger: "SIGHUP")
                 }
             }
             // Cancelled (another service failed) as well as shut down: a cancelled sleep returns at once.
             while !Task.isShuttingDownGracefully, !Task.isCancelled {
                 try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
-                if gateway.credentials.reloadRevoked() { gateway.enforceRevocations() }
+                gateway.reloader.pollRevocations()
             }
             group.cancelAll()
         }

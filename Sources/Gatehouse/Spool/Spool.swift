@@ -159,7 +159,8 @@ final class Spool: Sendable {
     /// Deletes the oldest segment with whatever it still holds; returns the number of entries lost.
     private func removeFirstSegment(_ state: inout State) -> Int {
         let segment = state.segments.removeFirst()
-        files.remove(segment.number)
+        // Unlinked on the spool's queue: no file I/O under the lock (appends run under the outbox's lock too).
+        queue.async { [files] in files.remove(segment.number) }
         let lost = segment.records - segment.committed
         state.depth -= lost
         let next = SpoolFiles.Position(segment: state.segments[0].number, offset: 0)
@@ -216,8 +217,9 @@ final class Spool: Sendable {
             state.flushingRecords = 0
             return state.segments[last].bytes >= segmentBytes
         }
-        for completion in completions { completion(nil) }
+        // Rolled before the completions run: whoever sees an entry acked also sees the segment it lies in closed.
         if roll { rollSegment(after: number, closing: writer) }
+        for completion in completions { completion(nil) }
         durableHook.withLock { $0 }?.run()
     }
 

@@ -29,9 +29,36 @@ struct Refusal: Sendable {
     }
 }
 
-extension Gateway {
+/// Who may connect: decides each upgrade request before any upgrade happens (path, subprotocol, token or
+/// client certificate, revocation, capacity, the gateway-wide connect rate).
+///
+/// Owns the connect-rate bucket. Reads `CredentialStore`, `SettingsStore` (limits), `DeviceDirectory`
+/// (capacity) and `Readiness`.
+final class DeviceAdmission: Sendable {
     static let connectPath = "/v1/connect"
     static let subprotocol = "gatehouse.v1"
+
+    let credentials: CredentialStore
+    private let settings: SettingsStore
+    private let directory: DeviceDirectory
+    private let readiness: Readiness
+    private let compression: Bool
+    private let metrics: GatewayMetrics
+    /// New connections per second, for the whole gateway (`limits.max_connects_per_s`).
+    private let connectRate: Mutex<TokenBucket>
+
+    init(credentials: CredentialStore, settings: SettingsStore, directory: DeviceDirectory, readiness: Readiness,
+         compression: Bool, metrics: GatewayMetrics) {
+        self.credentials = credentials
+        self.settings = settings
+        self.directory = directory
+        self.readiness = readiness
+        self.compression = compression
+        self.metrics = metrics
+        self.connectRate = Mutex(TokenBucket(
+            perSecond: settings.now.limits.maxConnectsPerSecond, nowNanos: NIODeadline.now().uptimeNanoseconds))
+    }
+
 
     /// Decides an upgrade request: path, subprotocol, then the token (header wins over query) or, without a
     /// token, the device id of a verified client certificate; then capacity and the connection rate.
@@ -48,7 +75,7 @@ extension Gateway {
             }
             headers.add(name: "Sec-WebSocket-Protocol", value: Self.subprotocol)
         }
-        guard isListening else {
+        guard readiness.isListening else {
             return .refuse(Refusal(status: .serviceUnavailable, code: "unavailable", message: "the gateway is not listening yet; retry later", retryAfter: 5))
         }
         let token = bearerToken(head.headers) ?? queryToken(query)
@@ -60,7 +87,7 @@ extension Gateway {
             return .refuse(Refusal(status: .unauthorized, code: "unauthorized", message: message))
         }
         var compressed = false
-        if config.gateway.compression, let answer = PerMessageDeflate.negotiate(head.headers) {
+        if compression, let answer = PerMessageDeflate.negotiate(head.headers) {
             headers.add(name: "Sec-WebSocket-Extensions", value: answer)
             compressed = true
         }
@@ -79,15 +106,25 @@ extension Gateway {
         }
         // Capacity is checked once the device is known: unauthenticated clients cannot use it up, and a device
         // replacing its own stale session is never refused for it.
+        let limits = settings.now.limits
         guard directory.session(claims.subject) != nil || directory.count < limits.maxConnections else {
             metrics.limitHit("max_connections")
             return .refuse(Refusal(status: .serviceUnavailable, code: "unavailable", message: "the gateway takes no more connections now; retry later", retryAfter: 5))
         }
-        guard connectRate.withLock({ $0.take(nowNanos: NIODeadline.now().uptimeNanoseconds) }) else {
+        guard takeConnectToken(perSecond: limits.maxConnectsPerSecond) else {
             metrics.limitHit("connects_per_s")
             return .refuse(Refusal(status: .tooManyRequests, code: "rate_limited", message: "too many new connections per second; retry shortly", retryAfter: 1))
         }
         return .accept(claims: claims, responseHeaders: headers, compressed: compressed)
+    }
+
+    /// One new connection from the gateway-wide bucket; a reload that changed the rate starts a new bucket.
+    private func takeConnectToken(perSecond: Int) -> Bool {
+        connectRate.withLock { bucket in
+            let now = NIODeadline.now().uptimeNanoseconds
+            if bucket.rate != Double(perSecond) { bucket = TokenBucket(perSecond: perSecond, nowNanos: now) }
+            return bucket.take(nowNanos: now)
+        }
     }
 
     private func splitURI(_ uri: String) -> (path: String, query: Substring?) {

@@ -1,9 +1,15 @@
-import Logging
 import GatehouseProtocol
+import Logging
 import Mosquitto
 import NIOCore
 
-extension Gateway {
+/// Commands from MQTT to devices: routes each request (the holder acts, exactly one gateway answers for a
+/// device nobody holds), delivers it, times it, queues it while the device is away (`ttl_ms`), and
+/// publishes exactly one final response per request.
+///
+/// Owns the open commands (`CommandBook`) and the mirror of the queued ones (`PendingQueue`). Calls
+/// `BrokerLink` (responses, pending documents) and reads `DeviceDirectory` (sessions, meta, holders).
+final class CommandRouter: Sendable {
     /// Which subscription a request arrived through (MQTT 5 Subscription Identifier).
     enum RequestRoute {
         /// The plain subscription: this gateway acts only for devices it holds.
@@ -12,13 +18,60 @@ extension Gateway {
         case shared
     }
 
+    private let gatewayID: String
+    private let topics: Topics
+    private let config: CommandsSection
+    private let link: BrokerLink
+    private let directory: DeviceDirectory
+    private let metrics: GatewayMetrics
+    /// Command deadlines and expiries run on this loop.
+    private let timerLoop: any EventLoop
+    private let open = CommandBook()
+    private let pending = PendingQueue()
+
+    init(gatewayID: String, topics: Topics, config: CommandsSection, link: BrokerLink, directory: DeviceDirectory,
+         metrics: GatewayMetrics, timerLoop: any EventLoop) {
+        self.gatewayID = gatewayID
+        self.topics = topics
+        self.config = config
+        self.link = link
+        self.directory = directory
+        self.metrics = metrics
+        self.timerLoop = timerLoop
+    }
+
+    /// A retained `pending/<id>` seen on the broker (nil payload = cleared). Every gateway times every
+    /// queued command, so expiry is answered even if the one that queued it is gone.
+    func observePending(_ payload: [UInt8], device: String, id: String) {
+        let command = payload.isEmpty ? nil : PendingCommand(device: device, payload: payload)
+        if pending.observe(command, device: device, id: id), let command { scheduleExpiry(of: command) }
+    }
+
+    /// A device's `response` to an open command: publishes the final response (`completion` says when it is
+    /// safe). False when no such command is open (answered already, timed out, or never sent).
+    func answer(_ id: CommandID, from session: DeviceSession, status: CommandStatus, data: JSONValue, error: JSONObject?,
+                completion: PublishCompletion?) -> Bool {
+        guard let command = open.take(id.text, device: session.device) else { return false }
+        let response = CommandResponse(id: command.id.json, status: status, data: data, error: status == .ok ? nil : error, ts: nowMs())
+        finish(command, with: response, source: session, completion: completion)
+        return true
+    }
+
+    /// A media frame naming an open command (a snapshot, say): its final response is `ok` with where the
+    /// media went.
+    func answerWithMedia(_ id: CommandID, from session: DeviceSession, topic: String, bytes: Int, contentType: String) {
+        guard let command = open.take(id.text, device: session.device) else { return }
+        let data: JSONValue = ["topic": .string(topic), "bytes": .number(JSONNumber(bytes)), "content_type": .string(contentType)]
+        finish(command, with: CommandResponse(id: command.id.json, status: .ok, data: data, error: nil, ts: nowMs()))
+    }
+
     /// A message on `<base>/<dev>/request/<command>` or `<base>/<dev>/set`.
     func handleRequest(device: String, command name: String, message: MQTTMessage, route: RequestRoute, isSet: Bool) {
         guard Identifiers.isValidDeviceID(device) else { return }
         let session = directory.session(device)
         switch route {
         case .holder where session == nil: return
-        case .shared where session != nil || directory.holder(of: device, myself: id) != nil: return
+        case .shared where session != nil || directory.holder(of: device, myself: gatewayID) != nil: return
         default: break
         }
         let replyTo = message.properties.responseTopic.map { ReplyTo(topic: $0, correlationData: message.properties.correlationData) }
@@ -32,12 +85,12 @@ extension Gateway {
         case .success(let value):
             request = value
         }
-        let commandID = request.id ?? CommandID(generated: "gh-\(id)-\(nowMs())-\(UInt32.random(in: 0...UInt32.max))")
+        let commandID = request.id ?? CommandID(generated: "gh-\(gatewayID)-\(nowMs())-\(UInt32.random(in: 0...UInt32.max))")
         if let refusal = refusal(for: name, params: request.params, device: device) {
             respond(device: device, command: name, id: commandID.json, status: .rejected, error: refusal, replyTo: replyTo)
             return
         }
-        let timeoutMs = request.timeoutMs ?? Int64(config.commands.defaultTimeoutMs)
+        let timeoutMs = request.timeoutMs ?? Int64(config.defaultTimeoutMs)
         if let session {
             deliver(commandID, name: name, params: request.params, timeoutMs: timeoutMs, replyTo: replyTo, to: session)
             return
@@ -48,29 +101,29 @@ extension Gateway {
                     error: (.offline, "device \(device) is not connected"), replyTo: replyTo)
             return
         }
-        guard pending.count(for: device) < config.commands.maxPendingPerDevice else {
+        guard pending.count(for: device) < config.maxPendingPerDevice else {
             respond(device: device, command: name, id: commandID.json, status: .rejected,
-                    error: (.queueFull, "\(config.commands.maxPendingPerDevice) commands already wait for \(device)"), replyTo: replyTo)
+                    error: (.queueFull, "\(config.maxPendingPerDevice) commands already wait for \(device)"), replyTo: replyTo)
             return
         }
         let now = nowMs()
         let queued = PendingCommand(
             id: commandID, device: device, name: name, params: request.params, timeoutMs: timeoutMs,
-            queuedAt: now, expiresAt: now + ttl, gateway: id, replyTo: replyTo
+            queuedAt: now, expiresAt: now + ttl, gateway: gatewayID, replyTo: replyTo
         )
         pending.observe(queued, device: device, id: commandID.text)
         let expiry = UInt32((ttl + 999) / 1000)
-        publish(topics.pending(device, commandID.text), queued.encoded(), retain: true,
-                properties: MQTTProperties(messageExpiryInterval: expiry))
+        let properties = MQTTProperties(messageExpiryInterval: expiry)
+        link.publish(OutboundMessage(topic: topics.pending(device, commandID.text), payload: queued.encoded(), retain: true, properties: properties), .bestEffort(.atLeastOnce))
         respond(device: device, command: name, id: commandID.json, status: .queued, error: nil, replyTo: replyTo)
         scheduleExpiry(of: queued)
     }
 
     /// Why the gateway refuses a command before delivery, if it does.
     private func refusal(for name: String, params: JSONObject, device: String) -> (CommandErrorCode, String)? {
-        if commands.count(for: device) + pending.count(for: device) >= config.commands.maxPendingPerDevice,
+        if open.count(for: device) + pending.count(for: device) >= config.maxPendingPerDevice,
            directory.session(device) != nil {
-            return (.queueFull, "\(config.commands.maxPendingPerDevice) commands already open for \(device)")
+            return (.queueFull, "\(config.maxPendingPerDevice) commands already open for \(device)")
         }
         let capabilities = Capabilities(directory.meta(device)?.capabilities)
         switch capabilities.check(command: name, params: params) {
@@ -81,8 +134,8 @@ extension Gateway {
     }
 
     /// Sends a command to a connected device and starts its deadline.
-    func deliver(_ commandID: CommandID, name: String, params: JSONObject, timeoutMs: Int64, replyTo: ReplyTo?, to session: DeviceSession) {
-        if commands.contains(commandID, device: session.device) {
+    private func deliver(_ commandID: CommandID, name: String, params: JSONObject, timeoutMs: Int64, replyTo: ReplyTo?, to session: DeviceSession) {
+        if open.contains(commandID, device: session.device) {
             respond(device: session.device, command: name, id: commandID.json, status: .rejected,
                     error: (.badRequest, "a command with id \(commandID.text) is already open"), replyTo: replyTo)
             return
@@ -90,32 +143,32 @@ extension Gateway {
         let deadline = nowMs() + timeoutMs
         let device = session.device
         let timer = timerLoop.scheduleTask(in: .milliseconds(timeoutMs)) { [self] in
-            guard let command = commands.take(commandID.text, device: device) else { return }
+            guard let command = open.take(commandID.text, device: device) else { return }
             finish(command, with: CommandResponse(
                 id: command.id.json, status: .timeout, data: nil,
                 error: errorObject(.timeout, "no answer from \(device) within \(timeoutMs) ms"), ts: nowMs()
             ))
         }
-        commands.insert(OpenCommand(id: commandID, device: device, name: name, replyTo: replyTo, sentAt: deadline - timeoutMs, deadline: deadline, timer: timer))
+        open.insert(OpenCommand(id: commandID, device: device, name: name, replyTo: replyTo, sentAt: deadline - timeoutMs, deadline: deadline, timer: timer))
         metrics.commandDelivered()
         session.send(.command(id: commandID, name: name, params: params, deadline: deadline))
     }
 
     /// Hands a newly connected device the commands queued for it, oldest first, clearing each.
-    func deliverQueuedCommands(to session: DeviceSession) {
+    func deliverQueued(to session: DeviceSession) {
         for command in pending.takeAll(device: session.device) {
-            publish(topics.pending(session.device, command.id.text), [], retain: true)
+            link.publish(OutboundMessage(topic: topics.pending(session.device, command.id.text), payload: [], retain: true), .bestEffort(.atLeastOnce))
             deliver(command.id, name: command.name, params: command.params,
                     timeoutMs: command.timeoutMs, replyTo: command.replyTo, to: session)
         }
     }
 
     /// After `ttl_ms` a queued command that was not delivered gets `expired`.
-    func scheduleExpiry(of command: PendingCommand) {
+    private func scheduleExpiry(of command: PendingCommand) {
         let delay = max(0, command.expiresAt - nowMs())
         timerLoop.scheduleTask(in: .milliseconds(delay)) { [self] in
             guard answersExpiry(of: command), let expired = pending.take(device: command.device, id: command.id.text) else { return }
-            publish(topics.pending(command.device, command.id.text), [], retain: true)
+            link.publish(OutboundMessage(topic: topics.pending(command.device, command.id.text), payload: [], retain: true), .bestEffort(.atLeastOnce))
             respond(device: command.device, command: command.name, id: expired.id.json, status: .expired,
                     error: (.expired, "\(command.device) did not connect within the TTL"), replyTo: expired.replyTo)
         }
@@ -124,19 +177,19 @@ extension Gateway {
     /// The gateway that queued a command answers its expiry (also after it restarted); while that gateway is
     /// offline, the online gateway with the smallest id does.
     private func answersExpiry(of command: PendingCommand) -> Bool {
-        if command.gateway == id { return true }
+        if command.gateway == gatewayID { return true }
         let online = directory.onlineGateways
-        return !online.contains(command.gateway) && online.union([id]).min() == id
+        return !online.contains(command.gateway) && online.union([gatewayID]).min() == gatewayID
     }
 
     /// Publishes the final response of a delivered command.
-    func finish(_ command: OpenCommand, with response: CommandResponse, completion: Outbox.Completion? = nil) {
+    private func finish(_ command: OpenCommand, with response: CommandResponse, source: (any PublishSource)? = nil, completion: PublishCompletion? = nil) {
         metrics.commandFinished(response.status, latencyMs: nowMs() - command.sentAt)
-        publishResponse(response, device: command.device, command: command.name, replyTo: command.replyTo, completion: completion)
+        publishResponse(response, device: command.device, command: command.name, replyTo: command.replyTo, source: source, completion: completion)
     }
 
     /// Publishes a gateway-made response (rejected, offline, queued, expired).
-    func respond(device: String, command: String, id: JSONValue, status: CommandStatus,
+    private func respond(device: String, command: String, id: JSONValue, status: CommandStatus,
                  error: (CommandErrorCode, String)?, replyTo: ReplyTo?) {
         if status != .queued { metrics.commandFinished(status, latencyMs: nil) }
         let response = CommandResponse(id: id, status: status, data: nil, error: error.map { errorObject($0.0, $0.1) }, ts: nowMs())
@@ -144,15 +197,17 @@ extension Gateway {
     }
 
     private func publishResponse(_ response: CommandResponse, device: String, command: String, replyTo: ReplyTo?,
-                                 completion: Outbox.Completion? = nil) {
+                                 source: (any PublishSource)? = nil, completion: PublishCompletion? = nil) {
         let payload = response.encoded()
-        publishSafely(topics.response(device, command), payload, of: device, completion: completion)
+        let delivery = Durability.mustBeSafe(device: device, source: source)
+        link.publish(OutboundMessage(topic: topics.response(device, command), payload: payload), delivery, completion: completion)
         if let replyTo {
-            publishSafely(replyTo.topic, payload, of: device, correlationData: replyTo.correlationData)
+            let properties = MQTTProperties(correlationData: replyTo.correlationData)
+            link.publish(OutboundMessage(topic: replyTo.topic, payload: payload, properties: properties), delivery)
         }
     }
 
-    func errorObject(_ code: CommandErrorCode, _ message: String) -> JSONObject {
+    private func errorObject(_ code: CommandErrorCode, _ message: String) -> JSONObject {
         JSONObject([("code", .string(code.rawValue)), ("message", .string(message))])
     }
 }

@@ -1,0 +1,140 @@
+import GatehouseProtocol
+import Logging
+import Mosquitto
+
+/// The gateway's side of what comes from the broker: the subscriptions (made once; the client repeats
+/// them after every reconnect), the routing of each incoming message, and the announcements after every
+/// (re)connect (bridge state, then the held devices' availability, meta and state).
+///
+/// Owns nothing but its wiring. Calls `DeviceDirectory` (mirrors), `DeviceHub` (announcements, takeovers),
+/// `CommandRouter` (requests, queued commands), `BridgeOperations` and `HomeAssistantAnnouncer`.
+final class BrokerRouter: Sendable {
+    /// Subscription identifiers tell the two copies of a request apart (see `CommandRouter.RequestRoute`).
+    enum Subscription {
+        static let observed: UInt32 = 1
+        static let holder: UInt32 = 2
+        static let shared: UInt32 = 3
+    }
+
+    private let gatewayID: String
+    private let topics: Topics
+    private let link: BrokerLink
+    private let directory: DeviceDirectory
+    private let devices: DeviceHub
+    private let commands: CommandRouter
+    private let bridge: BridgeOperations
+    private let homeAssistant: HomeAssistantAnnouncer
+    private let settings: SettingsStore
+    private let readiness: Readiness
+    private let logger: Logger
+
+    init(
+        gatewayID: String, topics: Topics, link: BrokerLink, directory: DeviceDirectory, devices: DeviceHub, commands: CommandRouter,
+        bridge: BridgeOperations, homeAssistant: HomeAssistantAnnouncer, settings: SettingsStore, readiness: Readiness, logger: Logger
+    ) {
+        self.gatewayID = gatewayID
+        self.topics = topics
+        self.link = link
+        self.directory = directory
+        self.devices = devices
+        self.commands = commands
+        self.bridge = bridge
+        self.homeAssistant = homeAssistant
+        self.settings = settings
+        self.readiness = readiness
+        self.logger = logger
+    }
+
+    /// Subscribes (once), then announces the gateway and its devices. Runs after every (re)connect. The
+    /// bridge state's PUBACK also confirms the subscriptions: the broker answers one connection's packets in order.
+    func brokerConnected() async {
+        if !readiness.hasSubscribed { await subscribeAll() }
+        guard readiness.hasSubscribed else { return }
+        let online = BridgeState(state: .online, ts: nowMs(), version: Gateway.version)
+        let announcement = OutboundMessage(topic: topics.bridgeState(gatewayID), payload: online.encoded(), retain: true)
+        guard await link.publishAndWait(announcement, timeout: .seconds(30)) else {
+            logger.error("the broker did not confirm the bridge state")
+            return
+        }
+        directory.observe(gateway: gatewayID, online: true)
+        for session in directory.sessions {
+            devices.announce(session)
+            devices.republishDocuments(of: session)
+        }
+        readiness.setBrokerReady(true)
+        logger.info("connected to the broker at \(link.client.options.address), bridge state online")
+    }
+
+    private func subscribeAll() async {
+        let client = link.client
+        do {
+            try await client.subscribe(
+                [topics.allAvailability, topics.allMeta, topics.allState, topics.allPending, topics.allBridgeStates,
+                 topics.bridgeRequests(gatewayID)],
+                qos: .atLeastOnce, identifier: Subscription.observed)
+            try await client.subscribe([topics.allRequests, topics.allSets], qos: .atLeastOnce, identifier: Subscription.holder)
+            try await client.subscribe(
+                [topics.shared("\(topics.base)/+/request/#"), topics.shared(topics.allSets)],
+                qos: .atLeastOnce, identifier: Subscription.shared)
+            if let discovery = settings.now.homeAssistant {
+                try await client.subscribe([discovery.statusTopic], qos: .atLeastOnce, identifier: Subscription.observed)
+            }
+            readiness.setSubscribed()
+        } catch {
+            logger.error("cannot subscribe: \(error)")
+        }
+    }
+
+    /// Routes one incoming MQTT message.
+    func route(_ message: MQTTMessage) {
+        if let discovery = settings.now.homeAssistant, message.topic == discovery.statusTopic {
+            return homeAssistant.homeAssistantStatus(message.payload)
+        }
+        guard let kind = topics.parse(message.topic) else { return }
+        let ids = message.properties.subscriptionIdentifiers
+        switch kind {
+        case .availability(let device):
+            observeAvailability(Availability.decode(message.payload), of: device)
+        case .meta(let device):
+            directory.observe(meta: DeviceMeta.decode(message.payload), of: device)
+        case .state(let device):
+            directory.observe(state: StateDocument.decode(message.payload), of: device)
+        case .pending(let device, let commandID):
+            commands.observePending(message.payload, device: device, id: commandID)
+        case .bridgeState(let gateway):
+            directory.observe(gateway: gateway, online: BridgeState.decode(message.payload)?.state == .online)
+        case .bridgeRequest(let gateway, let op) where gateway == gatewayID:
+            bridge.handle(op: op, message: message)
+        case .request(let device, let command):
+            routeRequest(device: device, command: command, message: message, ids: ids, isSet: false)
+        case .set(let device):
+            routeRequest(device: device, command: "set", message: message, ids: ids, isSet: true)
+        default:
+            break
+        }
+    }
+
+    private func routeRequest(device: String, command: String, message: MQTTMessage, ids: [UInt32], isSet: Bool) {
+        if ids.contains(Subscription.holder) {
+            commands.handleRequest(device: device, command: command, message: message, route: .holder, isSet: isSet)
+        }
+        if ids.contains(Subscription.shared) {
+            commands.handleRequest(device: device, command: command, message: message, route: .shared, isSet: isSet)
+        }
+    }
+
+    /// Availability from the broker: a newer session elsewhere takes our device over; an `online` that
+    /// names us for a device we do not hold is left from before a crash and is corrected.
+    private func observeAvailability(_ availability: Availability?, of device: String) {
+        directory.observe(availability: availability, of: device)
+        guard let availability, availability.state == .online else { return }
+        let held = directory.session(device)
+        if availability.gateway != gatewayID {
+            if let held, availability.session > held.session {
+                held.close(.replaced, reason: .disconnected, text: "replaced by a newer connection on \(availability.gateway)")
+            }
+        } else if held == nil {
+            devices.publishOffline(device, session: availability.session, reason: .gatewayRestart)
+        }
+    }
+}

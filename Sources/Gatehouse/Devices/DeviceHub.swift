@@ -1,0 +1,206 @@
+import GatehouseProtocol
+import Logging
+import Mosquitto
+import NIOCore
+
+/// What a device connection hands on: its well-formed messages and its end. `DeviceHub` is the real one;
+/// `DeviceFrameHandler` tests record what arrives.
+protocol DeviceMessageSink: Sendable {
+    /// One well-formed text message; `settings` are the connection's current snapshot.
+    func handle(_ message: DeviceMessage, from session: DeviceSession, settings: LiveSettings)
+    /// One well-formed binary media frame.
+    func handleMedia(header: MediaHeader, payload: ByteBuffer, from session: DeviceSession)
+    /// The connection closed.
+    func disconnected(_ session: DeviceSession)
+}
+
+/// The device side of the gateway: sessions from connect to disconnect, their messages turned into
+/// publishes and the publish outcomes into acks, and their retained availability and meta.
+///
+/// Owns nothing but its wiring: sessions live in `DeviceDirectory`. Calls `BrokerLink` (publishing),
+/// `CommandRouter` (answers to commands, queued commands on connect) and `HomeAssistantAnnouncer`.
+final class DeviceHub: DeviceMessageSink {
+    private let gatewayID: String
+    private let topics: Topics
+    private let heartbeatSeconds: Int
+    private let telemetryQoS: Int
+    private let link: BrokerLink
+    private let directory: DeviceDirectory
+    private let commands: CommandRouter
+    private let homeAssistant: HomeAssistantAnnouncer
+    private let settings: SettingsStore
+    private let metrics: GatewayMetrics
+    private let logger: Logger
+
+    init(
+        gatewayID: String, topics: Topics, heartbeatSeconds: Int, telemetryQoS: Int, link: BrokerLink, directory: DeviceDirectory,
+        commands: CommandRouter, homeAssistant: HomeAssistantAnnouncer, settings: SettingsStore, metrics: GatewayMetrics, logger: Logger
+    ) {
+        self.gatewayID = gatewayID
+        self.topics = topics
+        self.heartbeatSeconds = heartbeatSeconds
+        self.telemetryQoS = telemetryQoS
+        self.link = link
+        self.directory = directory
+        self.commands = commands
+        self.homeAssistant = homeAssistant
+        self.settings = settings
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// A held device's kind: from its `hello` (meta), else from its token.
+    func kind(of session: DeviceSession) -> String? {
+        directory.meta(session.device)?.kind ?? session.tokenKind
+    }
+
+    // MARK: Connections
+
+    /// A device passed admission and the WebSocket upgrade: replace any older session, greet it, announce
+    /// it online and hand it the commands queued while it was away.
+    func connected(claims: TokenClaims, channel: any Channel, remote: String) -> DeviceSession {
+        let now = nowMs()
+        let device = claims.subject
+        let session = DeviceSession(
+            device: device, tokenKind: claims.kind, tokenID: claims.tokenID,
+            session: directory.nextSessionNumber(device, now: now),
+            connectedAt: now, remote: remote, channel: channel, metrics: metrics
+        )
+        if let previous = directory.attach(session) {
+            previous.close(.replaced, reason: .disconnected, text: "replaced by a newer connection")
+        }
+        metrics.connected(directory.count)
+        session.send(.welcome(
+            device: device, gateway: gatewayID, session: session.session,
+            heartbeatS: heartbeatSeconds, maxMessageBytes: settings.now.limits.maxMessageBytes
+        ))
+        announce(session)
+        if directory.meta(device) == nil {
+            publishMeta(DeviceMeta(ts: now, kind: claims.kind, model: nil, firmware: nil, capabilities: nil), of: device)
+        }
+        homeAssistant.announce(device)
+        // An `exp` centuries away (even Int64.max) is valid: it just never comes while connected.
+        if let expiry = claims.expiresAt, expiry < Int64.max / 1000, expiry * 1000 - nowMs() < 100 * 365 * 86_400_000 {
+            let delay = max(0, expiry * 1000 - nowMs())
+            channel.eventLoop.scheduleTask(in: .milliseconds(delay)) {
+                session.close(.tokenExpired, reason: .tokenExpired, text: "token expired")
+            }
+        }
+        commands.deliverQueued(to: session)
+        logger.info("device connected", metadata: ["device": "\(device)", "session": "\(session.session)", "remote": "\(remote)"])
+        return session
+    }
+
+    /// The connection closed: unless a newer session took over, publish `offline` with the reason.
+    func disconnected(_ session: DeviceSession) {
+        let reason = session.closeReason ?? .connectionLost
+        guard directory.detach(session) else { return }
+        metrics.connected(directory.count)
+        logger.info("device disconnected", metadata: ["device": "\(session.device)", "reason": "\(reason.rawValue)"])
+        // Taken over by another gateway: its `online` is the truth now.
+        if let known = directory.availability(session.device), known.gateway != gatewayID || known.session != session.session { return }
+        publishOffline(session.device, session: session.session, reason: reason)
+    }
+
+    /// Graceful shutdown: every held device is closed with 1001 and published `offline`.
+    func closeAll() {
+        for session in directory.sessions {
+            session.close(.goingAway, reason: .gatewayShutdown, text: "gateway shutting down")
+            if directory.detach(session) {
+                publishOffline(session.device, session: session.session, reason: .gatewayShutdown)
+            }
+        }
+    }
+
+    // MARK: Retained documents
+
+    /// Publishes the retained `online` availability of a held session (also after every broker reconnect).
+    func announce(_ session: DeviceSession) {
+        let availability = Availability(state: .online, gateway: gatewayID, session: session.session, ts: nowMs(), reason: nil)
+        directory.observe(availability: availability, of: session.device)
+        link.publish(OutboundMessage(topic: topics.availability(session.device), payload: availability.encoded(), retain: true), .bestEffort(.atLeastOnce))
+    }
+
+    /// Publishes a retained `offline` availability naming this gateway.
+    func publishOffline(_ device: String, session: Int64, reason: OfflineReason) {
+        let availability = Availability(state: .offline, gateway: gatewayID, session: session, ts: nowMs(), reason: reason.rawValue)
+        directory.observe(availability: availability, of: device)
+        link.publish(OutboundMessage(topic: topics.availability(device), payload: availability.encoded(), retain: true), .bestEffort(.atLeastOnce))
+    }
+
+    /// After a broker reconnect, on the device's event loop (so a state patch being handled cannot be
+    /// overtaken by an older document) and through the outbox (so it lands after older spooled versions):
+    /// the held device's meta and state again.
+    func republishDocuments(of session: DeviceSession) {
+        session.channel.eventLoop.execute { [self] in
+            let device = session.device
+            if let meta = directory.meta(device) {
+                link.publish(OutboundMessage(topic: topics.meta(device), payload: meta.encoded(), retain: true), .mustBeSafe(device: device, source: nil))
+            }
+            if let state = directory.stateDocument(device) {
+                link.publish(OutboundMessage(topic: topics.state(device), payload: state.encoded(), retain: true), .mustBeSafe(device: device, source: nil))
+            }
+            homeAssistant.announce(device)
+        }
+    }
+
+    private func publishMeta(_ meta: DeviceMeta, of device: String, source: (any PublishSource)? = nil, completion: PublishCompletion? = nil) {
+        directory.observe(meta: meta, of: device)
+        link.publish(
+            OutboundMessage(topic: topics.meta(device), payload: meta.encoded(), retain: true),
+            .mustBeSafe(device: device, source: source), completion: completion)
+    }
+
+    // MARK: Messages
+
+    /// Handles one well-formed device message: publish it, then `ack` its `seq` once it is safe.
+    func handle(_ message: DeviceMessage, from session: DeviceSession, settings: LiveSettings) {
+        let device = session.device
+        let now = nowMs()
+        let seq = message.seq
+        var answer: PublishCompletion?
+        if let seq { answer = { outcome in session.answer(seq: seq, outcome) } }
+        let safely = Durability.mustBeSafe(device: device, source: session)
+        metrics.received(message.body.type)
+        switch message.body {
+        case .telemetry(let data, let ts, let qos):
+            var payload = JSONObject()
+            payload["ts"] = .number(ts ?? JSONNumber(now))
+            if let seq { payload["seq"] = .number(JSONNumber(seq)) }
+            payload["data"] = .object(data)
+            if let discovery = settings.homeAssistant { homeAssistant.discoverSensors(in: data, of: device, discovery) }
+            let delivery: Durability = (qos ?? telemetryQoS) == 0 ? .bestEffort(.atMostOnce) : safely
+            link.publish(OutboundMessage(topic: topics.telemetry(device), payload: JSONValue.object(payload).serialized()), delivery, completion: answer)
+        case .state(let patch):
+            let document = directory.applyStatePatch(patch, of: device, now: now)
+            link.publish(OutboundMessage(topic: topics.state(device), payload: document.encoded(), retain: true), safely, completion: answer)
+        case .event(let name, let data, let ts):
+            let payload: JSONValue = ["ts": .number(ts ?? JSONNumber(now)), "data": data]
+            link.publish(OutboundMessage(topic: topics.event(device, name), payload: payload.serialized()), safely, completion: answer)
+        case .hello(let hello):
+            let meta = DeviceMeta(
+                ts: now, kind: hello.kind ?? session.tokenKind, model: hello.model,
+                firmware: hello.firmware, capabilities: hello.capabilities
+            )
+            publishMeta(meta, of: device, source: session, completion: answer)
+            homeAssistant.announce(device)
+        case .response(let commandID, let status, let data, let error):
+            let answered = commands.answer(commandID, from: session, status: status, data: data, error: error, completion: answer)
+            if !answered, let seq {
+                session.answer(seq: seq, .refused(.unknownID, "no open command with id \(commandID.text)"))
+            }
+        }
+    }
+
+    /// A binary media frame: published raw at QoS 0; completes the command it names, if any.
+    func handleMedia(header: MediaHeader, payload: ByteBuffer, from session: DeviceSession) {
+        let topic = topics.media(session.device, header.stream)
+        let bytes = Array(payload.readableBytesView)
+        metrics.received("media")
+        let properties = MQTTProperties(contentType: header.contentType)
+        link.publish(OutboundMessage(topic: topic, payload: bytes, properties: properties), .bestEffort(.atMostOnce))
+        if let id = header.id {
+            commands.answerWithMedia(id, from: session, topic: topic, bytes: bytes.count, contentType: header.contentType)
+        }
+    }
+}

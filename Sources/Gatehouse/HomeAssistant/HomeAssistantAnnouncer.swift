@@ -1,0 +1,83 @@
+import GatehouseProtocol
+import Mosquitto
+import Synchronization
+
+/// Home Assistant MQTT discovery for the devices this gateway holds: their entities on connect, `hello`,
+/// broker reconnect and when Home Assistant comes online, a sensor per numeric telemetry key as keys
+/// appear, and withdrawal when a reload turns discovery off or moves its prefix.
+///
+/// Owns the keys announced per device. Calls `BrokerLink`; reads `DeviceDirectory` and `SettingsStore`.
+final class HomeAssistantAnnouncer: Sendable {
+    private let link: BrokerLink
+    private let directory: DeviceDirectory
+    private let settings: SettingsStore
+    /// Numeric telemetry keys announced, by device.
+    private let announcedKeys = Mutex<[String: Set<String>]>([:])
+
+    init(link: BrokerLink, directory: DeviceDirectory, settings: SettingsStore) {
+        self.link = link
+        self.directory = directory
+        self.settings = settings
+    }
+
+    /// Publishes the retained discovery messages of a held device, with every numeric key seen so far.
+    func announce(_ device: String) {
+        guard let discovery = settings.now.homeAssistant else { return }
+        for (topic, payload) in discoveryMessages(device, discovery) {
+            publishRetained(topic, payload.serialized())
+        }
+    }
+
+    /// A sensor entity for each numeric telemetry key not announced yet for this device.
+    func discoverSensors(in data: JSONObject, of device: String, _ discovery: HomeAssistantDiscovery) {
+        let numeric = data.compactMap { key, value -> String? in
+            if case .number = value { return key }
+            return nil
+        }
+        let fresh = announcedKeys.withLock { known in
+            let fresh = numeric.filter { !(known[device]?.contains($0) ?? false) }
+            known[device, default: []].formUnion(fresh)
+            return fresh
+        }
+        guard !fresh.isEmpty else { return }
+        let meta = directory.meta(device)
+        guard HomeAssistantDiscovery.hasSensors(meta) else { return }
+        for key in fresh {
+            let (topic, payload) = discovery.sensor(device, key: key, meta: meta)
+            publishRetained(topic, payload.serialized())
+        }
+    }
+
+    /// A reload turned discovery on or off, or moved its prefix: the old entities are withdrawn (an empty
+    /// retained config removes an entity from Home Assistant) and the held devices are announced anew.
+    func changed(from old: HomeAssistantDiscovery?, to new: HomeAssistantDiscovery?) {
+        guard old?.prefix != new?.prefix else { return }
+        let devices = directory.sessions.map(\.device)
+        if let old {
+            for device in devices {
+                for (topic, _) in discoveryMessages(device, old) { publishRetained(topic, []) }
+            }
+        }
+        guard let new else { return }
+        // Kept by the client across reconnects, like the subscriptions made at start.
+        Task { try? await link.client.subscribe([new.statusTopic], qos: .atLeastOnce, identifier: BrokerRouter.Subscription.observed) }
+        for device in devices { announce(device) }
+    }
+
+    /// `homeassistant/status` `online`: Home Assistant (re)started and needs the discovery messages again.
+    func homeAssistantStatus(_ payload: [UInt8]) {
+        guard String(decoding: payload, as: UTF8.self) == Presence.online.rawValue else { return }
+        for session in directory.sessions { announce(session.device) }
+    }
+
+    /// Every discovery message of a device: its entity, or a sensor per numeric telemetry key seen so far.
+    private func discoveryMessages(_ device: String, _ discovery: HomeAssistantDiscovery) -> [(topic: String, payload: JSONValue)] {
+        let meta = directory.meta(device)
+        let keys = HomeAssistantDiscovery.hasSensors(meta) ? announcedKeys.withLock { $0[device] ?? [] }.sorted() : []
+        return discovery.entities(device: device, meta: meta) + keys.map { discovery.sensor(device, key: $0, meta: meta) }
+    }
+
+    private func publishRetained(_ topic: String, _ payload: [UInt8]) {
+        link.publish(OutboundMessage(topic: topic, payload: payload, retain: true), .bestEffort(.atLeastOnce))
+    }
+}

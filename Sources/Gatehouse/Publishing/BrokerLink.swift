@@ -1,0 +1,75 @@
+import GatehouseProtocol
+import Logging
+import Mosquitto
+
+/// The gateway's side of the broker connection and the only way it publishes: one entry point with a
+/// durability choice and one outcome type. Metrics for messages out are counted here, once.
+///
+/// Owns the libmosquitto client and the outbox. Calls nothing of the gateway: components hand it
+/// messages, and `BrokerService` tells it about (re)connects.
+final class BrokerLink: Sendable {
+    /// The client, for subscribing and for the incoming message and connection streams (`BrokerService`).
+    let client: MosquittoClient
+    /// Must-be-safe messages: window, waiting queue, spool.
+    let outbox: Outbox
+    private let metrics: GatewayMetrics
+    private let base: String
+    private let logger: Logger
+
+    init(client: MosquittoClient, spool: Spool, window: Int, base: String, metrics: GatewayMetrics, logger: Logger) {
+        self.client = client
+        self.outbox = Outbox(client: client, spool: spool, window: window, logger: logger)
+        self.metrics = metrics
+        self.base = base
+        self.logger = logger
+    }
+
+    /// True while the broker has accepted the current connection.
+    var isConnected: Bool { client.isConnected }
+
+    /// Publishes `message`; `completion` runs once with the outcome (for best effort: on the PUBACK at
+    /// QoS 1, at once at QoS 0), on libmosquitto's network thread or the spool's queue. It must not block.
+    func publish(_ message: OutboundMessage, _ durability: Durability, completion: PublishCompletion? = nil) {
+        metrics.published(type: GatewayMetrics.outType(topic: message.topic, base: base), bytes: message.payload.count)
+        switch durability {
+        case .mustBeSafe(let device, let source):
+            let entry = SpoolEntry(
+                topic: message.topic, payload: message.payload, retain: message.retain,
+                correlationData: message.properties.correlationData, receivedAt: nowMs())
+            outbox.send(entry, device: device, source: source, completion: completion)
+        case .bestEffort(let qos):
+            let topic = message.topic
+            let logger = self.logger
+            do {
+                try client.publish(topic: topic, payload: message.payload, qos: qos, retain: message.retain, properties: message.properties) { error in
+                    if let error { logger.warning("publish to \(topic) failed: \(error.message)") }
+                    completion?(error.map(PublishOutcome.init) ?? .safe)
+                }
+            } catch let error as MosquittoError {
+                logger.warning("publish to \(topic) failed: \(error.message)")
+                completion?(PublishOutcome(error))
+            } catch {
+                completion?(.refused(.brokerUnavailable, "\(error)"))
+            }
+        }
+    }
+
+    /// Publishes best effort at QoS 1 and waits for the PUBACK, at most `timeout`; returns whether it came.
+    func publishAndWait(_ message: OutboundMessage, timeout: Duration) async -> Bool {
+        let outcome = AsyncStream<Bool>.makeStream()
+        publish(message, .bestEffort(.atLeastOnce)) { outcome.continuation.yield($0 == .safe) }
+        let timer = Task {
+            try? await Task.sleep(for: timeout)
+            outcome.continuation.yield(false)
+        }
+        defer { timer.cancel() }
+        for await confirmed in outcome.stream { return confirmed }
+        return false
+    }
+
+    /// The broker accepted a connection (from `BrokerService`, before the gateway announces itself).
+    func connected() { outbox.brokerConnected() }
+
+    /// The broker connection was lost.
+    func disconnected() { outbox.brokerDisconnected() }
+}

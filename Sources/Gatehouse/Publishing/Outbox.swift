@@ -1,0 +1,202 @@
+import Dispatch
+import GatehouseProtocol
+import Logging
+import Mosquitto
+import Synchronization
+
+/// Where every must-be-safe message goes: to the broker while it is connected, into a bounded in-memory
+/// queue (with the sending devices paused) while the in-flight window is full, into the spool while the
+/// broker cannot be reached. `OutboxState` makes every decision; this class performs them.
+///
+/// A message is safe, and its completion reports `.safe`, on the broker's PUBACK or once it is durably
+/// spooled: nowhere else.
+///
+/// Lock order: `state` (this outbox) before the spool's lock. Spool appends are made while holding
+/// `state`, so the spool's order is the order of the decisions and the replay's "caught up" check cannot
+/// fall between a decision and its append; an append only copies bytes into the next group commit (the
+/// spool does its file I/O on its own queue). Nothing else runs under `state`: publishes, completions
+/// and pausing devices happen after it is released.
+final class Outbox: Sendable {
+    let spool: Spool
+    private let client: any BrokerPublisher
+    private let logger: Logger
+    /// Replay runs here, one pass at a time.
+    private let replayQueue = DispatchQueue(label: "gatehouse.replay")
+    private let state: Mutex<OutboxState>
+
+    init(client: any BrokerPublisher, spool: Spool, window: Int, logger: Logger) {
+        self.client = client
+        self.spool = spool
+        self.logger = logger
+        self.state = Mutex(OutboxState(window: window, spoolIsEmpty: spool.isEmpty))
+        spool.onDurable { [weak self] in self?.scheduleReplay() }
+        keepReplaying()
+    }
+
+    /// Takes one must-be-safe message of `device`; `completion` says when it is safe, or why it was refused.
+    func send(_ entry: SpoolEntry, device: String, source: (any PublishSource)?, completion: PublishCompletion?) {
+        var refused: [(PublishCompletion, PublishOutcome)] = []
+        let effects = state.withLock { state in
+            let effects = state.submit(entry, device: device, source: source, completion: completion)
+            appendToSpool(effects.spool, refused: &refused)
+            return effects
+        }
+        for (completion, outcome) in refused { completion(outcome) }
+        perform(effects)
+    }
+
+    /// The broker accepted a connection: waiting messages go out, or the spool is replayed.
+    func brokerConnected() {
+        perform(state.withLock { $0.brokerConnected() })
+    }
+
+    /// The broker is gone: what waits in memory goes to the spool, and so does everything after it.
+    func brokerDisconnected() {
+        var refused: [(PublishCompletion, PublishOutcome)] = []
+        let effects = state.withLock { state in
+            let effects = state.brokerDisconnected()
+            appendToSpool(effects.spool, refused: &refused)
+            return effects
+        }
+        for (completion, outcome) in refused { completion(outcome) }
+        perform(effects)
+    }
+
+    /// Messages waiting in memory, and devices paused because of them (status and tests).
+    var backlog: (waiting: Int, pausedDevices: Int) {
+        state.withLock { ($0.waitingCount, $0.pausedCount) }
+    }
+
+    /// True from losing the broker until the replay has caught up.
+    var isSpooling: Bool { state.withLock { $0.mode == .spooling } }
+
+    /// Called with `state` held (see the lock order above).
+    private func appendToSpool(_ items: [(entry: SpoolEntry, completion: PublishCompletion?)], refused: inout [(PublishCompletion, PublishOutcome)]) {
+        for (entry, completion) in items {
+            do throws(Spool.AppendError) {
+                try spool.append(entry) { error in completion?(error.map(PublishOutcome.init) ?? .safe) }
+            } catch {
+                if let completion { refused.append((completion, PublishOutcome(error))) }
+            }
+        }
+    }
+
+    private func perform(_ effects: OutboxState.Effects) {
+        for source in effects.pause { source.setReadingPaused(true) }
+        for message in effects.publish { publishLive(message) }
+        for source in effects.resume { source.setReadingPaused(false) }
+        if effects.replay { replayQueue.async { self.replay() } }
+    }
+
+    private func publishLive(_ message: OutboxState.Message) {
+        publish(message.entry) { error in
+            let effects = self.state.withLock { $0.published(id: message.id, device: message.device) }
+            message.completion?(error.map(PublishOutcome.init) ?? .safe)
+            self.perform(effects)
+        }
+    }
+
+    private func publish(_ entry: SpoolEntry, completion: @escaping @Sendable (MosquittoError?) -> Void) {
+        do {
+            try client.publish(
+                topic: entry.topic, payload: entry.payload, qos: .atLeastOnce, retain: entry.retain,
+                properties: MQTTProperties(correlationData: entry.correlationData), completion: completion)
+        } catch let error as MosquittoError {
+            completion(error)
+        } catch {
+            completion(MosquittoError(code: .other, message: "\(error)"))
+        }
+    }
+
+    // MARK: Replay
+
+    /// Starts a replay pass unless one is queued already; after each group commit, PUBACK and timer tick.
+    func scheduleReplay() {
+        if state.withLock({ $0.requestReplay() }) { replayQueue.async { self.replay() } }
+    }
+
+    /// A pass every second as well, in case a pass ended early (a segment dropped under the reader, a read error).
+    private func keepReplaying() {
+        replayQueue.asyncAfter(deadline: .now() + .seconds(1)) { [weak self] in
+            guard let self else { return }
+            self.scheduleReplay()
+            self.keepReplaying()
+        }
+    }
+
+    /// Hands spooled entries to the broker, oldest first, as long as the in-flight window has room; the
+    /// window paces the replay. Each entry leaves the spool on its PUBACK. When the reader has caught up
+    /// with the writer, live messages go straight to the broker again.
+    private func replay() {
+        state.withLock { $0.replayPassStarted() }
+        while true {
+            let room = state.withLock { $0.reserveReplay(limit: 512) }
+            guard room > 0 else { return }
+            let batch = spool.read(limit: room)
+            if batch.count < room { perform(state.withLock { $0.replayFinished(room - batch.count) }) }
+            if batch.isEmpty {
+                perform(state.withLock { state in spool.isCaughtUp ? state.spoolCaughtUp() : OutboxState.Effects() })
+                return
+            }
+            let now = nowMs()
+            for (ticket, entry) in batch {
+                if spool.isExpired(entry.receivedAt, now: now) {
+                    spool.acknowledge(ticket, expired: true)
+                    perform(state.withLock { $0.replayFinished() })
+                } else {
+                    replayOne(entry, ticket: ticket)
+                }
+            }
+        }
+    }
+
+    /// Publishes one spooled entry; it leaves the spool on its PUBACK, or when the broker refuses it for
+    /// good. A refusal that may pass (quota exceeded, unspecified error) is retried a second later.
+    private func replayOne(_ entry: SpoolEntry, ticket: Spool.Ticket) {
+        publish(entry) { error in
+            if let error, error.code == .closed {
+                // Stopped client: the entry stays in the spool for the next run.
+                self.perform(self.state.withLock { $0.replayFinished() })
+                return
+            }
+            if let error, !Self.isPermanent(error) {
+                self.logger.warning("the broker refused a spooled message for now; retrying", metadata: [
+                    "topic": "\(entry.topic)", "error": "\(error.message)"])
+                self.replayQueue.asyncAfter(deadline: .now() + .seconds(1)) { self.replayOne(entry, ticket: ticket) }
+                return
+            }
+            if let error {
+                self.logger.error("the broker refused a spooled message; dropping it", metadata: [
+                    "topic": "\(entry.topic)", "error": "\(error.message)"])
+            }
+            self.spool.acknowledge(ticket)
+            self.perform(self.state.withLock { $0.replayFinished() })
+        }
+    }
+
+    /// PUBACK reasons a retry cannot change: not authorized, bad topic, too large, bad payload format,
+    /// retain or QoS not supported. Errors before anything was queued (e.g. oversize) are permanent too.
+    private static func isPermanent(_ error: MosquittoError) -> Bool {
+        guard error.code == .publishRejected, let reason = error.reasonCode else { return error.code != .notConnected }
+        return [0x87, 0x90, 0x95, 0x99, 0x9A, 0x9B].contains(reason)
+    }
+
+    // MARK: Shutdown
+
+    /// Stops replaying, waits up to `grace` for the PUBACKs in flight (and the messages waiting for room),
+    /// spools what is still unconfirmed (their devices will also resend it) and closes the spool. Returns
+    /// how many were spooled.
+    func stop(grace: Duration) async -> Int {
+        state.withLock { $0.stop() }
+        let deadline = ContinuousClock.now + grace
+        while state.withLock({ $0.isBusy }), ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        let leftovers = state.withLock { $0.takeLeftovers() }
+        for message in leftovers {
+            try? spool.append(message.entry) { error in message.completion?(error.map(PublishOutcome.init) ?? .safe) }
+        }
+        spool.shutDown()
+        return leftovers.count
+    }
+}

@@ -1,0 +1,219 @@
+import NIOCore
+
+/// Every decision of the outbox, with no I/O and no locks: which must-be-safe message goes to the broker
+/// now, which waits in memory for room in the in-flight window, which goes to the spool, and which
+/// device to pause or resume. `Outbox` keeps it behind its lock and performs the returned `Effects`
+/// after releasing it (except spool appends, see `Outbox`).
+///
+/// The rules:
+/// - While the broker is connected and nothing is spooled (`direct`), a message is published at once if
+///   the window (`mqtt.max_inflight`) has room and nothing waits; otherwise it waits in memory, and the
+///   device whose message reaches the high-water mark is paused. PUBACKs free the window, move waiting
+///   messages out in order, and below half the high-water mark every paused device is resumed. Steady
+///   overload therefore writes nothing to disk and creates no duplicates.
+/// - When the broker is lost (`spooling`), what waits in memory and every later message goes to the spool,
+///   until the replay has read everything back with the broker connected again.
+/// - A device's messages still waiting for their PUBACK are copied into the spool ahead of that device's
+///   first spooled message: should the gateway stop before they are confirmed, the spool still holds them
+///   in order. That copy is the only source of duplicates, and it happens only after a broker fault.
+struct OutboxState {
+    enum Mode: Equatable { case direct, spooling }
+
+    /// A must-be-safe message of `device` (the order key).
+    struct Message {
+        var id: UInt64
+        var entry: SpoolEntry
+        var device: String
+        var completion: PublishCompletion?
+    }
+
+    /// What the caller does with the lock released, in field order.
+    struct Effects {
+        /// Hand to the broker now, in this order; each reports back through `published(id:device:)`.
+        var publish: [Message] = []
+        /// Append to the spool, in this order; copies of unconfirmed messages have no completion.
+        var spool: [(entry: SpoolEntry, completion: PublishCompletion?)] = []
+        var pause: [any PublishSource] = []
+        var resume: [any PublishSource] = []
+        /// Start a replay pass on the replay queue.
+        var replay = false
+    }
+
+    /// Messages allowed to wait for a PUBACK at once (live and replayed).
+    let window: Int
+    /// Waiting messages at which the submitting source is paused; resumed at half.
+    let highWater: Int
+    private(set) var mode: Mode
+    private(set) var inFlight = 0
+    private var connected = false
+    private var stopped = false
+    private var nextID: UInt64 = 0
+    private var waiting = CircularBuffer<Message>()
+    /// Live messages handed to the broker, neither confirmed nor copied to the spool, by device, oldest first.
+    private var unconfirmed: [String: CircularBuffer<Message>] = [:]
+    private var paused: [ObjectIdentifier: any PublishSource] = [:]
+    private var replayScheduled = false
+
+    init(window: Int, spoolIsEmpty: Bool) {
+        self.window = max(1, window)
+        self.highWater = max(2, window)
+        self.mode = spoolIsEmpty ? .direct : .spooling
+    }
+
+    /// Messages waiting in memory for room in the window.
+    var waitingCount: Int { waiting.count }
+
+    /// Sources paused now.
+    var pausedCount: Int { paused.count }
+
+    /// True while a live or replayed message waits for its PUBACK, or one waits for room.
+    var isBusy: Bool { inFlight > 0 || !waiting.isEmpty }
+
+    // MARK: Messages
+
+    /// One must-be-safe message of `device`.
+    mutating func submit(_ entry: SpoolEntry, device: String, source: (any PublishSource)?, completion: PublishCompletion?) -> Effects {
+        var effects = Effects()
+        guard mode == .direct, connected, !stopped else {
+            enterSpooling(&effects)
+            spool(entry, device: device, completion: completion, into: &effects)
+            return effects
+        }
+        let message = Message(id: nextID, entry: entry, device: device, completion: completion)
+        nextID &+= 1
+        if waiting.isEmpty, inFlight < window {
+            start(message, into: &effects)
+        } else {
+            waiting.append(message)
+            if waiting.count >= highWater, let source, paused.updateValue(source, forKey: ObjectIdentifier(source)) == nil {
+                effects.pause.append(source)
+            }
+        }
+        return effects
+    }
+
+    /// The broker answered a live publish (PUBACK, refusal, or the client stopped).
+    mutating func published(id: UInt64, device: String) -> Effects {
+        inFlight -= 1
+        if var list = unconfirmed[device] {
+            if list.first?.id == id {
+                list.removeFirst()
+            } else if let index = list.firstIndex(where: { $0.id == id }) {
+                list.remove(at: index)
+            }
+            unconfirmed[device] = list.isEmpty ? nil : list
+        }
+        return refill()
+    }
+
+    // MARK: Broker connection
+
+    mutating func brokerConnected() -> Effects {
+        connected = true
+        return refill()
+    }
+
+    mutating func brokerDisconnected() -> Effects {
+        connected = false
+        var effects = Effects()
+        enterSpooling(&effects)
+        return effects
+    }
+
+    // MARK: Replay
+
+    /// Claims a replay pass (after a group commit, a timer tick); false when one is scheduled already or
+    /// there is nothing to replay now.
+    mutating func requestReplay() -> Bool {
+        guard mode == .spooling, connected, !stopped, !replayScheduled else { return false }
+        replayScheduled = true
+        return true
+    }
+
+    /// The scheduled pass has started: later requests schedule another.
+    mutating func replayPassStarted() {
+        replayScheduled = false
+    }
+
+    /// Reserves room in the window for up to `limit` spooled entries; returns how many.
+    mutating func reserveReplay(limit: Int) -> Int {
+        guard mode == .spooling, connected, !stopped else { return 0 }
+        let room = max(0, min(limit, window - inFlight))
+        inFlight += room
+        return room
+    }
+
+    /// Gives back reserved room that was not used, or a replayed entry that is done (confirmed, dropped or expired).
+    mutating func replayFinished(_ count: Int = 1) -> Effects {
+        inFlight -= count
+        return refill()
+    }
+
+    /// The spool has nothing left to read (checked under the same lock as the appends): live messages go
+    /// straight to the broker again. The replayed entries still in flight were handed to libmosquitto
+    /// first, so they reach the broker first.
+    mutating func spoolCaughtUp() -> Effects {
+        guard mode == .spooling, connected else { return Effects() }
+        mode = .direct
+        return refill()
+    }
+
+    // MARK: Shutdown
+
+    /// No more replay; new messages go to the spool.
+    mutating func stop() {
+        stopped = true
+    }
+
+    /// At the end of the shutdown grace: the live messages not confirmed and those still waiting, oldest
+    /// first, for the spool (their devices also hold them and resend them after reconnecting).
+    mutating func takeLeftovers() -> [Message] {
+        let left = (unconfirmed.values.flatMap { $0 } + waiting).sorted { $0.id < $1.id }
+        unconfirmed = [:]
+        waiting.removeAll()
+        return left
+    }
+
+    // MARK: Internals
+
+    private mutating func start(_ message: Message, into effects: inout Effects) {
+        inFlight += 1
+        unconfirmed[message.device, default: []].append(Message(id: message.id, entry: message.entry, device: message.device))
+        effects.publish.append(message)
+    }
+
+    /// Room freed or the broker is back: waiting messages go out, paused sources resume below half the
+    /// high-water mark, a spool replay continues.
+    private mutating func refill() -> Effects {
+        var effects = Effects()
+        switch mode {
+        case .direct where connected:
+            while inFlight < window, let message = waiting.popFirst() { start(message, into: &effects) }
+            if waiting.count <= highWater / 2 { resumeAll(&effects) }
+        case .direct:
+            break
+        case .spooling:
+            effects.replay = requestReplay()
+        }
+        return effects
+    }
+
+    private mutating func enterSpooling(_ effects: inout Effects) {
+        guard mode == .direct else { return }
+        mode = .spooling
+        while let message = waiting.popFirst() {
+            spool(message.entry, device: message.device, completion: message.completion, into: &effects)
+        }
+        resumeAll(&effects)
+    }
+
+    private mutating func spool(_ entry: SpoolEntry, device: String, completion: PublishCompletion?, into effects: inout Effects) {
+        for earlier in unconfirmed.removeValue(forKey: device) ?? [] { effects.spool.append((earlier.entry, nil)) }
+        effects.spool.append((entry, completion))
+    }
+
+    private mutating func resumeAll(_ effects: inout Effects) {
+        effects.resume.append(contentsOf: paused.values)
+        paused.removeAll()
+    }
+}

@@ -1,0 +1,175 @@
+import GatehouseProtocol
+import Logging
+import NIOCore
+import NIOEmbedded
+import NIOWebSocket
+import Synchronization
+import Testing
+
+@testable import Gatehouse
+
+/// The frame handler on an `EmbeddedChannel`: fragments, reserved bits, masks, UTF-8, sizes, rates,
+/// pings and bad messages, each with its close code or answer, no sockets involved.
+@Suite struct DeviceFrameHandlerTests {
+    /// Records what the handler hands on.
+    final class Sink: DeviceMessageSink {
+        let messages = Mutex<[DeviceMessage]>([])
+        let media = Mutex(0)
+        let ended = Mutex(false)
+        func handle(_ message: DeviceMessage, from session: DeviceSession, settings: LiveSettings) {
+            messages.withLock { $0.append(message) }
+        }
+        func handleMedia(header: MediaHeader, payload: ByteBuffer, from session: DeviceSession) { media.withLock { $0 += 1 } }
+        func disconnected(_ session: DeviceSession) { ended.withLock { $0 = true } }
+    }
+
+    let channel = EmbeddedChannel()
+    let sink = Sink()
+    let session: DeviceSession
+    let mask = WebSocketMaskingKey([1, 2, 3, 4] as [UInt8])!
+
+    init() throws {
+        try self.init(limits: "")
+    }
+
+    init(limits yaml: String) throws {
+        let config = GatewayConfig(source: ConfigSource(yamlText: yaml, environment: [:]))
+        let handler = DeviceFrameHandler(
+            sink: sink, settings: SettingsStore(config), metrics: GatewayMetrics(), logger: Logger(label: "test"),
+            heartbeatSeconds: 30, deflate: nil)
+        try channel.pipeline.syncOperations.addHandler(handler)
+        session = DeviceSession(
+            device: "dev-1", tokenKind: nil, tokenID: nil, session: 1, connectedAt: 0, remote: "test", channel: channel, metrics: GatewayMetrics())
+        handler.start(session, loop: channel.eventLoop)
+    }
+
+    func frame(_ opcode: WebSocketOpcode, _ bytes: [UInt8], fin: Bool = true, masked: Bool = true, rsv1: Bool = false, rsv2: Bool = false) -> WebSocketFrame {
+        var data = ByteBuffer(bytes: bytes)
+        if masked { data.webSocketMask(mask) }
+        return WebSocketFrame(fin: fin, rsv1: rsv1, rsv2: rsv2, opcode: opcode, maskKey: masked ? mask : nil, data: data)
+    }
+
+    func text(_ string: String, fin: Bool = true) -> WebSocketFrame { frame(.text, Array(string.utf8), fin: fin) }
+
+    /// Everything written to the device so far.
+    func written() throws -> [WebSocketFrame] {
+        channel.embeddedEventLoop.run()
+        var frames: [WebSocketFrame] = []
+        while let frame = try channel.readOutbound(as: WebSocketFrame.self) { frames.append(frame) }
+        return frames
+    }
+
+    func closeCode() throws -> UInt16? {
+        guard var data = try written().last(where: { $0.opcode == .connectionClose })?.data else { return nil }
+        return data.readInteger(as: UInt16.self)
+    }
+
+    func texts() throws -> [String] {
+        try written().filter { $0.opcode == .text }.map { String(buffer: $0.data) }
+    }
+
+    @Test func aWellFormedMessageReachesTheSink() throws {
+        try channel.writeInbound(text(#"{"type":"telemetry","seq":7,"data":{"t":1}}"#))
+        #expect(sink.messages.withLock { $0.map(\.seq) } == [7])
+    }
+
+    @Test func fragmentsAreReassembled() throws {
+        try channel.writeInbound(text(#"{"type":"telemetry","#, fin: false))
+        try channel.writeInbound(frame(.continuation, Array(#""seq":1,"data":{}}"#.utf8)))
+        #expect(sink.messages.withLock { $0.count } == 1)
+        #expect(try closeCode() == nil)
+    }
+
+    @Test func aContinuationWithoutAStartIsAProtocolError() throws {
+        try channel.writeInbound(frame(.continuation, Array("x".utf8)))
+        #expect(try closeCode() == 1002)
+    }
+
+    @Test func aNewMessageInsideAFragmentedOneIsAProtocolError() throws {
+        try channel.writeInbound(text("{", fin: false))
+        try channel.writeInbound(text("{}"))
+        #expect(try closeCode() == 1002)
+    }
+
+    @Test func reservedBitsWithoutAnExtensionAreAProtocolError() throws {
+        try channel.writeInbound(frame(.text, Array("{}".utf8), rsv2: true))
+        #expect(try closeCode() == 1002)
+    }
+
+    @Test func compressedFramesWithoutNegotiationAreAProtocolError() throws {
+        try channel.writeInbound(frame(.text, Array("{}".utf8), rsv1: true))
+        #expect(try closeCode() == 1002)
+    }
+
+    @Test func unmaskedFramesAreAProtocolError() throws {
+        try channel.writeInbound(frame(.text, Array("{}".utf8), masked: false))
+        #expect(try closeCode() == 1002)
+        #expect(sink.messages.withLock { $0.isEmpty })
+    }
+
+    @Test func invalidUTF8Closes1007() throws {
+        try channel.writeInbound(frame(.text, [0x7B, 0xC3, 0x28, 0x7D]))
+        #expect(try closeCode() == 1007)
+    }
+
+    @Test func aTooBigMessageCloses1009() throws {
+        let big = #"{"type":"telemetry","data":{"k":""# + String(repeating: "x", count: 70_000) + #""}}"#
+        try channel.writeInbound(text(big))
+        #expect(try closeCode() == 1009)
+    }
+
+    @Test func fragmentsOverTheLimitClose1009BeforeTheEnd() throws {
+        let piece = String(repeating: "x", count: 40_000)
+        try channel.writeInbound(text(piece, fin: false))
+        #expect(try closeCode() == nil)
+        try channel.writeInbound(frame(.continuation, Array(piece.utf8), fin: false))
+        #expect(try closeCode() == 1009)
+    }
+
+    @Test func pingsAreAnsweredWithTheSamePayload() throws {
+        try channel.writeInbound(frame(.ping, Array("hb".utf8)))
+        let pong = try #require(try written().first { $0.opcode == .pong })
+        #expect(String(buffer: pong.data) == "hb")
+    }
+
+    @Test func aBadMessageWithASeqIsNacked() throws {
+        try channel.writeInbound(text(#"{"type":"nonsense","seq":3}"#))
+        let answer = try #require(try texts().first)
+        #expect(answer.contains(#""type":"nack""#) && answer.contains(#""seq":3"#) && answer.contains("bad_message"))
+    }
+
+    @Test func overTheRateMessagesAreNackedRateLimited() throws {
+        let limited = try DeviceFrameHandlerTests(limits: "limits: {max_messages_per_s: 1}")
+        for seq in 1...4 { try limited.channel.writeInbound(limited.text(#"{"type":"telemetry","seq":\#(seq),"data":{}}"#)) }
+        // A burst of two seconds' worth passes; the rest is refused and not handed on.
+        #expect(limited.sink.messages.withLock { $0.map(\.seq) } == [1, 2])
+        let nacks = try limited.texts().filter { $0.contains("rate_limited") }
+        #expect(nacks.count == 2)
+    }
+
+    @Test func tooManyBadMessagesClose1008() throws {
+        let strict = try DeviceFrameHandlerTests(limits: "limits: {max_bad_messages: 2}")
+        for _ in 0..<3 { try strict.channel.writeInbound(strict.text("not json")) }
+        #expect(try strict.closeCode() == 1008)
+    }
+
+    @Test func backpressurePausesAndResumesReading() throws {
+        session.setReadingPaused(true)
+        channel.embeddedEventLoop.run()
+        #expect(autoRead() == false)
+        session.setReadingPaused(false)
+        session.setReadingPaused(true)
+        session.setReadingPaused(false)
+        channel.embeddedEventLoop.run()
+        #expect(autoRead() == true)
+    }
+
+    func autoRead() -> Bool? {
+        channel.options.last { $0.option is ChannelOptions.Types.AutoReadOption }?.value as? Bool
+    }
+
+    @Test func closingTellsTheSink() throws {
+        try channel.close().wait()
+        #expect(sink.ended.withLock { $0 })
+    }
+}

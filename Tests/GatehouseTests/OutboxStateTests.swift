@@ -1,0 +1,109 @@
+import Testing
+
+@testable import Gatehouse
+
+/// The outbox's decisions without I/O: window, waiting queue, pausing, spooling and replay.
+@Suite struct OutboxStateTests {
+    final class Source: PublishSource {
+        func setReadingPaused(_ paused: Bool) {}
+    }
+
+    func entry(_ index: Int) -> SpoolEntry {
+        SpoolEntry(topic: "t/d/telemetry", payload: Array("\(index)".utf8), receivedAt: 1_000)
+    }
+
+    func connected(window: Int = 2) -> OutboxState {
+        var state = OutboxState(window: window, spoolIsEmpty: true)
+        _ = state.brokerConnected()
+        return state
+    }
+
+    @Test func publishesWhileTheWindowHasRoomThenWaitsInMemory() {
+        var state = connected(window: 2)
+        #expect(state.submit(entry(0), device: "a", source: nil, completion: nil).publish.count == 1)
+        #expect(state.submit(entry(1), device: "a", source: nil, completion: nil).publish.count == 1)
+        let third = state.submit(entry(2), device: "a", source: nil, completion: nil)
+        #expect(third.publish.isEmpty && third.spool.isEmpty)
+        #expect(state.waitingCount == 1 && state.mode == .direct)
+        let freed = state.published(id: 0, device: "a")
+        #expect(freed.publish.map(\.entry) == [entry(2)])
+        #expect(state.waitingCount == 0 && state.inFlight == 2)
+    }
+
+    @Test func pausesTheSourceAtTheHighWaterMarkAndResumesBelowHalf() {
+        var state = connected(window: 2)
+        let source = Source()
+        for index in 0..<3 { _ = state.submit(entry(index), device: "a", source: source, completion: nil) }
+        let fourth = state.submit(entry(3), device: "a", source: source, completion: nil)
+        #expect(fourth.pause.count == 1 && state.pausedCount == 1)
+        // Paused once only, however many more arrive from the same source.
+        #expect(state.submit(entry(4), device: "a", source: source, completion: nil).pause.isEmpty)
+        #expect(state.waitingCount == 3)
+        // Two PUBACKs move two waiting messages out; one waits (<= highWater / 2): resumed.
+        #expect(state.published(id: 0, device: "a").resume.isEmpty)
+        let second = state.published(id: 1, device: "a")
+        #expect(second.resume.count == 1 && state.pausedCount == 0)
+    }
+
+    @Test func overloadWithAHealthyBrokerNeverSpools() {
+        var state = connected(window: 4)
+        var published: [UInt64] = []
+        for index in 0..<1_000 {
+            let effects = state.submit(entry(index), device: "d\(index % 7)", source: nil, completion: nil)
+            #expect(effects.spool.isEmpty)
+            published += effects.publish.map(\.id)
+            // Acknowledge the oldest in flight every other message: the window stays full.
+            if index % 2 == 1, let oldest = published.first {
+                published.removeFirst()
+                let effects = state.published(id: oldest, device: "d\(Int(oldest) % 7)")
+                #expect(effects.spool.isEmpty)
+                published += effects.publish.map(\.id)
+            }
+        }
+        #expect(state.mode == .direct)
+    }
+
+    @Test func losingTheBrokerSpoolsWhatWaitsAfterCopiesOfTheUnconfirmed() {
+        var state = connected(window: 1)
+        let source = Source()
+        _ = state.submit(entry(0), device: "a", source: source, completion: nil)  // in flight
+        _ = state.submit(entry(1), device: "a", source: source, completion: nil)  // waits
+        let paused = state.submit(entry(2), device: "a", source: source, completion: nil)
+        #expect(paused.pause.count == 1)
+        let lost = state.brokerDisconnected()
+        #expect(state.mode == .spooling)
+        #expect(lost.spool.map(\.entry) == [entry(0), entry(1), entry(2)])
+        #expect(lost.spool[0].completion == nil)  // the copy: its PUBACK (after reconnecting) still answers it
+        #expect(lost.resume.count == 1)
+        // Later messages go to the spool too, without copying entry 0 again.
+        #expect(state.submit(entry(3), device: "a", source: nil, completion: nil).spool.map(\.entry) == [entry(3)])
+    }
+
+    @Test func replayIsPacedByTheWindowAndEndsInDirectMode() {
+        var state = OutboxState(window: 3, spoolIsEmpty: false)
+        #expect(state.mode == .spooling)
+        #expect(state.reserveReplay(limit: 10) == 0)  // not connected
+        let connect = state.brokerConnected()
+        #expect(connect.replay)
+        state.replayPassStarted()
+        #expect(state.reserveReplay(limit: 10) == 3)
+        #expect(state.reserveReplay(limit: 10) == 0)
+        // While replaying, live messages are spooled behind the backlog.
+        #expect(state.submit(entry(9), device: "a", source: nil, completion: nil).spool.count == 1)
+        #expect(state.replayFinished().replay)
+        _ = state.spoolCaughtUp()
+        #expect(state.mode == .direct)
+        // Two replayed entries are still in flight: one live message fits.
+        #expect(state.submit(entry(10), device: "a", source: nil, completion: nil).publish.count == 1)
+        #expect(state.submit(entry(11), device: "a", source: nil, completion: nil).publish.isEmpty)
+    }
+
+    @Test func leftoversAtShutdownAreInArrivalOrder() {
+        var state = connected(window: 1)
+        _ = state.submit(entry(0), device: "b", source: nil, completion: nil)
+        _ = state.submit(entry(1), device: "a", source: nil, completion: nil)
+        _ = state.submit(entry(2), device: "b", source: nil, completion: nil)
+        state.stop()
+        #expect(state.takeLeftovers().map(\.entry) == [entry(0), entry(1), entry(2)])
+    }
+}
