@@ -24,8 +24,8 @@ final class DeliveryHarness: Sendable {
         // The task has been taken when it waits for room, got a seq, or was refused (stopped client).
         let before = read { ($0.waiting.count, $0.nextSeq) }
         let id = state.withLock { $0.makeID() }
-        let task = Task {
-            try await withCheckedThrowingContinuation { continuation in
+        let task = Task<PendingDelivery, any Error> {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<PendingDelivery, any Error>) in
                 self.state.withLock {
                     $0.enqueue(id: id, body: Self.body(name), continuation: continuation, isCancelled: false)
                 }.perform()
@@ -72,7 +72,7 @@ final class DeliveryHarness: Sendable {
 
     /// The next write of connection `id` if one is ready now, else nil (never parks the writer).
     func poll(_ id: UInt64) async -> OutboundWrite? {
-        await withCheckedContinuation { continuation in
+        await withCheckedContinuation { (continuation: CheckedContinuation<OutboundWrite?, Never>) in
             state.withLock { state in
                 let effects = state.nextWrite(id: id, continuation: continuation, isCancelled: false)
                 return effects.writer == nil ? state.cancelWriter(id: id) : effects
@@ -120,16 +120,20 @@ extension DeviceMessage {
 
 /// Waits for a task's result, bounded, without failing the caller if it is still running.
 func finished<T: Sendable>(_ task: Task<T, any Error>, within limit: Duration = .milliseconds(200)) async -> Result<T, any Error>? {
-    let box = Mutex<Result<T, any Error>?>(nil)
+    let box = ResultBox<T>()
     let watcher = Task {
         let result = await task.result
-        box.withLock { $0 = result }
+        box.value.withLock { $0 = result }
     }
     let deadline = ContinuousClock.now + limit
     while ContinuousClock.now < deadline {
-        if let result = box.withLock({ $0 }) { return result }
+        if let result = box.value.withLock({ $0 }) { return result }
         try? await Task.sleep(for: .milliseconds(1))
     }
     watcher.cancel()
-    return box.withLock { $0 }
+    return box.value.withLock { $0 }
+}
+
+private final class ResultBox<T: Sendable>: Sendable {
+    let value = Mutex<Result<T, any Error>?>(nil)
 }

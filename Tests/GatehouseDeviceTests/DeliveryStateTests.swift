@@ -166,7 +166,7 @@ import Testing
         harness.connect(1)
         harness.welcome(1)
         let writer = Task {
-            await withCheckedContinuation { continuation in
+            await withCheckedContinuation { (continuation: CheckedContinuation<OutboundWrite?, Never>) in
                 harness.state.withLock { $0.nextWrite(id: 1, continuation: continuation, isCancelled: false) }.perform()
             }
         }
@@ -184,7 +184,7 @@ import Testing
         let harness = DeliveryHarness(window: 4)
         harness.connect(1)
         let writer = Task {
-            await withCheckedContinuation { continuation in
+            await withCheckedContinuation { (continuation: CheckedContinuation<OutboundWrite?, Never>) in
                 harness.state.withLock { $0.nextWrite(id: 1, continuation: continuation, isCancelled: false) }.perform()
             }
         }

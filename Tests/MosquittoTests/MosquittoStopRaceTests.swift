@@ -71,9 +71,9 @@ private func stopWithin(_ limit: Duration, _ client: MosquittoClient, round: Int
     }
     let seconds = Double(limit.components.seconds)
     let result = await withCheckedContinuation { continuation in
-        DispatchQueue.global().async { continuation.resume(returning: done.wait(timeout: .now() + seconds)) }
+        DispatchQueue.global().async { continuation.resume(returning: done.wait(timeout: .now() + seconds) == .success) }
     }
-    if result == .timedOut {
+    if !result {
         Issue.record("round \(round): stop() did not return within \(limit): deadlock between stop and the network thread")
         throw BrokerError(message: "deadlock")
     }

@@ -15,6 +15,7 @@ final class ProtocolBreakingBroker: Sendable {
     let port: Int
     private let listener: Int32
     private let counter = Counter()
+    private let closed = Atomic<Bool>(false)
 
     private final class Counter: Sendable {
         let value = Atomic<Int>(0)
@@ -83,7 +84,9 @@ final class ProtocolBreakingBroker: Sendable {
         while readByte() != nil {}
     }
 
+    /// Stops accepting. Idempotent: closing a descriptor number twice could close another test's socket.
     func close() {
+        guard !closed.exchange(true, ordering: .sequentiallyConsistent) else { return }
         shutdown(listener, Int32(SHUT_RDWR))
         Glibc.close(listener)
     }
