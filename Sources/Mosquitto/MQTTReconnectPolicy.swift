@@ -38,10 +38,9 @@ public struct MQTTReconnectPolicy: Sendable, Equatable {
     /// The backoff step before attempt `attempt` (0 for the first retry), without jitter: libmosquitto's curve,
     /// `minimumDelay × (attempt + 1)²` (or `× (attempt + 1)` when not exponential), capped at `maximumDelay`.
     public func step(attempt: Int) -> Duration {
-        let n = Double(max(0, min(attempt, 1_000_000)) + 1)
-        let factor = exponential ? n * n : n
-        let seconds = min(Self.seconds(maximumDelay), Self.seconds(minimumDelay) * factor)
-        return max(minimumDelay, min(maximumDelay, .milliseconds(Int64((seconds * 1000).rounded(.up)))))
+        let n = max(0, min(attempt, 1_000_000)) + 1
+        // Integer arithmetic on Duration: exact, and (1,000,001)² fits.
+        return min(maximumDelay, minimumDelay * (exponential ? n * n : n))
     }
 
     /// The delay before attempt `attempt` (0 for the first retry): ``step(attempt:)`` with the jitter applied.
@@ -65,11 +64,6 @@ public struct MQTTReconnectPolicy: Sendable, Equatable {
         let maximum = max(minimum, maximumDelay.wholeSecondsRoundedUp)
         let floor = max(minimum, UInt32((Double(maximum) * (1 - jitter)).rounded(.up)))
         return (minimum, floor >= maximum ? maximum : UInt32.random(in: floor...maximum, using: &generator), exponential)
-    }
-
-    private static func seconds(_ duration: Duration) -> Double {
-        let (seconds, attoseconds) = duration.components
-        return Double(seconds) + Double(attoseconds) / 1e18
     }
 }
 
