@@ -1,4 +1,5 @@
 import GatehouseProtocol
+import Synchronization
 import Testing
 
 @testable import GatehouseDevice
