@@ -145,6 +145,11 @@ let package = Package(
             dependencies: ["GatehouseProtocol"],
             swiftSettings: swiftSettings
         ),
+        .testTarget(
+            name: "GatehouseDeviceTests",
+            dependencies: ["GatehouseDevice", "GatehouseProtocol"],
+            swiftSettings: swiftSettings
+        ),
     ]
 )
 

@@ -9,8 +9,10 @@ extension DeliveryState {
     mutating func welcomed(id: UInt64, welcome: DeviceWelcome) -> DeliveryEffects {
         var effects = DeliveryEffects()
         guard self.connection?.id == id else { return effects }
-        self.connection?.ready = true
         self.welcome = welcome
+        // Before the connection is ready, so that messages admitted into the room this frees are queued once, below.
+        self.refuseOversized(limit: welcome.maxMessageBytes, into: &effects)
+        self.connection?.ready = true
         self.sessions += 1
         self.stats.reconnects = max(0, self.sessions - 1)
         self.stats.connected = true

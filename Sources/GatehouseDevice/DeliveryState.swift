@@ -104,11 +104,7 @@ struct DeliveryState {
             let seq = self.takeSeq()
             let text = DeviceMessage(seq: seq, body: send.body).encodedString()
             if let limit = self.welcome?.maxMessageBytes, text.utf8.count > limit {
-                let error = DeviceClientError(
-                    code: .messageTooBig,
-                    message: "message of \(text.utf8.count) bytes exceeds the gateway's max_message_bytes \(limit); send less data per message"
-                )
-                effects.admitted.append((send.continuation, .failure(error)))
+                effects.admitted.append((send.continuation, .failure(Self.tooBig(text.utf8.count, limit: limit))))
                 continue
             }
             let box = DeliveryBox()
@@ -116,6 +112,27 @@ struct DeliveryState {
             self.route(.sequenced(seq), into: &effects)
             effects.admitted.append((send.continuation, .success(PendingDelivery(seq: seq, box: box))))
         }
+    }
+
+    /// Fails acknowledged messages, admitted while the limit was unknown (disconnected), that are longer than the
+    /// gateway's `max_message_bytes`: written, one would make the gateway close the connection (1009), and being
+    /// resent after every reconnect it would do so for ever, holding up everything behind it. The `hello` is kept.
+    mutating func refuseOversized(limit: Int, into effects: inout DeliveryEffects) {
+        let oversized = self.inFlight.filter { $0.key != self.helloSeq && $0.value.text.utf8.count > limit }
+        guard !oversized.isEmpty else { return }
+        for (seq, entry) in oversized {
+            self.inFlight[seq] = nil
+            effects.completed.append((entry.box, .failure(Self.tooBig(entry.text.utf8.count, limit: limit))))
+        }
+        self.admit(into: &effects)
+        self.releaseIdleWaiters(into: &effects)
+    }
+
+    private static func tooBig(_ bytes: Int, limit: Int) -> DeviceClientError {
+        DeviceClientError(
+            code: .messageTooBig,
+            message: "message of \(bytes) bytes exceeds the gateway's max_message_bytes \(limit); send less data per message"
+        )
     }
 
     private mutating func takeSeq() -> UInt64 {

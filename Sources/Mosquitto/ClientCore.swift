@@ -166,13 +166,13 @@ final class ClientCore: Sendable {
     }
 
     /// Registers a subscription group the caller sent itself (`mid` nil when the send failed with `rc`).
-    func registerSubscribe(groupID: Int, generation: Int, mid: Int32?, rc: Int32) {
+    func registerSubscribe(groupID: Int, generation: Int, mid: Int32?, rc: MosquittoResultCode) {
         let outcome: (SubscribeContinuation?, Result<[Int32], MosquittoError>)? = state.withLock { state in
             // After the lookups below: ending the last send discards parked acks, ours included.
             defer { state.endSend(sendsInProgress) }
             guard let mid else {
                 // Not connected after all: the next on_connect subscribes the group.
-                if rc == MosquittoResult.noConnection { return nil }
+                if rc == .noConnection { return nil }
                 let group = state.groups.removeValue(forKey: groupID)
                 let filters = (group?.filters ?? []).joined(separator: ", ")
                 return (group?.waiter, .failure(MosquittoError(rc: rc, context: "cannot subscribe to \(filters)")))
@@ -287,10 +287,11 @@ final class ClientCore: Sendable {
 
     func handleConnect(handle: OpaquePointer, reasonCode: Int32, flags: Int32) {
         guard reasonCode == 0 else {
+            let reason = MQTTReasonCode(reasonCode)
             let error = MosquittoError(
                 code: .connectionRefused,
-                message: "broker at \(address) refused the connection: \(MosquittoError.describeReason(reasonCode))",
-                reasonCode: reasonCode
+                message: "broker at \(address) refused the connection: \(reason)",
+                reasonCode: reason
             )
             logger.warning("MQTT connection refused", metadata: ["mqtt.error": "\(error.message)"])
             failConnectWaiters(with: error)
@@ -313,7 +314,7 @@ final class ClientCore: Sendable {
         for (groupID, group) in groups {
             var mid: Int32 = 0
             let rc = Self.sendSubscribe(handle: handle, filters: group.filters, qos: group.qos, identifier: group.identifier, mid: &mid)
-            if rc == MosquittoResult.success {
+            if rc == .success {
                 sent.append((mid, groupID))
             } else {
                 logger.warning(
@@ -339,14 +340,21 @@ final class ClientCore: Sendable {
         eventContinuation.yield(.connected(sessionPresent: sessionPresent))
     }
 
-    func handleDisconnect(reasonCode: Int32) {
+    /// `rc` is what libmosquitto 2.0.11 hands the disconnect callback: the broker's MQTT 5 reason code (>= 0x80)
+    /// when it sent a DISCONNECT, 0 after the client's own, otherwise the libmosquitto error that broke the connection.
+    func handleDisconnect(rc: Int32) {
         let reason: String
-        if reasonCode == 0 {
+        let reasonCode: MQTTReasonCode?
+        let resultCode: MosquittoResultCode?
+        if rc == 0 {
+            (reasonCode, resultCode) = (nil, nil)
             reason = "disconnected by the client"
-        } else if reasonCode >= 0x80 {
-            reason = "broker closed the connection: \(MosquittoError.describeReason(reasonCode))"
+        } else if rc >= 0x80 {
+            (reasonCode, resultCode) = (MQTTReasonCode(rc), nil)
+            reason = "broker closed the connection: \(MQTTReasonCode(rc))"
         } else {
-            reason = MosquittoError.describe(reasonCode)
+            (reasonCode, resultCode) = (nil, MosquittoResultCode(rc))
+            reason = MosquittoError.describe(MosquittoResultCode(rc))
         }
         let (unsubscribers, wasConnected, phase) = state.withLock { state in
             let wasConnected = state.connected
@@ -375,12 +383,13 @@ final class ClientCore: Sendable {
                 with: MosquittoError(
                     code: .unreachable,
                     message: "cannot reach broker at \(address): \(reason)",
-                    reasonCode: reasonCode
+                    reasonCode: reasonCode,
+                    resultCode: resultCode
                 )
             )
         }
         eventContinuation.yield(.disconnected(reason: reason))
-        if phase == .running, MosquittoResult.endsNetworkThread(reasonCode) {
+        if phase == .running, let resultCode, resultCode.endsNetworkThread {
             // libmosquitto's loop_forever returns after these errors instead of reconnecting.
             onNetworkThreadExit.withLock { $0 }?.run()
         }
@@ -400,7 +409,9 @@ final class ClientCore: Sendable {
         for waiter in waiters { waiter.continuation.resume(throwing: error) }
     }
 
-    static func sendSubscribe(handle: OpaquePointer, filters: [String], qos: MQTTQoS, identifier: UInt32?, mid: inout Int32) -> Int32 {
+    static func sendSubscribe(
+        handle: OpaquePointer, filters: [String], qos: MQTTQoS, identifier: UInt32?, mid: inout Int32
+    ) -> MosquittoResultCode {
         let cStrings = filters.map { strdup($0) }
         var properties: OpaquePointer?
         defer {
@@ -411,15 +422,17 @@ final class ClientCore: Sendable {
             mosquitto_property_add_varint(&properties, MQTTPropertyID.subscriptionIdentifier, identifier)
         }
         return cStrings.withUnsafeBufferPointer { buffer in
-            mosquitto_subscribe_multiple(handle, &mid, Int32(buffer.count), buffer.baseAddress, qos.rawValue, 0, properties)
+            MosquittoResultCode(
+                mosquitto_subscribe_multiple(handle, &mid, Int32(buffer.count), buffer.baseAddress, qos.rawValue, 0, properties)
+            )
         }
     }
 
-    static func sendUnsubscribe(handle: OpaquePointer, filters: [String], mid: inout Int32) -> Int32 {
+    static func sendUnsubscribe(handle: OpaquePointer, filters: [String], mid: inout Int32) -> MosquittoResultCode {
         let cStrings = filters.map { strdup($0) }
         defer { for string in cStrings { free(string) } }
         return cStrings.withUnsafeBufferPointer { buffer in
-            mosquitto_unsubscribe_multiple(handle, &mid, Int32(buffer.count), buffer.baseAddress, nil)
+            MosquittoResultCode(mosquitto_unsubscribe_multiple(handle, &mid, Int32(buffer.count), buffer.baseAddress, nil))
         }
     }
 }

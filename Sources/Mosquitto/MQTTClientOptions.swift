@@ -50,11 +50,9 @@ public struct MQTTClientOptions: Sendable {
     public var cleanStart: Bool
     /// Maximum number of unacknowledged QoS 1 publishes on the wire; further ones wait in libmosquitto's queue. Default 100.
     public var maxInflight: Int
-    /// First reconnect delay; doubles-ish (libmosquitto's exponential backoff) up to `reconnectDelayMax`. Default 1 s.
-    /// libmosquitto works in whole seconds, so values are rounded up to at least one second.
-    public var reconnectDelayMin: Duration
-    /// Longest reconnect delay. Default 30 s.
-    public var reconnectDelayMax: Duration
+    /// How long to wait between connection attempts (first connect, lost connection, fatal error).
+    /// Default: 1 s growing with the square of the attempt up to 30 s, half of each delay random.
+    public var reconnect: MQTTReconnectPolicy
 
     /// Options for the default local broker (`127.0.0.1:1883`).
     public init(clientID: String) {
@@ -68,8 +66,7 @@ public struct MQTTClientOptions: Sendable {
         self.will = nil
         self.cleanStart = true
         self.maxInflight = 100
-        self.reconnectDelayMin = .seconds(1)
-        self.reconnectDelayMax = .seconds(30)
+        self.reconnect = MQTTReconnectPolicy()
     }
 
     /// Options from a broker URL: `mqtt://host:port`, `tcp://host:port`, `mqtts://host:port` (TLS with the OS trust

@@ -3,8 +3,11 @@ import CMosquitto
 extension MosquittoClient {
     /// Applies the options to a fresh handle; libmosquitto copies every string it keeps.
     static func configure(_ handle: OpaquePointer, options: MQTTClientOptions) throws {
+        func check(_ rc: MosquittoResultCode, _ what: @autoclosure () -> String) throws {
+            guard rc == .success else { throw MosquittoError(rc: rc, context: what()) }
+        }
         func check(_ rc: Int32, _ what: @autoclosure () -> String) throws {
-            guard rc == MosquittoResult.success else { throw MosquittoError(rc: rc, context: what()) }
+            try check(MosquittoResultCode(rc), what())
         }
         try check(
             mosquitto_int_option(handle, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5),
@@ -16,7 +19,7 @@ extension MosquittoClient {
             mosquitto_int_option(handle, MOSQ_OPT_SEND_MAXIMUM, Int32(clamping: min(max(options.maxInflight, 1), 65535))),
             "invalid maxInflight \(options.maxInflight)"
         )
-        try check(setReconnectDelays(handle, options: options), "invalid reconnect delays")
+        try check(applyReconnectPolicy(handle, options.reconnect), "invalid reconnect delays")
         if options.username != nil || options.password != nil {
             try check(
                 mosquitto_username_pw_set(handle, options.username ?? "", options.password),
@@ -56,8 +59,8 @@ extension MosquittoClient {
         }
         mosquitto_disconnect_v5_callback_set(handle) { mosq, userdata, reasonCode, _ in
             let core = ClientCore.from(userdata)
-            if let mosq { _ = MosquittoClient.setReconnectDelays(mosq, options: core.options) }
-            core.handleDisconnect(reasonCode: reasonCode)
+            if let mosq { _ = MosquittoClient.applyReconnectPolicy(mosq, core.options.reconnect) }
+            core.handleDisconnect(rc: reasonCode)
         }
         mosquitto_publish_v5_callback_set(handle) { _, userdata, mid, reasonCode, _ in
             ClientCore.from(userdata).handlePublishAck(mid: mid, reasonCode: reasonCode)
@@ -77,21 +80,11 @@ extension MosquittoClient {
 }
 
 extension MosquittoClient {
-    /// libmosquitto's exponential backoff (min × attempt², whole seconds) capped at a maximum drawn anew
-    /// between half and all of `reconnectDelayMax` on every lost connection: the jitter that keeps a fleet
-    /// of gateways from reconnecting to a restarted broker in lockstep.
-    static func setReconnectDelays(_ handle: OpaquePointer, options: MQTTClientOptions) -> Int32 {
-        let delayMin = options.reconnectDelayMin.wholeSecondsRoundedUp
-        let delayMax = max(delayMin, options.reconnectDelayMax.wholeSecondsRoundedUp)
-        let jittered = max(delayMin, UInt32.random(in: (delayMax + 1) / 2...delayMax))
-        return mosquitto_reconnect_delay_set(handle, delayMin, jittered, true)
-    }
-}
-
-extension Duration {
-    /// Whole seconds, rounded up, at least 1: libmosquitto's reconnect delays are whole seconds.
-    fileprivate var wholeSecondsRoundedUp: UInt32 {
-        let (seconds, attoseconds) = components
-        return UInt32(clamping: max(1, seconds + (attoseconds > 0 ? 1 : 0)))
+    /// Hands the reconnect policy to libmosquitto's network thread, with a freshly drawn jittered cap;
+    /// called at set-up and again on every lost connection (see ``MQTTReconnectPolicy``).
+    static func applyReconnectPolicy(_ handle: OpaquePointer, _ policy: MQTTReconnectPolicy) -> MosquittoResultCode {
+        var generator = SystemRandomNumberGenerator()
+        let delays = policy.libmosquittoDelays(using: &generator)
+        return MosquittoResultCode(mosquitto_reconnect_delay_set(handle, delays.minimum, delays.maximum, delays.exponential))
     }
 }

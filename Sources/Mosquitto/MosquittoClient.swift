@@ -1,4 +1,5 @@
 import CMosquitto
+import Dispatch
 import Logging
 import Synchronization
 
@@ -8,6 +9,16 @@ import Synchronization
 /// that is never reassigned; libmosquitto guards its own state with internal mutexes once the network
 /// thread runs, and all Swift-side mutable state lives in `ClientCore` behind a `Mutex`. The handle is
 /// destroyed in `deinit`, after `stop()` has joined the network thread, so no callback can outlive it.
+///
+/// Locks and their order (a thread holding one may only take those to its right):
+///
+///     operations (serial queue) → lifecycle (Mutex) → core.state (Mutex)
+///
+/// The calls into libmosquitto that block or join (`connect`, `loop_start`, `loop_stop`, `disconnect`)
+/// run only on `operations`, which serialises them, and never inside a `Mutex`: the mutexes guard Swift
+/// state for the moment it takes to read or flip it. libmosquitto's network thread takes the mutexes
+/// (briefly, in callbacks) but never waits for `operations`, so `loop_stop` on `operations` can always
+/// join it, even while a fatal disconnect on that thread schedules a retry.
 public final class MosquittoClient: @unchecked Sendable {
     /// The options the client was created with.
     public let options: MQTTClientOptions
@@ -19,10 +30,13 @@ public final class MosquittoClient: @unchecked Sendable {
     private let handle: OpaquePointer
     private let core: ClientCore
     private let logger: Logger
-    /// Serialises starting and stopping the network thread (and the task that retries the first connect).
+    /// Runs the blocking lifecycle calls into libmosquitto one at a time, outside every `Mutex`.
+    private let operations = DispatchQueue(label: "gatehouse.mosquitto.lifecycle")
+    /// The network thread's state and the task that retries connecting; held only to read or change them.
     private let lifecycle = Mutex(Lifecycle())
 
     private struct Lifecycle {
+        /// `loop_start` succeeded and no `loop_stop` has joined the thread since. Changed only on `operations`.
         var loopRunning = false
         var retry: Task<Void, Never>?
     }
@@ -54,7 +68,7 @@ public final class MosquittoClient: @unchecked Sendable {
                 code: .other,
                 message: "cannot create MQTT client '\(options.clientID)': "
                     + (options.clientID.isEmpty && !options.cleanStart
-                        ? "a client ID is required without clean start" : MosquittoError.describe(MosquittoResult.errno))
+                        ? "a client ID is required without clean start" : MosquittoError.describe(.errno))
             )
         }
         do {
@@ -76,7 +90,9 @@ public final class MosquittoClient: @unchecked Sendable {
     }
 
     deinit {
-        stop()
+        // Nobody else holds the client (a retry in progress holds it strongly), so nothing runs on
+        // `operations` and the shutdown may run right here; `sync` could even be called from that queue.
+        stop(publishingWill: false, shutDown: { $0() })
         mosquitto_destroy(handle)
     }
 
@@ -91,7 +107,7 @@ public final class MosquittoClient: @unchecked Sendable {
     /// - Throws: `MosquittoError(.closed)` after `stop()`.
     public func start() throws {
         guard try beginRunning() else { return }
-        guard let (rc, reason) = attemptConnection(), rc != MosquittoResult.success else { return }
+        guard let (rc, reason) = operations.sync(execute: { attemptConnection() }), rc != .success else { return }
         let message = "cannot reach broker at \(options.address): \(reason)"
         logger.warning("MQTT broker unreachable; retrying in the background", metadata: ["mqtt.error": "\(message)"])
         core.eventContinuation.yield(.disconnected(reason: message))
@@ -109,20 +125,20 @@ public final class MosquittoClient: @unchecked Sendable {
             try await waitUntilConnected(timeout: timeout)
             return
         }
-        guard let (rc, reason) = attemptConnection() else { throw ClientCore.closedError }
-        guard rc == MosquittoResult.success else {
+        guard let (rc, reason) = await onOperations({ self.attemptConnection() }) else { throw ClientCore.closedError }
+        guard rc == .success else {
             core.state.withLock { if $0.phase == .running { $0.phase = .idle } }
             let code = MosquittoError(rc: rc, context: "").code
             throw MosquittoError(
                 code: code == .other ? .unreachable : code,
                 message: "cannot reach broker at \(options.address): \(reason)",
-                reasonCode: rc
+                resultCode: rc
             )
         }
         do {
             try await waitForConnection(timeout: timeout, failFast: true)
         } catch {
-            haltLoop()
+            await onOperations { self.haltLoop() }
             throw error
         }
     }
@@ -159,7 +175,7 @@ public final class MosquittoClient: @unchecked Sendable {
                 continuation.resume(throwing: error)
             }
         }
-        if reason >= 0x80 { throw Self.rejection(topic: topic, reason: reason) }
+        if MQTTReasonCode(reason).isFailure { throw Self.rejection(topic: topic, reason: MQTTReasonCode(reason)) }
     }
 
     /// Publishes without suspending: the message is in libmosquitto's queue when this returns (so calls
@@ -180,7 +196,9 @@ public final class MosquittoClient: @unchecked Sendable {
         }
         core.registerPublish(mid: mid, waiter: .callback { result in
             switch result {
-            case .success(let reason): completion(reason >= 0x80 ? Self.rejection(topic: topic, reason: reason) : nil)
+            case .success(let raw):
+                let reason = MQTTReasonCode(raw)
+                completion(reason.isFailure ? Self.rejection(topic: topic, reason: reason) : nil)
             case .failure(let error): completion(error)
             }
         })
@@ -192,30 +210,32 @@ public final class MosquittoClient: @unchecked Sendable {
         core.beginSend()
         let rc = properties.withCProperties { cProperties in
             payload.withUnsafeBytes { bytes in
-                mosquitto_publish_v5(
-                    handle, &mid, topic, Int32(clamping: bytes.count), bytes.baseAddress, qos.rawValue, retain, cProperties
+                MosquittoResultCode(
+                    mosquitto_publish_v5(
+                        handle, &mid, topic, Int32(clamping: bytes.count), bytes.baseAddress, qos.rawValue, retain, cProperties
+                    )
                 )
             }
         }
         if qos == .atMostOnce {
-            core.finishQoS0Publish(mid: rc == MosquittoResult.success ? mid : nil)
-            guard rc == MosquittoResult.success else {
+            core.finishQoS0Publish(mid: rc == .success ? mid : nil)
+            guard rc == .success else {
                 throw MosquittoError(rc: rc, context: "cannot publish to \(topic)")
             }
             return nil
         }
         // NO_CONN for QoS 1 means "queued until reconnected": the message is already in libmosquitto's queue.
-        guard rc == MosquittoResult.success || rc == MosquittoResult.noConnection else {
+        guard rc == .success || rc == .noConnection else {
             core.abandonSend()
             throw MosquittoError(rc: rc, context: "cannot publish to \(topic)")
         }
         return mid
     }
 
-    private static func rejection(topic: String, reason: Int32) -> MosquittoError {
+    private static func rejection(topic: String, reason: MQTTReasonCode) -> MosquittoError {
         MosquittoError(
             code: .publishRejected,
-            message: "broker refused publish to \(topic): \(MosquittoError.describeReason(reason))",
+            message: "broker refused publish to \(topic): \(reason)",
             reasonCode: reason
         )
     }
@@ -250,16 +270,15 @@ public final class MosquittoClient: @unchecked Sendable {
             core.registerSubscribe(
                 groupID: registration.groupID,
                 generation: registration.generation,
-                mid: rc == MosquittoResult.success ? mid : nil,
+                mid: rc == .success ? mid : nil,
                 rc: rc
             )
         }
-        let refused = zip(filters, codes).filter { $0.1 >= 0x80 }
+        let refused = zip(filters, codes.map(MQTTReasonCode.init)).filter { $0.1.isFailure }
         if let (_, reason) = refused.first {
             throw MosquittoError(
                 code: .subscribeRejected,
-                message: "broker refused subscription to \(refused.map(\.0).joined(separator: ", ")): "
-                    + MosquittoError.describeReason(reason),
+                message: "broker refused subscription to \(refused.map(\.0).joined(separator: ", ")): \(reason)",
                 reasonCode: reason
             )
         }
@@ -294,9 +313,9 @@ public final class MosquittoClient: @unchecked Sendable {
         core.beginSend()
         var mid: Int32 = 0
         let rc = ClientCore.sendUnsubscribe(handle: handle, filters: filters, mid: &mid)
-        guard rc == MosquittoResult.success else {
+        guard rc == .success else {
             core.abandonSend()
-            if rc == MosquittoResult.noConnection { return }
+            if rc == .noConnection { return }
             throw MosquittoError(rc: rc, context: "cannot unsubscribe from \(filters.joined(separator: ", "))")
         }
         try await withCheckedThrowingContinuation { continuation in
@@ -313,25 +332,30 @@ public final class MosquittoClient: @unchecked Sendable {
     /// Like `stop()`; with `publishingWill` the DISCONNECT carries reason 0x04 ("disconnect with will message"),
     /// so the broker publishes the will as if the client had crashed. Useful for tests and drills.
     public func stop(publishingWill: Bool) {
-        let waiters: ClientCore.Waiters? = lifecycle.withLock { lifecycle in
-            let waiters = core.state.withLock { state -> ClientCore.Waiters? in
-                guard state.phase != .stopped else { return nil }
-                state.phase = .stopped
-                return ClientCore.Waiters(takingFrom: &state)
-            }
-            guard let waiters else { return nil }
-            lifecycle.retry?.cancel()
-            lifecycle.retry = nil
-            let reason = publishingWill ? Int32(MQTT_RC_DISCONNECT_WITH_WILL_MSG.rawValue) : 0
-            mosquitto_disconnect_v5(handle, reason, nil)
-            if lifecycle.loopRunning {
-                mosquitto_loop_stop(handle, false)
-                lifecycle.loopRunning = false
-            }
-            core.state.withLock { $0.connected = false }
-            return waiters
+        stop(publishingWill: publishingWill, shutDown: { operations.sync(execute: $0) })
+    }
+
+    /// Marks the client stopped, then disconnects and joins the network thread through `shutDown` (which runs
+    /// the closure on `operations`, or in place from `deinit`), and only then fails the waiters.
+    private func stop(publishingWill: Bool, shutDown: (() -> Void) -> Void) {
+        // From here on no attempt starts a connection (each checks the phase on `operations`) and no retry is scheduled.
+        let waiters = core.state.withLock { state -> ClientCore.Waiters? in
+            guard state.phase != .stopped else { return nil }
+            state.phase = .stopped
+            return ClientCore.Waiters(takingFrom: &state)
         }
         guard let waiters else { return }
+        lifecycle.withLock { lifecycle in
+            defer { lifecycle.retry = nil }
+            return lifecycle.retry
+        }?.cancel()
+        let reason = publishingWill ? Int32(MQTT_RC_DISCONNECT_WITH_WILL_MSG.rawValue) : 0
+        shutDown {
+            // An attempt that ran before this one may have started the loop: this undoes it.
+            mosquitto_disconnect_v5(handle, reason, nil)
+            joinNetworkThread()
+        }
+        core.state.withLock { $0.connected = false }
         waiters.fail(with: ClientCore.closedError)
         core.messageContinuation.finish()
         core.eventContinuation.finish()
@@ -354,44 +378,60 @@ public final class MosquittoClient: @unchecked Sendable {
         }
     }
 
+    /// Runs `body` on `operations` without blocking the caller's thread.
+    private func onOperations<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            operations.async { continuation.resume(returning: body()) }
+        }
+    }
+
+    /// `loop_stop` if the network thread was started. Only on `operations`; blocks until the thread has returned.
+    private func joinNetworkThread() {
+        guard lifecycle.withLock({ $0.loopRunning }) else { return }
+        mosquitto_loop_stop(handle, false)
+        lifecycle.withLock { $0.loopRunning = false }
+    }
+
     /// One connection attempt; starts the network thread once libmosquitto has a socket. Returns libmosquitto's
     /// result with its text (read from `errno` right away), or nil when the client is no longer running.
+    /// Only on `operations`.
     ///
     /// libmosquitto 2.0.11 has no `connect_bind_async_v5`, so CONNECT carries no properties (the protocol is still
     /// MQTT 5, set as an option). When the asynchronous connect fails at once (connection refused on loopback,
     /// DNS failure) libmosquitto's network thread does not retry by itself, hence `scheduleRetry()`.
-    private func attemptConnection(restartingLoop: Bool = false) -> (rc: Int32, reason: String)? {
-        lifecycle.withLock { lifecycle in
-            guard core.state.withLock({ $0.phase == .running }) else { return nil }
-            if restartingLoop, lifecycle.loopRunning {
-                // Only reached when the thread has returned (or is returning) from loop_forever: the join is quick.
-                mosquitto_loop_stop(handle, false)
-                lifecycle.loopRunning = false
-            }
-            let rc = mosquitto_connect_bind_async(
-                handle, options.host, Int32(clamping: options.port), Int32(clamping: options.keepalive), nil
-            )
-            guard rc == MosquittoResult.success else { return (rc, MosquittoError.describe(rc)) }
-            if !lifecycle.loopRunning {
-                let loop = mosquitto_loop_start(handle)
-                guard loop == MosquittoResult.success else { return (loop, MosquittoError.describe(loop)) }
-                lifecycle.loopRunning = true
-            }
-            return (rc, "")
+    private func attemptConnection(restartingLoop: Bool = false) -> (rc: MosquittoResultCode, reason: String)? {
+        dispatchPrecondition(condition: .onQueue(operations))
+        guard core.state.withLock({ $0.phase == .running }) else { return nil }
+        if restartingLoop {
+            // Only reached when the thread has returned (or is returning) from loop_forever: the join is quick.
+            joinNetworkThread()
         }
+        let rc = MosquittoResultCode(
+            mosquitto_connect_bind_async(handle, options.host, Int32(clamping: options.port), Int32(clamping: options.keepalive), nil)
+        )
+        guard rc == .success else { return (rc, MosquittoError.describe(rc)) }
+        if !lifecycle.withLock({ $0.loopRunning }) {
+            let loop = MosquittoResultCode(mosquitto_loop_start(handle))
+            guard loop == .success else { return (loop, MosquittoError.describe(loop)) }
+            lifecycle.withLock { $0.loopRunning = true }
+        }
+        return (rc, "")
     }
 
-    /// Repeats `attemptConnection()` with libmosquitto's backoff until it gets a socket; from then on the
+    /// Repeats `attemptConnection()` with the reconnect policy until it gets a socket; from then on the
     /// network thread reconnects by itself. Cancelled by `stop()`.
-    /// Also used when the network thread ended after an error libmosquitto considers fatal: the attempt
-    /// first joins the finished thread, then starts a new one.
+    /// Also used when the network thread ended after an error libmosquitto considers fatal (called on that
+    /// thread, so it must not wait for `operations`): the attempt first joins the finished thread, then
+    /// starts a new one.
     private func scheduleRetry() {
+        let policy = options.reconnect
         let task = Task { [weak self] in
             var attempt = 0
-            while let delay = self?.retryDelay(attempt: attempt) {
-                do { try await Task.sleep(for: delay) } catch { return }
-                guard let self, let (rc, reason) = self.attemptConnection(restartingLoop: true) else { return }
-                if rc == MosquittoResult.success { return }
+            while true {
+                do { try await Task.sleep(for: policy.delay(attempt: attempt)) } catch { return }
+                guard let self, let (rc, reason) = await self.onOperations({ self.attemptConnection(restartingLoop: true) })
+                else { return }
+                if rc == .success { return }
                 self.logger.debug(
                     "MQTT connection attempt failed",
                     metadata: ["mqtt.broker": "\(self.options.address)", "mqtt.error": "\(reason)"]
@@ -399,30 +439,24 @@ public final class MosquittoClient: @unchecked Sendable {
                 attempt += 1
             }
         }
-        lifecycle.withLock { lifecycle in
-            lifecycle.retry?.cancel()
-            lifecycle.retry = task
+        // Under `lifecycle` (then `core.state`, in lock order) so a concurrent `stop()` either finds this task to
+        // cancel or is seen here.
+        let superseded: Task<Void, Never>? = lifecycle.withLock { lifecycle in
+            guard core.state.withLock({ $0.phase != .stopped }) else { return task }
+            defer { lifecycle.retry = task }
+            return lifecycle.retry
         }
+        superseded?.cancel()
     }
 
-    /// libmosquitto's exponential backoff, min × (attempt + 1)² capped at max, with ±20 % jitter.
-    private func retryDelay(attempt: Int) -> Duration {
-        let factor = (attempt + 1) * (attempt + 1)
-        return min(options.reconnectDelayMax, options.reconnectDelayMin * min(factor, 1_000_000)) * Double.random(in: 0.8...1.2)
-    }
-
-    /// Undoes a failed `connect()`: the client is idle again and may be started later.
+    /// Undoes a failed `connect()`: the client is idle again and may be started later. Only on `operations`.
     private func haltLoop() {
-        lifecycle.withLock { lifecycle in
-            mosquitto_disconnect_v5(handle, 0, nil)
-            if lifecycle.loopRunning {
-                mosquitto_loop_stop(handle, false)
-                lifecycle.loopRunning = false
-            }
-            core.state.withLock { state in
-                state.connected = false
-                if state.phase == .running { state.phase = .idle }
-            }
+        dispatchPrecondition(condition: .onQueue(operations))
+        mosquitto_disconnect_v5(handle, 0, nil)
+        joinNetworkThread()
+        core.state.withLock { state in
+            state.connected = false
+            if state.phase == .running { state.phase = .idle }
         }
     }
 

@@ -1,4 +1,7 @@
 /// An error from the MQTT client, with a `code` to switch on and a message meant for people.
+///
+/// The broker's MQTT 5 reason code and libmosquitto's result number are separate code spaces (0x87 is
+/// "not authorized", 7 is "connection lost"), so they live in separate fields; at most one of them is set.
 public struct MosquittoError: Error, Sendable, CustomStringConvertible {
     /// What kind of failure happened.
     public enum Code: Sendable, Equatable {
@@ -28,14 +31,24 @@ public struct MosquittoError: Error, Sendable, CustomStringConvertible {
     public var code: Code
     /// What went wrong, in words a user can act on.
     public var message: String
-    /// The MQTT 5 reason code or libmosquitto error number behind the failure, when there is one.
-    public var reasonCode: Int32?
+    /// The MQTT 5 reason code the broker answered with (CONNACK, PUBACK, SUBACK, DISCONNECT), when there is one.
+    public var reasonCode: MQTTReasonCode?
+    /// The libmosquitto result number behind the failure (a failed call, a broken connection), when there is one.
+    public var resultCode: MosquittoResultCode?
 
     /// Creates an error.
-    public init(code: Code, message: String, reasonCode: Int32? = nil) {
+    public init(code: Code, message: String, reasonCode: MQTTReasonCode? = nil, resultCode: MosquittoResultCode? = nil) {
         self.code = code
         self.message = message
         self.reasonCode = reasonCode
+        self.resultCode = resultCode
+    }
+
+    /// True when the broker refused a publish for a reason a retry of the same message cannot change
+    /// (see ``MQTTReasonCode/isPermanentPublishRejection``); false for every other error, including a
+    /// rejection that may pass later (quota exceeded, unspecified error).
+    public var isPermanentRejection: Bool {
+        code == .publishRejected && reasonCode?.isPermanentPublishRejection == true
     }
 
     /// The message.

@@ -127,7 +127,9 @@ import Testing
             try await client.publish(topic: "denied/x", payload: [1], qos: .atLeastOnce)
         }
         #expect(error?.code == .publishRejected)
-        #expect(error?.reasonCode == 0x87)
+        #expect(error?.reasonCode == .notAuthorized)
+        #expect(error?.resultCode == nil)
+        #expect(error?.isPermanentRejection == true)
         #expect(error?.message == "broker refused publish to denied/x: not authorized (0x87)")
         // mosquitto 2.0 grants SUBSCRIBEs its ACL denies (it filters deliveries instead), so `.subscribeRejected`
         // cannot be provoked this way.

@@ -10,8 +10,7 @@ func testOptions(_ broker: TestBroker, _ clientID: String = "test-\(UInt32.rando
     -> MQTTClientOptions
 {
     var options = try MQTTClientOptions(url: broker.url, clientID: clientID)
-    options.reconnectDelayMin = .seconds(1)
-    options.reconnectDelayMax = .seconds(2)
+    options.reconnect = MQTTReconnectPolicy(minimumDelay: .seconds(1), maximumDelay: .seconds(2))
     return options
 }
 

@@ -174,11 +174,11 @@ final class Outbox: Sendable {
         }
     }
 
-    /// PUBACK reasons a retry cannot change: not authorized, bad topic, too large, bad payload format,
-    /// retain or QoS not supported. Errors before anything was queued (e.g. oversize) are permanent too.
+    /// PUBACK reasons a retry cannot change (the Mosquitto module decides which: `isPermanentRejection`).
+    /// Errors before anything was queued (e.g. oversize) are permanent too.
     private static func isPermanent(_ error: MosquittoError) -> Bool {
-        guard error.code == .publishRejected, let reason = error.reasonCode else { return error.code != .notConnected }
-        return [0x87, 0x90, 0x95, 0x99, 0x9A, 0x9B].contains(reason)
+        guard error.code == .publishRejected, error.reasonCode != nil else { return error.code != .notConnected }
+        return error.isPermanentRejection
     }
 
     // MARK: Shutdown

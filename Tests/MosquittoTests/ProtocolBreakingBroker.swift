@@ -1,0 +1,95 @@
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A TCP server on a free loopback port that speaks just enough MQTT to let a client connect, then breaks
+/// the protocol: every connection gets a CONNACK followed by a CONNECT (a packet only clients send).
+/// libmosquitto answers that with `MOSQ_ERR_PROTOCOL`, one of the errors after which its network thread
+/// ends instead of reconnecting, so each connection ends in a fatal disconnect.
+final class ProtocolBreakingBroker: Sendable {
+    let port: Int
+    private let listener: Int32
+    private let counter = Counter()
+    private let closed = Atomic<Bool>(false)
+
+    private final class Counter: Sendable {
+        let value = Atomic<Int>(0)
+    }
+
+    /// Connections accepted so far.
+    var connections: Int { counter.value.load(ordering: .relaxed) }
+
+    var url: String { "mqtt://127.0.0.1:\(port)" }
+
+    init() throws {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard listener >= 0 else { throw BrokerError(message: "socket() failed") }
+        var yes: Int32 = 1
+        setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, listen(listener, 64) == 0 else {
+            Glibc.close(listener)
+            throw BrokerError(message: "bind()/listen() failed")
+        }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
+        }
+        port = Int(UInt16(bigEndian: address.sin_port))
+        self.listener = listener
+        let counter = self.counter
+        Thread.detachNewThread {
+            while true {
+                let fd = accept(listener, nil, nil)
+                if fd < 0 {
+                    if errno == EINTR { continue }
+                    return  // closed
+                }
+                counter.value.wrappingAdd(1, ordering: .relaxed)
+                Thread.detachNewThread { Self.serve(fd) }
+            }
+        }
+    }
+
+    /// Reads the CONNECT, answers CONNACK (success, no properties) plus a CONNECT, then waits for the client to hang up.
+    private static func serve(_ fd: Int32) {
+        defer { Glibc.close(fd) }
+        var timeout = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        func readByte() -> UInt8? {
+            var byte: UInt8 = 0
+            return recv(fd, &byte, 1, 0) == 1 ? byte : nil
+        }
+        guard readByte() == 0x10 else { return }
+        var remaining = 0
+        var shift = 0
+        while let byte = readByte() {
+            remaining |= Int(byte & 0x7F) << shift
+            shift += 7
+            if byte & 0x80 == 0 { break }
+        }
+        for _ in 0..<remaining { guard readByte() != nil else { return } }
+        let reply: [UInt8] = [0x20, 0x03, 0x00, 0x00, 0x00, 0x10, 0x00]
+        _ = reply.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        while readByte() != nil {}
+    }
+
+    /// Stops accepting. Idempotent: closing a descriptor number twice could close another test's socket.
+    func close() {
+        guard !closed.exchange(true, ordering: .sequentiallyConsistent) else { return }
+        shutdown(listener, Int32(SHUT_RDWR))
+        Glibc.close(listener)
+    }
+
+    deinit { close() }
+}
