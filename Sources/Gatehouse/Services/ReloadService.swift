@@ -1,3 +1,4 @@
+import AsyncAlgorithms
 import Logging
 import Mosquitto
 import GatehouseProtocol
@@ -17,9 +18,8 @@ struct ReloadService: Service {
                     _ = gateway.reload(trigger: "SIGHUP")
                 }
             }
-            // Cancelled (another service failed) as well as shut down: a cancelled sleep returns at once.
-            while !Task.isShuttingDownGracefully, !Task.isCancelled {
-                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
+            // Ends at graceful shutdown as well as on cancellation (another service failed).
+            for await _ in AsyncTimerSequence(interval: .seconds(1), clock: .continuous).cancelOnGracefulShutdown() {
                 if gateway.credentials.reloadRevoked() { gateway.enforceRevocations() }
             }
             group.cancelAll()
