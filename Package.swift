@@ -29,6 +29,15 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        // The embedded mosquitto as a child process: spawn with reset signal dispositions (swift-service-lifecycle
+        // ignores SIGTERM/SIGINT/SIGHUP in the gateway), its own process group, streamed output lines, an
+        // awaitable exit and a SIGTERM-then-SIGKILL teardown, instead of our own posix_spawn and waitpid polling.
+        .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2"),
+        // `FilePath`, which Subprocess takes for an executable's path (it is its dependency on Linux).
+        .package(url: "https://github.com/apple/swift-system.git", from: "1.5.0"),
+        // `AsyncTimerSequence` for the periodic services (already in the graph through Hummingbird and
+        // ServiceLifecycle; named here because we import it directly).
+        .package(url: "https://github.com/apple/swift-async-algorithms.git", from: "1.1.4"),
         // permessage-deflate (RFC 7692) inflation, the zlib binding swift-websocket uses too.
         .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
         // TLS for devices (wss://, client certificates), and reading a client certificate's CN and SAN.
@@ -97,6 +106,9 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: swiftSettings

@@ -1,4 +1,5 @@
 import GatehouseProtocol
+import NIOCore
 
 extension DeliveryState {
     mutating func connectionStarted(id: UInt64) {
@@ -39,7 +40,7 @@ extension DeliveryState {
     /// acknowledged ones stay in the window for the next connection.
     mutating func connectionEnded(id: UInt64) -> DeliveryEffects {
         var effects = DeliveryEffects()
-        guard var connection = self.connection, connection.id == id else { return effects }
+        guard let connection = self.connection, connection.id == id else { return effects }
         self.connection = nil
         self.welcome = nil
         self.stats.connected = false
@@ -47,7 +48,7 @@ extension DeliveryState {
             effects.writer = (writer, nil)
         }
         let lost = DeviceClientError(code: .notConnected, message: "the connection to the gateway ended before the message was written")
-        for item in connection.queue.removeAll() {
+        for item in connection.queue {
             if case .oneShot(let oneShot) = item {
                 effects.written.append((oneShot.continuation, .failure(lost)))
             }
@@ -98,7 +99,7 @@ extension DeliveryState {
         return effects
     }
 
-    private mutating func popWrite(from queue: inout FIFO<QueueItem>) -> OutboundWrite? {
+    private mutating func popWrite(from queue: inout CircularBuffer<QueueItem>) -> OutboundWrite? {
         while let item = queue.popFirst() {
             switch item {
             case .sequenced(let seq):

@@ -1,4 +1,5 @@
 import GatehouseProtocol
+import NIOCore
 
 /// Everything a ``DeviceClient`` shares between senders, its reader and its writer, kept under one lock.
 ///
@@ -38,7 +39,7 @@ struct DeliveryState {
     struct Connection {
         let id: UInt64
         var ready = false
-        var queue = FIFO<QueueItem>()
+        var queue = CircularBuffer<QueueItem>()
         var writer: CheckedContinuation<OutboundWrite?, Never>?
     }
 
@@ -49,7 +50,7 @@ struct DeliveryState {
     var nextID: UInt64 = 1
     var inFlight: [UInt64: InFlight] = [:]
     var helloSeq: UInt64?
-    var waiting = FIFO<WaitingSend>()
+    var waiting = CircularBuffer<WaitingSend>()
     var idleWaiters: [UInt64: CheckedContinuation<Void, any Error>] = [:]
     var connection: Connection?
     var welcome: DeviceWelcome?
@@ -92,7 +93,8 @@ struct DeliveryState {
 
     mutating func cancelWaiting(id: UInt64) -> DeliveryEffects {
         var effects = DeliveryEffects()
-        if let send = self.waiting.remove(where: { $0.id == id }) {
+        if let index = self.waiting.firstIndex(where: { $0.id == id }) {
+            let send = self.waiting.remove(at: index)
             effects.admitted.append((send.continuation, .failure(CancellationError())))
         }
         return effects
@@ -224,9 +226,10 @@ struct DeliveryState {
             effects.completed.append((entry.box, .failure(Self.stoppedError)))
         }
         self.inFlight = [:]
-        for send in self.waiting.removeAll() {
+        for send in self.waiting {
             effects.admitted.append((send.continuation, .failure(Self.stoppedError)))
         }
+        self.waiting.removeAll()
         for continuation in self.idleWaiters.values {
             effects.idle.append((continuation, .failure(Self.stoppedError)))
         }

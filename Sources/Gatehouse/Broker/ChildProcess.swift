@@ -1,104 +1,173 @@
-import Foundation
 import Glibc
+import Subprocess
 import Synchronization
+import SystemPackage
 
-/// A child process started with posix_spawn. Foundation's `Process` passes on the gateway's ignored signals
-/// (swift-service-lifecycle ignores SIGTERM/SIGINT/SIGHUP to catch them itself), so a mosquitto started
-/// that way could never be stopped with SIGTERM; here every signal is reset to its default and unblocked.
-/// The child gets its own process group, so a Ctrl-C in the terminal reaches the gateway only, and the
-/// gateway stops the broker once it has said goodbye through it.
+/// A child process run by swift-subprocess, for the embedded mosquitto.
+///
+/// What the gateway needs from it, and where swift-subprocess 1.0.2 provides it:
+/// - every signal at its default disposition and none blocked: swift-service-lifecycle ignores
+///   SIGTERM/SIGINT/SIGHUP in the gateway, and an inherited "ignore" would make mosquitto unstoppable by
+///   SIGTERM. Subprocess does this on every spawn (`_subprocess_spawnattr_reset_signals`, which sets
+///   `POSIX_SPAWN_SETSIGDEF` with all signals and `POSIX_SPAWN_SETSIGMASK` with none; the fork/exec fallback
+///   calls `signal(signo, SIG_DFL)` for each and `sigprocmask` with an empty set), so there is nothing to add;
+/// - its own process group (`PlatformOptions.processGroupID = 0`), so a Ctrl-C in the terminal reaches the
+///   gateway only, and the gateway stops the broker once it has said goodbye through it;
+/// - stdin from /dev/null (`input: .none`);
+/// - the gateway's environment without systemd's notify socket and watchdog, which are the gateway's;
+/// - stdout and stderr as one stream of lines (`error: .combinedWithOutput`, `strings()`);
+/// - an awaitable exit and a teardown: SIGTERM, then SIGKILL after a grace (`Execution.teardown(using:)`).
+///
+/// `Subprocess.run` keeps a process inside a closure, while the embedded broker must outlive the call that
+/// starts it (it listens before the service group starts and is stopped last by it). So the closure runs in
+/// a `Task` owned by this object: not fire-and-forget, since its value is the exit status that
+/// `waitForExit()` and `terminate(grace:)` await. `Execution` must not escape the closure, so signals and
+/// teardowns are asked for through `requests` and performed inside it.
 final class ChildProcess: Sendable {
+    /// Its process id, which is also its process group id.
     let pid: pid_t
-    private let output: FileHandle
-    private let status = Mutex<Int32?>(nil)
+    private let requests: AsyncStream<Request>.Continuation
+    private let exit: Task<Int32, Never>
+    private let outcome: Outcome
 
-    /// Starts `executable` with `arguments`; its stdout and stderr go to `output`, line by line.
-    init(executable: String, arguments: [String], output: @escaping @Sendable (String) -> Void) throws {
-        var pipeEnds: [Int32] = [0, 0]
-        guard pipe(&pipeEnds) == 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
-        let (readEnd, writeEnd) = (pipeEnds[0], pipeEnds[1])
-        // Close-on-exec, so no other child inherits them; dup2 gives this child plain copies as 1 and 2.
-        _ = fcntl(readEnd, F_SETFD, FD_CLOEXEC)
-        _ = fcntl(writeEnd, F_SETFD, FD_CLOEXEC)
-        defer { close(writeEnd) }
+    /// Environment variables a child must not inherit: systemd's notify socket and watchdog are the
+    /// gateway's, a child must not report readiness or liveness for it.
+    static let withheldEnvironment = ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"]
 
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, writeEnd, 1)
-        posix_spawn_file_actions_adddup2(&actions, writeEnd, 2)
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    private enum Request: Sendable {
+        case signal(Int32)
+        case teardown(grace: Duration)
+    }
 
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var all = sigset_t()
-        sigfillset(&all)
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP))
+    /// What the closure tells the object, read without awaiting.
+    private final class Outcome: Sendable {
+        let started = Mutex<CheckedContinuation<pid_t, any Error>?>(nil)
+        /// The exit status once it ended.
+        let status = Mutex<Int32?>(nil)
+        /// Whether the closure returned (the child closed its output) while the process may still run.
+        let closureDone = Mutex(false)
 
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        // systemd's notify socket and watchdog are the gateway's: a child must not report readiness for it.
-        let environment = ProcessInfo.processInfo.environment
-            .filter { !["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"].contains($0.key) }
-            .map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { environment.forEach { free($0) } }
-        var pid: pid_t = 0
-        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, environment)
-        guard result == 0 else {
-            close(readEnd)
-            throw POSIXError(.init(rawValue: result) ?? .EIO)
+        func resumeStart(_ result: Result<pid_t, any Error>) {
+            started.withLock { $0.take() }?.resume(with: result)
         }
+    }
+
+    private init(pid: pid_t, requests: AsyncStream<Request>.Continuation, exit: Task<Int32, Never>, outcome: Outcome) {
         self.pid = pid
-        self.output = FileHandle(fileDescriptor: readEnd, closeOnDealloc: true)
-        self.output.readabilityHandler = LineSplitter(output).handler
+        self.requests = requests
+        self.exit = exit
+        self.outcome = outcome
     }
 
-    /// The exit status (or 128 + signal) once it ended; nil while it runs. Reaps the child.
-    func exitStatus() -> Int32? {
-        status.withLock { known in
-            if let known { return known }
-            var raw: Int32 = 0
-            let reaped = waitpid(pid, &raw, WNOHANG)
-            guard reaped == pid || reaped < 0 else { return nil }
-            let signal = raw & 0x7f
-            known = reaped < 0 ? -1 : signal == 0 ? (raw >> 8) & 0xff : 128 + signal
-            return known
+    /// Starts `executable` with `arguments`; its stdout and stderr go to `output`, line by line (empty lines
+    /// skipped). Returns once it runs; throws when it cannot be started.
+    ///
+    /// - Parameter grace: how long a cancelled run waits after SIGTERM before SIGKILL (`terminate(grace:)`
+    ///   chooses its own).
+    static func spawn(
+        executable: String,
+        arguments: [String],
+        grace: Duration = .seconds(10),
+        output: @escaping @Sendable (String) -> Void
+    ) async throws -> ChildProcess {
+        var options = PlatformOptions()
+        options.processGroupID = 0
+        options.teardownSequence = [.gracefulShutDown(allowedDurationToNextStep: grace)]
+        let environment = Environment.inherit.updating(
+            Dictionary(uniqueKeysWithValues: withheldEnvironment.map { (Environment.Key(stringLiteral: $0), String?.none) })
+        )
+        let configuration = Configuration(
+            executable: .path(FilePath(executable)),
+            arguments: Arguments(arguments),
+            environment: environment,
+            platformOptions: options
+        )
+        let (requestStream, requests) = AsyncStream.makeStream(of: Request.self)
+        let outcome = Outcome()
+        var exit: Task<Int32, Never>?
+        let pid = try await withCheckedThrowingContinuation { (started: CheckedContinuation<pid_t, any Error>) in
+            outcome.started.withLock { $0 = started }
+            exit = Task {
+                let status = await Self.run(configuration, requests: requestStream, outcome: outcome, output: output)
+                outcome.status.withLock { $0 = status }
+                requests.finish()
+                return status
+            }
+        }
+        return ChildProcess(pid: pid, requests: requests, exit: exit!, outcome: outcome)
+    }
+
+    /// Runs the child to its end; returns its exit status, 128 + the signal that ended it, or -1 when it
+    /// could not be started (the error went to `spawn`).
+    private static func run(
+        _ configuration: Configuration,
+        requests: AsyncStream<Request>,
+        outcome: Outcome,
+        output: @escaping @Sendable (String) -> Void
+    ) async -> Int32 {
+        do {
+            let result = try await Subprocess.run(configuration, input: .none, output: .sequence, error: .combinedWithOutput) { execution in
+                outcome.resumeStart(.success(execution.processIdentifier.value))
+                await withTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        do {
+                            for try await line in execution.standardOutput.strings() where !line.isEmpty { output(line) }
+                        } catch {
+                            output("(output no longer readable: \(error))")
+                        }
+                    }
+                    group.addTask {
+                        for await request in requests {
+                            switch request {
+                            case .signal(let number):
+                                try? execution.send(signal: Signal(rawValue: number))
+                            case .teardown(let grace):
+                                await execution.teardown(using: [.gracefulShutDown(allowedDurationToNextStep: grace)])
+                            }
+                        }
+                    }
+                    // Subprocess ends the output when the process exits (even if a grandchild holds the pipe).
+                    await group.next()
+                    // Set before the request loop ends, so `terminate` knows to cancel instead (see there).
+                    outcome.closureDone.withLock { $0 = true }
+                    group.cancelAll()
+                }
+            }
+            switch result.terminationStatus {
+            case .exited(let code): return code
+            case .signaled(let signal): return 128 + signal
+            }
+        } catch {
+            outcome.resumeStart(.failure(error))
+            return -1
         }
     }
 
-    var isRunning: Bool { exitStatus() == nil }
+    /// The exit status (or 128 + signal) once it ended; nil while it runs.
+    var exitStatus: Int32? { outcome.status.withLock { $0 } }
 
-    /// Sends a signal.
-    func signal(_ number: Int32) { kill(pid, number) }
-}
+    var isRunning: Bool { exitStatus == nil }
 
-/// Cuts a pipe's bytes into lines.
-private final class LineSplitter: @unchecked Sendable {
-    private let emit: @Sendable (String) -> Void
-    private var partial: [UInt8] = []  // only touched by the file handle's serial readability queue
+    /// Waits until it exited; returns its exit status (or 128 + signal). Waits also in a cancelled task.
+    func waitForExit() async -> Int32 {
+        await exit.value
+    }
 
-    init(_ emit: @escaping @Sendable (String) -> Void) { self.emit = emit }
+    /// Sends a signal, if it still runs.
+    func signal(_ number: Int32) {
+        requests.yield(.signal(number))
+    }
 
-    var handler: @Sendable (FileHandle) -> Void {
-        { handle in
-            let data = handle.availableData
-            guard !data.isEmpty else {
-                handle.readabilityHandler = nil
-                if !self.partial.isEmpty { self.emit(String(decoding: self.partial, as: UTF8.self)) }
-                return
-            }
-            self.partial.append(contentsOf: data)
-            while let end = self.partial.firstIndex(of: UInt8(ascii: "\n")) {
-                let line = String(decoding: self.partial[..<end], as: UTF8.self)
-                self.partial.removeSubrange(...end)
-                if !line.isEmpty { self.emit(line) }
-            }
+    /// Stops it: SIGTERM, SIGKILL after `grace`; returns the exit status. Safe to repeat and to call after it
+    /// ended.
+    @discardableResult
+    func terminate(grace: Duration) async -> Int32 {
+        requests.yield(.teardown(grace: grace))
+        if outcome.closureDone.withLock({ $0 }) {
+            // It closed its output and so is leaving the closure, where requests are served: cancelling the
+            // run performs the teardown sequence given to `spawn` instead.
+            exit.cancel()
         }
+        return await exit.value
     }
 }

@@ -77,10 +77,11 @@ final class EmbeddedBroker: Sendable {
         if Self.acceptsConnections(port: settings.port) {
             throw StartupError("mqtt.embedded_port: 127.0.0.1:\(settings.port) is already in use (by a system mosquitto? then set mqtt.url: mqtt://127.0.0.1:\(settings.port) instead); or choose another port")
         }
-        let process = try launch()
+        let process = try await launch()
+        // mosquitto has no readiness notification: watch the port, and its exit.
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            if let status = process.exitStatus() {
+            if let status = process.exitStatus {
                 throw StartupError("mqtt.embedded: mosquitto exited at start with status \(status) (see its output above)")
             }
             if Self.acceptsConnections(port: settings.port) { return }
@@ -90,9 +91,9 @@ final class EmbeddedBroker: Sendable {
     }
 
     /// Starts mosquitto again after it died (counted in `restarts`); false once `stop()` was called.
-    func restart() throws -> Bool {
+    func restart() async throws -> Bool {
         guard !state.withLock({ $0.stopping }) else { return false }
-        let process = try launch()
+        let process = try await launch()
         let stopping = state.withLock { state in
             state.restarts += 1
             return state.stopping
@@ -102,13 +103,11 @@ final class EmbeddedBroker: Sendable {
         return true
     }
 
-    /// Waits until the current mosquitto exits; returns its exit status (or signal).
+    /// Waits until the current mosquitto exits; returns its exit status (or 128 + signal). Waits also in a
+    /// cancelled task (`stop()` ends it).
     func waitForExit() async -> Int32 {
         guard let process = state.withLock({ $0.process }) else { return 0 }
-        while true {
-            if let status = process.exitStatus() { return status }
-            await Self.pause(.milliseconds(100))
-        }
+        return await process.waitForExit()
     }
 
     /// Stops mosquitto for good: SIGTERM (it saves its database), SIGKILL after `grace`. Safe to repeat.
@@ -118,23 +117,19 @@ final class EmbeddedBroker: Sendable {
             return state.process
         }
         guard let process else { return }  // never started one: the pid file is not ours
-        if process.isRunning {
-            process.signal(SIGTERM)
-            let deadline = ContinuousClock.now + grace
-            while process.isRunning, ContinuousClock.now < deadline { await Self.pause(.milliseconds(50)) }
-            if process.isRunning {
-                logger.warning("mosquitto did not stop within \(grace); killing it")
-                process.signal(SIGKILL)
-            }
+        let wasRunning = process.isRunning
+        let status = await process.terminate(grace: grace)
+        if wasRunning, status == 128 + SIGKILL {
+            logger.warning("mosquitto did not stop within \(grace) of SIGTERM and was killed")
         }
         try? FileManager.default.removeItem(atPath: pidPath)
     }
 
-    private func launch() throws -> ChildProcess {
+    private func launch() async throws -> ChildProcess {
         let logger = self.logger
         let process: ChildProcess
         do {
-            process = try ChildProcess(executable: settings.binary, arguments: ["-c", configPath]) { line in
+            process = try await ChildProcess.spawn(executable: settings.binary, arguments: ["-c", configPath]) { line in
                 logger.info("mosquitto: \(line)")
             }
         } catch {
@@ -158,7 +153,8 @@ final class EmbeddedBroker: Sendable {
 
     /// A gateway killed with SIGKILL leaves its mosquitto running (it is in its own process group), holding the
     /// port. Only a process started exactly as we start ours is stopped (we hold the directory's lock, so no
-    /// running gateway owns it).
+    /// running gateway owns it). Hand-written with kill(2): it is not our child, and swift-subprocess only
+    /// manages the processes it spawned.
     private func stopLeftover() async {
         let ours = ([settings.binary, "-c", configPath].joined(separator: "\0") + "\0")
         guard let text = try? String(contentsOfFile: pidPath, encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)),
@@ -168,11 +164,6 @@ final class EmbeddedBroker: Sendable {
         kill(pid, SIGTERM)
         for _ in 0..<100 where kill(pid, 0) == 0 { try? await Task.sleep(for: .milliseconds(50)) }
         if kill(pid, 0) == 0 { kill(pid, SIGKILL) }
-    }
-
-    /// Sleeps also in a cancelled task: waiting for mosquitto to exit must not become a busy loop.
-    private static func pause(_ duration: Duration) async {
-        await Task { try? await Task.sleep(for: duration) }.value
     }
 
     private static var currentUserName: String {

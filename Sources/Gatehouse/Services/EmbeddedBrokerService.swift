@@ -31,11 +31,12 @@ struct EmbeddedBrokerService: Service {
             if Task.isShuttingDownGracefully || Task.isCancelled { return }
             let wait = delay
             logger.error("the embedded mosquitto exited (status \(status)); restarting it in \(wait)")
+            // A backoff that changes after every exit, not a period: a plain sleep rather than a timer sequence.
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
             if Task.isShuttingDownGracefully || Task.isCancelled { return }
             delay = min(delay * 2, .seconds(30))
             do {
-                guard try broker.restart() else { return }
+                guard try await broker.restart() else { return }
             } catch {
                 logger.error("\(error)")
             }

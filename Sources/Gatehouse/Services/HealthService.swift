@@ -1,3 +1,4 @@
+import AsyncAlgorithms
 import Logging
 import Mosquitto
 import GatehouseProtocol
@@ -9,9 +10,8 @@ struct HealthService: Service {
 
     func run() async throws {
         let interval = gateway.startup.gateway.healthIntervalSeconds
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(interval)) }
-            guard !Task.isShuttingDownGracefully else { return }
+        // Ends at graceful shutdown as well as on cancellation.
+        for await _ in AsyncTimerSequence(interval: .seconds(interval), clock: .continuous).cancelOnGracefulShutdown() {
             let report = gateway.bridge.healthReport(intervalSeconds: Double(interval))
             if gateway.link.isConnected {
                 gateway.link.publish(OutboundMessage(topic: gateway.topics.bridgeHealth(gateway.id), payload: report.serialized()), .bestEffort(.atMostOnce))

@@ -1,3 +1,4 @@
+import AsyncAlgorithms
 import Logging
 import Mosquitto
 import GatehouseProtocol
@@ -5,7 +6,7 @@ import ServiceLifecycle
 import UnixSignals
 
 /// Applies changes without dropping devices: the revoked file is polled every second, and SIGHUP
-/// reloads (`Gateway.reload`: the revocation list, the TLS certificate for new connections, and the
+/// reloads (`Reloader.reload`: the revocation list, the TLS certificate for new connections, and the
 /// reloadable keys of the config file).
 struct ReloadService: Service {
     let gateway: Gateway
@@ -17,9 +18,8 @@ struct ReloadService: Service {
                     _ = gateway.reloader.reload(trigger: "SIGHUP")
                 }
             }
-            // Cancelled (another service failed) as well as shut down: a cancelled sleep returns at once.
-            while !Task.isShuttingDownGracefully, !Task.isCancelled {
-                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
+            // Ends at graceful shutdown as well as on cancellation (another service failed).
+            for await _ in AsyncTimerSequence(interval: .seconds(1), clock: .continuous).cancelOnGracefulShutdown() {
                 gateway.reloader.pollRevocations()
             }
             group.cancelAll()

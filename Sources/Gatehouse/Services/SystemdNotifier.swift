@@ -1,3 +1,4 @@
+import AsyncAlgorithms
 import Foundation
 import Glibc
 import Logging
@@ -47,9 +48,9 @@ struct SystemdWatchdogService: Service {
                 try? await gracefulShutdown()
                 return
             }
-            while !Task.isShuttingDownGracefully, !Task.isCancelled {
+            notifier.notify("WATCHDOG=1")
+            for await _ in AsyncTimerSequence(interval: interval, clock: .continuous).cancelOnGracefulShutdown() {
                 notifier.notify("WATCHDOG=1")
-                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
             }
         } onGracefulShutdown: {
             notifier.notify("STOPPING=1")
