@@ -62,6 +62,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            // The config file's model and reader, shared by the gateway and gatehousectl.
+            name: "GatehouseConfig",
+            dependencies: [
+                "GatehouseProtocol",
+                "Mosquitto",
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "GatehouseDevice",
             dependencies: [
                 "GatehouseProtocol",
@@ -77,6 +87,7 @@ let package = Package(
         .target(
             name: "Gatehouse",
             dependencies: [
+                "GatehouseConfig",
                 "GatehouseProtocol",
                 "Mosquitto",
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -97,7 +108,6 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -112,11 +122,11 @@ let package = Package(
         .executableTarget(
             name: "gatehousectl",
             dependencies: [
+                "GatehouseConfig",
                 "GatehouseProtocol",
                 "Mosquitto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -138,6 +148,11 @@ let package = Package(
         .testTarget(
             name: "GatehouseTests",
             dependencies: ["Gatehouse", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GatehouseConfigTests",
+            dependencies: ["GatehouseConfig", "GatehouseProtocol", "Mosquitto"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,4 +1,5 @@
 import Foundation
+import GatehouseConfig
 import GatehouseProtocol
 import Logging
 import Mosquitto
@@ -66,16 +67,7 @@ public final class Gateway: Sendable {
         self.embeddedBroker = config.mqtt.embedded.map { EmbeddedBroker(settings: $0, logger: logger) }
         self.timerLoop = MultiThreadedEventLoopGroup.singleton.any()
         self.connectRate = Mutex(TokenBucket(perSecond: config.limits.maxConnectsPerSecond, nowNanos: NIODeadline.now().uptimeNanoseconds))
-        var options = try MQTTClientOptions(url: config.mqtt.url, clientID: config.mqtt.clientID ?? "gatehouse-\(config.gateway.id)")
-        options.keepalive = config.mqtt.keepaliveSeconds
-        options.maxInflight = config.mqtt.maxInflight
-        if let username = config.mqtt.username { options.username = username }
-        if let file = config.mqtt.passwordFile {
-            options.password = try String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .newlines)
-        }
-        if config.mqtt.caFile != nil || config.mqtt.certFile != nil || options.tls != nil {
-            options.tls = MQTTTLSOptions(caFile: config.mqtt.caFile, certFile: config.mqtt.certFile, keyFile: config.mqtt.keyFile)
-        }
+        var options = try MQTTClientOptions(config: config)
         let offline = BridgeState(state: "offline", ts: 0, version: version)
         options.will = MQTTWill(topic: topics.bridgeState(config.gateway.id), payload: offline.encoded(), qos: .atLeastOnce, retain: true)
         self.broker = try MosquittoClient(options: options, logger: logger)
