@@ -76,7 +76,7 @@ struct BrokerOptions: ParsableArguments {
 
     /// Connection settings and base topic after applying flags, environment and config file.
     func resolve(clientPrefix: String = "gatehousectl") throws -> ResolvedBroker {
-        var config = try GatewayConfigFile.load(option: config).config
+        var config = try GatewayConfigFile.load(option: self.config).config
         if let url { config.mqtt.url = url }
         if let username { config.mqtt.username = username }
         if let caFile { config.mqtt.caFile = caFile }

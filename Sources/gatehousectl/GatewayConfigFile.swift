@@ -26,7 +26,7 @@ struct GatewayConfigFile: Sendable {
             config.resolveRelativePaths(beside: path)
             return GatewayConfigFile(config: config, isFromFile: true)
         } catch {
-            throw CtlError.usage(error.description)
+            throw CtlError.usage("\(error)")
         }
     }
 }
