@@ -71,6 +71,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            // The config file's model and reader, shared by the gateway and gatehousectl.
+            name: "GatehouseConfig",
+            dependencies: [
+                "GatehouseProtocol",
+                "Mosquitto",
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "GatehouseDevice",
             dependencies: [
                 "GatehouseProtocol",
@@ -86,6 +96,7 @@ let package = Package(
         .target(
             name: "Gatehouse",
             dependencies: [
+                "GatehouseConfig",
                 "GatehouseProtocol",
                 "Mosquitto",
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -109,7 +120,6 @@ let package = Package(
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
-                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -124,11 +134,11 @@ let package = Package(
         .executableTarget(
             name: "gatehousectl",
             dependencies: [
+                "GatehouseConfig",
                 "GatehouseProtocol",
                 "Mosquitto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -150,6 +160,11 @@ let package = Package(
         .testTarget(
             name: "GatehouseTests",
             dependencies: ["Gatehouse", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GatehouseConfigTests",
+            dependencies: ["GatehouseConfig", "GatehouseProtocol", "Mosquitto"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,4 +1,5 @@
 import Foundation
+import GatehouseConfig
 import GatehouseProtocol
 import Logging
 import Mosquitto
@@ -59,16 +60,7 @@ public final class Gateway: Sendable {
         let deviceTLS = try config.gateway.tls.map { try DeviceTLS(files: $0) }
         self.deviceTLS = deviceTLS
         self.embeddedBroker = config.mqtt.embedded.map { EmbeddedBroker(settings: $0, logger: logger) }
-        var options = try MQTTClientOptions(url: config.mqtt.url, clientID: config.mqtt.clientID ?? "gatehouse-\(config.gateway.id)")
-        options.keepalive = config.mqtt.keepaliveSeconds
-        options.maxInflight = config.mqtt.maxInflight
-        if let username = config.mqtt.username { options.username = username }
-        if let file = config.mqtt.passwordFile {
-            options.password = try String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .newlines)
-        }
-        if config.mqtt.caFile != nil || config.mqtt.certFile != nil || options.tls != nil {
-            options.tls = MQTTTLSOptions(caFile: config.mqtt.caFile, certFile: config.mqtt.certFile, keyFile: config.mqtt.keyFile)
-        }
+        var options = try MQTTClientOptions(config: config)
         let offline = BridgeState(state: .offline, ts: 0, version: Self.version)
         options.will = MQTTWill(topic: topics.bridgeState(id), payload: offline.encoded(), qos: .atLeastOnce, retain: true)
         let client = try MosquittoClient(options: options, logger: logger)

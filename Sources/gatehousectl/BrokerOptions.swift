@@ -1,26 +1,32 @@
 import ArgumentParser
+import GatehouseConfig
 import GatehouseProtocol
 import Mosquitto
 
 /// Broker connection options shared by every subcommand that talks to MQTT.
 ///
-/// Each value comes from, in order: the flag, the environment variable, the gateway config file
-/// (`--config` or `GATEHOUSE_CONFIG`), the default.
+/// Each value comes from, in order: the flag, then the gateway's config as the gateway reads it
+/// (`GatehouseConfig`: the `GATEHOUSE_<SECTION>_<KEY>` variable, then the config file named by `--config` or
+/// `GATEHOUSE_CONFIG`, then the key's default). Same keys, defaults and validation as the gateway.
 ///
 /// | flag | environment | config key | default |
 /// |---|---|---|---|
-/// | `--url` | `GATEHOUSE_MQTT_URL` | `mqtt.url` | `mqtt://127.0.0.1:1883` |
+/// | `--url` | `GATEHOUSE_MQTT_URL` | `mqtt.url` | the embedded broker `mqtt://127.0.0.1:<mqtt.embedded_port>` |
 /// | `--username` | `GATEHOUSE_MQTT_USERNAME` | `mqtt.username` | none |
-/// | `--password` | `GATEHOUSE_MQTT_PASSWORD` | `mqtt.password` | none |
+/// | `--password` | `GATEHOUSE_MQTT_PASSWORD` | (none: the gateway reads only a file) | none |
 /// | `--password-file` | `GATEHOUSE_MQTT_PASSWORD_FILE` | `mqtt.password_file` | none |
 /// | `--base-topic` | `GATEHOUSE_MQTT_BASE_TOPIC` | `mqtt.base_topic` | `gatehouse` |
-/// | `--ca-file` | `GATEHOUSE_MQTT_CA_FILE` | | OS trust store for `mqtts://` |
+/// | `--ca-file` | `GATEHOUSE_MQTT_TLS_CA_FILE`, `GATEHOUSE_MQTT_CA_FILE` | `mqtt.tls.ca_file`, `mqtt.ca_file` | OS trust store for `mqtts://` |
+///
+/// The client certificate (`mqtt.tls.cert_file`, `key_file`), `mqtt.keepalive_s` and `mqtt.max_inflight` come
+/// from the config too. Passwords: `--password`, `--password-file`, `$GATEHOUSE_MQTT_PASSWORD_FILE`,
+/// `$GATEHOUSE_MQTT_PASSWORD`, `mqtt.password_file`, the first one given wins.
 struct BrokerOptions: ParsableArguments {
     /// Broker URL.
     @Option(
         help: """
             Broker URL, mqtt://host:port or mqtts://host:port \
-            (default: $GATEHOUSE_MQTT_URL, else mqtt.url, else mqtt://127.0.0.1:1883).
+            (default: $GATEHOUSE_MQTT_URL, else mqtt.url, else the embedded broker on 127.0.0.1:mqtt.embedded_port, 1883).
             """
     )
     var url: String?
@@ -49,7 +55,7 @@ struct BrokerOptions: ParsableArguments {
     /// CA bundle for `mqtts://`.
     @Option(
         help: ArgumentHelp(
-            "CA certificates (PEM) to verify an mqtts:// broker (default: $GATEHOUSE_MQTT_CA_FILE).",
+            "CA certificates (PEM) to verify an mqtts:// broker (default: $GATEHOUSE_MQTT_TLS_CA_FILE, else mqtt.tls.ca_file).",
             valueName: "file"
         )
     )
@@ -62,7 +68,7 @@ struct BrokerOptions: ParsableArguments {
     /// The gateway's YAML config, to reuse its broker settings.
     @Option(
         help: ArgumentHelp(
-            "The gateway's YAML config file, to read mqtt.* and auth.key_file from (default: $GATEHOUSE_CONFIG).",
+            "The gateway's YAML config file, to read mqtt.* and auth.key_file from, checked as the gateway checks it (default: $GATEHOUSE_CONFIG).",
             valueName: "file"
         )
     )
@@ -70,42 +76,35 @@ struct BrokerOptions: ParsableArguments {
 
     /// Connection settings and base topic after applying flags, environment and config file.
     func resolve(clientPrefix: String = "gatehousectl") throws -> ResolvedBroker {
-        let file = try GatewayConfigFile.load(option: config)
-        let url = url ?? Environment.value("GATEHOUSE_MQTT_URL") ?? file.mqttURL ?? "mqtt://127.0.0.1:1883"
-        let clientID = "\(clientPrefix)-\(RandomID.hex(bytes: 6))"
+        var config = try GatewayConfigFile.load(option: self.config).config
+        if let url { config.mqtt.url = url }
+        if let username { config.mqtt.username = username }
+        if let caFile { config.mqtt.caFile = caFile }
+        if let baseTopic {
+            if let problem = MQTTSection.baseTopicProblem(baseTopic) { throw CtlError.usage("--base-topic: \(problem)") }
+            config.mqtt.baseTopic = baseTopic
+        }
+        if let passwordFile { config.mqtt.passwordFile = passwordFile }
+        let inlinePassword =
+            password
+            ?? (passwordFile == nil && Environment.value("GATEHOUSE_MQTT_PASSWORD_FILE") == nil
+                ? Environment.value("GATEHOUSE_MQTT_PASSWORD") : nil)
+        if inlinePassword != nil { config.mqtt.passwordFile = nil }
         var options: MQTTClientOptions
         do {
-            options = try MQTTClientOptions(url: url, clientID: clientID)
+            options = try MQTTClientOptions(config: config, clientID: "\(clientPrefix)-\(RandomID.hex(bytes: 6))")
         } catch let error as MosquittoError {
             throw CtlError.usage(error.message)
+        } catch let error as SecretFileError {
+            throw CtlError.usage("cannot read password file \(error.path): \(error.reason)")
         }
-        if let username = username ?? Environment.value("GATEHOUSE_MQTT_USERNAME") ?? file.mqttUsername {
-            options.username = username
-        }
-        if let password {
-            options.password = password
-        } else if let path = passwordFile ?? Environment.value("GATEHOUSE_MQTT_PASSWORD_FILE") {
-            options.password = try SecretFile.text(path, what: "password file")
-        } else if let password = Environment.value("GATEHOUSE_MQTT_PASSWORD") {
-            options.password = password
-        } else if let path = file.mqttPasswordFile {
-            options.password = try SecretFile.text(path, what: "password file")
-        } else if let password = file.mqttPassword {
-            options.password = password
-        }
-        let caFile = caFile ?? Environment.value("GATEHOUSE_MQTT_CA_FILE")
-        if caFile != nil || insecure {
+        if let inlinePassword { options.password = inlinePassword }
+        if insecure {
             var tls = options.tls ?? MQTTTLSOptions()
-            tls.caFile = caFile ?? tls.caFile
-            tls.insecure = insecure
+            tls.insecure = true
             options.tls = tls
         }
-        let base = baseTopic ?? Environment.value("GATEHOUSE_MQTT_BASE_TOPIC") ?? file.baseTopic ?? "gatehouse"
-        guard !base.isEmpty, !base.contains("+"), !base.contains("#"), !base.hasPrefix("/"), !base.hasSuffix("/")
-        else {
-            throw CtlError.usage("invalid base topic '\(base)': no wildcards (+ #) and no leading or trailing '/'")
-        }
-        return ResolvedBroker(options: options, topics: Topics(base: base))
+        return ResolvedBroker(options: options, topics: Topics(base: config.mqtt.baseTopic))
     }
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GatehouseConfig
 import GatehouseProtocol
 
 /// `gatehousectl token`: device credentials (HS256 JWTs signed with the fleet key). Needs no broker.
@@ -33,20 +34,21 @@ struct KeyOptions: ParsableArguments {
         if let keyFile { return keyFile }
         if let path = Environment.value("GATEHOUSE_KEY_FILE") { return path }
         let file = try GatewayConfigFile.load(option: config)
-        guard let id else { return file.keyFile }
-        guard config != nil || Environment.value("GATEHOUSE_CONFIG") != nil else { return nil }
-        guard let path = file.keyFiles[id] else {
-            let known = file.keyFiles.keys.sorted().joined(separator: ", ")
+        // Without a config file there is no fleet key: the gateway's default path is not guessed.
+        guard file.isFromFile else { return nil }
+        let auth = file.config.auth
+        guard let id else { return auth.keyFile }
+        guard let path = auth.keyFiles[id] else {
+            let known = auth.keyFiles.keys.sorted().joined(separator: ", ")
             throw CtlError.usage("no key with id \(id) in auth.key_files of the config (known: \(known.isEmpty ? "none" : known))")
         }
         return path
     }
 
-    /// Reads the key (one trailing newline removed, PROTOCOL.md section 2).
+    /// Reads the key (the `SecretFile` rule: one trailing newline removed, PROTOCOL.md section 2).
     func load(id: String? = nil) throws -> FleetKey? {
         guard let path = try keyPath(id: id) else { return nil }
-        let bytes = try SecretFile.bytes(path, what: "key file")
-        let key = FleetKey(id: id, fileContents: bytes)
+        let key = FleetKey(id: id, secret: try SecretFile.bytes(path, what: "key file"))
         guard !key.secret.isEmpty else { throw CtlError.usage("key file \(path) is empty") }
         return key
     }

@@ -5,7 +5,7 @@ import subprocess
 import threading
 import time
 
-from conftest import GATEHOUSECTL_BIN, clean_env, free_port, run_ctl, uid, verify_hs256
+from conftest import GATEHOUSECTL_BIN, clean_env, deep_merge, free_port, run_ctl, to_yaml, uid, verify_hs256
 
 
 def broker_flags(gw):
@@ -129,3 +129,28 @@ def test_unreachable_broker_exits_nonzero_with_message():
     r = run_ctl(["devices", "--url", f"mqtt://127.0.0.1:{free_port()}", "--base-topic", "x"], timeout=30)
     assert r.returncode != 0
     assert "cannot reach broker" in r.stderr, r.stderr
+
+
+def test_config_file_gives_broker_base_topic_and_key(gw):
+    """--config alone: the broker, base topic and fleet key as the gateway reads them."""
+    dev, _ = gw.device()
+    r = run_ctl(["devices", "--json", "--config", str(gw.config_path)])
+    assert r.returncode == 0, r.stderr
+    assert any(row["device"] == dev for row in json.loads(r.stdout)), r.stdout
+    r = run_ctl(["token", "issue", uid("ctl"), "--config", str(gw.config_path)])
+    assert r.returncode == 0, r.stderr
+    verify_hs256(r.stdout.strip(), gw.key)
+
+
+def test_config_refused_by_the_gateway_is_refused_with_every_key(gw, tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(to_yaml(deep_merge(gw.config, {"mqtt": {"password": "x", "base_topic": "a/#"}})))
+    r = run_ctl(["devices", "--config", str(path)])
+    assert r.returncode == 2
+    assert "mqtt.password: unknown key" in r.stderr and "mqtt.base_topic" in r.stderr, r.stderr
+
+
+def test_base_topic_flag_is_validated_like_the_config_key():
+    r = run_ctl(["devices", "--url", f"mqtt://127.0.0.1:{free_port()}", "--base-topic", "a/+"])
+    assert r.returncode == 2
+    assert "must be a topic without + #" in r.stderr, r.stderr

@@ -1,4 +1,5 @@
 import Foundation
+import GatehouseConfig
 import GatehouseProtocol
 import Logging
 import Mosquitto
@@ -12,11 +13,11 @@ final class CredentialStore: Sendable {
     private let revoked = Mutex<(entries: Set<String>, modified: Date?)>(([], nil))
     private let logger: Logger
 
-    /// Reads the fleet keys (one trailing newline is not part of a key) and the revoked file.
+    /// Reads the fleet keys (by the `SecretFile` rule: one trailing newline is not part of a key) and the revoked file.
     init(auth: AuthSection, logger: Logger) throws {
         func read(_ file: String, id: String?) throws -> FleetKey {
             do {
-                return FleetKey(id: id, fileContents: try [UInt8](Data(contentsOf: URL(fileURLWithPath: file))))
+                return FleetKey(id: id, secret: try SecretFile.bytes(atPath: file))
             } catch {
                 throw StartupError("\(id.map { "auth.key_files.\($0)" } ?? "auth.key_file"): cannot read \(file)")
             }

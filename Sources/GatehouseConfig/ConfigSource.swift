@@ -1,6 +1,13 @@
-import Logging
-import Mosquitto
-import GatehouseProtocol
+// Why not apple/swift-configuration (1.4.0, already in the graph through Hummingbird): its `ConfigReader`
+// returns the default when a value is present but cannot be converted, telling only an `AccessReporter`, so
+// "every problem with its key" would be rebuilt on top of access events; `YAMLSnapshot` keeps the parsed keys
+// internal, so the keys nobody read (our "unknown key" errors) cannot be listed without parsing the YAML a
+// second time; it has no mapping type (`auth.key_files` is `kid: path`); `FileProvider` is created with
+// `async` only, while SIGHUP reload and gatehousectl's `token` commands read the file synchronously; and its
+// environment provider knows no `GATEHOUSE_` prefix (a `KeyMappingProvider` would add one) nor `on`/`off`
+// booleans, which the README promises. Sizes (`256MiB`) and durations (`24h`) stay our own either way.
+// So this small reader stays: one YAML parse (Yams), environment on top, every problem collected.
+
 import Foundation
 import Yams
 
@@ -8,6 +15,9 @@ import Yams
 /// environment variables. Typed readers record every problem with its key instead of stopping at
 /// the first, so `gatehouse --check-config` can list them all.
 public final class ConfigSource {
+    /// Whether sections also check the files the config names (readable, executable). `gatehousectl` turns this
+    /// off: it reads the files it needs when it needs them, and need not read, say, the gateway's TLS key.
+    public let checksFiles: Bool
     /// Problems found so far, each naming its key (`limits.max_message_bytes: must be an integer ≥ 1024`).
     public private(set) var problems: [String] = []
     private let yaml: [String: [String: Any]]
@@ -17,8 +27,9 @@ public final class ConfigSource {
     public private(set) var values: [String: String] = [:]
 
     /// Parses YAML text (an empty text means "all defaults").
-    public init(yamlText: String, environment: [String: String] = ProcessInfo.processInfo.environment) {
+    public init(yamlText: String, environment: [String: String] = ProcessInfo.processInfo.environment, checksFiles: Bool = true) {
         self.environment = environment
+        self.checksFiles = checksFiles
         var sections: [String: [String: Any]] = [:]
         do {
             let loaded = try Yams.load(yaml: yamlText)
@@ -40,11 +51,11 @@ public final class ConfigSource {
     }
 
     /// Reads a YAML file; a missing or unreadable file is one problem, and defaults apply.
-    public convenience init(file path: String, environment: [String: String] = ProcessInfo.processInfo.environment) {
+    public convenience init(file path: String, environment: [String: String] = ProcessInfo.processInfo.environment, checksFiles: Bool = true) {
         if let text = try? String(contentsOfFile: path, encoding: .utf8) {
-            self.init(yamlText: text, environment: environment)
+            self.init(yamlText: text, environment: environment, checksFiles: checksFiles)
         } else {
-            self.init(yamlText: "", environment: environment)
+            self.init(yamlText: "", environment: environment, checksFiles: checksFiles)
             problems.append("config: cannot read \(path)")
         }
     }
@@ -52,6 +63,11 @@ public final class ConfigSource {
     /// Records a problem found by a caller's own validation.
     public func problem(_ key: String, _ message: String) {
         problems.append("\(key): \(message)")
+    }
+
+    /// Records `cannot read FILE` for `key` when files are checked and `file` is given but unreadable.
+    public func checkReadable(_ key: String, _ file: String?) {
+        if checksFiles, let file, !FileManager.default.isReadableFile(atPath: file) { problem(key, "cannot read \(file)") }
     }
 
     /// Keys present in the YAML that nobody read: almost always typos.
@@ -90,16 +106,25 @@ public final class ConfigSource {
         return "{" + map.keys.sorted().map { "\($0): \(describe(map[$0]!))" }.joined(separator: ", ") + "}"
     }
 
-    /// A string value (numbers in YAML are accepted as their text).
-    public func string(_ key: String, default value: String? = nil) -> String? {
-        guard let raw = raw(key) else { return value }
+    /// A string value with a default (numbers in YAML are accepted as their text).
+    public func string(_ key: String, default value: String) -> String {
+        optionalString(key) ?? value
+    }
+
+    /// A string value, nil when unset (numbers in YAML are accepted as their text).
+    public func string(_ key: String) -> String? {
+        optionalString(key)
+    }
+
+    private func optionalString(_ key: String) -> String? {
+        guard let raw = raw(key) else { return nil }
         switch raw {
         case let text as String: return text
         case let number as Int: return String(number)
         case let number as Double: return String(number)
         default:
             problem(key, "must be a string")
-            return value
+            return nil
         }
     }
 
