@@ -120,12 +120,6 @@ struct ResolvedBroker: Sendable {
 enum RandomID {
     /// `2 * bytes` lowercase hex digits.
     static func hex(bytes: Int) -> String {
-        var generator = SystemRandomNumberGenerator()
-        var text = ""
-        for _ in 0..<bytes {
-            let byte = UInt8.random(in: 0...255, using: &generator)
-            text += String(byte >> 4, radix: 16) + String(byte & 0xF, radix: 16)
-        }
-        return text
+        Hex.encode((0..<bytes).map { _ in UInt8.random(in: 0...255) })
     }
 }

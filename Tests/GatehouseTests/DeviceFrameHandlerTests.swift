@@ -39,7 +39,7 @@ import Testing
             heartbeatSeconds: 30, deflate: nil)
         try channel.pipeline.syncOperations.addHandler(handler)
         session = DeviceSession(
-            device: "dev-1", tokenKind: nil, tokenID: nil, session: 1, connectedAt: 0, remote: "test", channel: channel, metrics: GatewayMetrics())
+            device: "dev-1", tokenKind: nil, tokenID: nil, number: 1, connectedAt: 0, remote: "test", channel: channel, metrics: GatewayMetrics())
         handler.start(session, loop: channel.eventLoop)
     }
 

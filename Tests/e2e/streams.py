@@ -161,6 +161,20 @@ class Observer:
         with self.lock:
             self.arrivals.setdefault(device, []).append(seq)
 
+    def wait_quiet(self, quiet_s: float, timeout: float) -> bool:
+        """Waits until nothing has arrived for `quiet_s` (the broker has delivered all it had)."""
+        deadline = time.monotonic() + timeout
+        last, since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            with self.lock:
+                count = sum(len(seqs) for seqs in self.arrivals.values())
+            if count != last:
+                last, since = count, time.monotonic()
+            elif time.monotonic() - since >= quiet_s:
+                return True
+            time.sleep(0.05)
+        return False
+
     def wait_subscribed(self, after: int, timeout: float = 20) -> bool:
         """Waits until the observer has subscribed more than `after` times (e.g. again after a broker restart)."""
         deadline = time.monotonic() + timeout

@@ -53,7 +53,7 @@ final class BridgeOperations: Sendable {
                 .object(JSONObject([
                     ("device", .string(session.device)),
                     ("kind", devices.kind(of: session).map(JSONValue.string) ?? .null),
-                    ("session", .number(JSONNumber(session.session))),
+                    ("session", .number(JSONNumber(session.number))),
                     ("connected_at", .number(JSONNumber(session.connectedAt))),
                     ("remote", .string(session.remote)),
                 ]))

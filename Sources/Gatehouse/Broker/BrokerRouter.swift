@@ -130,7 +130,7 @@ final class BrokerRouter: Sendable {
         guard let availability, availability.state == .online else { return }
         let held = directory.session(device)
         if availability.gateway != gatewayID {
-            if let held, availability.session > held.session {
+            if let held, availability.session > held.number {
                 held.close(.replaced, reason: .disconnected, text: "replaced by a newer connection on \(availability.gateway)")
             }
         } else if held == nil {

@@ -63,7 +63,7 @@ final class DeviceHub: DeviceMessageSink {
         let device = claims.subject
         let session = DeviceSession(
             device: device, tokenKind: claims.kind, tokenID: claims.tokenID,
-            session: directory.nextSessionNumber(device, now: now),
+            number: directory.nextSessionNumber(device, now: now),
             connectedAt: now, remote: remote, channel: channel, metrics: metrics
         )
         if let previous = directory.attach(session) {
@@ -71,7 +71,7 @@ final class DeviceHub: DeviceMessageSink {
         }
         metrics.connected(directory.count)
         session.send(.welcome(
-            device: device, gateway: gatewayID, session: session.session,
+            device: device, gateway: gatewayID, session: session.number,
             heartbeatS: heartbeatSeconds, maxMessageBytes: settings.now.limits.maxMessageBytes
         ))
         announce(session)
@@ -87,7 +87,7 @@ final class DeviceHub: DeviceMessageSink {
             }
         }
         commands.deliverQueued(to: session)
-        logger.info("device connected", metadata: ["device": "\(device)", "session": "\(session.session)", "remote": "\(remote)"])
+        logger.info("device connected", metadata: ["device": "\(device)", "session": "\(session.number)", "remote": "\(remote)"])
         return session
     }
 
@@ -98,8 +98,8 @@ final class DeviceHub: DeviceMessageSink {
         metrics.connected(directory.count)
         logger.info("device disconnected", metadata: ["device": "\(session.device)", "reason": "\(reason.rawValue)"])
         // Taken over by another gateway: its `online` is the truth now.
-        if let known = directory.availability(session.device), known.gateway != gatewayID || known.session != session.session { return }
-        publishOffline(session.device, session: session.session, reason: reason)
+        if let known = directory.availability(session.device), known.gateway != gatewayID || known.session != session.number { return }
+        publishOffline(session.device, session: session.number, reason: reason)
     }
 
     /// Graceful shutdown: every held device is closed with 1001 and published `offline`.
@@ -107,7 +107,7 @@ final class DeviceHub: DeviceMessageSink {
         for session in directory.sessions {
             session.close(.goingAway, reason: .gatewayShutdown, text: "gateway shutting down")
             if directory.detach(session) {
-                publishOffline(session.device, session: session.session, reason: .gatewayShutdown)
+                publishOffline(session.device, session: session.number, reason: .gatewayShutdown)
             }
         }
     }
@@ -116,7 +116,7 @@ final class DeviceHub: DeviceMessageSink {
 
     /// Publishes the retained `online` availability of a held session (also after every broker reconnect).
     func announce(_ session: DeviceSession) {
-        let availability = Availability(state: .online, gateway: gatewayID, session: session.session, ts: nowMs(), reason: nil)
+        let availability = Availability(state: .online, gateway: gatewayID, session: session.number, ts: nowMs(), reason: nil)
         directory.observe(availability: availability, of: session.device)
         link.publish(OutboundMessage(topic: topics.availability(session.device), payload: availability.encoded(), retain: true), .bestEffort(.atLeastOnce))
     }

@@ -15,7 +15,7 @@ final class DeviceSession: PublishSource {
     /// `jti` of the token, checked against the revocation list.
     let tokenID: String?
     /// Increases on every connect of this device (Unix ms, forced above the last one seen).
-    let session: Int64
+    let number: Int64
     /// When the connection was accepted (Unix ms).
     let connectedAt: Int64
     /// Peer address, for `devices` listings.
@@ -35,11 +35,11 @@ final class DeviceSession: PublishSource {
         var rate: RateEstimate
     }
 
-    init(device: String, tokenKind: String?, tokenID: String?, session: Int64, connectedAt: Int64, remote: String, channel: any Channel, metrics: GatewayMetrics) {
+    init(device: String, tokenKind: String?, tokenID: String?, number: Int64, connectedAt: Int64, remote: String, channel: any Channel, metrics: GatewayMetrics) {
         self.device = device
         self.tokenKind = tokenKind
         self.tokenID = tokenID
-        self.session = session
+        self.number = number
         self.connectedAt = connectedAt
         self.remote = remote
         self.channel = channel

@@ -15,15 +15,10 @@ struct HomeAssistantDiscovery {
     /// `homeassistant/status`: Home Assistant announces `online` when it (re)starts.
     var statusTopic: String { "\(prefix)/status" }
 
-    /// Characters outside `[A-Za-z0-9_-]` become `_`.
-    static func objectID(_ text: String) -> String {
-        String(text.map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") ? $0 : "_" })
-    }
-
     /// The discovery messages (topic, retained payload) for a device of `meta.kind`; sensors get theirs
     /// per telemetry key from `sensor(_:key:meta:)`.
     func entities(device: String, meta: DeviceMeta?) -> [(topic: String, payload: JSONValue)] {
-        let id = Self.objectID("\(gateway)_\(device)")
+        let id = Identifiers.objectID("\(gateway)_\(device)")
         switch meta?.kind {
         case DeviceKind.thermostat?:
             return [("\(prefix)/climate/\(id)/config", climate(device, id: id, meta: meta))]
@@ -43,7 +38,7 @@ struct HomeAssistantDiscovery {
 
     /// A sensor entity for one numeric telemetry key.
     func sensor(_ device: String, key: String, meta: DeviceMeta?) -> (topic: String, payload: JSONValue) {
-        let id = Self.objectID("\(gateway)_\(device)_\(key)")
+        let id = Identifiers.objectID("\(gateway)_\(device)_\(key)")
         var config = common(device, id: id, meta: meta)
         config["name"] = .string(key)
         config["state_topic"] = .string(topics.telemetry(device))

@@ -23,7 +23,7 @@ extension Gateway {
             return .object(JSONObject([
                 ("device", .string(session.device)),
                 ("kind", self.devices.kind(of: session).map(JSONValue.string) ?? .null),
-                ("session", .number(JSONNumber(session.session))),
+                ("session", .number(JSONNumber(session.number))),
                 ("connected_at", .number(JSONNumber(session.connectedAt))),
                 ("last_seen", .number(JSONNumber(activity.lastSeen))),
                 ("remote", .string(session.remote)),
