@@ -17,6 +17,8 @@ import json, os, socket, subprocess, sys, tempfile, time, urllib.request
 BIN = os.environ.get("BIN", ".build/release")
 DEVICES = int(os.environ.get("BENCH_DEVICES", "50"))
 MESSAGES = int(os.environ.get("BENCH_MESSAGES", "2000"))
+# The gateway's in-flight window (mqtt.max_inflight): small enough that the devices keep it full.
+INFLIGHT = os.environ.get("BENCH_INFLIGHT", "100")
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -111,7 +113,7 @@ def main():
     with open(f"{work}/key", "w") as f:
         f.write(os.urandom(24).hex() + "\n")
     env = dict(os.environ, GATEHOUSE_MQTT_URL=f"mqtt://127.0.0.1:{mqtt_port}", GATEHOUSE_AUTH_KEY_FILE=f"{work}/key",
-               GATEHOUSE_GATEWAY_LISTEN=f"127.0.0.1:{http_port}", GATEHOUSE_SPOOL_DIR=f"{work}/spool", GATEHOUSE_LOG_LEVEL="warning",
+               GATEHOUSE_GATEWAY_LISTEN=f"127.0.0.1:{http_port}", GATEHOUSE_SPOOL_DIR=f"{work}/spool", GATEHOUSE_LOG_LEVEL="warning", GATEHOUSE_MQTT_MAX_INFLIGHT=INFLIGHT,
                # Devices here send as fast as acks allow: per-device rate limits off.
                GATEHOUSE_LIMITS_MAX_MESSAGES_PER_S="0", GATEHOUSE_LIMITS_MAX_BYTES_PER_S="0", GATEHOUSE_LIMITS_MAX_CONNECTS_PER_S="0")
     gateway = subprocess.Popen([f"{BIN}/gatehouse", "--config", "examples/demo.yaml"], env=env, stderr=open(f"{work}/gw.log", "w"))

@@ -1,12 +1,17 @@
 /// MQTT payloads that the gateway writes and the CLI (or another gateway) reads.
 
-/// `<base>/<dev>/availability` (retained).
-/// `online` or `offline`: a device's availability or a gateway's bridge state.
+/// `online` or `offline`: a device's availability or a gateway's bridge state. A state this version does not
+/// know is read as `offline` (not connected), so the record itself is kept.
 public enum Presence: String, Sendable, Equatable {
     case online
     case offline
+
+    init(reading text: String) {
+        self = Presence(rawValue: text) ?? .offline
+    }
 }
 
+/// `<base>/<dev>/availability` (retained).
 public struct Availability: Sendable, Equatable {
     /// Whether the device is connected.
     public var state: Presence
@@ -37,7 +42,7 @@ public struct Availability: Sendable, Equatable {
 
     /// Reads the JSON form.
     public init?(json: JSONValue) {
-        guard let state = json["state"]?.stringValue.flatMap(Presence.init), let gateway = json["gateway"]?.stringValue else { return nil }
+        guard let state = json["state"]?.stringValue.map(Presence.init(reading:)), let gateway = json["gateway"]?.stringValue else { return nil }
         self.init(state: state, gateway: gateway, session: json["session"]?.numberValue?.int64Value ?? 0,
                   ts: json["ts"]?.numberValue?.int64Value ?? 0, reason: json["reason"]?.stringValue)
     }
@@ -66,7 +71,7 @@ public struct BridgeState: Sendable, Equatable {
 
     /// Reads the JSON form.
     public init?(json: JSONValue) {
-        guard let state = json["state"]?.stringValue.flatMap(Presence.init) else { return nil }
+        guard let state = json["state"]?.stringValue.map(Presence.init(reading:)) else { return nil }
         self.init(state: state, ts: json["ts"]?.numberValue?.int64Value ?? 0, version: json["version"]?.stringValue ?? "")
     }
 }

@@ -44,7 +44,7 @@ import Testing
 
     final class Device: PublishSource {
         let paused = Mutex((now: false, times: 0))
-        func setReadingPaused(_ paused: Bool) {
+        func setReadingPaused(_ paused: Bool, order: UInt64) {
             self.paused.withLock {
                 if paused && !$0.now { $0.times += 1 }
                 $0.now = paused

@@ -78,8 +78,8 @@ final class BridgeOperations: Sendable {
     }
 
     /// The `bridge/<gw>/health` payload.
-    func healthReport(intervalSeconds: Double) -> JSONValue {
-        let rates = metrics.takeRates(intervalSeconds: intervalSeconds)
+    func healthReport() -> JSONValue {
+        let rates = metrics.takeRates()
         let spool = link.outbox.spool.stats(now: nowMs())
         return .object(JSONObject([
             ("ts", .number(JSONNumber(nowMs()))),

@@ -22,8 +22,8 @@ final class DeviceSession: PublishSource {
     let remote: String
     let channel: any Channel
     private let metrics: GatewayMetrics
-    /// Whether reading is paused for backpressure (the latest request wins; see `setReadingPaused`).
-    private let readingPaused = Mutex(false)
+    /// Whether reading is paused for backpressure, and the order of the decision (see `setReadingPaused`).
+    private let reading = Mutex((paused: false, order: UInt64(0)))
     private let closing = Mutex<OfflineReason?>(nil)
     private let activity: Mutex<Activity>
 
@@ -88,17 +88,24 @@ final class DeviceSession: PublishSource {
         }
     }
 
-    /// Backpressure from the outbox. Requests may arrive out of order from several threads, so the
-    /// desired state is recorded first and each task on the event loop applies whatever is latest.
-    func setReadingPaused(_ paused: Bool) {
-        readingPaused.withLock { $0 = paused }
+    /// Backpressure from the outbox. Decisions may arrive out of order from several threads: the one with
+    /// the highest `order` is recorded, and each task on the event loop applies whatever is recorded then.
+    func setReadingPaused(_ paused: Bool, order: UInt64) {
+        let newer = reading.withLock { current in
+            guard order > current.order else { return false }
+            current = (paused, order)
+            return true
+        }
+        guard newer else { return }
         let channel = self.channel
         channel.eventLoop.execute { [self] in
-            let paused = readingPaused.withLock { $0 }
             // Turning autoRead back on also issues the next read.
-            channel.setOption(ChannelOptions.autoRead, value: !paused).whenFailure { _ in }
+            channel.setOption(ChannelOptions.autoRead, value: !isReadingPaused).whenFailure { _ in }
         }
     }
+
+    /// True while the outbox holds this device back (its pongs are not read meanwhile either).
+    var isReadingPaused: Bool { reading.withLock { $0.paused } }
 
     /// The reason recorded by the first `close`, if any.
     var closeReason: OfflineReason? { closing.withLock { $0 } }

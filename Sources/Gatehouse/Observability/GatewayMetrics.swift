@@ -27,7 +27,8 @@ final class GatewayMetrics: Sendable {
     private let brokerConnects = Counter(label: "gatehouse_broker_connects_total")
     private let inCount = Atomic<Int>(0)
     private let outCount = Atomic<Int>(0)
-    private let rateMark = Mutex<(inCount: Int, outCount: Int)>((0, 0))
+    /// Rates between two health reports (`takeRates`), with the same estimator as the status page's.
+    private let sinceLastReport = Mutex((inRate: RateEstimate(nowMs: nowMs()), outRate: RateEstimate(nowMs: nowMs())))
     private let recent = Mutex((inRate: RateEstimate(nowMs: nowMs()), outRate: RateEstimate(nowMs: nowMs())))
 
     /// `type` of what devices send; `invalid` is what could not be parsed (bytes only).
@@ -127,14 +128,12 @@ final class GatewayMetrics: Sendable {
         return recent.withLock { ($0.inRate.update(count: counts.0, nowMs: nowMs), $0.outRate.update(count: counts.1, nowMs: nowMs)) }
     }
 
-    /// Messages per second in and out since the previous call.
-    func takeRates(intervalSeconds: Double) -> (inPerSecond: Double, outPerSecond: Double) {
-        let current = (inCount.load(ordering: .relaxed), outCount.load(ordering: .relaxed))
-        let previous = rateMark.withLock { mark in
-            defer { mark = current }
-            return mark
+    /// Messages per second in and out since the previous call (whole numbers, for the health report).
+    func takeRates() -> (inPerSecond: Double, outPerSecond: Double) {
+        let counts = (inCount.load(ordering: .relaxed), outCount.load(ordering: .relaxed))
+        let now = nowMs()
+        return sinceLastReport.withLock {
+            ($0.inRate.update(count: counts.0, nowMs: now, windowMs: 1).rounded(), $0.outRate.update(count: counts.1, nowMs: now, windowMs: 1).rounded())
         }
-        let seconds = max(intervalSeconds, 0.001)
-        return ((Double(current.0 - previous.inCount) / seconds).rounded(), (Double(current.1 - previous.outCount) / seconds).rounded())
     }
 }

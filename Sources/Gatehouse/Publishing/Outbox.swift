@@ -82,10 +82,18 @@ final class Outbox: Sendable {
     }
 
     private func perform(_ effects: OutboxState.Effects) {
-        for source in effects.pause { source.setReadingPaused(true) }
-        for message in effects.publish { publishLive(message) }
-        for source in effects.resume { source.setReadingPaused(false) }
+        for decision in effects.reading { decision.source.setReadingPaused(decision.paused, order: decision.order) }
+        if effects.drain { drainPublishes() }
         if effects.replay { replayQueue.async { self.replay() } }
+    }
+
+    /// Hands the decided messages to libmosquitto in decision order. One thread at a time drains (the one
+    /// whose effects said so); messages decided meanwhile on other threads are picked up by its next round,
+    /// so two threads never race to publish a device's messages.
+    private func drainPublishes() {
+        while case let batch = state.withLock({ $0.nextToPublish() }), !batch.isEmpty {
+            for message in batch { publishLive(message) }
+        }
     }
 
     private func publishLive(_ message: OutboxState.Message) {
@@ -115,10 +123,11 @@ final class Outbox: Sendable {
         if state.withLock({ $0.requestReplay() }) { replayQueue.async { self.replay() } }
     }
 
-    /// A pass every second as well, in case a pass ended early (a segment dropped under the reader, a read error).
+    /// A pass every second as well, in case a pass ended early (a segment dropped under the reader, a read
+    /// error, live appends not yet durable); ends with the outbox's stop.
     private func keepReplaying() {
         replayQueue.asyncAfter(deadline: .now() + .seconds(1)) { [weak self] in
-            guard let self else { return }
+            guard let self, !self.state.withLock({ $0.isStopped }) else { return }
             self.scheduleReplay()
             self.keepReplaying()
         }
@@ -133,7 +142,7 @@ final class Outbox: Sendable {
             let room = state.withLock { $0.reserveReplay(limit: 512) }
             guard room > 0 else { return }
             let batch = spool.read(limit: room)
-            if batch.count < room { perform(state.withLock { $0.replayFinished(room - batch.count) }) }
+            if batch.count < room { state.withLock { $0.releaseReplayRoom(room - batch.count) } }
             if batch.isEmpty {
                 perform(state.withLock { state in spool.isCaughtUp ? state.spoolCaughtUp() : OutboxState.Effects() })
                 return
@@ -192,11 +201,15 @@ final class Outbox: Sendable {
         while state.withLock({ $0.isBusy }), ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(20))
         }
-        let leftovers = state.withLock { $0.takeLeftovers() }
-        for message in leftovers {
-            try? spool.append(message.entry) { error in message.completion?(error.map(PublishOutcome.init) ?? .safe) }
+        var refused: [(PublishCompletion, PublishOutcome)] = []
+        let leftovers = state.withLock { state in
+            let leftovers = state.takeLeftovers()
+            // Under the lock, like every append: a message submitted after `stop()` lands behind these.
+            appendToSpool(leftovers.map { ($0.entry, $0.completion) }, refused: &refused)
+            return leftovers.count
         }
+        for (completion, outcome) in refused { completion(outcome) }
         spool.shutDown()
-        return leftovers.count
+        return leftovers
     }
 }

@@ -27,14 +27,22 @@ struct OutboxState {
         var completion: PublishCompletion?
     }
 
-    /// What the caller does with the lock released, in field order.
+    /// A pause or resume of a source. `order` grows with every such decision, so a source that hears of
+    /// two decisions out of order (they are delivered after the lock is released) keeps the later one.
+    struct ReadingDecision {
+        var source: any PublishSource
+        var paused: Bool
+        var order: UInt64
+    }
+
+    /// What the caller does with the lock released.
     struct Effects {
-        /// Hand to the broker now, in this order; each reports back through `published(id:device:)`.
-        var publish: [Message] = []
+        /// Messages were queued for publishing and no other thread is publishing: this caller drains
+        /// `nextToPublish()` until it is empty, so messages reach the broker in the order decided.
+        var drain = false
         /// Append to the spool, in this order; copies of unconfirmed messages have no completion.
         var spool: [(entry: SpoolEntry, completion: PublishCompletion?)] = []
-        var pause: [any PublishSource] = []
-        var resume: [any PublishSource] = []
+        var reading: [ReadingDecision] = []
         /// Start a replay pass on the replay queue.
         var replay = false
     }
@@ -52,7 +60,11 @@ struct OutboxState {
     /// Live messages handed to the broker, neither confirmed nor copied to the spool, by device, oldest first.
     private var unconfirmed: [String: CircularBuffer<Message>] = [:]
     private var paused: [ObjectIdentifier: any PublishSource] = [:]
+    private var readingDecisions: UInt64 = 0
     private var replayScheduled = false
+    /// Decided for publishing, not yet handed to the broker; `draining` while some thread hands them over.
+    private var toPublish = CircularBuffer<Message>()
+    private var draining = false
 
     init(window: Int, spoolIsEmpty: Bool) {
         self.window = max(1, window)
@@ -68,6 +80,8 @@ struct OutboxState {
 
     /// True while a live or replayed message waits for its PUBACK, or one waits for room.
     var isBusy: Bool { inFlight > 0 || !waiting.isEmpty }
+
+    var isStopped: Bool { stopped }
 
     // MARK: Messages
 
@@ -86,7 +100,7 @@ struct OutboxState {
         } else {
             waiting.append(message)
             if waiting.count >= highWater, let source, paused.updateValue(source, forKey: ObjectIdentifier(source)) == nil {
-                effects.pause.append(source)
+                decideReading(source, paused: true, into: &effects)
             }
         }
         return effects
@@ -143,10 +157,16 @@ struct OutboxState {
         return room
     }
 
-    /// Gives back reserved room that was not used, or a replayed entry that is done (confirmed, dropped or expired).
-    mutating func replayFinished(_ count: Int = 1) -> Effects {
-        inFlight -= count
+    /// A replayed entry is done (confirmed, dropped or expired): its room goes to the next one.
+    mutating func replayFinished() -> Effects {
+        inFlight -= 1
         return refill()
+    }
+
+    /// Gives back reserved room that a pass did not use. No new pass is requested: the next group commit,
+    /// PUBACK or timer tick starts one (requesting one here would spin while nothing is readable).
+    mutating func releaseReplayRoom(_ count: Int) {
+        inFlight -= count
     }
 
     /// The spool has nothing left to read (checked under the same lock as the appends): live messages go
@@ -174,12 +194,33 @@ struct OutboxState {
         return left
     }
 
+    // MARK: Publishing in order
+
+    /// The messages to hand to the broker now, in decision order; empty (and the drain over) when none are left.
+    mutating func nextToPublish() -> [Message] {
+        guard !toPublish.isEmpty else {
+            draining = false
+            return []
+        }
+        defer { toPublish.removeAll(keepingCapacity: true) }
+        return Array(toPublish)
+    }
+
     // MARK: Internals
 
     private mutating func start(_ message: Message, into effects: inout Effects) {
         inFlight += 1
         unconfirmed[message.device, default: []].append(Message(id: message.id, entry: message.entry, device: message.device))
-        effects.publish.append(message)
+        toPublish.append(message)
+        if !draining {
+            draining = true
+            effects.drain = true
+        }
+    }
+
+    private mutating func decideReading(_ source: any PublishSource, paused: Bool, into effects: inout Effects) {
+        readingDecisions += 1
+        effects.reading.append(ReadingDecision(source: source, paused: paused, order: readingDecisions))
     }
 
     /// Room freed or the broker is back: waiting messages go out, paused sources resume below half the
@@ -213,7 +254,7 @@ struct OutboxState {
     }
 
     private mutating func resumeAll(_ effects: inout Effects) {
-        effects.resume.append(contentsOf: paused.values)
+        for source in paused.values { decideReading(source, paused: false, into: &effects) }
         paused.removeAll()
     }
 }

@@ -51,8 +51,8 @@ typealias PublishCompletion = @Sendable (PublishOutcome) -> Void
 /// and resumes it once PUBACKs have drained the queue below half.
 protocol PublishSource: AnyObject, Sendable {
     /// Stops (true) or restarts (false) reading from the source. Calls may arrive from any thread and out
-    /// of order: the source applies the latest one.
-    func setReadingPaused(_ paused: Bool)
+    /// of order: the source applies the one with the highest `order`.
+    func setReadingPaused(_ paused: Bool, order: UInt64)
 }
 
 /// What the outbox needs of the broker client: a QoS 1 publish whose completion reports the PUBACK.

@@ -38,7 +38,7 @@ final class DeviceAdmission: Sendable {
     static let connectPath = "/v1/connect"
     static let subprotocol = "gatehouse.v1"
 
-    let credentials: CredentialStore
+    private let credentials: CredentialStore
     private let settings: SettingsStore
     private let directory: DeviceDirectory
     private let readiness: Readiness
@@ -58,7 +58,6 @@ final class DeviceAdmission: Sendable {
         self.connectRate = Mutex(TokenBucket(
             perSecond: settings.now.limits.maxConnectsPerSecond, nowNanos: NIODeadline.now().uptimeNanoseconds))
     }
-
 
     /// Decides an upgrade request: path, subprotocol, then the token (header wins over query) or, without a
     /// token, the device id of a verified client certificate; then capacity and the connection rate.

@@ -53,6 +53,8 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
         let period = TimeAmount.seconds(Int64(heartbeatSeconds))
         let handler = NIOLoopBound(self, eventLoop: loop)
         heartbeat = loop.scheduleRepeatedTask(initialDelay: period, delay: period) { _ in
+            // A device held back by the outbox is not read, pongs included: it is not silent.
+            if session.isReadingPaused { handler.value.lastHeard = .now() }
             let lastHeard = handler.value.lastHeard
             if NIODeadline.now() - lastHeard >= period * 2 {
                 session.noteEnded(.heartbeatTimeout)

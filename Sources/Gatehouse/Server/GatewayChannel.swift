@@ -13,7 +13,7 @@ import NIOWebSocket
 import ServiceLifecycle
 
 /// Hummingbird's child channel for the gateway's listener: `/v1/connect` WebSocket upgrades are decided
-/// by `Gateway.admit` (so a refusal can be a 401 with a JSON body, which Hummingbird's own WebSocket
+/// by `DeviceAdmission.admit` (so a refusal can be a 401 with a JSON body, which Hummingbird's own WebSocket
 /// channel cannot do) and then served by `DeviceFrameHandler` directly on the event loop; every other
 /// request goes to the Hummingbird router (`/healthz`, `/readyz`, `/metrics`).
 struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {

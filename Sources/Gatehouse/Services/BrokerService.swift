@@ -14,16 +14,20 @@ struct BrokerService: Service {
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 group.addTask {
-                    for await event in gateway.link.client.connectionEvents {
-                        switch event {
-                        case .connected:
-                            gateway.metrics.brokerConnectionAccepted()
-                            gateway.link.connected()
-                            await gateway.routing.brokerConnected()
-                        case .disconnected(let reason):
-                            gateway.readiness.setBrokerReady(false)
-                            gateway.link.disconnected()
-                            gateway.logger.warning("lost the broker at \(gateway.link.client.options.address): \(reason); reconnecting")
+                    await withDiscardingTaskGroup { announcements in
+                        for await event in gateway.link.client.connectionEvents {
+                            switch event {
+                            case .connected:
+                                gateway.metrics.brokerConnectionAccepted()
+                                gateway.link.connected()
+                                // Announcing waits for PUBACKs (up to 30 s): in a child task, so that losing the
+                                // broker meanwhile reaches the outbox at once.
+                                announcements.addTask { await gateway.routing.brokerConnected() }
+                            case .disconnected(let reason):
+                                gateway.readiness.setBrokerReady(false)
+                                gateway.link.disconnected()
+                                gateway.logger.warning("lost the broker at \(gateway.link.client.options.address): \(reason); reconnecting")
+                            }
                         }
                     }
                 }

@@ -12,7 +12,7 @@ struct HealthService: Service {
         let interval = gateway.startup.gateway.healthIntervalSeconds
         // Ends at graceful shutdown as well as on cancellation.
         for await _ in AsyncTimerSequence(interval: .seconds(interval), clock: .continuous).cancelOnGracefulShutdown() {
-            let report = gateway.bridge.healthReport(intervalSeconds: Double(interval))
+            let report = gateway.bridge.healthReport()
             if gateway.link.isConnected {
                 gateway.link.publish(OutboundMessage(topic: gateway.topics.bridgeHealth(gateway.id), payload: report.serialized()), .bestEffort(.atMostOnce))
             }
