@@ -128,28 +128,22 @@ def main():
         total = DEVICES * MESSAGES
         payload = json.dumps({"ts": 1, "seq": 1, "data": {"temperature": 21.5, "setpoint": 21.0, "heating": True, "mode": "auto"}})
 
-        # Flow A: mosquitto_pub clients straight into the broker.
-        broker_cpu0, start = cpu_seconds(broker.pid), time.monotonic()
-        pubs = [subprocess.Popen(["mosquitto_pub", "-p", str(mqtt_port), "-q", "1", "-t", f"bench/direct-{i}/telemetry", "-l"],
-                                 stdin=subprocess.PIPE) for i in range(DEVICES)]
+        # Flows A and A0: mosquitto_pub clients straight into the broker, at QoS 1 and at QoS 0.
         lines = (payload + "\n").encode() * MESSAGES
-        for p in pubs:
-            p.stdin.write(lines)
-            p.stdin.close()
-        for p in pubs:
-            p.wait()
-        direct_s, direct_broker_cpu = time.monotonic() - start, cpu_seconds(broker.pid) - broker_cpu0
 
-        # Flow A0: the same at QoS 0.
-        broker_cpu0, start = cpu_seconds(broker.pid), time.monotonic()
-        pubs = [subprocess.Popen(["mosquitto_pub", "-p", str(mqtt_port), "-q", "0", "-t", f"bench/direct0-{i}/telemetry", "-l"],
-                                 stdin=subprocess.PIPE) for i in range(DEVICES)]
-        for p in pubs:
-            p.stdin.write(lines)
-            p.stdin.close()
-        for p in pubs:
-            p.wait()
-        direct0_s, direct0_broker_cpu = time.monotonic() - start, cpu_seconds(broker.pid) - broker_cpu0
+        def direct_flow(qos):
+            broker_cpu0, start = cpu_seconds(broker.pid), time.monotonic()
+            pubs = [subprocess.Popen(["mosquitto_pub", "-p", str(mqtt_port), "-q", str(qos), "-t", f"bench/direct{qos}-{i}/telemetry", "-l"],
+                                     stdin=subprocess.PIPE) for i in range(DEVICES)]
+            for p in pubs:
+                p.stdin.write(lines)
+                p.stdin.close()
+            for p in pubs:
+                p.wait()
+            return time.monotonic() - start, cpu_seconds(broker.pid) - broker_cpu0
+
+        direct_s, direct_broker_cpu = direct_flow(1)
+        direct0_s, direct0_broker_cpu = direct_flow(0)
 
         # Flow B: devices through the gateway, QoS 1.
         counter = Counter(mqtt_port, "gatehouse/+/telemetry")
