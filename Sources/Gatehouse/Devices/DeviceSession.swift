@@ -25,6 +25,8 @@ final class DeviceSession: PublishSource {
     /// Whether reading is paused for backpressure, and the order of the decision (see `setReadingPaused`).
     private let reading = Mutex((paused: false, order: UInt64(0)))
     private let closing = Mutex<OfflineReason?>(nil)
+    /// Set once our close frame is on its way: the closing handshake has begun.
+    private let closeSent = Mutex(false)
     private let activity: Mutex<Activity>
 
     /// What the status page shows of a device's traffic.
@@ -126,11 +128,20 @@ final class DeviceSession: PublishSource {
         var buffer = channel.allocator.buffer(capacity: 2 + (text?.utf8.count ?? 0))
         buffer.write(webSocketErrorCode: WebSocketErrorCode(codeNumber: Int(code)))
         if let text { buffer.writeString(text) }
+        closeSent.withLock { $0 = true }
         let channel = self.channel
         channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: buffer)).whenComplete { _ in
-            channel.close(promise: nil)
+            // The closing handshake (RFC 6455 7.1.1): the peer answers with its close frame and the frame handler
+            // then closes the connection. Closing at once, with the peer's messages still unread, would make the
+            // kernel reset the connection, and the peer could lose our close frame. A peer that does not answer
+            // is closed after two seconds.
+            channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+            channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
         }
     }
+
+    /// True once our close frame was sent: the connection only waits for the peer's close frame now.
+    var isClosing: Bool { closeSent.withLock { $0 } }
 
     /// Records a reason for a connection that ended without our close frame (peer close, lost link).
     func noteEnded(_ reason: OfflineReason) {

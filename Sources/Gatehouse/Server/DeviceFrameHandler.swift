@@ -70,6 +70,11 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
         let frame = unwrapInboundIn(data)
         guard let session else { return }
         lastHeard = .now()
+        if session.isClosing {
+            // We sent our close frame: only the peer's answer matters now; what it sent meanwhile is not handled.
+            if frame.opcode == .connectionClose { context.close(promise: nil) }
+            return
+        }
         guard frame.rsv2 == false, frame.rsv3 == false, !frame.rsv1 || (deflate != nil && frame.opcode.isDataStart) else {
             return session.close(code: 1002, reason: .badMessages, text: "reserved bits set")
         }
