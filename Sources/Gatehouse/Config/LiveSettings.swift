@@ -2,19 +2,21 @@ import GatehouseProtocol
 import Synchronization
 
 /// What a reload may change while devices stay connected (`limits.*`, `homeassistant.*`, `log.level`),
-/// as one immutable value. Everything else is fixed at startup and handed to components as they are built.
-struct LiveSettings: Sendable {
-    var limits: LimitsSection
+/// as one immutable object: a connection keeps a reference and hands it on per message without copying.
+/// Everything else is fixed at startup and handed to components as they are built.
+final class LiveSettings: Sendable {
+    let limits: LimitsSection
     /// Home Assistant discovery, when `homeassistant.enabled`.
-    var homeAssistant: HomeAssistantDiscovery?
-    var logLevel: String
+    let homeAssistant: HomeAssistantDiscovery?
+    let logLevel: String
     /// The config these came from, to tell what the next reload changes.
-    var config: GatewayConfig
+    let config: GatewayConfig
     /// Moves on every reload (see `SettingsStore.refresh`).
-    fileprivate(set) var generation: UInt64 = 0
+    let generation: UInt64
 
-    init(_ config: GatewayConfig) {
+    init(_ config: GatewayConfig, generation: UInt64 = 0) {
         self.config = config
+        self.generation = generation
         limits = config.limits
         logLevel = config.log.level
         homeAssistant = config.homeAssistant.enabled
@@ -45,8 +47,7 @@ final class SettingsStore: Sendable {
     func replace(with config: GatewayConfig) -> LiveSettings {
         current.withLock { settings in
             let previous = settings
-            settings = LiveSettings(config)
-            settings.generation = previous.generation &+ 1
+            settings = LiveSettings(config, generation: previous.generation &+ 1)
             generation.store(settings.generation, ordering: .releasing)
             return previous
         }
