@@ -111,6 +111,7 @@ public final class Gateway: Sendable {
         readiness.setBrokerReady(false)
         let grace = Duration.seconds(startup.gateway.shutdownGraceSeconds)
         devices.closeAll()
+        commands.shutDown()
         let spooled = await link.outbox.stop(grace: grace)
         if spooled > 0 { logger.warning("\(spooled) messages unconfirmed by the broker within \(grace) were spooled for the next start") }
         let offline = BridgeState(state: .offline, ts: nowMs(), version: Self.version)
