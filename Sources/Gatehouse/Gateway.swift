@@ -81,7 +81,7 @@ public final class Gateway: Sendable {
         admission = DeviceAdmission(
             credentials: credentials, settings: settings, directory: directory, readiness: readiness,
             compression: config.gateway.compression, metrics: metrics)
-        homeAssistant = HomeAssistantAnnouncer(link: link, directory: directory, settings: settings)
+        homeAssistant = HomeAssistantAnnouncer(link: link, directory: directory, settings: settings, logger: logger)
         commands = CommandRouter(
             gatewayID: id, topics: topics, config: config.commands, link: link, directory: directory, metrics: metrics,
             timerLoop: MultiThreadedEventLoopGroup.singleton.any())
