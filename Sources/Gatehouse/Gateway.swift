@@ -106,7 +106,10 @@ public final class Gateway: Sendable {
     /// Last step of a graceful shutdown, after the server stopped accepting: every device is closed with
     /// 1001 and marked offline; the PUBACKs in flight get up to `gateway.shutdown_grace_s`, what is still
     /// unconfirmed goes to the spool, then the gateway's own `offline` is published.
-    func shutDown() async {
+    /// Returns whether the broker confirmed the gateway's `offline`; if not, the client leaves with its Will
+    /// (a clean DISCONNECT would suppress it), so the broker still publishes `offline`.
+    @discardableResult
+    func shutDown() async -> Bool {
         readiness.setListening(false)
         readiness.setBrokerReady(false)
         let grace = Duration.seconds(startup.gateway.shutdownGraceSeconds)
@@ -117,9 +120,11 @@ public final class Gateway: Sendable {
         let offline = BridgeState(state: .offline, ts: nowMs(), version: Self.version)
         // QoS 1 messages are acknowledged in order: once this one is, so is every publish before it.
         let announcement = OutboundMessage(topic: topics.bridgeState(id), payload: offline.encoded(), retain: true)
-        if await !link.publishAndWait(announcement, timeout: .seconds(2)) {
-            logger.warning("the broker did not confirm the offline announcements")
+        guard await link.publishAndWait(announcement, timeout: .seconds(2)) else {
+            logger.warning("the broker did not confirm the offline announcements; leaving with the Will")
+            return false
         }
+        return true
     }
 }
 

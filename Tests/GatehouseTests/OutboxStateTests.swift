@@ -1,3 +1,4 @@
+import Mosquitto
 import Testing
 
 @testable import Gatehouse
@@ -122,6 +123,50 @@ import Testing
         _ = state.submit(entry(1), device: "a", source: nil, completion: nil)
         _ = state.submit(entry(2), device: "b", source: nil, completion: nil)
         state.stop()
-        #expect(state.takeLeftovers().map(\.entry) == [entry(0), entry(1), entry(2)])
+        #expect(state.takeLeftovers().spool.map(\.entry) == [entry(0), entry(1), entry(2)])
+    }
+
+    func bestEffort(_ index: Int, qos: MQTTQoS = .atLeastOnce, device: String = "") -> OutboxState.Message {
+        OutboxState.Message(id: 0, entry: entry(index), device: device, qos: qos)
+    }
+
+    @Test func bestEffortQoS1SharesTheOneWindow() {
+        var state = connected(window: 2)
+        #expect(submit(0, into: &state).count == 1)
+        #expect(handedOver(state.submitBestEffort(bestEffort(1), source: nil), &state).count == 1)
+        // The window is full: a third QoS 1 publish of either kind waits, so no more than `window` wait for a PUBACK.
+        #expect(handedOver(state.submitBestEffort(bestEffort(2), source: nil), &state).isEmpty)
+        #expect(submit(3, into: &state).isEmpty)
+        let freed = handedOver(state.bestEffortPublished(), &state)
+        #expect(freed.map(\.entry) == [entry(2)])
+        #expect(handedOver(state.published(id: 0, device: "a"), &state).map(\.entry) == [entry(3)])
+    }
+
+    @Test func bestEffortIsRefusedWhileTheBrokerIsAwayAndNeverSpooled() {
+        var state = OutboxState(window: 1, spoolIsEmpty: true)
+        #expect(state.submitBestEffort(bestEffort(0), source: nil).refused.count == 1)
+        _ = state.brokerConnected()
+        _ = submit(1, into: &state)
+        _ = state.submitBestEffort(bestEffort(2), source: nil)  // waits for room
+        let lost = state.brokerDisconnected()
+        #expect(lost.refused.map(\.entry) == [entry(2)])
+        #expect(lost.spool.isEmpty)
+        // The device's next message is spooled behind a copy of its unconfirmed one; the best-effort one is gone.
+        #expect(state.submit(entry(3), device: "a", source: nil, completion: nil).spool.map(\.entry) == [entry(1), entry(3)])
+    }
+
+    @Test func aDevicesQoS0MessageNeverOvertakesItsSpooledOnes() {
+        var state = connected(window: 1)
+        _ = submit(0, into: &state)
+        _ = submit(1, into: &state)  // waits
+        // Behind the waiting one, and without taking room in the window once its turn comes.
+        #expect(handedOver(state.submitBestEffort(bestEffort(2, qos: .atMostOnce, device: "a"), source: nil), &state).isEmpty)
+        #expect(handedOver(state.published(id: 0, device: "a"), &state).map(\.entry) == [entry(1), entry(2)])
+        _ = state.brokerDisconnected()
+        _ = state.brokerConnected()  // spooling until the replay catches up
+        #expect(state.mode == .spooling)
+        #expect(state.submitBestEffort(bestEffort(3, qos: .atMostOnce, device: "a"), source: nil).refused.count == 1)
+        // The gateway's own QoS 0 (health) has nothing to overtake.
+        #expect(handedOver(state.submitBestEffort(bestEffort(4, qos: .atMostOnce), source: nil), &state).count == 1)
     }
 }

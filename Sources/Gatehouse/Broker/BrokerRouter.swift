@@ -153,11 +153,12 @@ final class BrokerRouter: Sendable {
     /// Availability from the broker: a newer session elsewhere takes our device over; an `online` that
     /// names us for a device we do not hold is left from before a crash and is corrected.
     private func observeAvailability(_ availability: Availability?, of device: String) {
-        // Our own `online` coming back from the broker after that session already ended here (its `offline`
-        // is newer and on its way): not a leftover from a crash, and not to be corrected.
+        // Our own `online` coming back from the broker after that session already ended here: not a leftover
+        // from a crash. Its `offline` is on its way, or was refused while the broker was away and is owed now.
         if let availability, availability.state == .online, availability.gateway == gatewayID,
            let known = directory.availability(device), known.gateway == gatewayID, known.state == .offline,
            known.session == availability.session {
+            devices.publishOwedOffline(device, session: availability.session)
             return
         }
         directory.observe(availability: availability, of: device)

@@ -2,6 +2,7 @@ import GatehouseProtocol
 import Logging
 import Mosquitto
 import NIOCore
+import Synchronization
 
 /// What a device connection hands on: its well-formed messages and its end. `DeviceHub` is the real one;
 /// `DeviceFrameHandler` tests record what arrives.
@@ -32,6 +33,9 @@ final class DeviceHub: DeviceMessageSink {
     private let settings: SettingsStore
     private let metrics: GatewayMetrics
     private let logger: Logger
+    /// `offline` availability refused while the broker was away, by device: published once the broker is
+    /// back and its retained availability still names that session here.
+    private let owedOffline = Mutex<[String: Availability]>([:])
 
     init(
         gatewayID: String, topics: Topics, heartbeatSeconds: Int, telemetryQoS: Int, link: BrokerLink, directory: DeviceDirectory,
@@ -123,11 +127,36 @@ final class DeviceHub: DeviceMessageSink {
         link.publish(OutboundMessage(topic: topics.availability(session.device), payload: availability.encoded(), retain: true), .bestEffort(.atLeastOnce))
     }
 
-    /// Publishes a retained `offline` availability naming this gateway.
+    /// Publishes a retained `offline` availability naming this gateway. Refused while the broker is away,
+    /// it is owed until `publishOwedOffline` finds the broker's copy still naming this session.
     func publishOffline(_ device: String, session: Int64, reason: OfflineReason) {
         let availability = Availability(state: .offline, gateway: gatewayID, session: session, ts: nowMs(), reason: reason.rawValue)
         directory.observe(availability: availability, of: device)
-        link.publish(OutboundMessage(topic: topics.availability(device), payload: availability.encoded(), retain: true), .bestEffort(.atLeastOnce))
+        publishOffline(availability, of: device)
+    }
+
+    /// The broker's retained availability of `device` still says `online` with `session` of this gateway,
+    /// though that session ended here: publishes its `offline` if it was refused while the broker was away.
+    /// (Otherwise that `offline` is simply on its way.)
+    func publishOwedOffline(_ device: String, session: Int64) {
+        let owed: Availability? = owedOffline.withLock { owed in
+            guard owed[device]?.session == session else { return nil }
+            return owed.removeValue(forKey: device)
+        }
+        if let owed { publishOffline(owed, of: device) }
+    }
+
+    private func publishOffline(_ availability: Availability, of device: String) {
+        let message = OutboundMessage(topic: topics.availability(device), payload: availability.encoded(), retain: true)
+        link.publish(message, .bestEffort(.atLeastOnce)) { [self] outcome in
+            owedOffline.withLock { owed in
+                if outcome == .safe {
+                    if owed[device]?.session == availability.session { owed[device] = nil }
+                } else if (owed[device]?.session ?? .min) <= availability.session {
+                    owed[device] = availability
+                }
+            }
+        }
     }
 
     /// After a broker reconnect, on the device's event loop (so a state patch being handled cannot be
@@ -171,7 +200,7 @@ final class DeviceHub: DeviceMessageSink {
             if let seq { payload["seq"] = .number(JSONNumber(seq)) }
             payload["data"] = .object(data)
             if let discovery = settings.homeAssistant { homeAssistant.discoverSensors(in: data, of: device, discovery) }
-            let delivery: Durability = (qos ?? telemetryQoS) == 0 ? .bestEffort(.atMostOnce) : safely
+            let delivery: Durability = (qos ?? telemetryQoS) == 0 ? .bestEffort(.atMostOnce, device: device, source: session) : safely
             link.publish(OutboundMessage(topic: topics.telemetry(device), payload: JSONValue.object(payload).serialized()), delivery, completion: answer)
         case .state(let patch):
             guard let document = directory.applyStatePatch(patch, of: device, now: now, maxBytes: settings.limits.maxStateBytes) else {
@@ -197,14 +226,17 @@ final class DeviceHub: DeviceMessageSink {
         return nil
     }
 
-    /// A binary media frame: published raw at QoS 0; completes the command it names, if any.
+    /// A binary media frame: published raw at QoS 0. It completes the command it names only once it was
+    /// handed to the broker: media refused during an outage leaves the command open (the device may send
+    /// it again) until its deadline.
     func handleMedia(header: MediaHeader, payload: ByteBuffer, from session: DeviceSession) {
         let topic = topics.media(session.device, header.stream)
         let bytes = Array(payload.readableBytesView)
         metrics.received("media")
         let properties = MQTTProperties(contentType: header.contentType)
-        link.publish(OutboundMessage(topic: topic, payload: bytes, properties: properties), .bestEffort(.atMostOnce))
-        if let id = header.id {
+        let message = OutboundMessage(topic: topic, payload: bytes, properties: properties)
+        link.publish(message, .bestEffort(.atMostOnce, device: session.device, source: session)) { [commands] outcome in
+            guard outcome == .safe, let id = header.id else { return }
             commands.answerWithMedia(id, from: session, topic: topic, bytes: bytes.count, contentType: header.contentType)
         }
     }

@@ -37,20 +37,8 @@ final class BrokerLink: Sendable {
                 topic: message.topic, payload: message.payload, retain: message.retain,
                 correlationData: message.properties.correlationData, receivedAt: nowMs())
             outbox.send(entry, device: device, source: source, completion: completion)
-        case .bestEffort(let qos):
-            let topic = message.topic
-            let logger = self.logger
-            do {
-                try client.publish(topic: topic, payload: message.payload, qos: qos, retain: message.retain, properties: message.properties) { error in
-                    if let error { logger.warning("publish to \(topic) failed: \(error.message)") }
-                    completion?(error.map(PublishOutcome.init) ?? .safe)
-                }
-            } catch let error as MosquittoError {
-                logger.warning("publish to \(topic) failed: \(error.message)")
-                completion?(PublishOutcome(error))
-            } catch {
-                completion?(.refused(.brokerUnavailable, "\(error)"))
-            }
+        case .bestEffort(let qos, let device, let source):
+            outbox.sendBestEffort(message, qos: qos, device: device, source: source, completion: completion)
         }
     }
 

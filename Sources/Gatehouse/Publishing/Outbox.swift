@@ -45,6 +45,18 @@ final class Outbox: Sendable {
         perform(effects)
     }
 
+    /// Takes one best-effort message (never spooled; see `OutboxState`); `completion` runs on the PUBACK
+    /// (QoS 1), once handed to libmosquitto (QoS 0), or with the refusal.
+    func sendBestEffort(
+        _ message: OutboundMessage, qos: MQTTQoS, device: String?, source: (any PublishSource)?, completion: PublishCompletion?
+    ) {
+        let entry = SpoolEntry(topic: message.topic, payload: message.payload, retain: message.retain, receivedAt: 0)
+        let submitted = OutboxState.Message(
+            id: 0, entry: entry, device: device ?? "", completion: completion, isBestEffort: true, qos: qos,
+            properties: message.properties)
+        perform(state.withLock { $0.submitBestEffort(submitted, source: source) })
+    }
+
     /// The broker accepted a connection: waiting messages go out, or the spool is replayed.
     func brokerConnected() {
         perform(state.withLock { $0.brokerConnected() })
@@ -82,6 +94,7 @@ final class Outbox: Sendable {
     }
 
     private func perform(_ effects: OutboxState.Effects) {
+        for message in effects.refused { message.completion?(Self.refusal(of: message)) }
         for decision in effects.reading { decision.source.setReadingPaused(decision.paused, order: decision.order) }
         if effects.drain { drainPublishes() }
         if effects.replay { replayQueue.async { self.replay() } }
@@ -97,6 +110,7 @@ final class Outbox: Sendable {
     }
 
     private func publishLive(_ message: OutboxState.Message) {
+        guard !message.isBestEffort else { return publishBestEffort(message) }
         publish(message.entry) { error in
             let effects = self.state.withLock { $0.published(id: message.id, device: message.device) }
             message.completion?(error.map(PublishOutcome.init) ?? .safe)
@@ -104,11 +118,29 @@ final class Outbox: Sendable {
         }
     }
 
-    private func publish(_ entry: SpoolEntry, completion: @escaping @Sendable (MosquittoError?) -> Void) {
+    private func publishBestEffort(_ message: OutboxState.Message) {
+        publish(message.entry, qos: message.qos, properties: message.properties) { error in
+            let effects = message.usesWindow ? self.state.withLock { $0.bestEffortPublished() } : OutboxState.Effects()
+            if let error { self.logger.warning("publish to \(message.entry.topic) failed: \(error.message)") }
+            message.completion?(error.map(PublishOutcome.init) ?? .safe)
+            self.perform(effects)
+        }
+    }
+
+    private static func refusal(of message: OutboxState.Message) -> PublishOutcome {
+        message.qos == .atMostOnce && !message.device.isEmpty
+            ? .refused(.brokerUnavailable, "the gateway is still delivering messages it spooled while the broker was away; retry later")
+            : .refused(.brokerUnavailable, "the broker is not connected")
+    }
+
+    private func publish(
+        _ entry: SpoolEntry, qos: MQTTQoS = .atLeastOnce, properties: MQTTProperties? = nil,
+        completion: @escaping @Sendable (MosquittoError?) -> Void
+    ) {
         do {
             try client.publish(
-                topic: entry.topic, payload: entry.payload, qos: .atLeastOnce, retain: entry.retain,
-                properties: MQTTProperties(correlationData: entry.correlationData), completion: completion)
+                topic: entry.topic, payload: entry.payload, qos: qos, retain: entry.retain,
+                properties: properties ?? MQTTProperties(correlationData: entry.correlationData), completion: completion)
         } catch let error as MosquittoError {
             completion(error)
         } catch {
@@ -205,8 +237,11 @@ final class Outbox: Sendable {
         let leftovers = state.withLock { state in
             let leftovers = state.takeLeftovers()
             // Under the lock, like every append: a message submitted after `stop()` lands behind these.
-            appendToSpool(leftovers.map { ($0.entry, $0.completion) }, refused: &refused)
-            return leftovers.count
+            appendToSpool(leftovers.spool.map { ($0.entry, $0.completion) }, refused: &refused)
+            for message in leftovers.refused {
+                if let completion = message.completion { refused.append((completion, Self.refusal(of: message))) }
+            }
+            return leftovers.spool.count
         }
         for (completion, outcome) in refused { completion(outcome) }
         spool.shutDown()

@@ -1,3 +1,4 @@
+import Mosquitto
 import NIOCore
 
 /// Every decision of the outbox, with no I/O and no locks: which must-be-safe message goes to the broker
@@ -16,15 +17,29 @@ import NIOCore
 /// - A device's messages still waiting for their PUBACK are copied into the spool ahead of that device's
 ///   first spooled message: should the gateway stop before they are confirmed, the spool still holds them
 ///   in order. That copy is the only source of duplicates, and it happens only after a broker fault.
+/// - Best-effort messages are never spooled. At QoS 1 they share the window with everything else, so no
+///   more than `window` publishes ever wait for a PUBACK (libmosquitto's 16-bit message ids cannot wrap
+///   onto a waiting one). While the broker is away they are refused at once, not queued in libmosquitto to
+///   surface stale after the reconnect: the gateway republishes what it owns then. A device's QoS 0
+///   message waits behind that device's earlier ones, and is refused while messages are spooled, so it
+///   never overtakes them.
 struct OutboxState {
     enum Mode: Equatable { case direct, spooling }
 
-    /// A must-be-safe message of `device` (the order key).
+    /// A message of `device` (the order key; empty for the gateway's own best-effort messages).
     struct Message {
         var id: UInt64
         var entry: SpoolEntry
         var device: String
         var completion: PublishCompletion?
+        /// Best effort: never spooled, refused while the broker is away.
+        var isBestEffort = false
+        var qos = MQTTQoS.atLeastOnce
+        /// A best-effort message's MQTT 5 properties (a spooled one keeps only its Correlation Data).
+        var properties = MQTTProperties()
+
+        /// Whether it holds room in the window until its PUBACK.
+        var usesWindow: Bool { qos != .atMostOnce }
     }
 
     /// A pause or resume of a source. `order` grows with every such decision, so a source that hears of
@@ -45,6 +60,8 @@ struct OutboxState {
         var reading: [ReadingDecision] = []
         /// Start a replay pass on the replay queue.
         var replay = false
+        /// Best-effort messages refused (the broker is away, or a QoS 0 message would overtake spooled ones).
+        var refused: [Message] = []
     }
 
     /// Messages allowed to wait for a PUBACK at once (live and replayed).
@@ -98,12 +115,43 @@ struct OutboxState {
         if waiting.isEmpty, inFlight < window {
             start(message, into: &effects)
         } else {
-            waiting.append(message)
-            if waiting.count >= highWater, let source, paused.updateValue(source, forKey: ObjectIdentifier(source)) == nil {
-                decideReading(source, paused: true, into: &effects)
-            }
+            wait(message, source: source, into: &effects)
         }
         return effects
+    }
+
+    /// Queues a message for room in the window; the source whose message reaches the high-water mark is paused.
+    private mutating func wait(_ message: Message, source: (any PublishSource)?, into effects: inout Effects) {
+        waiting.append(message)
+        if waiting.count >= highWater, let source, paused.updateValue(source, forKey: ObjectIdentifier(source)) == nil {
+            decideReading(source, paused: true, into: &effects)
+        }
+    }
+
+    /// One best-effort message (see the rules above); `message.id` is assigned here.
+    mutating func submitBestEffort(_ message: Message, source: (any PublishSource)?) -> Effects {
+        var effects = Effects()
+        var message = message
+        message.isBestEffort = true
+        let wouldOvertakeSpooled = message.qos == .atMostOnce && !message.device.isEmpty && mode == .spooling
+        guard connected, !wouldOvertakeSpooled else {
+            effects.refused.append(message)
+            return effects
+        }
+        message.id = nextID
+        nextID &+= 1
+        if waiting.isEmpty, !message.usesWindow || inFlight < window {
+            start(message, into: &effects)
+        } else {
+            wait(message, source: source, into: &effects)
+        }
+        return effects
+    }
+
+    /// The broker answered a best-effort QoS 1 publish: its room in the window is free.
+    mutating func bestEffortPublished() -> Effects {
+        inFlight -= 1
+        return refill()
     }
 
     /// The broker answered a live publish (PUBACK, refusal, or the client stopped).
@@ -131,6 +179,8 @@ struct OutboxState {
         connected = false
         var effects = Effects()
         enterSpooling(&effects)
+        // Spooling already: only best-effort messages wait, and those are refused while the broker is away.
+        while let message = waiting.popFirst() { effects.refused.append(message) }
         return effects
     }
 
@@ -187,11 +237,11 @@ struct OutboxState {
 
     /// At the end of the shutdown grace: the live messages not confirmed and those still waiting, oldest
     /// first, for the spool (their devices also hold them and resend them after reconnecting).
-    mutating func takeLeftovers() -> [Message] {
+    mutating func takeLeftovers() -> (spool: [Message], refused: [Message]) {
         let left = (unconfirmed.values.flatMap { $0 } + waiting).sorted { $0.id < $1.id }
         unconfirmed = [:]
         waiting.removeAll()
-        return left
+        return (left.filter { !$0.isBestEffort }, left.filter(\.isBestEffort))
     }
 
     // MARK: Publishing in order
@@ -209,8 +259,10 @@ struct OutboxState {
     // MARK: Internals
 
     private mutating func start(_ message: Message, into effects: inout Effects) {
-        inFlight += 1
-        unconfirmed[message.device, default: []].append(Message(id: message.id, entry: message.entry, device: message.device))
+        if message.usesWindow { inFlight += 1 }
+        if !message.isBestEffort {
+            unconfirmed[message.device, default: []].append(Message(id: message.id, entry: message.entry, device: message.device))
+        }
         toPublish.append(message)
         if !draining {
             draining = true
@@ -229,21 +281,33 @@ struct OutboxState {
         var effects = Effects()
         switch mode {
         case .direct where connected:
-            while inFlight < window, let message = waiting.popFirst() { start(message, into: &effects) }
+            startWaiting(&effects)
             if waiting.count <= highWater / 2 { resumeAll(&effects) }
         case .direct:
             break
         case .spooling:
+            // Only best-effort messages wait while spooling; they share the window with the replay.
+            if connected { startWaiting(&effects) }
             effects.replay = requestReplay()
         }
         return effects
+    }
+
+    private mutating func startWaiting(_ effects: inout Effects) {
+        while let next = waiting.first, !next.usesWindow || inFlight < window {
+            start(waiting.removeFirst(), into: &effects)
+        }
     }
 
     private mutating func enterSpooling(_ effects: inout Effects) {
         guard mode == .direct else { return }
         mode = .spooling
         while let message = waiting.popFirst() {
-            spool(message.entry, device: message.device, completion: message.completion, into: &effects)
+            if message.isBestEffort {
+                effects.refused.append(message)
+            } else {
+                spool(message.entry, device: message.device, completion: message.completion, into: &effects)
+            }
         }
         resumeAll(&effects)
     }

@@ -3,9 +3,11 @@ import Mosquitto
 
 /// How safe a publish must be before its completion reports `.safe`.
 enum Durability: Sendable {
-    /// Straight to libmosquitto at this QoS; lost if the broker cannot be reached (gateway-owned state
-    /// that is republished after every reconnect, QoS 0 telemetry, media).
-    case bestEffort(MQTTQoS)
+    /// Never spooled, refused while the broker is not connected (gateway-owned state that is republished
+    /// after every reconnect, QoS 0 telemetry, media). QoS 1 shares the outbox's in-flight window; a
+    /// `device`'s QoS 0 message keeps its place behind that device's earlier messages, and `source` is
+    /// paused like a must-be-safe one's while messages wait for room.
+    case bestEffort(MQTTQoS, device: String? = nil, source: (any PublishSource)? = nil)
     /// QoS 1 through the outbox: safe on the broker's PUBACK, or once durably spooled while the broker
     /// cannot be reached. `device` keeps that device's messages in order; `source` is paused while the
     /// in-flight window is full (backpressure).

@@ -38,8 +38,8 @@ struct BrokerService: Service {
                 }
                 // Stay until shutdown, then let the streams finish when the client stops.
                 try? await gracefulShutdown()
-                await gateway.shutDown()
-                gateway.link.client.stop()
+                let offlineConfirmed = await gateway.shutDown()
+                gateway.link.client.stop(publishingWill: !offlineConfirmed)
             }
         } onGracefulShutdown: {}
     }

@@ -1,0 +1,135 @@
+"""Hardening of the publish path: one in-flight window for every QoS 1 publish (message ids cannot wrap),
+claims that must not be made when the broker did not get the message, per-device order across QoS 0 and
+spooled messages, and the gateway's `offline` when a stop cannot confirm it."""
+
+import os
+import signal
+import time
+
+import pytest
+
+from conftest import fetch_retained_json, uid, wait_until
+from test_commands import assert_failure, final, request
+from test_http import metric_values
+
+
+def messages_out(g) -> float:
+    try:
+        return sum(v for k, v in metric_values(g).items() if k.startswith("gatehouse_mqtt_messages_out_total"))
+    except TimeoutError:  # busy with the burst (the debug build on a small box)
+        return 0
+
+
+@pytest.fixture
+def paused(fresh_broker):
+    """SIGSTOP/SIGCONT of the test's own broker (it keeps its sockets, so the gateway stays connected)."""
+    stopped = []
+
+    def pause():
+        os.kill(fresh_broker.proc.pid, signal.SIGSTOP)
+        stopped.append(True)
+
+    def resume():
+        os.kill(fresh_broker.proc.pid, signal.SIGCONT)
+        stopped.clear()
+
+    yield pause, resume
+    if stopped:
+        resume()
+
+
+def test_more_than_65535_outstanding_publishes_never_ack_the_wrong_message(gateway, fresh_broker, mqtt_factory, paused):
+    """70 devices inventing 1,000 telemetry keys each make 70,000 Home Assistant discovery publishes while the
+    broker does not answer: more than libmosquitto's 16-bit message ids. Every device's `ack` must come, and
+    only for a message the broker has."""
+    pause, resume = paused
+    g = gateway(broker=fresh_broker, homeassistant={"enabled": True}, mqtt={"keepalive_s": 60})
+    observer = mqtt_factory(fresh_broker)
+    observer.subscribe(f"{g.base}/+/telemetry")
+    devices = [g.connect(g.token(uid("many"), kind="sensor")) for _ in range(70)]
+    before = messages_out(g)
+    pause()
+    for d in devices:
+        d.send_json({"type": "telemetry", "seq": 1, "data": {f"k{i}": i for i in range(1000)}})
+    # Every publish made (70 telemetry, 70,000 discovery configs) before the broker answers any of them.
+    wait_until(lambda: messages_out(g) >= before + 70_070, 60, interval=0.5)
+    for d in devices:
+        d.expect_no_frame(0.01)  # nothing is acked while the broker does not answer
+    resume()
+    for d in devices:
+        d.expect_ack(1, timeout=60)
+    arrived = {m.topic for m in observer.collect(lambda m: m.topic.endswith("/telemetry"), 2.0)}
+    assert len(arrived) == 70
+    assert g.running
+
+
+def test_a_snapshot_refused_during_an_outage_does_not_complete_its_command(gateway, fresh_broker, mqtt_factory):
+    g = gateway(broker=fresh_broker)
+    mqtt = mqtt_factory(fresh_broker)
+    dev = uid("cam")
+    mqtt.subscribe(f"{g.base}/{dev}/#")
+    d = g.connect(g.token(dev, kind="camera"))
+    request(mqtt, g, dev, "snapshot", {"id": "s1", "timeout_ms": 3000})
+    d.expect("command", id="s1")
+    fresh_broker.stop()
+    wait_until(lambda: g.http_get("/readyz")[0] == 503, 10)
+    d.send_media({"stream": "snapshot", "content_type": "image/jpeg", "id": "s1"}, b"\xff\xd8jpeg\xff\xd9")
+    time.sleep(3.2)  # past the command's deadline while the broker is away
+    fresh_broker.start()
+    mqtt = mqtt_factory(fresh_broker)
+    mqtt.subscribe(f"{g.base}/{dev}/response/#")
+    # The spooled final response is `timeout`: the media never reached the broker, so no `ok` is claimed.
+    assert_failure(final(mqtt, g, dev, "snapshot", "s1", timeout=15), "timeout", "timeout")
+
+
+def test_qos0_never_overtakes_the_same_devices_spooled_messages(gateway, fresh_broker, mqtt_factory):
+    """§3.2: per device, in order, spool replay included. A QoS 0 message sent while the spooled ones are
+    still being delivered is refused (the device may resend it), never published ahead of them."""
+    spooled = 3000
+    g = gateway(broker=fresh_broker, mqtt={"max_inflight": 10}, limits={"max_messages_per_s": 0})
+    dev = uid("order")
+    d = g.connect(g.token(dev))
+    fresh_broker.stop()
+    wait_until(lambda: g.http_get("/readyz")[0] == 503, 10)
+    for seq in range(1, spooled + 1):
+        d.send_json({"type": "telemetry", "seq": seq, "data": {"n": seq}})
+    for seq in range(1, spooled + 1):
+        d.expect_ack(seq)
+    d.send_json({"type": "telemetry", "seq": 0, "qos": 0, "data": {"n": 0}})
+    d.expect_nack(0, "broker_unavailable")
+    fresh_broker.start()
+    observer = mqtt_factory(fresh_broker)
+    observer.subscribe(f"{g.base}/{dev}/telemetry")
+    seq = spooled + 1
+    seen: list[int] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and spooled not in seen:
+        d.send_json({"type": "telemetry", "seq": seq, "qos": 0, "data": {"n": seq}})
+        frame = d.recv_json(timeout=10)
+        assert frame["seq"] == seq and frame["type"] in ("ack", "nack"), frame
+        seq += 1
+        seen += [m.json()["data"]["n"] for m in observer.collect(lambda m: True, 0.02)]
+    seen += [m.json()["data"]["n"] for m in observer.collect(lambda m: True, 0.5)]
+    assert [n for n in seen if n <= spooled] == list(range(1, spooled + 1)), "spooled messages lost or out of order"
+    overtaking = [n for n in seen[: seen.index(spooled)] if n > spooled]
+    assert not overtaking, f"QoS 0 messages published ahead of spooled ones: {overtaking[:5]}"
+
+
+def test_a_stop_that_cannot_confirm_offline_leaves_with_the_will(gateway, fresh_broker, mqtt_factory, paused):
+    """A backlog the broker does not confirm in time keeps the gateway's `offline` from being confirmed: the
+    gateway then leaves with its Will (a clean DISCONNECT would suppress it)."""
+    pause, resume = paused
+    # A window larger than what mosquitto takes in flight (Receive Maximum 20): the rest of the backlog
+    # waits in the gateway, ahead of its `offline`.
+    g = gateway(broker=fresh_broker, gateway={"shutdown_grace_s": 1}, mqtt={"max_inflight": 100})
+    observer = mqtt_factory(fresh_broker)
+    observer.subscribe(g.bridge("state"))
+    observer.wait_json(g.bridge("state"), lambda s: s["state"] == "online")
+    d = g.connect(g.token(uid("backlog")))
+    pause()
+    for seq in range(1, 151):
+        d.send_json({"type": "telemetry", "seq": seq, "data": {"n": seq}})
+    assert g.stop(signal.SIGTERM) == 0
+    resume()
+    state = fetch_retained_json(fresh_broker, g.bridge("state"), lambda s: s["state"] == "offline", timeout=10)
+    assert state["state"] == "offline", state
