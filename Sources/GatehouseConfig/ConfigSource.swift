@@ -130,8 +130,6 @@ public final class ConfigSource {
 
     /// Sizes: bytes, or a number with a unit (`64KiB`, `256MiB`, `1GiB`).
     public static let byteUnits = ["B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "KB": 1000, "MB": 1_000_000, "GB": 1_000_000_000]
-    /// Durations in seconds: seconds, or a number with a unit (`90s`, `30m`, `24h`, `7d`).
-    public static let secondUnits = ["s": 1, "m": 60, "h": 3600, "d": 86400]
 
     /// An integer within `range`; with `units`, also a number followed by one of them (`24h`, `256MiB`).
     public func int(_ key: String, default value: Int, in range: ClosedRange<Int> = Int.min...Int.max, units: [String: Int] = [:]) -> Int {
@@ -148,6 +146,25 @@ public final class ConfigSource {
         }
         guard range.contains(parsed) else {
             problem(key, "must be between \(range.lowerBound) and \(range.upperBound), got \(parsed)")
+            return value
+        }
+        return parsed
+    }
+
+    /// A duration in whole seconds within `range`: a number of seconds, or a `DurationText` (`90s`, `30m`, `24h`, `7d`).
+    public func seconds(_ key: String, default value: Int, in range: ClosedRange<Int>) -> Int {
+        guard let raw = raw(key) else { return value }
+        let milliseconds: Int64? = switch raw {
+        case let number as Int: Int64(exactly: number).flatMap { $0.multipliedReportingOverflow(by: 1000).overflow ? nil : $0 * 1000 }
+        case let text as String: DurationText.milliseconds(text)
+        default: nil
+        }
+        guard let milliseconds, milliseconds % 1000 == 0, let parsed = Int(exactly: milliseconds / 1000) else {
+            problem(key, "must be a whole number of seconds, optionally with a unit (s, m, h, d)")
+            return value
+        }
+        guard range.contains(parsed) else {
+            problem(key, "must be between \(range.lowerBound) and \(range.upperBound) seconds, got \(parsed)")
             return value
         }
         return parsed

@@ -10,7 +10,7 @@ public struct SpoolSection: Sendable {
     public init(_ source: ConfigSource) {
         dir = source.string("spool.dir", default: "/var/lib/gatehouse/spool")
         maxBytes = source.int("spool.max_bytes", default: 256 << 20, in: (64 << 10)...(1 << 50), units: ConfigSource.byteUnits)
-        maxAgeSeconds = source.int("spool.max_age", default: 86400, in: 1...(3650 * 86400), units: ConfigSource.secondUnits)
+        maxAgeSeconds = source.seconds("spool.max_age", default: 86400, in: 1...(3650 * 86400))
         let whenFull = source.string("spool.when_full", default: "reject")
         dropOldest = whenFull == "drop_oldest"
         if !["reject", "drop_oldest"].contains(whenFull) {

@@ -1,3 +1,4 @@
+import GatehouseConfig
 import ArgumentParser
 
 /// A command-line duration: `500ms`, `10s`, `2m`, `1h`, `30d`, or a plain number of seconds (`1.5`).
@@ -12,22 +13,8 @@ struct DurationArgument: ExpressibleByArgument, Sendable, CustomStringConvertibl
 
     /// Parses the command-line text; nil (a usage error) for anything else.
     init?(argument: String) {
-        let text = argument.lowercased()
-        let units: [(suffix: String, factor: Double)] = [
-            ("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000),
-        ]
-        var number = Substring(text)
-        var factor = 1000.0
-        for unit in units where text.hasSuffix(unit.suffix) {
-            number = text.dropLast(unit.suffix.count)
-            factor = unit.factor
-            break
-        }
-        guard !number.isEmpty,
-            number.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }),
-            let value = Double(number), value.isFinite, value * factor < 9.0e15
-        else { return nil }
-        self.milliseconds = Int64((value * factor).rounded())
+        guard let milliseconds = DurationText.milliseconds(argument) else { return nil }
+        self.milliseconds = milliseconds
     }
 
     /// The value as a Swift `Duration`.

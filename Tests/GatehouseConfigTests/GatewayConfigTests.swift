@@ -123,3 +123,29 @@ import Testing
         #expect(error?.description.hasPrefix("/nonexistent/gatehouse.yaml: config: cannot read /nonexistent/gatehouse.yaml") == true)
     }
 }
+
+@Suite("Durations")
+struct DurationTextTests {
+    @Test func unitsAndBareNumbers() {
+        #expect(DurationText.milliseconds("1500ms") == 1500)
+        #expect(DurationText.milliseconds("90") == 90_000)
+        #expect(DurationText.milliseconds("1.5s") == 1500)
+        #expect(DurationText.milliseconds("10m") == 600_000)
+        #expect(DurationText.milliseconds("24H") == 86_400_000)
+        #expect(DurationText.milliseconds("7d") == 604_800_000)
+    }
+
+    @Test func refusesWhatIsNotADurationOrWouldOverflow() {
+        for text in ["", "s", "-5s", "5 parsecs", "1e3s", "nan", "1000000000d"] {
+            #expect(DurationText.milliseconds(text) == nil, "\(text)")
+        }
+    }
+
+    @Test func configSecondsTakeTheSameUnits() {
+        let source = ConfigSource(yamlText: "spool:\n  max_age: 36h\n", environment: [:])
+        #expect(GatewayConfig(source: source).spool.maxAgeSeconds == 129_600)
+        let bad = ConfigSource(yamlText: "spool:\n  max_age: 1500ms\n", environment: [:])
+        _ = GatewayConfig(source: bad)
+        #expect(bad.problems.contains { $0.contains("spool.max_age") })
+    }
+}
