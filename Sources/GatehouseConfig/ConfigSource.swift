@@ -139,32 +139,29 @@ public final class ConfigSource {
         case let text as String: Self.parseInt(text.trimmingCharacters(in: .whitespaces), units: units)
         default: nil
         }
-        guard let parsed else {
-            let unitHint = units.isEmpty ? "" : " (optionally with a unit: \(units.keys.sorted { units[$0]! < units[$1]! }.joined(separator: ", ")))"
-            problem(key, "must be an integer\(unitHint)")
-            return value
-        }
-        guard range.contains(parsed) else {
-            problem(key, "must be between \(range.lowerBound) and \(range.upperBound), got \(parsed)")
-            return value
-        }
-        return parsed
+        let unitHint = units.isEmpty ? "" : " (optionally with a unit: \(units.keys.sorted { units[$0]! < units[$1]! }.joined(separator: ", ")))"
+        return checked(key, parsed, in: range, default: value, expected: "an integer\(unitHint)")
     }
 
     /// A duration in whole seconds within `range`: a number of seconds, or a `DurationText` (`90s`, `30m`, `24h`, `7d`).
     public func seconds(_ key: String, default value: Int, in range: ClosedRange<Int>) -> Int {
         guard let raw = raw(key) else { return value }
-        let milliseconds: Int64? = switch raw {
-        case let number as Int: Int64(exactly: number).flatMap { $0.multipliedReportingOverflow(by: 1000).overflow ? nil : $0 * 1000 }
-        case let text as String: DurationText.milliseconds(text)
+        let parsed: Int? = switch raw {
+        case let number as Int: number
+        case let text as String: DurationText.milliseconds(text).flatMap { $0 % 1000 == 0 ? Int(exactly: $0 / 1000) : nil }
         default: nil
         }
-        guard let milliseconds, milliseconds % 1000 == 0, let parsed = Int(exactly: milliseconds / 1000) else {
-            problem(key, "must be a whole number of seconds, optionally with a unit (s, m, h, d)")
+        return checked(key, parsed, in: range, default: value, expected: "a whole number of seconds, optionally with a unit (s, m, h, d)")
+    }
+
+    /// `parsed` when it is within `range`; otherwise records the problem and returns the default.
+    private func checked(_ key: String, _ parsed: Int?, in range: ClosedRange<Int>, default value: Int, expected: String) -> Int {
+        guard let parsed else {
+            problem(key, "must be \(expected)")
             return value
         }
         guard range.contains(parsed) else {
-            problem(key, "must be between \(range.lowerBound) and \(range.upperBound) seconds, got \(parsed)")
+            problem(key, "must be between \(range.lowerBound) and \(range.upperBound), got \(parsed)")
             return value
         }
         return parsed
