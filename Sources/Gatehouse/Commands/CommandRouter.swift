@@ -41,8 +41,8 @@ final class CommandRouter: Sendable {
     }
 
     /// A retained `pending/<id>` seen on the broker (nil payload = cleared). Every gateway times every
-    /// queued command, so expiry is answered even if the one that queued it is gone.
-    /// A payload that is not a pending command changes nothing.
+    /// queued command, so expiry is answered even if the one that queued it is gone. A payload that is not
+    /// a pending command changes nothing.
     func observePending(_ payload: [UInt8], device: String, id: String) {
         var command = payload.isEmpty ? nil : PendingCommand(device: device, payload: payload)
         if !payload.isEmpty && command == nil { return }
@@ -68,19 +68,19 @@ final class CommandRouter: Sendable {
 
     /// The connection of `session` ended: its commands that were delivered and not answered get `offline`.
     func connectionEnded(_ session: DeviceSession) {
-        for command in open.takeAll(device: session.device, session: session.number) {
-            finish(command, with: CommandResponse(
-                id: command.id.json, status: .offline, data: nil,
-                error: errorObject(.offline, "the connection of \(command.device) ended before it answered"), ts: nowMs()))
-        }
+        answerOffline(open.takeAll(device: session.device, session: session.number), because: "its connection ended before it answered")
     }
 
     /// The gateway stops: every open command gets `offline` now, not a `timeout` nobody would publish.
     func shutDown() {
-        for command in open.takeAll() {
+        answerOffline(open.takeAll(), because: "the gateway holding it is shutting down")
+    }
+
+    private func answerOffline(_ commands: [OpenCommand], because reason: String) {
+        for command in commands {
             finish(command, with: CommandResponse(
                 id: command.id.json, status: .offline, data: nil,
-                error: errorObject(.offline, "the gateway holding \(command.device) is shutting down"), ts: nowMs()))
+                error: errorObject(.offline, "\(command.device): \(reason)"), ts: nowMs()))
         }
     }
 
@@ -180,8 +180,7 @@ final class CommandRouter: Sendable {
             timeoutMs: timeoutMs, deadline: now.addingSaturated(timeoutMs), timer: nil)
         open.insert(withDeadline(command))
         metrics.commandDelivered()
-        let deadline = command.deadline
-        session.send(.command(id: commandID, name: name, params: params, deadline: deadline))
+        session.send(.command(id: commandID, name: name, params: params, deadline: command.deadline))
     }
 
     /// `command` with a timer that answers `timeout` at its deadline.

@@ -128,9 +128,7 @@ final class Outbox: Sendable {
     }
 
     private static func refusal(of message: OutboxState.Message) -> PublishOutcome {
-        message.qos == .atMostOnce && !message.device.isEmpty
-            ? .refused(.brokerUnavailable, "the gateway is still delivering messages it spooled while the broker was away; retry later")
-            : .refused(.brokerUnavailable, "the broker is not connected")
+        .refused(.brokerUnavailable, "the broker is not connected, or messages spooled while it was away are still being delivered; retry later")
     }
 
     private func publish(
