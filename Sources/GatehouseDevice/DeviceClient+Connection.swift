@@ -180,6 +180,8 @@ extension DeviceClient {
             case .error(let code, let message):
                 self.logger.warning("Gateway reported an error", metadata: ["code": "\(code)", "message": "\(message)"])
                 self.eventSink.yield(.gatewayError(code: code, message: message))
+            case .desired(let version, let data):
+                self.desiredSink.yield(DesiredUpdate(version: version, delta: data))
             case .welcome:
                 self.logger.debug("Ignoring a second welcome")
             }

@@ -24,13 +24,18 @@ extension DeviceClient {
         defer {
             self.state.withLock { $0.stop() }.perform()
             self.eventSink.finish()
+            self.desiredSink.finish()
         }
         let (commands, commandSink) = AsyncStream.makeStream(of: DeviceCommand.self)
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask {
-                defer { commandSink.finish() }
+                defer {
+                    commandSink.finish()
+                    self.desiredSink.finish()
+                }
                 try await self.connectLoop(commands: commandSink)
             }
+            group.addTask { await self.deliverDesired(self.desiredUpdates) }
             // Commands are answered in tasks of this group, not of a connection, so a handler that
             // is still busy when the connection drops can answer on the next one.
             for await command in commands {

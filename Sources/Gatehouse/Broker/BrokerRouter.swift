@@ -24,14 +24,17 @@ final class BrokerRouter: Sendable {
     private let commands: CommandRouter
     private let bridge: BridgeOperations
     private let homeAssistant: HomeAssistantAnnouncer
+    private let desired: DesiredStateKeeper
     private let settings: SettingsStore
     private let readiness: Readiness
     private let logger: Logger
 
     init(
         gatewayID: String, topics: Topics, link: BrokerLink, directory: DeviceDirectory, devices: DeviceHub, commands: CommandRouter,
-        bridge: BridgeOperations, homeAssistant: HomeAssistantAnnouncer, settings: SettingsStore, readiness: Readiness, logger: Logger
+        bridge: BridgeOperations, homeAssistant: HomeAssistantAnnouncer, desired: DesiredStateKeeper, settings: SettingsStore,
+        readiness: Readiness, logger: Logger
     ) {
+        self.desired = desired
         self.gatewayID = gatewayID
         self.topics = topics
         self.link = link
@@ -57,6 +60,7 @@ final class BrokerRouter: Sendable {
             return
         }
         directory.observe(gateway: gatewayID, online: true)
+        homeAssistant.announceGateway()
         for session in directory.sessions {
             devices.announce(session)
             devices.republishDocuments(of: session)
@@ -70,7 +74,7 @@ final class BrokerRouter: Sendable {
         do {
             try await client.subscribe(
                 [topics.allAvailability, topics.allMeta, topics.allState, topics.allPending, topics.allBridgeStates,
-                 topics.bridgeRequests(gatewayID)],
+                 topics.bridgeRequests(gatewayID), topics.allDesired, topics.allDelta, topics.allDesiredSets],
                 qos: .atLeastOnce, identifier: Subscription.observed)
             try await client.subscribe([topics.allRequests, topics.allSets], qos: .atLeastOnce, identifier: Subscription.holder)
             try await client.subscribe(
@@ -109,6 +113,12 @@ final class BrokerRouter: Sendable {
             routeRequest(device: device, command: command, message: message, ids: ids, isSet: false)
         case .set(let device):
             routeRequest(device: device, command: "set", message: message, ids: ids, isSet: true)
+        case .desired(let device):
+            desired.observeDesired(message.payload, of: device)
+        case .delta(let device):
+            desired.observeDelta(message.payload, of: device)
+        case .desiredSet(let device):
+            desired.handleSet(device: device, message: message)
         default:
             break
         }

@@ -28,14 +28,17 @@ final class DeviceHub: DeviceMessageSink {
     private let directory: DeviceDirectory
     private let commands: CommandRouter
     private let homeAssistant: HomeAssistantAnnouncer
+    private let desired: DesiredStateKeeper
     private let settings: SettingsStore
     private let metrics: GatewayMetrics
     private let logger: Logger
 
     init(
         gatewayID: String, topics: Topics, heartbeatSeconds: Int, telemetryQoS: Int, link: BrokerLink, directory: DeviceDirectory,
-        commands: CommandRouter, homeAssistant: HomeAssistantAnnouncer, settings: SettingsStore, metrics: GatewayMetrics, logger: Logger
+        commands: CommandRouter, homeAssistant: HomeAssistantAnnouncer, desired: DesiredStateKeeper, settings: SettingsStore,
+        metrics: GatewayMetrics, logger: Logger
     ) {
+        self.desired = desired
         self.gatewayID = gatewayID
         self.topics = topics
         self.heartbeatSeconds = heartbeatSeconds
@@ -74,6 +77,7 @@ final class DeviceHub: DeviceMessageSink {
             device: device, gateway: gatewayID, session: session.number,
             heartbeatS: heartbeatSeconds, maxMessageBytes: settings.now.limits.maxMessageBytes
         ))
+        desired.deviceConnected(session)
         announce(session)
         if directory.meta(device) == nil {
             publishMeta(DeviceMeta(ts: now, kind: claims.kind, model: nil, firmware: nil, capabilities: nil), of: device)
@@ -174,6 +178,7 @@ final class DeviceHub: DeviceMessageSink {
         case .state(let patch):
             let document = directory.applyStatePatch(patch, of: device, now: now)
             link.publish(OutboundMessage(topic: topics.state(device), payload: document.encoded(), retain: true), safely, completion: answer)
+            desired.reportedStateChanged(document, of: device)
         case .event(let name, let data, let ts):
             let payload: JSONValue = ["ts": .number(ts ?? JSONNumber(now)), "data": data]
             link.publish(OutboundMessage(topic: topics.event(device, name), payload: payload.serialized()), safely, completion: answer)

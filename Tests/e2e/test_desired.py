@@ -1,0 +1,425 @@
+"""PROTOCOL.md section 7: desired state (desired/set, the retained desired and delta documents, the answer,
+the device's desired frame, versions, restarts, several gateways, Home Assistant)."""
+
+import json
+import secrets
+
+import pytest
+
+from conftest import assert_ts_now, fetch_retained_json, now_ms, uid, wait_until
+
+THERMOSTAT_STATE = {"setpoint": {"type": "number", "minimum": 5, "maximum": 35},
+                    "mode": {"type": "string", "enum": ["heat", "off"]},
+                    "cfg": {"type": "object"}}
+
+
+def patch(mqtt, g, dev, body, **kw):
+    payload = body if isinstance(body, (str, bytes)) else json.dumps(body)
+    mqtt.publish(g.topic(dev, "desired/set"), payload, **kw)
+
+
+def answer(mqtt, g, dev, timeout=5):
+    m, body = mqtt.wait_json(g.topic(dev, "response/desired"), timeout=timeout)
+    assert not m.retain and m.qos == 1, m
+    assert_ts_now(body.get("ts"))
+    return body
+
+
+def assert_ok(body, version, id_=None):
+    assert body["status"] == "ok" and body["data"] == {"version": version}, body
+    assert "error" not in body, body
+    if id_ is not None:
+        assert body["id"] == id_, body
+
+
+def assert_rejected(body, code, id_=None):
+    assert body["status"] == "rejected", body
+    assert body["error"]["code"] == code and isinstance(body["error"]["message"], str), body
+    if id_ is not None:
+        assert body["id"] == id_, body
+
+
+def document(mqtt, g, dev, topic="desired", pred=None):
+    m, body = mqtt.wait_json(g.topic(dev, topic), pred)
+    assert m.qos == 1, m
+    return body
+
+
+def set_ok(mqtt, g, dev, data, version=None):
+    """Applies a patch and returns the new version (the document is consumed too)."""
+    body = {"data": data}
+    if version is not None:
+        body["version"] = version
+    patch(mqtt, g, dev, body)
+    result = answer(mqtt, g, dev)
+    assert result["status"] == "ok", result
+    document(mqtt, g, dev, "desired", lambda d: d["version"] == result["data"]["version"])
+    return result["data"]["version"]
+
+
+def hello(d, state_caps=None, seq=1):
+    caps = {"state": state_caps} if state_caps is not None else None
+    d.send_json({"type": "hello", "seq": seq, "kind": "thermostat", "model": "T", "firmware": "1",
+                 "capabilities": caps})
+    d.expect_ack(seq)
+
+
+def report(d, data, seq):
+    d.send_json({"type": "state", "seq": seq, "data": data})
+    d.expect_ack(seq)
+
+
+@pytest.fixture
+def follow(gw, mqtt):
+    """A fresh device id whose topics `mqtt` follows."""
+    dev = uid("des")
+    mqtt.subscribe(f"{gw.base}/{dev}/#")
+    return dev
+
+
+# -- versions, merge, answer ------------------------------------------------------------------------------------
+
+
+def test_first_patch_makes_version_1_and_the_answer_follows_the_document(gw, mqtt, follow):
+    dev = follow
+    patch(mqtt, gw, dev, {"id": "p-1", "data": {"setpoint": 21.5}})
+    assert_ok(answer(mqtt, gw, dev), 1, "p-1")
+    desired = [m for m in mqtt.all if m.topic == gw.topic(dev, "desired")]
+    responses = [m for m in mqtt.all if m.topic == gw.topic(dev, "response/desired")]
+    assert desired and mqtt.all.index(desired[0]) < mqtt.all.index(responses[0]), "the document comes before the answer"
+    doc = desired[0].json()
+    assert set(doc) == {"ts", "version", "data"} and doc["version"] == 1 and doc["data"] == {"setpoint": 21.5}, doc
+    assert_ts_now(doc["ts"])
+    delta = document(mqtt, gw, dev, "delta")
+    assert set(delta) == {"ts", "version", "state_version", "data"}, delta
+    assert (delta["version"], delta["state_version"], delta["data"]) == (1, 0, {"setpoint": 21.5}), delta
+    retained = fetch_retained_json(gw.broker, gw.topic(dev, "desired"))
+    assert retained["version"] == 1 and retained["data"] == {"setpoint": 21.5}
+
+
+def test_every_accepted_patch_raises_the_version_by_one_even_without_change(gw, mqtt, follow):
+    dev = follow
+    assert set_ok(mqtt, gw, dev, {"a": 1}) == 1
+    assert set_ok(mqtt, gw, dev, {"a": 1}) == 2
+    assert set_ok(mqtt, gw, dev, {}) == 3
+
+
+def test_patch_merges_as_rfc7386(gw, mqtt, follow):
+    dev = follow
+    set_ok(mqtt, gw, dev, {"a": {"x": 1, "y": 2}, "b": 1, "c": [1, 2]})
+    patch(mqtt, gw, dev, {"data": {"a": {"y": None, "z": {"deep": True}}, "b": None, "c": [3]}})
+    assert_ok(answer(mqtt, gw, dev), 2)
+    doc = document(mqtt, gw, dev, "desired", lambda d: d["version"] == 2)
+    assert doc["data"] == {"a": {"x": 1, "z": {"deep": True}}, "c": [3]}, doc
+
+
+def test_null_id_and_version_count_as_absent(gw, mqtt, follow):
+    dev = follow
+    patch(mqtt, gw, dev, {"id": None, "version": None, "data": {"k": 1}})
+    body = answer(mqtt, gw, dev)
+    assert_ok(body, 1)
+    assert isinstance(body["id"], str) and body["id"], "a fresh id made by the gateway"
+    patch(mqtt, gw, dev, {"id": 42, "data": {"k": 2}})
+    assert_ok(answer(mqtt, gw, dev), 2, 42)
+
+
+@pytest.mark.parametrize("payload, echoed", [
+    ("not json", None),
+    ("[1,2]", None),
+    ("", None),
+    ('{"id":"b-1"}', "b-1"),
+    ('{"id":"b-2","data":5}', "b-2"),
+    ('{"id":"b-3","data":[]}', "b-3"),
+    ('{"id":"b-4","data":{},"version":-1}', "b-4"),
+    ('{"id":"b-5","data":{},"version":1.5}', "b-5"),
+    ('{"id":"b-6","data":{},"version":"1"}', "b-6"),
+    ('{"id":"no spaces","data":{}}', None),
+    ('{"id":{"x":1},"data":{}}', None),
+])
+def test_bad_request(gw, mqtt, follow, payload, echoed):
+    dev = follow
+    patch(mqtt, gw, dev, payload)
+    body = answer(mqtt, gw, dev)
+    assert_rejected(body, "bad_request", echoed)
+    mqtt.assert_nothing(gw.topic(dev, "desired"), within=0.2)
+    assert set_ok(mqtt, gw, dev, {"k": 1}) == 1, "a rejected patch changes nothing"
+
+
+def test_version_conflict(gw, mqtt, follow):
+    dev = follow
+    patch(mqtt, gw, dev, {"id": "v-0", "data": {"a": 1}, "version": 0})
+    assert_ok(answer(mqtt, gw, dev), 1, "v-0")
+    for wrong in (0, 2, 99999999999999999999):
+        patch(mqtt, gw, dev, {"id": "v-x", "data": {"a": 2}, "version": wrong})
+        assert_rejected(answer(mqtt, gw, dev), "version_conflict", "v-x")
+    patch(mqtt, gw, dev, {"data": {"a": 3}, "version": 1})
+    assert_ok(answer(mqtt, gw, dev), 2)
+    assert fetch_retained_json(gw.broker, gw.topic(dev, "desired"), lambda d: d["version"] == 2)["data"] == {"a": 3}
+
+
+def test_bad_params_against_capabilities_state(gw, mqtt, follow):
+    dev = follow
+    d = gw.connect(gw.token(dev, kind="thermostat"))
+    hello(d, THERMOSTAT_STATE)
+    for data in ({"setpoint": 40}, {"setpoint": 4.9}, {"setpoint": "21"}, {"mode": "cool"}, {"fan": 1},
+                 {"setpoint": 21, "fan": 1}, {"cfg": 3}):
+        patch(mqtt, gw, dev, {"id": "bp", "data": data})
+        assert_rejected(answer(mqtt, gw, dev), "bad_params", "bp")
+    mqtt.assert_nothing(gw.topic(dev, "desired"), within=0.2)
+    d.expect_no_frame(0.1)
+    # null is always allowed (declared or not); in-range values and enum members pass.
+    assert set_ok(mqtt, gw, dev, {"setpoint": 35, "mode": "off", "fan": None, "cfg": {"any": [1]}}) == 1
+
+
+def test_device_without_state_capabilities_accepts_any_key(gw, mqtt, follow):
+    dev = follow
+    d = gw.connect(gw.token(dev, kind="sensor"))
+    d.send_json({"type": "hello", "seq": 1, "kind": "sensor", "capabilities": {"commands": {"ping": {}}}})
+    d.expect_ack(1)
+    assert set_ok(mqtt, gw, dev, {"anything": {"goes": True}}) == 1
+
+
+def test_too_big(gateway, mqtt):
+    g = gateway(limits={"max_desired_bytes": 64})
+    dev = uid("big")
+    mqtt.subscribe(f"{g.base}/{dev}/#")
+    patch(mqtt, g, dev, {"id": "t-1", "data": {"s": "x" * 60}})
+    assert_rejected(answer(mqtt, g, dev), "too_big", "t-1")
+    assert set_ok(mqtt, g, dev, {"s": "x" * 40}) == 1  # {"s":"xxx…"} is 48 bytes
+    patch(mqtt, g, dev, {"data": {"t": "y" * 10}})
+    assert_rejected(answer(mqtt, g, dev), "too_big")
+    # Removing keys always shrinks the document.
+    assert set_ok(mqtt, g, dev, {"s": None, "t": "y" * 10}) == 2
+
+
+def test_answer_goes_to_the_response_topic_with_correlation_data(gw, mqtt, follow):
+    dev = follow
+    reply = f"e2e-replies/{secrets.token_hex(4)}"
+    mqtt.subscribe(reply)
+    patch(mqtt, gw, dev, {"id": "rt-1", "data": {"a": 1}}, response_topic=reply, correlation_data=b"\x01corr")
+    assert_ok(answer(mqtt, gw, dev), 1, "rt-1")
+    m, body = mqtt.wait_json(reply)
+    assert body["id"] == "rt-1" and body["status"] == "ok" and m.prop("CorrelationData") == b"\x01corr", m
+    # A Response Topic the contract gives to devices or gateways gets nothing; response/desired still does.
+    other = uid("victim")
+    forbidden = [f"{gw.base}/{other}/state", f"{gw.base}/bridge/{gw.gw_id}/state", f"{gw.base}/{other}/desired"]
+    for topic in forbidden:
+        mqtt.subscribe(topic)
+        patch(mqtt, gw, dev, {"id": "rt-2", "data": {"a": 2}}, response_topic=topic)
+        assert answer(mqtt, gw, dev)["id"] == "rt-2"
+    mqtt.assert_nothing(lambda m: m.topic in forbidden and b"rt-2" in m.payload, within=0.3)
+
+
+def test_request_desired_is_not_a_command(gw, mqtt, follow):
+    dev = follow
+    d = gw.connect(gw.token(dev))
+    mqtt.publish(gw.topic(dev, "request/desired"), json.dumps({"id": "r-1", "params": {}}))
+    assert_rejected(answer(mqtt, gw, dev), "bad_request", "r-1")
+    d.expect_no_frame(0.2)
+    d.close()
+    wait_until(lambda: fetch_retained_json(gw.broker, gw.topic(dev, "availability"))["state"] == "offline", 5)
+    mqtt.publish(gw.topic(dev, "request/desired"), json.dumps({"id": "r-2", "ttl_ms": 60000}))
+    assert_rejected(answer(mqtt, gw, dev), "bad_request", "r-2")
+    mqtt.assert_nothing(gw.topic(dev, "response/desired"), within=0.3)
+
+
+# -- delta ------------------------------------------------------------------------------------------------------
+
+
+def test_delta_compares_numbers_by_value_and_objects_key_by_key(gw, mqtt, follow):
+    dev = follow
+    d = gw.connect(gw.token(dev, kind="thermostat"))
+    report(d, {"setpoint": 21, "cfg": {"a": 1, "b": [1, 2], "n": {"x": 1}}, "extra": 5}, 1)
+    document(mqtt, gw, dev, "state")
+    mqtt.assert_nothing(gw.topic(dev, "delta"), within=0.2)  # no desired document: no delta
+    patch(mqtt, gw, dev, {"data": {"setpoint": 21.0, "cfg": {"b": [1, 2.0], "a": 1e0, "n": {"x": 1}, "c": 3},
+                                   "mode": "heat"}})
+    assert_ok(answer(mqtt, gw, dev), 1)
+    delta = document(mqtt, gw, dev, "delta")
+    assert delta["data"] == {"cfg": {"c": 3}, "mode": "heat"}, delta
+    assert (delta["version"], delta["state_version"]) == (1, 1), delta
+    assert d.expect("desired", version=1)["data"] == {"cfg": {"c": 3}, "mode": "heat"}
+    # A state update that changes the delta publishes it (no frame to the device: it sent the state).
+    report(d, {"mode": "heat"}, 2)
+    delta = document(mqtt, gw, dev, "delta")
+    assert (delta["data"], delta["state_version"]) == ({"cfg": {"c": 3}}, 2), delta
+    # One that does not change it publishes nothing.
+    report(d, {"extra": 6}, 3)
+    mqtt.assert_nothing(gw.topic(dev, "delta"), within=0.3)
+    report(d, {"cfg": {"c": 3.0}}, 4)
+    delta = document(mqtt, gw, dev, "delta")
+    assert (delta["data"], delta["version"], delta["state_version"]) == ({}, 1, 4), delta
+    d.expect_no_frame(0.1)
+
+
+def test_arrays_compare_element_by_element(gw, mqtt, follow):
+    dev = follow
+    d = gw.connect(gw.token(dev))
+    report(d, {"list": [1, 2, 3]}, 1)
+    document(mqtt, gw, dev, "state")
+    set_ok(mqtt, gw, dev, {"list": [1, 2]})
+    assert document(mqtt, gw, dev, "delta")["data"] == {"list": [1, 2]}
+    set_ok(mqtt, gw, dev, {"list": [1.0, 2, 3]})
+    assert document(mqtt, gw, dev, "delta")["data"] == {}
+
+
+def test_desired_frame_after_every_patch_while_connected_even_when_empty(gw, mqtt, follow):
+    dev = follow
+    d = gw.connect(gw.token(dev, kind="thermostat"))
+    report(d, {"setpoint": 20}, 1)
+    set_ok(mqtt, gw, dev, {"setpoint": 20})
+    assert d.expect("desired") == {"type": "desired", "version": 1, "data": {}}
+    set_ok(mqtt, gw, dev, {"setpoint": 22.5})
+    assert d.expect("desired") == {"type": "desired", "version": 2, "data": {"setpoint": 22.5}}
+    set_ok(mqtt, gw, dev, {"setpoint": None})
+    assert d.expect("desired") == {"type": "desired", "version": 3, "data": {}}
+
+
+def test_frame_after_welcome_before_queued_commands(gw, mqtt, follow):
+    dev = follow
+    token = gw.token(dev, kind="thermostat")
+    d = gw.connect(token)
+    report(d, {"setpoint": 19}, 1)
+    d.close()
+    wait_until(lambda: (fetch_retained_json(gw.broker, gw.topic(dev, "availability")) or {}).get("state") == "offline", 5)
+    set_ok(mqtt, gw, dev, {"setpoint": 23, "mode": "heat"})
+    delta = document(mqtt, gw, dev, "delta")
+    assert delta["data"] == {"setpoint": 23, "mode": "heat"} and delta["state_version"] == 1, delta
+    mqtt.publish(gw.topic(dev, "request/boost"), json.dumps({"id": "q-1", "ttl_ms": 60000}))
+    mqtt.wait_json(gw.topic(dev, "response/boost"), lambda b: b["status"] == "queued")
+    d = gw.connect(token)
+    assert d.expect("desired") == {"type": "desired", "version": 1, "data": {"setpoint": 23, "mode": "heat"}}
+    assert d.expect("command")["id"] == "q-1"
+    # The device applies it and reports: the delta empties; reconnecting then sends no desired frame.
+    report(d, {"setpoint": 23.0, "mode": "heat"}, 2)
+    assert document(mqtt, gw, dev, "delta", lambda b: b["state_version"] == 2)["data"] == {}
+    d.close()
+    d = gw.connect(token)
+    d.expect_no_frame(0.3)
+
+
+def test_status_api_shows_desired_and_delta(gw, mqtt, follow):
+    dev = follow
+    d = gw.connect(gw.token(dev))
+    report(d, {"setpoint": 18}, 1)
+    before = now_ms()
+    set_ok(mqtt, gw, dev, {"setpoint": 21})
+    document(mqtt, gw, dev, "delta")
+
+    def row():
+        status, _, body = gw.http_get("/api/status")
+        assert status == 200
+        rows = [r for r in json.loads(body)["devices"] if r["device"] == dev]
+        return rows[0] if rows and rows[0]["desired_version"] == 1 else None
+
+    r = wait_until(row, 5)
+    assert r["delta"] == {"setpoint": 21} and r["reported"] == {"setpoint": 18}, r
+    assert before - 1000 <= r["delta_pending_since"] <= now_ms(), r
+    assert d.expect("desired")["data"] == {"setpoint": 21}
+    report(d, {"setpoint": 21}, 2)
+    r = wait_until(lambda: (lambda x: x if x and x["delta"] == {} else None)(row()), 5)
+    assert r["delta_pending_since"] is None and r["reported"] == {"setpoint": 21}, r
+
+
+# -- versions and clearing --------------------------------------------------------------------------------------
+
+
+def test_lower_retained_version_is_ignored_and_empty_retained_clears(gw, mqtt, follow):
+    dev = follow
+    set_ok(mqtt, gw, dev, {"a": 1})
+    set_ok(mqtt, gw, dev, {"b": 2})
+    mqtt.publish(gw.topic(dev, "desired"), json.dumps({"ts": now_ms(), "version": 1, "data": {"x": 9}}), retain=True)
+    mqtt.wait_for(lambda m: m.topic == gw.topic(dev, "desired") and b'"x"' in m.payload)
+    assert set_ok(mqtt, gw, dev, {"c": 3}) == 3
+    doc = fetch_retained_json(gw.broker, gw.topic(dev, "desired"), lambda x: x["version"] == 3)
+    assert doc["data"] == {"a": 1, "b": 2, "c": 3}, doc
+    # Clearing: the applier clears delta too, and the next patch starts again at version 1.
+    mqtt.publish(gw.topic(dev, "desired"), b"", retain=True)
+    mqtt.wait_for(lambda m: m.topic == gw.topic(dev, "delta") and m.payload == b"")
+    patch(mqtt, gw, dev, {"data": {"z": 1}})
+    assert_ok(answer(mqtt, gw, dev), 1)
+    assert document(mqtt, gw, dev, "desired", lambda x: x["version"] == 1)["data"] == {"z": 1}
+
+
+def test_payload_that_is_not_a_desired_document_changes_nothing(gw, mqtt, follow):
+    dev = follow
+    set_ok(mqtt, gw, dev, {"a": 1})
+    for junk in (b"not json", b'{"version":"7","data":{}}', b'{"version":7}', b'[]'):
+        mqtt.publish(gw.topic(dev, "desired"), junk, retain=True)
+    mqtt.wait_for(lambda m: m.topic == gw.topic(dev, "desired") and m.payload == b"[]")
+    assert set_ok(mqtt, gw, dev, {"b": 2}) == 2
+
+
+def test_desired_survives_a_gateway_restart(gateway, mqtt):
+    g1 = gateway(gw_id="gw-r")
+    dev = uid("rs")
+    mqtt.subscribe(f"{g1.base}/{dev}/#")
+    set_ok(mqtt, g1, dev, {"setpoint": 20})
+    set_ok(mqtt, g1, dev, {"mode": "heat"})
+    g1.stop()
+    g2 = gateway(fleet_of=g1, gw_id="gw-r")
+    assert set_ok(mqtt, g2, dev, {"setpoint": 21}) == 3
+    d = g2.connect(g2.token(dev, kind="thermostat"))
+    assert d.expect("desired") == {"type": "desired", "version": 3, "data": {"setpoint": 21, "mode": "heat"}}
+
+
+def test_two_gateways_exactly_one_applies(gateway, mqtt):
+    suffix = secrets.token_hex(3)
+    ga = gateway(gw_id=f"gw-a-{suffix}")
+    gb = gateway(gw_id=f"gw-b-{suffix}", fleet_of=ga)
+    dev = uid("two")
+    mqtt.subscribe(f"{ga.base}/{dev}/#")
+    # Nobody holds the device: the online gateway with the smallest id applies each patch, once.
+    wait_until(lambda: fetch_retained_json(ga.broker, gb.bridge("state"), timeout=0.5), 5)
+    for n in range(1, 4):
+        assert set_ok(mqtt, ga, dev, {"n": n}) == n
+    mqtt.assert_nothing(lambda m: m.topic.endswith(("/response/desired", "/desired")), within=0.3)
+    # Held by gb: gb applies and tells the device; still one answer and one document per patch.
+    d = gb.connect(gb.token(dev))
+    assert d.expect("desired") == {"type": "desired", "version": 3, "data": {"n": 3}}
+    assert set_ok(mqtt, ga, dev, {"n": 4}) == 4
+    assert d.expect("desired") == {"type": "desired", "version": 4, "data": {"n": 4}}
+    mqtt.assert_nothing(lambda m: m.topic.endswith(("/response/desired", "/desired")), within=0.3)
+    # The device moves to ga (gb's session is replaced): ga knows the document from the broker.
+    report(d, {"n": 4}, 1)
+    d2 = ga.connect(ga.token(dev))
+    d2.expect_no_frame(0.2)
+    assert set_ok(mqtt, ga, dev, {"n": 5}) == 5
+    assert d2.expect("desired") == {"type": "desired", "version": 5, "data": {"n": 5}}
+
+
+# -- Home Assistant ---------------------------------------------------------------------------------------------
+
+
+def test_home_assistant_climate_writes_desired_state(gateway, mqtt):
+    g = gateway(homeassistant={"enabled": True})
+    mqtt.subscribe("homeassistant/#")
+    dev = uid("hat")
+    mqtt.subscribe(f"{g.base}/{dev}/#")
+    d = g.connect(g.token(dev, kind="thermostat"))
+    hello(d, {"setpoint": {"type": "number", "minimum": 7, "maximum": 30}, "mode": {"type": "string", "enum": ["heat", "off"]}})
+    topic = f"homeassistant/climate/{g.gw_id}_{dev}/config".replace(".", "_")
+    config = mqtt.wait_for(lambda m: m.topic == topic and m.payload and m.json()["temperature_command_topic"].endswith("desired/set")).json()
+    assert config["temperature_command_topic"] == g.topic(dev, "desired/set")
+    assert config["mode_command_topic"] == g.topic(dev, "desired/set")
+    assert config["temperature_state_topic"] == g.topic(dev, "state")
+    assert config["mode_state_topic"] == g.topic(dev, "state")
+    assert (config["min_temp"], config["max_temp"]) == (7, 30) and config["modes"] == ["heat", "off"]
+    assert config["action_topic"] == g.topic(dev, "telemetry")
+    assert config["temp_step"] == 0.1 and config["precision"] == 0.1
+    assert config["device"]["via_device"] == f"gatehouse_gateway_{g.gw_id}"
+    # Home Assistant renders the templates and publishes: the patches are accepted.
+    patch(mqtt, g, dev, config["temperature_command_template"].replace("{{ value }}", "21.5"))
+    assert_ok(answer(mqtt, g, dev), 1)
+    patch(mqtt, g, dev, config["mode_command_template"].replace("{{ value }}", "off"))
+    assert_ok(answer(mqtt, g, dev), 2)
+    assert d.expect("desired")["data"] == {"setpoint": 21.5}
+    assert d.expect("desired")["data"] == {"setpoint": 21.5, "mode": "off"}
+    # A hello that changes the capabilities publishes discovery again.
+    hello(d, {"setpoint": {"type": "number", "minimum": 10, "maximum": 25}}, seq=2)
+    config = mqtt.wait_for(lambda m: m.topic == topic and m.payload and m.json().get("max_temp") == 25).json()
+    assert config["min_temp"] == 10
+    # The gateway is announced as a device of its own, so via_device links.
+    gateway_config = mqtt.wait_for(lambda m: m.topic == f"homeassistant/binary_sensor/{g.gw_id}_gateway/config".replace(".", "_")).json()
+    assert gateway_config["device"]["identifiers"] == [f"gatehouse_gateway_{g.gw_id}"]
+    assert gateway_config["state_topic"] == g.bridge("state") and gateway_config["device_class"] == "connectivity"
