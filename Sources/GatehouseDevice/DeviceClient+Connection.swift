@@ -16,6 +16,8 @@ extension DeviceClient {
             return id
         }
         let progress = ConnectionProgress()
+        self.noteConnection(progress)
+        defer { self.noteConnection(nil) }
         var end = ConnectionEnd(closeCode: nil, reason: "", welcomed: false)
         let url = self.connectURL
         let configuration = self.webSocketConfiguration

@@ -36,6 +36,8 @@ public final class DeviceClient: Sendable {
     /// `desired` frames for ``desiredHandler``: only the newest waits, since each carries the whole delta.
     let desiredUpdates: AsyncStream<DesiredUpdate>
     let desiredSink: AsyncStream<DesiredUpdate>.Continuation
+    /// The connection `sleep(for:)` closes and when the client wakes.
+    let sleepControl = Mutex(SleepControl())
     let state: Mutex<DeliveryState>
     let eventSink: AsyncStream<DeviceEvent>.Continuation
 
