@@ -2,11 +2,16 @@
 the device's desired frame, versions, restarts, several gateways, Home Assistant)."""
 
 import json
+import os
 import secrets
+import subprocess
+import sys
 
 import pytest
 
-from conftest import assert_ts_now, fetch_retained_json, now_ms, uid, wait_until
+from conftest import GATEHOUSE_BIN, assert_ts_now, fetch_retained_json, now_ms, run_ctl, uid, wait_until
+
+SIM_BIN = os.environ.get("GATEHOUSE_SIM_BIN") or os.path.join(os.path.dirname(GATEHOUSE_BIN), "gatehouse-sim")
 
 THERMOSTAT_STATE = {"setpoint": {"type": "number", "minimum": 5, "maximum": 35},
                     "mode": {"type": "string", "enum": ["heat", "off"]},
@@ -423,3 +428,67 @@ def test_home_assistant_climate_writes_desired_state(gateway, mqtt):
     gateway_config = mqtt.wait_for(lambda m: m.topic == f"homeassistant/binary_sensor/{g.gw_id}_gateway/config".replace(".", "_")).json()
     assert gateway_config["device"]["identifiers"] == [f"gatehouse_gateway_{g.gw_id}"]
     assert gateway_config["state_topic"] == g.bridge("state") and gateway_config["device_class"] == "connectivity"
+
+
+# -- gatehousectl and the simulator ----------------------------------------------------------------------------
+
+
+def ctl_flags(g):
+    return ["--url", g.broker.url, "--base-topic", g.base]
+
+
+def test_ctl_desired_show_and_devices(gw, mqtt, follow):
+    dev = follow
+    d = gw.connect(gw.token(dev, kind="thermostat"))
+    report(d, {"setpoint": 19, "mode": "heat"}, 1)
+    r = run_ctl(["desired", dev, "setpoint=21.5", "mode=heat", "--if-version", "0", *ctl_flags(gw)])
+    assert r.returncode == 0 and r.stdout.strip() == "ok version 1", (r.stdout, r.stderr)
+    r = run_ctl(["desired", dev, "setpoint=22", "--if-version", "0", *ctl_flags(gw)])
+    assert r.returncode == 1 and r.stdout.startswith("rejected version_conflict"), (r.stdout, r.stderr)
+    r = run_ctl(["desired", dev, "--remove", "mode", "--json", *ctl_flags(gw)])
+    assert r.returncode == 0 and json.loads(r.stdout)["data"] == {"version": 2}, (r.stdout, r.stderr)
+    fetch_retained_json(gw.broker, gw.topic(dev, "delta"), lambda x: x["version"] == 2)
+    r = run_ctl(["show", dev, "--json", *ctl_flags(gw)])
+    shown = json.loads(r.stdout)
+    assert shown["desired"]["data"] == {"setpoint": 21.5} and shown["delta"]["data"] == {"setpoint": 21.5}, shown
+    r = run_ctl(["show", dev, *ctl_flags(gw)])
+    assert "desired version 2, reported version 1, 1 pending" in r.stdout, r.stdout
+    assert any(line.split()[:4] == ["setpoint", "21.5", "19", "pending"] for line in r.stdout.splitlines()), r.stdout
+    r = run_ctl(["devices", "--json", *ctl_flags(gw)])
+    row = [x for x in json.loads(r.stdout) if x["device"] == dev][0]
+    assert row["delta_pending"] is True and row["desired_version"] == 2, row
+
+
+def test_simulated_thermostat_applies_a_setpoint_set_while_it_slept(gw, mqtt):
+    prefix = uid("sim")
+    dev = f"{prefix}-thermo-1"
+    mqtt.subscribe(f"{gw.base}/{dev}/#")
+    sim = subprocess.Popen(
+        [SIM_BIN, "--url", gw.ws_url, "--key-file", str(gw.key_path), "--thermostats", "1", "--cameras", "0",
+         "--sensors", "0", "--rate", "2", "--prefix", prefix, "--sleep", "2", "--awake", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        mqtt.wait_json(gw.topic(dev, "availability"), lambda a: a["state"] == "offline", timeout=10)
+        set_ok(mqtt, gw, dev, {"setpoint": 27.5, "mode": "heat"})
+        assert document(mqtt, gw, dev, "delta")["data"] != {}, "the device sleeps: the setpoint is pending"
+        mqtt.wait_json(gw.topic(dev, "availability"), lambda a: a["state"] == "online", timeout=10)
+        state = mqtt.wait_json(gw.topic(dev, "state"), lambda s: s["data"].get("setpoint") == 27.5, timeout=10)[1]
+        assert state["data"]["mode"] == "heat", state
+        document(mqtt, gw, dev, "delta", lambda x: x["data"] == {})
+    finally:
+        sim.terminate()
+        sim.wait(10)
+
+
+def test_python_device_example_applies_desired_interval(gw, mqtt, follow):
+    dev = follow
+    set_ok(mqtt, gw, dev, {"interval_s": 1.5})
+    script = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "python-device", "device.py")
+    proc = subprocess.Popen([sys.executable, script, "--url", gw.ws_url, "--key-file", str(gw.key_path), "--device", dev],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        mqtt.wait_json(gw.topic(dev, "state"), lambda s: s["data"].get("interval_s") == 1.5, timeout=10)
+        document(mqtt, gw, dev, "delta", lambda x: x["data"] == {})
+    finally:
+        proc.terminate()
+        proc.wait(10)
