@@ -130,3 +130,17 @@ import Testing
         }
     }
 }
+
+@Suite struct DesiredBookTests {
+    @Test func countsPendingDeltasAndForgetsEmptyRecords() {
+        var book = DesiredBook()
+        book.update("a") { $0.accept(DesiredDocument(ts: 1, version: 1, data: ["x": 1])) }
+        _ = book.update("a") { $0.refreshDelta(reported: nil, always: true, now: 1) }
+        book.update("b") { $0.observe(delta: DeltaDocument(ts: 1, version: 1, stateVersion: 0, data: ["y": 2])) }
+        #expect(book.pendingCount == 2)
+        _ = book.update("a") { $0.refreshDelta(reported: StateDocument(ts: 2, version: 1, data: ["x": 1]), always: false, now: 2) }
+        #expect(book.pendingCount == 1)
+        book.update("b") { $0.observe(delta: nil) }
+        #expect(book.pendingCount == 0 && book.records["b"] == nil && book.records["a"] != nil)
+    }
+}

@@ -24,6 +24,9 @@ struct DesiredRecord: Sendable, Equatable {
     /// Whether nothing is known (the record can be forgotten).
     var isEmpty: Bool { document == nil && delta == nil }
 
+    /// Whether the last delta published or seen is not empty.
+    var isPending: Bool { !(delta?.data.isEmpty ?? true) }
+
     /// The desired version (0 without a document).
     var version: Int64 { document?.version ?? 0 }
 

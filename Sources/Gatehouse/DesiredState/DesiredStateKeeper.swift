@@ -8,7 +8,7 @@ import Synchronization
 /// applier), answers them, publishes the retained `desired` and `delta` documents, and sends the device its
 /// delta after `welcome` and after every accepted patch.
 ///
-/// Owns one `DesiredRecord` per device known to have a desired document or delta. Calls `BrokerLink`; reads
+/// Owns the `DesiredBook`: one `DesiredRecord` per device known to have a desired document or delta. Calls `BrokerLink`; reads
 /// `DeviceDirectory` (sessions, holders, meta, reported state) and `SettingsStore` (`limits.max_desired_bytes`).
 ///
 /// Order: patches arrive one at a time from `BrokerService`. A held device's delta is computed and
@@ -22,7 +22,7 @@ final class DesiredStateKeeper: Sendable {
     private let settings: SettingsStore
     private let metrics: GatewayMetrics
     private let logger: Logger
-    private let records = Mutex<[String: DesiredRecord]>([:])
+    private let book = Mutex(DesiredBook())
 
     init(gatewayID: String, topics: Topics, link: BrokerLink, directory: DeviceDirectory, settings: SettingsStore,
          metrics: GatewayMetrics, logger: Logger) {
@@ -51,11 +51,13 @@ final class DesiredStateKeeper: Sendable {
         let id = request.id?.json ?? .string("gh-\(gatewayID)-\(nowMs())-\(UInt32.random(in: 0...UInt32.max))")
         let capabilities = Capabilities(directory.meta(device)?.capabilities)
         let maxBytes = settings.now.limits.maxDesiredBytes
-        let decided = records.withLock { records -> (DesiredPatch.Outcome, DesiredDocument?) in
-            let previous = records[device]?.document
-            let outcome = DesiredPatch.apply(request, to: previous, capabilities: capabilities, maxBytes: maxBytes, now: nowMs())
-            if case .accepted(let document) = outcome { records[device, default: DesiredRecord()].accept(document) }
-            return (outcome, previous)
+        let decided = book.withLock { book in
+            book.update(device) { record -> (DesiredPatch.Outcome, DesiredDocument?) in
+                let previous = record.document
+                let outcome = DesiredPatch.apply(request, to: previous, capabilities: capabilities, maxBytes: maxBytes, now: nowMs())
+                if case .accepted(let document) = outcome { record.accept(document) }
+                return (outcome, previous)
+            }
         }
         guard case .accepted(let document) = decided.0 else { return answer(device: device, id: id, decided.0, replyTo: replyTo) }
         let previous = decided.1
@@ -65,7 +67,7 @@ final class DesiredStateKeeper: Sendable {
             .mustBeSafe(device: device, source: nil)
         ) { [self] outcome in
             if case .refused(let code, let text) = outcome {
-                records.withLock { $0[device]?.revert(document, to: previous) }
+                book.withLock { $0.update(device) { $0.revert(document, to: previous) } }
                 logger.warning("desired document of \(device) not stored: \(text)")
                 answer(device: device, id: id, .rejected(.badRequest, "the broker did not store the desired document (\(code.rawValue)): \(text)"), replyTo: replyTo)
             } else {
@@ -114,11 +116,7 @@ final class DesiredStateKeeper: Sendable {
     func observeDesired(_ payload: [UInt8], of device: String) {
         let document = payload.isEmpty ? nil : DesiredDocument.decode(payload)
         if !payload.isEmpty, document == nil { return }
-        let observation = records.withLock { records in
-            let observation = records[device, default: DesiredRecord()].observe(desired: document)
-            if records[device]?.isEmpty ?? false { records[device] = nil }
-            return observation
-        }
+        let observation = book.withLock { $0.update(device) { $0.observe(desired: document) } }
         switch observation {
         case .ignored:
             return
@@ -131,12 +129,11 @@ final class DesiredStateKeeper: Sendable {
             }
         case .cleared:
             guard isApplier(for: device) else { return }
-            records.withLock { records in
-                records[device]?.clearDelta()
-                if records[device]?.isEmpty ?? false { records[device] = nil }
-            }
+            metrics.devicesWithDelta(book.withLock { book in
+                book.update(device) { $0.clearDelta() }
+                return book.pendingCount
+            })
             link.publish(OutboundMessage(topic: topics.delta(device), payload: [], retain: true), .mustBeSafe(device: device, source: nil))
-            updateDeltaGauge()
             directory.session(device)?.send(.desired(version: 0, data: JSONObject()))
         }
     }
@@ -145,11 +142,10 @@ final class DesiredStateKeeper: Sendable {
     func observeDelta(_ payload: [UInt8], of device: String) {
         let delta = payload.isEmpty ? nil : DeltaDocument.decode(payload)
         if !payload.isEmpty, delta == nil { return }
-        records.withLock { records in
-            records[device, default: DesiredRecord()].observe(delta: delta)
-            if records[device]?.isEmpty ?? false { records[device] = nil }
-        }
-        updateDeltaGauge()
+        metrics.devicesWithDelta(book.withLock { book in
+            book.update(device) { $0.observe(delta: delta) }
+            return book.pendingCount
+        })
     }
 
     // MARK: Device events (on the device's event loop)
@@ -170,8 +166,8 @@ final class DesiredStateKeeper: Sendable {
 
     /// `desired_version`, `delta`, `delta_pending_since` for the status page (nulls when there is no document).
     func status(of device: String) -> (version: Int64?, delta: JSONObject?, pendingSince: Int64?) {
-        records.withLock { records in
-            guard let record = records[device], let document = record.document else { return (nil, nil, nil) }
+        book.withLock { book in
+            guard let record = book.records[device], let document = record.document else { return (nil, nil, nil) }
             return (document.version, record.delta?.data, record.pendingSince)
         }
     }
@@ -186,26 +182,39 @@ final class DesiredStateKeeper: Sendable {
 
     private func publishDelta(of device: String, always: Bool, reported: StateDocument? = nil) {
         let state = reported ?? directory.stateDocument(device)
-        let delta = records.withLock { $0[device]?.refreshDelta(reported: state, always: always, now: nowMs()) }
+        let (delta, pendingCount) = book.withLock { book in
+            (book.update(device) { $0.refreshDelta(reported: state, always: always, now: nowMs()) }, book.pendingCount)
+        }
         guard let delta else { return }
+        metrics.devicesWithDelta(pendingCount)
         link.publish(OutboundMessage(topic: topics.delta(device), payload: delta.encoded(), retain: true), .mustBeSafe(device: device, source: nil))
-        updateDeltaGauge()
     }
 
     /// Sends the `desired` frame: the delta against the reported state now; an empty one only when `always`.
     private func sendPending(to session: DeviceSession, always: Bool) {
         let state = directory.stateDocument(session.device)
-        let frame = records.withLock { records -> GatewayMessage? in
-            guard let record = records[session.device], let document = record.document else { return nil }
+        let frame = book.withLock { book -> GatewayMessage? in
+            guard let record = book.records[session.device], let document = record.document else { return nil }
             let pending = record.pendingDelta(reported: state)
             if pending == nil && !always { return nil }
             return .desired(version: document.version, data: pending?.data ?? JSONObject())
         }
         if let frame { session.send(frame) }
     }
+}
 
-    private func updateDeltaGauge() {
-        let count = records.withLock { records in records.values.count { !($0.delta?.data.isEmpty ?? true) } }
-        metrics.devicesWithDelta(count)
+/// The keeper's records, and how many of them have a pending delta (kept as records change, for the gauge).
+struct DesiredBook: Sendable {
+    private(set) var records: [String: DesiredRecord] = [:]
+    private(set) var pendingCount = 0
+
+    /// Changes one device's record (a fresh one when there is none); an empty record is forgotten.
+    mutating func update<Result>(_ device: String, _ body: (inout DesiredRecord) -> Result) -> Result {
+        var record = records[device] ?? DesiredRecord()
+        let wasPending = record.isPending
+        let result = body(&record)
+        pendingCount += (record.isPending ? 1 : 0) - (wasPending ? 1 : 0)
+        records[device] = record.isEmpty ? nil : record
+        return result
     }
 }
