@@ -492,3 +492,25 @@ def test_python_device_example_applies_desired_interval(gw, mqtt, follow):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_metrics_count_patches_by_outcome_and_devices_with_delta(gateway, mqtt):
+    g = gateway()
+    dev = uid("met")
+    mqtt.subscribe(f"{g.base}/{dev}/#")
+    set_ok(mqtt, g, dev, {"a": 1})
+    document(mqtt, g, dev, "delta")
+    patch(mqtt, g, dev, {"data": {}, "version": 7})
+    assert_rejected(answer(mqtt, g, dev), "version_conflict")
+    patch(mqtt, g, dev, "[]")
+    assert_rejected(answer(mqtt, g, dev), "bad_request")
+
+    def samples():
+        text = g.http_get("/metrics")[2].decode()
+        return {k: float(v) for k, _, v in (line.rpartition(" ") for line in text.splitlines() if line.startswith("gatehouse_desired"))}
+
+    s = wait_until(lambda: (lambda x: x if x.get("gatehouse_desired_devices_with_delta") == 1 else None)(samples()), 5)
+    assert s is not None, samples()
+    assert s['gatehouse_desired_patches_total{outcome="ok"}'] == 1, s
+    assert s['gatehouse_desired_patches_total{outcome="version_conflict"}'] == 1, s
+    assert s['gatehouse_desired_patches_total{outcome="bad_request"}'] == 1, s
