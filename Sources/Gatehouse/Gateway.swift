@@ -82,7 +82,7 @@ public final class Gateway: Sendable {
         admission = DeviceAdmission(
             credentials: credentials, settings: settings, directory: directory, readiness: readiness,
             compression: config.gateway.compression, metrics: metrics)
-        homeAssistant = HomeAssistantAnnouncer(link: link, directory: directory, settings: settings)
+        homeAssistant = HomeAssistantAnnouncer(link: link, directory: directory, settings: settings, logger: logger)
         commands = CommandRouter(
             gatewayID: id, topics: topics, config: config.commands, link: link, directory: directory, metrics: metrics,
             timerLoop: MultiThreadedEventLoopGroup.singleton.any())
@@ -115,6 +115,7 @@ public final class Gateway: Sendable {
         readiness.setBrokerReady(false)
         let grace = Duration.seconds(startup.gateway.shutdownGraceSeconds)
         devices.closeAll()
+        commands.shutDown()
         let spooled = await link.outbox.stop(grace: grace)
         if spooled > 0 { logger.warning("\(spooled) messages unconfirmed by the broker within \(grace) were spooled for the next start") }
         let offline = BridgeState(state: .offline, ts: nowMs(), version: Self.version)

@@ -28,8 +28,13 @@ public struct CommandRequestError: Error, Sendable, Equatable {
 
 /// Parses and encodes command requests.
 public enum CommandRequestParser {
+    /// The longest `timeout_ms` (a day).
+    public static let maxTimeoutMs: Int64 = 86_400_000
+    /// The longest `ttl_ms` (30 days).
+    public static let maxTTLMs: Int64 = 2_592_000_000
+
     /// `request/<command>`: an object (an empty payload means `{}`) with optional `id`, `params`,
-    /// `timeout_ms` (> 0) and `ttl_ms` (≥ 0).
+    /// `timeout_ms` (1 ms to a day) and `ttl_ms` (0 to 30 days).
     public static func parseRequest(_ payload: [UInt8]) -> Result<CommandRequest, CommandRequestError> {
         let object: JSONObject
         switch parseObject(payload) {
@@ -52,11 +57,15 @@ public enum CommandRequestParser {
             request.params = params
         }
         if let timeout = object["timeout_ms"], !timeout.isNull {
-            guard let value = timeout.numberValue?.int64Value, value > 0 else { return fail("timeout_ms must be an integer > 0") }
+            guard let value = timeout.numberValue?.int64Value, (1...maxTimeoutMs).contains(value) else {
+                return fail("timeout_ms must be an integer from 1 to \(maxTimeoutMs)")
+            }
             request.timeoutMs = value
         }
         if let ttl = object["ttl_ms"], !ttl.isNull {
-            guard let value = ttl.numberValue?.int64Value, value >= 0 else { return fail("ttl_ms must be an integer >= 0") }
+            guard let value = ttl.numberValue?.int64Value, (0...maxTTLMs).contains(value) else {
+                return fail("ttl_ms must be an integer from 0 to \(maxTTLMs)")
+            }
             request.ttlMs = value
         }
         return .success(request)

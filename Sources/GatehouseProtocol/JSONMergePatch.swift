@@ -18,13 +18,15 @@ extension JSONValue {
         } else {
             result = JSONObject()
         }
+        var removed = Set<String>()
         for (key, value) in patchObject {
             if value.isNull {
-                result.removeValue(forKey: key)
+                removed.insert(key)
             } else {
                 result.updateValue(mergePatch(target: result[key], patch: value), forKey: key)
             }
         }
+        result.removeValues(forKeys: removed)
         return .object(result)
     }
 }

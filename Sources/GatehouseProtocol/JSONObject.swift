@@ -95,6 +95,17 @@ public struct JSONObject: Sendable, Equatable, Sequence, ExpressibleByDictionary
         return removed
     }
 
+    /// Removes every key in `keys` in one pass (removing them one by one would be quadratic).
+    public mutating func removeValues(forKeys keys: Set<String>) {
+        guard !keys.isEmpty else { return }
+        entries.removeAll { keys.contains($0.key) }
+        if entries.count > Self.indexThreshold {
+            rebuildPositions()
+        } else {
+            positions = nil
+        }
+    }
+
     /// Returns the object with `patch` applied as an RFC 7386 JSON Merge Patch.
     public func merging(patch: JSONObject) -> JSONObject {
         guard case .object(let merged) = JSONValue.mergePatch(target: .object(self), patch: .object(patch)) else {

@@ -50,6 +50,8 @@ final class ClientCore: Sendable {
         var qos: MQTTQoS
         /// MQTT 5 Subscription Identifier sent with it, echoed on every message it matches.
         var identifier: UInt32?
+        /// MQTT 5 Retain As Published: forwarded messages keep the publisher's retain flag.
+        var retainAsPublished: Bool
         /// The caller of `subscribe` while it still waits for its first SUBACK.
         var waiter: SubscribeContinuation?
     }
@@ -313,7 +315,9 @@ final class ClientCore: Sendable {
         var sent: [(Int32, Int)] = []
         for (groupID, group) in groups {
             var mid: Int32 = 0
-            let rc = Self.sendSubscribe(handle: handle, filters: group.filters, qos: group.qos, identifier: group.identifier, mid: &mid)
+            let rc = Self.sendSubscribe(
+                handle: handle, filters: group.filters, qos: group.qos, identifier: group.identifier,
+                retainAsPublished: group.retainAsPublished, mid: &mid)
             if rc == .success {
                 sent.append((mid, groupID))
             } else {
@@ -410,7 +414,7 @@ final class ClientCore: Sendable {
     }
 
     static func sendSubscribe(
-        handle: OpaquePointer, filters: [String], qos: MQTTQoS, identifier: UInt32?, mid: inout Int32
+        handle: OpaquePointer, filters: [String], qos: MQTTQoS, identifier: UInt32?, retainAsPublished: Bool, mid: inout Int32
     ) -> MosquittoResultCode {
         let cStrings = filters.map { strdup($0) }
         var properties: OpaquePointer?
@@ -423,7 +427,9 @@ final class ClientCore: Sendable {
         }
         return cStrings.withUnsafeBufferPointer { buffer in
             MosquittoResultCode(
-                mosquitto_subscribe_multiple(handle, &mid, Int32(buffer.count), buffer.baseAddress, qos.rawValue, 0, properties)
+                mosquitto_subscribe_multiple(
+                    handle, &mid, Int32(buffer.count), buffer.baseAddress, qos.rawValue,
+                    retainAsPublished ? Int32(MQTT_SUB_OPT_RETAIN_AS_PUBLISHED.rawValue) : 0, properties)
             )
         }
     }

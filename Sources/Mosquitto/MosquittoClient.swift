@@ -249,13 +249,18 @@ public final class MosquittoClient: @unchecked Sendable {
     ///   remembered), `.closed` after `stop()`.
     /// - Parameter identifier: an MQTT 5 Subscription Identifier (1...268435455), reported back in
     ///   `MQTTProperties.subscriptionIdentifiers` of each matching message, to tell overlapping subscriptions apart.
-    public func subscribe(_ filters: [String], qos: MQTTQoS = .atLeastOnce, identifier: UInt32? = nil) async throws {
+    /// - Parameter retainAsPublished: MQTT 5 Retain As Published: messages forwarded while subscribed keep the
+    ///   publisher's retain flag (otherwise only those sent because of the subscription carry it).
+    public func subscribe(
+        _ filters: [String], qos: MQTTQoS = .atLeastOnce, identifier: UInt32? = nil, retainAsPublished: Bool = false
+    ) async throws {
         guard !filters.isEmpty else { return }
         let codes: [Int32] = try await withCheckedThrowingContinuation { continuation in
             let registration: (groupID: Int, generation: Int, connected: Bool)? = core.state.withLock { state in
                 guard state.phase != .stopped else { return nil }
                 let groupID = state.makeID()
-                state.groups[groupID] = .init(filters: filters, qos: qos, identifier: identifier, waiter: continuation)
+                state.groups[groupID] = .init(
+                    filters: filters, qos: qos, identifier: identifier, retainAsPublished: retainAsPublished, waiter: continuation)
                 return (groupID, state.generation, state.connected)
             }
             guard let registration else {
@@ -266,7 +271,8 @@ public final class MosquittoClient: @unchecked Sendable {
             guard registration.connected else { return }
             core.beginSend()
             var mid: Int32 = 0
-            let rc = ClientCore.sendSubscribe(handle: handle, filters: filters, qos: qos, identifier: identifier, mid: &mid)
+            let rc = ClientCore.sendSubscribe(
+                handle: handle, filters: filters, qos: qos, identifier: identifier, retainAsPublished: retainAsPublished, mid: &mid)
             core.registerSubscribe(
                 groupID: registration.groupID,
                 generation: registration.generation,

@@ -106,3 +106,28 @@ struct TopicsTests {
         #expect(topics.parse("gatehouse/bridge/gw/request/frobnicate") == .bridgeRequest(gateway: "gw", op: "frobnicate"))
     }
 }
+
+@Suite("Response Topic rule")
+struct ResponseTopicRuleTests {
+    let topics = Topics(base: "gh")
+
+    @Test func ordinaryReplyTopicsAreAllowed() {
+        for topic in ["app/replies/42", "gh/replies", "gh/app/inbox/x", "ghx/t1/state"] {
+            #expect(topics.isAllowedResponseTopic(topic), "\(topic)")
+        }
+    }
+
+    @Test func wildcardsAndDollarTopicsAreRefused() {
+        for topic in ["", "a/+/b", "a/#", "#", "$SYS/x", "$share/g/t", "a\0b"] {
+            #expect(!topics.isAllowedResponseTopic(topic), "\(topic)")
+        }
+    }
+
+    @Test func contractTopicsAreRefused() {
+        for topic in ["gh/bridge/gw1/state", "gh/bridge", "gh/t1/state", "gh/t1/meta", "gh/t1/availability",
+                      "gh/t1/pending/c1", "gh/t1/response/reboot", "gh/x/desired", "gh/x/desired/set", "gh/x/delta",
+                      "gh/x/media/live", "gh/not a device/telemetry", "gh/t1/set", "gh/t1/request/x", "gh/t1/event/e"] {
+            #expect(!topics.isAllowedResponseTopic(topic), "\(topic)")
+        }
+    }
+}

@@ -4,7 +4,7 @@ import Testing
 @testable import Gatehouse
 
 /// The gateway's desired-state decisions without I/O: applying a patch, which gateway applies, what a
-/// retained document changes, when the delta is published, and the Response Topic rule.
+/// retained document changes, and when the delta is published.
 @Suite struct DesiredStateTests {
     let none = Capabilities(nil)
 
@@ -117,17 +117,6 @@ import Testing
         #expect(record.delta?.stateVersion == 3 && record.pendingSince == 5)
         record.observe(delta: nil)
         #expect(record.isEmpty)
-    }
-
-    @Test func responseTopicRule() {
-        let topics = Topics(base: "gh")
-        for allowed in ["replies/1", "gh/replies", "gh", "other/gh/x/state", "gh/dev/replies/x"] {
-            #expect(ResponseTopicRule.allows(allowed, under: topics), "\(allowed)")
-        }
-        for refused in ["", "a/+/b", "a/#", "gh/bridge/gw/x", "gh/bridge", "gh/dev/state", "gh/dev/desired", "gh/dev/desired/set",
-                        "gh/dev/delta", "gh/dev/response/x", "gh/dev/request/x", "gh/x/media/live"] {
-            #expect(!ResponseTopicRule.allows(refused, under: topics), "\(refused)")
-        }
     }
 }
 

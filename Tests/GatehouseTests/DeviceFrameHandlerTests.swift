@@ -16,8 +16,9 @@ import Testing
         let messages = Mutex<[DeviceMessage]>([])
         let media = Mutex(0)
         let ended = Mutex(false)
-        func handle(_ message: DeviceMessage, from session: DeviceSession, settings: LiveSettings) {
+        func handle(_ message: DeviceMessage, from session: DeviceSession, settings: LiveSettings) -> BadMessageError? {
             messages.withLock { $0.append(message) }
+            return nil
         }
         func handleMedia(header: MediaHeader, payload: ByteBuffer, from session: DeviceSession) { media.withLock { $0 += 1 } }
         func disconnected(_ session: DeviceSession) { ended.withLock { $0 = true } }

@@ -352,7 +352,12 @@ def test_payload_that_is_not_a_desired_document_changes_nothing(gw, mqtt, follow
     for junk in (b"not json", b'{"version":"7","data":{}}', b'{"version":7}', b'[]'):
         mqtt.publish(gw.topic(dev, "desired"), junk, retain=True)
     mqtt.wait_for(lambda m: m.topic == gw.topic(dev, "desired") and m.payload == b"[]")
+    # Without the retain flag a well-formed document counts for nothing either (§4: retained topics only).
+    mqtt.publish(gw.topic(dev, "desired"), json.dumps({"ts": now_ms(), "version": 50, "data": {"x": 1}}))
+    mqtt.publish(gw.topic(dev, "desired"), b"")
+    mqtt.wait_for(lambda m: m.topic == gw.topic(dev, "desired") and m.payload == b"")
     assert set_ok(mqtt, gw, dev, {"b": 2}) == 2
+    assert fetch_retained_json(gw.broker, gw.topic(dev, "desired"), lambda x: x["version"] == 2)["data"] == {"a": 1, "b": 2}
 
 
 def test_desired_survives_a_gateway_restart(gateway, mqtt):
@@ -360,7 +365,9 @@ def test_desired_survives_a_gateway_restart(gateway, mqtt):
     dev = uid("rs")
     mqtt.subscribe(f"{g1.base}/{dev}/#")
     set_ok(mqtt, g1, dev, {"setpoint": 20})
-    set_ok(mqtt, g1, dev, {"mode": "heat"})
+    # A patch published with the retain flag is applied once, not again at every gateway start.
+    mqtt.publish(g1.topic(dev, "desired/set"), json.dumps({"data": {"mode": "heat"}}), retain=True)
+    assert_ok(answer(mqtt, g1, dev), 2)
     g1.stop()
     g2 = gateway(fleet_of=g1, gw_id="gw-r")
     assert set_ok(mqtt, g2, dev, {"setpoint": 21}) == 3

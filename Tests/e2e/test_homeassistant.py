@@ -128,3 +128,20 @@ def test_disabled_by_default(gw, mqtt):
     dev = uid("noha")
     gw.connect(gw.token(dev, kind="camera"))
     mqtt.assert_nothing(lambda x: dev in x.topic, within=0.7)
+
+
+def test_at_most_1000_sensors_per_device(ha, mqtt):
+    """A device inventing telemetry keys gets 1,000 sensors; later keys are still published as telemetry."""
+    mqtt.subscribe("homeassistant/sensor/#")
+    mqtt.subscribe(ha.topic("+", "telemetry"))
+    dev = uid("keys")
+    d = ha.connect(ha.token(dev, kind="sensor"))
+    for batch in range(4):
+        d.send_json({"type": "telemetry", "seq": batch, "data": {f"k{batch}_{i}": i for i in range(300)}})
+        d.expect_ack(batch)
+    prefix = f"homeassistant/sensor/{ha.gw_id}_{dev}_"
+    mqtt.wait_for(lambda x: x.topic == ha.topic(dev, "telemetry") and b'"k3_299"' in x.payload)
+    configs = mqtt.collect(lambda x: x.topic.startswith(prefix) and x.payload, 1.0)
+    assert len({m.topic for m in configs}) == 1000, len(configs)
+    assert f"{prefix}k3_99/config" in {m.topic for m in configs} and f"{prefix}k3_100/config" not in {m.topic for m in configs}
+    assert "Home Assistant sensors" in ha.log()

@@ -38,7 +38,7 @@ final class BridgeOperations: Sendable {
                 id: requestID, status: status, data: data,
                 error: error.map { JSONObject([("code", .string($0.0)), ("message", .string($0.1))]) })
             link.publish(OutboundMessage(topic: topics.bridgeResponse(gatewayID, op), payload: response.encoded()), .bestEffort(.atLeastOnce))
-            if let topic = message.properties.responseTopic {
+            if let topic = message.properties.responseTopic, topics.isAllowedResponseTopic(topic) {
                 let properties = MQTTProperties(correlationData: message.properties.correlationData)
                 link.publish(OutboundMessage(topic: topic, payload: response.encoded(), properties: properties), .bestEffort(.atLeastOnce))
             }

@@ -72,10 +72,13 @@ final class BrokerRouter: Sendable {
     private func subscribeAll() async {
         let client = link.client
         do {
+            // Retain As Published: the mirrors take only retained messages (a plain publish there changes nothing).
             try await client.subscribe(
                 [topics.allAvailability, topics.allMeta, topics.allState, topics.allPending, topics.allBridgeStates,
-                 topics.bridgeRequests(gatewayID), topics.allDesired, topics.allDelta, topics.allDesiredSets],
-                qos: .atLeastOnce, identifier: Subscription.observed)
+                 topics.allDesired, topics.allDelta],
+                qos: .atLeastOnce, identifier: Subscription.observed, retainAsPublished: true)
+            try await client.subscribe(
+                [topics.bridgeRequests(gatewayID), topics.allDesiredSets], qos: .atLeastOnce, identifier: Subscription.observed)
             try await client.subscribe([topics.allRequests, topics.allSets], qos: .atLeastOnce, identifier: Subscription.holder)
             try await client.subscribe(
                 [topics.shared("\(topics.base)/+/request/#"), topics.shared(topics.allSets)],
@@ -97,31 +100,58 @@ final class BrokerRouter: Sendable {
         guard let kind = topics.parse(message.topic) else { return }
         let ids = message.properties.subscriptionIdentifiers
         switch kind {
-        case .availability(let device):
-            observeAvailability(Availability.decode(message.payload), of: device)
-        case .meta(let device):
-            directory.observe(meta: DeviceMeta.decode(message.payload), of: device)
-        case .state(let device):
-            directory.observe(state: StateDocument.decode(message.payload), of: device)
-        case .pending(let device, let commandID):
-            commands.observePending(message.payload, device: device, id: commandID)
-        case .bridgeState(let gateway):
-            directory.observe(gateway: gateway, online: BridgeState.decode(message.payload)?.state == .online)
+        case .availability, .meta, .state, .pending, .bridgeState:
+            observeRetained(kind, message)
         case .bridgeRequest(let gateway, let op) where gateway == gatewayID:
             bridge.handle(op: op, message: message)
         case .request(let device, let command):
             routeRequest(device: device, command: command, message: message, ids: ids, isSet: false)
         case .set(let device):
             routeRequest(device: device, command: "set", message: message, ids: ids, isSet: true)
-        case .desired(let device):
+        case .desired(let device) where message.retain:
             desired.observeDesired(message.payload, of: device)
-        case .delta(let device):
+        case .delta(let device) where message.retain:
             desired.observeDelta(message.payload, of: device)
-        case .desiredSet(let device):
+        case .desiredSet(let device) where !message.retain:
+            // A retained patch comes back at every subscribe: it was applied when it was published.
             desired.handleSet(device: device, message: message)
         default:
             break
         }
+    }
+
+    /// A message on a mirrored topic counts only when retained, and only when its payload is what the
+    /// contract describes there; an empty one clears the document. Anything else changes nothing.
+    private func observeRetained(_ kind: TopicKind, _ message: MQTTMessage) {
+        guard message.retain else { return }
+        let payload = message.payload
+        let cleared = payload.isEmpty
+        switch kind {
+        case .availability(let device):
+            let availability = Availability.decode(payload)
+            guard cleared || availability != nil else { return ignoreUndecodable(message) }
+            observeAvailability(availability, of: device)
+        case .meta(let device):
+            let meta = DeviceMeta.decode(payload)
+            guard cleared || meta != nil else { return ignoreUndecodable(message) }
+            directory.observe(meta: meta, of: device)
+        case .state(let device):
+            let document = StateDocument.decode(payload)
+            guard cleared || document != nil else { return ignoreUndecodable(message) }
+            directory.observe(state: document, of: device)
+        case .pending(let device, let commandID):
+            commands.observePending(payload, device: device, id: commandID)
+        case .bridgeState(let gateway):
+            let bridgeState = BridgeState.decode(payload)
+            guard cleared || bridgeState != nil else { return ignoreUndecodable(message) }
+            directory.observe(gateway: gateway, online: bridgeState?.state == .online)
+        default:
+            break
+        }
+    }
+
+    private func ignoreUndecodable(_ message: MQTTMessage) {
+        logger.debug("ignored a retained message that is not what the contract describes", metadata: ["topic": "\(message.topic)"])
     }
 
     private func routeRequest(device: String, command: String, message: MQTTMessage, ids: [UInt32], isSet: Bool) {

@@ -8,12 +8,15 @@ import Synchronization
 struct OpenCommand: Sendable {
     let id: CommandID
     let device: String
+    /// The connection it was delivered on: when that one ends, the command is answered `offline`.
+    let session: Int64
     let name: String
     /// Where the final response goes besides `<base>/<dev>/response/<name>` (MQTT 5 Response Topic).
     let replyTo: ReplyTo?
     let sentAt: Int64
+    let timeoutMs: Int64
     let deadline: Int64
-    let timer: Scheduled<Void>?
+    var timer: Scheduled<Void>?
 }
 
 /// MQTT 5 Response Topic and Correlation Data of a request.
@@ -40,6 +43,32 @@ final class CommandBook: Sendable {
     /// Records a delivered command.
     func insert(_ command: OpenCommand) {
         open.withLock { $0[command.device, default: [:]][command.id.text] = command }
+    }
+
+    /// Removes and returns the commands delivered on one connection of a device.
+    func takeAll(device: String, session: Int64) -> [OpenCommand] {
+        take { $0.device == device && $0.session == session }
+    }
+
+    /// Removes and returns every open command.
+    func takeAll() -> [OpenCommand] {
+        take { _ in true }
+    }
+
+    private func take(where matches: (OpenCommand) -> Bool) -> [OpenCommand] {
+        let taken: [OpenCommand] = open.withLock { open in
+            var taken: [OpenCommand] = []
+            for (device, commands) in open {
+                for (id, command) in commands where matches(command) {
+                    taken.append(command)
+                    open[device]?[id] = nil
+                }
+                if open[device]?.isEmpty == true { open[device] = nil }
+            }
+            return taken
+        }
+        for command in taken { command.timer?.cancel() }
+        return taken.sorted { ($0.sentAt, $0.id.text) < ($1.sentAt, $1.id.text) }
     }
 
     /// Removes and returns a command; nil if it already finished.

@@ -42,19 +42,46 @@ final class CommandRouter: Sendable {
 
     /// A retained `pending/<id>` seen on the broker (nil payload = cleared). Every gateway times every
     /// queued command, so expiry is answered even if the one that queued it is gone.
+    /// A payload that is not a pending command changes nothing.
     func observePending(_ payload: [UInt8], device: String, id: String) {
-        let command = payload.isEmpty ? nil : PendingCommand(device: device, payload: payload)
+        var command = payload.isEmpty ? nil : PendingCommand(device: device, payload: payload)
+        if !payload.isEmpty && command == nil { return }
+        if let replyTo = command?.replyTo, !topics.isAllowedResponseTopic(replyTo.topic) { command?.replyTo = nil }
         if pending.observe(command, device: device, id: id), let command { scheduleExpiry(of: command) }
     }
 
     /// A device's `response` to an open command: publishes the final response (`completion` says when it is
     /// safe). False when no such command is open (answered already, timed out, or never sent).
+    ///
+    /// When the response cannot be made safe (the broker is away and the spool full), the device gets a
+    /// `nack` and the command is open again until its deadline, so the device's resend still ends it.
     func answer(_ id: CommandID, from session: DeviceSession, status: CommandStatus, data: JSONValue, error: JSONObject?,
                 completion: PublishCompletion?) -> Bool {
         guard let command = open.take(id.text, device: session.device) else { return false }
         let response = CommandResponse(id: command.id.json, status: status, data: data, error: status == .ok ? nil : error, ts: nowMs())
-        finish(command, with: response, source: session, completion: completion)
+        finish(command, with: response, source: session) { [self] outcome in
+            if case .refused = outcome { reopen(command) }
+            completion?(outcome)
+        }
         return true
+    }
+
+    /// The connection of `session` ended: its commands that were delivered and not answered get `offline`.
+    func connectionEnded(_ session: DeviceSession) {
+        for command in open.takeAll(device: session.device, session: session.number) {
+            finish(command, with: CommandResponse(
+                id: command.id.json, status: .offline, data: nil,
+                error: errorObject(.offline, "the connection of \(command.device) ended before it answered"), ts: nowMs()))
+        }
+    }
+
+    /// The gateway stops: every open command gets `offline` now, not a `timeout` nobody would publish.
+    func shutDown() {
+        for command in open.takeAll() {
+            finish(command, with: CommandResponse(
+                id: command.id.json, status: .offline, data: nil,
+                error: errorObject(.offline, "the gateway holding \(command.device) is shutting down"), ts: nowMs()))
+        }
     }
 
     /// A media frame naming an open command (a snapshot, say): its final response is `ok` with where the
@@ -74,7 +101,10 @@ final class CommandRouter: Sendable {
         case .shared where session != nil || directory.holder(of: device, myself: gatewayID) != nil: return
         default: break
         }
-        let replyTo = message.properties.responseTopic.map { ReplyTo(topic: $0, correlationData: message.properties.correlationData) }
+        // A forbidden Response Topic is dropped: the answer then goes to `response/<command>` alone.
+        let replyTo = message.properties.responseTopic.flatMap { topic in
+            topics.isAllowedResponseTopic(topic) ? ReplyTo(topic: topic, correlationData: message.properties.correlationData) : nil
+        }
         let parsed = isSet ? CommandRequestParser.parseSet(message.payload) : CommandRequestParser.parseRequest(message.payload)
         let request: CommandRequest
         switch parsed {
@@ -86,6 +116,11 @@ final class CommandRouter: Sendable {
             request = value
         }
         let commandID = request.id ?? CommandID(generated: "gh-\(gatewayID)-\(nowMs())-\(UInt32.random(in: 0...UInt32.max))")
+        if request.id != nil, open.contains(commandID, device: device) || pending.contains(device: device, id: commandID.text) {
+            respond(device: device, command: name, id: commandID.json, status: .rejected,
+                    error: (.badRequest, "a command with id \(commandID.text) is already open or queued for \(device)"), replyTo: replyTo)
+            return
+        }
         if let refusal = refusal(for: name, params: request.params, device: device) {
             respond(device: device, command: name, id: commandID.json, status: .rejected, error: refusal, replyTo: replyTo)
             return
@@ -109,11 +144,10 @@ final class CommandRouter: Sendable {
         let now = nowMs()
         let queued = PendingCommand(
             id: commandID, device: device, name: name, params: request.params, timeoutMs: timeoutMs,
-            queuedAt: now, expiresAt: now + ttl, gateway: gatewayID, replyTo: replyTo
+            queuedAt: now, expiresAt: now.addingSaturated(ttl), gateway: gatewayID, replyTo: replyTo
         )
         pending.observe(queued, device: device, id: commandID.text)
-        let expiry = UInt32((ttl + 999) / 1000)
-        let properties = MQTTProperties(messageExpiryInterval: expiry)
+        let properties = MQTTProperties(messageExpiryInterval: PendingCommand.messageExpiry(ttlMs: ttl))
         link.publish(OutboundMessage(topic: topics.pending(device, commandID.text), payload: queued.encoded(), retain: true, properties: properties), .bestEffort(.atLeastOnce))
         respond(device: device, command: name, id: commandID.json, status: .queued, error: nil, replyTo: replyTo)
         scheduleExpiry(of: queued)
@@ -143,18 +177,34 @@ final class CommandRouter: Sendable {
                     error: (.badRequest, "a command with id \(commandID.text) is already open"), replyTo: replyTo)
             return
         }
-        let deadline = nowMs() + timeoutMs
-        let device = session.device
-        let timer = timerLoop.scheduleTask(in: .milliseconds(timeoutMs)) { [self] in
-            guard let command = open.take(commandID.text, device: device) else { return }
+        let now = nowMs()
+        let command = OpenCommand(
+            id: commandID, device: session.device, session: session.number, name: name, replyTo: replyTo, sentAt: now,
+            timeoutMs: timeoutMs, deadline: now.addingSaturated(timeoutMs), timer: nil)
+        open.insert(withDeadline(command))
+        metrics.commandDelivered()
+        let deadline = command.deadline
+        session.send(.command(id: commandID, name: name, params: params, deadline: deadline))
+    }
+
+    /// `command` with a timer that answers `timeout` at its deadline.
+    private func withDeadline(_ command: OpenCommand) -> OpenCommand {
+        var command = command
+        let remaining = min(max(0, command.deadline.subtractingSaturated(nowMs())), CommandRequestParser.maxTimeoutMs)
+        command.timer = timerLoop.scheduleTask(in: .milliseconds(remaining)) { [self] in
+            guard let command = open.take(command.id.text, device: command.device) else { return }
             finish(command, with: CommandResponse(
                 id: command.id.json, status: .timeout, data: nil,
-                error: errorObject(.timeout, "no answer from \(device) within \(timeoutMs) ms"), ts: nowMs()
+                error: errorObject(.timeout, "no answer from \(command.device) within \(command.timeoutMs) ms"), ts: nowMs()
             ))
         }
-        open.insert(OpenCommand(id: commandID, device: device, name: name, replyTo: replyTo, sentAt: deadline - timeoutMs, deadline: deadline, timer: timer))
-        metrics.commandDelivered()
-        session.send(.command(id: commandID, name: name, params: params, deadline: deadline))
+        return command
+    }
+
+    /// Opens a command again after its answer could not be made safe.
+    private func reopen(_ command: OpenCommand) {
+        guard !open.contains(command.id, device: command.device) else { return }
+        open.insert(withDeadline(command))
     }
 
     /// Hands a newly connected device the commands queued for it, oldest first, clearing each.
@@ -168,7 +218,8 @@ final class CommandRouter: Sendable {
 
     /// After `ttl_ms` a queued command that was not delivered gets `expired`.
     private func scheduleExpiry(of command: PendingCommand) {
-        let delay = max(0, command.expiresAt - nowMs())
+        // A retained command may carry any `expires_at`: the wait is bounded by the longest TTL plus the grace.
+        let delay = min(max(0, command.expiresAt.subtractingSaturated(nowMs())), CommandRequestParser.maxTTLMs + PendingCommand.expiryGraceMs)
         timerLoop.scheduleTask(in: .milliseconds(delay)) { [self] in
             guard answersExpiry(of: command), let expired = pending.take(device: command.device, id: command.id.text) else { return }
             link.publish(OutboundMessage(topic: topics.pending(command.device, command.id.text), payload: [], retain: true), .bestEffort(.atLeastOnce))

@@ -15,6 +15,16 @@ struct PendingCommand: Sendable {
     var gateway: String
     var replyTo: ReplyTo?
 
+    /// How long after its TTL a queued command stays on the broker, so that a gateway starting within a
+    /// day after the TTL ended still finds it and answers `expired`.
+    static let expiryGraceMs: Int64 = 86_400_000
+
+    /// The MQTT 5 Message Expiry Interval of `pending/<id>`: the TTL in whole seconds, rounded up, plus the grace.
+    static func messageExpiry(ttlMs: Int64) -> UInt32 {
+        let seconds = (min(max(0, ttlMs), CommandRequestParser.maxTTLMs) + 999) / 1000
+        return UInt32(clamping: seconds + expiryGraceMs / 1000)
+    }
+
     func encoded() -> [UInt8] {
         var object = JSONObject([
             ("id", id.json), ("command", .string(name)), ("params", .object(params)),
@@ -45,6 +55,7 @@ struct PendingCommand: Sendable {
               let idValue = object["id"], let id = CommandID(json: idValue),
               let name = object["command"]?.stringValue,
               let timeout = object["timeout_ms"]?.numberValue?.int64Value,
+              (1...CommandRequestParser.maxTimeoutMs).contains(timeout),
               let queuedAt = object["queued_at"]?.numberValue?.int64Value,
               let expiresAt = object["expires_at"]?.numberValue?.int64Value,
               let gateway = object["gateway"]?.stringValue

@@ -19,6 +19,11 @@ final class PendingQueue: Sendable {
         }
     }
 
+    /// Whether a command id is queued for a device.
+    func contains(device: String, id: String) -> Bool {
+        entries.withLock { $0[device]?[id] != nil }
+    }
+
     /// Number of queued commands for a device.
     func count(for device: String) -> Int {
         entries.withLock { $0[device]?.count ?? 0 }

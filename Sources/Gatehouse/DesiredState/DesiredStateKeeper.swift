@@ -104,7 +104,7 @@ final class DesiredStateKeeper: Sendable {
         let payload = JSONValue.object(object).serialized()
         let delivery = Durability.mustBeSafe(device: device, source: nil)
         link.publish(OutboundMessage(topic: topics.response(device, Topics.desiredCommand), payload: payload), delivery)
-        if let replyTo, ResponseTopicRule.allows(replyTo.topic, under: topics) {
+        if let replyTo, topics.isAllowedResponseTopic(replyTo.topic) {
             link.publish(OutboundMessage(topic: replyTo.topic, payload: payload, properties: MQTTProperties(correlationData: replyTo.correlationData)), delivery)
         }
     }

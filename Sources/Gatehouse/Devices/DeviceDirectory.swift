@@ -33,7 +33,7 @@ final class DeviceDirectory: Sendable {
     func nextSessionNumber(_ device: String, now: Int64) -> Int64 {
         state.withLock { state in
             let last = max(state.lastSession[device] ?? 0, state.availability[device]?.session ?? 0)
-            let next = max(now, last + 1)
+            let next = max(now, last.addingSaturated(1))
             state.lastSession[device] = next
             return next
         }
@@ -114,12 +114,15 @@ final class DeviceDirectory: Sendable {
         }
     }
 
-    /// Applies a reported-state patch (RFC 7386) and returns the new document to publish.
-    func applyStatePatch(_ patch: JSONObject, of device: String, now: Int64) -> StateDocument {
+    /// Applies a reported-state patch (RFC 7386) and returns the new document to publish, or nil (and
+    /// nothing changes) when the merged `data` would be longer than `maxBytes` as compact JSON.
+    func applyStatePatch(_ patch: JSONObject, of device: String, now: Int64, maxBytes: Int) -> StateDocument? {
         state.withLock { state in
             let previous = state.states[device]
             let merged = JSONValue.mergePatch(target: previous.map { .object($0.data) }, patch: .object(patch))
-            let document = StateDocument(ts: now, version: (previous?.version ?? 0) + 1, data: merged.objectValue ?? JSONObject())
+            let data = merged.objectValue ?? JSONObject()
+            guard JSONValue.object(data).serialized().count <= maxBytes else { return nil }
+            let document = StateDocument(ts: now, version: (previous?.version ?? 0).addingSaturated(1), data: data)
             state.states[device] = document
             return document
         }

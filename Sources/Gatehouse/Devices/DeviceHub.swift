@@ -6,8 +6,9 @@ import NIOCore
 /// What a device connection hands on: its well-formed messages and its end. `DeviceHub` is the real one;
 /// `DeviceFrameHandler` tests record what arrives.
 protocol DeviceMessageSink: Sendable {
-    /// One well-formed text message; `settings` are the connection's current snapshot.
-    func handle(_ message: DeviceMessage, from session: DeviceSession, settings: LiveSettings)
+    /// One well-formed text message; `settings` are the connection's current snapshot. Returns why the
+    /// message is refused as a bad one after all (a state document that would grow too big), if it is.
+    func handle(_ message: DeviceMessage, from session: DeviceSession, settings: LiveSettings) -> BadMessageError?
     /// One well-formed binary media frame.
     func handleMedia(header: MediaHeader, payload: ByteBuffer, from session: DeviceSession)
     /// The connection closed.
@@ -98,6 +99,7 @@ final class DeviceHub: DeviceMessageSink {
     /// The connection closed: unless a newer session took over, publish `offline` with the reason.
     func disconnected(_ session: DeviceSession) {
         let reason = session.closeReason ?? .connectionLost
+        commands.connectionEnded(session)
         guard directory.detach(session) else { return }
         metrics.connected(directory.count)
         logger.info("device disconnected", metadata: ["device": "\(session.device)", "reason": "\(reason.rawValue)"])
@@ -158,7 +160,7 @@ final class DeviceHub: DeviceMessageSink {
     // MARK: Messages
 
     /// Handles one well-formed device message: publish it, then `ack` its `seq` once it is safe.
-    func handle(_ message: DeviceMessage, from session: DeviceSession, settings: LiveSettings) {
+    func handle(_ message: DeviceMessage, from session: DeviceSession, settings: LiveSettings) -> BadMessageError? {
         let device = session.device
         let now = nowMs()
         let seq = message.seq
@@ -176,7 +178,9 @@ final class DeviceHub: DeviceMessageSink {
             let delivery: Durability = (qos ?? telemetryQoS) == 0 ? .bestEffort(.atMostOnce) : safely
             link.publish(OutboundMessage(topic: topics.telemetry(device), payload: JSONValue.object(payload).serialized()), delivery, completion: answer)
         case .state(let patch):
-            let document = directory.applyStatePatch(patch, of: device, now: now)
+            guard let document = directory.applyStatePatch(patch, of: device, now: now, maxBytes: settings.limits.maxStateBytes) else {
+                return BadMessageError(seq: seq, message: "the merged state would be longer than \(settings.limits.maxStateBytes) bytes")
+            }
             link.publish(OutboundMessage(topic: topics.state(device), payload: document.encoded(), retain: true), safely, completion: answer)
             desired.reportedStateChanged(document, of: device)
         case .event(let name, let data, let ts):
@@ -195,6 +199,7 @@ final class DeviceHub: DeviceMessageSink {
                 session.answer(seq: seq, .refused(.unknownID, "no open command with id \(commandID.text)"))
             }
         }
+        return nil
     }
 
     /// A binary media frame: published raw at QoS 0; completes the command it names, if any.

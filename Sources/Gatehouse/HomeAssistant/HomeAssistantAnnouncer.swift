@@ -1,4 +1,5 @@
 import GatehouseProtocol
+import Logging
 import Mosquitto
 import Synchronization
 
@@ -11,13 +12,25 @@ final class HomeAssistantAnnouncer: Sendable {
     private let link: BrokerLink
     private let directory: DeviceDirectory
     private let settings: SettingsStore
-    /// Numeric telemetry keys announced, by device.
-    private let announcedKeys = Mutex<[String: Set<String>]>([:])
+    /// At most this many numeric telemetry keys of one device become sensors, so a device inventing keys
+    /// cannot fill the broker with retained discovery configs. Later new keys are still published as
+    /// telemetry, with no sensor; the first one refused is logged.
+    static let maxSensorsPerDevice = 1000
 
-    init(link: BrokerLink, directory: DeviceDirectory, settings: SettingsStore) {
+    private struct AnnouncedKeys {
+        var keys: Set<String> = []
+        var limitLogged = false
+    }
+
+    /// Numeric telemetry keys announced, by device.
+    private let announced = Mutex<[String: AnnouncedKeys]>([:])
+    private let logger: Logger
+
+    init(link: BrokerLink, directory: DeviceDirectory, settings: SettingsStore, logger: Logger) {
         self.link = link
         self.directory = directory
         self.settings = settings
+        self.logger = logger
     }
 
     /// Publishes the retained discovery messages of a held device, with every numeric key seen so far.
@@ -41,10 +54,26 @@ final class HomeAssistantAnnouncer: Sendable {
             if case .number = value { return key }
             return nil
         }
-        let fresh = announcedKeys.withLock { known in
-            let fresh = numeric.filter { !(known[device]?.contains($0) ?? false) }
-            known[device, default: []].formUnion(fresh)
-            return fresh
+        let (fresh, reachedLimit) = announced.withLock { all in
+            var entry = all[device] ?? AnnouncedKeys()
+            var fresh: [String] = []
+            var reachedLimit = false
+            for key in numeric where !entry.keys.contains(key) {
+                guard entry.keys.count < Self.maxSensorsPerDevice else {
+                    reachedLimit = !entry.limitLogged
+                    entry.limitLogged = true
+                    break
+                }
+                entry.keys.insert(key)
+                fresh.append(key)
+            }
+            all[device] = entry
+            return (fresh, reachedLimit)
+        }
+        if reachedLimit {
+            logger.warning(
+                "device has \(Self.maxSensorsPerDevice) Home Assistant sensors; its new telemetry keys get none",
+                metadata: ["device": "\(device)"])
         }
         guard !fresh.isEmpty else { return }
         let meta = directory.meta(device)
@@ -83,7 +112,7 @@ final class HomeAssistantAnnouncer: Sendable {
     /// Every discovery message of a device: its entity, or a sensor per numeric telemetry key seen so far.
     private func discoveryMessages(_ device: String, _ discovery: HomeAssistantDiscovery) -> [(topic: String, payload: JSONValue)] {
         let meta = directory.meta(device)
-        let keys = HomeAssistantDiscovery.hasSensors(meta) ? announcedKeys.withLock { $0[device] ?? [] }.sorted() : []
+        let keys = HomeAssistantDiscovery.hasSensors(meta) ? announced.withLock { $0[device]?.keys ?? [] }.sorted() : []
         return discovery.entities(device: device, meta: meta) + keys.map { discovery.sensor(device, key: $0, meta: meta) }
     }
 

@@ -162,7 +162,7 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
             case .success(let message) where !withinRate:
                 refuseOverRate(seq: message.seq, session: session)
             case .success(let message):
-                sink.handle(message, from: session, settings: settings)
+                if let refusal = sink.handle(message, from: session, settings: settings) { rejected(refusal, session: session) }
             case .failure(let error):
                 rejected(error, session: session)
             }
