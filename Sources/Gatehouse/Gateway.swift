@@ -43,6 +43,8 @@ public final class Gateway: Sendable {
     let embeddedBroker: EmbeddedBroker?
     let startedAt = Date()
     static let version = GatehouseVersion.current
+    /// The release version (`gatehouse --version`), the same everywhere.
+    public static let releaseVersion = GatehouseVersion.current
 
     /// Builds the gateway from a validated config. Does not connect yet: `BrokerService` does.
     public init(config: GatewayConfig, configFile: String? = nil, logger: Logger) throws {

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from conftest import uid
+from conftest import fetch_retained, uid
 
 # Options documented by Home Assistant for these MQTT platforms (the ones the gateway uses, plus the
 # common ones: availability, device, ids), https://www.home-assistant.io/integrations/{climate,camera,sensor}.mqtt/
@@ -145,3 +145,25 @@ def test_at_most_1000_sensors_per_device(ha, mqtt):
     assert len({m.topic for m in configs}) == 1000, len(configs)
     assert f"{prefix}k3_99/config" in {m.topic for m in configs} and f"{prefix}k3_100/config" not in {m.topic for m in configs}
     assert "Home Assistant sensors" in ha.log()
+
+
+def test_camera_snapshot_is_retained_when_configured(gateway, mqtt):
+    g = gateway(homeassistant={"enabled": True, "retain_snapshots": True})
+    dev = uid("cam")
+    topic = g.topic(dev, "media/snapshot")
+    mqtt.subscribe(topic)
+    d = g.connect(g.token(dev, kind="camera"))
+    d.send_media({"stream": "snapshot", "content_type": "image/jpeg"}, b"\xff\xd8jpeg\xff\xd9")
+    mqtt.wait_for(topic)
+    m = fetch_retained(g.broker, topic)
+    assert m is not None and m.payload == b"\xff\xd8jpeg\xff\xd9", m
+
+
+def test_camera_snapshot_is_not_retained_by_default(ha, mqtt):
+    dev = uid("cam")
+    topic = ha.topic(dev, "media/snapshot")
+    mqtt.subscribe(topic)
+    d = ha.connect(ha.token(dev, kind="camera"))
+    d.send_media({"stream": "snapshot", "content_type": "image/jpeg"}, b"\xff\xd8jpeg\xff\xd9")
+    mqtt.wait_for(topic)
+    assert fetch_retained(ha.broker, topic, timeout=0.5) is None

@@ -208,7 +208,8 @@ final class DeviceHub: DeviceMessageSink {
         let bytes = Array(payload.readableBytesView)
         metrics.received("media")
         let properties = MQTTProperties(contentType: header.contentType)
-        link.publish(OutboundMessage(topic: topic, payload: bytes, properties: properties), .bestEffort(.atMostOnce))
+        let retain = header.stream == "snapshot" && settings.now.homeAssistant?.retainSnapshots == true
+        link.publish(OutboundMessage(topic: topic, payload: bytes, retain: retain, properties: properties), .bestEffort(.atMostOnce))
         if let id = header.id {
             commands.answerWithMedia(id, from: session, topic: topic, bytes: bytes.count, contentType: header.contentType)
         }

@@ -14,6 +14,8 @@ struct HomeAssistantDiscovery {
     let prefix: String
     let gateway: String
     let topics: Topics
+    /// `homeassistant.retain_snapshots`: the camera entity shows the last snapshot after a Home Assistant restart.
+    var retainSnapshots = false
 
     /// `homeassistant/status`: Home Assistant announces `online` when it (re)starts.
     var statusTopic: String { "\(prefix)/status" }
