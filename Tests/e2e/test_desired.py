@@ -428,9 +428,11 @@ def test_home_assistant_climate_writes_desired_state(gateway, mqtt):
     assert d.expect("desired")["data"] == {"setpoint": 21.5}
     assert d.expect("desired")["data"] == {"setpoint": 21.5, "mode": "off"}
     # A hello that changes the capabilities publishes discovery again.
-    hello(d, {"setpoint": {"type": "number", "minimum": 10, "maximum": 25}}, seq=2)
+    hello(d, {"setpoint": {"type": "number", "minimum": 10, "maximum": 25},
+              "mode": {"type": "string", "enum": ["heat", "eco", "off"]}}, seq=2)
     config = mqtt.wait_for(lambda m: m.topic == topic and m.payload and m.json().get("max_temp") == 25).json()
     assert config["min_temp"] == 10
+    assert config["modes"] == ["heat", "off"], "a mode Home Assistant does not know would make it refuse the entity"
     # The gateway is announced as a device of its own, so via_device links.
     gateway_config = mqtt.wait_for(lambda m: m.topic == f"homeassistant/binary_sensor/{g.gw_id}_gateway/config".replace(".", "_")).json()
     assert gateway_config["device"]["identifiers"] == [f"gatehouse_gateway_{g.gw_id}"]

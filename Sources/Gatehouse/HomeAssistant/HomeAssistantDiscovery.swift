@@ -96,7 +96,9 @@ struct HomeAssistantDiscovery {
         config["precision"] = step
         if let minimum = setpoint?["minimum"], case .number = minimum { config["min_temp"] = minimum }
         if let maximum = setpoint?["maximum"], case .number = maximum { config["max_temp"] = maximum }
-        config["modes"] = .array(modes ?? ["off", "heat", "auto"])
+        // Home Assistant refuses the whole entity for a mode it does not know: only its own modes are offered.
+        let known = modes?.filter { $0.stringValue.map(Self.climateModes.contains) ?? false } ?? []
+        config["modes"] = .array(known.isEmpty ? ["off", "heat", "auto"] : known)
         return .object(config)
     }
 
@@ -135,6 +137,9 @@ struct HomeAssistantDiscovery {
         config["payload_off"] = "offline"
         return ("\(prefix)/binary_sensor/\(id)/config", .object(config))
     }
+
+    /// The HVAC modes Home Assistant's climate entity accepts.
+    static let climateModes: Set<String> = ["off", "heat", "cool", "heat_cool", "auto", "dry", "fan_only"]
 
     /// Home Assistant sensor device classes of well-known telemetry keys (units convert, icons fit).
     static let sensorClasses = ["temperature": "temperature", "humidity": "humidity", "co2": "carbon_dioxide",
