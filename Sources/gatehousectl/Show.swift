@@ -112,7 +112,8 @@ struct Show: AsyncParsableCommand {
         }
         var pending = "\(pendingIDs.count)"
         if !pendingIDs.isEmpty { pending += " (\(pendingIDs.joined(separator: ", ")))" }
-        lines.append(("pending", pending))
+        // Queued commands (`pending/<id>`); what is pending of the desired state is shown apart, below.
+        lines.append(("queued commands", pending))
         let width = lines.map(\.0.count).max() ?? 0
         for (key, value) in lines {
             Output.line(key + ":" + String(repeating: " ", count: width - key.count + 1) + value)
