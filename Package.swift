@@ -174,7 +174,14 @@ let package = Package(
         ),
         .testTarget(
             name: "GatehouseDeviceTests",
-            dependencies: ["GatehouseDevice", "GatehouseProtocol"],
+            dependencies: [
+                "GatehouseDevice", "GatehouseProtocol",
+                // A small WebSocket server stands in for the gateway in the client's live tests.
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
     ]

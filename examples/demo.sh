@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make demo`: the gateway with its embedded mosquitto on loopback, simulated devices, live telemetry,
-# two commands with their responses, and the status page. Runs DEMO_SECONDS (default 30; 0 = until Ctrl-C), then stops
+# two commands with their responses, the status page, and the desired state: a thermostat that sleeps gets a new
+# setpoint, the delta stays pending until it wakes, converges and reports it. Runs DEMO_SECONDS (default 30; 0 = until Ctrl-C), then stops
 # everything it started, by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +35,10 @@ echo "   devices: ws://127.0.0.1:$http_port/v1/connect   status page: http://127
 sim_seconds=$DEMO_SECONDS; [ "$DEMO_SECONDS" = 0 ] && sim_seconds=0
 "$BIN/gatehouse-sim" --url "ws://127.0.0.1:$http_port/v1/connect" --key-file "$work/fleet.key" \
   --thermostats 3 --cameras 2 --sensors 3 --rate 1 --duration "$sim_seconds" --prefix demo > "$work/sim.log" 2>&1 & sim=$!; pids+=($sim)
+# A battery thermostat: connected 4 s, asleep 6 s, again and again.
+"$BIN/gatehouse-sim" --url "ws://127.0.0.1:$http_port/v1/connect" --key-file "$work/fleet.key" \
+  --thermostats 1 --cameras 0 --sensors 0 --rate 1 --duration "$sim_seconds" --prefix sleepy --sleep 6 --awake 4 \
+  > "$work/sleepy.log" 2>&1 & pids+=($!)
 sleep 2
 
 ctl() { local sub=$1; shift; "$BIN/gatehousectl" "$sub" --url "mqtt://127.0.0.1:$mqtt_port" "$@"; }
@@ -45,10 +50,22 @@ echo "== gateways"; ctl gateways
 echo "== the status page's data (GET /api/status)"
 curl -s "http://127.0.0.1:$http_port/api/status" | python3 -c 'import json,sys; s=json.load(sys.stdin); g=s["gateway"]; print("gateway %s: ready=%s, embedded broker pid %s, %s devices, %s msg/s in; spool %s entries" % (g["id"], g["ready"], g["embedded_broker"]["pid"], g["devices_connected"], g["messages_in_per_s"], s["spool"]["entries"]))'
 
+availability() { ctl show sleepy-thermo-1 --json 2>/dev/null | python3 -c 'import json,sys; print((json.load(sys.stdin).get("availability") or {}).get("state"))' 2>/dev/null || true; }
+delta_empty() { ctl show sleepy-thermo-1 --json 2>/dev/null | python3 -c 'import json,sys; d=json.load(sys.stdin).get("delta"); print("yes" if d and d["data"] == {} else "no")' 2>/dev/null || true; }
+echo "== desired state: waiting for sleepy-thermo-1 to fall asleep"
+for _ in $(seq 100); do [ "$(availability)" = offline ] && break; sleep 0.2; done
+echo "== gatehousectl desired sleepy-thermo-1 setpoint=24.5 mode=heat (while it sleeps)"
+ctl desired sleepy-thermo-1 setpoint=24.5 mode=heat || true
+echo "== show: the delta is pending"; ctl show sleepy-thermo-1 || true
+echo "== it wakes, gets the desired frame right after welcome, converges and reports: the delta empties"
+for _ in $(seq 150); do [ "$(delta_empty)" = yes ] && break; sleep 0.2; done
+ctl show sleepy-thermo-1 || true
+
 if [ "$DEMO_SECONDS" = 0 ]; then
   echo "== running until Ctrl-C (live telemetry below)"; ctl watch
 else
-  left=$(( DEMO_SECONDS - 10 )); [ $left -gt 0 ] && { echo "== watching for ${left}s more"; ctl watch --duration "$left" || true; }
+  left=$(( DEMO_SECONDS - 20 )); [ $left -gt 0 ] && { echo "== watching for ${left}s more"; ctl watch --duration "$left" || true; }
   wait "$sim" 2>/dev/null || true
+  wait "${pids[2]}" 2>/dev/null || true
   echo "== simulator summary"; cat "$work/sim.log" | tail -15
 fi

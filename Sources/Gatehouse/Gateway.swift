@@ -33,6 +33,7 @@ public final class Gateway: Sendable {
     let devices: DeviceHub
     let commands: CommandRouter
     let homeAssistant: HomeAssistantAnnouncer
+    let desired: DesiredStateKeeper
     let routing: BrokerRouter
     let bridge: BridgeOperations
     let reloader: Reloader
@@ -41,7 +42,9 @@ public final class Gateway: Sendable {
     /// The private mosquitto, when `mqtt.embedded`.
     let embeddedBroker: EmbeddedBroker?
     let startedAt = Date()
-    static let version = "0.1.0"
+    static let version = GatehouseVersion.current
+    /// The release version (`gatehouse --version`), the same everywhere.
+    public static let releaseVersion = GatehouseVersion.current
 
     /// Builds the gateway from a validated config. Does not connect yet: `BrokerService` does.
     public init(config: GatewayConfig, configFile: String? = nil, logger: Logger) throws {
@@ -85,9 +88,12 @@ public final class Gateway: Sendable {
         commands = CommandRouter(
             gatewayID: id, topics: topics, config: config.commands, link: link, directory: directory, metrics: metrics,
             timerLoop: MultiThreadedEventLoopGroup.singleton.any())
+        let desired = DesiredStateKeeper(
+            gatewayID: id, topics: topics, link: link, directory: directory, settings: settings, metrics: metrics, logger: logger)
+        self.desired = desired
         devices = DeviceHub(
             gatewayID: id, topics: topics, heartbeatSeconds: config.gateway.heartbeatSeconds, telemetryQoS: config.mqtt.telemetryQoS,
-            link: link, directory: directory, commands: commands, homeAssistant: homeAssistant, settings: settings,
+            link: link, directory: directory, commands: commands, homeAssistant: homeAssistant, desired: desired, settings: settings,
             metrics: metrics, logger: logger)
         reloader = Reloader(
             configFile: configFile, credentials: credentials, deviceTLS: deviceTLS, settings: settings, directory: directory,
@@ -97,7 +103,7 @@ public final class Gateway: Sendable {
             metrics: metrics, startedAt: startedAt)
         routing = BrokerRouter(
             gatewayID: id, topics: topics, link: link, directory: directory, devices: devices, commands: commands,
-            bridge: bridge, homeAssistant: homeAssistant, settings: settings, readiness: readiness, logger: logger)
+            bridge: bridge, homeAssistant: homeAssistant, desired: desired, settings: settings, readiness: readiness, logger: logger)
     }
 
     /// Whole seconds since the gateway started.

@@ -1,7 +1,8 @@
 /// `limits`: `max_message_bytes` (size, 65536), `max_media_bytes` (size, 4194304), `max_bad_messages` (int,
 /// 100 per 60 s), `max_connections` (int, 19000), `max_connects_per_s` (int, 500, whole gateway),
 /// `handshake_timeout_s` (int, 10), `max_messages_per_s` (int, 500 per device), `max_bytes_per_s` (size, 4MiB
-/// per device), `max_state_bytes` (size, 65536: the merged reported state). Rates allow a burst of two seconds' worth; 0 turns a rate limit off.
+/// per device), `max_state_bytes` (size, 65536: the merged reported state), `max_desired_bytes` (size, 16384: the
+/// largest desired document's `data` as compact JSON). Rates allow a burst of two seconds' worth; 0 turns a rate limit off.
 public struct LimitsSection: Sendable {
     public var maxMessageBytes: Int
     public var maxMediaBytes: Int
@@ -12,6 +13,7 @@ public struct LimitsSection: Sendable {
     public var maxMessagesPerSecond: Int
     public var maxBytesPerSecond: Int
     public var maxStateBytes: Int
+    public var maxDesiredBytes: Int
 
     /// Reads `limits.*` from `source`, recording problems there.
     public init(_ source: ConfigSource) {
@@ -24,5 +26,6 @@ public struct LimitsSection: Sendable {
         maxMessagesPerSecond = source.int("limits.max_messages_per_s", default: 500, in: 0...10_000_000)
         maxBytesPerSecond = source.int("limits.max_bytes_per_s", default: 4 << 20, in: 0...(1 << 40), units: ConfigSource.byteUnits)
         maxStateBytes = source.int("limits.max_state_bytes", default: 65536, in: 256...(16 << 20), units: ConfigSource.byteUnits)
+        maxDesiredBytes = source.int("limits.max_desired_bytes", default: 16384, in: 2...(16 << 20), units: ConfigSource.byteUnits)
     }
 }

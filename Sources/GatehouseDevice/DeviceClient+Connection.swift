@@ -16,6 +16,8 @@ extension DeviceClient {
             return id
         }
         let progress = ConnectionProgress()
+        self.noteConnection(progress)
+        defer { self.noteConnection(nil) }
         var end = ConnectionEnd(closeCode: nil, reason: "", welcomed: false)
         let url = self.connectURL
         let configuration = self.webSocketConfiguration
@@ -180,6 +182,8 @@ extension DeviceClient {
             case .error(let code, let message):
                 self.logger.warning("Gateway reported an error", metadata: ["code": "\(code)", "message": "\(message)"])
                 self.eventSink.yield(.gatewayError(code: code, message: message))
+            case .desired(let version, let data):
+                self.desiredSink.yield(DesiredUpdate(version: version, delta: data))
             case .welcome:
                 self.logger.debug("Ignoring a second welcome")
             }

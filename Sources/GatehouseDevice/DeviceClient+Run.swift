@@ -24,13 +24,18 @@ extension DeviceClient {
         defer {
             self.state.withLock { $0.stop() }.perform()
             self.eventSink.finish()
+            self.desiredSink.finish()
         }
         let (commands, commandSink) = AsyncStream.makeStream(of: DeviceCommand.self)
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask {
-                defer { commandSink.finish() }
+                defer {
+                    commandSink.finish()
+                    self.desiredSink.finish()
+                }
                 try await self.connectLoop(commands: commandSink)
             }
+            group.addTask { await self.deliverDesired(self.desiredUpdates) }
             // Commands are answered in tasks of this group, not of a connection, so a handler that
             // is still busy when the connection drops can answer on the next one.
             for await command in commands {
@@ -42,8 +47,28 @@ extension DeviceClient {
     private func connectLoop(commands: AsyncStream<DeviceCommand>.Continuation) async throws {
         var attempt = 0
         while !Task.isCancelled {
+            // A sleep asked for between two connections.
+            if let wakeAt = self.takeWakeTime() {
+                do {
+                    try await Task.sleep(until: wakeAt)
+                } catch {
+                    return
+                }
+            }
             let end = await self.connectOnce(commands: commands)
             if Task.isCancelled { return }
+            if let wakeAt = self.takeWakeTime() {
+                // Asleep by request (`sleep(for:)`): not a failure, no backoff.
+                attempt = 0
+                self.eventSink.yield(.disconnected(closeCode: end.closeCode, reason: "sleeping", reconnectIn: wakeAt - .now))
+                self.logger.info("Sleeping", metadata: ["wake_in": "\(wakeAt - .now)"])
+                do {
+                    try await Task.sleep(until: wakeAt)
+                } catch {
+                    return
+                }
+                continue
+            }
             if end.welcomed { attempt = 0 }
             if let closeCode = end.closeCode {
                 self.state.withLock { $0.stats.lastCloseCode = closeCode }

@@ -32,6 +32,12 @@ public final class DeviceClient: Sendable {
 
     let logger: Logger
     let commandHandler: DeviceCommandHandler?
+    let desiredHandler: DeviceDesiredHandler?
+    /// `desired` frames for ``desiredHandler``: only the newest waits, since each carries the whole delta.
+    let desiredUpdates: AsyncStream<DesiredUpdate>
+    let desiredSink: AsyncStream<DesiredUpdate>.Continuation
+    /// The connection `sleep(for:)` closes and when the client wakes.
+    let sleepControl = Mutex(SleepControl())
     let state: Mutex<DeliveryState>
     let eventSink: AsyncStream<DeviceEvent>.Continuation
 
@@ -41,14 +47,19 @@ public final class DeviceClient: Sendable {
     ///   - configuration: Where and how to connect.
     ///   - logger: Logger for connection events (connects and disconnects at `info`, details at `debug`).
     ///   - commandHandler: Answers commands; without one, every command is answered with error `unsupported`.
+    ///   - desiredHandler: Gets the pending delta of the desired state (PROTOCOL.md 7) after each connect and
+    ///     each change; without one, `desired` frames are ignored.
     public init(
         configuration: DeviceClientConfiguration,
         logger: Logger,
-        commandHandler: DeviceCommandHandler? = nil
+        commandHandler: DeviceCommandHandler? = nil,
+        desiredHandler: DeviceDesiredHandler? = nil
     ) {
         self.configuration = configuration
         self.logger = logger
         self.commandHandler = commandHandler
+        self.desiredHandler = desiredHandler
+        (self.desiredUpdates, self.desiredSink) = AsyncStream.makeStream(of: DesiredUpdate.self, bufferingPolicy: .bufferingNewest(1))
         self.state = Mutex(DeliveryState(window: configuration.window, hello: configuration.hello))
         (self.events, self.eventSink) = AsyncStream.makeStream(of: DeviceEvent.self, bufferingPolicy: .bufferingNewest(64))
     }

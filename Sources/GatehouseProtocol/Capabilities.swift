@@ -1,10 +1,32 @@
 /// What a device declared it accepts (`hello.capabilities`), used to refuse bad commands before delivery.
 public struct Capabilities: Sendable, Equatable {
     private let commands: JSONObject?
+    private let state: JSONObject?
 
-    /// Reads `{"commands": {...}}`; anything it cannot understand is ignored.
+    /// Reads `{"commands": {...}, "state": {...}}`; anything it cannot understand is ignored.
     public init(_ json: JSONObject?) {
         self.commands = json?["commands"]?.objectValue
+        self.state = json?["state"]?.objectValue
+    }
+
+    /// Whether the device declared the keys of its desired state (without them, any key is accepted).
+    public var declaresState: Bool { state != nil }
+
+    /// The declared rule of a desired-state key (`capabilities.state.<key>`), if any.
+    public func stateRule(_ key: String) -> JSONObject? { state?[key]?.objectValue }
+
+    /// Checks a desired-state patch (PROTOCOL.md 7) against `capabilities.state`: every key it sets must be
+    /// declared and keep its rule (`type`, `minimum`, `maximum`, `enum`; `required` does not apply). `null`
+    /// is always allowed, for declared and undeclared keys alike, so a stale key can always be removed.
+    public func check(statePatch patch: JSONObject) -> CapabilityCheck {
+        guard let state else { return .accepted }
+        for (key, value) in patch where !value.isNull {
+            guard let declared = state[key] else { return .badParams("the device does not accept state key \(key)") }
+            if let rule = declared.objectValue, let problem = Self.problem(with: value, rule: rule) {
+                return .badParams("state key \(key) \(problem)")
+            }
+        }
+        return .accepted
     }
 
     /// Whether the device declared a command list (without one, every command is accepted unchecked).
@@ -53,16 +75,10 @@ public struct Capabilities: Sendable, Equatable {
                 return "must be at most \(rule["maximum"]!.serializedString())"
             }
         }
-        if let allowed = rule["enum"]?.arrayValue, !allowed.contains(where: { same($0, value) }) {
+        if let allowed = rule["enum"]?.arrayValue, !allowed.contains(where: { $0.isEquivalent(to: value) }) {
             return "must be one of \(JSONValue.array(allowed).serializedString())"
         }
         return nil
-    }
-
-    /// JSON equality where numbers compare by value (`1` equals `1.0`).
-    private static func same(_ a: JSONValue, _ b: JSONValue) -> Bool {
-        if let x = a.numberValue, let y = b.numberValue { return x.doubleValue == y.doubleValue }
-        return a == b
     }
 }
 

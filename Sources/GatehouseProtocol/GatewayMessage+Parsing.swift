@@ -34,6 +34,8 @@ extension GatewayMessage {
                 params: try object.optionalObject("params") ?? JSONObject(),
                 deadline: try object.requiredInt64("deadline")
             )
+        case "desired":
+            return .desired(version: try object.requiredInt64("version"), data: try object.requiredObject("data"))
         case "error":
             let error = try object.requiredObject("error")
             return .error(code: try error.requiredString("code"), message: try error.optionalString("message") ?? "")

@@ -10,6 +10,8 @@ public enum GatewayMessage: Sendable, Equatable {
     case command(id: CommandID, name: String, params: JSONObject, deadline: Int64)
     /// A message without a readable `seq` was refused.
     case error(code: String, message: String)
+    /// What of the desired state the device does not report yet (PROTOCOL.md 7), at desired `version`.
+    case desired(version: Int64, data: JSONObject)
 
     /// The message as compact JSON bytes, in the exact key order of PROTOCOL.md 3.1,
     /// e.g. `{"type":"ack","seq":42}`.
@@ -41,6 +43,10 @@ public enum GatewayMessage: Sendable, Equatable {
         case .error(let code, let message):
             JSONWriter.appendRaw(#"{"type":"error","error":"#, to: &out)
             Self.appendError(code: code, message: message, to: &out)
+            out.append(UInt8(ascii: "}"))
+        case .desired(let version, let data):
+            JSONWriter.appendRaw(#"{"type":"desired","version":\#(version),"data":"#, to: &out)
+            data.serialize(into: &out)
             out.append(UInt8(ascii: "}"))
         }
         return out

@@ -20,6 +20,12 @@ public enum TopicKind: Sendable, Equatable {
     case response(device: String, command: String)
     /// `<base>/<dev>/pending/<id>`.
     case pending(device: String, id: String)
+    /// `<base>/<dev>/desired` (retained desired document, PROTOCOL.md 7).
+    case desired(device: String)
+    /// `<base>/<dev>/desired/set` (a patch of the desired document).
+    case desiredSet(device: String)
+    /// `<base>/<dev>/delta` (retained: what the reported state does not match yet).
+    case delta(device: String)
     /// `<base>/bridge/<gw>/state`.
     case bridgeState(gateway: String)
     /// `<base>/bridge/<gw>/health`.
@@ -59,6 +65,8 @@ extension Topics {
             case "meta": return .meta(device: device)
             case "availability": return .availability(device: device)
             case "set": return .set(device: device)
+            case "desired": return .desired(device: device)
+            case "delta": return .delta(device: device)
             default: return nil
             }
         case 3:
@@ -69,6 +77,7 @@ extension Topics {
             case "request": return name.isEmpty ? nil : .request(device: device, command: name)
             case "response": return name.isEmpty ? nil : .response(device: device, command: name)
             case "pending": return Identifiers.isValidCommandID(name) ? .pending(device: device, id: name) : nil
+            case "desired": return name == "set" ? .desiredSet(device: device) : nil
             default: return nil
             }
         default:

@@ -95,6 +95,10 @@ public enum CommandErrorCode: String, Sendable {
     case badParams = "bad_params"
     /// `rejected`: too many commands are already pending for the device.
     case queueFull = "queue_full"
+    /// `rejected` desired patch: `version` was given and the desired document is at another version.
+    case versionConflict = "version_conflict"
+    /// `rejected` desired patch: the resulting document would exceed `limits.max_desired_bytes`.
+    case tooBig = "too_big"
 }
 
 /// Well-known device kinds; kinds are free strings, these are the ones the gateway knows.

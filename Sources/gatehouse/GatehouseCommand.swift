@@ -9,7 +9,8 @@ struct GatehouseCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gatehouse",
         abstract: "IoT device gateway: WebSocket devices ⇄ MQTT broker.",
-        discussion: "Every config key can also be set as GATEHOUSE_<SECTION>_<KEY>, e.g. GATEHOUSE_MQTT_URL."
+        discussion: "Every config key can also be set as GATEHOUSE_<SECTION>_<KEY>, e.g. GATEHOUSE_MQTT_URL.",
+        version: Gateway.releaseVersion
     )
 
     @Option(name: .long, help: "The gateway's YAML config file.")

@@ -6,10 +6,11 @@ import Mosquitto
 struct Devices: AsyncParsableCommand {
     /// Name and help.
     static let configuration = CommandConfiguration(
-        abstract: "List devices known to the broker (retained availability and meta).",
+        abstract: "List devices known to the broker (retained availability, meta and delta).",
         discussion: """
-            Human output: a table ID KIND STATE GATEWAY SINCE (since = last availability change, UTC). \
-            --json: one array of {device, kind, state, gateway, session, since, reason}; since is Unix ms.
+            Human output: a table ID KIND STATE GATEWAY SINCE DELTA (since = last availability change, UTC; \
+            DELTA 'pending N' when N desired keys are not reported yet). --json: one array of {device, kind, \
+            state, gateway, session, since, reason, desired_version, delta_pending}; since is Unix ms.
             """
     )
 
@@ -25,7 +26,7 @@ struct Devices: AsyncParsableCommand {
     /// Runs the command.
     func run() async throws {
         let (topics, found) = try await broker.withSession { session, inbox in
-            try await session.subscribe([session.topics.allAvailability, session.topics.allMeta])
+            try await session.subscribe([session.topics.allAvailability, session.topics.allMeta, session.topics.allDelta])
             return (session.topics, await inbox.collectRetained(limit: wait.duration))
         }
         let rows = DeviceRow.build(from: found, topics: topics)
@@ -38,7 +39,7 @@ struct Devices: AsyncParsableCommand {
             return
         }
         Output.table(
-            ["ID", "KIND", "STATE", "GATEWAY", "SINCE"],
+            ["ID", "KIND", "STATE", "GATEWAY", "SINCE", "DELTA"],
             rows.map { row in
                 [
                     row.device,
@@ -46,6 +47,7 @@ struct Devices: AsyncParsableCommand {
                     row.availability?.state.rawValue ?? "unknown",
                     row.availability?.gateway ?? "-",
                     row.availability.map { TimeText.iso8601(ms: $0.ts) } ?? "-",
+                    row.delta.map { $0.data.isEmpty ? "in sync" : "pending \($0.data.count)" } ?? "-",
                 ]
             }
         )
@@ -60,6 +62,8 @@ struct DeviceRow: Sendable {
     var availability: Availability?
     /// Last retained meta, if any.
     var meta: DeviceMeta?
+    /// Last retained delta of the desired state, if any.
+    var delta: DeltaDocument?
 
     /// The `--json` object.
     var json: JSONValue {
@@ -71,6 +75,8 @@ struct DeviceRow: Sendable {
             ("session", .number(orNull: availability?.session)),
             ("since", .number(orNull: availability?.ts)),
             ("reason", .string(orNull: availability?.reason)),
+            ("desired_version", .number(orNull: delta?.version)),
+            ("delta_pending", .bool(!(delta?.data.isEmpty ?? true))),
         ])
     }
 
@@ -86,6 +92,10 @@ struct DeviceRow: Sendable {
             case .meta(let device):
                 guard let meta = DeviceMeta.decode(payload) else { continue }
                 rows[device, default: DeviceRow(device: device)].meta = meta
+            case .delta(let device):
+                // A delta alone (no availability or meta) is a device that never connected: listed too.
+                guard let delta = DeltaDocument.decode(payload) else { continue }
+                rows[device, default: DeviceRow(device: device)].delta = delta
             default:
                 continue
             }

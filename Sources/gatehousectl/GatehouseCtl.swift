@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GatehouseProtocol
 
 /// `gatehousectl`: the operator CLI for a Gatehouse fleet. It talks only to the MQTT broker, so it works against
 /// every gateway that shares that broker and base topic.
@@ -13,9 +14,9 @@ struct GatehouseCtl: AsyncParsableCommand {
             Exit status: 0 success, 1 negative outcome (device error, rejected, not found), \
             2 usage, configuration or broker error, 3 no answer in time.
             """,
-        version: "1.0.0",
+        version: GatehouseVersion.current,
         subcommands: [
-            Devices.self, Show.self, Send.self, SetCommand.self, Watch.self, Gateways.self, Kick.self, Token.self,
+            Devices.self, Show.self, Send.self, SetCommand.self, Desired.self, Watch.self, Gateways.self, Kick.self, Token.self,
         ]
     )
 

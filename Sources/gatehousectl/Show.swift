@@ -6,10 +6,11 @@ import Mosquitto
 struct Show: AsyncParsableCommand {
     /// Name and help.
     static let configuration = CommandConfiguration(
-        abstract: "Show one device: availability, meta, reported state and pending commands.",
+        abstract: "Show one device: availability, meta, desired and reported state, the pending delta, queued commands.",
         discussion: """
-            --json: {device, availability, meta, state, pending, pending_ids} with the retained payloads as \
-            published (null when absent). Exit status 1 when the broker knows nothing about the device.
+            Desired, reported and pending values are shown side by side per key, with the versions. \
+            --json: {device, availability, meta, state, desired, delta, pending, pending_ids} with the retained \
+            payloads as published (null when absent). Exit status 1 when the broker knows nothing about the device.
             """
     )
 
@@ -33,12 +34,15 @@ struct Show: AsyncParsableCommand {
             let topics = session.topics
             try await session.subscribe([
                 topics.availability(device), topics.meta(device), topics.state(device), topics.pendingFilter(device),
+                topics.desired(device), topics.delta(device),
             ])
             return (topics, await inbox.collectRetained(limit: wait.duration))
         }
         var availability: JSONValue?
         var meta: JSONValue?
         var state: JSONValue?
+        var desired: JSONValue?
+        var delta: JSONValue?
         var pendingIDs: [String] = []
         for message in found {
             let value = try? JSONValue(parsing: message.payload)
@@ -46,11 +50,13 @@ struct Show: AsyncParsableCommand {
             case .availability: availability = value
             case .meta: meta = value
             case .state: state = value
+            case .desired: desired = value
+            case .delta: delta = value
             case .pending(_, let id): pendingIDs.append(id)
             default: break
             }
         }
-        guard availability != nil || meta != nil || state != nil || !pendingIDs.isEmpty else {
+        guard availability != nil || meta != nil || state != nil || desired != nil || !pendingIDs.isEmpty else {
             throw CtlError.failed("no such device: \(device)")
         }
         if output.json {
@@ -60,6 +66,8 @@ struct Show: AsyncParsableCommand {
                     ("availability", availability ?? .null),
                     ("meta", meta ?? .null),
                     ("state", state ?? .null),
+                    ("desired", desired ?? .null),
+                    ("delta", delta ?? .null),
                     ("pending", .number(pendingIDs.count)),
                     ("pending_ids", .array(pendingIDs.map { .string($0) })),
                 ])
@@ -67,6 +75,7 @@ struct Show: AsyncParsableCommand {
             return
         }
         printHuman(availability: availability, meta: meta, state: state, pendingIDs: pendingIDs)
+        if let desired { DesiredTable(desired: desired, state: state, delta: delta).print() }
     }
 
     private func printHuman(availability: JSONValue?, meta: JSONValue?, state: JSONValue?, pendingIDs: [String]) {
@@ -103,7 +112,8 @@ struct Show: AsyncParsableCommand {
         }
         var pending = "\(pendingIDs.count)"
         if !pendingIDs.isEmpty { pending += " (\(pendingIDs.joined(separator: ", ")))" }
-        lines.append(("pending", pending))
+        // Queued commands (`pending/<id>`); what is pending of the desired state is shown apart, below.
+        lines.append(("queued commands", pending))
         let width = lines.map(\.0.count).max() ?? 0
         for (key, value) in lines {
             Output.line(key + ":" + String(repeating: " ", count: width - key.count + 1) + value)

@@ -2,14 +2,16 @@ import ArgumentParser
 import GatehouseProtocol
 import Mosquitto
 
-/// `gatehousectl watch [DEVICE]`: live telemetry, state, events, availability, meta, responses and media.
+/// `gatehousectl watch [DEVICE]`: live telemetry, state, desired state and delta, events, availability, meta,
+/// responses and media.
 struct Watch: AsyncParsableCommand {
     /// Name and help.
     static let configuration = CommandConfiguration(
         abstract: "Print live device traffic, one line per message.",
         discussion: """
             Lines look like '14:03:07.412 thermo-1 telemetry {"temperature":21.3}' (local receive time; for \
-            telemetry, state and events the payload's data is shown). Media: '<dev> media/<stream> N bytes \
+            telemetry, state and events the payload's data is shown; for desired and delta 'v4 {"setpoint":21}', the \
+            delta with the reported state's version too). Media: '<dev> media/<stream> N bytes \
             <content-type>'. --json: one line per message, {topic, device, kind, ts, payload} with ts the receive \
             time in Unix ms (media lines carry bytes and content_type instead of a payload). Retained messages \
             present at start are skipped unless --retained. With --count and --duration together, exit status 3 \
@@ -51,7 +53,7 @@ struct Watch: AsyncParsableCommand {
             let level = device ?? "+"
             let base = topics.base
             try await session.subscribe(
-                ["telemetry", "state", "event/+", "availability", "meta", "response/+", "media/+"].map {
+                ["telemetry", "state", "desired", "delta", "event/+", "availability", "meta", "response/+", "media/+"].map {
                     "\(base)/\(level)/\($0)"
                 }
             )
@@ -102,6 +104,8 @@ struct WatchLine {
         switch topics.parse(message.topic) {
         case .telemetry(let device): (self.device, self.kind) = (device, "telemetry")
         case .state(let device): (self.device, self.kind) = (device, "state")
+        case .desired(let device): (self.device, self.kind) = (device, "desired")
+        case .delta(let device): (self.device, self.kind) = (device, "delta")
         case .meta(let device): (self.device, self.kind) = (device, "meta")
         case .availability(let device): (self.device, self.kind) = (device, "availability")
         case .event(let device, let name): (self.device, self.kind) = (device, "event/\(name)")
@@ -155,6 +159,12 @@ struct WatchLine {
             if let session = payload["session"]?.numberValue { details.append("session \(session.text)") }
             if let reason = payload["reason"]?.stringValue { details.append("reason \(reason)") }
             return details.isEmpty ? state : "\(state) (\(details.joined(separator: ", ")))"
+        }
+        if kind == "desired" || kind == "delta", let data = payload["data"] {
+            let version = payload["version"]?.serializedString() ?? "?"
+            let state = kind == "delta" ? " (state v\(payload["state_version"]?.serializedString() ?? "?"))" : ""
+            let pending = kind == "delta" && data.objectValue?.isEmpty == true ? " in sync" : ""
+            return "v\(version)\(state) \(data.serializedString())\(pending)"
         }
         if kind == "telemetry" || kind == "state" || kind.hasPrefix("event/"), let data = payload["data"] {
             return data.serializedString()

@@ -53,6 +53,7 @@ struct TopicsTests {
         .response(device: "thermo-1", command: "set_setpoint"), .pending(device: "thermo-1", id: "c:81.f2"),
         .bridgeState(gateway: "gw-1"), .bridgeHealth(gateway: "gw-1"), .bridgeRequest(gateway: "gw-1", op: "kick"),
         .bridgeResponse(gateway: "gw-1", op: "devices"), .bridgeState(gateway: "bridge"),
+        .desired(device: "thermo-1"), .desiredSet(device: "thermo-1"), .delta(device: "thermo-1"),
     ]
 
     static func build(_ kind: TopicKind, _ topics: Topics) -> String {
@@ -71,6 +72,9 @@ struct TopicsTests {
         case .bridgeHealth(let gateway): topics.bridgeHealth(gateway)
         case .bridgeRequest(let gateway, let op): topics.bridgeRequest(gateway, op)
         case .bridgeResponse(let gateway, let op): topics.bridgeResponse(gateway, op)
+        case .desired(let device): topics.desired(device)
+        case .desiredSet(let device): topics.desiredSet(device)
+        case .delta(let device): topics.delta(device)
         }
     }
 

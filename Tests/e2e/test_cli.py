@@ -5,7 +5,8 @@ import subprocess
 import threading
 import time
 
-from conftest import GATEHOUSECTL_BIN, clean_env, deep_merge, free_port, run_ctl, to_yaml, uid, verify_hs256
+from conftest import (GATEHOUSECTL_BIN, clean_env, deep_merge, fetch_retained_json, free_port, run_ctl, to_yaml, uid,
+                      verify_hs256)
 
 
 def broker_flags(gw):
@@ -154,3 +155,10 @@ def test_base_topic_flag_is_validated_like_the_config_key():
     r = run_ctl(["devices", "--url", f"mqtt://127.0.0.1:{free_port()}", "--base-topic", "a/+"])
     assert r.returncode == 2
     assert "must be a topic without + #" in r.stderr, r.stderr
+
+
+def test_one_version_for_gatehousectl_and_the_bridge_state(gw):
+    r = run_ctl(["--version"])
+    assert r.returncode == 0, r.stderr
+    state = fetch_retained_json(gw.broker, gw.bridge("state"), lambda s: s["state"] == "online")
+    assert state["version"] == r.stdout.strip(), (state, r.stdout)

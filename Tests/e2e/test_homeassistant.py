@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from conftest import uid
+from conftest import fetch_retained, uid
 
 # Options documented by Home Assistant for these MQTT platforms (the ones the gateway uses, plus the
 # common ones: availability, device, ids), https://www.home-assistant.io/integrations/{climate,camera,sensor}.mqtt/
@@ -13,9 +13,11 @@ COMMON = {"unique_id", "object_id", "name", "device", "availability", "availabil
 CLIMATE = COMMON | {"current_temperature_topic", "current_temperature_template", "temperature_state_topic",
                     "temperature_state_template", "temperature_command_topic", "temperature_command_template",
                     "mode_state_topic", "mode_state_template", "mode_command_topic", "mode_command_template",
-                    "modes", "temperature_unit", "min_temp", "max_temp"}
+                    "modes", "temperature_unit", "min_temp", "max_temp", "temp_step", "precision",
+                    "action_topic", "action_template"}
 CAMERA = COMMON | {"topic"}
-SENSOR = COMMON | {"state_topic", "value_template", "unit_of_measurement", "state_class"}
+BUTTON = COMMON | {"command_topic", "payload_press", "icon"}
+SENSOR = COMMON | {"state_topic", "value_template", "unit_of_measurement", "state_class", "device_class"}
 DEVICE = {"identifiers", "name", "manufacturer", "model", "sw_version", "via_device"}
 AVAILABILITY = {"topic", "value_template", "payload_available", "payload_not_available"}
 OBJECT_ID = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -81,6 +83,18 @@ def test_camera_is_a_camera_entity(ha, mqtt):
     assert config["topic"] == ha.topic(dev, "media/snapshot")
 
 
+def test_camera_has_a_snapshot_button(ha, mqtt):
+    mqtt.subscribe("homeassistant/button/#")
+    dev = uid("cam")
+    mqtt.subscribe(ha.topic(dev, "request/snapshot"))
+    d = ha.connect(ha.token(dev, kind="camera"))
+    config = discovery(mqtt, f"homeassistant/button/{ha.gw_id}_{dev}_snapshot/config")
+    check_common(config, ha, dev, BUTTON)
+    assert config["command_topic"] == ha.topic(dev, "request/snapshot")
+    mqtt.publish(config["command_topic"], config["payload_press"])
+    assert d.expect("command")["name"] == "snapshot"
+
+
 def test_sensor_gets_one_entity_per_numeric_telemetry_key(ha, mqtt):
     mqtt.subscribe("homeassistant/sensor/#")
     dev = uid("sens")
@@ -93,6 +107,8 @@ def test_sensor_gets_one_entity_per_numeric_telemetry_key(ha, mqtt):
         check_common(configs[key], ha, dev, SENSOR)
         assert configs[key]["state_topic"] == ha.topic(dev, "telemetry")
         assert key in configs[key]["value_template"]
+    assert configs["humidity"]["device_class"] == "humidity"
+    assert configs["co2"]["device_class"] == "carbon_dioxide"
     mqtt.assert_nothing(lambda x: x.topic.startswith(f"homeassistant/sensor/{ha.gw_id}_{dev}_label")
                         or x.topic.startswith(f"homeassistant/sensor/{ha.gw_id}_{dev}_ok"), within=0.5)
 
@@ -129,3 +145,25 @@ def test_at_most_1000_sensors_per_device(ha, mqtt):
     assert len({m.topic for m in configs}) == 1000, len(configs)
     assert f"{prefix}k3_99/config" in {m.topic for m in configs} and f"{prefix}k3_100/config" not in {m.topic for m in configs}
     assert "Home Assistant sensors" in ha.log()
+
+
+def test_camera_snapshot_is_retained_when_configured(gateway, mqtt):
+    g = gateway(homeassistant={"enabled": True, "retain_snapshots": True})
+    dev = uid("cam")
+    topic = g.topic(dev, "media/snapshot")
+    mqtt.subscribe(topic)
+    d = g.connect(g.token(dev, kind="camera"))
+    d.send_media({"stream": "snapshot", "content_type": "image/jpeg"}, b"\xff\xd8jpeg\xff\xd9")
+    mqtt.wait_for(topic)
+    m = fetch_retained(g.broker, topic)
+    assert m is not None and m.payload == b"\xff\xd8jpeg\xff\xd9", m
+
+
+def test_camera_snapshot_is_not_retained_by_default(ha, mqtt):
+    dev = uid("cam")
+    topic = ha.topic(dev, "media/snapshot")
+    mqtt.subscribe(topic)
+    d = ha.connect(ha.token(dev, kind="camera"))
+    d.send_media({"stream": "snapshot", "content_type": "image/jpeg"}, b"\xff\xd8jpeg\xff\xd9")
+    mqtt.wait_for(topic)
+    assert fetch_retained(ha.broker, topic, timeout=0.5) is None

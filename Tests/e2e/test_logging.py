@@ -51,3 +51,9 @@ def test_unknown_log_format_is_a_config_problem(gateway):
     r = run_gatehouse(["--check-config", str(g.config_path)])
     assert r.returncode == 2
     assert 'log.format: must be text or json, got "xml"' in r.stderr, r.stderr
+
+
+def test_orderly_sigterm_logs_no_lost_broker_warning(gateway):
+    g = gateway()
+    assert g.stop() == 0
+    assert "lost the broker" not in g.log(), g.log_tail()

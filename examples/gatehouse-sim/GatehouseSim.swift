@@ -56,6 +56,12 @@ struct GatehouseSim: AsyncParsableCommand {
     @Flag(name: .customLong("token-in-query"), help: "Send the token as ?token= instead of an Authorization header.")
     var tokenInQuery = false
 
+    @Option(help: "Seconds each device sleeps (disconnected, like a battery device) after every --awake period; 0 never sleeps.")
+    var sleep: Double = 0
+
+    @Option(help: "Seconds each device stays connected between sleeps (with --sleep).")
+    var awake: Double = 10
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel = "warning"
 
@@ -67,6 +73,8 @@ struct GatehouseSim: AsyncParsableCommand {
         guard self.duration >= 0, self.duration.isFinite else { throw ValidationError("--duration must be 0 or more") }
         if let qos = self.qos, qos != 0, qos != 1 { throw ValidationError("--qos must be 0 or 1") }
         if let messages = self.messages, messages < 0 { throw ValidationError("--messages must be 0 or more") }
+        guard self.sleep >= 0, self.sleep.isFinite else { throw ValidationError("--sleep must be 0 or more") }
+        guard self.awake > 0, self.awake.isFinite else { throw ValidationError("--awake must be more than 0") }
         guard self.window >= 1 else { throw ValidationError("--window must be at least 1") }
         guard Logger.Level(rawValue: self.logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
@@ -88,6 +96,8 @@ struct GatehouseSim: AsyncParsableCommand {
             compression: self.compression,
             window: self.window,
             tokenInQuery: self.tokenInQuery,
+            sleep: self.sleep > 0 ? .milliseconds(Int64(self.sleep * 1000)) : nil,
+            awake: .milliseconds(Int64(self.awake * 1000)),
             logger: Logger(label: "gatehouse-sim")
         )
         let fleet = try Fleet(

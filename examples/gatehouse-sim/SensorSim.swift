@@ -1,7 +1,7 @@
 import GatehouseDevice
 
-/// An air-quality sensor: temperature, humidity and CO₂ as bounded random walks; `set_interval`
-/// changes how often it reports.
+/// An air-quality sensor: temperature, humidity and CO₂ as bounded random walks; `set_interval`, or the
+/// desired state's `interval_s` (PROTOCOL.md 7), changes how often it reports.
 final class SensorSim: SimulatedDevice {
     let id: String
     let client: DeviceClient
@@ -19,6 +19,7 @@ final class SensorSim: SimulatedDevice {
                     ("set_interval", ["params": ["seconds": ["type": "number", "minimum": 1, "maximum": 3600]]])
                 ]))
             ),
+            ("state", .object(JSONObject([("interval_s", ["type": "number", "minimum": 1, "maximum": 3600])]))),
             (
                 "telemetry",
                 .object(JSONObject([
@@ -34,10 +35,21 @@ final class SensorSim: SimulatedDevice {
         self.id = id
         let interval = Shared<Duration?>(nil)
         self.interval = interval
+        let reports = Shared<DeviceClient?>(nil)
         self.client = DeviceClient(
             configuration: settings.clientConfiguration(token: token, hello: Self.hello),
-            logger: settings.logger(device: id)
-        ) { command in
+            logger: settings.logger(device: id),
+            commandHandler: { command in SensorSim.handle(command, interval: interval) },
+            desiredHandler: { update in
+                guard let seconds = update.delta["interval_s"]?.numberValue?.doubleValue, (1...3600).contains(seconds) else { return }
+                interval.withLock { $0 = .milliseconds(Int64(seconds * 1000)) }
+                _ = try? await reports.withLock { $0 }?.reportState(["interval_s": .number(JSONNumber(seconds) ?? JSONNumber(1))])
+            }
+        )
+        reports.withLock { $0 = self.client }
+    }
+
+    private static func handle(_ command: DeviceCommand, interval: Shared<Duration?>) -> CommandReply {
             guard command.name == "set_interval" else {
                 return .error(code: "unknown_command", message: "a sensor accepts set_interval")
             }
@@ -46,7 +58,6 @@ final class SensorSim: SimulatedDevice {
             }
             interval.withLock { $0 = .milliseconds(Int64(seconds * 1000)) }
             return .ok(data: ["interval_s": .number(JSONNumber(seconds) ?? JSONNumber(1))])
-        }
     }
 
     func produce(settings: SimSettings) async throws {

@@ -13,6 +13,10 @@ struct SimSettings: Sendable {
     var compression: Bool
     var window: Int
     var tokenInQuery: Bool
+    /// Devices sleep this long (disconnected) after each `awake` period; nil keeps them connected.
+    var sleep: Duration? = nil
+    /// How long devices stay connected between sleeps.
+    var awake: Duration = .seconds(10)
     var logger: Logger
 
     /// The interval between telemetry messages, or nil for "as fast as possible".

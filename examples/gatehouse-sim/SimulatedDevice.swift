@@ -38,6 +38,16 @@ extension SimulatedDevice {
                     return .failed("\(error)")
                 }
             }
+            if let sleep = settings.sleep {
+                group.addTask {
+                    // Like a battery device: awake for a while, then asleep; messages wait meanwhile.
+                    while (try? await Task.sleep(for: settings.awake)) != nil {
+                        self.client.sleep(for: sleep)
+                        guard (try? await Task.sleep(for: sleep)) != nil else { break }
+                    }
+                    return nil
+                }
+            }
             group.addTask {
                 do {
                     try await self.produce(settings: settings)

@@ -1,12 +1,14 @@
 import GatehouseDevice
 
 /// A room thermostat: the temperature climbs toward the setpoint while heating and falls toward the
-/// ambient temperature otherwise, with a hysteresis band around the setpoint.
+/// ambient temperature otherwise, with a hysteresis band around the setpoint. Setpoint and mode come from
+/// commands or from the desired state (PROTOCOL.md 7, declared in `capabilities.state`); either way the new
+/// values are reported as state, which empties the gateway's delta.
 final class ThermostatSim: SimulatedDevice {
     let id: String
     let client: DeviceClient
     private let model: Shared<Model>
-    /// Wakes the state publisher after a command changed setpoint or mode.
+    /// Wakes the state publisher after a command or the desired state changed setpoint or mode.
     private let changes: AsyncStream<Void>
     private let changed: AsyncStream<Void>.Continuation
 
@@ -49,6 +51,8 @@ final class ThermostatSim: SimulatedDevice {
         }
     }
 
+    static let modes: [String] = ["heat", "off", "auto"]
+
     static let hello = DeviceHello(
         kind: DeviceKind.thermostat,
         model: "Gatehouse SimTherm 2",
@@ -59,6 +63,13 @@ final class ThermostatSim: SimulatedDevice {
                 .object(JSONObject([
                     ("set_setpoint", ["params": ["celsius": ["type": "number", "minimum": 5, "maximum": 35]]]),
                     ("set_mode", ["params": ["mode": ["type": "string", "enum": ["heat", "off", "auto"]]]]),
+                ]))
+            ),
+            (
+                "state",
+                .object(JSONObject([
+                    ("setpoint", ["type": "number", "minimum": 5, "maximum": 35]),
+                    ("mode", ["type": "string", "enum": .array(modes.map(JSONValue.string))]),
                 ]))
             ),
             (
@@ -80,10 +91,21 @@ final class ThermostatSim: SimulatedDevice {
         let changed = self.changed
         self.client = DeviceClient(
             configuration: settings.clientConfiguration(token: token, hello: Self.hello),
-            logger: settings.logger(device: id)
-        ) { command in
-            ThermostatSim.handle(command, model: model, changed: changed)
+            logger: settings.logger(device: id),
+            commandHandler: { command in ThermostatSim.handle(command, model: model, changed: changed) },
+            desiredHandler: { update in ThermostatSim.apply(update, model: model, changed: changed) }
+        )
+    }
+
+    /// Takes what it can of the desired state; the state loop then reports the result.
+    private static func apply(_ update: DesiredUpdate, model: Shared<Model>, changed: AsyncStream<Void>.Continuation) {
+        let setpoint = update.delta["setpoint"]?.numberValue?.doubleValue
+        let mode = update.delta["mode"]?.stringValue
+        model.withLock { model in
+            if let setpoint, (5...35).contains(setpoint) { model.setpoint = setpoint }
+            if let mode, modes.contains(mode) { model.mode = mode }
         }
+        changed.yield()
     }
 
     private static func handle(_ command: DeviceCommand, model: Shared<Model>, changed: AsyncStream<Void>.Continuation) -> CommandReply {
@@ -98,7 +120,7 @@ final class ThermostatSim: SimulatedDevice {
                 return .ok(data: .object(model.state))
             }
         case "set_mode":
-            guard let mode = command.params["mode"]?.stringValue, ["heat", "off", "auto"].contains(mode) else {
+            guard let mode = command.params["mode"]?.stringValue, modes.contains(mode) else {
                 return .error(code: "bad_params", message: "mode must be heat, off or auto")
             }
             reply = model.withLock { model in

@@ -3,8 +3,9 @@
 
 It mints its own HS256 device token from the fleet key file (standard library only), connects to
 the gateway's WebSocket endpoint, sends `hello`, then telemetry with `seq` so every message is
-acknowledged, answers `set_interval` and `ping` commands, and reconnects with backoff, resending
-whatever was not acknowledged. Needs the `websockets` package (version 13 or later).
+acknowledged, answers `set_interval` and `ping` commands, applies the desired `interval_s` it is sent
+(`desired` frames) and reports it as state, and reconnects with backoff, resending whatever was not
+acknowledged. Needs the `websockets` package (version 13 or later).
 
     python3 device.py --key-file /etc/gatehouse/fleet.key --device py-sensor-1
 """
@@ -116,6 +117,14 @@ class Device:
             response.update(status="error", error={"code": "unknown_command", "message": f"unknown command {name}"})
         await self.send_acknowledged(response)
 
+    async def apply_desired(self, message: dict):
+        """A `desired` frame carries what of the desired state is still pending; apply it and report the result."""
+        seconds = (message.get("data") or {}).get("interval_s")
+        if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and 1 <= seconds <= 3600:
+            self.interval = float(seconds)
+            self.log(f"desired version {message.get('version')}: interval_s {seconds}")
+            await self.send_acknowledged({"type": "state", "data": {"interval_s": seconds}})
+
     async def read(self, ws):
         # Reading continuously also lets the library answer the gateway's pings.
         async for raw in ws:
@@ -129,6 +138,8 @@ class Device:
                 self.answered(message["seq"], False, message.get("error"))
             elif kind == "command":
                 asyncio.create_task(self.handle_command(message))
+            elif kind == "desired":
+                asyncio.create_task(self.apply_desired(message))
             elif kind == "error":
                 self.log("gateway error:", message.get("error"))
 
@@ -189,6 +200,7 @@ class Device:
                             "set_interval": {"params": {"seconds": {"type": "number", "minimum": 1, "maximum": 3600}}},
                             "ping": {"params": {}},
                         },
+                        "state": {"interval_s": {"type": "number", "minimum": 1, "maximum": 3600}},
                         "telemetry": {"temperature": {"unit": "°C"}, "humidity": {"unit": "%"}},
                     },
                 })

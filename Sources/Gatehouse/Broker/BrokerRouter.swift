@@ -24,14 +24,17 @@ final class BrokerRouter: Sendable {
     private let commands: CommandRouter
     private let bridge: BridgeOperations
     private let homeAssistant: HomeAssistantAnnouncer
+    private let desired: DesiredStateKeeper
     private let settings: SettingsStore
     private let readiness: Readiness
     private let logger: Logger
 
     init(
         gatewayID: String, topics: Topics, link: BrokerLink, directory: DeviceDirectory, devices: DeviceHub, commands: CommandRouter,
-        bridge: BridgeOperations, homeAssistant: HomeAssistantAnnouncer, settings: SettingsStore, readiness: Readiness, logger: Logger
+        bridge: BridgeOperations, homeAssistant: HomeAssistantAnnouncer, desired: DesiredStateKeeper, settings: SettingsStore,
+        readiness: Readiness, logger: Logger
     ) {
+        self.desired = desired
         self.gatewayID = gatewayID
         self.topics = topics
         self.link = link
@@ -57,6 +60,7 @@ final class BrokerRouter: Sendable {
             return
         }
         directory.observe(gateway: gatewayID, online: true)
+        homeAssistant.announceGateway()
         for session in directory.sessions {
             devices.announce(session)
             devices.republishDocuments(of: session)
@@ -70,9 +74,11 @@ final class BrokerRouter: Sendable {
         do {
             // Retain As Published: the mirrors take only retained messages (a plain publish there changes nothing).
             try await client.subscribe(
-                [topics.allAvailability, topics.allMeta, topics.allState, topics.allPending, topics.allBridgeStates],
+                [topics.allAvailability, topics.allMeta, topics.allState, topics.allPending, topics.allBridgeStates,
+                 topics.allDesired, topics.allDelta],
                 qos: .atLeastOnce, identifier: Subscription.observed, retainAsPublished: true)
-            try await client.subscribe([topics.bridgeRequests(gatewayID)], qos: .atLeastOnce, identifier: Subscription.observed)
+            try await client.subscribe(
+                [topics.bridgeRequests(gatewayID), topics.allDesiredSets], qos: .atLeastOnce, identifier: Subscription.observed)
             try await client.subscribe([topics.allRequests, topics.allSets], qos: .atLeastOnce, identifier: Subscription.holder)
             try await client.subscribe(
                 [topics.shared("\(topics.base)/+/request/#"), topics.shared(topics.allSets)],
@@ -102,6 +108,13 @@ final class BrokerRouter: Sendable {
             routeRequest(device: device, command: command, message: message, ids: ids, isSet: false)
         case .set(let device):
             routeRequest(device: device, command: "set", message: message, ids: ids, isSet: true)
+        case .desired(let device) where message.retain:
+            desired.observeDesired(message.payload, of: device)
+        case .delta(let device) where message.retain:
+            desired.observeDelta(message.payload, of: device)
+        case .desiredSet(let device) where !message.retain:
+            // A retained patch comes back at every subscribe: it was applied when it was published.
+            desired.handleSet(device: device, message: message)
         default:
             break
         }

@@ -155,6 +155,9 @@ final class CommandRouter: Sendable {
 
     /// Why the gateway refuses a command before delivery, if it does.
     private func refusal(for name: String, params: JSONObject, device: String) -> (CommandErrorCode, String)? {
+        if name == Topics.desiredCommand {
+            return (.badRequest, "desired is not a command: publish a patch of the desired state to desired/set")
+        }
         if open.count(for: device) + pending.count(for: device) >= config.maxPendingPerDevice,
            directory.session(device) != nil {
             return (.queueFull, "\(config.maxPendingPerDevice) commands already open for \(device)")

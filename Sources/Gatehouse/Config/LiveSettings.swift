@@ -20,7 +20,8 @@ final class LiveSettings: Sendable {
         limits = config.limits
         logLevel = config.log.level
         homeAssistant = config.homeAssistant.enabled
-            ? HomeAssistantDiscovery(prefix: config.homeAssistant.prefix, gateway: config.gateway.id, topics: Topics(base: config.mqtt.baseTopic))
+            ? HomeAssistantDiscovery(prefix: config.homeAssistant.prefix, gateway: config.gateway.id, topics: Topics(base: config.mqtt.baseTopic),
+                                     retainSnapshots: config.homeAssistant.retainSnapshots)
             : nil
     }
 }

@@ -30,6 +30,7 @@ final class DeviceHub: DeviceMessageSink {
     private let directory: DeviceDirectory
     private let commands: CommandRouter
     private let homeAssistant: HomeAssistantAnnouncer
+    private let desired: DesiredStateKeeper
     private let settings: SettingsStore
     private let metrics: GatewayMetrics
     private let logger: Logger
@@ -39,8 +40,10 @@ final class DeviceHub: DeviceMessageSink {
 
     init(
         gatewayID: String, topics: Topics, heartbeatSeconds: Int, telemetryQoS: Int, link: BrokerLink, directory: DeviceDirectory,
-        commands: CommandRouter, homeAssistant: HomeAssistantAnnouncer, settings: SettingsStore, metrics: GatewayMetrics, logger: Logger
+        commands: CommandRouter, homeAssistant: HomeAssistantAnnouncer, desired: DesiredStateKeeper, settings: SettingsStore,
+        metrics: GatewayMetrics, logger: Logger
     ) {
+        self.desired = desired
         self.gatewayID = gatewayID
         self.topics = topics
         self.heartbeatSeconds = heartbeatSeconds
@@ -79,6 +82,7 @@ final class DeviceHub: DeviceMessageSink {
             device: device, gateway: gatewayID, session: session.number,
             heartbeatS: heartbeatSeconds, maxMessageBytes: settings.now.limits.maxMessageBytes
         ))
+        desired.deviceConnected(session)
         announce(session)
         if directory.meta(device) == nil {
             publishMeta(DeviceMeta(ts: now, kind: claims.kind, model: nil, firmware: nil, capabilities: nil), of: device)
@@ -207,6 +211,7 @@ final class DeviceHub: DeviceMessageSink {
                 return BadMessageError(seq: seq, message: "the merged state would be longer than \(settings.limits.maxStateBytes) bytes")
             }
             link.publish(OutboundMessage(topic: topics.state(device), payload: document.encoded(), retain: true), safely, completion: answer)
+            desired.reportedStateChanged(document, of: device)
         case .event(let name, let data, let ts):
             let payload: JSONValue = ["ts": .number(ts ?? JSONNumber(now)), "data": data]
             link.publish(OutboundMessage(topic: topics.event(device, name), payload: payload.serialized()), safely, completion: answer)
@@ -234,7 +239,8 @@ final class DeviceHub: DeviceMessageSink {
         let bytes = Array(payload.readableBytesView)
         metrics.received("media")
         let properties = MQTTProperties(contentType: header.contentType)
-        let message = OutboundMessage(topic: topic, payload: bytes, properties: properties)
+        let retain = header.stream == "snapshot" && settings.now.homeAssistant?.retainSnapshots == true
+        let message = OutboundMessage(topic: topic, payload: bytes, retain: retain, properties: properties)
         link.publish(message, .bestEffort(.atMostOnce, device: session.device, source: session)) { [commands] outcome in
             guard outcome == .safe, let id = header.id else { return }
             commands.answerWithMedia(id, from: session, topic: topic, bytes: bytes.count, contentType: header.contentType)

@@ -41,6 +41,13 @@ final class HomeAssistantAnnouncer: Sendable {
         }
     }
 
+    /// The gateway's own device and connectivity entity (after every broker connect and Home Assistant start).
+    func announceGateway() {
+        guard let discovery = settings.now.homeAssistant else { return }
+        let (topic, payload) = discovery.gatewayEntity()
+        publishRetained(topic, payload.serialized())
+    }
+
     /// A sensor entity for each numeric telemetry key not announced yet for this device.
     func discoverSensors(in data: JSONObject, of device: String, _ discovery: HomeAssistantDiscovery) {
         let numeric = data.compactMap { key, value -> String? in
@@ -83,6 +90,7 @@ final class HomeAssistantAnnouncer: Sendable {
         guard old?.prefix != new?.prefix else { return }
         let devices = directory.sessions.map(\.device)
         if let old {
+            publishRetained(old.gatewayEntity().topic, [])
             for device in devices {
                 for (topic, _) in discoveryMessages(device, old) { publishRetained(topic, []) }
             }
@@ -90,12 +98,14 @@ final class HomeAssistantAnnouncer: Sendable {
         guard let new else { return }
         // Kept by the client across reconnects, like the subscriptions made at start.
         Task { try? await link.client.subscribe([new.statusTopic], qos: .atLeastOnce, identifier: BrokerRouter.Subscription.observed) }
+        announceGateway()
         for device in devices { announce(device) }
     }
 
     /// `homeassistant/status` `online`: Home Assistant (re)started and needs the discovery messages again.
     func homeAssistantStatus(_ payload: [UInt8]) {
         guard String(decoding: payload, as: UTF8.self) == Presence.online.rawValue else { return }
+        announceGateway()
         for session in directory.sessions { announce(session.device) }
     }
 

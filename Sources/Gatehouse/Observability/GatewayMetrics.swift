@@ -25,6 +25,7 @@ final class GatewayMetrics: Sendable {
     private let spoolCounted = Mutex<(dropped: Int, expired: Int)>((0, 0))
     private let brokerConnected = Gauge(label: "gatehouse_broker_connected")
     private let brokerConnects = Counter(label: "gatehouse_broker_connects_total")
+    private let devicesWithDeltaGauge = Gauge(label: "gatehouse_desired_devices_with_delta")
     private let inCount = Atomic<Int>(0)
     private let outCount = Atomic<Int>(0)
     /// Rates between two health reports (`takeRates`), with the same estimator as the status page's.
@@ -35,7 +36,7 @@ final class GatewayMetrics: Sendable {
     static let inTypes = ["hello", "telemetry", "state", "event", "response", "media", "invalid"]
     /// `type` of what the gateway publishes: the topic level after the device id, `bridge`, or `other`
     /// (Home Assistant discovery, MQTT 5 response topics).
-    static let outTypes = ["telemetry", "state", "event", "meta", "availability", "media", "response", "pending", "bridge", "other"]
+    static let outTypes = ["telemetry", "state", "event", "meta", "availability", "media", "response", "pending", "desired", "delta", "bridge", "other"]
 
     /// The `outTypes` entry of a topic the gateway publishes under `base`.
     static func outType(topic: String, base: String) -> String {
@@ -104,6 +105,14 @@ final class GatewayMetrics: Sendable {
         Counter(label: "gatehouse_command_responses_total", dimensions: [("status", status.rawValue)]).increment()
         if let latencyMs { commandRoundTrip.recordMilliseconds(latencyMs) }
     }
+
+    /// One `desired/set` answered: `outcome` is `ok` or the rejection code.
+    func desiredPatch(_ outcome: String) {
+        Counter(label: "gatehouse_desired_patches_total", dimensions: [("outcome", outcome)]).increment()
+    }
+
+    /// Devices whose known delta is not empty.
+    func devicesWithDelta(_ count: Int) { devicesWithDeltaGauge.record(count) }
 
     /// The spool and broker link as of now (called when `/metrics` is scraped).
     func record(spool: Spool.Stats, brokerConnected connected: Bool) {

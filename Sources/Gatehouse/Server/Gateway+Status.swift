@@ -20,6 +20,7 @@ extension Gateway {
         } ?? .null
         let devices = directory.sessions.sorted { $0.device < $1.device }.map { session -> JSONValue in
             let activity = session.readActivity(nowMs: now)
+            let desiredState = desired.status(of: session.device)
             return .object(JSONObject([
                 ("device", .string(session.device)),
                 ("kind", self.devices.kind(of: session).map(JSONValue.string) ?? .null),
@@ -29,6 +30,10 @@ extension Gateway {
                 ("remote", .string(session.remote)),
                 ("messages_in", .number(JSONNumber(activity.messages))),
                 ("messages_per_s", .number(Self.rounded(activity.perSecond))),
+                ("desired_version", desiredState.version.map { .number(JSONNumber($0)) } ?? .null),
+                ("delta", desiredState.delta.map(JSONValue.object) ?? .null),
+                ("delta_pending_since", desiredState.pendingSince.map { .number(JSONNumber($0)) } ?? .null),
+                ("reported", directory.stateDocument(session.device).map { .object($0.data) } ?? .null),
             ]))
         }
         return .object(JSONObject([

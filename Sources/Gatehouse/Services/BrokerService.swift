@@ -2,6 +2,7 @@ import Logging
 import GatehouseProtocol
 import Mosquitto
 import ServiceLifecycle
+import Synchronization
 
 /// Keeps the gateway connected to the broker: libmosquitto reconnects with backoff on its own thread;
 /// this service reacts to each (re)connect and routes incoming messages. `run()` never throws for a
@@ -10,6 +11,7 @@ struct BrokerService: Service {
     let gateway: Gateway
 
     func run() async throws {
+        let stopping = StopFlag()
         try gateway.link.client.start()
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
@@ -26,7 +28,11 @@ struct BrokerService: Service {
                             case .disconnected(let reason):
                                 gateway.readiness.setBrokerReady(false)
                                 gateway.link.disconnected()
-                                gateway.logger.warning("lost the broker at \(gateway.link.client.options.address): \(reason); reconnecting")
+                                if stopping.isSet {
+                                    gateway.logger.info("disconnected from the broker at \(gateway.link.client.options.address) (shutting down)")
+                                } else {
+                                    gateway.logger.warning("lost the broker at \(gateway.link.client.options.address): \(reason); reconnecting")
+                                }
                             }
                         }
                     }
@@ -39,8 +45,16 @@ struct BrokerService: Service {
                 // Stay until shutdown, then let the streams finish when the client stops.
                 try? await gracefulShutdown()
                 let offlineConfirmed = await gateway.shutDown()
+                stopping.set()
                 gateway.link.client.stop(publishingWill: !offlineConfirmed)
             }
         } onGracefulShutdown: {}
     }
+}
+
+/// Set once the service stops the client itself: the disconnect that follows is not a lost broker.
+private final class StopFlag: Sendable {
+    private let value = Mutex(false)
+    var isSet: Bool { value.withLock { $0 } }
+    func set() { value.withLock { $0 = true } }
 }

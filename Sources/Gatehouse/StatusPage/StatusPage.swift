@@ -97,8 +97,8 @@ td[title]{cursor:help}
 <div class="tools"><h2>Devices</h2><span class="mute" id="devices-count"></span><span class="sp"></span>
 <input id="filter" type="search" placeholder="Filter by device or kind" aria-label="Filter devices" autocomplete="off"></div>
 <div class="wrap"><table id="devices">
-<thead><tr><th>Device</th><th>Kind</th><th>Session</th><th>Connected</th><th>Last seen</th><th>Remote</th><th class="n">Messages in</th><th class="n">Msg/s</th></tr></thead>
-<tbody><tr class="empty"><td colspan="8">loading…</td></tr></tbody>
+<thead><tr><th>Device</th><th>Kind</th><th>Session</th><th>Connected</th><th>Last seen</th><th>Remote</th><th class="n">Messages in</th><th class="n">Msg/s</th><th>Desired</th></tr></thead>
+<tbody><tr class="empty"><td colspan="9">loading…</td></tr></tbody>
 </table></div>
 </section>
 </main>
@@ -206,12 +206,16 @@ td[title]{cursor:help}
       cell(tr, r.remote, "mono");
       cell(tr, count(r.messages_in), "n");
       cell(tr, rate(r.messages_per_s), "n");
+      // Desired state (§7): pending since when, in sync, or none.
+      var pending = r.delta && Object.keys(r.delta).length;
+      var d = cell(tr, r.desired_version == null ? "—" : pending ? "pending since " + ago(r.delta_pending_since, now) : "in sync", pending ? "hot" : "mute");
+      if (pending) d.title = JSON.stringify(r.delta) + " since " + when(r.delta_pending_since);
       return tr;
     });
     if (!rows.length) {
       var tr = document.createElement("tr");
       tr.className = "empty";
-      cell(tr, list.length ? "no devices match the filter" : "no devices connected").colSpan = 8;
+      cell(tr, list.length ? "no devices match the filter" : "no devices connected").colSpan = 9;
       rows.push(tr);
     }
     $("devices").tBodies[0].replaceChildren.apply($("devices").tBodies[0], rows);

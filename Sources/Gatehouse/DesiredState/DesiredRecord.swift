@@ -1,0 +1,100 @@
+import GatehouseProtocol
+
+/// What a gateway knows of one device's desired state: the retained `desired` and `delta` documents (its
+/// own and those seen on the broker) and since when the delta is not empty. A value type: the decisions
+/// are unit-tested without I/O, `DesiredStateKeeper` keeps one per device under its lock.
+struct DesiredRecord: Sendable, Equatable {
+    /// The desired document; nil when there is none (version 0).
+    private(set) var document: DesiredDocument?
+    /// The last delta published or seen.
+    private(set) var delta: DeltaDocument?
+    /// When the delta last became non-empty (Unix ms); nil while it is empty.
+    private(set) var pendingSince: Int64?
+
+    /// What a retained `desired` seen on the broker changes.
+    enum Observation: Equatable {
+        /// A higher version than known (written by another gateway, or learnt at start).
+        case newer
+        /// The same or a lower version: ignored (our own publishes echo back; versions only grow).
+        case ignored
+        /// An empty retained message cleared the document.
+        case cleared
+    }
+
+    /// Whether nothing is known (the record can be forgotten).
+    var isEmpty: Bool { document == nil && delta == nil }
+
+    /// Whether the last delta published or seen is not empty.
+    var isPending: Bool { !(delta?.data.isEmpty ?? true) }
+
+    /// The desired version (0 without a document).
+    var version: Int64 { document?.version ?? 0 }
+
+    /// Records a retained `desired` (nil: an empty retained message).
+    mutating func observe(desired: DesiredDocument?) -> Observation {
+        guard let desired else {
+            guard document != nil else { return .ignored }
+            document = nil
+            return .cleared
+        }
+        if let document, document.version >= desired.version { return .ignored }
+        document = desired
+        return .newer
+    }
+
+    /// Records a retained `delta` (nil: cleared) unless it is older than the one known.
+    mutating func observe(delta seen: DeltaDocument?) {
+        guard let seen else {
+            delta = nil
+            pendingSince = nil
+            return
+        }
+        if let delta, (delta.version, delta.stateVersion) > (seen.version, seen.stateVersion) { return }
+        note(seen, now: seen.ts)
+    }
+
+    /// A patch was accepted: the new document.
+    mutating func accept(_ new: DesiredDocument) {
+        document = new
+    }
+
+    /// A publish of `new` failed: back to `previous`, unless a later patch was accepted meanwhile.
+    mutating func revert(_ new: DesiredDocument, to previous: DesiredDocument?) {
+        if document == new { document = previous }
+    }
+
+    /// The delta against the reported state `reported`, to publish when `always` (after an accepted patch)
+    /// or when its data differs from the last one; nil when there is nothing to publish (or no document).
+    mutating func refreshDelta(reported: StateDocument?, always: Bool, now: Int64) -> DeltaDocument? {
+        guard let document else { return nil }
+        let data = DesiredDelta.compute(desired: document.data, reported: reported?.data ?? JSONObject())
+        if !always, let delta, delta.version == document.version, JSONValue.object(delta.data).isEquivalent(to: .object(data)) {
+            return nil
+        }
+        let next = DeltaDocument(ts: now, version: document.version, stateVersion: reported?.version ?? 0, data: data)
+        note(next, now: now)
+        return next
+    }
+
+    /// The delta to send a device that just connected: only when something is pending.
+    func pendingDelta(reported: StateDocument?) -> (version: Int64, data: JSONObject)? {
+        guard let document else { return nil }
+        let data = DesiredDelta.compute(desired: document.data, reported: reported?.data ?? JSONObject())
+        return data.isEmpty ? nil : (document.version, data)
+    }
+
+    /// The delta was withdrawn with the document (empty retained `delta`).
+    mutating func clearDelta() {
+        delta = nil
+        pendingSince = nil
+    }
+
+    private mutating func note(_ next: DeltaDocument, now: Int64) {
+        if next.data.isEmpty {
+            pendingSince = nil
+        } else if pendingSince == nil || delta?.data.isEmpty ?? true {
+            pendingSince = now
+        }
+        delta = next
+    }
+}

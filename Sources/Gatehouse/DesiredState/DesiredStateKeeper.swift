@@ -1,0 +1,220 @@
+import GatehouseProtocol
+import Logging
+import Mosquitto
+import NIOCore
+import Synchronization
+
+/// The desired state of PROTOCOL.md 7: applies `desired/set` patches (when this gateway is the device's
+/// applier), answers them, publishes the retained `desired` and `delta` documents, and sends the device its
+/// delta after `welcome` and after every accepted patch.
+///
+/// Owns the `DesiredBook`: one `DesiredRecord` per device known to have a desired document or delta. Calls `BrokerLink`; reads
+/// `DeviceDirectory` (sessions, holders, meta, reported state) and `SettingsStore` (`limits.max_desired_bytes`).
+///
+/// Order: patches arrive one at a time from `BrokerService`. A held device's delta is computed and
+/// published on its event loop, where its `state` messages are handled too, so an older delta can never
+/// overtake a newer one; for a device nobody holds, the reported state does not change here.
+final class DesiredStateKeeper: Sendable {
+    private let gatewayID: String
+    private let topics: Topics
+    private let link: BrokerLink
+    private let directory: DeviceDirectory
+    private let settings: SettingsStore
+    private let metrics: GatewayMetrics
+    private let logger: Logger
+    private let book = Mutex(DesiredBook())
+
+    init(gatewayID: String, topics: Topics, link: BrokerLink, directory: DeviceDirectory, settings: SettingsStore,
+         metrics: GatewayMetrics, logger: Logger) {
+        self.gatewayID = gatewayID
+        self.topics = topics
+        self.link = link
+        self.directory = directory
+        self.settings = settings
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    // MARK: Patches
+
+    /// A message on `<base>/<dev>/desired/set`. Every gateway gets it; only the device's applier acts.
+    func handleSet(device: String, message: MQTTMessage) {
+        guard Identifiers.isValidDeviceID(device), isApplier(for: device) else { return }
+        let replyTo = message.properties.responseTopic.map { ReplyTo(topic: $0, correlationData: message.properties.correlationData) }
+        let request: DesiredPatchRequest
+        switch DesiredPatchRequest.parse(message.payload) {
+        case .failure(let error):
+            return answer(device: device, id: error.rawID ?? .null, .rejected(.badRequest, error.message), replyTo: replyTo)
+        case .success(let parsed):
+            request = parsed
+        }
+        let id = request.id?.json ?? .string("gh-\(gatewayID)-\(nowMs())-\(UInt32.random(in: 0...UInt32.max))")
+        let capabilities = Capabilities(directory.meta(device)?.capabilities)
+        let maxBytes = settings.now.limits.maxDesiredBytes
+        let decided = book.withLock { book in
+            book.update(device) { record -> (DesiredPatch.Outcome, DesiredDocument?) in
+                let previous = record.document
+                let outcome = DesiredPatch.apply(request, to: previous, capabilities: capabilities, maxBytes: maxBytes, now: nowMs())
+                if case .accepted(let document) = outcome { record.accept(document) }
+                return (outcome, previous)
+            }
+        }
+        guard case .accepted(let document) = decided.0 else { return answer(device: device, id: id, decided.0, replyTo: replyTo) }
+        let previous = decided.1
+        // The answer waits for the broker's acknowledgement of the document: a subscriber to both sees the document first.
+        link.publish(
+            OutboundMessage(topic: topics.desired(device), payload: document.encoded(), retain: true),
+            .mustBeSafe(device: device, source: nil)
+        ) { [self] outcome in
+            if case .refused(let code, let text) = outcome {
+                book.withLock { $0.update(device) { $0.revert(document, to: previous) } }
+                logger.warning("desired document of \(device) not stored: \(text)")
+                answer(device: device, id: id, .rejected(.badRequest, "the broker did not store the desired document (\(code.rawValue)): \(text)"), replyTo: replyTo)
+            } else {
+                answer(device: device, id: id, .accepted(document), replyTo: replyTo)
+            }
+        }
+        withDeviceOrder(device) { [self] session in
+            publishDelta(of: device, always: true)
+            if let session { sendPending(to: session, always: true) }
+        }
+    }
+
+    /// Whether this gateway applies the device's patches now.
+    private func isApplier(for device: String) -> Bool {
+        DesiredPatch.isApplier(
+            myself: gatewayID, holdsDevice: directory.session(device) != nil,
+            otherHolder: directory.holder(of: device, myself: gatewayID), onlineGateways: directory.onlineGateways)
+    }
+
+    /// Publishes the one answer of a patch on `response/desired` and, when the rule allows, its Response Topic.
+    private func answer(device: String, id: JSONValue, _ outcome: DesiredPatch.Outcome, replyTo: ReplyTo?) {
+        var object = JSONObject([("id", id)])
+        switch outcome {
+        case .accepted(let document):
+            object["status"] = "ok"
+            object["data"] = ["version": .number(document.version)]
+            metrics.desiredPatch("ok")
+        case .rejected(let code, let message):
+            object["status"] = .string(CommandStatus.rejected.rawValue)
+            object["error"] = ["code": .string(code.rawValue), "message": .string(message)]
+            metrics.desiredPatch(code.rawValue)
+        }
+        object["ts"] = .number(nowMs())
+        let payload = JSONValue.object(object).serialized()
+        let delivery = Durability.mustBeSafe(device: device, source: nil)
+        link.publish(OutboundMessage(topic: topics.response(device, Topics.desiredCommand), payload: payload), delivery)
+        if let replyTo, topics.isAllowedResponseTopic(replyTo.topic) {
+            link.publish(OutboundMessage(topic: replyTo.topic, payload: payload, properties: MQTTProperties(correlationData: replyTo.correlationData)), delivery)
+        }
+    }
+
+    // MARK: Retained documents seen on the broker
+
+    /// A retained `<base>/<dev>/desired` (empty payload: cleared). A payload that is not a desired document
+    /// changes nothing; a lower version than known is ignored.
+    func observeDesired(_ payload: [UInt8], of device: String) {
+        let document = payload.isEmpty ? nil : DesiredDocument.decode(payload)
+        if !payload.isEmpty, document == nil { return }
+        let observation = book.withLock { $0.update(device) { $0.observe(desired: document) } }
+        switch observation {
+        case .ignored:
+            return
+        case .newer:
+            // Applied elsewhere (a device that moved, or a race between gateways): a held device still gets it.
+            guard let session = directory.session(device) else { return }
+            withDeviceOrder(device) { [self] _ in
+                publishDelta(of: device, always: false)
+                sendPending(to: session, always: true)
+            }
+        case .cleared:
+            guard isApplier(for: device) else { return }
+            metrics.devicesWithDelta(book.withLock { book in
+                book.update(device) { $0.clearDelta() }
+                return book.pendingCount
+            })
+            link.publish(OutboundMessage(topic: topics.delta(device), payload: [], retain: true), .mustBeSafe(device: device, source: nil))
+            directory.session(device)?.send(.desired(version: 0, data: JSONObject()))
+        }
+    }
+
+    /// A retained `<base>/<dev>/delta` (empty payload: cleared).
+    func observeDelta(_ payload: [UInt8], of device: String) {
+        let delta = payload.isEmpty ? nil : DeltaDocument.decode(payload)
+        if !payload.isEmpty, delta == nil { return }
+        metrics.devicesWithDelta(book.withLock { book in
+            book.update(device) { $0.observe(delta: delta) }
+            return book.pendingCount
+        })
+    }
+
+    // MARK: Device events (on the device's event loop)
+
+    /// Right after `welcome`, before queued commands: the pending delta, when there is one. A delta that the
+    /// reported state has changed since it was published (elsewhere, or before a restart) is published anew.
+    func deviceConnected(_ session: DeviceSession) {
+        publishDelta(of: session.device, always: false)
+        sendPending(to: session, always: false)
+    }
+
+    /// The device reported state (`document` is the merged result): the delta, when that changes its data.
+    func reportedStateChanged(_ document: StateDocument, of device: String) {
+        publishDelta(of: device, always: false, reported: document)
+    }
+
+    // MARK: Status
+
+    /// `desired_version`, `delta`, `delta_pending_since` for the status page (nulls when there is no document).
+    func status(of device: String) -> (version: Int64?, delta: JSONObject?, pendingSince: Int64?) {
+        book.withLock { book in
+            guard let record = book.records[device], let document = record.document else { return (nil, nil, nil) }
+            return (document.version, record.delta?.data, record.pendingSince)
+        }
+    }
+
+    // MARK: Helpers
+
+    /// Runs `body` where the device's deltas are ordered: on its session's event loop when held here, else at once.
+    private func withDeviceOrder(_ device: String, _ body: @escaping @Sendable (DeviceSession?) -> Void) {
+        guard let session = directory.session(device) else { return body(nil) }
+        session.channel.eventLoop.execute { body(session) }
+    }
+
+    private func publishDelta(of device: String, always: Bool, reported: StateDocument? = nil) {
+        let state = reported ?? directory.stateDocument(device)
+        let (delta, pendingCount) = book.withLock { book in
+            (book.update(device) { $0.refreshDelta(reported: state, always: always, now: nowMs()) }, book.pendingCount)
+        }
+        guard let delta else { return }
+        metrics.devicesWithDelta(pendingCount)
+        link.publish(OutboundMessage(topic: topics.delta(device), payload: delta.encoded(), retain: true), .mustBeSafe(device: device, source: nil))
+    }
+
+    /// Sends the `desired` frame: the delta against the reported state now; an empty one only when `always`.
+    private func sendPending(to session: DeviceSession, always: Bool) {
+        let state = directory.stateDocument(session.device)
+        let frame = book.withLock { book -> GatewayMessage? in
+            guard let record = book.records[session.device], let document = record.document else { return nil }
+            let pending = record.pendingDelta(reported: state)
+            if pending == nil && !always { return nil }
+            return .desired(version: document.version, data: pending?.data ?? JSONObject())
+        }
+        if let frame { session.send(frame) }
+    }
+}
+
+/// The keeper's records, and how many of them have a pending delta (kept as records change, for the gauge).
+struct DesiredBook: Sendable {
+    private(set) var records: [String: DesiredRecord] = [:]
+    private(set) var pendingCount = 0
+
+    /// Changes one device's record (a fresh one when there is none); an empty record is forgotten.
+    mutating func update<Result>(_ device: String, _ body: (inout DesiredRecord) -> Result) -> Result {
+        var record = records[device] ?? DesiredRecord()
+        let wasPending = record.isPending
+        let result = body(&record)
+        pendingCount += (record.isPending ? 1 : 0) - (wasPending ? 1 : 0)
+        records[device] = record.isEmpty ? nil : record
+        return result
+    }
+}

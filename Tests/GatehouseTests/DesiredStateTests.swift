@@ -1,0 +1,135 @@
+import GatehouseProtocol
+import Testing
+
+@testable import Gatehouse
+
+/// The gateway's desired-state decisions without I/O: applying a patch, which gateway applies, what a
+/// retained document changes, and when the delta is published.
+@Suite struct DesiredStateTests {
+    let none = Capabilities(nil)
+
+    func apply(_ data: JSONObject, version: Int64? = nil, to current: DesiredDocument?, capabilities: Capabilities? = nil,
+               maxBytes: Int = 16384) -> DesiredPatch.Outcome {
+        DesiredPatch.apply(DesiredPatchRequest(data: data, version: version), to: current, capabilities: capabilities ?? none,
+                           maxBytes: maxBytes, now: 7)
+    }
+
+    @Test func firstPatchIsVersionOneAndEachRaisesByOne() {
+        let first = apply(["a": 1], to: nil)
+        #expect(first == .accepted(DesiredDocument(ts: 7, version: 1, data: ["a": 1])))
+        let same = apply([:], to: DesiredDocument(ts: 1, version: 1, data: ["a": 1]))
+        #expect(same == .accepted(DesiredDocument(ts: 7, version: 2, data: ["a": 1])), "a patch that changes nothing still counts")
+    }
+
+    @Test func patchMerges() {
+        let current = DesiredDocument(ts: 1, version: 3, data: ["o": ["x": 1, "y": 2], "k": true])
+        #expect(apply(["o": ["y": nil, "z": 3], "k": nil], to: current) == .accepted(DesiredDocument(ts: 7, version: 4, data: ["o": ["x": 1, "z": 3]])))
+    }
+
+    @Test func versionConflicts() {
+        let current = DesiredDocument(ts: 1, version: 3, data: [:])
+        #expect(apply([:], version: 3, to: current) == .accepted(DesiredDocument(ts: 7, version: 4, data: [:])))
+        for wrong: Int64 in [0, 2, 4, Int64.max] {
+            guard case .rejected(.versionConflict, _) = apply([:], version: wrong, to: current) else {
+                Issue.record("version \(wrong) against 3 should conflict")
+                continue
+            }
+        }
+        #expect(apply([:], version: 0, to: nil) == .accepted(DesiredDocument(ts: 7, version: 1, data: [:])))
+    }
+
+    @Test func theHighestVersionIsRefusedNotWrapped() {
+        let top = DesiredDocument(ts: 1, version: Int64.max, data: [:])
+        guard case .rejected(.versionConflict, _) = apply(["a": 1], to: top) else {
+            Issue.record("Int64.max has no next version")
+            return
+        }
+    }
+
+    @Test func badParamsComeBeforeTooBig() throws {
+        let capabilities = Capabilities(["state": ["s": ["type": "string"]]])
+        guard case .rejected(.badParams, _) = apply(["s": 1], to: nil, capabilities: capabilities, maxBytes: 2) else {
+            Issue.record("expected bad_params")
+            return
+        }
+    }
+
+    @Test func tooBigCountsTheMergedCompactData() {
+        // {"s":"xxxx"} is 12 bytes.
+        #expect(apply(["s": "xxxx"], to: nil, maxBytes: 12) == .accepted(DesiredDocument(ts: 7, version: 1, data: ["s": "xxxx"])))
+        guard case .rejected(.tooBig, _) = apply(["s": "xxxxx"], to: nil, maxBytes: 12) else {
+            Issue.record("13 bytes over 12")
+            return
+        }
+        let current = DesiredDocument(ts: 1, version: 1, data: ["s": "xxxx"])
+        guard case .rejected(.tooBig, _) = apply(["t": 1], to: current, maxBytes: 12) else {
+            Issue.record("the resulting document counts, not the patch")
+            return
+        }
+    }
+
+    @Test func theHolderAppliesElseTheSmallestOnlineGateway() {
+        #expect(DesiredPatch.isApplier(myself: "gw-b", holdsDevice: true, otherHolder: nil, onlineGateways: ["gw-a", "gw-b"]))
+        #expect(!DesiredPatch.isApplier(myself: "gw-a", holdsDevice: false, otherHolder: "gw-b", onlineGateways: ["gw-a", "gw-b"]))
+        #expect(DesiredPatch.isApplier(myself: "gw-a", holdsDevice: false, otherHolder: nil, onlineGateways: ["gw-a", "gw-b"]))
+        #expect(!DesiredPatch.isApplier(myself: "gw-b", holdsDevice: false, otherHolder: nil, onlineGateways: ["gw-a", "gw-b"]))
+        #expect(DesiredPatch.isApplier(myself: "gw-b", holdsDevice: false, otherHolder: nil, onlineGateways: []),
+                "before its own bridge state echoes back a gateway counts itself")
+    }
+
+    @Test func retainedDesiredVersionsOnlyGrow() {
+        var record = DesiredRecord()
+        #expect(record.observe(desired: DesiredDocument(ts: 1, version: 2, data: ["a": 1])) == .newer)
+        #expect(record.observe(desired: DesiredDocument(ts: 2, version: 1, data: ["a": 9])) == .ignored)
+        #expect(record.observe(desired: DesiredDocument(ts: 2, version: 2, data: ["a": 9])) == .ignored, "our own publish echoes back")
+        #expect(record.version == 2 && record.document?.data == ["a": 1])
+        #expect(record.observe(desired: nil) == .cleared)
+        #expect(record.version == 0)
+        #expect(record.observe(desired: nil) == .ignored)
+    }
+
+    @Test func deltaIsPublishedAfterPatchesAlwaysAndAfterStateOnlyWhenItChanges() {
+        var record = DesiredRecord()
+        #expect(record.refreshDelta(reported: nil, always: true, now: 1) == nil, "no document, no delta")
+        record.accept(DesiredDocument(ts: 1, version: 1, data: ["sp": 21]))
+        let reported = StateDocument(ts: 1, version: 4, data: ["sp": 19])
+        #expect(record.refreshDelta(reported: reported, always: true, now: 10) == DeltaDocument(ts: 10, version: 1, stateVersion: 4, data: ["sp": 21]))
+        #expect(record.pendingSince == 10)
+        #expect(record.refreshDelta(reported: StateDocument(ts: 2, version: 5, data: ["sp": 19, "x": 1]), always: false, now: 20) == nil)
+        #expect(record.refreshDelta(reported: StateDocument(ts: 3, version: 6, data: ["sp": 21.0]), always: false, now: 30)
+                == DeltaDocument(ts: 30, version: 1, stateVersion: 6, data: [:]))
+        #expect(record.pendingSince == nil)
+        #expect(record.pendingDelta(reported: StateDocument(ts: 3, version: 6, data: ["sp": 21.0])) == nil)
+    }
+
+    @Test func pendingSinceKeepsTheFirstMoment() {
+        var record = DesiredRecord()
+        record.accept(DesiredDocument(ts: 1, version: 1, data: ["a": 1, "b": 2]))
+        _ = record.refreshDelta(reported: nil, always: true, now: 100)
+        _ = record.refreshDelta(reported: StateDocument(ts: 1, version: 1, data: ["a": 1]), always: false, now: 200)
+        #expect(record.pendingSince == 100)
+    }
+
+    @Test func olderRetainedDeltaIsIgnored() {
+        var record = DesiredRecord()
+        record.observe(delta: DeltaDocument(ts: 5, version: 2, stateVersion: 3, data: ["a": 1]))
+        record.observe(delta: DeltaDocument(ts: 6, version: 2, stateVersion: 2, data: [:]))
+        #expect(record.delta?.stateVersion == 3 && record.pendingSince == 5)
+        record.observe(delta: nil)
+        #expect(record.isEmpty)
+    }
+}
+
+@Suite struct DesiredBookTests {
+    @Test func countsPendingDeltasAndForgetsEmptyRecords() {
+        var book = DesiredBook()
+        book.update("a") { $0.accept(DesiredDocument(ts: 1, version: 1, data: ["x": 1])) }
+        _ = book.update("a") { $0.refreshDelta(reported: nil, always: true, now: 1) }
+        book.update("b") { $0.observe(delta: DeltaDocument(ts: 1, version: 1, stateVersion: 0, data: ["y": 2])) }
+        #expect(book.pendingCount == 2)
+        _ = book.update("a") { $0.refreshDelta(reported: StateDocument(ts: 2, version: 1, data: ["x": 1]), always: false, now: 2) }
+        #expect(book.pendingCount == 1)
+        book.update("b") { $0.observe(delta: nil) }
+        #expect(book.pendingCount == 0 && book.records["b"] == nil && book.records["a"] != nil)
+    }
+}
