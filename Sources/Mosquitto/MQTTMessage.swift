@@ -68,7 +68,8 @@ public struct MQTTMessage: Sendable {
     public var payload: [UInt8]
     /// The QoS the message was delivered with.
     public var qos: MQTTQoS
-    /// True when this is a retained message sent because of a new subscription.
+    /// True for a retained message sent because of a new subscription, and (with Retain As Published) for
+    /// one published retained while subscribed.
     public var retain: Bool
     /// The MQTT 5 properties that came with the message.
     public var properties: MQTTProperties

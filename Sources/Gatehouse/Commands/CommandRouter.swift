@@ -11,7 +11,7 @@ import NIOCore
 /// `BrokerLink` (responses, pending documents) and reads `DeviceDirectory` (sessions, meta, holders).
 final class CommandRouter: Sendable {
     /// Which subscription a request arrived through (MQTT 5 Subscription Identifier).
-    enum RequestRoute {
+    enum RequestRoute: Equatable {
         /// The plain subscription: this gateway acts only for devices it holds.
         case holder
         /// The shared subscription: exactly one gateway gets it and answers when nobody holds the device.
@@ -28,6 +28,7 @@ final class CommandRouter: Sendable {
     private let timerLoop: any EventLoop
     private let open = CommandBook()
     private let pending = PendingQueue()
+    private let copies = RequestCopies()
 
     init(gatewayID: String, topics: Topics, config: CommandsSection, link: BrokerLink, directory: DeviceDirectory,
          metrics: GatewayMetrics, timerLoop: any EventLoop) {
@@ -96,11 +97,11 @@ final class CommandRouter: Sendable {
     func handleRequest(device: String, command name: String, message: MQTTMessage, route: RequestRoute, isSet: Bool) {
         guard Identifiers.isValidDeviceID(device) else { return }
         let session = directory.session(device)
-        switch route {
-        case .holder where session == nil: return
-        case .shared where session != nil || directory.holder(of: device, myself: gatewayID) != nil: return
-        default: break
+        let wouldAct = switch route {
+        case .holder: session != nil
+        case .shared: session == nil && directory.holder(of: device, myself: gatewayID) == nil
         }
+        guard copies.claim(message, device: device, command: name, route: route, wouldAct: wouldAct) else { return }
         // A forbidden Response Topic is dropped: the answer then goes to `response/<command>` alone.
         let replyTo = message.properties.responseTopic.flatMap { topic in
             topics.isAllowedResponseTopic(topic) ? ReplyTo(topic: topic, correlationData: message.properties.correlationData) : nil
