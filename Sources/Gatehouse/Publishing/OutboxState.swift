@@ -16,6 +16,9 @@ import NIOCore
 /// - A device's messages still waiting for their PUBACK are copied into the spool ahead of that device's
 ///   first spooled message: should the gateway stop before they are confirmed, the spool still holds them
 ///   in order. That copy is the only source of duplicates, and it happens only after a broker fault.
+/// - A message `spooled` already (write-ahead, for the embedded broker: the spool keeps it until the broker
+///   has saved it, and the spool's rewind publishes it again after a broker fault) is neither copied nor
+///   spooled again; when the broker is lost before it went out, it is simply forgotten here.
 struct OutboxState {
     enum Mode: Equatable { case direct, spooling }
 
@@ -25,6 +28,8 @@ struct OutboxState {
         var entry: SpoolEntry
         var device: String
         var completion: PublishCompletion?
+        /// Already in the spool (write-ahead): never appended again.
+        var spooled = false
     }
 
     /// A pause or resume of a source. `order` grows with every such decision, so a source that hears of
@@ -83,17 +88,23 @@ struct OutboxState {
 
     var isStopped: Bool { stopped }
 
+    /// True when a message submitted now goes to the broker (at once or after waiting), not to the spool.
+    var publishesDirectly: Bool { mode == .direct && connected && !stopped }
+
     // MARK: Messages
 
-    /// One must-be-safe message of `device`.
-    mutating func submit(_ entry: SpoolEntry, device: String, source: (any PublishSource)?, completion: PublishCompletion?) -> Effects {
+    /// One must-be-safe message of `device`; `spooled` when the caller wrote it ahead to the spool (only while
+    /// `publishesDirectly`).
+    mutating func submit(
+        _ entry: SpoolEntry, device: String, source: (any PublishSource)?, completion: PublishCompletion?, spooled: Bool = false
+    ) -> Effects {
         var effects = Effects()
-        guard mode == .direct, connected, !stopped else {
+        guard publishesDirectly else {
             enterSpooling(&effects)
-            spool(entry, device: device, completion: completion, into: &effects)
+            if !spooled { spool(entry, device: device, completion: completion, into: &effects) }
             return effects
         }
-        let message = Message(id: nextID, entry: entry, device: device, completion: completion)
+        let message = Message(id: nextID, entry: entry, device: device, completion: completion, spooled: spooled)
         nextID &+= 1
         if waiting.isEmpty, inFlight < window {
             start(message, into: &effects)
@@ -131,6 +142,15 @@ struct OutboxState {
         connected = false
         var effects = Effects()
         enterSpooling(&effects)
+        return effects
+    }
+
+    /// A spool that was off at start opened later holding an earlier run's entries: they go out before
+    /// anything new.
+    mutating func spoolOpenedWithEntries() -> Effects {
+        var effects = Effects()
+        enterSpooling(&effects)
+        effects.replay = requestReplay()
         return effects
     }
 
@@ -188,7 +208,7 @@ struct OutboxState {
     /// At the end of the shutdown grace: the live messages not confirmed and those still waiting, oldest
     /// first, for the spool (their devices also hold them and resend them after reconnecting).
     mutating func takeLeftovers() -> [Message] {
-        let left = (unconfirmed.values.flatMap { $0 } + waiting).sorted { $0.id < $1.id }
+        let left = (unconfirmed.values.flatMap { $0 } + waiting.filter { !$0.spooled }).sorted { $0.id < $1.id }
         unconfirmed = [:]
         waiting.removeAll()
         return left
@@ -210,7 +230,9 @@ struct OutboxState {
 
     private mutating func start(_ message: Message, into effects: inout Effects) {
         inFlight += 1
-        unconfirmed[message.device, default: []].append(Message(id: message.id, entry: message.entry, device: message.device))
+        if !message.spooled {
+            unconfirmed[message.device, default: []].append(Message(id: message.id, entry: message.entry, device: message.device))
+        }
         toPublish.append(message)
         if !draining {
             draining = true
@@ -243,7 +265,8 @@ struct OutboxState {
         guard mode == .direct else { return }
         mode = .spooling
         while let message = waiting.popFirst() {
-            spool(message.entry, device: message.device, completion: message.completion, into: &effects)
+            // A message written ahead is in the spool already, where a rewind has it read again.
+            if !message.spooled { spool(message.entry, device: message.device, completion: message.completion, into: &effects) }
         }
         resumeAll(&effects)
     }

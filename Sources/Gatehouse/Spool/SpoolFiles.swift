@@ -105,6 +105,15 @@ struct SpoolFiles {
         if durable { try syncDirectory() }
     }
 
+    /// Cuts a file to `size` bytes, durably.
+    func truncate(_ path: String, to size: Int) throws(IOError) {
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw IOError("open", path) }
+        defer { close(fd) }
+        guard ftruncate(fd, off_t(size)) == 0 else { throw IOError("truncate", path) }
+        guard fdatasync(fd) == 0 else { throw IOError("sync", path) }
+    }
+
     func remove(_ number: UInt64) {
         unlink(segmentPath(number))
     }
