@@ -204,6 +204,12 @@ final class Spool: Sendable {
     /// Cuts the active segment back to its durable end and saves the checkpoint durably: when both work the
     /// disk takes writes again. At open and every 2 s after a failed write.
     private func probeWriting() {
+        // Everything was published since the disk filled up: a new (empty) segment lets the old one be deleted,
+        // which frees the space this spool itself took.
+        if state.withLock({ $0.depth == 0 && $0.pendingRecords == 0 && $0.active.bytes > 0 && $0.read.offset == $0.active.bytes }) {
+            rollSegment()
+            if state.withLock({ advanceCheckpoint(&$0) }) { scheduleCheckpoint() }
+        }
         let (writer, active, position, failure) = state.withLock { state in
             state.lastAttemptMs = clock.now().monotonicMs
             return (state.writer, state.active, state.checkpoint, state.writeFailure)
