@@ -71,13 +71,18 @@ final class Outbox: Sendable {
         } catch {
             return nil
         }
-        let spool = self.spool
+        let (spool, logger, topic) = (self.spool, self.logger, entry.topic)
         // Its PUBACK (or a refusal for good) lets the entry leave the spool after the broker's unsaved window; a
         // lost connection leaves it for the rewind.
         let settled: PublishCompletion = { outcome in
-            guard let ticket else { return }
-            if case .refused(.brokerUnavailable, _) = outcome { return }
-            spool.acknowledge(ticket)
+            switch outcome {
+            case .refused(.brokerUnavailable, _): return
+            case .refused(_, let reason):
+                // Acked from disk already: like a spooled message the broker refuses, it is dropped.
+                logger.error("the broker refused a message; dropping it", metadata: ["topic": "\(topic)", "error": "\(reason)"])
+            case .safe: break
+            }
+            if let ticket { spool.acknowledge(ticket) }
         }
         return state.submit(entry, device: device, source: source, completion: settled, spooled: true)
     }
