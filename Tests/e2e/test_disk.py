@@ -65,7 +65,7 @@ def readyz(g):
         return None
 
 
-def test_a_full_disk_at_start_leaves_the_gateway_serving_and_nacks_only_what_it_cannot_keep(gateway, link, small_disk, mqtt):
+def test_a_full_disk_at_start_leaves_the_gateway_serving_and_nacks_only_what_it_cannot_keep(small_disk, link, gateway, mqtt):
     spool_dir = small_disk.path / "spool"
     spool_dir.mkdir()
     small_disk.fill()
@@ -97,7 +97,7 @@ def test_a_full_disk_at_start_leaves_the_gateway_serving_and_nacks_only_what_it_
     assert g.running
 
 
-def test_a_disk_that_fills_during_an_outage_refuses_cleanly_and_the_spool_comes_back(gateway, link, small_disk, mqtt):
+def test_a_disk_that_fills_during_an_outage_refuses_cleanly_and_the_spool_comes_back(small_disk, link, gateway, mqtt):
     spool_dir = small_disk.path / "spool"
     spool_dir.mkdir()
     g = gateway(mqtt={"url": f"mqtt://127.0.0.1:{link.port}"}, spool={"dir": str(spool_dir), "max_bytes": "1MiB"})

@@ -326,29 +326,23 @@ final class Spool: Sendable {
         }
         guard !batch.isEmpty else { return }
         if rollFirst { rollSegment() }
-        let (writer, number) = state.withLock { ($0.writer, $0.active.number) }
-        guard writer >= 0 else {
-            state.withLock { state in
-                state.depth -= records
-                state.flushingBytes = 0
-                state.flushingRecords = 0
-            }
-            for completion in completions { completion(.io("the spool is closed")) }
+        let (writer, number, durableEnd, failure) = state.withLock { ($0.writer, $0.active.number, $0.active.bytes, $0.writeFailure) }
+        // A batch collected before a write failed is refused too: nothing is written behind bytes that may be torn.
+        if let refusal = writer < 0 ? "the spool is closed" : failure {
+            refuse(records, completions, refusal)
             return
         }
         do {
             try files.appendDurably(writer, batch, path: files.segmentPath(number))
         } catch {
             // The disk refused (e.g. it is full): these messages are refused, and so is every new one until a
-            // test write works (`probeWriting`, which also cuts the file back to its durable end).
+            // test write works (`probeWriting`, which also cuts the file back to its durable end again).
             logger.error("spool write failed; \(records) messages refused: \(error)")
+            _ = ftruncate(writer, off_t(durableEnd))
             state.withLock { state in
                 if state.writeFailure == nil { state.writeFailure = "the spool cannot be written: \(error)" }
-                state.depth -= records
-                state.flushingBytes = 0
-                state.flushingRecords = 0
             }
-            for completion in completions { completion(.io("\(error)")) }
+            refuse(records, completions, "\(error)")
             return
         }
         let (roll, checkpointMoved) = state.withLock { state in
@@ -371,6 +365,16 @@ final class Spool: Sendable {
         if checkpointMoved { scheduleCheckpoint() }
         for completion in completions { completion(nil) }
         durableHook.withLock { $0 }?.run()
+    }
+
+    /// A batch that was not written: its entries are not in the log, and their appenders hear why.
+    private func refuse(_ records: Int, _ completions: [Completion], _ reason: String) {
+        state.withLock { state in
+            state.depth -= records
+            state.flushingBytes = 0
+            state.flushingRecords = 0
+        }
+        for completion in completions { completion(.io(reason)) }
     }
 
     /// The batch's leading records that their appender publishes itself count as read, with their tickets,
