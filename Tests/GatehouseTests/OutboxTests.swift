@@ -62,7 +62,7 @@ import Testing
     let dir = NSTemporaryDirectory() + "gatehouse-outbox-\(UInt64.random(in: 0...UInt64.max))"
 
     func makeOutbox(window: Int, writeAhead: Bool = false, keepAcknowledgedMs: Int64 = 0) throws -> (Outbox, MemoryBroker, Spool) {
-        let spool = Spool(
+        let spool = try Spool(
             dir: dir, limits: .init(maxBytes: 1 << 24, maxAgeMs: 86_400_000, dropOldest: false, keepAcknowledgedMs: keepAcknowledgedMs),
             logger: Logger(label: "test"))
         let broker = MemoryBroker()

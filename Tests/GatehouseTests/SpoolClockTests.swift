@@ -9,8 +9,8 @@ import Testing
     let dir = NSTemporaryDirectory() + "gatehouse-spool-clock-\(UInt64.random(in: 0...UInt64.max))"
     let hour: Int64 = 3_600_000
 
-    func open(_ clock: ManualSpoolClock, maxAgeMs: Int64) -> Spool {
-        Spool(dir: dir, limits: .init(maxBytes: 1 << 20, maxAgeMs: maxAgeMs, dropOldest: false), clock: clock,
+    func open(_ clock: ManualSpoolClock, maxAgeMs: Int64) throws -> Spool {
+        try Spool(dir: dir, limits: .init(maxBytes: 1 << 20, maxAgeMs: maxAgeMs, dropOldest: false), clock: clock,
               logger: Logger(label: "spool-clock-test"))
     }
 
@@ -55,7 +55,7 @@ import Testing
     @Test func aForwardStepOfTheWallClockExpiresNothingSpooledInThisRun() async throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let clock = ManualSpoolClock()
-        let spool = open(clock, maxAgeMs: hour)
+        let spool = try open(clock, maxAgeMs: hour)
         try await appendDurably((0..<50).map(entry), to: spool)
         clock.stepWall(ms: 30 * 24 * hour)  // NTP corrects a clock a month behind
         try await appendDurably((50..<100).map(entry), to: spool)
@@ -77,7 +77,7 @@ import Testing
     @Test func theSweepDropsSegmentsByTheMonotonicClockOnly() async throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let clock = ManualSpoolClock()
-        let spool = open(clock, maxAgeMs: hour)
+        let spool = try open(clock, maxAgeMs: hour)
         try await appendDurably((0..<10).map(entry), to: spool)
         clock.stepWall(ms: 365 * 24 * hour)
         try await appendDurably((10..<20).map(entry), to: spool)  // a new segment: the clock offset changed
@@ -96,20 +96,20 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let first = ManualSpoolClock(wallMs: 1_750_000_000_000, monotonicMs: 900_000)
         do {
-            let spool = open(first, maxAgeMs: hour)
+            let spool = try open(first, maxAgeMs: hour)
             try await appendDurably((0..<10).map(entry), to: spool)
             spool.shutDown()
         }
         // Restarted (a new boot: the monotonic clock starts again) 20 minutes later by the wall clock.
         let second = ManualSpoolClock(wallMs: 1_750_000_000_000 + 20 * 60_000, monotonicMs: 3_000)
-        let spool = open(second, maxAgeMs: hour)
+        let spool = try open(second, maxAgeMs: hour)
         #expect(spool.stats().oldestAgeMs == 20 * 60_000)
         second.stepWall(ms: 10 * 24 * hour)  // a step after the open changes nothing
         #expect(readAll(spool).allSatisfy { !$0.expired })
         spool.shutDown()
         // Opened again 2 hours after they were spooled: older than max_age.
         let third = ManualSpoolClock(wallMs: 1_750_000_000_000 + 2 * hour, monotonicMs: 3_000)
-        let late = open(third, maxAgeMs: hour)
+        let late = try open(third, maxAgeMs: hour)
         let items = readAll(late)
         #expect(items.count == 10 && items.allSatisfy(\.expired))
         late.shutDown()

@@ -31,8 +31,8 @@ final class ManualSpoolClock: SpoolClock {
         maxBytes: Int = 1 << 20, maxAgeMs: Int64 = 86_400_000, dropOldest: Bool = false, keepAcknowledgedMs: Int64 = 0,
         clock: any SpoolClock = SystemSpoolClock()
     ) throws -> Spool {
-        Spool(dir: dir, limits: .init(maxBytes: maxBytes, maxAgeMs: maxAgeMs, dropOldest: dropOldest, keepAcknowledgedMs: keepAcknowledgedMs),
-              clock: clock, logger: logger)
+        try Spool(dir: dir, limits: .init(maxBytes: maxBytes, maxAgeMs: maxAgeMs, dropOldest: dropOldest, keepAcknowledgedMs: keepAcknowledgedMs),
+                  clock: clock, logger: logger)
     }
 
     /// Appends and waits until every entry is durable.
@@ -197,8 +197,8 @@ final class ManualSpoolClock: SpoolClock {
 @Suite struct SpoolKeepingTests {
     let dir = NSTemporaryDirectory() + "gatehouse-spool-keep-\(UInt64.random(in: 0...UInt64.max))"
 
-    func open(keepAcknowledgedMs: Int64 = 11_000, clock: ManualSpoolClock) -> Spool {
-        Spool(dir: dir, limits: .init(maxBytes: 1 << 20, maxAgeMs: 86_400_000, dropOldest: false, keepAcknowledgedMs: keepAcknowledgedMs),
+    func open(keepAcknowledgedMs: Int64 = 11_000, clock: ManualSpoolClock) throws -> Spool {
+        try Spool(dir: dir, limits: .init(maxBytes: 1 << 20, maxAgeMs: 86_400_000, dropOldest: false, keepAcknowledgedMs: keepAcknowledgedMs),
               clock: clock, logger: Logger(label: "spool-keep-test"))
     }
 
@@ -229,7 +229,7 @@ final class ManualSpoolClock: SpoolClock {
     @Test func writtenAheadEntriesAreSkippedKeptAfterTheirAckAndReadAgainAfterARewind() async throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let clock = ManualSpoolClock()
-        let spool = open(clock: clock)
+        let spool = try open(clock: clock)
         let tickets = try await appendPublished(0..<20, to: spool)
         #expect(readAll(spool).isEmpty, "published by the outbox itself: the reader skips them")
         #expect(spool.isCaughtUp)
@@ -257,41 +257,32 @@ final class ManualSpoolClock: SpoolClock {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let clock = ManualSpoolClock()
         do {
-            let spool = open(clock: clock)
+            let spool = try open(clock: clock)
             for ticket in try await appendPublished(0..<10, to: spool) { spool.acknowledge(ticket) }
             // The process dies (a power cut): the broker may not have saved them.
         }
-        let afterCrash = open(clock: clock)
+        let afterCrash = try open(clock: clock)
         #expect(readAll(afterCrash).map(\.entry.payload) == (0..<10).map { entry($0).payload })
         afterCrash.shutDown()
         // This time the broker stops cleanly after the gateway: its database has them, the spool lets go.
         do {
-            let spool = open(clock: clock)
+            let spool = try open(clock: clock)
             for item in readAll(spool) { spool.acknowledge(item.ticket) }
             spool.shutDown()
             spool.brokerSavedAll()
         }
-        let reopened = open(clock: clock)
+        let reopened = try open(clock: clock)
         #expect(reopened.isEmpty && readAll(reopened).isEmpty)
         reopened.shutDown()
     }
 
-    @Test func aSpoolThatCannotBeOpenedIsOffAndOpensLater() async throws {
+    @Test func aMisconfiguredDirectoryStopsTheStartButAFullDiskWouldNot() async throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        // The spool directory's place is taken by a file: it cannot be opened.
+        // The spool directory's place is taken by a file: the config is wrong, and the start says so.
         #expect(FileManager.default.createFile(atPath: dir, contents: Data("x".utf8)))
-        let clock = ManualSpoolClock()
-        let spool = open(keepAcknowledgedMs: 0, clock: clock)
-        #expect(spool.stats().problem?.contains("could not be opened") == true)
-        #expect(throws: Spool.AppendError.self) { try spool.append(entry(0)) { _ in } }
-        #expect(spool.isEmpty && spool.isCaughtUp && spool.read(limit: 10).isEmpty)
-        try FileManager.default.removeItem(atPath: dir)
-        spool.housekeeping()
-        #expect(spool.stats().problem != nil, "retried every 5 s only")
-        clock.advance(ms: 5_000)
-        spool.housekeeping()
-        #expect(spool.stats().problem == nil)
-        try spool.append(entry(1)) { _ in }
-        spool.shutDown()
+        #expect(throws: SpoolFiles.IOError.self) { try open(keepAcknowledgedMs: 0, clock: ManualSpoolClock()) }
+        #expect(SpoolFiles.IOError("create", dir, errno: ENOTDIR).isMisconfiguration)
+        #expect(!SpoolFiles.IOError("create", dir, errno: ENOSPC).isMisconfiguration)
+        #expect(!SpoolFiles.IOError("write", dir, errno: EIO).isMisconfiguration)
     }
 }

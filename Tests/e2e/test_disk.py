@@ -40,7 +40,7 @@ class SmallDisk:
 def small_disk(tmp_path):
     mount = tmp_path / "small-disk"
     mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(mount)], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,nr_inodes=64,mode=0700", "tmpfs", str(mount)], check=True)
     try:
         yield SmallDisk(mount)
     finally:
@@ -132,3 +132,31 @@ def test_a_disk_that_fills_during_an_outage_refuses_cleanly_and_the_spool_comes_
     assert wait_until(lambda: set(acked) <= arrived(), 20), sorted(set(acked) - arrived())
     assert wait_until(lambda: spool_status(g)["available"], 10), spool_status(g)
     assert not arrived() & set(nacked), "a refused message was published"
+
+
+def test_a_spool_that_cannot_even_be_opened_is_off_and_opens_once_there_is_room(small_disk, link, gateway):
+    # No inode left on the disk: the spool cannot create its segment file, so it is off (not read-only).
+    spool_dir = small_disk.path / "spool"
+    spool_dir.mkdir()
+    made = 0
+    try:
+        while True:
+            (small_disk.path / f"inode-{made}").touch()
+            made += 1
+    except OSError:
+        pass
+    # No grace at the stop: the test ends with the broker away, and nothing waits for it.
+    g = gateway(mqtt={"url": f"mqtt://127.0.0.1:{link.port}"}, spool={"dir": str(spool_dir)}, gateway={"shutdown_grace_s": 0})
+    status = spool_status(g)
+    assert status["available"] is False and "could not be opened" in status["problem"], status
+    assert "the spool is off" in g.log()
+    device_id, dev = g.device(kind="sensor")
+    link.cut()
+    assert wait_until(lambda: readyz(g) == 503, 10)
+    dev.send_json({"type": "event", "name": "e", "seq": 1, "data": {}})
+    dev.expect_nack(1, "broker_unavailable")
+    for index in range(made):
+        (small_disk.path / f"inode-{index}").unlink()
+    assert wait_until(lambda: spool_status(g)["available"], 10), spool_status(g)  # tried every 5 s
+    dev.send_json({"type": "event", "name": "e", "seq": 2, "data": {}})
+    dev.expect_ack(2)

@@ -144,27 +144,30 @@ final class Spool: Sendable {
     }
 
     /// Opens the spool in `dir`, recovering what a previous run left (see `SpoolFiles.recover`), and starts
-    /// a new segment for this run's appends. Never fails: a spool that cannot be opened is off (logged, and
-    /// in `stats().problem`) and is opened again later.
-    init(dir: String, limits: Limits, clock: any SpoolClock = SystemSpoolClock(), logger: Logger) {
+    /// a new segment for this run's appends. A disk that refuses (full, failing) does not make it fail: the
+    /// spool is then off (logged, and in `stats().problem`) and is opened again later.
+    ///
+    /// - Throws: `SpoolFiles.IOError` when `dir` is misconfigured (not a directory, not ours to use).
+    init(dir: String, limits: Limits, clock: any SpoolClock = SystemSpoolClock(), logger: Logger) throws(SpoolFiles.IOError) {
         self.files = SpoolFiles(dir: dir)
         self.limits = limits
         self.segmentBytes = min(max(limits.maxBytes / 8, 4096), 16 << 20)
         self.clock = clock
         self.logger = logger
         self.state = Mutex(State())
-        open()
+        try open(atStart: true)
         scheduleHousekeeping()
     }
 
     /// Opens the log (at start, then every 5 s while it is off); the first durable checkpoint write tells
-    /// whether the disk takes writes.
-    private func open() {
+    /// whether the disk takes writes. Throws only a misconfiguration at start.
+    private func open(atStart: Bool = false) throws(SpoolFiles.IOError) {
         let now = clock.now()
         let opened: (segments: [SegmentInfo], writer: Int32)
         do {
             opened = try files.openLog(logger: logger)
         } catch {
+            if atStart, error.isMisconfiguration { throw error }
             let first = state.withLock { state in
                 defer {
                     state.openFailure = "\(error)"
@@ -622,7 +625,7 @@ final class Spool: Sendable {
         }
         if closed { return false }
         if !isOpen {
-            if since >= 5_000 { open() }
+            if since >= 5_000 { try? open() }
             return true
         }
         if failing, since >= 2_000 { probeWriting() }

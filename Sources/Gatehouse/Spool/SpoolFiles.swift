@@ -8,8 +8,12 @@ struct SpoolFiles {
 
     struct IOError: Error, CustomStringConvertible {
         var description: String
+        /// The path names something that is not a usable directory, or one the gateway may not use: the
+        /// config is wrong (a disk that is full or failing is not).
+        var isMisconfiguration: Bool
         init(_ action: String, _ path: String, errno code: Int32 = errno) {
             description = "cannot \(action) \(path): \(String(cString: strerror(code)))"
+            isMisconfiguration = [ENOTDIR, EACCES, EPERM, ENAMETOOLONG, ELOOP, EISDIR].contains(code)
         }
     }
 
