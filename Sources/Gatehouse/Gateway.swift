@@ -67,17 +67,24 @@ public final class Gateway: Sendable {
         let offline = BridgeState(state: .offline, ts: 0, version: Self.version)
         options.will = MQTTWill(topic: topics.bridgeState(id), payload: offline.encoded(), qos: .atLeastOnce, retain: true)
         let client = try MosquittoClient(options: options, logger: logger)
+        // A disk that refuses (full, failing) does not keep the gateway from starting: the spool is off until it
+        // opens (see `Spool`), and the gateway serves through the broker meanwhile; a wrong `spool.dir` does.
+        // With the embedded broker the spool also keeps what that broker acknowledged until it has saved it
+        // (see `Outbox`).
         let spool: Spool
         do {
             spool = try Spool(
                 dir: config.spool.dir,
                 limits: .init(maxBytes: config.spool.maxBytes, maxAgeMs: Int64(config.spool.maxAgeSeconds) * 1000,
-                              dropOldest: config.spool.dropOldest),
+                              dropOldest: config.spool.dropOldest,
+                              keepAcknowledgedMs: config.mqtt.embedded == nil ? 0 : EmbeddedBroker.unsavedWindowMs),
                 logger: logger)
         } catch {
             throw StartupError("spool.dir: \(error)")
         }
-        let link = BrokerLink(client: client, spool: spool, window: config.mqtt.maxInflight, base: topics.base, metrics: metrics, logger: logger)
+        let link = BrokerLink(
+            client: client, spool: spool, window: config.mqtt.maxInflight, writeAhead: config.mqtt.embedded != nil,
+            base: topics.base, metrics: metrics, logger: logger)
         self.link = link
         let directory = self.directory
         let readiness = self.readiness

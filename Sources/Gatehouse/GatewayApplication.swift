@@ -42,7 +42,7 @@ public enum GatewayApplication {
         let logger = gateway.logger
         let systemd = SystemdNotifier()
         // The service group stops services in reverse order: the embedded broker goes last.
-        let embedded: [any Service] = gateway.embeddedBroker.map { [EmbeddedBrokerService(broker: $0, logger: logger)] } ?? []
+        let embedded: [any Service] = gateway.embeddedBroker.map { [EmbeddedBrokerService(broker: $0, spool: gateway.link.outbox.spool, logger: logger)] } ?? []
         return Application(
             router: gateway.router(registry: registry),
             server: HTTPServerBuilder { responder in GatewayChannel(responder: responder, gateway: gateway) },

@@ -169,4 +169,27 @@ import Testing
         // The gateway's own QoS 0 (health) has nothing to overtake.
         #expect(handedOver(state.submitBestEffort(bestEffort(4, qos: .atMostOnce), source: nil), &state).count == 1)
     }
+
+    @Test func messagesWrittenAheadAreNeitherCopiedNorSpooledAgain() {
+        var state = connected(window: 1)
+        #expect(state.publishesDirectly)
+        let first = state.submit(entry(0), device: "a", source: nil, completion: nil, spooled: true)
+        #expect(handedOver(first, &state).map(\.entry) == [entry(0)])
+        _ = state.submit(entry(1), device: "a", source: nil, completion: nil, spooled: true)  // waits for room
+        _ = state.submit(entry(2), device: "a", source: nil, completion: nil)  // the spool refused it: not written ahead
+        let lost = state.brokerDisconnected()
+        // Entries 0 and 1 are in the spool already (its rewind reads them again): only entry 2 goes there.
+        #expect(lost.spool.map(\.entry) == [entry(2)])
+        #expect(!state.publishesDirectly && state.waitingCount == 0)
+        state.stop()
+        #expect(state.takeLeftovers().isEmpty)
+    }
+
+    @Test func aSpoolThatOpensLaterWithEntriesIsReplayedBeforeNewMessages() {
+        var state = connected(window: 2)
+        #expect(submit(0, into: &state).count == 1)
+        let opened = state.spoolOpenedWithEntries()
+        #expect(opened.replay && state.mode == .spooling)
+        #expect(state.submit(entry(1), device: "a", source: nil, completion: nil).spool.map(\.entry) == [entry(0), entry(1)])
+    }
 }

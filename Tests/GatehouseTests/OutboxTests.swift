@@ -61,10 +61,12 @@ import Testing
 
     let dir = NSTemporaryDirectory() + "gatehouse-outbox-\(UInt64.random(in: 0...UInt64.max))"
 
-    func makeOutbox(window: Int) throws -> (Outbox, MemoryBroker, Spool) {
-        let spool = try Spool(dir: dir, limits: .init(maxBytes: 1 << 24, maxAgeMs: 86_400_000, dropOldest: false), logger: Logger(label: "test"))
+    func makeOutbox(window: Int, writeAhead: Bool = false, keepAcknowledgedMs: Int64 = 0) throws -> (Outbox, MemoryBroker, Spool) {
+        let spool = try Spool(
+            dir: dir, limits: .init(maxBytes: 1 << 24, maxAgeMs: 86_400_000, dropOldest: false, keepAcknowledgedMs: keepAcknowledgedMs),
+            logger: Logger(label: "test"))
         let broker = MemoryBroker()
-        return (Outbox(client: broker, spool: spool, window: window, logger: Logger(label: "test")), broker, spool)
+        return (Outbox(client: broker, spool: spool, window: window, writeAhead: writeAhead, logger: Logger(label: "test")), broker, spool)
     }
 
     func message(_ device: Int, _ seq: Int) -> SpoolEntry {
@@ -96,7 +98,7 @@ import Testing
             #expect(seqs == Array(0..<200))
         }
         #expect(outcomes.all.count == 1_000 && outcomes.all.values.allSatisfy { $0 == [.safe] })
-        #expect(spool.stats(now: nowMs()).depth == 0)
+        #expect(spool.stats().depth == 0)
         #expect(devices.allSatisfy { $0.paused.withLock { $0.times > 0 && !$0.now } })
         #expect(outbox.backlog.pausedDevices == 0)
         _ = await outbox.stop(grace: .milliseconds(10))
@@ -115,11 +117,11 @@ import Testing
         // 0 and 1 were confirmed; 2...5 were in flight at the outage and wait for their PUBACK (libmosquitto
         // resends them after reconnecting); 6...29 are acked once spooled, 2...5 copied in ahead of them.
         await eventually { outcomes.all.count == 26 }
-        #expect(outcomes.all.count == 26 && spool.stats(now: nowMs()).depth == 28)
+        #expect(outcomes.all.count == 26 && spool.stats().depth == 28)
         outbox.brokerConnected()
         await eventually {
             broker.acknowledge()
-            return spool.stats(now: nowMs()).depth == 0 && outcomes.all.count == 30 && broker.unansweredCount == 0
+            return spool.stats().depth == 0 && outcomes.all.count == 30 && broker.unansweredCount == 0
         }
         let seqs = broker.received.map { Int(String(decoding: $0.payload, as: UTF8.self))! }
         // Every message arrived; repeats only of what was unconfirmed at the outage, and never out of order after its first arrival.
@@ -135,6 +137,27 @@ import Testing
         await eventually { !outbox.isSpooling }
         outbox.send(message(0, 30), device: "d0", source: nil, completion: nil)
         #expect(broker.received.count == seqs.count + 1)
+        _ = await outbox.stop(grace: .milliseconds(10))
+    }
+
+    @Test func writeAheadKeepsWhatTheBrokerAcknowledgedAndPublishesItAgainAfterTheBrokerIsLost() async throws {
+        let (outbox, broker, spool) = try makeOutbox(window: 8, writeAhead: true, keepAcknowledgedMs: 60_000)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        outbox.brokerConnected()
+        let outcomes = Outcomes()
+        for seq in 0..<20 { outbox.send(message(0, seq), device: "d0", source: nil, completion: outcomes.record("\(seq)")) }
+        await eventually { broker.acknowledge(); return broker.received.count == 20 && outcomes.all.count == 20 }
+        // Safe once durable in the spool, which keeps them after their PUBACK (the broker's unsaved window).
+        #expect(outcomes.all.values.allSatisfy { $0 == [.safe] })
+        #expect(spool.stats().depth == 20 && !outbox.isSpooling)
+        // The broker dies before saving: reconnected, the gateway publishes everything kept again, then new messages.
+        outbox.brokerDisconnected()
+        outbox.send(message(0, 20), device: "d0", source: nil, completion: outcomes.record("20"))
+        outbox.brokerConnected()
+        await eventually { broker.acknowledge(); return broker.received.count == 41 && !outbox.isSpooling }
+        let seqs = broker.received.map { Int(String(decoding: $0.payload, as: UTF8.self))! }
+        #expect(seqs == Array(0..<20) + Array(0...20))
+        #expect(outcomes.all.count == 21 && outcomes.all.values.allSatisfy { $0 == [.safe] })
         _ = await outbox.stop(grace: .milliseconds(10))
     }
 }

@@ -1,8 +1,22 @@
 import Foundation
 import Logging
+import Synchronization
 import Testing
 
 @testable import Gatehouse
+
+/// Clocks a test sets by hand: the wall clock can be stepped without the monotonic one moving.
+final class ManualSpoolClock: SpoolClock {
+    private let reading: Mutex<SpoolClockReading>
+    init(wallMs: Int64 = 1_750_000_000_000, monotonicMs: Int64 = 5_000) {
+        reading = Mutex(SpoolClockReading(wallMs: wallMs, monotonicMs: monotonicMs))
+    }
+    func now() -> SpoolClockReading { reading.withLock { $0 } }
+    /// Time passes: both clocks move.
+    func advance(ms: Int64) { reading.withLock { $0.wallMs += ms; $0.monotonicMs += ms } }
+    /// Someone sets the wall clock (NTP, an operator): only it moves.
+    func stepWall(ms: Int64) { reading.withLock { $0.wallMs += ms } }
+}
 
 /// The spool's file format, recovery and bookkeeping, on real files in a temporary directory.
 @Suite struct SpoolTests {
@@ -13,8 +27,12 @@ import Testing
         SpoolEntry(topic: topic, payload: Array("{\"seq\":\(index)}".utf8), receivedAt: time)
     }
 
-    func open(maxBytes: Int = 1 << 20, maxAgeMs: Int64 = 86_400_000, dropOldest: Bool = false) throws -> Spool {
-        try Spool(dir: dir, limits: .init(maxBytes: maxBytes, maxAgeMs: maxAgeMs, dropOldest: dropOldest), logger: logger)
+    func open(
+        maxBytes: Int = 1 << 20, maxAgeMs: Int64 = 86_400_000, dropOldest: Bool = false, keepAcknowledgedMs: Int64 = 0,
+        clock: any SpoolClock = SystemSpoolClock()
+    ) throws -> Spool {
+        try Spool(dir: dir, limits: .init(maxBytes: maxBytes, maxAgeMs: maxAgeMs, dropOldest: dropOldest, keepAcknowledgedMs: keepAcknowledgedMs),
+                  clock: clock, logger: logger)
     }
 
     /// Appends and waits until every entry is durable.
@@ -34,8 +52,8 @@ import Testing
         }
     }
 
-    func readAll(_ spool: Spool) -> [(ticket: Spool.Ticket, entry: SpoolEntry)] {
-        var all: [(ticket: Spool.Ticket, entry: SpoolEntry)] = []
+    func readAll(_ spool: Spool) -> [Spool.Item] {
+        var all: [Spool.Item] = []
         while case let batch = spool.read(limit: 100), !batch.isEmpty { all += batch }
         return all
     }
@@ -74,11 +92,11 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let spool = try open()
         try await appendAll((0..<300).map { entry($0) }, to: spool)
-        #expect(spool.stats(now: 2_000).depth == 300)
+        #expect(spool.stats().depth == 300)
         let read = readAll(spool)
-        #expect(read.map(\.entry) == (0..<300).map { entry($0) })
+        #expect(read.map(\.entry.payload) == (0..<300).map { entry($0).payload })
         #expect(spool.isCaughtUp)
-        for (ticket, _) in read.reversed() { spool.acknowledge(ticket) }
+        for item in read.reversed() { spool.acknowledge(item.ticket) }
         #expect(spool.isEmpty)
         spool.shutDown()
     }
@@ -89,11 +107,11 @@ import Testing
             let spool = try open()
             try await appendAll((0..<10).map { entry($0) }, to: spool)
             let read = readAll(spool)
-            for (ticket, _) in read.prefix(4) { spool.acknowledge(ticket) }
+            for item in read.prefix(4) { spool.acknowledge(item.ticket) }
             spool.shutDown()  // saves the checkpoint
         }
         let reopened = try open()
-        #expect(readAll(reopened).map(\.entry) == (4..<10).map { entry($0) })
+        #expect(readAll(reopened).map(\.entry.payload) == (4..<10).map { entry($0).payload })
         reopened.shutDown()
     }
 
@@ -102,7 +120,7 @@ import Testing
         do {
             let spool = try open()
             try await appendAll((0..<10).map { entry($0) }, to: spool)
-            for (ticket, _) in readAll(spool) { spool.acknowledge(ticket) }
+            for item in readAll(spool) { spool.acknowledge(item.ticket) }
             spool.shutDown()  // checkpoint: end of the first segment
         }
         do {
@@ -112,7 +130,7 @@ import Testing
             // No shutDown: the process dies here.
         }
         let reopened = try open()
-        #expect(readAll(reopened).map(\.entry) == (10..<15).map { entry($0) })
+        #expect(readAll(reopened).map(\.entry.payload) == (10..<15).map { entry($0).payload })
         reopened.shutDown()
     }
 
@@ -131,7 +149,7 @@ import Testing
         _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
 
         let reopened = try open()
-        #expect(readAll(reopened).map(\.entry) == [0, 1, 2, 3, 4, 6, 7, 8].map { entry($0) })
+        #expect(readAll(reopened).map(\.entry.payload) == [0, 1, 2, 3, 4, 6, 7, 8].map { entry($0).payload })
         reopened.shutDown()
     }
 
@@ -155,7 +173,7 @@ import Testing
 
         let dropping = try open(maxBytes: 64 << 10, dropOldest: true)
         for chunk in stride(from: 0, to: 200, by: 5) { try await appendAll((chunk..<chunk + 5).map(big), to: dropping) }
-        let stats = dropping.stats(now: 2)
+        let stats = dropping.stats()
         #expect(stats.dropped > 0 && stats.depth + stats.dropped == 200 && stats.bytes <= 64 << 10)
         let kept = readAll(dropping).map { Int($0.entry.payload[0]) }
         #expect(kept == Array((200 - kept.count)..<200), "the newest entries are kept, in order")
@@ -168,9 +186,103 @@ import Testing
         let entries = (0..<400).map { entry($0) }
         for chunk in stride(from: 0, to: 400, by: 50) { try await appendAll(Array(entries[chunk..<chunk + 50]), to: spool) }
         #expect(segmentFiles().count > 2)
-        for (ticket, _) in readAll(spool) { spool.acknowledge(ticket) }
+        for item in readAll(spool) { spool.acknowledge(item.ticket) }
         #expect(spool.isEmpty)
         spool.shutDown()  // waits for the spool's queue, where segments are unlinked
         #expect(segmentFiles().count == 1, "only the segment being written remains: \(segmentFiles())")
+    }
+}
+
+/// The spool when the disk refuses, and what it keeps for the embedded broker's unsaved window.
+@Suite struct SpoolKeepingTests {
+    let dir = NSTemporaryDirectory() + "gatehouse-spool-keep-\(UInt64.random(in: 0...UInt64.max))"
+
+    func open(keepAcknowledgedMs: Int64 = 11_000, clock: ManualSpoolClock) throws -> Spool {
+        try Spool(dir: dir, limits: .init(maxBytes: 1 << 20, maxAgeMs: 86_400_000, dropOldest: false, keepAcknowledgedMs: keepAcknowledgedMs),
+              clock: clock, logger: Logger(label: "spool-keep-test"))
+    }
+
+    func entry(_ index: Int) -> SpoolEntry {
+        SpoolEntry(topic: "t/d/telemetry", payload: Array("\(index)".utf8), receivedAt: 0)
+    }
+
+    /// Appends with `appendPublished` (as the outbox does in write-ahead mode); returns the tickets once durable.
+    func appendPublished(_ range: Range<Int>, to spool: Spool) async throws -> [Spool.Ticket] {
+        var tickets: [Spool.Ticket] = []
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in range {
+                let (stream, continuation) = AsyncStream.makeStream(of: Spool.AppendError?.self)
+                tickets.append(try #require(try spool.appendPublished(entry(index)) { continuation.yield($0) }))
+                group.addTask { for await error in stream { if let error { throw error }; return } }
+            }
+            try await group.waitForAll()
+        }
+        return tickets
+    }
+
+    func readAll(_ spool: Spool) -> [Spool.Item] {
+        var all: [Spool.Item] = []
+        while case let batch = spool.read(limit: 100), !batch.isEmpty { all += batch }
+        return all
+    }
+
+    @Test func writtenAheadEntriesAreSkippedKeptAfterTheirAckAndReadAgainAfterARewind() async throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let clock = ManualSpoolClock()
+        let spool = try open(clock: clock)
+        let tickets = try await appendPublished(0..<20, to: spool)
+        #expect(readAll(spool).isEmpty, "published by the outbox itself: the reader skips them")
+        #expect(spool.isCaughtUp)
+        for ticket in tickets { spool.acknowledge(ticket) }
+        clock.advance(ms: 5_000)
+        spool.housekeeping()
+        #expect(spool.stats().depth == 20, "kept for the broker's unsaved window")
+        // The broker is lost: everything kept is read again, in order, and earlier tickets are void.
+        spool.rewind()
+        #expect(!spool.isCaughtUp && !spool.isCurrent(tickets[0]))
+        let again = readAll(spool)
+        #expect(again.map(\.entry.payload) == (0..<20).map { entry($0).payload })
+        spool.acknowledge(tickets[0])  // a late PUBACK from before the rewind changes nothing
+        for item in again { spool.acknowledge(item.ticket) }
+        clock.advance(ms: 10_000)
+        spool.housekeeping()
+        #expect(spool.stats().depth == 20)
+        clock.advance(ms: 1_001)
+        spool.housekeeping()
+        #expect(spool.isEmpty)
+        spool.shutDown()
+    }
+
+    @Test func keptEntriesSurviveACrashAndGoAfterACleanBrokerStop() async throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let clock = ManualSpoolClock()
+        do {
+            let spool = try open(clock: clock)
+            for ticket in try await appendPublished(0..<10, to: spool) { spool.acknowledge(ticket) }
+            // The process dies (a power cut): the broker may not have saved them.
+        }
+        let afterCrash = try open(clock: clock)
+        #expect(readAll(afterCrash).map(\.entry.payload) == (0..<10).map { entry($0).payload })
+        afterCrash.shutDown()
+        // This time the broker stops cleanly after the gateway: its database has them, the spool lets go.
+        do {
+            let spool = try open(clock: clock)
+            for item in readAll(spool) { spool.acknowledge(item.ticket) }
+            spool.shutDown()
+            spool.brokerSavedAll()
+        }
+        let reopened = try open(clock: clock)
+        #expect(reopened.isEmpty && readAll(reopened).isEmpty)
+        reopened.shutDown()
+    }
+
+    @Test func aMisconfiguredDirectoryStopsTheStartButAFullDiskWouldNot() async throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // The spool directory's place is taken by a file: the config is wrong, and the start says so.
+        #expect(FileManager.default.createFile(atPath: dir, contents: Data("x".utf8)))
+        #expect(throws: SpoolFiles.IOError.self) { try open(keepAcknowledgedMs: 0, clock: ManualSpoolClock()) }
+        #expect(SpoolFiles.IOError("create", dir, errno: ENOTDIR).isMisconfiguration)
+        #expect(!SpoolFiles.IOError("create", dir, errno: ENOSPC).isMisconfiguration)
+        #expect(!SpoolFiles.IOError("write", dir, errno: EIO).isMisconfiguration)
     }
 }

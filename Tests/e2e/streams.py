@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
@@ -128,9 +130,14 @@ class StreamDevice(threading.Thread):
 
 
 class Observer:
-    """Subscribes to every device's telemetry under `base`; resubscribes after broker restarts."""
+    """Subscribes to every device's telemetry under `base`; resubscribes after broker restarts.
 
-    def __init__(self, broker, base: str):
+    With `session_expiry_s` it has a persistent MQTT 5 session (clean start off, QoS 1 subscription): what the
+    broker takes while the observer is away is queued for it, as for a durable consumer. Then only the broker's
+    saved database brings the session through a broker crash (see `test_embedded.save_broker`).
+    """
+
+    def __init__(self, broker, base: str, session_expiry_s: int = 0):
         self.topic = f"{base}/+/telemetry"
         self.arrivals: dict[str, list[int]] = {}
         self.lock = threading.Lock()
@@ -142,7 +149,12 @@ class Observer:
         self.client.on_message = self._on_message
         self.subscriptions = 0  # SUBACKs received: one per (re)connect
         self.client.on_subscribe = self._on_subscribe
-        self.client.connect(broker.host, broker.port, keepalive=10)
+        if session_expiry_s:
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = session_expiry_s
+            self.client.connect(broker.host, broker.port, keepalive=10, clean_start=False, properties=properties)
+        else:
+            self.client.connect(broker.host, broker.port, keepalive=10)
         self.client.loop_start()
         assert self.wait_subscribed(0), "observer could not subscribe"
 

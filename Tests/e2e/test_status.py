@@ -40,7 +40,8 @@ def test_api_reports_gateway_spool_and_devices(gw):
     assert gateway["embedded_broker"] is None  # this gateway uses the test's broker
     assert isinstance(gateway["uptime_s"], int) and gateway["uptime_s"] >= 0
     spool = report["spool"]
-    assert set(spool) == {"entries", "bytes", "oldest_age_s", "max_bytes", "dropped", "expired"}
+    assert set(spool) == {"entries", "bytes", "oldest_age_s", "max_bytes", "dropped", "expired", "available", "problem"}
+    assert spool["available"] is True and spool["problem"] is None
     assert spool["max_bytes"] == 256 * 1024 * 1024 and spool["entries"] >= 0
 
 

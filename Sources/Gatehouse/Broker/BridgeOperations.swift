@@ -80,7 +80,7 @@ final class BridgeOperations: Sendable {
     /// The `bridge/<gw>/health` payload.
     func healthReport() -> JSONValue {
         let rates = metrics.takeRates()
-        let spool = link.outbox.spool.stats(now: nowMs())
+        let spool = link.outbox.spool.stats()
         return .object(JSONObject([
             ("ts", .number(JSONNumber(nowMs()))),
             ("gateway", .string(gatewayID)),

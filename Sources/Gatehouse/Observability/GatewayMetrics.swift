@@ -20,6 +20,7 @@ final class GatewayMetrics: Sendable {
     private let spoolEntries = Gauge(label: "gatehouse_spool_entries")
     private let spoolBytes = Gauge(label: "gatehouse_spool_bytes")
     private let spoolOldestAge = Gauge(label: "gatehouse_spool_oldest_age_seconds")
+    private let spoolAvailable = Gauge(label: "gatehouse_spool_available")
     private let spoolDroppedFull = Counter(label: "gatehouse_spool_dropped_total", dimensions: [("reason", "full")])
     private let spoolDroppedExpired = Counter(label: "gatehouse_spool_dropped_total", dimensions: [("reason", "max_age")])
     private let spoolCounted = Mutex<(dropped: Int, expired: Int)>((0, 0))
@@ -119,6 +120,7 @@ final class GatewayMetrics: Sendable {
         spoolEntries.record(spool.depth)
         spoolBytes.record(spool.bytes)
         spoolOldestAge.record(Double(spool.oldestAgeMs) / 1000)
+        spoolAvailable.record(spool.problem == nil ? 1 : 0)
         brokerConnected.record(connected ? 1 : 0)
         let (dropped, expired) = spoolCounted.withLock { counted in
             defer { counted = (spool.dropped, spool.expired) }

@@ -16,9 +16,9 @@ final class BrokerLink: Sendable {
     private let base: String
     private let logger: Logger
 
-    init(client: MosquittoClient, spool: Spool, window: Int, base: String, metrics: GatewayMetrics, logger: Logger) {
+    init(client: MosquittoClient, spool: Spool, window: Int, writeAhead: Bool, base: String, metrics: GatewayMetrics, logger: Logger) {
         self.client = client
-        self.outbox = Outbox(client: client, spool: spool, window: window, logger: logger)
+        self.outbox = Outbox(client: client, spool: spool, window: window, writeAhead: writeAhead, logger: logger)
         self.metrics = metrics
         self.base = base
         self.logger = logger

@@ -11,6 +11,12 @@ import Synchronization
 /// A message is safe, and its completion reports `.safe`, on the broker's PUBACK or once it is durably
 /// spooled: nowhere else.
 ///
+/// With `writeAhead` (the embedded broker, which acknowledges before it saves) every message is also
+/// written to the spool as it is published: it is safe once durable there, the spool keeps it for the
+/// broker's unsaved window after its PUBACK, and when the broker connection is lost the spool is rewound,
+/// so that what the broker may have lost is published again (duplicates, never losses). When the spool cannot
+/// take it (disk full), it is safe on the PUBACK alone, as with an external broker.
+///
 /// Lock order: `state` (this outbox) before the spool's lock. Spool appends are made while holding
 /// `state`, so the spool's order is the order of the decisions and the replay's "caught up" check cannot
 /// fall between a decision and its append; an append only copies bytes into the next group commit (the
@@ -19,17 +25,23 @@ import Synchronization
 final class Outbox: Sendable {
     let spool: Spool
     private let client: any BrokerPublisher
+    private let writeAhead: Bool
     private let logger: Logger
     /// Replay runs here, one pass at a time.
     private let replayQueue = DispatchQueue(label: "gatehouse.replay")
     private let state: Mutex<OutboxState>
 
-    init(client: any BrokerPublisher, spool: Spool, window: Int, logger: Logger) {
+    init(client: any BrokerPublisher, spool: Spool, window: Int, writeAhead: Bool = false, logger: Logger) {
         self.client = client
         self.spool = spool
+        self.writeAhead = writeAhead
         self.logger = logger
         self.state = Mutex(OutboxState(window: window, spoolIsEmpty: spool.isEmpty))
         spool.onDurable { [weak self] in self?.scheduleReplay() }
+        spool.onOpenedWithEntries { [weak self] in
+            guard let self else { return }
+            self.perform(self.state.withLock { $0.spoolOpenedWithEntries() })
+        }
         keepReplaying()
     }
 
@@ -37,6 +49,9 @@ final class Outbox: Sendable {
     func send(_ entry: SpoolEntry, device: String, source: (any PublishSource)?, completion: PublishCompletion?) {
         var refused: [(PublishCompletion, PublishOutcome)] = []
         let effects = state.withLock { state in
+            if writeAhead, state.publishesDirectly, let effects = submitWrittenAhead(entry, device: device, source: source, completion: completion, &state) {
+                return effects
+            }
             let effects = state.submit(entry, device: device, source: source, completion: completion)
             appendToSpool(effects.spool, refused: &refused)
             return effects
@@ -57,6 +72,33 @@ final class Outbox: Sendable {
         perform(state.withLock { $0.submitBestEffort(submitted, source: source) })
     }
 
+    /// Write-ahead (see above), with `state` held like every append; nil when the spool refused the entry,
+    /// which then goes the ordinary way (safe on its PUBACK).
+    private func submitWrittenAhead(
+        _ entry: SpoolEntry, device: String, source: (any PublishSource)?, completion: PublishCompletion?, _ state: inout OutboxState
+    ) -> OutboxState.Effects? {
+        let ticket: Spool.Ticket?
+        do throws(Spool.AppendError) {
+            ticket = try spool.appendPublished(entry) { error in completion?(error.map(PublishOutcome.init) ?? .safe) }
+        } catch {
+            return nil
+        }
+        let (spool, logger, topic) = (self.spool, self.logger, entry.topic)
+        // Its PUBACK (or a refusal for good) lets the entry leave the spool after the broker's unsaved window; a
+        // lost connection leaves it for the rewind.
+        let settled: PublishCompletion = { outcome in
+            switch outcome {
+            case .refused(.brokerUnavailable, _): return
+            case .refused(_, let reason):
+                // Acked from disk already: like a spooled message the broker refuses, it is dropped.
+                logger.error("the broker refused a message; dropping it", metadata: ["topic": "\(topic)", "error": "\(reason)"])
+            case .safe: break
+            }
+            if let ticket { spool.acknowledge(ticket) }
+        }
+        return state.submit(entry, device: device, source: source, completion: settled, spooled: true)
+    }
+
     /// The broker accepted a connection: waiting messages go out, or the spool is replayed.
     func brokerConnected() {
         perform(state.withLock { $0.brokerConnected() })
@@ -67,6 +109,8 @@ final class Outbox: Sendable {
         var refused: [(PublishCompletion, PublishOutcome)] = []
         let effects = state.withLock { state in
             let effects = state.brokerDisconnected()
+            // What the broker acknowledged may be lost with it: read it all again (after what was already read).
+            if writeAhead { spool.rewind() }
             appendToSpool(effects.spool, refused: &refused)
             return effects
         }
@@ -177,13 +221,12 @@ final class Outbox: Sendable {
                 perform(state.withLock { state in spool.isCaughtUp ? state.spoolCaughtUp() : OutboxState.Effects() })
                 return
             }
-            let now = nowMs()
-            for (ticket, entry) in batch {
-                if spool.isExpired(entry.receivedAt, now: now) {
-                    spool.acknowledge(ticket, expired: true)
+            for item in batch {
+                if item.expired {
+                    spool.acknowledge(item.ticket, expired: true)
                     perform(state.withLock { $0.replayFinished() })
                 } else {
-                    replayOne(entry, ticket: ticket)
+                    replayOne(item.entry, ticket: item.ticket)
                 }
             }
         }
@@ -195,6 +238,11 @@ final class Outbox: Sendable {
         publish(entry) { error in
             if let error, error.code == .closed {
                 // Stopped client: the entry stays in the spool for the next run.
+                self.perform(self.state.withLock { $0.replayFinished() })
+                return
+            }
+            if error != nil, !self.spool.isCurrent(ticket) {
+                // The spool was rewound since: the entry is read and published again from there.
                 self.perform(self.state.withLock { $0.replayFinished() })
                 return
             }

@@ -23,6 +23,9 @@ import NIOCore
 ///   surface stale after the reconnect: the gateway republishes what it owns then. A device's QoS 0
 ///   message waits behind that device's earlier ones, and is refused while messages are spooled, so it
 ///   never overtakes them.
+/// - A message `spooled` already (write-ahead, for the embedded broker: the spool keeps it until the broker
+///   has saved it, and the spool's rewind publishes it again after a broker fault) is neither copied nor
+///   spooled again; when the broker is lost before it went out, it is simply forgotten here.
 struct OutboxState {
     enum Mode: Equatable { case direct, spooling }
 
@@ -40,6 +43,8 @@ struct OutboxState {
 
         /// Whether it holds room in the window until its PUBACK.
         var usesWindow: Bool { qos != .atMostOnce }
+        /// Already in the spool (write-ahead): never appended again.
+        var spooled = false
     }
 
     /// A pause or resume of a source. `order` grows with every such decision, so a source that hears of
@@ -100,17 +105,23 @@ struct OutboxState {
 
     var isStopped: Bool { stopped }
 
+    /// True when a message submitted now goes to the broker (at once or after waiting), not to the spool.
+    var publishesDirectly: Bool { mode == .direct && connected && !stopped }
+
     // MARK: Messages
 
-    /// One must-be-safe message of `device`.
-    mutating func submit(_ entry: SpoolEntry, device: String, source: (any PublishSource)?, completion: PublishCompletion?) -> Effects {
+    /// One must-be-safe message of `device`; `spooled` when the caller wrote it ahead to the spool (only while
+    /// `publishesDirectly`).
+    mutating func submit(
+        _ entry: SpoolEntry, device: String, source: (any PublishSource)?, completion: PublishCompletion?, spooled: Bool = false
+    ) -> Effects {
         var effects = Effects()
-        guard mode == .direct, connected, !stopped else {
+        guard publishesDirectly else {
             enterSpooling(&effects)
-            spool(entry, device: device, completion: completion, into: &effects)
+            if !spooled { spool(entry, device: device, completion: completion, into: &effects) }
             return effects
         }
-        let message = Message(id: nextID, entry: entry, device: device, completion: completion)
+        let message = Message(id: nextID, entry: entry, device: device, completion: completion, spooled: spooled)
         nextID &+= 1
         if waiting.isEmpty, inFlight < window {
             start(message, into: &effects)
@@ -184,6 +195,15 @@ struct OutboxState {
         return effects
     }
 
+    /// A spool that was off at start opened later holding an earlier run's entries: they go out before
+    /// anything new.
+    mutating func spoolOpenedWithEntries() -> Effects {
+        var effects = Effects()
+        enterSpooling(&effects)
+        effects.replay = requestReplay()
+        return effects
+    }
+
     // MARK: Replay
 
     /// Claims a replay pass (after a group commit, a timer tick); false when one is scheduled already or
@@ -238,7 +258,7 @@ struct OutboxState {
     /// At the end of the shutdown grace: the live messages not confirmed and those still waiting, oldest
     /// first, for the spool (their devices also hold them and resend them after reconnecting).
     mutating func takeLeftovers() -> (spool: [Message], refused: [Message]) {
-        let left = (unconfirmed.values.flatMap { $0 } + waiting).sorted { $0.id < $1.id }
+        let left = (unconfirmed.values.flatMap { $0 } + waiting.filter { !$0.spooled }).sorted { $0.id < $1.id }
         unconfirmed = [:]
         waiting.removeAll()
         return (left.filter { !$0.isBestEffort }, left.filter(\.isBestEffort))
@@ -260,7 +280,7 @@ struct OutboxState {
 
     private mutating func start(_ message: Message, into effects: inout Effects) {
         if message.usesWindow { inFlight += 1 }
-        if !message.isBestEffort {
+        if !message.isBestEffort, !message.spooled {
             unconfirmed[message.device, default: []].append(Message(id: message.id, entry: message.entry, device: message.device))
         }
         toPublish.append(message)
@@ -305,7 +325,8 @@ struct OutboxState {
         while let message = waiting.popFirst() {
             if message.isBestEffort {
                 effects.refused.append(message)
-            } else {
+            } else if !message.spooled {
+                // A message written ahead is in the spool already, where a rewind has it read again.
                 spool(message.entry, device: message.device, completion: message.completion, into: &effects)
             }
         }

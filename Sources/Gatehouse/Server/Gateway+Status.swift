@@ -8,7 +8,7 @@ extension Gateway {
     func statusReport() -> JSONValue {
         let now = nowMs()
         let rates = metrics.recentRates(nowMs: now)
-        let spool = link.outbox.spool.stats(now: now)
+        let spool = link.outbox.spool.stats()
         let embedded: JSONValue = embeddedBroker.map { broker in
             let status = broker.status
             return .object(JSONObject([
@@ -58,6 +58,10 @@ extension Gateway {
                 ("max_bytes", .number(JSONNumber(startup.spool.maxBytes))),
                 ("dropped", .number(JSONNumber(spool.dropped))),
                 ("expired", .number(JSONNumber(spool.expired))),
+                // False while the spool is off or the disk refuses writes: then, with the broker unreachable,
+                // messages that must be safe are refused (`broker_unavailable`); `problem` says why.
+                ("available", .bool(spool.problem == nil)),
+                ("problem", spool.problem.map(JSONValue.string) ?? .null),
             ]))),
             ("devices", .array(devices)),
         ]))

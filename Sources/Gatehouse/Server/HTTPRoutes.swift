@@ -30,7 +30,7 @@ extension Gateway {
             )
         }
         router.get("/metrics") { _, _ in
-            self.metrics.record(spool: self.link.outbox.spool.stats(now: nowMs()), brokerConnected: self.link.isConnected)
+            self.metrics.record(spool: self.link.outbox.spool.stats(), brokerConnected: self.link.isConnected)
             var buffer: [UInt8] = []
             registry.emit(into: &buffer)
             return Response(

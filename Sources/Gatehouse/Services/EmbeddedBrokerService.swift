@@ -4,8 +4,12 @@ import ServiceLifecycle
 /// Keeps the embedded mosquitto running: when it dies it is started again after a backoff (0.5 s doubling
 /// to 30 s, back to 0.5 s once it ran for a minute). It is first in the service list, so the service group
 /// stops it last, after the gateway has published its goodbyes through it.
+///
+/// After a clean stop (mosquitto saved its database at exit) the spool lets go of what it kept for the
+/// broker's unsaved window, so the next start does not publish it again.
 struct EmbeddedBrokerService: Service {
     let broker: EmbeddedBroker
+    let spool: Spool
     let logger: Logger
 
     func run() async throws {
@@ -19,7 +23,7 @@ struct EmbeddedBrokerService: Service {
             Task { await broker.stop() }
         }
         // Returns once mosquitto is gone and its pid file removed.
-        await broker.stop()
+        if await broker.stop() { spool.brokerSavedAll() }
     }
 
     private func supervise() async {

@@ -8,8 +8,12 @@ struct SpoolFiles {
 
     struct IOError: Error, CustomStringConvertible {
         var description: String
+        /// The path names something that is not a usable directory, or one the gateway may not use: the
+        /// config is wrong (a disk that is full or failing is not).
+        var isMisconfiguration: Bool
         init(_ action: String, _ path: String, errno code: Int32 = errno) {
             description = "cannot \(action) \(path): \(String(cString: strerror(code)))"
+            isMisconfiguration = [ENOTDIR, EACCES, EPERM, ENAMETOOLONG, ELOOP, EISDIR].contains(code)
         }
     }
 
@@ -103,6 +107,15 @@ struct SpoolFiles {
         if durable, fdatasync(fd) != 0 { throw IOError("sync", temporary) }
         guard rename(temporary, path) == 0 else { throw IOError("rename \(temporary) to", path) }
         if durable { try syncDirectory() }
+    }
+
+    /// Cuts a file to `size` bytes, durably.
+    func truncate(_ path: String, to size: Int) throws(IOError) {
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw IOError("open", path) }
+        defer { close(fd) }
+        guard ftruncate(fd, off_t(size)) == 0 else { throw IOError("truncate", path) }
+        guard fdatasync(fd) == 0 else { throw IOError("sync", path) }
     }
 
     func remove(_ number: UInt64) {

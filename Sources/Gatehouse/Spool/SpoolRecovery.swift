@@ -3,15 +3,20 @@ import Logging
 /// One segment file as the spool tracks it.
 struct SegmentInfo {
     let number: UInt64
+    /// Where reading starts: after the prefix an earlier run's broker acknowledged (only in the oldest segment
+    /// found at start), else 0.
+    var start = 0
     /// File size: what counts against `spool.max_bytes`.
     var bytes: Int
     /// Records in the file (from where reading starts), how many were handed to the broker, and how many it acknowledged.
     var records: Int
     var read = 0
     var committed = 0
-    /// Receive times of the oldest unacknowledged and the newest record (Unix ms), for `spool.max_age`.
+    /// Spool stamps (wall ms) of the oldest unacknowledged and the newest record, for `spool.max_age`.
     var oldestTs: Int64
     var newestTs: Int64
+    /// Wall minus monotonic clock when its records were stamped (`SpoolAge`); nil for an earlier run's segment.
+    var clockOffset: Int64?
 }
 
 /// What a scan of a segment's bytes found.
@@ -54,9 +59,24 @@ struct SegmentScan {
 }
 
 extension SpoolFiles {
+    /// Opens the log for a new run: recovers what earlier runs left (`recover`) and creates this run's first
+    /// segment. Writes nothing else, so that a full disk still lets the spool open and publish what it holds.
+    func openLog(logger: Logger) throws(IOError) -> (segments: [SegmentInfo], writer: Int32) {
+        try prepare()
+        let checkpoint = readCheckpoint()
+        var segments = try recover(checkpoint: checkpoint, logger: logger)
+        // Numbers are never reused and the new one is above the checkpoint's segment, so a checkpoint left
+        // from an earlier run can never make a later recovery skip this run's entries.
+        let number = max(segments.last?.number ?? 0, checkpoint?.segment ?? 0) + 1
+        let writer = try create(number)
+        segments.append(SegmentInfo(number: number, bytes: 0, records: 0, oldestTs: 0, newestTs: 0))
+        return (segments, writer)
+    }
+
     /// Loads the segments a previous run left: skips what the checkpoint says the broker already has, keeps
-    /// every good record, rewrites damaged segments without their bad bytes (logging what was lost) and
-    /// deletes empty ones. Never fails because of damage; only an unreadable or unwritable file throws.
+    /// every good record, cuts a torn last record off, rewrites segments damaged elsewhere without their bad
+    /// bytes (logging what was lost) and deletes empty ones. Never fails because of damage; only an unreadable
+    /// or unwritable file throws.
     func recover(checkpoint: Position?, logger: Logger) throws(IOError) -> [SegmentInfo] {
         var segments: [SegmentInfo] = []
         for number in segmentNumbers() {
@@ -66,7 +86,7 @@ extension SpoolFiles {
             }
             let path = segmentPath(number)
             let bytes = try readAll(path)
-            let start = checkpoint?.segment == number ? min(checkpoint!.offset, bytes.count) : 0
+            var start = checkpoint?.segment == number ? min(checkpoint!.offset, bytes.count) : 0
             let scan = SegmentScan(bytes, from: start)
             guard let first = scan.records.first else {
                 if !scan.damage.isEmpty { logDamage(scan, path: path, kept: 0, logger: logger) }
@@ -74,7 +94,13 @@ extension SpoolFiles {
                 continue
             }
             var size = bytes.count
-            if !scan.damage.isEmpty || start > 0 {
+            let goodEnd = scan.records.last.map { $0.offset + $0.size } ?? start
+            if scan.damage.count == 1, scan.damage[0].offset >= goodEnd {
+                // A torn last record: cut it off in place (no copy, so this works on a full disk too).
+                try truncate(path, to: goodEnd)
+                size = goodEnd
+                logDamage(scan, path: path, kept: scan.records.count, logger: logger)
+            } else if !scan.damage.isEmpty {
                 // Rewrite with the good, unacknowledged records only. The checkpoint is moved to the start of
                 // the file first: a crash in between then repeats entries rather than skipping any.
                 if start > 0 { try writeCheckpoint(Position(segment: number, offset: 0), durable: true) }
@@ -82,10 +108,11 @@ extension SpoolFiles {
                 for record in scan.records { good.append(contentsOf: bytes[record.offset..<record.offset + record.size]) }
                 try replace(path, with: good, durable: true)
                 size = good.count
-                if !scan.damage.isEmpty { logDamage(scan, path: path, kept: scan.records.count, logger: logger) }
+                start = 0
+                logDamage(scan, path: path, kept: scan.records.count, logger: logger)
             }
             segments.append(SegmentInfo(
-                number: number, bytes: size, records: scan.records.count,
+                number: number, start: start, bytes: size, records: scan.records.count,
                 oldestTs: first.ts, newestTs: scan.records.map(\.ts).max() ?? first.ts))
         }
         return segments
