@@ -182,7 +182,7 @@ import Testing
         #expect(lost.spool.map(\.entry) == [entry(2)])
         #expect(!state.publishesDirectly && state.waitingCount == 0)
         state.stop()
-        #expect(state.takeLeftovers().isEmpty)
+        #expect(state.takeLeftovers().spool.isEmpty)
     }
 
     @Test func aSpoolThatOpensLaterWithEntriesIsReplayedBeforeNewMessages() {

@@ -128,7 +128,7 @@ def test_embedded_broker_killed_is_restarted_and_nothing_acked_is_lost(embedded)
     assert observer.wait_subscribed(after=subscriptions), "observer did not resubscribe"
     assert wait_until(lambda: g.http_get("/readyz")[0] == 200, 20), g.log_tail()
     time.sleep(2)
-    finish("embedded broker SIGKILL, restarted by the gateway", devices, observer)
+    finish("embedded broker SIGKILL, restarted by the gateway", devices, observer, order=False)  # see below
     assert "the embedded mosquitto exited" in g.log()
     observer.close()
 
@@ -148,7 +148,9 @@ def test_embedded_broker_killed_again_while_the_gateway_replays_loses_nothing_ac
     kill_broker(g, e)  # while that replay runs, and before this mosquitto ever saved
     assert wait_until(lambda: g.http_get("/readyz")[0] == 200, 30), g.log_tail()
     time.sleep(2)
-    finish("embedded broker SIGKILL while the gateway replays after an earlier SIGKILL", devices, observer)
+    # Order is reported, not required: after a crash of the broker, libmosquitto sends the publishes that were
+    # awaiting a PUBACK again before the gateway's replay of what that broker lost (README, reliability).
+    finish("embedded broker SIGKILL while the gateway replays after an earlier SIGKILL", devices, observer, order=False)
     observer.close()
 
 

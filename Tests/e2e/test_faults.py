@@ -35,13 +35,16 @@ def start_stream(g, count=DEVICES, rate=RATE):
     return devices
 
 
-def finish(name, devices, observer, drain_s=30):
+def finish(name, devices, observer, drain_s=30, order=True):
+    """Checks every acked message arrived, and (with `order`) first arrivals in order per device."""
     for d in devices:
         d.stop(drain_s)
     for d in devices:
         d.join_drained()
     figures, problems = account(devices, observer, settle_s=15)
     report_figures(f"[{name}] {figures}")
+    if not order:
+        problems = [p for p in problems if "out of order" not in p]
     assert not problems, "\n".join(problems[:20])
     assert figures.acked > 0
     return figures
