@@ -1,7 +1,11 @@
 /// `limits`: `max_message_bytes` (size, 65536), `max_media_bytes` (size, 4194304), `max_bad_messages` (int,
 /// 100 per 60 s), `max_connections` (int, 19000), `max_connects_per_s` (int, 500, whole gateway),
+/// `max_connects_per_device_per_min` (int, 30, each device id: taken before the gateway-wide rate),
+/// `max_pending_connections` (int, 512: connections not (yet) a device; the oldest is closed beyond),
 /// `handshake_timeout_s` (int, 10), `max_messages_per_s` (int, 500 per device), `max_bytes_per_s` (size, 4MiB
-/// per device). Rates allow a burst of two seconds' worth; 0 turns a rate limit off.
+/// per device), `max_control_frames_per_s` (int, 10 per device: pings and pongs), `max_send_queue_bytes`
+/// (size, 1MiB per device: what waits to be written to it). Rates allow a burst of two seconds' worth (the
+/// per-device connect rate: ten seconds' worth); 0 turns a rate limit off.
 public struct LimitsSection: Sendable {
     public var maxMessageBytes: Int
     public var maxMediaBytes: Int
@@ -11,6 +15,10 @@ public struct LimitsSection: Sendable {
     public var handshakeTimeoutSeconds: Int
     public var maxMessagesPerSecond: Int
     public var maxBytesPerSecond: Int
+    public var maxConnectsPerDevicePerMinute: Int
+    public var maxPendingConnections: Int
+    public var maxControlFramesPerSecond: Int
+    public var maxSendQueueBytes: Int
 
     /// Reads `limits.*` from `source`, recording problems there.
     public init(_ source: ConfigSource) {
@@ -22,5 +30,9 @@ public struct LimitsSection: Sendable {
         handshakeTimeoutSeconds = source.int("limits.handshake_timeout_s", default: 10, in: 1...3600)
         maxMessagesPerSecond = source.int("limits.max_messages_per_s", default: 500, in: 0...10_000_000)
         maxBytesPerSecond = source.int("limits.max_bytes_per_s", default: 4 << 20, in: 0...(1 << 40), units: ConfigSource.byteUnits)
+        maxConnectsPerDevicePerMinute = source.int("limits.max_connects_per_device_per_min", default: 30, in: 0...1_000_000)
+        maxPendingConnections = source.int("limits.max_pending_connections", default: 512, in: 1...1_000_000)
+        maxControlFramesPerSecond = source.int("limits.max_control_frames_per_s", default: 10, in: 0...1_000_000)
+        maxSendQueueBytes = source.int("limits.max_send_queue_bytes", default: 1 << 20, in: (64 << 10)...(1 << 30), units: ConfigSource.byteUnits)
     }
 }
