@@ -28,7 +28,7 @@ public struct FleetKey: Sendable {
     /// Why a secret of `length` bytes cannot be a fleet key, or nil when it can.
     public static func weakness(length: Int) -> String? {
         guard length < minimumLength else { return nil }
-        let held = length == 0 ? "is empty (a lone trailing newline does not count)" : "holds only \(length) byte\(length == 1 ? "" : "s")"
+        let held = length == 0 ? "holds no key (it is empty, or only a newline)" : "holds only \(length) byte\(length == 1 ? "" : "s")"
         return "\(held); a fleet key needs at least \(minimumLength) bytes"
     }
 }

@@ -140,7 +140,10 @@ final class DeviceSession: PublishSource {
         reading.withLock { $0.startClosing() }
         applyReading()
         let channel = self.channel
-        channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: buffer), promise: nil)
+        // Queued like `sendText`, so answers sent before the close still leave before it.
+        channel.eventLoop.execute {
+            channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: buffer), promise: nil)
+        }
         channel.eventLoop.scheduleTask(in: Self.closeHandshakeTimeout) { channel.close(promise: nil) }
     }
 
