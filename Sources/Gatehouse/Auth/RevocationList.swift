@@ -43,9 +43,14 @@ struct RevocationList: Sendable {
 
     /// Takes one reading of the file made at `nowNanos` (a monotonic clock).
     mutating func apply(_ reading: Reading, nowNanos: UInt64) -> Outcome {
-        var outcome = Outcome()
         let before = entries
-        defer { outcome.changed = entries != before }
+        var outcome = take(reading, nowNanos: nowNanos)
+        outcome.changed = entries != before
+        return outcome
+    }
+
+    private mutating func take(_ reading: Reading, nowNanos: UInt64) -> Outcome {
+        var outcome = Outcome()
         guard case .contents(let bytes) = reading else {
             // Never read and not there: there is no list (yet). Anything else keeps the last list.
             unreadable = (reading == .missing && !existed) ? nil : reading
