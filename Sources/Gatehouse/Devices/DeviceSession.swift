@@ -135,23 +135,34 @@ final class DeviceSession: PublishSource {
         // The closing handshake (RFC 6455 7.1.1): the socket is read (and what arrives discarded) until the peer's
         // close frame, on which the frame handler closes the connection. Closing at once, with the peer's messages
         // still unread, would make the kernel reset the connection, and the peer could lose our close frame. A
-        // peer that does not answer within two seconds (also one that reads nothing, so our close frame may
-        // never even leave) is closed then.
+        // peer that does not answer within two seconds of our close frame leaving is closed then; one that reads
+        // so little that our close frame does not leave at all, after ten.
         reading.withLock { $0.startClosing() }
         applyReading()
         let channel = self.channel
         // Queued like `sendText`, so answers sent before the close still leave before it.
         channel.eventLoop.execute {
-            channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: buffer), promise: nil)
+            channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: buffer)).whenComplete { _ in
+                channel.eventLoop.scheduleTask(in: Self.closeHandshakeTimeout) { channel.close(promise: nil) }
+            }
         }
-        channel.eventLoop.scheduleTask(in: Self.closeHandshakeTimeout) { channel.close(promise: nil) }
+        channel.eventLoop.scheduleTask(in: Self.closeFrameTimeout) { channel.close(promise: nil) }
     }
 
-    /// How long the gateway waits for the device's close frame after sending its own.
+    /// How long the gateway waits for the device's close frame after its own has left.
     static let closeHandshakeTimeout = TimeAmount.seconds(2)
+    /// How long a close frame may wait behind what the device has not read yet.
+    static let closeFrameTimeout = TimeAmount.seconds(10)
 
     /// True once our close frame was sent: the connection only waits for the peer's close frame now.
     var isClosing: Bool { reading.withLock { $0.closing } }
+
+    /// Ends the connection at once, without a close frame (one that could not reach the device anyway: it does
+    /// not answer, or reads nothing); `reason` is published unless another was recorded first.
+    func drop(_ reason: OfflineReason) {
+        noteEnded(reason)
+        channel.close(promise: nil)
+    }
 
     /// Records a reason for a connection that ended without our close frame (peer close, lost link).
     func noteEnded(_ reason: OfflineReason) {

@@ -63,11 +63,7 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
             // A device held back by the outbox is not read, pongs included: it is not silent.
             if session.isReadingPaused { handler.value.lastHeard = .now() }
             let lastHeard = handler.value.lastHeard
-            if NIODeadline.now() - lastHeard >= period * 2 {
-                session.noteEnded(.heartbeatTimeout)
-                session.channel.close(promise: nil)
-                return
-            }
+            if NIODeadline.now() - lastHeard >= period * 2 { return session.drop(.heartbeatTimeout) }
             let ping = session.channel.allocator.buffer(string: "hb")
             session.channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .ping, data: ping), promise: nil)
         }
@@ -276,15 +272,16 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     /// The server allows half-closure (for HTTP); a device whose input ended is gone. A device whose send queue
-    /// overflowed (`SendQueueLimit`) reads nothing of what it is sent: it is closed like one that stopped
-    /// answering pings.
+    /// overflowed (`SendQueueLimit`) reads nothing of what it is sent: it is dropped like one that stopped
+    /// answering pings (a close frame would only queue behind what it does not read).
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, event == .inputClosed {
             session?.noteEnded(.connectionLost)
             context.close(promise: nil)
         } else if let overflow = event as? SendQueueLimit.Overflow, let session {
             metrics.limitHit("send_queue")
-            session.close(.policyViolation, reason: .heartbeatTimeout, text: "the device reads nothing: \(overflow.queuedBytes) bytes wait to be sent to it")
+            logger.info("dropped: the device reads nothing, \(overflow.queuedBytes) bytes wait to be sent to it", metadata: ["device": "\(session.device)"])
+            session.drop(.heartbeatTimeout)
         }
         context.fireUserInboundEventTriggered(event)
     }
