@@ -30,6 +30,8 @@ public final class Gateway: Sendable {
     let link: BrokerLink
     let directory = DeviceDirectory()
     let admission: DeviceAdmission
+    /// Connections not (yet) a device, capped (`limits.max_pending_connections`).
+    let pendingConnections: PendingConnections
     let devices: DeviceHub
     let commands: CommandRouter
     let homeAssistant: HomeAssistantAnnouncer
@@ -59,7 +61,7 @@ public final class Gateway: Sendable {
         self.topics = topics
         self.logger = logger
         self.metrics = metrics
-        let credentials = try CredentialStore(auth: config.auth, logger: logger)
+        let credentials = try CredentialStore(auth: config.auth, metrics: metrics, logger: logger)
         let deviceTLS = try config.gateway.tls.map { try DeviceTLS(files: $0) }
         self.deviceTLS = deviceTLS
         self.embeddedBroker = config.mqtt.embedded.map { EmbeddedBroker(settings: $0, logger: logger) }
@@ -88,6 +90,8 @@ public final class Gateway: Sendable {
         self.link = link
         let directory = self.directory
         let readiness = self.readiness
+        pendingConnections = PendingConnections(settings: settings, metrics: metrics)
+        if let warning = PendingConnections.fileLimitWarning(config.limits) { logger.warning("\(warning)") }
         admission = DeviceAdmission(
             credentials: credentials, settings: settings, directory: directory, readiness: readiness,
             compression: config.gateway.compression, metrics: metrics)

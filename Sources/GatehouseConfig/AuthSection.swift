@@ -1,7 +1,10 @@
+import GatehouseProtocol
+
 /// `auth`: `key_file` (path, default `/etc/gatehouse/fleet.key` unless `key_files` is set: the fleet HMAC key
 /// for tokens without `kid`), `key_files` (mapping key id → path, none: a token with that `kid` is checked
 /// with that key; several keys valid at once while rotating), `revoked_file` (path, none: device ids or
-/// `jti`s, one per line). At least one key is needed. Key files are read by the `SecretFile` rule.
+/// `jti`s, one per line). At least one key is needed. Key files are read by the `SecretFile` rule, and each key
+/// must be at least `FleetKey.minimumLength` (16) bytes long.
 public struct AuthSection: Sendable {
     public var keyFile: String?
     public var keyFiles: [String: String]
@@ -20,7 +23,9 @@ public struct AuthSection: Sendable {
 
     private static func check(_ file: String, key: String, source: ConfigSource) {
         do {
-            if try SecretFile.bytes(atPath: file).isEmpty { source.problem(key, "\(file) is empty") }
+            if let weakness = FleetKey.weakness(length: try SecretFile.bytes(atPath: file).count) {
+                source.problem(key, "\(file) \(weakness) (create one: head -c 32 /dev/urandom | base64 > \(file); chmod 600 \(file))")
+            }
         } catch {
             source.problem(key, "cannot read the fleet key \(file) (create one: head -c 32 /dev/urandom | base64 > \(file); chmod 600 \(file))")
         }

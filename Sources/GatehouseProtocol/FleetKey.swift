@@ -20,4 +20,15 @@ public struct FleetKey: Sendable {
         self.id = id
         self.secret = secret
     }
+
+    /// The shortest secret accepted (PROTOCOL.md section 2): an empty or one-character key would make every
+    /// token forgeable.
+    public static let minimumLength = 16
+
+    /// Why a secret of `length` bytes cannot be a fleet key, or nil when it can.
+    public static func weakness(length: Int) -> String? {
+        guard length < minimumLength else { return nil }
+        let held = length == 0 ? "holds no key (it is empty, or only a newline)" : "holds only \(length) byte\(length == 1 ? "" : "s")"
+        return "\(held); a fleet key needs at least \(minimumLength) bytes"
+    }
 }

@@ -49,7 +49,7 @@ struct KeyOptions: ParsableArguments {
     func load(id: String? = nil) throws -> FleetKey? {
         guard let path = try keyPath(id: id) else { return nil }
         let key = FleetKey(id: id, secret: try SecretFile.bytes(path, what: "key file"))
-        guard !key.secret.isEmpty else { throw CtlError.usage("key file \(path) is empty") }
+        if let weakness = FleetKey.weakness(length: key.secret.count) { throw CtlError.usage("key file \(path) \(weakness)") }
         return key
     }
 }

@@ -7,7 +7,7 @@ struct ConfigFiles {
     init() throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("gatehouse-config-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        try write("fleet.key", "fleet-secret\n")
+        try write("fleet.key", "fleet-secret-of-32-bytes-length\n")
     }
 
     /// Writes `contents` to `name` in the directory and returns its path.

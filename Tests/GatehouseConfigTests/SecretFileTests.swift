@@ -34,12 +34,21 @@ import Testing
         #expect(try MQTTClientOptions(config: config).password == "\n s3cret\r")
     }
 
-    @Test func anEmptyFleetKeyIsAProblem() throws {
+    @Test("a fleet key under 16 bytes is a problem that says so", arguments: [
+        ("\n", "holds no key (it is empty, or only a newline)"), ("x\n", "holds only 1 byte"),
+        ("fifteen-bytes!!\n", "holds only 15 bytes"), ("sixteen-bytes!!!\n", nil),
+    ])
+    func shortFleetKeysAreProblems(_ contents: String, _ problem: String?) throws {
         let files = try ConfigFiles()
         defer { files.remove() }
-        let empty = try files.write("empty.key", "\n")
-        let source = ConfigSource(yamlText: "auth: {key_file: \(empty)}\nmqtt: {embedded_binary: /bin/sh}", environment: [:])
+        let key = try files.write("short.key", contents)
+        let source = ConfigSource(yamlText: "auth: {key_file: \(key)}\nmqtt: {embedded_binary: /bin/sh}", environment: [:])
         _ = GatewayConfig(source: source)
-        #expect(source.problems == ["auth.key_file: \(empty) is empty"])
+        if let problem {
+            #expect(source.problems.count == 1)
+            #expect(source.problems.first?.hasPrefix("auth.key_file: \(key) \(problem); a fleet key needs at least 16 bytes (create one: ") == true)
+        } else {
+            #expect(source.problems.isEmpty)
+        }
     }
 }

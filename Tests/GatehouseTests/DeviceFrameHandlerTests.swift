@@ -165,6 +165,46 @@ import Testing
         #expect(autoRead() == true && !session.isReadingPaused)
     }
 
+    @Test func pingsOverTheControlRateAreNotAnsweredAndCountAsBad() throws {
+        let strict = try DeviceFrameHandlerTests(limits: "limits: {max_control_frames_per_s: 1, max_bad_messages: 2}")
+        for _ in 0..<5 { try strict.channel.writeInbound(strict.frame(.ping, Array("p".utf8))) }
+        let frames = try strict.written()
+        // A burst of two seconds' worth is answered; the third over-rate ping is one bad frame too many.
+        #expect(frames.filter { $0.opcode == .pong }.count == 2)
+        #expect(frames.last?.opcode == .connectionClose && strict.session.closeReason == .badMessages)
+    }
+
+    @Test func aDeviceThatDoesNotReadIsNotReadUntilItCatchesUp() throws {
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        channel.embeddedEventLoop.run()
+        #expect(autoRead() == false && !session.isReadingPaused)
+        channel.isWritable = true
+        channel.pipeline.fireChannelWritabilityChanged()
+        channel.embeddedEventLoop.run()
+        #expect(autoRead() == true)
+    }
+
+    @Test func closingReadsAgainToWaitForThePeersCloseFrame() throws {
+        session.setReadingPaused(true, order: 1)
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        session.close(.policyViolation, reason: .badMessages)
+        channel.embeddedEventLoop.run()
+        #expect(autoRead() == true && session.isClosing)
+    }
+
+    @Test func anOverflowingSendQueueDropsTheConnection() throws {
+        channel.pipeline.fireUserInboundEventTriggered(SendQueueLimit.Overflow(queuedBytes: 2 << 20))
+        #expect(!channel.isActive && session.closeReason == .heartbeatTimeout && sink.ended.withLock { $0 })
+    }
+
+    @Test func answersSentBeforeTheCloseLeaveBeforeIt() throws {
+        session.send(.error(code: "bad_message", message: "x"))
+        session.close(.policyViolation, reason: .badMessages)
+        #expect(try written().map(\.opcode) == [.text, .connectionClose])
+    }
+
     func autoRead() -> Bool? {
         channel.options.last { $0.option is ChannelOptions.Types.AutoReadOption }?.value as? Bool
     }

@@ -3,30 +3,43 @@ import GatehouseConfig
 import GatehouseProtocol
 import Logging
 import Mosquitto
+import NIOCore
 import Synchronization
 
 /// The fleet keys and the revocation list. The revoked file is re-read when its modification time
-/// changes (`RevocationWatcher` polls it) or on demand (`reload` bridge request, SIGHUP).
+/// changes (`ReloadService` polls it every second) or on demand (`reload` bridge request, SIGHUP); what a reading
+/// changes is decided by `RevocationList` (failing closed).
 final class CredentialStore: Sendable {
     private let keys: [FleetKey]
     private let revokedFile: String?
-    private let revoked = Mutex<(entries: Set<String>, modified: Date?)>(([], nil))
+    private let revoked = Mutex<(list: RevocationList, modified: Date?)>((RevocationList(), nil))
+    private let metrics: GatewayMetrics
     private let logger: Logger
 
-    /// Reads the fleet keys (by the `SecretFile` rule: one trailing newline is not part of a key) and the revoked file.
-    init(auth: AuthSection, logger: Logger) throws {
+    /// Reads the fleet keys (by the `SecretFile` rule: one trailing newline is not part of a key; each at least
+    /// `FleetKey.minimumLength` bytes) and the revoked file, which must be readable if it exists.
+    init(auth: AuthSection, metrics: GatewayMetrics, logger: Logger) throws {
         func read(_ file: String, id: String?) throws -> FleetKey {
+            let name = id.map { "auth.key_files.\($0)" } ?? "auth.key_file"
+            let secret: [UInt8]
             do {
-                return FleetKey(id: id, secret: try SecretFile.bytes(atPath: file))
+                secret = try SecretFile.bytes(atPath: file)
             } catch {
-                throw StartupError("\(id.map { "auth.key_files.\($0)" } ?? "auth.key_file"): cannot read \(file)")
+                throw StartupError("\(name): cannot read \(file)")
             }
+            if let weakness = FleetKey.weakness(length: secret.count) { throw StartupError("\(name): \(file) \(weakness)") }
+            return FleetKey(id: id, secret: secret)
         }
         self.keys = try (auth.keyFile.map { [try read($0, id: nil)] } ?? [])
             + auth.keyFiles.sorted { $0.key < $1.key }.map { try read($0.value, id: $0.key) }
         self.revokedFile = auth.revokedFile
+        self.metrics = metrics
         self.logger = logger
         _ = reloadRevoked()
+        // Starting with no list at all would let every revoked device in: refuse, as for an unreadable key.
+        if let revokedFile, revoked.withLock({ $0.list.unreadable }) != nil {
+            throw StartupError("auth.revoked_file: cannot read \(revokedFile) (it exists but is not a readable file)")
+        }
     }
 
     /// Why a device may not connect.
@@ -49,7 +62,7 @@ final class CredentialStore: Sendable {
     /// Whether the device id or the token id is on the revocation list.
     func isRevoked(device: String, tokenID: String?) -> Bool {
         revoked.withLock { state in
-            state.entries.contains(device) || (tokenID.map { state.entries.contains($0) } ?? false)
+            state.list.entries.contains(device) || (tokenID.map { state.list.entries.contains($0) } ?? false)
         }
     }
 
@@ -57,23 +70,47 @@ final class CredentialStore: Sendable {
         isRevoked(device: claims.subject, tokenID: claims.tokenID)
     }
 
-    /// Re-reads the revoked file if it changed; returns true when the list changed.
+    /// Re-reads the revoked file if it changed (or a shorter list waits for confirmation, or it could not be
+    /// read last time); returns true when the list in force changed.
     func reloadRevoked(force: Bool = false) -> Bool {
         guard let revokedFile else { return false }
         let modified = (try? FileManager.default.attributesOfItem(atPath: revokedFile))?[.modificationDate] as? Date
-        let unchanged = revoked.withLock { $0.modified == modified && modified != nil }
-        if unchanged && !force { return false }
-        let text = (try? String(contentsOfFile: revokedFile, encoding: .utf8)) ?? ""
-        let entries = Set(text.split(whereSeparator: \.isNewline).compactMap { line -> String? in
-            let entry = line.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false)[0]
-                .trimmingCharacters(in: .whitespaces)
-            return entry.isEmpty ? nil : entry
-        })
-        let changed = revoked.withLock { state in
-            defer { state = (entries, modified) }
-            return state.entries != entries
+        let due = revoked.withLock { force || $0.modified != modified || modified == nil || $0.list.needsRereading }
+        guard due else { return false }
+        let reading = Self.read(revokedFile)
+        let (outcome, wasUnreadable, list) = revoked.withLock { state in
+            let was = state.list.unreadable
+            state.modified = modified
+            let outcome = state.list.apply(reading, nowNanos: NIODeadline.now().uptimeNanoseconds)
+            return (outcome, was, state.list)
         }
-        if changed { logger.info("revocation list loaded: \(entries.count) entries from \(revokedFile)") }
-        return changed
+        report(outcome, list: list, wasUnreadable: wasUnreadable, file: revokedFile)
+        return outcome.changed
+    }
+
+    private static func read(_ file: String) -> RevocationList.Reading {
+        guard FileManager.default.fileExists(atPath: file) else { return .missing }
+        guard let data = FileManager.default.contents(atPath: file) else { return .unreadable }
+        return .contents([UInt8](data))
+    }
+
+    /// Logs what a reading changed; a file that cannot be read is an error until it can be read again, and the
+    /// `gatehouse_revocation_file_unreadable` gauge is 1 meanwhile.
+    private func report(_ outcome: RevocationList.Outcome, list: RevocationList, wasUnreadable: RevocationList.Reading?, file: String) {
+        metrics.revocationFileUnreadable(list.unreadable != nil)
+        if let problem = list.unreadable, wasUnreadable == nil {
+            let what = problem == .missing ? "is missing" : "cannot be read"
+            logger.error("auth.revoked_file: \(file) \(what); the last list read (\(list.entries.count) entries) stays in force until it can be read again")
+        } else if list.unreadable == nil, wasUnreadable != nil {
+            logger.notice("auth.revoked_file: \(file) can be read again")
+        }
+        if !outcome.invalidLines.isEmpty {
+            let lines = outcome.invalidLines.map(String.init).joined(separator: ", ")
+            logger.warning("auth.revoked_file: line(s) \(lines) of \(file) are not valid UTF-8 and are ignored; every other line counts")
+        }
+        if outcome.shrinkWaiting {
+            logger.info("auth.revoked_file: \(file) lists fewer entries than before; they are lifted once it reads the same a second later")
+        }
+        if outcome.changed { logger.info("revocation list loaded: \(list.entries.count) entries from \(file)") }
     }
 }

@@ -22,11 +22,9 @@ final class DeviceSession: PublishSource {
     let remote: String
     let channel: any Channel
     private let metrics: GatewayMetrics
-    /// Whether reading is paused for backpressure, and the order of the decision (see `setReadingPaused`).
-    private let reading = Mutex((paused: false, order: UInt64(0)))
+    /// Every reason to stop reading the socket, and the one decision over them (`ReadGate.reads`).
+    private let reading = Mutex(ReadGate())
     private let closing = Mutex<OfflineReason?>(nil)
-    /// Set once our close frame is on its way: the closing handshake has begun.
-    private let closeSent = Mutex(false)
     private let activity: Mutex<Activity>
 
     /// What the status page shows of a device's traffic.
@@ -93,21 +91,27 @@ final class DeviceSession: PublishSource {
     /// Backpressure from the outbox. Decisions may arrive out of order from several threads: the one with
     /// the highest `order` is recorded, and each task on the event loop applies whatever is recorded then.
     func setReadingPaused(_ paused: Bool, order: UInt64) {
-        let newer = reading.withLock { current in
-            guard order > current.order else { return false }
-            current = (paused, order)
-            return true
-        }
-        guard newer else { return }
+        if reading.withLock({ $0.outbox(paused: paused, order: order) }) { applyReading() }
+    }
+
+    /// Backpressure from the device: its channel's writability changed (the frame handler tells, on the loop).
+    func setWritable(_ writable: Bool) {
+        reading.withLock { $0.writable(writable) }
+        applyReading()
+    }
+
+    /// Sets NIO's `autoRead` to what `ReadGate` decides now, on the event loop (turning it back on also issues
+    /// the next read).
+    private func applyReading() {
         let channel = self.channel
         channel.eventLoop.execute { [self] in
-            // Turning autoRead back on also issues the next read.
-            channel.setOption(ChannelOptions.autoRead, value: !isReadingPaused).whenFailure { _ in }
+            channel.setOption(ChannelOptions.autoRead, value: reading.withLock { $0.reads }).whenFailure { _ in }
         }
     }
 
-    /// True while the outbox holds this device back (its pongs are not read meanwhile either).
-    var isReadingPaused: Bool { reading.withLock { $0.paused } }
+    /// True while the outbox holds this device back: not reading it then is the gateway's doing, so its silence
+    /// (pongs included) is not held against it. A device that does not read its socket gets no such excuse.
+    var isReadingPaused: Bool { reading.withLock { $0.heldByOutbox } }
 
     /// The reason recorded by the first `close`, if any.
     var closeReason: OfflineReason? { closing.withLock { $0 } }
@@ -128,20 +132,37 @@ final class DeviceSession: PublishSource {
         var buffer = channel.allocator.buffer(capacity: 2 + (text?.utf8.count ?? 0))
         buffer.write(webSocketErrorCode: WebSocketErrorCode(codeNumber: Int(code)))
         if let text { buffer.writeString(text) }
-        closeSent.withLock { $0 = true }
+        // The closing handshake (RFC 6455 7.1.1): the socket is read (and what arrives discarded) until the peer's
+        // close frame, on which the frame handler closes the connection. Closing at once, with the peer's messages
+        // still unread, would make the kernel reset the connection, and the peer could lose our close frame. A
+        // peer that does not answer within two seconds of our close frame leaving is closed then; one that reads
+        // so little that our close frame does not leave at all, after ten.
+        reading.withLock { $0.startClosing() }
+        applyReading()
         let channel = self.channel
-        channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: buffer)).whenComplete { _ in
-            // The closing handshake (RFC 6455 7.1.1): the peer answers with its close frame and the frame handler
-            // then closes the connection. Closing at once, with the peer's messages still unread, would make the
-            // kernel reset the connection, and the peer could lose our close frame. A peer that does not answer
-            // is closed after two seconds.
-            channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
-            channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
+        // Queued like `sendText`, so answers sent before the close still leave before it.
+        channel.eventLoop.execute {
+            channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: buffer)).whenComplete { _ in
+                channel.eventLoop.scheduleTask(in: Self.closeHandshakeTimeout) { channel.close(promise: nil) }
+            }
         }
+        channel.eventLoop.scheduleTask(in: Self.closeFrameTimeout) { channel.close(promise: nil) }
     }
 
+    /// How long the gateway waits for the device's close frame after its own has left.
+    static let closeHandshakeTimeout = TimeAmount.seconds(2)
+    /// How long a close frame may wait behind what the device has not read yet.
+    static let closeFrameTimeout = TimeAmount.seconds(10)
+
     /// True once our close frame was sent: the connection only waits for the peer's close frame now.
-    var isClosing: Bool { closeSent.withLock { $0 } }
+    var isClosing: Bool { reading.withLock { $0.closing } }
+
+    /// Ends the connection at once, without a close frame (one that could not reach the device anyway: it does
+    /// not answer, or reads nothing); `reason` is published unless another was recorded first.
+    func drop(_ reason: OfflineReason) {
+        noteEnded(reason)
+        channel.close(promise: nil)
+    }
 
     /// Records a reason for a connection that ended without our close frame (peer close, lost link).
     func noteEnded(_ reason: OfflineReason) {

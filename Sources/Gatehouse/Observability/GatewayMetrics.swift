@@ -27,6 +27,7 @@ final class GatewayMetrics: Sendable {
     private let brokerConnected = Gauge(label: "gatehouse_broker_connected")
     private let brokerConnects = Counter(label: "gatehouse_broker_connects_total")
     private let devicesWithDeltaGauge = Gauge(label: "gatehouse_desired_devices_with_delta")
+    private let revocationUnreadable = Gauge(label: "gatehouse_revocation_file_unreadable")
     private let inCount = Atomic<Int>(0)
     private let outCount = Atomic<Int>(0)
     /// Rates between two health reports (`takeRates`), with the same estimator as the status page's.
@@ -99,6 +100,9 @@ final class GatewayMetrics: Sendable {
     func limitHit(_ limit: String) {
         Counter(label: "gatehouse_limit_hits_total", dimensions: [("limit", limit)]).increment()
     }
+
+    /// 1 while `auth.revoked_file` cannot be read and the last list read stays in force.
+    func revocationFileUnreadable(_ unreadable: Bool) { revocationUnreadable.record(unreadable ? 1 : 0) }
 
     func commandDelivered() { commandsDelivered.increment() }
 

@@ -30,9 +30,9 @@ struct Refusal: Sendable {
 }
 
 /// Who may connect: decides each upgrade request before any upgrade happens (path, subprotocol, token or
-/// client certificate, revocation, capacity, the gateway-wide connect rate).
+/// client certificate, revocation, capacity, the connect rates: the device's own, then the gateway's).
 ///
-/// Owns the connect-rate bucket. Reads `CredentialStore`, `SettingsStore` (limits), `DeviceDirectory`
+/// Owns the connect-rate budgets (`ConnectBudget`). Reads `CredentialStore`, `SettingsStore` (limits), `DeviceDirectory`
 /// (capacity) and `Readiness`.
 final class DeviceAdmission: Sendable {
     static let connectPath = "/v1/connect"
@@ -44,8 +44,8 @@ final class DeviceAdmission: Sendable {
     private let readiness: Readiness
     private let compression: Bool
     private let metrics: GatewayMetrics
-    /// New connections per second, for the whole gateway (`limits.max_connects_per_s`).
-    private let connectRate: Mutex<TokenBucket>
+    /// New connections per device and for the whole gateway.
+    private let connectBudget: Mutex<ConnectBudget>
 
     init(credentials: CredentialStore, settings: SettingsStore, directory: DeviceDirectory, readiness: Readiness,
          compression: Bool, metrics: GatewayMetrics) {
@@ -55,8 +55,7 @@ final class DeviceAdmission: Sendable {
         self.readiness = readiness
         self.compression = compression
         self.metrics = metrics
-        self.connectRate = Mutex(TokenBucket(
-            perSecond: settings.now.limits.maxConnectsPerSecond, nowNanos: NIODeadline.now().uptimeNanoseconds))
+        self.connectBudget = Mutex(ConnectBudget(nowNanos: NIODeadline.now().uptimeNanoseconds))
     }
 
     /// Decides an upgrade request: path, subprotocol, then the token (header wins over query) or, without a
@@ -110,19 +109,20 @@ final class DeviceAdmission: Sendable {
             metrics.limitHit("max_connections")
             return .refuse(Refusal(status: .serviceUnavailable, code: "unavailable", message: "the gateway takes no more connections now; retry later", retryAfter: 5))
         }
-        guard takeConnectToken(perSecond: limits.maxConnectsPerSecond) else {
+        let budget = connectBudget.withLock {
+            $0.take(device: claims.subject, perDevicePerMinute: limits.maxConnectsPerDevicePerMinute,
+                    gatewayPerSecond: limits.maxConnectsPerSecond, nowNanos: NIODeadline.now().uptimeNanoseconds)
+        }
+        switch budget {
+        case .allowed:
+            return .accept(claims: claims, responseHeaders: headers, compressed: compressed)
+        case .deviceOverBudget(let seconds):
+            metrics.limitHit("connects_per_device")
+            let message = "device \(claims.subject) connects too often (more than \(limits.maxConnectsPerDevicePerMinute) times a minute); retry in \(seconds) s"
+            return .refuse(Refusal(status: .tooManyRequests, code: "rate_limited", message: message, retryAfter: seconds))
+        case .gatewayOverBudget:
             metrics.limitHit("connects_per_s")
             return .refuse(Refusal(status: .tooManyRequests, code: "rate_limited", message: "too many new connections per second; retry shortly", retryAfter: 1))
-        }
-        return .accept(claims: claims, responseHeaders: headers, compressed: compressed)
-    }
-
-    /// One new connection from the gateway-wide bucket; a reload that changed the rate starts a new bucket.
-    private func takeConnectToken(perSecond: Int) -> Bool {
-        connectRate.withLock { bucket in
-            let now = NIODeadline.now().uptimeNanoseconds
-            if bucket.rate != Double(perSecond) { bucket = TokenBucket(perSecond: perSecond, nowNanos: now) }
-            return bucket.take(nowNanos: now)
         }
     }
 

@@ -5,7 +5,8 @@ import NIOCore
 import NIOWebSocket
 
 /// Reads one device's WebSocket frames on its event loop: reassembles fragments, enforces size and
-/// UTF-8 rules, answers pings, runs the heartbeat, counts bad messages, and hands each well-formed
+/// UTF-8 rules, answers pings (rate-limited, at most one pong waiting), runs the heartbeat, counts bad
+/// messages, tells the session when the device stops reading (writability), and hands each well-formed
 /// message to its sink (`DeviceHub`). One instance per connection; no locks (everything runs on one loop);
 /// the live settings are a per-connection snapshot, refreshed only after a reload.
 final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
@@ -27,6 +28,11 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Per-device rates (`limits.max_messages_per_s`, `limits.max_bytes_per_s`), for this connection.
     private var messageRate: TokenBucket
     private var byteRate: TokenBucket
+    /// Pings and pongs from the device (`limits.max_control_frames_per_s`).
+    private var controlRate: TokenBucket
+    /// A pong waits to be written: pings meanwhile are answered by one pong for the newest (`nextPong`).
+    private var pongWaiting = false
+    private var nextPong: ByteBuffer?
     /// Size limits as announced in this connection's `welcome` (and built into its frame decoder): a reload
     /// changes them for new connections only.
     private let sizeLimits: (text: Int, media: Int)
@@ -44,6 +50,7 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
         let now = NIODeadline.now().uptimeNanoseconds
         messageRate = TokenBucket(perSecond: limits.maxMessagesPerSecond, nowNanos: now)
         byteRate = TokenBucket(perSecond: limits.maxBytesPerSecond, nowNanos: now)
+        controlRate = TokenBucket(perSecond: limits.maxControlFramesPerSecond, nowNanos: now)
         sizeLimits = (limits.maxMessageBytes, limits.maxMediaBytes)
     }
 
@@ -56,11 +63,7 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
             // A device held back by the outbox is not read, pongs included: it is not silent.
             if session.isReadingPaused { handler.value.lastHeard = .now() }
             let lastHeard = handler.value.lastHeard
-            if NIODeadline.now() - lastHeard >= period * 2 {
-                session.noteEnded(.heartbeatTimeout)
-                session.channel.close(promise: nil)
-                return
-            }
+            if NIODeadline.now() - lastHeard >= period * 2 { return session.drop(.heartbeatTimeout) }
             let ping = session.channel.allocator.buffer(string: "hb")
             session.channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .ping, data: ping), promise: nil)
         }
@@ -69,7 +72,8 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
         guard let session else { return }
-        lastHeard = .now()
+        // A ping is not an answer: a device that pings without reading what it is sent must not look alive.
+        if frame.opcode != .ping { lastHeard = .now() }
         if session.isClosing {
             // We sent our close frame: only the peer's answer matters now; what it sent meanwhile is not handled.
             if frame.opcode == .connectionClose { context.close(promise: nil) }
@@ -82,11 +86,13 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
             return session.close(code: 1002, reason: .badMessages, text: "client frames must be masked")
         }
         switch frame.opcode {
-        case .ping:
+        case .ping, .pong:
             guard frame.fin, frame.length <= 125 else { return session.close(code: 1002, reason: .badMessages) }
-            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData)), promise: nil)
-        case .pong:
-            break
+            guard withinControlRate() else {
+                metrics.limitHit("control_frames")
+                return countBadMessage(session: session)
+            }
+            if frame.opcode == .ping { answerPing(frame.unmaskedData, context: context) }
         case .connectionClose:
             session.noteEnded(.disconnected)
             var data = frame.unmaskedData
@@ -119,6 +125,35 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
         default:
             session.close(code: 1002, reason: .badMessages, text: "unknown opcode")
         }
+    }
+
+    /// Pongs go out one at a time: a ping that arrives while a pong still waits to be written is answered once
+    /// that one is out, and only the newest of such pings is (RFC 6455 5.5.3 allows answering just the most
+    /// recent ping). So a device that pings without reading cannot pile up pongs.
+    private func answerPing(_ data: ByteBuffer, context: ChannelHandlerContext) {
+        guard !pongWaiting else {
+            nextPong = data
+            return
+        }
+        pongWaiting = true
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let bound = context.loopBound
+        context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: data))).whenComplete { _ in
+            let handler = handler.value
+            handler.pongWaiting = false
+            guard let next = handler.nextPong else { return }
+            handler.nextPong = nil
+            handler.answerPing(next, context: bound.value)
+        }
+    }
+
+    /// Takes one control frame from the device's bucket; false when over `limits.max_control_frames_per_s`.
+    private func withinControlRate() -> Bool {
+        settings = store.refresh(settings)
+        let perSecond = settings.limits.maxControlFramesPerSecond
+        let now = NIODeadline.now().uptimeNanoseconds
+        if controlRate.rate != Double(perSecond) { controlRate = TokenBucket(perSecond: perSecond, nowNanos: now) }
+        return controlRate.take(nowNanos: now)
     }
 
     /// Closes with 1009 when a (partial) message is over its limit; returns whether it is still fine.
@@ -236,13 +271,26 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.fireErrorCaught(error)
     }
 
-    /// The server allows half-closure (for HTTP); a device whose input ended is gone.
+    /// The server allows half-closure (for HTTP); a device whose input ended is gone. A device whose send queue
+    /// overflowed (`SendQueueLimit`) reads nothing of what it is sent: it is dropped like one that stopped
+    /// answering pings (a close frame would only queue behind what it does not read).
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, event == .inputClosed {
             session?.noteEnded(.connectionLost)
             context.close(promise: nil)
+        } else if let overflow = event as? SendQueueLimit.Overflow, let session {
+            metrics.limitHit("send_queue")
+            logger.info("dropped: the device reads nothing, \(overflow.queuedBytes) bytes wait to be sent to it", metadata: ["device": "\(session.device)"])
+            session.drop(.heartbeatTimeout)
         }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    /// A device that does not read what it is sent (NIO's write buffer is over its high-water mark) is not read
+    /// either until it catches up: otherwise every message it sends adds an answer to the pile.
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        session?.setWritable(context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
     }
 
     func channelInactive(context: ChannelHandlerContext) {

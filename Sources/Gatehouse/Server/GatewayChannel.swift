@@ -34,6 +34,8 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         let gateway = self.gateway
         return channel.eventLoop.makeCompletedFuture {
+            // Counted until it becomes a device: connections that never finish cannot use up the file descriptors.
+            let pending = gateway.pendingConnections.add(channel)
             let admission = NIOLoopBoundBox<Admission?>(nil, eventLoop: channel.eventLoop)
             let upgrader = NIOTypedWebSocketServerUpgrader<UpgradeResult>(
                 maxFrameSize: Self.maxFrameSize(gateway.settings.now.limits),
@@ -51,10 +53,14 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
                         guard case .accept(let claims, _, let compressed) = admission.value else {
                             throw ChannelError.inappropriateOperationForState
                         }
+                        let limits = gateway.settings.now.limits
                         let handler = DeviceFrameHandler(
                             sink: gateway.devices, settings: gateway.settings, metrics: gateway.metrics, logger: gateway.logger,
                             heartbeatSeconds: gateway.startup.gateway.heartbeatSeconds, deflate: compressed ? try PerMessageDeflate() : nil)
+                        // Every frame to the device passes the send-queue cap (it sits between the handler and the encoder).
+                        try channel.pipeline.syncOperations.addHandler(SendQueueLimit(maxBytes: limits.maxSendQueueBytes))
                         try channel.pipeline.syncOperations.addHandler(handler)
+                        gateway.pendingConnections.finished(pending)
                         let remote = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "unknown"
                         let session = gateway.devices.connected(claims: claims, channel: channel, remote: remote)
                         handler.start(session, loop: channel.eventLoop)

@@ -19,6 +19,14 @@ struct TokenBucket: Sendable {
         self.init(rate: Double(perSecond), burst: 2 * Double(perSecond), nowNanos: nowNanos)
     }
 
+    /// Whether the bucket has refilled to its burst by `nowNanos` (an unlimited one always has): forgetting
+    /// it then changes nothing, since a new bucket starts full.
+    func isFull(nowNanos: UInt64) -> Bool {
+        guard rate > 0 else { return true }
+        let refill = nowNanos > lastNanos ? Double(nowNanos - lastNanos) / 1e9 * rate : 0
+        return tokens + refill >= burst
+    }
+
     /// Takes `amount` tokens if the bucket holds them; returns whether it did. An amount larger than the
     /// burst passes when the bucket is full and leaves it in debt, so no single message is refused forever.
     mutating func take(_ amount: Double = 1, nowNanos: UInt64) -> Bool {
