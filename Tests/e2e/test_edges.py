@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from conftest import fetch_retained, fetch_retained_json, uid
+from conftest import TcpForwarder, fetch_retained, fetch_retained_json, uid, wait_until
 from test_commands import assert_failure, final, no_more_responses, request, response
 
 INT64_MAX = 2**63 - 1
@@ -245,3 +245,36 @@ def test_removing_many_keys_is_not_quadratic(gw, mqtt, online):
     online.expect_ack(2, timeout=3)
     _, state = mqtt.wait_json(gw.topic(online.id, "state"), lambda s: s["version"] == 2)
     assert state["data"] == {}
+
+
+def test_an_answer_the_full_spool_refuses_leaves_its_command_open_for_the_resend(gateway, broker, mqtt):
+    """The device's `response` cannot be made safe (broker away, spool full): it gets `nack` `spool_full`,
+    and the command stays open, so the resend after the broker is back ends it with exactly one `ok`."""
+    fwd = TcpForwarder(broker.port)
+    try:
+        g = gateway(mqtt={"url": f"mqtt://127.0.0.1:{fwd.port}"}, spool={"max_bytes": "64KiB"})
+        dev = uid("refill")
+        mqtt.subscribe(f"{g.base}/{dev}/response/#")
+        d = g.connect(g.token(dev))
+        request(mqtt, g, dev, "reboot", {"id": "r9", "timeout_ms": 60000})
+        d.expect("command", id="r9")
+        fwd.cut()
+        wait_until(lambda: g.http_get("/readyz")[0] == 503, 10)
+        seq = 0
+        for fill in (1000, 100, 0):  # fill the spool to the last few bytes
+            while True:
+                seq += 1
+                d.send_json({"type": "telemetry", "seq": seq, "data": {"fill": "x" * fill}})
+                if d.recv_json(10)["type"] == "nack":
+                    break
+        answer = {"type": "response", "id": "r9", "status": "ok", "data": {"log": "y" * 500}}
+        d.send_json({**answer, "seq": 9000})
+        d.expect_nack(9000, "spool_full")
+        fwd.restore()
+        wait_until(lambda: g.http_get("/readyz")[0] == 200, 40)
+        d.send_json({**answer, "seq": 9001})
+        d.expect_ack(9001, timeout=20)
+        assert final(mqtt, g, dev, "reboot", "r9", timeout=20)["status"] == "ok"
+        no_more_responses(mqtt, g, dev, within=0.5)
+    finally:
+        fwd.cut()
