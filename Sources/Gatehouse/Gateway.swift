@@ -31,6 +31,8 @@ public final class Gateway: Sendable {
     let directory = DeviceDirectory()
     let admission: DeviceAdmission
     let devices: DeviceHub
+    /// Live view (§8): viewer admission, camera leases, frame fan-out.
+    let live: LiveView
     let commands: CommandRouter
     let homeAssistant: HomeAssistantAnnouncer
     let routing: BrokerRouter
@@ -82,13 +84,15 @@ public final class Gateway: Sendable {
             credentials: credentials, settings: settings, directory: directory, readiness: readiness,
             compression: config.gateway.compression, metrics: metrics)
         homeAssistant = HomeAssistantAnnouncer(link: link, directory: directory, settings: settings)
+        live = LiveView(settings: config.live, credentials: credentials, directory: directory,
+                        timerLoop: MultiThreadedEventLoopGroup.singleton.any(), logger: logger)
         commands = CommandRouter(
             gatewayID: id, topics: topics, config: config.commands, link: link, directory: directory, metrics: metrics,
             timerLoop: MultiThreadedEventLoopGroup.singleton.any())
         devices = DeviceHub(
             gatewayID: id, topics: topics, heartbeatSeconds: config.gateway.heartbeatSeconds, telemetryQoS: config.mqtt.telemetryQoS,
             link: link, directory: directory, commands: commands, homeAssistant: homeAssistant, settings: settings,
-            metrics: metrics, logger: logger)
+            metrics: metrics, logger: logger, live: live)
         reloader = Reloader(
             configFile: configFile, credentials: credentials, deviceTLS: deviceTLS, settings: settings, directory: directory,
             homeAssistant: homeAssistant, logger: logger)

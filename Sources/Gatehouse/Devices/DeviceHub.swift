@@ -31,10 +31,13 @@ final class DeviceHub: DeviceMessageSink {
     private let settings: SettingsStore
     private let metrics: GatewayMetrics
     private let logger: Logger
+    /// Live view (§8): told about camera connections and handed live frames.
+    private let live: LiveView?
 
     init(
         gatewayID: String, topics: Topics, heartbeatSeconds: Int, telemetryQoS: Int, link: BrokerLink, directory: DeviceDirectory,
-        commands: CommandRouter, homeAssistant: HomeAssistantAnnouncer, settings: SettingsStore, metrics: GatewayMetrics, logger: Logger
+        commands: CommandRouter, homeAssistant: HomeAssistantAnnouncer, settings: SettingsStore, metrics: GatewayMetrics, logger: Logger,
+        live: LiveView? = nil
     ) {
         self.gatewayID = gatewayID
         self.topics = topics
@@ -47,6 +50,7 @@ final class DeviceHub: DeviceMessageSink {
         self.settings = settings
         self.metrics = metrics
         self.logger = logger
+        self.live = live
     }
 
     /// A held device's kind: from its `hello` (meta), else from its token.
@@ -87,12 +91,14 @@ final class DeviceHub: DeviceMessageSink {
             }
         }
         commands.deliverQueued(to: session)
+        live?.cameraConnected(session)
         logger.info("device connected", metadata: ["device": "\(device)", "session": "\(session.number)", "remote": "\(remote)"])
         return session
     }
 
     /// The connection closed: unless a newer session took over, publish `offline` with the reason.
     func disconnected(_ session: DeviceSession) {
+        live?.cameraDisconnected(session)
         let reason = session.closeReason ?? .connectionLost
         guard directory.detach(session) else { return }
         metrics.connected(directory.count)
@@ -168,6 +174,7 @@ final class DeviceHub: DeviceMessageSink {
             payload["ts"] = .number(ts ?? JSONNumber(now))
             if let seq { payload["seq"] = .number(JSONNumber(seq)) }
             payload["data"] = .object(data)
+            session.noteTelemetry(data, ts: ts ?? JSONNumber(now))
             if let discovery = settings.homeAssistant { homeAssistant.discoverSensors(in: data, of: device, discovery) }
             let delivery: Durability = (qos ?? telemetryQoS) == 0 ? .bestEffort(.atMostOnce) : safely
             link.publish(OutboundMessage(topic: topics.telemetry(device), payload: JSONValue.object(payload).serialized()), delivery, completion: answer)
@@ -194,6 +201,10 @@ final class DeviceHub: DeviceMessageSink {
 
     /// A binary media frame: published raw at QoS 0; completes the command it names, if any.
     func handleMedia(header: MediaHeader, payload: ByteBuffer, from session: DeviceSession) {
+        if header.stream == LiveControl.stream, let live {
+            live.frame(payload, from: session)
+            guard live.publishesToMQTT else { return }
+        }
         let topic = topics.media(session.device, header.stream)
         let bytes = Array(payload.readableBytesView)
         metrics.received("media")

@@ -29,6 +29,8 @@ extension Gateway {
                 ("remote", .string(session.remote)),
                 ("messages_in", .number(JSONNumber(activity.messages))),
                 ("messages_per_s", .number(Self.rounded(activity.perSecond))),
+                ("telemetry", session.latestTelemetry.map { .object(JSONObject([("ts", .number($0.ts)), ("data", .object($0.data))])) } ?? .null),
+                ("live", live.summary(of: session.device) ?? .null),
             ]))
         }
         return .object(JSONObject([
