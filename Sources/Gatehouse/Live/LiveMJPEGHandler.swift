@@ -116,6 +116,12 @@ final class LiveMJPEGHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 context.eventLoop.scheduleTask(in: .milliseconds(delay)) { viewer.end(.tokenExpired) }
             }
         }
+        // Hummingbird's HTTPConnectionStateHandler, before this handler, does not pass channelInactive on.
+        let live = self.live
+        context.channel.closeFuture.whenComplete { _ in
+            live.detach(viewer)
+            live.release()
+        }
         live.attach(viewer)
     }
 
@@ -147,12 +153,4 @@ final class LiveMJPEGHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireUserInboundEventTriggered(event)
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
-        if case .streaming(let viewer) = mode {
-            live.detach(viewer)
-            live.release()
-        }
-        mode = .passing
-        context.fireChannelInactive()
-    }
 }
