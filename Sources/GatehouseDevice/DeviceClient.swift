@@ -32,6 +32,9 @@ public final class DeviceClient: Sendable {
 
     let logger: Logger
     let commandHandler: DeviceCommandHandler?
+    let liveHandler: LiveStreamHandler?
+    /// The live rate the gateway asked for, while it wants frames.
+    let liveState = Mutex<Double?>(nil)
     let state: Mutex<DeliveryState>
     let eventSink: AsyncStream<DeviceEvent>.Continuation
 
@@ -41,14 +44,17 @@ public final class DeviceClient: Sendable {
     ///   - configuration: Where and how to connect.
     ///   - logger: Logger for connection events (connects and disconnects at `info`, details at `debug`).
     ///   - commandHandler: Answers commands; without one, every command is answered with error `unsupported`.
+    ///   - liveHandler: Starts and stops a camera's live stream (PROTOCOL.md §8); without one, `live` messages are ignored.
     public init(
         configuration: DeviceClientConfiguration,
         logger: Logger,
-        commandHandler: DeviceCommandHandler? = nil
+        commandHandler: DeviceCommandHandler? = nil,
+        liveHandler: LiveStreamHandler? = nil
     ) {
         self.configuration = configuration
         self.logger = logger
         self.commandHandler = commandHandler
+        self.liveHandler = liveHandler
         self.state = Mutex(DeliveryState(window: configuration.window, hello: configuration.hello))
         (self.events, self.eventSink) = AsyncStream.makeStream(of: DeviceEvent.self, bufferingPolicy: .bufferingNewest(64))
     }
