@@ -2,12 +2,13 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 DEMO_SECONDS ?= 30
-APT_PACKAGES := mosquitto mosquitto-clients libmosquitto-dev pkg-config openssl python3-pip curl
+APT_PACKAGES := mosquitto mosquitto-clients libmosquitto-dev libjpeg62-turbo-dev pkg-config openssl python3-pip curl
 PY_PACKAGES := pytest websockets paho-mqtt
 
 .PHONY: deps build release test check-ui demo bench soak fuzz clean
 
-## Installs what is missing (Debian, as root): mosquitto, libmosquitto-dev, and the Python test clients.
+## Installs what is missing (Debian, as root): mosquitto, libmosquitto-dev, libjpeg-turbo (the simulator's camera
+## frames), and the Python test clients.
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

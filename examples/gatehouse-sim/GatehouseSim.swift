@@ -53,6 +53,9 @@ struct GatehouseSim: AsyncParsableCommand {
     @Option(help: "Unacknowledged messages each device may have in flight.")
     var window = 64
 
+    @Option(name: .customLong("live-max-fps"), help: "The max_fps cameras declare for live view; they never stream faster.")
+    var liveMaxFPS: Double = 15
+
     @Flag(name: .customLong("token-in-query"), help: "Send the token as ?token= instead of an Authorization header.")
     var tokenInQuery = false
 
@@ -67,6 +70,7 @@ struct GatehouseSim: AsyncParsableCommand {
         guard self.duration >= 0, self.duration.isFinite else { throw ValidationError("--duration must be 0 or more") }
         if let qos = self.qos, qos != 0, qos != 1 { throw ValidationError("--qos must be 0 or 1") }
         if let messages = self.messages, messages < 0 { throw ValidationError("--messages must be 0 or more") }
+        guard self.liveMaxFPS > 0, self.liveMaxFPS.isFinite else { throw ValidationError("--live-max-fps must be above 0") }
         guard self.window >= 1 else { throw ValidationError("--window must be at least 1") }
         guard Logger.Level(rawValue: self.logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
@@ -88,6 +92,7 @@ struct GatehouseSim: AsyncParsableCommand {
             compression: self.compression,
             window: self.window,
             tokenInQuery: self.tokenInQuery,
+            liveMaxFPS: self.liveMaxFPS,
             logger: Logger(label: "gatehouse-sim")
         )
         let fleet = try Fleet(

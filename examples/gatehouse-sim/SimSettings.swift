@@ -13,6 +13,8 @@ struct SimSettings: Sendable {
     var compression: Bool
     var window: Int
     var tokenInQuery: Bool
+    /// Cameras declare this `capabilities.live.max_fps` and never stream faster.
+    var liveMaxFPS: Double = 15
     var logger: Logger
 
     /// The interval between telemetry messages, or nil for "as fast as possible".
