@@ -12,7 +12,7 @@ import time
 import pytest
 from websockets.sync.client import connect as ws_connect
 
-from conftest import Device, Gateway, assert_unauthorized, fetch_retained_json, strict_loads, uid, wait_until
+from conftest import Device, Gateway, assert_unauthorized, fetch_retained_json, run_ctl, strict_loads, uid, wait_until
 
 IDLE_S = 1
 
@@ -560,3 +560,29 @@ def test_gateway_not_holding_the_camera_knows_it_from_retained_meta(gateway):
     v = wait_until(lambda: _try_watch(other, cam, viewer_token(other)), 5)
     expect_status(v, "offline")
     d.expect_no_frame(0.3)
+
+
+# -- gatehousectl ----------------------------------------------------------------------------------------------
+
+
+def test_ctl_issues_viewer_token_with_live_urls(lgw):
+    cam, d = camera(lgw)
+    result = run_ctl(["token", "issue", "alice", "--scope", "view", "--devices", cam, "--expires", "1h",
+                      "--key-file", str(lgw.key_path), "--url", lgw.http_url, "--json"])
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["scope"] == "view" and doc["devices"] == [cam]
+    assert 3500 <= doc["expires"] - time.time() <= 3700
+    urls = doc["live"][cam]
+    assert urls["mjpeg"] == f"{lgw.http_url}/v1/live/{cam}.mjpeg?token={doc['token']}"
+    conn = ws_connect(urls["websocket"], open_timeout=5, ping_interval=None, proxy=None, legacy=True)
+    v = Device(conn, None)
+    expect_status(v, "waiting")
+    expect_live(d, "start")
+    # not a device credential, and limited to the listed camera
+    assert_unauthorized(*upgrade_status(lgw, "/v1/connect", token=doc["token"]))
+    assert upgrade_status(lgw, f"/v1/live/{uid('other')}", token=doc["token"])[0] == 403
+    text = run_ctl(["token", "issue", "alice", "--scope", "view", "--devices", cam, "--key-file", str(lgw.key_path),
+                    "--url", lgw.http_url])
+    assert text.returncode == 0 and text.stdout.count("\n") == 1, text.stdout  # only the token on stdout
+    assert f"/v1/live/{cam}.mjpeg?token=" in text.stderr and f"ws://127.0.0.1:{lgw.port}/v1/live/{cam}?token=" in text.stderr
