@@ -40,9 +40,11 @@ check-ui: build
 demo: release
 	DEMO_SECONDS=$(DEMO_SECONDS) ./examples/demo.sh
 
-## Telemetry throughput through the gateway vs. straight into mosquitto, with CPU per message.
+## Telemetry throughput through the gateway vs. straight into mosquitto, with CPU per message; then live view:
+## one camera at 10 fps (50 KB frames) to 1, 10 and 30 viewers, with and without one that never reads.
 bench: release
 	python3 examples/bench.py
+	python3 examples/bench_live.py
 
 ## Not in CI: SOAK_MINUTES of streaming with random device drops and broker kills; fails on any lost
 ## message or growing gateway memory. Uses the debug build unless GATEHOUSE_BIN says otherwise.

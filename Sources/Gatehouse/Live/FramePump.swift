@@ -10,10 +10,17 @@ final class FramePump {
     /// Writes one frame (and flushes); completes the promise when it is written or failed.
     private let write: (ByteBuffer, EventLoopPromise<Void>) -> Void
 
+    /// The kernel's send buffer for a viewer socket. Linux grows it up to several MiB by default: seconds of video
+    /// a slow viewer would see late. This is ample for 10 fps of 50 KB frames across a 100 ms round trip, and keeps
+    /// what a slow viewer sees close to now (the newest frame waits here, not behind old ones in the kernel).
+    static let socketSendBuffer: Int32 = 256 * 1024
+
     init(channel: any Channel, metrics: LiveMetrics?, write: @escaping (ByteBuffer, EventLoopPromise<Void>) -> Void) {
         self.channel = channel
         self.metrics = metrics
         self.write = write
+        channel.setOption(ChannelOptions.socketOption(.so_sndbuf), value: ChannelOptions.Types.SocketOption.Value(Self.socketSendBuffer))
+            .whenFailure { _ in }  // not a socket (tests)
     }
 
     /// A new frame for this viewer (on the event loop).
