@@ -95,7 +95,7 @@ public final class Gateway: Sendable {
             metrics: metrics, logger: logger, live: live)
         reloader = Reloader(
             configFile: configFile, credentials: credentials, deviceTLS: deviceTLS, settings: settings, directory: directory,
-            homeAssistant: homeAssistant, logger: logger)
+            homeAssistant: homeAssistant, logger: logger, live: live)
         bridge = BridgeOperations(
             gatewayID: id, topics: topics, link: link, directory: directory, devices: devices, reloader: reloader,
             metrics: metrics, startedAt: startedAt)

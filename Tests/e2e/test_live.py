@@ -586,3 +586,23 @@ def test_ctl_issues_viewer_token_with_live_urls(lgw):
                     "--url", lgw.http_url])
     assert text.returncode == 0 and text.stdout.count("\n") == 1, text.stdout  # only the token on stdout
     assert f"/v1/live/{cam}.mjpeg?token=" in text.stderr and f"ws://127.0.0.1:{lgw.port}/v1/live/{cam}?token=" in text.stderr
+
+
+# -- a viewer's credential ends while it watches -----------------------------------------------------------------
+
+
+def test_revoked_viewer_is_closed_1008(gateway):
+    g = gateway()
+    cam, _ = camera(g)
+    v = watch(g, cam, viewer_token(g, sub="eve", jti="eve-token-1"))
+    expect_status(v, "waiting")
+    with open(g.revoked_path, "a") as f:
+        f.write("eve-token-1\n")
+    v.expect_close(1008, timeout=5)
+
+
+def test_expired_viewer_is_closed_4001(lgw):
+    cam, _ = camera(lgw)
+    v = watch(lgw, cam, viewer_token(lgw, exp=int(time.time()) + 2))
+    expect_status(v, "waiting")
+    v.expect_close(4001, timeout=5)
