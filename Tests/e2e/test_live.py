@@ -606,3 +606,19 @@ def test_expired_viewer_is_closed_4001(lgw):
     v = watch(lgw, cam, viewer_token(lgw, exp=int(time.time()) + 2))
     expect_status(v, "waiting")
     v.expect_close(4001, timeout=5)
+
+
+def test_status_feed_pushes_reports_and_shows_live_cameras(lgw):
+    cam, _ = camera(lgw, max_fps=12)
+    conn = ws_connect(f"ws://127.0.0.1:{lgw.port}/api/status/ws", open_timeout=5, ping_interval=None, proxy=None,
+                      max_size=None, legacy=True)
+    feed = Device(conn, None)
+    first = feed.recv_json(5)
+    second = feed.recv_json(5)
+    assert second["ts"] > first["ts"]
+    row = next(d for d in second["devices"] if d["device"] == cam)
+    assert row["live"] == {"viewers": 0, "fps": None, "max_fps": 12}
+    v = watch(lgw, cam, viewer_token(lgw), query="fps=4")
+    expect_status(v, "waiting")
+    report = wait_until(lambda: next(d for d in feed.recv_json(5)["devices"] if d["device"] == cam)["live"]["viewers"] == 1, 5)
+    assert report

@@ -55,7 +55,10 @@ def test_api_lists_a_device_with_its_traffic(gw):
     time.sleep(1.1)  # rates are averaged over at least a second between readings
     report = status(gw)
     row = next(d for d in report["devices"] if d["device"] == device_id)
-    assert set(row) == {"device", "kind", "session", "connected_at", "last_seen", "remote", "messages_in", "messages_per_s"}
+    assert set(row) == {"device", "kind", "session", "connected_at", "last_seen", "remote", "messages_in", "messages_per_s",
+                        "telemetry", "live"}
+    assert row["telemetry"]["data"] == {"t": 20} and isinstance(row["telemetry"]["ts"], int), row
+    assert row["live"] is None  # not a live-capable camera
     assert row["kind"] == "thermostat" and row["session"] == dev.welcome["session"]
     assert row["messages_in"] == 20
     assert row["last_seen"] > row["connected_at"]
