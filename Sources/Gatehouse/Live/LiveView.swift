@@ -218,9 +218,15 @@ final class LiveView: Sendable {
         let lease = state.withLock { $0.cameras[device]?.lease }
         return .object(JSONObject([
             ("viewers", .number(JSONNumber(lease?.viewers ?? 0))),
-            ("fps", lease?.fps.flatMap(JSONNumber.init).map(JSONValue.number) ?? .null),
-            ("max_fps", maxFPS.isFinite ? JSONNumber(maxFPS).map(JSONValue.number) ?? .null : .null),
+            ("fps", lease?.fps.map(Self.json) ?? .null),
+            ("max_fps", maxFPS.isFinite ? Self.json(maxFPS) : .null),
         ]))
+    }
+
+    /// A rate as JSON: whole numbers as integers (`5`, not `5.0`).
+    private static func json(_ value: Double) -> JSONValue {
+        if value == value.rounded(), abs(value) < 1e15 { return .number(JSONNumber(Int64(value))) }
+        return JSONNumber(value).map(JSONValue.number) ?? .null
     }
 
     // MARK: Effects
