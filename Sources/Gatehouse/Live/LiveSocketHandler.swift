@@ -58,12 +58,7 @@ final class LiveSocketHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         let viewer = Viewer(ticket: ticket, handler: self, loop: context.eventLoop)
         self.viewer = viewer
-        if let expiry = ticket.claims.expiresAt, expiry < Int64.max / 1000 {
-            let delay = max(0, expiry * 1000 - nowMs())
-            if delay < 100 * 365 * 86_400_000 {
-                context.eventLoop.scheduleTask(in: .milliseconds(delay)) { viewer.end(.tokenExpired) }
-            }
-        }
+        ViewerEnd.scheduleExpiry(of: viewer, channel: context.channel)
         live.attach(viewer)
     }
 

@@ -44,3 +44,14 @@ enum ViewerEnd: Sendable {
         }
     }
 }
+
+extension ViewerEnd {
+    /// Ends `viewer` at its token's `exp` (an `exp` centuries away never comes); the timer goes with the connection.
+    static func scheduleExpiry(of viewer: any LiveViewer, channel: any Channel) {
+        guard let expiry = viewer.claims.expiresAt, expiry < Int64.max / 1000 else { return }
+        let delay = max(0, expiry * 1000 - nowMs())
+        guard delay < 100 * 365 * 86_400_000 else { return }
+        let timer = channel.eventLoop.scheduleTask(in: .milliseconds(delay)) { viewer.end(.tokenExpired) }
+        channel.closeFuture.whenComplete { _ in timer.cancel() }
+    }
+}
