@@ -2,12 +2,13 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 DEMO_SECONDS ?= 30
-APT_PACKAGES := mosquitto mosquitto-clients libmosquitto-dev pkg-config openssl python3-pip curl
+APT_PACKAGES := mosquitto mosquitto-clients libmosquitto-dev libjpeg62-turbo-dev pkg-config openssl python3-pip curl
 PY_PACKAGES := pytest websockets paho-mqtt
 
 .PHONY: deps build release test check-ui demo bench soak fuzz clean
 
-## Installs what is missing (Debian, as root): mosquitto, libmosquitto-dev, and the Python test clients.
+## Installs what is missing (Debian, as root): mosquitto, libmosquitto-dev, libjpeg-turbo (the simulator's camera
+## frames), and the Python test clients.
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -39,9 +40,11 @@ check-ui: build
 demo: release
 	DEMO_SECONDS=$(DEMO_SECONDS) ./examples/demo.sh
 
-## Telemetry throughput through the gateway vs. straight into mosquitto, with CPU per message.
+## Telemetry throughput through the gateway vs. straight into mosquitto, with CPU per message; then live view:
+## one camera at 10 fps (50 KB frames) to 1, 10 and 30 viewers, with and without one that never reads.
 bench: release
 	python3 examples/bench.py
+	python3 examples/bench_live.py
 
 ## Not in CI: SOAK_MINUTES of streaming with random device drops and broker kills; fails on any lost
 ## message or growing gateway memory. Uses the debug build unless GATEHOUSE_BIN says otherwise.

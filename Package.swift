@@ -55,6 +55,12 @@ let package = Package(
             pkgConfig: "libmosquitto",
             providers: [.apt(["libmosquitto-dev"])]
         ),
+        .systemLibrary(
+            // libjpeg-turbo, for the simulator's live camera frames only (the gateway never decodes or encodes images).
+            name: "CJPEG",
+            pkgConfig: "libjpeg",
+            providers: [.apt(["libjpeg62-turbo-dev"])]
+        ),
         .target(
             name: "Mosquitto",
             dependencies: [
@@ -146,6 +152,7 @@ let package = Package(
             name: "gatehouse-sim",
             dependencies: [
                 "GatehouseDevice",
+                "CJPEG",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `make demo`: the gateway with its embedded mosquitto on loopback, simulated devices, live telemetry,
-# two commands with their responses, the status page, and the desired state: a thermostat that sleeps gets a new
-# setpoint, the delta stays pending until it wakes, converges and reports it. Runs DEMO_SECONDS (default 30; 0 = until Ctrl-C), then stops
+# two commands with their responses, the status page, the desired state (a thermostat that sleeps gets a new
+# setpoint, the delta stays pending until it wakes, converges and reports it) and a camera's live view (a viewer
+# token, its URLs, and an MJPEG viewer that keeps demo-cam-1 streaming while the demo runs). Runs DEMO_SECONDS
+# (default 30; 0 = until Ctrl-C), then stops
 # everything it started, by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,12 +62,23 @@ echo "== show: the delta is pending"; ctl show sleepy-thermo-1 || true
 echo "== it wakes, gets the desired frame right after welcome, converges and reports: the delta empties"
 for _ in $(seq 150); do [ "$(delta_empty)" = yes ] && break; sleep 0.2; done
 ctl show sleepy-thermo-1 || true
+echo "== live view of demo-cam-1 (a viewer token for it, valid 1 h)"
+viewer=$("$BIN/gatehousectl" token issue demo-viewer --scope view --devices demo-cam-1 --expires 1h \
+  --key-file "$work/fleet.key" --url "http://127.0.0.1:$http_port" 2> "$work/live-urls.txt")
+sed 's/^/   /' "$work/live-urls.txt"
+echo "   status page with live tiles: http://127.0.0.1:$http_port/?token=$viewer"
+# A viewer of our own keeps the camera streaming (the lease) until the demo ends.
+curl -sN "http://127.0.0.1:$http_port/v1/live/demo-cam-1.mjpeg?token=$viewer" -o /dev/null & pids+=($!)
+sleep 2
+curl -s "http://127.0.0.1:$http_port/metrics" | awk '/^gatehouse_live_(viewers|frames_in_total|frames_sent_total) /{print "   "$1" "$2}'
 
 if [ "$DEMO_SECONDS" = 0 ]; then
   echo "== running until Ctrl-C (live telemetry below)"; ctl watch
 else
   left=$(( DEMO_SECONDS - 20 )); [ $left -gt 0 ] && { echo "== watching for ${left}s more"; ctl watch --duration "$left" || true; }
   wait "$sim" 2>/dev/null || true
+  echo "== live frames so far"
+  curl -s "http://127.0.0.1:$http_port/metrics" | awk '/^gatehouse_live_(frames_in_total|frames_sent_total|frames_dropped_total) /{print "   "$1" "$2}' || true
   wait "${pids[2]}" 2>/dev/null || true
   echo "== simulator summary"; cat "$work/sim.log" | tail -15
 fi

@@ -33,6 +33,8 @@ public final class Gateway: Sendable {
     /// Connections not (yet) a device, capped (`limits.max_pending_connections`).
     let pendingConnections: PendingConnections
     let devices: DeviceHub
+    /// Live view (§8): viewer admission, camera leases, frame fan-out.
+    let live: LiveView
     let commands: CommandRouter
     let homeAssistant: HomeAssistantAnnouncer
     let desired: DesiredStateKeeper
@@ -96,6 +98,8 @@ public final class Gateway: Sendable {
             credentials: credentials, settings: settings, directory: directory, readiness: readiness,
             compression: config.gateway.compression, metrics: metrics)
         homeAssistant = HomeAssistantAnnouncer(link: link, directory: directory, settings: settings, logger: logger)
+        live = LiveView(settings: config.live, credentials: credentials, directory: directory,
+                        timerLoop: MultiThreadedEventLoopGroup.singleton.any(), logger: logger)
         commands = CommandRouter(
             gatewayID: id, topics: topics, config: config.commands, link: link, directory: directory, metrics: metrics,
             timerLoop: MultiThreadedEventLoopGroup.singleton.any())
@@ -105,10 +109,10 @@ public final class Gateway: Sendable {
         devices = DeviceHub(
             gatewayID: id, topics: topics, heartbeatSeconds: config.gateway.heartbeatSeconds, telemetryQoS: config.mqtt.telemetryQoS,
             link: link, directory: directory, commands: commands, homeAssistant: homeAssistant, desired: desired, settings: settings,
-            metrics: metrics, logger: logger)
+            metrics: metrics, logger: logger, live: live)
         reloader = Reloader(
             configFile: configFile, credentials: credentials, deviceTLS: deviceTLS, settings: settings, directory: directory,
-            homeAssistant: homeAssistant, logger: logger)
+            homeAssistant: homeAssistant, logger: logger, live: live)
         bridge = BridgeOperations(
             gatewayID: id, topics: topics, link: link, directory: directory, devices: devices, reloader: reloader,
             metrics: metrics, startedAt: startedAt)

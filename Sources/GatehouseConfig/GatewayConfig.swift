@@ -19,6 +19,8 @@ public struct GatewayConfig: Sendable {
     public var log: LogSection
     /// `homeassistant.*`
     public var homeAssistant: HomeAssistantSection
+    /// `live.*`
+    public var live: LiveSection
 
     /// Reads every section; problems are collected in `source.problems`.
     public init(source: ConfigSource) {
@@ -30,6 +32,7 @@ public struct GatewayConfig: Sendable {
         commands = CommandsSection(source)
         log = LogSection(source)
         homeAssistant = HomeAssistantSection(source)
+        live = LiveSection(source)
         source.reportUnknownKeys()
         values = source.values
     }

@@ -56,6 +56,7 @@ extension DeviceClient {
         }
         end.welcomed = progress.isWelcomed
         self.state.withLock { $0.connectionEnded(id: id) }.perform()
+        self.liveConnectionEnded()
         return end
     }
 
@@ -154,6 +155,10 @@ extension DeviceClient {
         for try await message in inbound.messages(maxSize: self.configuration.maxFrameSize) {
             guard case .text(let text) = message else {
                 self.logger.debug("Ignoring a binary message from the gateway")
+                continue
+            }
+            if progress.isWelcomed, let control = LiveControl.parse(Array(text.utf8)) {
+                self.handleLive(control)
                 continue
             }
             guard let parsed = GatewayMessage.parse(Array(text.utf8)) else {

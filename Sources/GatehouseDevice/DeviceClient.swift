@@ -38,6 +38,9 @@ public final class DeviceClient: Sendable {
     let desiredSink: AsyncStream<DesiredUpdate>.Continuation
     /// The connection `sleep(for:)` closes and when the client wakes.
     let sleepControl = Mutex(SleepControl())
+    let liveHandler: LiveStreamHandler?
+    /// The live rate the gateway asked for, while it wants frames.
+    let liveState = Mutex<Double?>(nil)
     let state: Mutex<DeliveryState>
     let eventSink: AsyncStream<DeviceEvent>.Continuation
 
@@ -49,17 +52,20 @@ public final class DeviceClient: Sendable {
     ///   - commandHandler: Answers commands; without one, every command is answered with error `unsupported`.
     ///   - desiredHandler: Gets the pending delta of the desired state (PROTOCOL.md 7) after each connect and
     ///     each change; without one, `desired` frames are ignored.
+    ///   - liveHandler: Starts and stops a camera's live stream (PROTOCOL.md §8); without one, `live` messages are ignored.
     public init(
         configuration: DeviceClientConfiguration,
         logger: Logger,
         commandHandler: DeviceCommandHandler? = nil,
-        desiredHandler: DeviceDesiredHandler? = nil
+        desiredHandler: DeviceDesiredHandler? = nil,
+        liveHandler: LiveStreamHandler? = nil
     ) {
         self.configuration = configuration
         self.logger = logger
         self.commandHandler = commandHandler
         self.desiredHandler = desiredHandler
         (self.desiredUpdates, self.desiredSink) = AsyncStream.makeStream(of: DesiredUpdate.self, bufferingPolicy: .bufferingNewest(1))
+        self.liveHandler = liveHandler
         self.state = Mutex(DeliveryState(window: configuration.window, hello: configuration.hello))
         (self.events, self.eventSink) = AsyncStream.makeStream(of: DeviceEvent.self, bufferingPolicy: .bufferingNewest(64))
     }

@@ -5,8 +5,8 @@ public enum DeviceToken {
     /// Signs `claims` with `key`.
     ///
     /// The header is `{"alg":"HS256","typ":"JWT"}`, plus `"kid"` when the key has an id; the
-    /// claims are written in the order `sub`, `kind`, `exp`, `nbf`, `iat`, `jti`, leaving out
-    /// the absent ones. Parts are base64url without padding.
+    /// claims are written in the order `sub`, `kind`, `exp`, `nbf`, `iat`, `jti`, `scope`, `devices`,
+    /// leaving out the absent ones (and `scope` when it is `device`, the default). Parts are base64url without padding.
     public static func issue(_ claims: TokenClaims, key: FleetKey) -> String {
         var header: JSONObject = ["alg": "HS256", "typ": "JWT"]
         if let id = key.id { header["kid"] = .string(id) }
@@ -16,6 +16,8 @@ public enum DeviceToken {
         if let nbf = claims.notBefore { payload["nbf"] = .number(nbf) }
         if let iat = claims.issuedAt { payload["iat"] = .number(iat) }
         if let jti = claims.tokenID { payload["jti"] = .string(jti) }
+        if claims.scope != .device { payload["scope"] = .string(claims.scope.rawValue) }
+        if let devices = claims.devices { payload["devices"] = .array(devices.map(JSONValue.string)) }
         let signingInput = Base64URL.encode(header.serialized()) + "." + Base64URL.encode(payload.serialized())
         return signingInput + "." + Base64URL.encode(signature(for: Array(signingInput.utf8), key: key))
     }
@@ -31,7 +33,8 @@ public enum DeviceToken {
     /// (``TokenError/Code/unknownKey`` if there is none); otherwise each key is tried. Signatures
     /// are compared in constant time. `exp`, `nbf` and `iat` must be numbers (integers or
     /// fractions, compared as seconds, no leeway): expired when `now >= exp`, not yet valid when
-    /// `now < nbf`. `sub` must be a valid device id.
+    /// `now < nbf`. `sub` must be a valid device id. `scope`, when present, must be `device` or `view`, and
+    /// `devices`, when present, a list of strings (``TokenError/Code/malformed`` otherwise).
     ///
     /// - Parameters:
     ///   - token: the compact JWT.
@@ -94,9 +97,30 @@ public enum DeviceToken {
             expiresAt: exp.map(seconds),
             notBefore: nbf.map(seconds),
             issuedAt: iat.map(seconds),
-            tokenID: try string(object, "jti")
+            tokenID: try string(object, "jti"),
+            scope: try scope(object),
+            devices: try devices(object)
         )
         return ReadClaims(claims: claims, exp: exp, nbf: nbf)
+    }
+
+    private static func scope(_ object: JSONObject) throws(TokenError) -> TokenScope {
+        guard let text = try string(object, "scope") else { return .device }
+        guard let scope = TokenScope(rawValue: text) else {
+            throw TokenError(code: .malformed, message: "token 'scope' must be device or view, got '\(text)'")
+        }
+        return scope
+    }
+
+    private static func devices(_ object: JSONObject) throws(TokenError) -> [String]? {
+        guard let value = object["devices"] else { return nil }
+        guard let list = value.arrayValue else { throw TokenError(code: .malformed, message: "token 'devices' must be a list of device ids") }
+        var devices: [String] = []
+        for item in list {
+            guard let id = item.stringValue else { throw TokenError(code: .malformed, message: "token 'devices' must be a list of strings") }
+            devices.append(id)
+        }
+        return devices
     }
 
     private static func checkTimes(_ read: ReadClaims, now: Int64) throws(TokenError) {

@@ -12,6 +12,10 @@ public struct TokenClaims: Sendable, Equatable {
     public var issuedAt: Int64?
     /// `jti`: the token id, usable for revocation.
     public var tokenID: String?
+    /// `scope`: a device credential (the default) or a viewer's (PROTOCOL.md §8).
+    public var scope: TokenScope
+    /// `devices`: for viewer tokens, the device ids this viewer may watch; nil (absent) means every device.
+    public var devices: [String]?
 
     /// Creates claims.
     public init(
@@ -20,7 +24,9 @@ public struct TokenClaims: Sendable, Equatable {
         expiresAt: Int64? = nil,
         notBefore: Int64? = nil,
         issuedAt: Int64? = nil,
-        tokenID: String? = nil
+        tokenID: String? = nil,
+        scope: TokenScope = .device,
+        devices: [String]? = nil
     ) {
         self.subject = subject
         self.kind = kind
@@ -28,5 +34,21 @@ public struct TokenClaims: Sendable, Equatable {
         self.notBefore = notBefore
         self.issuedAt = issuedAt
         self.tokenID = tokenID
+        self.scope = scope
+        self.devices = devices
     }
+
+    /// Whether these claims may watch `device`: a viewer token whose `devices` lists it (ids are
+    /// case-sensitive), or that has no `devices` claim.
+    public func mayView(_ device: String) -> Bool {
+        scope == .view && (devices?.contains(device) ?? true)
+    }
+}
+
+/// The `scope` claim: what a token is a credential for.
+public enum TokenScope: String, Sendable, Equatable {
+    /// A device connecting on `/v1/connect` (also when `scope` is absent).
+    case device
+    /// A viewer of live streams (`/v1/live/<dev>`); never a device.
+    case view
 }

@@ -59,8 +59,13 @@ extension Token {
     struct Issue: ParsableCommand {
         /// Name and help.
         static let configuration = CommandConfiguration(
-            abstract: "Mint a device token and print it (only the token, for TOKEN=$(gatehousectl token issue ...)).",
-            discussion: "--json prints {token, device, kind, expires} with expires in Unix seconds (null for never)."
+            abstract: "Mint a device or viewer token and print it (only the token, for TOKEN=$(gatehousectl token issue ...)).",
+            discussion: """
+                --json prints {token, device, kind, expires} with expires in Unix seconds (null for never).
+                --scope view mints a viewer token for live view (PROTOCOL.md §8): ID names the viewer, --devices the cameras
+                it may watch (all when absent); the live URLs of those cameras (WebSocket and MJPEG) go to stderr, or into
+                --json as "live". A viewer token cannot connect as a device, and a device token cannot watch.
+                """
         )
 
         /// Where the fleet key comes from.
@@ -68,17 +73,29 @@ extension Token {
         /// Output format (`--json`).
         @OptionGroup var output: OutputOptions
 
-        /// The device id (`sub`).
-        @Argument(help: "Device id (the token's sub claim).")
+        /// The device id (`sub`); the viewer's name for `--scope view`.
+        @Argument(help: "Device id (the token's sub claim); for --scope view, the viewer's name.")
         var device: String
+
+        /// `scope`: `device` or `view`.
+        @Option(help: "device (default) or view (a live-view viewer token).")
+        var scope: String = "device"
+
+        /// `devices`: the cameras a viewer may watch.
+        @Option(help: "Viewer tokens: comma-separated device ids the viewer may watch (default: every device).")
+        var devices: String?
+
+        /// Base URL for the printed live URLs.
+        @Option(help: "Gateway URL for the printed live URLs (default: from gateway.listen of --config, else http://127.0.0.1:8080).")
+        var url: String?
 
         /// The `kind` claim.
         @Option(help: "Device kind claim, e.g. thermostat, camera, sensor.")
         var kind: String?
 
-        /// Lifetime (`exp` = now + this).
-        @Option(help: "Lifetime, e.g. 30d, 12h; 'never' for a token without exp.")
-        var expires: Lifetime = .after(DurationArgument(milliseconds: 30 * 86_400_000))
+        /// Lifetime (`exp` = now + this); default 30 days for devices, 1 day for viewers.
+        @Option(help: "Lifetime, e.g. 30d, 12h, 1h; 'never' for a token without exp (default 30d; 1d for viewer tokens).")
+        var expires: Lifetime?
 
         /// Key id, written as the header's `kid`.
         @Option(help: "Key id to put in the token header (kid); picks auth.key_files.<kid> of --config unless --key-file is given.")
@@ -91,27 +108,49 @@ extension Token {
         /// Runs the command.
         func run() throws {
             try DeviceArgument.validate(device)
+            guard let tokenScope = TokenScope(rawValue: scope) else { throw CtlError.usage("--scope must be device or view, got '\(scope)'") }
+            let cameras = devices.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+            if let cameras {
+                guard tokenScope == .view else { throw CtlError.usage("--devices is for viewer tokens: add --scope view") }
+                for camera in cameras { try DeviceArgument.validate(camera) }
+            }
             guard let fleetKey = try key.load(id: kid) else {
                 throw CtlError.usage("no fleet key: pass --key-file FILE or --config with auth.key_file")
             }
             let now = Int64(Date().timeIntervalSince1970)
             var expiresAt: Int64?
-            if case .after(let lifetime) = expires {
+            let lifetime = expires ?? .after(DurationArgument(milliseconds: (tokenScope == .view ? 1 : 30) * 86_400_000))
+            if case .after(let lifetime) = lifetime {
                 expiresAt = now + max(1, (lifetime.milliseconds + 999) / 1000)
             }
-            let claims = TokenClaims(subject: device, kind: kind, expiresAt: expiresAt, issuedAt: now, tokenID: jti)
+            let claims = TokenClaims(
+                subject: device, kind: kind, expiresAt: expiresAt, issuedAt: now, tokenID: jti, scope: tokenScope, devices: cameras)
             let token = DeviceToken.issue(claims, key: fleetKey)
+            let urls = LiveURLs(base: LiveURLs.base(option: url, config: key.config), token: token)
+            let watched = cameras ?? ["<device>"]
             if output.json {
-                Output.json(
-                    .objectOf([
-                        ("token", .string(token)),
-                        ("device", .string(device)),
-                        ("kind", .string(orNull: kind)),
-                        ("expires", .number(orNull: expiresAt)),
-                    ])
-                )
+                var pairs: [(String, JSONValue)] = [
+                    ("token", .string(token)),
+                    ("device", .string(device)),
+                    ("kind", .string(orNull: kind)),
+                    ("expires", .number(orNull: expiresAt)),
+                ]
+                if tokenScope == .view {
+                    pairs.append(("scope", .string("view")))
+                    pairs.append(("devices", cameras.map { .array($0.map(JSONValue.string)) } ?? .null))
+                    pairs.append(("live", .objectOf(watched.map { ($0, .objectOf([("websocket", .string(urls.webSocket($0))), ("mjpeg", .string(urls.mjpeg($0)))])) })))
+                }
+                Output.json(.objectOf(pairs))
             } else {
                 Output.line(token)
+                if tokenScope == .view {
+                    // On stderr, so that TOKEN=$(gatehousectl token issue ...) still captures only the token.
+                    var text = ""
+                    for camera in watched {
+                        text += "\(camera):\n  websocket: \(urls.webSocket(camera))\n  mjpeg:     \(urls.mjpeg(camera))\n"
+                    }
+                    FileHandle.standardError.write(Data(text.utf8))
+                }
             }
         }
     }

@@ -57,8 +57,10 @@ def test_api_lists_a_device_with_its_traffic(gw):
     report = status(gw)
     row = next(d for d in report["devices"] if d["device"] == device_id)
     assert set(row) == {"device", "kind", "session", "connected_at", "last_seen", "remote", "messages_in", "messages_per_s",
-                        "desired_version", "delta", "delta_pending_since", "reported"}
+                        "desired_version", "delta", "delta_pending_since", "reported", "telemetry", "live"}
     assert (row["desired_version"], row["delta"], row["delta_pending_since"], row["reported"]) == (None, None, None, None)
+    assert row["telemetry"]["data"] == {"t": 20} and isinstance(row["telemetry"]["ts"], int), row
+    assert row["live"] is None  # not a live-capable camera
     assert row["kind"] == "thermostat" and row["session"] == dev.welcome["session"]
     assert row["messages_in"] == 20
     assert row["last_seen"] > row["connected_at"]

@@ -3,8 +3,11 @@
 
 Starts a private mosquitto, a gateway and a small simulated fleet, then loads `GET /` in headless Chromium:
 the rendered DOM must list every simulated device (rows with `data-device`), show the gateway id in
-`#gateway-id` and a non-empty `#updated`, with the error banner hidden; a screenshot is saved for a human to
-look at.
+`#gateway-id` and a non-empty `#updated`, with the error banner hidden. Then, driving the same browser over
+the DevTools protocol without reloading the page: the device table and the sparklines change as updates are
+pushed over the status WebSocket, thermostats mark a pending desired setpoint, and the camera's live tile,
+opened with a viewer token from the page's `?token=`, shows frames that change (two decoded frames compared
+pixel by pixel). A screenshot of the page with the tile playing is saved for a human to look at.
 
 Environment:
   BIN           directory with `gatehouse` and `gatehouse-sim` (default .build/debug, relative to the repo root)
@@ -20,6 +23,8 @@ Exit status: 0 pass, 1 failure, 2 no Chromium installed. Everything started here
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -53,6 +58,79 @@ CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrom
 
 class CheckFailed(Exception):
     pass
+
+
+def viewer_token(key: bytes, sub: str = "check-ui") -> str:
+    """An HS256 viewer token (scope view) for the live tile, signed with the fleet key."""
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+    header = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    claims = b64(json.dumps({"sub": sub, "scope": "view", "exp": int(time.time()) + 3600}).encode())
+    signature = hmac.new(key, f"{header}.{claims}".encode(), hashlib.sha256).digest()
+    return f"{header}.{claims}.{b64(signature)}"
+
+
+class DevTools:
+    """A page in headless Chromium driven over the DevTools protocol (a WebSocket): evaluate, wait, screenshot."""
+
+    def __init__(self, chromium: str, url: str, tmp: Path):
+        from websockets.sync.client import connect
+        self.port = free_port()
+        profile = tempfile.mkdtemp(prefix="chromium-cdp-", dir=tmp)
+        self.proc = subprocess.Popen(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+             "--no-default-browser-check", "--disable-extensions", "--mute-audio", "--hide-scrollbars",
+             "--window-size=1280,1100", f"--remote-debugging-port={self.port}", f"--user-data-dir={profile}", url],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 30
+        target = None
+        while time.monotonic() < deadline and target is None:
+            try:
+                pages = json.loads(http_get(self.port, "/json/list")[1])
+                target = next((p for p in pages if p.get("type") == "page"), None)
+            except (OSError, ValueError):
+                time.sleep(0.2)
+        if target is None:
+            self.close()
+            raise CheckFailed("chromium's DevTools endpoint did not come up within 30s")
+        self.ws = connect(target["webSocketDebuggerUrl"], max_size=None, open_timeout=10, proxy=None, legacy=True)
+        self.next_id = 0
+
+    def call(self, method: str, **params):
+        self.next_id += 1
+        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.ws.recv(timeout=30))
+            if message.get("id") == self.next_id:
+                if "error" in message:
+                    raise CheckFailed(f"DevTools {method}: {message['error']}")
+                return message["result"]
+
+    def js(self, expression: str):
+        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        if "exceptionDetails" in result:
+            raise CheckFailed(f"page script failed: {result['exceptionDetails'].get('text')}: {expression[:200]}")
+        return result["result"].get("value")
+
+    def wait(self, expression: str, what: str, timeout: float = 20):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = self.js(expression)
+            if value:
+                return value
+            time.sleep(0.2)
+        raise CheckFailed(f"{what} within {timeout}s")
+
+    def close(self) -> None:
+        try:
+            self.ws.close()
+        except Exception:
+            pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        self.proc.wait()
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -336,6 +414,66 @@ class Check:
             snippet = dom if len(dom) < 4000 else dom[:4000] + "\n  ..."
             raise CheckFailed("rendered DOM is wrong:\n  - " + "\n  - ".join(problems) + f"\nDOM:\n{snippet}")
 
+    def check_live_page(self) -> int:
+        """The page without a reload: pushed updates, sparklines, a pending setpoint, a live tile that plays."""
+        token = viewer_token(self.key_file.read_bytes()[:-1])
+        page = DevTools(self.chromium, f"http://127.0.0.1:{self.http_port}/?token={token}", self.tmp)
+        try:
+            page.wait(f"document.querySelectorAll('tr[data-device]').length === {len(EXPECTED_DEVICES)}",
+                      "the device table did not list every device")
+            page.js("window.__loaded = performance.timeOrigin")
+            first = page.js("document.getElementById('updated').textContent")
+            points = f"[...document.querySelectorAll('tr[data-device=\"{PREFIX}-sensor-1\"] svg.spark')].map(s => +s.dataset.points)"
+            page.wait(f"{points}.some(n => n >= 3)", "no sparkline with three points for a sensor")
+            before = page.js(f"Math.max(...{points})")
+            page.wait(f"Math.max(...{points}) > {before} && document.getElementById('updated').textContent !== {json.dumps(first)}",
+                      "the sparklines and the table did not change")
+            # Thermostats render the desired-state fields when present: a pending delta is marked.
+            pending = page.js("""(() => {
+                const d = JSON.parse(JSON.stringify(gatehouse.last()));
+                d.devices.filter(r => r.kind === 'thermostat').forEach(r => {
+                    r.reported = {setpoint: 20}; r.delta = {setpoint: 22.5}; r.desired_version = 3; r.delta_pending_since = Date.now();
+                });
+                gatehouse.receive(d);
+                return [...document.querySelectorAll('[data-pending=setpoint]')].map(e => e.textContent);
+            })()""")
+            if len(pending) != THERMOSTATS or not all("22.5" in text for text in pending):
+                raise CheckFailed(f"pending setpoints rendered as {pending}, expected {THERMOSTATS} showing 22.5")
+            # The live tile: open it, then compare two decoded frames pixel by pixel.
+            camera = f"{PREFIX}-cam-1"
+            tile = f"document.querySelector('[data-live=\"{camera}\"]')"
+            page.wait(f"{tile} !== null", f"no live tile for {camera}")
+            page.js(f"{tile}.querySelector('button').click()")
+            page.wait(f"+{tile}.dataset.frames >= 2", f"the live tile of {camera} showed no frames")
+            grab = f"""(async () => {{
+                const img = {tile}.querySelector('img');
+                await img.decode();
+                const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;
+                const g = c.getContext('2d'); g.drawImage(img, 0, 0);
+                const px = g.getImageData(0, 0, c.width, c.height).data;
+                let h = 0; for (let i = 0; i < px.length; i += 7) h = (h * 31 + px[i]) | 0;
+                return [+{tile}.dataset.frames, c.width, c.height, h];
+            }})()"""
+            a = page.js(grab)
+            page.wait(f"+{tile}.dataset.frames >= {a[0] + 3}", "the live tile stopped getting frames")
+            b = page.js(grab)
+            if a[1] < 100 or a[2] < 100:
+                raise CheckFailed(f"the live frame decoded as {a[1]}x{a[2]}")
+            if a[3] == b[3]:
+                raise CheckFailed(f"two live frames ({a[0]} and {b[0]}) decoded to the same pixels")
+            state = page.js(f"{tile}.querySelector('.state').textContent")
+            if state != "streaming":
+                raise CheckFailed(f"the live tile says {state!r}, expected 'streaming'")
+            if page.js("window.__loaded") is None:
+                raise CheckFailed("the page reloaded during the check")
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            shot = base64.b64decode(page.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"])
+            self.out.write_bytes(shot)
+            self.live_summary = f"live tile frames {a[0]} -> {b[0]} differ ({a[1]}x{a[2]})"
+            return len(shot)
+        finally:
+            page.close()
+
     def take_screenshot(self) -> int:
         self.out.parent.mkdir(parents=True, exist_ok=True)
         if self.out.exists():
@@ -360,9 +498,12 @@ class Check:
         self.start_gateway(mqtt_port)
         self.start_devices()
         self.check_dom()
-        size = self.take_screenshot()
+        size = self.check_live_page()
+        if size <= MIN_SCREENSHOT_BYTES:
+            raise CheckFailed(f"screenshot {self.out} is only {size} bytes (blank page?)")
         return (
-            f"PASS: status page shows gateway {GATEWAY_ID} and {len(EXPECTED_DEVICES)} devices; "
+            f"PASS: status page shows gateway {GATEWAY_ID} and {len(EXPECTED_DEVICES)} devices, updates pushed "
+            f"without a reload, sparklines and pending setpoints drawn, {self.live_summary}; "
             f"screenshot {self.out} ({size // 1024} KiB) in {time.monotonic() - started:.1f}s"
         )
 

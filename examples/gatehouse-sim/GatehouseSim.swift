@@ -53,6 +53,9 @@ struct GatehouseSim: AsyncParsableCommand {
     @Option(help: "Unacknowledged messages each device may have in flight.")
     var window = 64
 
+    @Option(name: .customLong("live-max-fps"), help: "The max_fps cameras declare for live view; they never stream faster.")
+    var liveMaxFPS: Double = 15
+
     @Flag(name: .customLong("token-in-query"), help: "Send the token as ?token= instead of an Authorization header.")
     var tokenInQuery = false
 
@@ -75,6 +78,7 @@ struct GatehouseSim: AsyncParsableCommand {
         if let messages = self.messages, messages < 0 { throw ValidationError("--messages must be 0 or more") }
         guard self.sleep >= 0, self.sleep.isFinite else { throw ValidationError("--sleep must be 0 or more") }
         guard self.awake > 0, self.awake.isFinite else { throw ValidationError("--awake must be more than 0") }
+        guard self.liveMaxFPS > 0, self.liveMaxFPS.isFinite else { throw ValidationError("--live-max-fps must be above 0") }
         guard self.window >= 1 else { throw ValidationError("--window must be at least 1") }
         guard Logger.Level(rawValue: self.logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
@@ -98,6 +102,7 @@ struct GatehouseSim: AsyncParsableCommand {
             tokenInQuery: self.tokenInQuery,
             sleep: self.sleep > 0 ? .milliseconds(Int64(self.sleep * 1000)) : nil,
             awake: .milliseconds(Int64(self.awake * 1000)),
+            liveMaxFPS: self.liveMaxFPS,
             logger: Logger(label: "gatehouse-sim")
         )
         let fleet = try Fleet(

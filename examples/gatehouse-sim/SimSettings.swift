@@ -17,6 +17,8 @@ struct SimSettings: Sendable {
     var sleep: Duration? = nil
     /// How long devices stay connected between sleeps.
     var awake: Duration = .seconds(10)
+    /// Cameras declare this `capabilities.live.max_fps` and never stream faster.
+    var liveMaxFPS: Double = 15
     var logger: Logger
 
     /// The interval between telemetry messages, or nil for "as fast as possible".

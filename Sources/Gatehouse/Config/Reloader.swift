@@ -17,8 +17,12 @@ final class Reloader: Sendable {
     private let homeAssistant: HomeAssistantAnnouncer
     private let logger: Logger
 
+    /// Live view: viewers whose token is revoked are closed too.
+    private let live: LiveView?
+
     init(configFile: String?, credentials: CredentialStore, deviceTLS: DeviceTLS?, settings: SettingsStore, directory: DeviceDirectory,
-         homeAssistant: HomeAssistantAnnouncer, logger: Logger) {
+         homeAssistant: HomeAssistantAnnouncer, logger: Logger, live: LiveView? = nil) {
+        self.live = live
         self.configFile = configFile
         self.credentials = credentials
         self.deviceTLS = deviceTLS
@@ -54,11 +58,13 @@ final class Reloader: Sendable {
     /// (The revocation list and TLS files are re-read too, but from the paths the gateway started with.)
     static let reloadableKeys = ["log.level", "limits.", "homeassistant."]
 
-    /// Closes connected devices whose id or token is now revoked (1008, reason `revoked`).
+    /// Closes connected devices whose id or token is now revoked (1008, reason `revoked`), and live viewers whose
+    /// viewer token is.
     func enforceRevocations() {
         for session in directory.sessions where credentials.isRevoked(device: session.device, tokenID: session.tokenID) {
             session.close(.policyViolation, reason: .revoked, text: "credential revoked")
         }
+        live?.endRevoked()
     }
 
     /// The revocation list is polled (every second by `ReloadService`): a changed list is enforced at once.

@@ -37,11 +37,13 @@ final class DeviceHub: DeviceMessageSink {
     /// `offline` availability refused while the broker was away, by device: published once the broker is
     /// back and its retained availability still names that session here.
     private let owedOffline = Mutex<[String: Availability]>([:])
+    /// Live view (§8): told about camera connections and handed live frames.
+    private let live: LiveView?
 
     init(
         gatewayID: String, topics: Topics, heartbeatSeconds: Int, telemetryQoS: Int, link: BrokerLink, directory: DeviceDirectory,
         commands: CommandRouter, homeAssistant: HomeAssistantAnnouncer, desired: DesiredStateKeeper, settings: SettingsStore,
-        metrics: GatewayMetrics, logger: Logger
+        metrics: GatewayMetrics, logger: Logger, live: LiveView? = nil
     ) {
         self.desired = desired
         self.gatewayID = gatewayID
@@ -55,6 +57,7 @@ final class DeviceHub: DeviceMessageSink {
         self.settings = settings
         self.metrics = metrics
         self.logger = logger
+        self.live = live
     }
 
     /// A held device's kind: from its `hello` (meta), else from its token.
@@ -96,12 +99,14 @@ final class DeviceHub: DeviceMessageSink {
             }
         }
         commands.deliverQueued(to: session)
+        live?.cameraConnected(session)
         logger.info("device connected", metadata: ["device": "\(device)", "session": "\(session.number)", "remote": "\(remote)"])
         return session
     }
 
     /// The connection closed: unless a newer session took over, publish `offline` with the reason.
     func disconnected(_ session: DeviceSession) {
+        live?.cameraDisconnected(session)
         let reason = session.closeReason ?? .connectionLost
         commands.connectionEnded(session)
         guard directory.detach(session) else { return }
@@ -203,6 +208,7 @@ final class DeviceHub: DeviceMessageSink {
             payload["ts"] = .number(ts ?? JSONNumber(now))
             if let seq { payload["seq"] = .number(JSONNumber(seq)) }
             payload["data"] = .object(data)
+            session.noteTelemetry(data, ts: ts ?? JSONNumber(now))
             if let discovery = settings.homeAssistant { homeAssistant.discoverSensors(in: data, of: device, discovery) }
             let delivery: Durability = (qos ?? telemetryQoS) == 0 ? .bestEffort(.atMostOnce, device: device, source: session) : safely
             link.publish(OutboundMessage(topic: topics.telemetry(device), payload: JSONValue.object(payload).serialized()), delivery, completion: answer)
@@ -235,6 +241,10 @@ final class DeviceHub: DeviceMessageSink {
     /// handed to the broker: media refused during an outage leaves the command open (the device may send
     /// it again) until its deadline.
     func handleMedia(header: MediaHeader, payload: ByteBuffer, from session: DeviceSession) {
+        if header.stream == LiveControl.stream, let live {
+            live.frame(payload, from: session)
+            guard live.publishesToMQTT else { return }
+        }
         let topic = topics.media(session.device, header.stream)
         let bytes = Array(payload.readableBytesView)
         metrics.received("media")

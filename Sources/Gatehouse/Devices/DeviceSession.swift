@@ -33,6 +33,8 @@ final class DeviceSession: PublishSource {
         /// Unix ms of the last message (the connect, before the first).
         var lastSeen: Int64
         var rate: RateEstimate
+        /// The latest telemetry `data` and its `ts`, for the status page's charts.
+        var telemetry: (ts: JSONNumber, data: JSONObject)?
     }
 
     init(device: String, tokenKind: String?, tokenID: String?, number: Int64, connectedAt: Int64, remote: String, channel: any Channel, metrics: GatewayMetrics) {
@@ -54,6 +56,14 @@ final class DeviceSession: PublishSource {
             $0.lastSeen = nowMs
         }
     }
+
+    /// Keeps the latest telemetry for the status page.
+    func noteTelemetry(_ data: JSONObject, ts: JSONNumber) {
+        activity.withLock { $0.telemetry = (ts, data) }
+    }
+
+    /// The latest telemetry, if any arrived on this connection.
+    var latestTelemetry: (ts: JSONNumber, data: JSONObject)? { activity.withLock { $0.telemetry } }
 
     /// Messages so far, the last one's time, and messages per second lately.
     func readActivity(nowMs: Int64) -> (messages: Int, lastSeen: Int64, perSecond: Double) {

@@ -96,6 +96,9 @@ final class DeviceAdmission: Sendable {
             } catch {
                 return .refuse(Refusal(status: .unauthorized, code: "unauthorized", message: error.message))
             }
+            guard claims.scope == .device else {
+                return .refuse(Refusal(status: .unauthorized, code: "unauthorized", message: "a viewer token (scope view) cannot connect as a device"))
+            }
         } else {
             claims = TokenClaims(subject: certified!, kind: nil, expiresAt: nil, issuedAt: nil, tokenID: nil)
             guard !credentials.isRevoked(claims) else {

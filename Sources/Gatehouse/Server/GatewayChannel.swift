@@ -19,6 +19,8 @@ import ServiceLifecycle
 struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
     enum UpgradeResult: Sendable {
         case device(DeviceSession)
+        /// A live viewer or the status feed (Live/).
+        case stream(StreamConnection)
         case http(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>)
         case refused(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, Refusal)
     }
@@ -37,9 +39,20 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
             // Counted until it becomes a device: connections that never finish cannot use up the file descriptors.
             let pending = gateway.pendingConnections.add(channel)
             let admission = NIOLoopBoundBox<Admission?>(nil, eventLoop: channel.eventLoop)
+            let stream = NIOLoopBoundBox<StreamUpgrade?>(nil, eventLoop: channel.eventLoop)
             let upgrader = NIOTypedWebSocketServerUpgrader<UpgradeResult>(
                 maxFrameSize: Self.maxFrameSize(gateway.settings.now.limits),
                 shouldUpgrade: { channel, head in
+                    switch gateway.streamUpgrade(head, channel: channel) {
+                    case .success(let accepted):
+                        stream.value = accepted
+                        return channel.eventLoop.makeSucceededFuture(HTTPHeaders())
+                    case .failure(let refusal):
+                        admission.value = .refuse(refusal)
+                        return channel.eventLoop.makeSucceededFuture(nil)
+                    case nil:
+                        break
+                    }
                     let certificate = try? channel.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).peerCertificate
                     let decision = gateway.admission.admit(head, clientCertificate: certificate)
                     admission.value = decision
@@ -50,6 +63,7 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
                 },
                 upgradePipelineHandler: { channel, _ in
                     channel.eventLoop.makeCompletedFuture {
+                        if let accepted = stream.value { return .stream(try gateway.install(accepted, on: channel)) }
                         guard case .accept(let claims, _, let compressed) = admission.value else {
                             throw ChannelError.inappropriateOperationForState
                         }
@@ -74,6 +88,7 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: gateway.deviceTLS != nil))
                         try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(idleTimeout: .seconds(Int64(gateway.settings.now.limits.handshakeTimeoutSeconds)), logger: logger))
+                        try channel.pipeline.syncOperations.addHandler(LiveMJPEGHandler(live: gateway.live))
                         let http = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
                             wrappingChannelSynchronously: channel,
                             configuration: .init(isOutboundHalfClosureEnabled: true)
@@ -105,7 +120,12 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
         do {
             switch try await value.upgradeResult.get() {
             case .http(let http):
-                await handleHTTP(asyncChannel: http, logger: logger)
+                // An MJPEG stream (LiveMJPEGHandler) is a response that never ends by itself.
+                await withGracefulShutdownHandler {
+                    await handleHTTP(asyncChannel: http, logger: logger)
+                } onGracefulShutdown: {
+                    value.channel.pipeline.fireUserInboundEventTriggered(LiveMJPEGHandler.Shutdown())
+                }
             case .refused(let http, let refusal):
                 gateway.metrics.refusedConnection(Int(refusal.status.code))
                 try await write(refusal, to: http)
@@ -115,6 +135,12 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
                     try await value.channel.closeFuture.get()
                 } onGracefulShutdown: {
                     session.close(.goingAway, reason: .gatewayShutdown, text: "gateway shutting down")
+                }
+            case .stream(let stream):
+                try await withGracefulShutdownHandler {
+                    try await stream.channel.closeFuture.get()
+                } onGracefulShutdown: {
+                    stream.shutDown()
                 }
             }
         } catch {

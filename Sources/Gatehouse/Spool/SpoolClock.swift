@@ -1,3 +1,5 @@
+import CDispatch  // `timespec`'s members: which clang module "defines" them depends on how the compiler
+import CoreFoundation  // batches files (MemberImportVisibility), so every module that may is imported
 import Foundation
 import Glibc
 

@@ -1,5 +1,9 @@
 /// The status page served at `GET /`: one self-contained HTML document (inline CSS and JS, no external
-/// assets) that polls `/api/status` every 2 s and redraws in place.
+/// assets). Its data is pushed over the `/api/status/ws` WebSocket once a second (`StatusFeedHandler`) and it
+/// redraws in place: the gateway, the spool, the devices with their latest telemetry and a sparkline per numeric
+/// key (the last five minutes, kept in the browser), thermostats' temperature against the reported and desired
+/// setpoint (a pending delta marked), and a live tile per live-capable camera that plays its WebSocket stream
+/// (§8) when opened with a viewer token from the page's `?token=`.
 enum StatusPage {
     static let html: String = #"""
 <!doctype html>
@@ -57,6 +61,18 @@ tbody tr:hover td{background:var(--bg)}
 tr.empty td{color:var(--mute);text-align:center;padding:20px}
 td[title]{cursor:help}
 #updated:empty::after{content:"waiting for first update"}
+.tele{display:flex;flex-wrap:wrap;gap:4px 14px;white-space:normal;min-width:260px}
+.kv{display:inline-flex;align-items:center;gap:5px}
+.kv b{font-weight:600}
+.spark{width:90px;height:20px;vertical-align:middle}
+.spark polyline{fill:none;stroke:var(--acc);stroke-width:1.5}
+.pending{color:var(--warn);font-weight:600}
+.tiles{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:14px}
+.tile{border:1px solid var(--line);border-radius:8px;overflow:hidden;background:var(--bg)}
+.tile .pic{aspect-ratio:16/9;background:#111;display:flex;align-items:center;justify-content:center;color:#aaa;font-size:13px}
+.tile img{width:100%;height:100%;object-fit:contain;display:block}
+.tile .bar2{display:flex;align-items:center;gap:8px;padding:6px 10px}
+.tile button{font:inherit;padding:2px 10px;border:1px solid var(--line);border-radius:6px;background:var(--card);color:var(--fg);cursor:pointer}
 @media (max-width:600px){header,main{padding-left:12px;padding-right:12px}#header-id{display:none}}
 </style>
 </head>
@@ -97,9 +113,13 @@ td[title]{cursor:help}
 <div class="tools"><h2>Devices</h2><span class="mute" id="devices-count"></span><span class="sp"></span>
 <input id="filter" type="search" placeholder="Filter by device or kind" aria-label="Filter devices" autocomplete="off"></div>
 <div class="wrap"><table id="devices">
-<thead><tr><th>Device</th><th>Kind</th><th>Session</th><th>Connected</th><th>Last seen</th><th>Remote</th><th class="n">Messages in</th><th class="n">Msg/s</th><th>Desired</th></tr></thead>
+<thead><tr><th>Device</th><th>Kind</th><th>Session</th><th>Connected</th><th>Last seen</th><th>Remote</th><th class="n">Messages in</th><th class="n">Msg/s</th><th>Desired</th><th>Latest telemetry (last 5 min)</th></tr></thead>
 <tbody><tr class="empty"><td colspan="9">loading…</td></tr></tbody>
 </table></div>
+</section>
+<section class="card" id="cameras-card" hidden style="margin-top:16px">
+<div class="tools"><h2>Live cameras</h2><span class="mute" id="live-hint"></span></div>
+<div class="tiles" id="tiles"></div>
 </section>
 </main>
 <script>
@@ -187,6 +207,90 @@ td[title]{cursor:help}
     renderDevices();
   }
 
+  // Telemetry history per device and numeric key, kept here for the sparklines: five minutes, 300 points at most.
+  var HISTORY_MS = 5 * 60 * 1000, MAX_POINTS = 300, history = {};
+  function remember(r) {
+    var t = r.telemetry;
+    if (!t || !t.data) return;
+    var h = history[r.device] || (history[r.device] = { ts: null, keys: {} });
+    if (h.ts === t.ts) return;
+    h.ts = t.ts;
+    Object.keys(t.data).forEach(function (k) {
+      var v = t.data[k];
+      if (typeof v !== "number" || !isFinite(v)) return;
+      var pts = h.keys[k] || (h.keys[k] = []);
+      pts.push([t.ts, v]);
+      while (pts.length > MAX_POINTS || (pts.length && pts[0][0] < t.ts - HISTORY_MS)) pts.shift();
+    });
+  }
+  var SVG = "http://www.w3.org/2000/svg";
+  function spark(pts, key) {
+    var svg = document.createElementNS(SVG, "svg");
+    svg.setAttribute("class", "spark");
+    svg.setAttribute("viewBox", "0 0 90 20");
+    svg.setAttribute("data-key", key);
+    svg.setAttribute("data-points", String(pts.length));
+    var lo = Infinity, hi = -Infinity, t0 = pts[0][0], t1 = pts[pts.length - 1][0];
+    pts.forEach(function (p) { lo = Math.min(lo, p[1]); hi = Math.max(hi, p[1]); });
+    var line = document.createElementNS(SVG, "polyline");
+    line.setAttribute("points", pts.map(function (p) {
+      var x = t1 > t0 ? 1 + 88 * (p[0] - t0) / (t1 - t0) : 89;
+      var y = hi > lo ? 18 - 16 * (p[1] - lo) / (hi - lo) : 10;
+      return x.toFixed(1) + "," + y.toFixed(1);
+    }).join(" "));
+    svg.appendChild(line);
+    var title = document.createElementNS(SVG, "title");
+    title.textContent = key + ": " + pts.length + " values, " + lo + " to " + hi;
+    svg.appendChild(title);
+    return svg;
+  }
+  function num(v) { return typeof v === "number" ? String(Math.round(v * 100) / 100) : typeof v === "string" ? v : JSON.stringify(v); }
+  function kv(parent, key, text, cls) {
+    var span = document.createElement("span");
+    span.className = "kv" + (cls ? " " + cls : "");
+    var b = document.createElement("b");
+    b.textContent = key;
+    span.appendChild(b);
+    span.appendChild(document.createTextNode(" " + text));
+    parent.appendChild(span);
+    return span;
+  }
+  // Thermostats: temperature against the reported setpoint and the desired one (from a pending delta).
+  function thermostat(div, r) {
+    var data = (r.telemetry && r.telemetry.data) || {};
+    var reported = r.reported || {}, delta = r.delta || {};
+    var temp = data.temperature != null ? data.temperature : reported.temperature;
+    var sp = reported.setpoint != null ? reported.setpoint : data.setpoint;
+    if (temp != null) kv(div, "temp", num(temp) + " °C");
+    if (sp != null || delta.setpoint != null) kv(div, "setpoint", sp == null ? "—" : num(sp) + " °C");
+    if (delta.setpoint != null) {
+      var p = kv(div, "desired", num(delta.setpoint) + " °C (pending)", "pending");
+      p.setAttribute("data-pending", "setpoint");
+      if (r.delta_pending_since) p.title = "pending since " + when(r.delta_pending_since);
+    } else if (sp != null && r.desired_version != null) {
+      kv(div, "desired", num(sp) + " °C (in sync)");
+    }
+  }
+  function telemetryCell(tr, r) {
+    var td = cell(tr, "");
+    var div = document.createElement("div");
+    div.className = "tele";
+    td.appendChild(div);
+    td.setAttribute("data-telemetry", r.device);
+    if (r.kind === "thermostat") thermostat(div, r);
+    var data = (r.telemetry && r.telemetry.data) || {}, h = history[r.device];
+    Object.keys(data).forEach(function (k) {
+      if (r.kind === "thermostat" && (k === "temperature" || k === "setpoint")) return;
+      var span = kv(div, k, num(data[k]));
+      var pts = h && h.keys[k];
+      if (pts && pts.length > 1) span.appendChild(spark(pts, k));
+    });
+    if (r.kind === "thermostat" && h && h.keys.temperature && h.keys.temperature.length > 1) {
+      div.firstChild && div.firstChild.appendChild(spark(h.keys.temperature, "temperature"));
+    }
+    if (!div.childNodes.length) td.textContent = "—";
+  }
+
   function renderDevices() {
     if (!last) return;
     var list = (last.devices || []).slice(), now = last.ts || Date.now();
@@ -210,6 +314,7 @@ td[title]{cursor:help}
       var pending = r.delta && Object.keys(r.delta).length;
       var d = cell(tr, r.desired_version == null ? "—" : pending ? "pending since " + ago(r.delta_pending_since, now) : "in sync", pending ? "hot" : "mute");
       if (pending) d.title = JSON.stringify(r.delta) + " since " + when(r.delta_pending_since);
+      telemetryCell(tr, r);
       return tr;
     });
     if (!rows.length) {
@@ -222,29 +327,112 @@ td[title]{cursor:help}
     set("devices-count", q ? shown.length + " of " + list.length : String(list.length));
   }
 
+  // Live tiles: one per live-capable camera; the stream runs only while the tile is open (PROTOCOL.md §8).
+  var token = new URLSearchParams(location.search).get("token"), tiles = {};
+  function wsURL(path) {
+    var base = new URL(path, location.href);
+    base.protocol = base.protocol === "https:" ? "wss:" : "ws:";
+    return base.href;
+  }
+  function tileFor(r) {
+    var t = tiles[r.device];
+    if (t) return t;
+    var el = document.createElement("div");
+    el.className = "tile";
+    el.setAttribute("data-live", r.device);
+    el.setAttribute("data-frames", "0");
+    el.innerHTML = '<div class="pic"><span class="msg"></span></div><div class="bar2"><b class="mono"></b>' +
+      '<span class="mute state"></span><span class="sp"></span><button type="button"></button></div>';
+    el.querySelector("b").textContent = r.device;
+    t = tiles[r.device] = { el: el, ws: null, url: null, frames: 0, device: r.device };
+    var button = el.querySelector("button");
+    button.hidden = !token;
+    button.textContent = "Watch";
+    button.addEventListener("click", function () { t.ws ? stopTile(t) : startTile(t); });
+    el.querySelector(".msg").textContent = token ? "closed: press Watch" : "no picture without a viewer token (open this page with ?token=)";
+    $("tiles").appendChild(el);
+    return t;
+  }
+  function startTile(t) {
+    var ws = new WebSocket(wsURL("v1/live/" + encodeURIComponent(t.device) + "?token=" + encodeURIComponent(token)));
+    ws.binaryType = "blob";
+    t.ws = ws;
+    t.el.querySelector("button").textContent = "Close";
+    t.el.querySelector(".state").textContent = "connecting…";
+    ws.onmessage = function (e) {
+      if (typeof e.data === "string") {
+        try { t.el.querySelector(".state").textContent = JSON.parse(e.data).state || ""; } catch (x) {}
+        return;
+      }
+      var url = URL.createObjectURL(e.data), pic = t.el.querySelector(".pic"), img = pic.querySelector("img");
+      if (!img) { img = document.createElement("img"); img.alt = t.device + " live"; pic.replaceChildren(img); }
+      img.src = url;
+      if (t.url) URL.revokeObjectURL(t.url);
+      t.url = url;
+      t.frames++;
+      t.el.setAttribute("data-frames", String(t.frames));
+    };
+    ws.onclose = function (e) {
+      if (t.ws !== ws) return;
+      t.ws = null;
+      t.el.querySelector("button").textContent = "Watch";
+      t.el.querySelector(".state").textContent = e.code === 1000 ? "closed" : "closed (" + e.code + (e.reason ? " " + e.reason : "") + ")";
+    };
+  }
+  function stopTile(t) {
+    var ws = t.ws;
+    t.ws = null;
+    if (ws) ws.close(1000);
+    t.el.querySelector("button").textContent = "Watch";
+    t.el.querySelector(".state").textContent = "closed";
+  }
+  function renderTiles() {
+    var seen = {};
+    (last.devices || []).forEach(function (r) {
+      if (!r.live) return;
+      seen[r.device] = true;
+      var t = tileFor(r);
+      t.el.title = r.live.viewers + (r.live.viewers === 1 ? " viewer" : " viewers") + (r.live.fps ? " at " + r.live.fps + " fps" : "");
+    });
+    Object.keys(tiles).forEach(function (d) {
+      if (seen[d]) return;
+      stopTile(tiles[d]);
+      tiles[d].el.remove();
+      delete tiles[d];
+    });
+    $("cameras-card").hidden = !Object.keys(tiles).length;
+    set("live-hint", token ? "" : "add ?token=<viewer token> to this page's URL to watch");
+  }
+
   function down(msg) {
     $("banner").hidden = !msg;
     document.body.classList.toggle("stale", !!msg);
     if (msg) set("banner-detail", "(" + msg + ")");
   }
 
-  function poll() {
-    var ctl = new AbortController(), t = setTimeout(function () { ctl.abort(); }, 5000);
-    return fetch("api/status", { cache: "no-store", signal: ctl.signal })
-      .then(function (r) {
-        if (r.status !== 200) throw new Error("HTTP " + r.status);
-        return r.json();
-      })
-      .then(function (d) {
-        last = d;
-        render(d);
-        set("updated", "last updated " + new Date().toTimeString().slice(0, 8));
-        down(null);
-      })
-      .catch(function (e) { down(e && e.name === "AbortError" ? "timed out" : (e && e.message) || String(e)); })
-      .then(function () { clearTimeout(t); });
+  function receive(d) {
+    last = d;
+    (d.devices || []).forEach(remember);
+    render(d);
+    renderTiles();
+    set("updated", "last updated " + new Date().toTimeString().slice(0, 8));
+    down(null);
   }
-  function loop() { poll().then(function () { setTimeout(loop, 2000); }); }
+
+  // Pushed by the gateway once a second; reconnects with a growing pause (1 s to 10 s) when the feed drops.
+  var retry = 1000;
+  function connect() {
+    var ws = new WebSocket(wsURL("api/status/ws")), opened = false;
+    ws.onopen = function () { opened = true; retry = 1000; };
+    ws.onmessage = function (e) {
+      try { receive(JSON.parse(e.data)); } catch (x) { down("unreadable update"); }
+    };
+    ws.onclose = function () {
+      down(opened ? "connection lost" : "cannot connect");
+      setTimeout(connect, retry);
+      retry = Math.min(10000, retry * 2);
+    };
+  }
 
   filter.addEventListener("input", function () {
     try { sessionStorage.setItem("gatehouse.filter", filter.value); } catch (e) {}
@@ -253,7 +441,9 @@ td[title]{cursor:help}
   filter.addEventListener("keydown", function (e) {
     if (e.key === "Escape") { filter.value = ""; filter.dispatchEvent(new Event("input")); }
   });
-  loop();
+  // For the browser check (Tests/ui/check_ui.py): render a report of its own, read the last one.
+  window.gatehouse = { receive: receive, last: function () { return last; } };
+  connect();
 })();
 </script>
 </body>

@@ -1,0 +1,97 @@
+import GatehouseProtocol
+import NIOCore
+import NIOWebSocket
+
+/// A WebSocket viewer (`GET /v1/live/<dev>` with `Upgrade: websocket`): every frame as one binary message holding
+/// just the JPEG bytes, and `{"type":"status",…}` text messages. Messages from the viewer are read (so pings and
+/// the closing handshake work) and otherwise ignored.
+final class LiveSocketHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    private let live: LiveView
+    private let ticket: LiveView.Ticket
+    private var socket = ServerWebSocket()
+    private var pump: FramePump?
+    private var viewer: Viewer?
+    private var channel: (any Channel)?
+
+    init(live: LiveView, ticket: LiveView.Ticket) {
+        self.live = live
+        self.ticket = ticket
+    }
+
+    /// The handle `LiveView` keeps: hops every call onto the connection's loop.
+    final class Viewer: LiveViewer {
+        let device: String
+        let claims: TokenClaims
+        let requestedFPS: Double
+        private let handler: NIOLoopBound<LiveSocketHandler>
+
+        fileprivate init(ticket: LiveView.Ticket, handler: LiveSocketHandler, loop: any EventLoop) {
+            device = ticket.device
+            claims = ticket.claims
+            requestedFPS = ticket.fps
+            self.handler = NIOLoopBound(handler, eventLoop: loop)
+        }
+
+        func deliver(_ frame: ByteBuffer) { onLoop { $0.pump?.offer(frame) } }
+        func tell(_ status: LiveStatus) { onLoop { $0.sendStatus(status) } }
+        func end(_ reason: ViewerEnd) { onLoop { $0.end(reason) } }
+
+        private func onLoop(_ body: @escaping @Sendable (LiveSocketHandler) -> Void) {
+            let loop = handler.eventLoop
+            if loop.inEventLoop {
+                body(handler.value)
+            } else {
+                let handler = self.handler
+                loop.execute { body(handler.value) }
+            }
+        }
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let channel = context.channel
+        self.channel = channel
+        pump = FramePump(channel: channel, metrics: live.metrics) { frame, promise in
+            channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .binary, data: frame), promise: promise)
+        }
+        let viewer = Viewer(ticket: ticket, handler: self, loop: context.eventLoop)
+        self.viewer = viewer
+        ViewerEnd.scheduleExpiry(of: viewer, channel: context.channel)
+        live.attach(viewer)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        // Data frames from a viewer mean nothing: they are read and dropped.
+        _ = socket.handleControl(frame, context: context)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        pump?.writabilityChanged()
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if let viewer { live.detach(viewer) }
+        viewer = nil
+        context.fireChannelInactive()
+    }
+
+    /// A peer that half-closes is gone.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed { context.close(promise: nil) }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    private func sendStatus(_ status: LiveStatus) {
+        guard let channel, channel.isActive, !socket.closing else { return }
+        channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .text, data: channel.allocator.buffer(string: status.message)), promise: nil)
+    }
+
+    func end(_ reason: ViewerEnd) {
+        guard let channel else { return }
+        socket.close(code: reason.closeCode, text: reason.text, channel: channel)
+    }
+}
