@@ -146,6 +146,17 @@ final class DeviceHub: DeviceMessageSink {
         }
     }
 
+    /// Publishes the device's current state document again, through the outbox (so it lands after older
+    /// spooled versions); for a held device on its event loop, so a patch being handled cannot be overtaken
+    /// by an older document. Reads the document when it runs: what goes out is the newest.
+    func republishState(of device: String) {
+        let publish: @Sendable () -> Void = { [self] in
+            guard let state = directory.stateDocument(device) else { return }
+            link.publish(OutboundMessage(topic: topics.state(device), payload: state.encoded(), retain: true), .mustBeSafe(device: device, source: nil))
+        }
+        if let session = directory.session(device) { session.channel.eventLoop.execute(publish) } else { publish() }
+    }
+
     private func publishMeta(_ meta: DeviceMeta, of device: String, source: (any PublishSource)? = nil, completion: PublishCompletion? = nil) {
         directory.observe(meta: meta, of: device)
         link.publish(

@@ -23,6 +23,8 @@ final class Outbox: Sendable {
     /// Replay runs here, one pass at a time.
     private let replayQueue = DispatchQueue(label: "gatehouse.replay")
     private let state: Mutex<OutboxState>
+    /// Spooled entries the replay leaves out (acknowledged, not published); see `dropFromReplay`.
+    private let superseded = Mutex<(@Sendable (SpoolEntry) -> Bool)?>(nil)
 
     init(client: any BrokerPublisher, spool: Spool, window: Int, logger: Logger) {
         self.client = client
@@ -60,6 +62,12 @@ final class Outbox: Sendable {
         }
         for (completion, outcome) in refused { completion(outcome) }
         perform(effects)
+    }
+
+    /// Sets the test for spooled entries the replay leaves out: documents the broker already has in a newer
+    /// version, which replaying would roll back (the `Reconciler` decides).
+    func dropFromReplay(when isSuperseded: @escaping @Sendable (SpoolEntry) -> Bool) {
+        superseded.withLock { $0 = isSuperseded }
     }
 
     /// Messages waiting in memory, and devices paused because of them (status and tests).
@@ -148,9 +156,13 @@ final class Outbox: Sendable {
                 return
             }
             let now = nowMs()
+            let isSuperseded = superseded.withLock { $0 }
             for (ticket, entry) in batch {
                 if spool.isExpired(entry.receivedAt, now: now) {
                     spool.acknowledge(ticket, expired: true)
+                    perform(state.withLock { $0.replayFinished() })
+                } else if isSuperseded?(entry) == true {
+                    spool.acknowledge(ticket)
                     perform(state.withLock { $0.replayFinished() })
                 } else {
                     replayOne(entry, ticket: ticket)

@@ -19,13 +19,12 @@ struct BrokerService: Service {
                             switch event {
                             case .connected:
                                 gateway.metrics.brokerConnectionAccepted()
-                                gateway.link.connected()
-                                // Announcing waits for PUBACKs (up to 30 s): in a child task, so that losing the
-                                // broker meanwhile reaches the outbox at once.
+                                // Resynchronising waits for PUBACKs and the retained documents (see `Reconciler`);
+                                // it starts the outbox when done. In a child task, so that losing the broker
+                                // meanwhile reaches the outbox at once.
                                 announcements.addTask { await gateway.routing.brokerConnected() }
                             case .disconnected(let reason):
-                                gateway.readiness.setBrokerReady(false)
-                                gateway.link.disconnected()
+                                gateway.routing.brokerLost()
                                 gateway.logger.warning("lost the broker at \(gateway.link.client.options.address): \(reason); reconnecting")
                             }
                         }
