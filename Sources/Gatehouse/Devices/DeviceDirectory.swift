@@ -151,7 +151,8 @@ final class DeviceDirectory: Sendable {
         state.withLock { state in
             state.changes &+= 1
             guard let document else { state.states[device] = nil; return .adopted }
-            return state.states[device, default: StateMirror()].observeRetained(document)
+            let held = state.sessions[device] != nil
+            return state.states[device, default: StateMirror()].observeRetained(document, held: held)
         }
     }
 

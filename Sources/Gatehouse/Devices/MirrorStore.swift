@@ -109,6 +109,7 @@ struct MirrorStore: Sendable {
         if let current = state.current { object["current"] = current.json() }
         if let retained = state.retained { object["retained"] = retained.json() }
         if let base = state.base { object["base"] = base.json() }
+        if let foreign = state.foreign { object["foreign"] = foreign.json() }
         if state.supersededBelow > 0 { object["superseded_below"] = .number(state.supersededBelow) }
         return .object(object)
     }
@@ -124,7 +125,7 @@ struct MirrorStore: Sendable {
             if let json = record["state"]?.objectValue {
                 let document = { (key: String) in json[key].flatMap(StateDocument.init(json:)) }
                 snapshot.devices.states[name] = StateMirror(
-                    current: document("current"), retained: document("retained"), base: document("base"),
+                    current: document("current"), retained: document("retained"), base: document("base"), foreign: document("foreign"),
                     supersededBelow: json["superseded_below"]?.numberValue?.int64Value ?? 0)
             }
         }

@@ -16,6 +16,8 @@ struct StateMirror: Sendable, Equatable {
     private(set) var retained: StateDocument?
     /// Set while documents made here are unconfirmed: the retained document they grew from.
     private(set) var base: StateDocument?
+    /// While `base` is set: the newest document another gateway published since, to be folded in by `resolve`.
+    private(set) var foreign: StateDocument?
     /// Spooled state documents of this device below this version are folded into a merged one.
     private(set) var supersededBelow: Int64 = 0
     /// Version → `ts` of unconfirmed documents made here, to tell their echo from another gateway's
@@ -23,10 +25,12 @@ struct StateMirror: Sendable, Equatable {
     private var own: [Int64: Int64] = [:]
     static let ownLimit = 1024
 
-    init(current: StateDocument? = nil, retained: StateDocument? = nil, base: StateDocument? = nil, supersededBelow: Int64 = 0) {
+    init(current: StateDocument? = nil, retained: StateDocument? = nil, base: StateDocument? = nil, foreign: StateDocument? = nil,
+         supersededBelow: Int64 = 0) {
         self.current = current
         self.retained = retained
         self.base = base
+        self.foreign = base == nil ? nil : foreign
         self.supersededBelow = supersededBelow
     }
 
@@ -56,22 +60,29 @@ struct StateMirror: Sendable, Equatable {
         return document
     }
 
-    /// A retained document seen on the broker.
-    mutating func observeRetained(_ document: StateDocument) -> Observation {
+    /// A retained document seen on the broker; `held`: this gateway holds the device now.
+    mutating func observeRetained(_ document: StateDocument, held: Bool) -> Observation {
         if own[document.version] == document.ts, let current, document.version <= current.version {
             if document.version >= (retained?.version ?? Int64.min) { retained = document }
             own = own.filter { $0.key > document.version }
-            if document.version == current.version { base = nil; own = [:] }
+            // Confirmed, unless another line was seen meanwhile (our echo may have overwritten it on the broker).
+            if document.version == current.version, foreign == nil { base = nil; own = [:] }
             return .echo
         }
         if let retained, document.version < retained.version { return .rolledBack }
         retained = document
-        guard let base else {
-            if let current, document.version < current.version { return .rolledBack }
-            current = document
-            return .adopted
+        if let base {
+            guard document.version > base.version else { return .ignored }
+            if document.version >= (foreign?.version ?? Int64.min) { foreign = document }
+            return .conflict
         }
-        return document.version > base.version ? .conflict : .ignored
+        if let current {
+            if document.version < current.version { return .rolledBack }
+            // Same version, other content, over the holder's own: a stale publish elsewhere; the holder's stands.
+            if held, document.version == current.version, document.data != current.data { return .rolledBack }
+        }
+        current = document
+        return .adopted
     }
 
     /// The retained document was cleared: the device's state starts over.
@@ -82,17 +93,22 @@ struct StateMirror: Sendable, Equatable {
     /// Settles a conflict: returns the document to publish (versions above both lines), or nil when there is
     /// nothing to settle. `localIsNewer`: this gateway holds the device now, so what it reported comes last.
     mutating func resolve(localIsNewer: Bool, now: Int64) -> StateDocument? {
-        guard let base, let current, let retained, retained.version > base.version else { return nil }
-        if retained.data == current.data {
-            if retained.version >= current.version { self.current = retained; self.base = nil; own = [:] }
+        guard let base, let current, let foreign else { return nil }
+        if foreign.data == current.data {
+            if foreign.version >= current.version { self.current = foreign }
+            self.base = nil
+            self.foreign = nil
+            own = [:]
             return nil
         }
         let data = localIsNewer
-            ? StateMerge.merge(base: base.data, older: retained.data, newer: current.data)
-            : StateMerge.merge(base: base.data, older: current.data, newer: retained.data)
-        let merged = StateDocument(ts: now, version: max(current.version, retained.version).addingSaturated(1), data: data)
+            ? StateMerge.merge(base: base.data, older: foreign.data, newer: current.data)
+            : StateMerge.merge(base: base.data, older: current.data, newer: foreign.data)
+        let top = max(current.version, foreign.version, retained?.version ?? 0)
+        let merged = StateDocument(ts: now, version: top.addingSaturated(1), data: data)
         self.current = merged
-        self.base = retained
+        self.base = foreign
+        self.foreign = nil
         own = [merged.version: merged.ts]
         supersededBelow = merged.version
         return merged
