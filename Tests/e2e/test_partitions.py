@@ -137,3 +137,23 @@ def test_partition_while_the_device_moves_to_another_gateway(gateway, mqtt, link
     assert statuses == {f"p{i}": ["ok"] for i in range(8)}, statuses
     versions = [m.json()["version"] for m in mqtt.seen(lambda m: m.topic == a.topic(dev, "state"))]
     assert max(versions) == after["version"]
+
+
+def test_queued_command_expiring_during_a_partition_is_answered_once(gateway, mqtt, link):
+    a = gateway(mqtt={"url": f"mqtt://127.0.0.1:{link.port}"})
+    dev = uid("pexp")
+    mqtt.subscribe(f"{a.base}/{dev}/#")
+    mqtt.publish(a.topic(dev, "request/ping"), {"id": "e1", "ttl_ms": 3000})
+    pending = mqtt.wait_for(lambda m: m.topic == a.topic(dev, "pending/e1") and m.payload)
+    assert pending.json()["gateway"] == a.gw_id  # the only gateway yet: it answers the expiry while online
+    b = gateway(fleet_of=a)
+    link.cut()
+    wait_cut_off(a)
+    # a is offline for the fleet: b answers when the TTL ends; a, cut off, must not answer as well.
+    _, body = mqtt.wait_json(a.topic(dev, "response/ping"), lambda r: r["status"] != "queued", timeout=10)
+    assert body["status"] == "expired" and body["id"] == "e1", body
+    link.restore()
+    a.wait_ready()
+    finals = mqtt.collect(lambda m: m.topic == a.topic(dev, "response/ping") and m.json()["status"] != "queued", 1.5)
+    assert not finals, f"answered more than once: {[m.json() for m in finals]}"
+    assert fetch_retained_json(a.broker, a.topic(dev, "pending/e1"), timeout=0.3) is None

@@ -50,9 +50,10 @@ final class BrokerRouter: Sendable {
 
     /// Subscribes (once), announces the gateway, waits until the broker has sent its retained documents
     /// again (the echo of that announcement), then lets the `Reconciler` decide the held devices'
-    /// availability and state and starts the outbox (spool replay). Runs after every (re)connect.
-    func brokerConnected() async {
-        let generation = reconciler.generation
+    /// availability and state and starts the outbox (spool replay). Runs after every (re)connect;
+    /// `generation` is the connection's (`connectionGeneration` when it was accepted): a resynchronisation
+    /// that outlives its connection ends without deciding anything.
+    func brokerConnected(generation: UInt64) async {
         if !readiness.hasSubscribed { await subscribeAll() }
         guard readiness.hasSubscribed else { return link.connected() }
         let online = BridgeState(state: .online, ts: nowMs(), version: Gateway.version)
@@ -77,6 +78,9 @@ final class BrokerRouter: Sendable {
         readiness.setBrokerReady(true)
         logger.info("connected to the broker at \(link.client.options.address), bridge state online")
     }
+
+    /// Identifies the current broker connection (bumped by every lost one).
+    var connectionGeneration: UInt64 { reconciler.generation }
 
     /// The broker connection was lost (from `BrokerService`).
     func brokerLost() {

@@ -116,17 +116,19 @@ final class DeviceHub: DeviceMessageSink {
 
     // MARK: Retained documents
 
-    /// Publishes the retained `online` availability of a held session (also after every broker reconnect).
+    /// Publishes the retained `online` availability of a held session (also after every broker reconnect);
+    /// never over a newer session known elsewhere (PROTOCOL.md §4: the higher session wins).
     func announce(_ session: DeviceSession) {
         let availability = Availability(state: .online, gateway: gatewayID, session: session.number, ts: nowMs(), reason: nil)
-        directory.observe(availability: availability, of: session.device)
+        guard directory.observe(availability: availability, of: session.device) else { return }
         link.publish(OutboundMessage(topic: topics.availability(session.device), payload: availability.encoded(), retain: true), .bestEffort(.atLeastOnce))
     }
 
-    /// Publishes a retained `offline` availability naming this gateway.
+    /// Publishes a retained `offline` availability naming this gateway; never over a newer session known
+    /// elsewhere (the device connected to another gateway since).
     func publishOffline(_ device: String, session: Int64, reason: OfflineReason) {
         let availability = Availability(state: .offline, gateway: gatewayID, session: session, ts: nowMs(), reason: reason.rawValue)
-        directory.observe(availability: availability, of: device)
+        guard directory.observe(availability: availability, of: device) else { return }
         link.publish(OutboundMessage(topic: topics.availability(device), payload: availability.encoded(), retain: true), .bestEffort(.atLeastOnce))
     }
 

@@ -22,7 +22,8 @@ struct BrokerService: Service {
                                 // Resynchronising waits for PUBACKs and the retained documents (see `Reconciler`);
                                 // it starts the outbox when done. In a child task, so that losing the broker
                                 // meanwhile reaches the outbox at once.
-                                announcements.addTask { await gateway.routing.brokerConnected() }
+                                let generation = gateway.routing.connectionGeneration
+                                announcements.addTask { await gateway.routing.brokerConnected(generation: generation) }
                             case .disconnected(let reason):
                                 gateway.routing.brokerLost()
                                 gateway.logger.warning("lost the broker at \(gateway.link.client.options.address): \(reason); reconnecting")
