@@ -76,6 +76,8 @@ final class BrokerRouter: Sendable {
         link.connected()
         guard confirmed else { return }
         readiness.setBrokerReady(true)
+        // Expiries that fell due while out of step with the broker are answered now (by whoever's turn it is).
+        commands.sweepExpired()
         logger.info("connected to the broker at \(link.client.options.address), bridge state online")
     }
 

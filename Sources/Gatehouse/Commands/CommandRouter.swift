@@ -75,11 +75,10 @@ final class CommandRouter: Sendable {
     func beginResync() { pending.beginResync() }
 
     /// Every retained copy was sent again: forget what the broker no longer has, deliver what was queued for
-    /// devices held here, answer the expiries that fell due while the broker was unreachable.
+    /// devices held here. (The expiries that fell due meanwhile are swept once the gateway is ready.)
     func endResync() {
         pending.endResync()
         for session in directory.sessions { deliverQueued(to: session) }
-        sweepExpired()
     }
 
     /// Answers every queued command whose TTL ended and whose expiry this gateway answers. Runs when the
@@ -233,8 +232,9 @@ final class CommandRouter: Sendable {
     private func withDeadline(_ command: OpenCommand) -> OpenCommand {
         var command = command
         let remaining = min(max(0, command.deadline.subtractingSaturated(nowMs())), CommandRequestParser.maxTimeoutMs)
+        let (id, device) = (command.id.text, command.device)
         command.timer = timerLoop.scheduleTask(in: .milliseconds(remaining)) { [self] in
-            guard let command = open.take(command.id.text, device: command.device) else { return }
+            guard let command = open.take(id, device: device) else { return }
             finish(command, with: CommandResponse(
                 id: command.id.json, status: .timeout, data: nil,
                 error: errorObject(.timeout, "no answer from \(command.device) within \(command.timeoutMs) ms"), ts: nowMs()
