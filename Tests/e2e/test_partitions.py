@@ -157,3 +157,20 @@ def test_queued_command_expiring_during_a_partition_is_answered_once(gateway, mq
     finals = mqtt.collect(lambda m: m.topic == a.topic(dev, "response/ping") and m.json()["status"] != "queued", 1.5)
     assert not finals, f"answered more than once: {[m.json() for m in finals]}"
     assert fetch_retained_json(a.broker, a.topic(dev, "pending/e1"), timeout=0.3) is None
+
+
+def test_expiry_falling_due_while_the_only_gateway_is_cut_off_is_answered_when_it_is_back(gateway, mqtt, link):
+    a = gateway(mqtt={"url": f"mqtt://127.0.0.1:{link.port}"})
+    dev = uid("pexp1")
+    mqtt.subscribe(f"{a.base}/{dev}/#")
+    mqtt.publish(a.topic(dev, "request/ping"), {"id": "e2", "ttl_ms": 1000})
+    mqtt.wait_for(lambda m: m.topic == a.topic(dev, "pending/e2") and m.payload)
+    link.cut()
+    wait_cut_off(a)
+    time.sleep(1.5)  # the TTL ends while a is cut off (what is measured is the answer after the link is back)
+    link.restore()
+    a.wait_ready()
+    _, body = mqtt.wait_json(a.topic(dev, "response/ping"), lambda r: r["status"] != "queued", timeout=10)
+    assert body["status"] == "expired" and body["id"] == "e2", body
+    finals = mqtt.collect(lambda m: m.topic == a.topic(dev, "response/ping") and m.json()["status"] != "queued", 1.0)
+    assert not finals, f"answered more than once: {[m.json() for m in finals]}"
