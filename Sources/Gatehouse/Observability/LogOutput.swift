@@ -1,4 +1,5 @@
 import CoreFoundation  // declares `stat` (MemberImportVisibility)
+import CDispatch  // so does this one, depending on how the compiler batches files (a full rebuild needs it)
 import Foundation
 import GatehouseProtocol
 import Glibc
@@ -30,12 +31,9 @@ public enum LogOutput {
     static func stderrIsJournal(_ variable: String?) -> Bool {
         guard let parts = variable?.split(separator: ":"), parts.count == 2,
               let device = UInt64(parts[0]), let inode = UInt64(parts[1]) else { return false }
-        // stat(2) of what fd 2 is, without touching `struct stat` members: which clang module "defines" them
-        // depends on the compiler's batching (MemberImportVisibility), and broke the build when files were added.
-        guard let info = try? FileManager.default.attributesOfItem(atPath: "/proc/self/fd/2"),
-              let dev = (info[.systemNumber] as? NSNumber)?.uint64Value,
-              let ino = (info[.systemFileNumber] as? NSNumber)?.uint64Value else { return false }
-        return dev == device && ino == inode
+        var info = Glibc.stat()
+        guard fstat(2, &info) == 0 else { return false }
+        return UInt64(info.st_dev) == device && UInt64(info.st_ino) == inode
     }
 
     static var currentLevel: Logger.Level { Logger.Level.allCases[level.load(ordering: .relaxed)] }
