@@ -93,7 +93,7 @@ public final class Gateway: Sendable {
         devices = DeviceHub(
             gatewayID: id, topics: topics, heartbeatSeconds: config.gateway.heartbeatSeconds, telemetryQoS: config.mqtt.telemetryQoS,
             link: link, directory: directory, commands: commands, homeAssistant: homeAssistant, settings: settings,
-            metrics: metrics, logger: logger)
+            metrics: metrics, readiness: readiness, logger: logger)
         reloader = Reloader(
             configFile: configFile, credentials: credentials, deviceTLS: deviceTLS, settings: settings, directory: directory,
             homeAssistant: homeAssistant, logger: logger)

@@ -31,11 +31,14 @@ final class DeviceHub: DeviceMessageSink {
     private let homeAssistant: HomeAssistantAnnouncer
     private let settings: SettingsStore
     private let metrics: GatewayMetrics
+    /// Whether the mirrors are in step with the broker (a meta made from the token waits until then).
+    private let readiness: Readiness
     private let logger: Logger
 
     init(
         gatewayID: String, topics: Topics, heartbeatSeconds: Int, telemetryQoS: Int, link: BrokerLink, directory: DeviceDirectory,
-        commands: CommandRouter, homeAssistant: HomeAssistantAnnouncer, settings: SettingsStore, metrics: GatewayMetrics, logger: Logger
+        commands: CommandRouter, homeAssistant: HomeAssistantAnnouncer, settings: SettingsStore, metrics: GatewayMetrics,
+        readiness: Readiness, logger: Logger
     ) {
         self.gatewayID = gatewayID
         self.topics = topics
@@ -47,6 +50,7 @@ final class DeviceHub: DeviceMessageSink {
         self.homeAssistant = homeAssistant
         self.settings = settings
         self.metrics = metrics
+        self.readiness = readiness
         self.logger = logger
     }
 
@@ -76,9 +80,9 @@ final class DeviceHub: DeviceMessageSink {
             heartbeatS: heartbeatSeconds, maxMessageBytes: settings.now.limits.maxMessageBytes
         ))
         announce(session)
-        if directory.meta(device) == nil {
-            publishMeta(DeviceMeta(ts: now, kind: claims.kind, model: nil, firmware: nil, capabilities: nil), of: device)
-        }
+        // Unknown meta: only once in step with the broker, whose retained meta (capabilities) it would replace;
+        // otherwise `republishDocuments` makes it when the broker is back.
+        if directory.meta(device) == nil, readiness.isBrokerReady { publishTokenMeta(of: session) }
         homeAssistant.announce(device)
         // An `exp` centuries away (even Int64.max) is valid: it just never comes while connected.
         if let expiry = claims.expiresAt, expiry < Int64.max / 1000, expiry * 1000 - nowMs() < 100 * 365 * 86_400_000 {
@@ -140,6 +144,8 @@ final class DeviceHub: DeviceMessageSink {
             let device = session.device
             if let meta = directory.meta(device) {
                 link.publish(OutboundMessage(topic: topics.meta(device), payload: meta.encoded(), retain: true), .mustBeSafe(device: device, source: nil))
+            } else {
+                publishTokenMeta(of: session)
             }
             if let state = directory.stateDocument(device) {
                 link.publish(OutboundMessage(topic: topics.state(device), payload: state.encoded(), retain: true), .mustBeSafe(device: device, source: nil))
@@ -157,6 +163,11 @@ final class DeviceHub: DeviceMessageSink {
             link.publish(OutboundMessage(topic: topics.state(device), payload: state.encoded(), retain: true), .mustBeSafe(device: device, source: nil))
         }
         if let session = directory.session(device) { session.channel.eventLoop.execute(publish) } else { publish() }
+    }
+
+    /// The meta of a device that sent no `hello` and has none on the broker: `kind` from its token.
+    private func publishTokenMeta(of session: DeviceSession) {
+        publishMeta(DeviceMeta(ts: nowMs(), kind: session.tokenKind, model: nil, firmware: nil, capabilities: nil), of: session.device)
     }
 
     private func publishMeta(_ meta: DeviceMeta, of device: String, source: (any PublishSource)? = nil, completion: PublishCompletion? = nil) {
