@@ -90,4 +90,14 @@ import Testing
         #expect(!mirror.supersedes(version: 3))
         #expect(mirror.supersedes(version: 2))
     }
+
+    /// A broker that restarted empty no longer has what it had: the spooled copy is replayed, not dropped.
+    @Test func onlyWhatTheBrokerSentOnThisConnectionSupersedes() {
+        var mirror = StateMirror()
+        let mine = mirror.apply(patch: ["mode": "heat"], now: 5, maxBytes: 1000)!
+        _ = mirror.observeRetained(mine, held: true)
+        #expect(mirror.supersedes(version: mine.version))
+        mirror.connectionLost()
+        #expect(!mirror.supersedes(version: mine.version))
+    }
 }

@@ -59,6 +59,7 @@ final class Reconciler: Sendable {
             return state.echo
         }
         echo?.finish()
+        directory.brokerLost()
         commands.beginResync()
     }
 

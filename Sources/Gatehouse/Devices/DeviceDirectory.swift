@@ -183,6 +183,13 @@ final class DeviceDirectory: Sendable {
         state.withLock { state in state.states.compactMap { $0.value.base != nil ? $0.key : nil } }
     }
 
+    /// The broker connection was lost: what it holds is learnt again from what it sends after the reconnect.
+    func brokerLost() {
+        state.withLock { state in
+            for device in state.states.keys { state.states[device]?.connectionLost() }
+        }
+    }
+
     /// Whether replaying a spooled state document of `device` with `version` would roll its state back.
     func stateSupersedes(_ device: String, version: Int64) -> Bool {
         state.withLock { $0.states[device]?.supersedes(version: version) ?? false }

@@ -18,6 +18,9 @@ struct StateMirror: Sendable, Equatable {
     private(set) var base: StateDocument?
     /// While `base` is set: the newest document another gateway published since, to be folded in by `resolve`.
     private(set) var foreign: StateDocument?
+    /// The version of the last retained document the broker sent on the current connection (nil: none
+    /// yet). Not `retained`: a broker that restarted empty no longer has what it had.
+    private var brokerVersion: Int64?
     /// Spooled state documents of this device below this version are folded into a merged one.
     private(set) var supersededBelow: Int64 = 0
     /// Version → `ts` of unconfirmed documents made here, to tell their echo from another gateway's
@@ -62,6 +65,7 @@ struct StateMirror: Sendable, Equatable {
 
     /// A retained document seen on the broker; `held`: this gateway holds the device now.
     mutating func observeRetained(_ document: StateDocument, held: Bool) -> Observation {
+        brokerVersion = document.version
         if own[document.version] == document.ts, let current, document.version <= current.version {
             if document.version >= (retained?.version ?? Int64.min) { retained = document }
             own = own.filter { $0.key > document.version }
@@ -83,6 +87,11 @@ struct StateMirror: Sendable, Equatable {
         }
         current = document
         return .adopted
+    }
+
+    /// The broker connection was lost: what the broker has is known again only from what it sends next.
+    mutating func connectionLost() {
+        brokerVersion = nil
     }
 
     /// The retained document was cleared: the device's state starts over.
@@ -114,9 +123,9 @@ struct StateMirror: Sendable, Equatable {
         return merged
     }
 
-    /// Whether a spooled document of this device is superseded: the broker has that version or a newer one,
-    /// or it was folded into a merged document. Replaying it would roll the state back.
+    /// Whether a spooled document of this device is superseded: the broker has (on this connection) that
+    /// version or a newer one, or it was folded into a merged document. Replaying it would roll back.
     func supersedes(version: Int64) -> Bool {
-        version < supersededBelow || version <= (retained?.version ?? Int64.min)
+        version < supersededBelow || version <= (brokerVersion ?? Int64.min)
     }
 }
