@@ -15,6 +15,8 @@ import Synchronization
 /// - `DeviceHub`: device sessions, their messages and acks.
 /// - `CommandRouter`: requests from MQTT, open commands, the TTL queue.
 /// - `BrokerRouter`: subscriptions, routing of incoming MQTT messages, announcements after a (re)connect.
+/// - `Reconciler`: the mirrors back in step with the broker after a (re)connect; who writes availability and state.
+/// - `MirrorStore`: the local copy of the mirrors, loaded here before any device is admitted.
 /// - `BridgeOperations`: `bridge/<gw>/request/*`, the health report.
 /// - `HomeAssistantAnnouncer`: MQTT discovery.
 /// - `Reloader`: SIGHUP and the `reload` request.
@@ -39,6 +41,9 @@ public final class Gateway: Sendable {
     let homeAssistant: HomeAssistantAnnouncer
     let desired: DesiredStateKeeper
     let routing: BrokerRouter
+    let reconciler: Reconciler
+    /// The local copy of the mirrors, next to the spool.
+    let mirror: MirrorStore
     let bridge: BridgeOperations
     let reloader: Reloader
     /// `wss://` when `gateway.tls` is configured.
@@ -102,23 +107,41 @@ public final class Gateway: Sendable {
                         timerLoop: MultiThreadedEventLoopGroup.singleton.any(), logger: logger)
         commands = CommandRouter(
             gatewayID: id, topics: topics, config: config.commands, link: link, directory: directory, metrics: metrics,
-            timerLoop: MultiThreadedEventLoopGroup.singleton.any())
+            readiness: readiness, timerLoop: MultiThreadedEventLoopGroup.singleton.any())
         let desired = DesiredStateKeeper(
             gatewayID: id, topics: topics, link: link, directory: directory, settings: settings, metrics: metrics, logger: logger)
         self.desired = desired
         devices = DeviceHub(
             gatewayID: id, topics: topics, heartbeatSeconds: config.gateway.heartbeatSeconds, telemetryQoS: config.mqtt.telemetryQoS,
             link: link, directory: directory, commands: commands, homeAssistant: homeAssistant, desired: desired, settings: settings,
-            metrics: metrics, logger: logger, live: live)
+            metrics: metrics, readiness: readiness, logger: logger, live: live)
         reloader = Reloader(
             configFile: configFile, credentials: credentials, deviceTLS: deviceTLS, settings: settings, directory: directory,
             homeAssistant: homeAssistant, logger: logger, live: live)
         bridge = BridgeOperations(
             gatewayID: id, topics: topics, link: link, directory: directory, devices: devices, reloader: reloader,
             metrics: metrics, startedAt: startedAt)
+        // Before any device is admitted: a gateway started while the broker is unreachable keeps its promises.
+        let mirror = MirrorStore(dir: config.spool.dir, gatewayID: id, logger: logger)
+        let saved = mirror.load()
+        directory.restore(saved.devices)
+        commands.restore(saved.pending)
+        self.mirror = mirror
+        let reconciler = Reconciler(gatewayID: id, topics: topics, directory: directory, devices: devices, commands: commands, logger: logger)
+        self.reconciler = reconciler
+        link.outbox.dropFromReplay { reconciler.isSuperseded($0) }
         routing = BrokerRouter(
             gatewayID: id, topics: topics, link: link, directory: directory, devices: devices, commands: commands,
-            bridge: bridge, homeAssistant: homeAssistant, desired: desired, settings: settings, readiness: readiness, logger: logger)
+            bridge: bridge, homeAssistant: homeAssistant, desired: desired, settings: settings, readiness: readiness,
+            reconciler: reconciler, logger: logger)
+    }
+
+    /// Counts changes of what `mirror` saves.
+    var mirrorChanges: UInt64 { directory.changes &+ commands.pendingChanges }
+
+    /// Saves the mirrors (see `MirrorStore`).
+    func saveMirror() {
+        mirror.save(MirrorStore.Snapshot(devices: directory.snapshot(), pending: commands.pendingSnapshot))
     }
 
     /// Whole seconds since the gateway started.
@@ -137,6 +160,7 @@ public final class Gateway: Sendable {
         devices.closeAll()
         commands.shutDown()
         let spooled = await link.outbox.stop(grace: grace)
+        saveMirror()
         if spooled > 0 { logger.warning("\(spooled) messages unconfirmed by the broker within \(grace) were spooled for the next start") }
         let offline = BridgeState(state: .offline, ts: nowMs(), version: Self.version)
         // QoS 1 messages are acknowledged in order: once this one is, so is every publish before it.

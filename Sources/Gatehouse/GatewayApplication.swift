@@ -48,7 +48,7 @@ public enum GatewayApplication {
             server: HTTPServerBuilder { responder in GatewayChannel(responder: responder, gateway: gateway) },
             configuration: .init(address: .hostname(config.gateway.host, port: config.gateway.port), serverName: "gatehouse"),
             services: embedded + [
-                BrokerService(gateway: gateway), HealthService(gateway: gateway), ReloadService(gateway: gateway),
+                BrokerService(gateway: gateway), HealthService(gateway: gateway), ReloadService(gateway: gateway), MirrorService(gateway: gateway),
                 SystemdWatchdogService(notifier: systemd),
             ],
             onServerRunning: { _ in

@@ -12,6 +12,8 @@ final class Readiness: Sendable {
 
     /// True while listening, connected, subscribed and announced online.
     var isReady: Bool { state.withLock { $0.listening && $0.brokerReady } }
+    /// True while connected, subscribed, announced online and in step with the broker's retained documents.
+    var isBrokerReady: Bool { state.withLock { $0.brokerReady } }
     var isListening: Bool { state.withLock { $0.listening } }
     /// True once the subscriptions were made; the client keeps them across reconnects.
     var hasSubscribed: Bool { state.withLock { $0.subscribed } }

@@ -27,12 +27,13 @@ final class BrokerRouter: Sendable {
     private let desired: DesiredStateKeeper
     private let settings: SettingsStore
     private let readiness: Readiness
+    private let reconciler: Reconciler
     private let logger: Logger
 
     init(
         gatewayID: String, topics: Topics, link: BrokerLink, directory: DeviceDirectory, devices: DeviceHub, commands: CommandRouter,
         bridge: BridgeOperations, homeAssistant: HomeAssistantAnnouncer, desired: DesiredStateKeeper, settings: SettingsStore,
-        readiness: Readiness, logger: Logger
+        readiness: Readiness, reconciler: Reconciler, logger: Logger
     ) {
         self.desired = desired
         self.gatewayID = gatewayID
@@ -45,28 +46,52 @@ final class BrokerRouter: Sendable {
         self.homeAssistant = homeAssistant
         self.settings = settings
         self.readiness = readiness
+        self.reconciler = reconciler
         self.logger = logger
     }
 
-    /// Subscribes (once), then announces the gateway and its devices. Runs after every (re)connect. The
-    /// bridge state's PUBACK also confirms the subscriptions: the broker answers one connection's packets in order.
-    func brokerConnected() async {
+    /// Subscribes (once), announces the gateway, waits until the broker has sent its retained documents
+    /// again (the echo of that announcement), then lets the `Reconciler` decide the held devices'
+    /// availability and state and starts the outbox (spool replay). Runs after every (re)connect;
+    /// `generation` is the connection's (`connectionGeneration` when it was accepted): a resynchronisation
+    /// that outlives its connection ends without deciding anything.
+    func brokerConnected(generation: UInt64) async {
         if !readiness.hasSubscribed { await subscribeAll() }
-        guard readiness.hasSubscribed else { return }
+        guard readiness.hasSubscribed else { return link.connected() }
         let online = BridgeState(state: .online, ts: nowMs(), version: Gateway.version)
+        let echo = reconciler.awaitEcho(of: online.ts)
         let announcement = OutboundMessage(topic: topics.bridgeState(gatewayID), payload: online.encoded(), retain: true)
-        guard await link.publishAndWait(announcement, timeout: .seconds(30)) else {
+        let confirmed = await link.publishAndWait(announcement, timeout: .seconds(30))
+        if confirmed {
+            directory.observe(gateway: gatewayID, online: true)
+            homeAssistant.announceGateway()
+            // Bounded: without the echo (a broker that does not send our own messages back) decide with what came.
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { for await _ in echo { return } }
+                group.addTask { try? await Task.sleep(for: .seconds(5)) }
+                await group.next()
+                group.cancelAll()
+            }
+        } else {
             logger.error("the broker did not confirm the bridge state")
-            return
         }
-        directory.observe(gateway: gatewayID, online: true)
-        homeAssistant.announceGateway()
-        for session in directory.sessions {
-            devices.announce(session)
-            devices.republishDocuments(of: session)
-        }
+        guard reconciler.reconcile(generation: generation) else { return }
+        link.connected()
+        guard confirmed else { return }
         readiness.setBrokerReady(true)
+        // Expiries that fell due while out of step with the broker are answered now (by whoever's turn it is).
+        commands.sweepExpired()
         logger.info("connected to the broker at \(link.client.options.address), bridge state online")
+    }
+
+    /// Identifies the current broker connection (bumped by every lost one).
+    var connectionGeneration: UInt64 { reconciler.generation }
+
+    /// The broker connection was lost (from `BrokerService`).
+    func brokerLost() {
+        readiness.setBrokerReady(false)
+        reconciler.brokerLost()
+        link.disconnected()
     }
 
     private func subscribeAll() async {
@@ -138,13 +163,17 @@ final class BrokerRouter: Sendable {
         case .state(let device):
             let document = StateDocument.decode(payload)
             guard cleared || document != nil else { return ignoreUndecodable(message) }
-            directory.observe(state: document, of: device)
+            reconciler.observedState(of: device, directory.observe(state: document, of: device))
         case .pending(let device, let commandID):
             commands.observePending(payload, device: device, id: commandID)
         case .bridgeState(let gateway):
             let bridgeState = BridgeState.decode(payload)
             guard cleared || bridgeState != nil else { return ignoreUndecodable(message) }
-            directory.observe(gateway: gateway, online: bridgeState?.state == .online)
+            if gateway == gatewayID, let bridgeState { reconciler.bridgeStateEchoed(ts: bridgeState.ts) }
+            let online = bridgeState?.state == .online
+            directory.observe(gateway: gateway, online: online)
+            // Its queued commands may be ours to answer now.
+            if !online, gateway != gatewayID { commands.sweepExpired() }
         default:
             break
         }
@@ -174,7 +203,10 @@ final class BrokerRouter: Sendable {
             devices.publishOwedOffline(device, session: availability.session)
             return
         }
-        directory.observe(availability: availability, of: device)
+        guard directory.observe(availability: availability, of: device) else {
+            if let availability { reconciler.ignoredAvailability(availability, of: device) }
+            return
+        }
         guard let availability, availability.state == .online else { return }
         let held = directory.session(device)
         if availability.gateway != gatewayID {

@@ -24,6 +24,8 @@ final class CommandRouter: Sendable {
     private let link: BrokerLink
     private let directory: DeviceDirectory
     private let metrics: GatewayMetrics
+    /// Whether the mirrors are in step with the broker (expiries are answered only then).
+    private let readiness: Readiness
     /// Command deadlines and expiries run on this loop.
     private let timerLoop: any EventLoop
     private let open = CommandBook()
@@ -31,13 +33,14 @@ final class CommandRouter: Sendable {
     private let copies = RequestCopies()
 
     init(gatewayID: String, topics: Topics, config: CommandsSection, link: BrokerLink, directory: DeviceDirectory,
-         metrics: GatewayMetrics, timerLoop: any EventLoop) {
+         metrics: GatewayMetrics, readiness: Readiness, timerLoop: any EventLoop) {
         self.gatewayID = gatewayID
         self.topics = topics
         self.config = config
         self.link = link
         self.directory = directory
         self.metrics = metrics
+        self.readiness = readiness
         self.timerLoop = timerLoop
     }
 
@@ -48,8 +51,49 @@ final class CommandRouter: Sendable {
         var command = payload.isEmpty ? nil : PendingCommand(device: device, payload: payload)
         if !payload.isEmpty && command == nil { return }
         if let replyTo = command?.replyTo, !topics.isAllowedResponseTopic(replyTo.topic) { command?.replyTo = nil }
-        if pending.observe(command, device: device, id: id), let command { scheduleExpiry(of: command) }
+        switch pending.observe(command, device: device, id: id) {
+        case .new:
+            guard let command else { return }
+            scheduleExpiry(of: command)
+            // Queued elsewhere while this gateway held the device unseen (a partition): deliver it now.
+            if readiness.isBrokerReady, let session = directory.session(device) { deliverQueued(to: session) }
+        case .taken:
+            // Delivered or answered here while the broker was unreachable: it only has to be cleared.
+            clearPending(device: device, id: id)
+        case .known:
+            break
+        }
     }
+
+    /// Restores the saved queue at start (before the broker is heard from): a device connecting meanwhile
+    /// gets its queued commands, and expiries are timed.
+    func restore(_ snapshot: PendingQueue.Snapshot) {
+        pending.restore(snapshot)
+        for command in snapshot.commands { scheduleExpiry(of: command) }
+    }
+
+    /// The broker connection is back: its retained `pending/<id>` are about to be sent again.
+    func beginResync() { pending.beginResync() }
+
+    /// Every retained copy was sent again: forget what the broker no longer has, deliver what was queued for
+    /// devices held here. (The expiries that fell due meanwhile are swept once the gateway is ready.)
+    func endResync() {
+        pending.endResync()
+        for session in directory.sessions { deliverQueued(to: session) }
+    }
+
+    /// Answers every queued command whose TTL ended and whose expiry this gateway answers. Runs when the
+    /// broker is back and when a gateway goes offline (its queued commands become ours to answer).
+    func sweepExpired() {
+        let now = nowMs()
+        for command in pending.all where command.expiresAt <= now { expire(command) }
+    }
+
+    /// Saved queue (see `MirrorStore`).
+    var pendingSnapshot: PendingQueue.Snapshot { pending.snapshot() }
+
+    /// Counts changes of the saved queue.
+    var pendingChanges: UInt64 { pending.changes }
 
     /// A device's `response` to an open command: publishes the final response (`completion` says when it is
     /// safe). False when no such command is open (answered already, timed out, or never sent).
@@ -191,8 +235,9 @@ final class CommandRouter: Sendable {
     private func withDeadline(_ command: OpenCommand) -> OpenCommand {
         var command = command
         let remaining = min(max(0, command.deadline.subtractingSaturated(nowMs())), CommandRequestParser.maxTimeoutMs)
+        let (id, device) = (command.id.text, command.device)
         command.timer = timerLoop.scheduleTask(in: .milliseconds(remaining)) { [self] in
-            guard let command = open.take(command.id.text, device: command.device) else { return }
+            guard let command = open.take(id, device: device) else { return }
             finish(command, with: CommandResponse(
                 id: command.id.json, status: .timeout, data: nil,
                 error: errorObject(.timeout, "no answer from \(command.device) within \(command.timeoutMs) ms"), ts: nowMs()
@@ -210,7 +255,7 @@ final class CommandRouter: Sendable {
     /// Hands a newly connected device the commands queued for it, oldest first, clearing each.
     func deliverQueued(to session: DeviceSession) {
         for command in pending.takeAll(device: session.device) {
-            link.publish(OutboundMessage(topic: topics.pending(session.device, command.id.text), payload: [], retain: true), .bestEffort(.atLeastOnce))
+            clearPending(device: session.device, id: command.id.text)
             deliver(command.id, name: command.name, params: command.params,
                     timeoutMs: command.timeoutMs, replyTo: command.replyTo, to: session)
         }
@@ -220,17 +265,29 @@ final class CommandRouter: Sendable {
     private func scheduleExpiry(of command: PendingCommand) {
         // A retained command may carry any `expires_at`: the wait is bounded by the longest TTL plus the grace.
         let delay = min(max(0, command.expiresAt.subtractingSaturated(nowMs())), CommandRequestParser.maxTTLMs + PendingCommand.expiryGraceMs)
-        timerLoop.scheduleTask(in: .milliseconds(delay)) { [self] in
-            guard answersExpiry(of: command), let expired = pending.take(device: command.device, id: command.id.text) else { return }
-            link.publish(OutboundMessage(topic: topics.pending(command.device, command.id.text), payload: [], retain: true), .bestEffort(.atLeastOnce))
-            respond(device: command.device, command: command.name, id: expired.id.json, status: .expired,
-                    error: (.expired, "\(command.device) did not connect within the TTL"), replyTo: expired.replyTo)
-        }
+        timerLoop.scheduleTask(in: .milliseconds(delay)) { [self] in expire(command) }
+    }
+
+    /// Answers `expired` for a queued command, if this gateway is the one to answer and nobody took it.
+    private func expire(_ command: PendingCommand) {
+        guard answersExpiry(of: command), let expired = pending.take(device: command.device, id: command.id.text) else { return }
+        clearPending(device: command.device, id: command.id.text)
+        respond(device: command.device, command: command.name, id: expired.id.json, status: .expired,
+                error: (.expired, "\(command.device) did not connect within the TTL"), replyTo: expired.replyTo)
+    }
+
+    /// Clears a retained `pending/<id>`. While the broker is unreachable the clear may not get there; the
+    /// queue remembers the command as taken and clears it again when the broker sends it on resubscription.
+    private func clearPending(device: String, id: String) {
+        link.publish(OutboundMessage(topic: topics.pending(device, id), payload: [], retain: true), .bestEffort(.atLeastOnce))
     }
 
     /// The gateway that queued a command answers its expiry (also after it restarted); while that gateway is
-    /// offline, the online gateway with the smallest id does.
+    /// offline, the online gateway with the smallest id does. Only while the mirrors are in step with the
+    /// broker: a gateway cut off from it cannot know whether another one answered (or delivered) meanwhile;
+    /// `sweepExpired` catches up when it is back.
     private func answersExpiry(of command: PendingCommand) -> Bool {
+        guard readiness.isBrokerReady else { return false }
         if command.gateway == gatewayID { return true }
         let online = directory.onlineGateways
         return !online.contains(command.gateway) && online.union([gatewayID]).min() == gatewayID

@@ -6,17 +6,46 @@ import Synchronization
 
 /// What the gateway knows about devices: the sessions it holds, and the retained availability, meta and
 /// state of every device on the broker (it subscribes to them all, so any gateway can answer for any device).
+/// The mirrors are saved by `MirrorStore` and restored at start, so a gateway started while the broker is
+/// unreachable keeps versions, sessions and capabilities.
 final class DeviceDirectory: Sendable {
     private struct State {
         var sessions: [String: DeviceSession] = [:]
         var availability: [String: Availability] = [:]
         var meta: [String: DeviceMeta] = [:]
-        var states: [String: StateDocument] = [:]
+        var states: [String: StateMirror] = [:]
         var lastSession: [String: Int64] = [:]
         var onlineGateways: Set<String> = []
+        /// Bumped by every change of a saved mirror, so `MirrorStore` writes only when something changed.
+        var changes: UInt64 = 0
+    }
+
+    /// The saved part: what a restart must not forget.
+    struct Snapshot: Sendable, Equatable {
+        var availability: [String: Availability] = [:]
+        var meta: [String: DeviceMeta] = [:]
+        var states: [String: StateMirror] = [:]
     }
 
     private let state = Mutex(State())
+
+    /// Counts changes of the saved mirrors.
+    var changes: UInt64 { state.withLock { $0.changes } }
+
+    /// The saved mirrors.
+    func snapshot() -> Snapshot {
+        state.withLock { Snapshot(availability: $0.availability, meta: $0.meta, states: $0.states) }
+    }
+
+    /// Restores saved mirrors at start, before any device is admitted or the broker is heard from.
+    func restore(_ snapshot: Snapshot) {
+        state.withLock { state in
+            state.availability = snapshot.availability
+            state.meta = snapshot.meta
+            state.states = snapshot.states
+            for (device, availability) in snapshot.availability { state.lastSession[device] = availability.session }
+        }
+    }
 
     /// The session this gateway holds for a device.
     func session(_ device: String) -> DeviceSession? {
@@ -57,13 +86,19 @@ final class DeviceDirectory: Sendable {
         }
     }
 
-    /// Records retained availability seen on the broker.
-    func observe(availability: Availability?, of device: String) {
+    /// Records availability (seen on the broker, or published here); the one with the higher `session`
+    /// wins (PROTOCOL.md §4), so a late `offline` of an older session elsewhere cannot hide the newer holder.
+    /// Returns false when `availability` is older than the known one and was ignored. nil clears.
+    @discardableResult
+    func observe(availability: Availability?, of device: String) -> Bool {
         state.withLock { state in
+            if let availability, let known = state.availability[device], availability.session < known.session { return false }
             state.availability[device] = availability
+            state.changes &+= 1
             if let session = availability?.session {
                 state.lastSession[device] = max(state.lastSession[device] ?? 0, session)
             }
+            return true
         }
     }
 
@@ -95,9 +130,14 @@ final class DeviceDirectory: Sendable {
         }
     }
 
-    /// Records retained meta.
+    /// Records meta (retained on the broker, or from a `hello` here). For a device held here an older
+    /// retained meta (by `ts`) is ignored: this gateway's newer one is on its way to the broker.
     func observe(meta: DeviceMeta?, of device: String) {
-        state.withLock { $0.meta[device] = meta }
+        state.withLock { state in
+            if let meta, state.sessions[device] != nil, let known = state.meta[device], meta.ts < known.ts { return }
+            state.meta[device] = meta
+            state.changes &+= 1
+        }
     }
 
     /// Last known meta (from `hello` here or retained on the broker).
@@ -105,12 +145,14 @@ final class DeviceDirectory: Sendable {
         state.withLock { $0.meta[device] }
     }
 
-    /// Records retained state, ignoring a copy older than the one already known (our own publishes echo back).
-    func observe(state document: StateDocument?, of device: String) {
+    /// Records a retained state document (nil: cleared) and says what it meant (see `StateMirror`).
+    @discardableResult
+    func observe(state document: StateDocument?, of device: String) -> StateMirror.Observation {
         state.withLock { state in
-            guard let document else { state.states[device] = nil; return }
-            if let known = state.states[device], known.version >= document.version { return }
-            state.states[device] = document
+            state.changes &+= 1
+            guard let document else { state.states[device] = nil; return .adopted }
+            let held = state.sessions[device] != nil
+            return state.states[device, default: StateMirror()].observeRetained(document, held: held)
         }
     }
 
@@ -118,18 +160,43 @@ final class DeviceDirectory: Sendable {
     /// nothing changes) when the merged `data` would be longer than `maxBytes` as compact JSON.
     func applyStatePatch(_ patch: JSONObject, of device: String, now: Int64, maxBytes: Int) -> StateDocument? {
         state.withLock { state in
-            let previous = state.states[device]
-            let merged = JSONValue.mergePatch(target: previous.map { .object($0.data) }, patch: .object(patch))
-            let data = merged.objectValue ?? JSONObject()
-            guard JSONValue.object(data).serialized().count <= maxBytes else { return nil }
-            let document = StateDocument(ts: now, version: (previous?.version ?? 0).addingSaturated(1), data: data)
-            state.states[device] = document
+            var mirror = state.states[device] ?? StateMirror()
+            guard let document = mirror.apply(patch: patch, now: now, maxBytes: maxBytes) else { return nil }
+            state.states[device] = mirror
+            state.changes &+= 1
             return document
         }
     }
 
+    /// Settles a state conflict of `device` (see `StateMirror.resolve`); returns the merged document to publish.
+    func resolveState(of device: String, now: Int64) -> StateDocument? {
+        state.withLock { state in
+            let localIsNewer = state.sessions[device] != nil
+            guard let merged = state.states[device]?.resolve(localIsNewer: localIsNewer, now: now) else { return nil }
+            state.changes &+= 1
+            return merged
+        }
+    }
+
+    /// Devices whose state mirror has documents made here that the broker has not confirmed, or a conflict.
+    var devicesWithUnconfirmedState: [String] {
+        state.withLock { state in state.states.compactMap { $0.value.base != nil ? $0.key : nil } }
+    }
+
+    /// The broker connection was lost: what it holds is learnt again from what it sends after the reconnect.
+    func brokerLost() {
+        state.withLock { state in
+            for device in state.states.keys { state.states[device]?.connectionLost() }
+        }
+    }
+
+    /// Whether replaying a spooled state document of `device` with `version` would roll its state back.
+    func stateSupersedes(_ device: String, version: Int64) -> Bool {
+        state.withLock { $0.states[device]?.supersedes(version: version) ?? false }
+    }
+
     /// Last known state document.
     func stateDocument(_ device: String) -> StateDocument? {
-        state.withLock { $0.states[device] }
+        state.withLock { $0.states[device]?.current }
     }
 }

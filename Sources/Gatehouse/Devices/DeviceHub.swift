@@ -33,6 +33,8 @@ final class DeviceHub: DeviceMessageSink {
     private let desired: DesiredStateKeeper
     private let settings: SettingsStore
     private let metrics: GatewayMetrics
+    /// Whether the mirrors are in step with the broker (a meta made from the token waits until then).
+    private let readiness: Readiness
     private let logger: Logger
     /// `offline` availability refused while the broker was away, by device: published once the broker is
     /// back and its retained availability still names that session here.
@@ -43,7 +45,7 @@ final class DeviceHub: DeviceMessageSink {
     init(
         gatewayID: String, topics: Topics, heartbeatSeconds: Int, telemetryQoS: Int, link: BrokerLink, directory: DeviceDirectory,
         commands: CommandRouter, homeAssistant: HomeAssistantAnnouncer, desired: DesiredStateKeeper, settings: SettingsStore,
-        metrics: GatewayMetrics, logger: Logger, live: LiveView? = nil
+        metrics: GatewayMetrics, readiness: Readiness, logger: Logger, live: LiveView? = nil
     ) {
         self.desired = desired
         self.gatewayID = gatewayID
@@ -56,6 +58,7 @@ final class DeviceHub: DeviceMessageSink {
         self.homeAssistant = homeAssistant
         self.settings = settings
         self.metrics = metrics
+        self.readiness = readiness
         self.logger = logger
         self.live = live
     }
@@ -87,9 +90,9 @@ final class DeviceHub: DeviceMessageSink {
         ))
         desired.deviceConnected(session)
         announce(session)
-        if directory.meta(device) == nil {
-            publishMeta(DeviceMeta(ts: now, kind: claims.kind, model: nil, firmware: nil, capabilities: nil), of: device)
-        }
+        // Unknown meta: only once in step with the broker, whose retained meta (capabilities) it would replace;
+        // otherwise `republishDocuments` makes it when the broker is back.
+        if directory.meta(device) == nil, readiness.isBrokerReady { publishTokenMeta(of: session) }
         homeAssistant.announce(device)
         // An `exp` centuries away (even Int64.max) is valid: it just never comes while connected.
         if let expiry = claims.expiresAt, expiry < Int64.max / 1000, expiry * 1000 - nowMs() < 100 * 365 * 86_400_000 {
@@ -129,18 +132,20 @@ final class DeviceHub: DeviceMessageSink {
 
     // MARK: Retained documents
 
-    /// Publishes the retained `online` availability of a held session (also after every broker reconnect).
+    /// Publishes the retained `online` availability of a held session (also after every broker reconnect);
+    /// never over a newer session known elsewhere (PROTOCOL.md §4: the higher session wins).
     func announce(_ session: DeviceSession) {
         let availability = Availability(state: .online, gateway: gatewayID, session: session.number, ts: nowMs(), reason: nil)
-        directory.observe(availability: availability, of: session.device)
+        guard directory.observe(availability: availability, of: session.device) else { return }
         link.publish(OutboundMessage(topic: topics.availability(session.device), payload: availability.encoded(), retain: true), .bestEffort(.atLeastOnce))
     }
 
-    /// Publishes a retained `offline` availability naming this gateway. Refused while the broker is away,
-    /// it is owed until `publishOwedOffline` finds the broker's copy still naming this session.
+    /// Publishes a retained `offline` availability naming this gateway; never over a newer session known
+    /// elsewhere (the device connected to another gateway since). Refused while the broker is away, it is
+    /// owed until `publishOwedOffline` finds the broker's copy still naming this session.
     func publishOffline(_ device: String, session: Int64, reason: OfflineReason) {
         let availability = Availability(state: .offline, gateway: gatewayID, session: session, ts: nowMs(), reason: reason.rawValue)
-        directory.observe(availability: availability, of: device)
+        guard directory.observe(availability: availability, of: device) else { return }
         publishOffline(availability, of: device)
     }
 
@@ -176,12 +181,30 @@ final class DeviceHub: DeviceMessageSink {
             let device = session.device
             if let meta = directory.meta(device) {
                 link.publish(OutboundMessage(topic: topics.meta(device), payload: meta.encoded(), retain: true), .mustBeSafe(device: device, source: nil))
+            } else {
+                publishTokenMeta(of: session)
             }
             if let state = directory.stateDocument(device) {
                 link.publish(OutboundMessage(topic: topics.state(device), payload: state.encoded(), retain: true), .mustBeSafe(device: device, source: nil))
             }
             homeAssistant.announce(device)
         }
+    }
+
+    /// Publishes the device's current state document again, through the outbox (so it lands after older
+    /// spooled versions); for a held device on its event loop, so a patch being handled cannot be overtaken
+    /// by an older document. Reads the document when it runs: what goes out is the newest.
+    func republishState(of device: String) {
+        let publish: @Sendable () -> Void = { [self] in
+            guard let state = directory.stateDocument(device) else { return }
+            link.publish(OutboundMessage(topic: topics.state(device), payload: state.encoded(), retain: true), .mustBeSafe(device: device, source: nil))
+        }
+        if let session = directory.session(device) { session.channel.eventLoop.execute(publish) } else { publish() }
+    }
+
+    /// The meta of a device that sent no `hello` and has none on the broker: `kind` from its token.
+    private func publishTokenMeta(of session: DeviceSession) {
+        publishMeta(DeviceMeta(ts: nowMs(), kind: session.tokenKind, model: nil, firmware: nil, capabilities: nil), of: session.device)
     }
 
     private func publishMeta(_ meta: DeviceMeta, of device: String, source: (any PublishSource)? = nil, completion: PublishCompletion? = nil) {

@@ -1,4 +1,5 @@
 import CoreFoundation  // declares `stat` (MemberImportVisibility)
+import CDispatch  // so does this one, depending on how the compiler batches files (a full rebuild needs it)
 import Foundation
 import GatehouseProtocol
 import Glibc

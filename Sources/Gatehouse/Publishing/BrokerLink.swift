@@ -55,8 +55,12 @@ final class BrokerLink: Sendable {
         return false
     }
 
-    /// The broker accepted a connection (from `BrokerService`, before the gateway announces itself).
+    /// The gateway is resynchronised with the broker (`BrokerRouter.brokerConnected`): must-be-safe messages
+    /// go out again and the spool is replayed.
     func connected() { outbox.brokerConnected() }
+
+    /// The client connected; the gateway resynchronises before `connected()` (best-effort messages may go).
+    func linkUp() { outbox.brokerLinkUp() }
 
     /// The broker connection was lost.
     func disconnected() { outbox.brokerDisconnected() }

@@ -30,6 +30,8 @@ final class Outbox: Sendable {
     /// Replay runs here, one pass at a time.
     private let replayQueue = DispatchQueue(label: "gatehouse.replay")
     private let state: Mutex<OutboxState>
+    /// Spooled entries the replay leaves out (acknowledged, not published); see `dropFromReplay`.
+    private let superseded = Mutex<(@Sendable (SpoolEntry) -> Bool)?>(nil)
 
     init(client: any BrokerPublisher, spool: Spool, window: Int, writeAhead: Bool = false, logger: Logger) {
         self.client = client
@@ -104,6 +106,11 @@ final class Outbox: Sendable {
         perform(state.withLock { $0.brokerConnected() })
     }
 
+    /// The client is connected, the gateway not yet resynchronised: best-effort messages may go.
+    func brokerLinkUp() {
+        perform(state.withLock { $0.brokerLinkUp() })
+    }
+
     /// The broker is gone: what waits in memory goes to the spool, and so does everything after it.
     func brokerDisconnected() {
         var refused: [(PublishCompletion, PublishOutcome)] = []
@@ -116,6 +123,12 @@ final class Outbox: Sendable {
         }
         for (completion, outcome) in refused { completion(outcome) }
         perform(effects)
+    }
+
+    /// Sets the test for spooled entries the replay leaves out: documents the broker already has in a newer
+    /// version, which replaying would roll back (the `Reconciler` decides).
+    func dropFromReplay(when isSuperseded: @escaping @Sendable (SpoolEntry) -> Bool) {
+        superseded.withLock { $0 = isSuperseded }
     }
 
     /// Messages waiting in memory, and devices paused because of them (status and tests).
@@ -221,9 +234,13 @@ final class Outbox: Sendable {
                 perform(state.withLock { state in spool.isCaughtUp ? state.spoolCaughtUp() : OutboxState.Effects() })
                 return
             }
+            let isSuperseded = superseded.withLock { $0 }
             for item in batch {
                 if item.expired {
                     spool.acknowledge(item.ticket, expired: true)
+                    perform(state.withLock { $0.replayFinished() })
+                } else if isSuperseded?(item.entry) == true {
+                    spool.acknowledge(item.ticket)
                     perform(state.withLock { $0.replayFinished() })
                 } else {
                     replayOne(item.entry, ticket: item.ticket)

@@ -75,7 +75,10 @@ struct OutboxState {
     let highWater: Int
     private(set) var mode: Mode
     private(set) var inFlight = 0
+    /// The outbox may publish must-be-safe messages and replay (after the gateway resynchronised with the broker).
     private var connected = false
+    /// The client is connected: best-effort messages may go (the bridge state before the resynchronisation).
+    private var linkUp = false
     private var stopped = false
     private var nextID: UInt64 = 0
     private var waiting = CircularBuffer<Message>()
@@ -145,7 +148,7 @@ struct OutboxState {
         var message = message
         message.isBestEffort = true
         let wouldOvertakeSpooled = message.qos == .atMostOnce && !message.device.isEmpty && mode == .spooling
-        guard connected, !wouldOvertakeSpooled else {
+        guard linkUp, !wouldOvertakeSpooled else {
             effects.refused.append(message)
             return effects
         }
@@ -181,13 +184,21 @@ struct OutboxState {
 
     // MARK: Broker connection
 
+    /// The client is connected; must-be-safe messages keep going to the spool until `brokerConnected`.
+    mutating func brokerLinkUp() -> Effects {
+        linkUp = true
+        return refill()
+    }
+
     mutating func brokerConnected() -> Effects {
         connected = true
+        linkUp = true
         return refill()
     }
 
     mutating func brokerDisconnected() -> Effects {
         connected = false
+        linkUp = false
         var effects = Effects()
         enterSpooling(&effects)
         // Spooling already: only best-effort messages wait, and those are refused while the broker is away.
@@ -303,12 +314,10 @@ struct OutboxState {
         case .direct where connected:
             startWaiting(&effects)
             if waiting.count <= highWater / 2 { resumeAll(&effects) }
-        case .direct:
-            break
-        case .spooling:
-            // Only best-effort messages wait while spooling; they share the window with the replay.
-            if connected { startWaiting(&effects) }
-            effects.replay = requestReplay()
+        case .direct, .spooling:
+            // Only best-effort messages wait here; they share the window with the replay.
+            if linkUp { startWaiting(&effects) }
+            if mode == .spooling { effects.replay = requestReplay() }
         }
         return effects
     }

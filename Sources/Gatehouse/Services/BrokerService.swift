@@ -21,13 +21,14 @@ struct BrokerService: Service {
                             switch event {
                             case .connected:
                                 gateway.metrics.brokerConnectionAccepted()
-                                gateway.link.connected()
-                                // Announcing waits for PUBACKs (up to 30 s): in a child task, so that losing the
-                                // broker meanwhile reaches the outbox at once.
-                                announcements.addTask { await gateway.routing.brokerConnected() }
+                                gateway.link.linkUp()
+                                // Resynchronising waits for PUBACKs and the retained documents (see `Reconciler`);
+                                // it starts the outbox when done. In a child task, so that losing the broker
+                                // meanwhile reaches the outbox at once.
+                                let generation = gateway.routing.connectionGeneration
+                                announcements.addTask { await gateway.routing.brokerConnected(generation: generation) }
                             case .disconnected(let reason):
-                                gateway.readiness.setBrokerReady(false)
-                                gateway.link.disconnected()
+                                gateway.routing.brokerLost()
                                 if stopping.isSet {
                                     gateway.logger.info("disconnected from the broker at \(gateway.link.client.options.address) (shutting down)")
                                 } else {
