@@ -199,6 +199,7 @@ def test_plain_publishes_on_mirrored_topics_change_nothing(gw, mqtt, online):
     mqtt.publish(gw.topic(online.id, "state"), b"", retain=False)
     # Retained but not what the contract describes there: changes nothing either.
     mqtt.publish(gw.topic(online.id, "state"), b"not json", retain=True)
+    barrier(gw, mqtt)
     online.send_json({"type": "state", "seq": 2, "data": {"b": 2}})
     online.expect_ack(2)
     _, state = mqtt.wait_json(gw.topic(online.id, "state"), lambda s: s["version"] == 2)
@@ -211,10 +212,20 @@ def test_an_empty_retained_state_clears_it(gw, mqtt, online):
     online.expect_ack(1)
     mqtt.wait_json(gw.topic(online.id, "state"), lambda s: s["version"] == 1)
     mqtt.publish(gw.topic(online.id, "state"), b"", retain=True)
+    barrier(gw, mqtt)
     online.send_json({"type": "state", "seq": 2, "data": {"b": 2}})
     online.expect_ack(2)
     _, state = mqtt.wait_json(gw.topic(online.id, "state"), lambda s: s["data"] == {"b": 2})
     assert state["version"] == 1
+
+
+def barrier(g, mqtt):
+    """Returns once the gateway has handled what `mqtt` published before: the broker hands one client's
+    messages to the gateway's one connection in order, and the gateway routes them one after another."""
+    mqtt.subscribe(g.bridge("response/devices"))
+    marker = uid("barrier")
+    mqtt.publish(g.bridge("request/devices"), {"id": marker})
+    mqtt.wait_json(g.bridge("response/devices"), lambda b: b.get("id") == marker)
 
 
 # ------------------------------------------------------------------------------ reported state cap (class 6)

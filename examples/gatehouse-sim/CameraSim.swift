@@ -3,12 +3,22 @@ import Logging
 
 /// A network camera: frame-rate and bitrate telemetry, random `motion` events, `snapshot`
 /// commands answered with a real JPEG as a binary media frame, and a live stream (PROTOCOL.md §8) of
-/// rendered JPEG frames while the gateway asks for one, at its rate up to the declared `max_fps`.
+/// rendered JPEG frames while the gateway asks for one, at its rate up to the declared `max_fps`. Its desired
+/// state (PROTOCOL.md 7) takes `fps` (a further cap on the live rate) and `resolution`.
 final class CameraSim: SimulatedDevice {
     let id: String
     let client: DeviceClient
 
     let liveMaxFPS: Double
+    /// Applied desired state: the live rate cap and the picture size.
+    private let picture: Shared<Picture>
+
+    struct Picture: Sendable {
+        var fps: Double?
+        var resolution = "640x360"
+
+        static let resolutions = ["320x180": (320, 180), "640x360": (640, 360), "1280x720": (1280, 720)]
+    }
 
     static func hello(liveMaxFPS: Double) -> DeviceHello { DeviceHello(
         kind: DeviceKind.camera,
@@ -24,12 +34,22 @@ final class CameraSim: SimulatedDevice {
                 ]))
             ),
             ("live", DeviceHello.liveCapability(maxFPS: liveMaxFPS)),
+            (
+                "state",
+                .object(JSONObject([
+                    ("fps", ["type": "number", "minimum": 1, "maximum": .number(JSONNumber(liveMaxFPS) ?? JSONNumber(15))]),
+                    ("resolution", ["type": "string", "enum": .array(Picture.resolutions.keys.sorted().map(JSONValue.string))]),
+                ]))
+            ),
         ])
     ) }
 
     init(id: String, token: String, settings: SimSettings) {
         self.id = id
         self.liveMaxFPS = settings.liveMaxFPS
+        let picture = Shared(Picture())
+        self.picture = picture
+        let reports = Shared<DeviceClient?>(nil)
         let logger = settings.logger(device: id)
         let live = LiveStreamHandler(
             start: { fps in logger.info("live stream requested at \(fps) fps") },
@@ -46,8 +66,23 @@ final class CameraSim: SimulatedDevice {
                     .error(code: "unknown_command", message: "a camera accepts snapshot")
                 }
             },
+            desiredHandler: { update in
+                var applied = JSONObject()
+                picture.withLock { picture in
+                    if let fps = update.delta["fps"]?.numberValue?.doubleValue, fps >= 1 {
+                        picture.fps = fps
+                        applied["fps"] = update.delta["fps"]
+                    }
+                    if let size = update.delta["resolution"]?.stringValue, Picture.resolutions[size] != nil {
+                        picture.resolution = size
+                        applied["resolution"] = .string(size)
+                    }
+                }
+                if !applied.isEmpty { _ = try? await reports.withLock { $0 }?.reportState(applied) }
+            },
             liveHandler: live
         )
+        reports.withLock { $0 = self.client }
     }
 
     func produce(settings: SimSettings) async throws {
@@ -65,7 +100,7 @@ final class CameraSim: SimulatedDevice {
     /// gateway's rate capped by our `max_fps`. `sendLiveFrame` returns once the frame is written, so a slow
     /// connection slows the camera down instead of piling frames up.
     private func streamLive() async throws {
-        let renderer = LiveFrameRenderer()
+        var renderer = LiveFrameRenderer()
         let clock = ContinuousClock()
         var number = 0
         while true {
@@ -73,6 +108,11 @@ final class CameraSim: SimulatedDevice {
                 try await Task.sleep(for: .milliseconds(50))
                 continue
             }
+            let wanted = self.picture.withLock { $0 }
+            if let (width, height) = Picture.resolutions[wanted.resolution], (width, height) != (renderer.width, renderer.height) {
+                renderer = LiveFrameRenderer(width: width, height: height)
+            }
+            let rate = min(requested, self.liveMaxFPS, wanted.fps ?? .infinity)
             let started = clock.now
             if let jpeg = renderer.jpeg(frame: number) {
                 do {
@@ -82,7 +122,7 @@ final class CameraSim: SimulatedDevice {
                 }
             }
             number += 1
-            try await Task.sleep(until: started + .milliseconds(Int64(1000 / min(requested, self.liveMaxFPS))), clock: clock)
+            try await Task.sleep(until: started + .milliseconds(Int64(1000 / rate)), clock: clock)
         }
     }
 
