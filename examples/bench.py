@@ -14,23 +14,15 @@ Everything binds to loopback and stops by itself.
 """
 import json, os, socket, subprocess, sys, tempfile, time, urllib.request
 
+from bench_common import cpu_seconds, free_port
+
 BIN = os.environ.get("BIN", ".build/release")
 DEVICES = int(os.environ.get("BENCH_DEVICES", "50"))
 MESSAGES = int(os.environ.get("BENCH_MESSAGES", "2000"))
 # The gateway's in-flight window (mqtt.max_inflight): small enough that the devices keep it full.
 INFLIGHT = os.environ.get("BENCH_INFLIGHT", "100")
-TICK = os.sysconf("SC_CLK_TCK")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_seconds(pid):
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def wait_port(port):

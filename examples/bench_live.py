@@ -13,6 +13,8 @@ Environment: BIN (default .build/release), BENCH_LIVE_SECONDS (per run, default 
 """
 import base64, hashlib, hmac, json, os, socket, subprocess, tempfile, threading, time, urllib.request
 
+from bench_common import cpu_seconds, free_port
+
 from websockets.sync.client import connect
 
 BIN = os.environ.get("BIN", ".build/release")
@@ -20,18 +22,8 @@ SECONDS = float(os.environ.get("BENCH_LIVE_SECONDS", "8"))
 FRAME_BYTES = int(os.environ.get("BENCH_LIVE_FRAME_BYTES", str(50 * 1024)))
 VIEWERS = [int(n) for n in os.environ.get("BENCH_LIVE_VIEWERS", "1,10,30").split(",")]
 FPS = 10
-TICK = os.sysconf("SC_CLK_TCK")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_seconds(pid):
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def rss_mib(pid):
