@@ -1,32 +1,6 @@
-/// `<base>/<dev>/desired` (retained, PROTOCOL.md 7): the whole desired document.
-public struct DesiredDocument: Sendable, Equatable {
-    /// When it was written (Unix ms).
-    public var ts: Int64
-    /// Raised by exactly one per accepted patch; 0 means no document.
-    public var version: Int64
-    /// The desired state.
-    public var data: JSONObject
-
-    /// A desired document.
-    public init(ts: Int64, version: Int64, data: JSONObject) {
-        self.ts = ts
-        self.version = version
-        self.data = data
-    }
-
-    /// The JSON form.
-    public func json() -> JSONValue {
-        ["ts": .number(ts), "version": .number(version), "data": .object(data)]
-    }
-
-    /// Reads the JSON form: `version` an integer ≥ 0 and `data` an object, or it is not a desired document.
-    public init?(json: JSONValue) {
-        guard let data = json["data"]?.objectValue, let version = json["version"]?.numberValue?.int64Value, version >= 0 else {
-            return nil
-        }
-        self.init(ts: json["ts"]?.numberValue?.int64Value ?? 0, version: version, data: data)
-    }
-}
+/// `<base>/<dev>/desired` (retained, PROTOCOL.md 7): the whole desired document. Its version is raised by
+/// exactly one per accepted patch; 0 means no document. Same shape and rules as the reported `state`.
+public typealias DesiredDocument = VersionedDocument
 
 /// `<base>/<dev>/delta` (retained, PROTOCOL.md 7): what the reported state does not match yet.
 public struct DeltaDocument: Sendable, Equatable {
@@ -62,5 +36,4 @@ public struct DeltaDocument: Sendable, Equatable {
     }
 }
 
-extension DesiredDocument: JSONPayload {}
 extension DeltaDocument: JSONPayload {}

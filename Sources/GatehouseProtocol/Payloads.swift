@@ -115,15 +115,18 @@ public struct DeviceMeta: Sendable, Equatable {
 }
 
 /// `<base>/<dev>/state` (retained): the reported state after merge patches.
-public struct StateDocument: Sendable, Equatable {
+public typealias StateDocument = VersionedDocument
+
+/// A retained document with a version: the reported `state` and the `desired` document (PROTOCOL.md 4, 7).
+public struct VersionedDocument: Sendable, Equatable {
     /// When it last changed (Unix ms).
     public var ts: Int64
     /// Increases by one per update.
     public var version: Int64
-    /// The merged state.
+    /// The document.
     public var data: JSONObject
 
-    /// A state document.
+    /// A document.
     public init(ts: Int64, version: Int64, data: JSONObject) {
         self.ts = ts
         self.version = version
@@ -135,10 +138,12 @@ public struct StateDocument: Sendable, Equatable {
         ["ts": .number(ts), "version": .number(version), "data": .object(data)]
     }
 
-    /// Reads the JSON form.
+    /// Reads the JSON form: `data` an object and `version` an integer ≥ 0, or it is not such a document.
     public init?(json: JSONValue) {
-        guard let data = json["data"]?.objectValue else { return nil }
-        self.init(ts: json["ts"]?.numberValue?.int64Value ?? 0, version: json["version"]?.numberValue?.int64Value ?? 0, data: data)
+        guard let data = json["data"]?.objectValue, let version = json["version"]?.numberValue?.int64Value, version >= 0 else {
+            return nil
+        }
+        self.init(ts: json["ts"]?.numberValue?.int64Value ?? 0, version: version, data: data)
     }
 }
 
@@ -236,6 +241,6 @@ extension JSONPayload {
 extension Availability: JSONPayload {}
 extension BridgeState: JSONPayload {}
 extension DeviceMeta: JSONPayload {}
-extension StateDocument: JSONPayload {}
+extension VersionedDocument: JSONPayload {}
 extension CommandResponse: JSONPayload {}
 extension BridgeResponse: JSONPayload {}
