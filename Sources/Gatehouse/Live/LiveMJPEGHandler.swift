@@ -21,7 +21,7 @@ final class LiveMJPEGHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case passing
         /// The rest of a refused live request is read and dropped.
         case swallowing
-        case streaming(Viewer)
+        case streaming(LoopBoundViewer<LiveMJPEGHandler>)
     }
 
     private let live: LiveView
@@ -30,35 +30,6 @@ final class LiveMJPEGHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     init(live: LiveView) {
         self.live = live
-    }
-
-    /// The handle `LiveView` keeps: hops every call onto the connection's loop.
-    final class Viewer: LiveViewer {
-        let device: String
-        let claims: TokenClaims
-        let requestedFPS: Double
-        private let handler: NIOLoopBound<LiveMJPEGHandler>
-
-        fileprivate init(ticket: LiveView.Ticket, handler: LiveMJPEGHandler, loop: any EventLoop) {
-            device = ticket.device
-            claims = ticket.claims
-            requestedFPS = ticket.fps
-            self.handler = NIOLoopBound(handler, eventLoop: loop)
-        }
-
-        func deliver(_ frame: ByteBuffer) { onLoop { $0.pump?.offer(frame) } }
-        func tell(_ status: LiveStatus) {}
-        func end(_ reason: ViewerEnd) { onLoop { $0.finish() } }
-
-        private func onLoop(_ body: @escaping @Sendable (LiveMJPEGHandler) -> Void) {
-            let loop = handler.eventLoop
-            if loop.inEventLoop {
-                body(handler.value)
-            } else {
-                let handler = self.handler
-                loop.execute { body(handler.value) }
-            }
-        }
     }
 
     private static let crlf = ByteBuffer(string: "\r\n")
@@ -108,7 +79,7 @@ final class LiveMJPEGHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.write(wrapOutboundOut(.body(frame)), promise: nil)
             context.writeAndFlush(wrapOutboundOut(.body(Self.crlf)), promise: promise)
         }
-        let viewer = Viewer(ticket: ticket, handler: self, loop: context.eventLoop)
+        let viewer = LoopBoundViewer(ticket: ticket, connection: self, loop: context.eventLoop)
         mode = .streaming(viewer)
         ViewerEnd.scheduleExpiry(of: viewer, channel: context.channel)
         // Hummingbird's HTTPConnectionStateHandler, before this handler, does not pass channelInactive on.
@@ -148,4 +119,11 @@ final class LiveMJPEGHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireUserInboundEventTriggered(event)
     }
 
+}
+
+extension LiveMJPEGHandler: ViewerConnection {
+    func deliver(_ frame: ByteBuffer) { pump?.offer(frame) }
+    /// An MJPEG viewer gets frames only.
+    func tell(_ status: LiveStatus) {}
+    func end(_ reason: ViewerEnd) { finish() }
 }

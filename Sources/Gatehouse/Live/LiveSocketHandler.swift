@@ -13,41 +13,12 @@ final class LiveSocketHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let ticket: LiveView.Ticket
     private var socket = ServerWebSocket()
     private var pump: FramePump?
-    private var viewer: Viewer?
+    private var viewer: LoopBoundViewer<LiveSocketHandler>?
     private var channel: (any Channel)?
 
     init(live: LiveView, ticket: LiveView.Ticket) {
         self.live = live
         self.ticket = ticket
-    }
-
-    /// The handle `LiveView` keeps: hops every call onto the connection's loop.
-    final class Viewer: LiveViewer {
-        let device: String
-        let claims: TokenClaims
-        let requestedFPS: Double
-        private let handler: NIOLoopBound<LiveSocketHandler>
-
-        fileprivate init(ticket: LiveView.Ticket, handler: LiveSocketHandler, loop: any EventLoop) {
-            device = ticket.device
-            claims = ticket.claims
-            requestedFPS = ticket.fps
-            self.handler = NIOLoopBound(handler, eventLoop: loop)
-        }
-
-        func deliver(_ frame: ByteBuffer) { onLoop { $0.pump?.offer(frame) } }
-        func tell(_ status: LiveStatus) { onLoop { $0.sendStatus(status) } }
-        func end(_ reason: ViewerEnd) { onLoop { $0.end(reason) } }
-
-        private func onLoop(_ body: @escaping @Sendable (LiveSocketHandler) -> Void) {
-            let loop = handler.eventLoop
-            if loop.inEventLoop {
-                body(handler.value)
-            } else {
-                let handler = self.handler
-                loop.execute { body(handler.value) }
-            }
-        }
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -56,7 +27,7 @@ final class LiveSocketHandler: ChannelInboundHandler, RemovableChannelHandler {
         pump = FramePump(channel: channel, metrics: live.metrics) { frame, promise in
             channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .binary, data: frame), promise: promise)
         }
-        let viewer = Viewer(ticket: ticket, handler: self, loop: context.eventLoop)
+        let viewer = LoopBoundViewer(ticket: ticket, connection: self, loop: context.eventLoop)
         self.viewer = viewer
         ViewerEnd.scheduleExpiry(of: viewer, channel: context.channel)
         live.attach(viewer)
@@ -94,4 +65,9 @@ final class LiveSocketHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard let channel else { return }
         socket.close(code: reason.closeCode, text: reason.text, channel: channel)
     }
+}
+
+extension LiveSocketHandler: ViewerConnection {
+    func deliver(_ frame: ByteBuffer) { pump?.offer(frame) }
+    func tell(_ status: LiveStatus) { sendStatus(status) }
 }

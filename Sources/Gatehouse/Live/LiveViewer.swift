@@ -19,6 +19,42 @@ protocol LiveViewer: AnyObject, Sendable {
     func end(_ reason: ViewerEnd)
 }
 
+/// What a viewer connection's handler does on its own event loop, for `LoopBoundViewer`.
+protocol ViewerConnection: AnyObject {
+    func deliver(_ frame: ByteBuffer)
+    func tell(_ status: LiveStatus)
+    func end(_ reason: ViewerEnd)
+}
+
+/// The handle `LiveView` keeps of one viewer connection: hops every call onto the connection's loop.
+final class LoopBoundViewer<Connection: ViewerConnection>: LiveViewer {
+    let device: String
+    let claims: TokenClaims
+    let requestedFPS: Double
+    private let connection: NIOLoopBound<Connection>
+
+    init(ticket: LiveView.Ticket, connection: Connection, loop: any EventLoop) {
+        device = ticket.device
+        claims = ticket.claims
+        requestedFPS = ticket.fps
+        self.connection = NIOLoopBound(connection, eventLoop: loop)
+    }
+
+    func deliver(_ frame: ByteBuffer) { onLoop { $0.deliver(frame) } }
+    func tell(_ status: LiveStatus) { onLoop { $0.tell(status) } }
+    func end(_ reason: ViewerEnd) { onLoop { $0.end(reason) } }
+
+    private func onLoop(_ body: @escaping @Sendable (Connection) -> Void) {
+        let loop = connection.eventLoop
+        if loop.inEventLoop {
+            body(connection.value)
+        } else {
+            let connection = self.connection
+            loop.execute { body(connection.value) }
+        }
+    }
+}
+
 /// Why the gateway ends a viewer's connection.
 enum ViewerEnd: Sendable {
     /// Graceful shutdown (WebSocket 1001).
