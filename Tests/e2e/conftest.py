@@ -96,6 +96,21 @@ def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0
         time.sleep(interval)
 
 
+def closed_by_peer(sockets: list[socket.socket]) -> int:
+    """How many of these client sockets the other side has closed (EOF or reset), without blocking."""
+    closed = 0
+    for s in sockets:
+        s.setblocking(False)
+        try:
+            if s.recv(1) == b"":
+                closed += 1
+        except BlockingIOError:
+            pass
+        except OSError:
+            closed += 1
+    return closed
+
+
 def tail(path: Path, lines: int = 60) -> str:
     try:
         text = Path(path).read_text(errors="replace")

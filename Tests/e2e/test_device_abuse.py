@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import GATEHOUSE_BIN, REVOKED_DEVICE, report_figures, run_ctl, uid, wait_until
+from conftest import GATEHOUSE_BIN, REVOKED_DEVICE, closed_by_peer, report_figures, run_ctl, uid, wait_until
 
 MiB = 1 << 20
 
@@ -321,22 +321,9 @@ def test_connections_that_never_finish_the_handshake_cannot_keep_a_device_out(ga
         d.send_json({"type": "telemetry", "seq": 1, "data": {}})
         d.expect_ack(1)
 
-        def closed_by_gateway():
-            count = 0
-            for s in held:
-                s.setblocking(False)
-                try:
-                    if s.recv(1) == b"":
-                        count += 1
-                except BlockingIOError:
-                    pass
-                except OSError:
-                    count += 1
-            return count
-
-        closed = wait_until(lambda: (n := closed_by_gateway()) >= 890 and n, 10, interval=0.2)
+        closed = wait_until(lambda: (n := closed_by_peer(held)) >= 890 and n, 10, interval=0.2)
         report_figures(f"1000 idle connections, 100 pending allowed, 400 open files: {closed} closed, a device got in")
-        assert closed, f"only {closed_by_gateway()} of 1000 idle connections were closed"
+        assert closed, f"only {closed_by_peer(held)} of 1000 idle connections were closed"
         assert g.http_get("/readyz")[0] == 200
         assert metric(g, "gatehouse_limit_hits_total", limit="pending_connections") >= 890
     finally:
