@@ -14,7 +14,7 @@ Everything binds to loopback and stops by itself.
 """
 import json, os, socket, subprocess, sys, tempfile, time, urllib.request
 
-from bench_common import cpu_seconds, free_port
+from bench_common import cpu_seconds, free_port, wait_ready
 
 BIN = os.environ.get("BIN", ".build/release")
 DEVICES = int(os.environ.get("BENCH_DEVICES", "50"))
@@ -111,12 +111,7 @@ def main():
     gateway = subprocess.Popen([f"{BIN}/gatehouse", "--config", "examples/demo.yaml"], env=env, stderr=open(f"{work}/gw.log", "w"))
     procs = [gateway, broker]  # the broker is replaced in flow C
     try:
-        for _ in range(100):
-            try:
-                if urllib.request.urlopen(f"http://127.0.0.1:{http_port}/readyz", timeout=1).status == 200:
-                    break
-            except OSError:
-                time.sleep(0.1)
+        wait_ready(http_port)
         total = DEVICES * MESSAGES
         payload = json.dumps({"ts": 1, "seq": 1, "data": {"temperature": 21.5, "setpoint": 21.0, "heating": True, "mode": "auto"}})
 

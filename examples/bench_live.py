@@ -13,7 +13,7 @@ Environment: BIN (default .build/release), BENCH_LIVE_SECONDS (per run, default 
 """
 import base64, hashlib, hmac, json, os, socket, subprocess, tempfile, threading, time, urllib.request
 
-from bench_common import cpu_seconds, free_port
+from bench_common import cpu_seconds, free_port, wait_ready
 
 from websockets.sync.client import connect
 
@@ -147,12 +147,7 @@ def main():
                GATEHOUSE_LIVE_IDLE_S="0")
     gateway = subprocess.Popen([f"{BIN}/gatehouse", "--config", "examples/demo.yaml"], env=env, stderr=open(f"{work}/gw.log", "w"))
     try:
-        for _ in range(100):
-            try:
-                if urllib.request.urlopen(f"http://127.0.0.1:{http_port}/readyz", timeout=1).status == 200:
-                    break
-            except OSError:
-                time.sleep(0.1)
+        wait_ready(http_port)
         camera = Camera(http_port, key)
         viewer_token = token(key, {"sub": "bench-viewer", "scope": "view", "exp": int(time.time()) + 3600})
         print(f"live view: 1 camera at {FPS} fps, {FRAME_BYTES // 1024} KiB frames, {SECONDS:.0f} s per run ({BIN})")
