@@ -23,14 +23,7 @@ struct ServerWebSocket {
                 return true
             }
             closing = true
-            var data = frame.unmaskedData
-            let code = data.readWebSocketErrorCode() ?? .normalClosure
-            var reply = context.channel.allocator.buffer(capacity: 2)
-            reply.write(webSocketErrorCode: code)
-            let channel = context.channel
-            context.writeAndFlush(NIOAny(WebSocketFrame(fin: true, opcode: .connectionClose, data: reply))).whenComplete { _ in
-                channel.close(promise: nil)
-            }
+            context.answerClose(frame)
             return true
         default:
             return false

@@ -95,14 +95,7 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
             if frame.opcode == .ping { answerPing(frame.unmaskedData, context: context) }
         case .connectionClose:
             session.noteEnded(.disconnected)
-            var data = frame.unmaskedData
-            let code = data.readWebSocketErrorCode() ?? .normalClosure
-            var reply = context.channel.allocator.buffer(capacity: 2)
-            reply.write(webSocketErrorCode: code)
-            let channel = context.channel
-            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: reply))).whenComplete { _ in
-                channel.close(promise: nil)
-            }
+            context.answerClose(frame)
         case .text, .binary:
             guard fragments == nil else { return session.close(code: 1002, reason: .badMessages, text: "new message inside a fragmented one") }
             if frame.fin {
