@@ -17,11 +17,9 @@ import Synchronization
 /// so that what the broker may have lost is published again (duplicates, never losses). When the spool cannot
 /// take it (disk full), it is safe on the PUBACK alone, as with an external broker.
 ///
-/// Lock order: `state` (this outbox) before the spool's lock. Spool appends are made while holding
-/// `state`, so the spool's order is the order of the decisions and the replay's "caught up" check cannot
-/// fall between a decision and its append; an append only copies bytes into the next group commit (the
-/// spool does its file I/O on its own queue). Nothing else runs under `state`: publishes, completions
-/// and pausing devices happen after it is released.
+/// Spool appends (and the write-ahead rewind) are made while holding `state`; publishes, completions and
+/// pausing devices happen after it is released. Why, and the lock order: "Locks and their order" in
+/// docs/architecture.md.
 final class Outbox: Sendable {
     let spool: Spool
     private let client: any BrokerPublisher
@@ -139,7 +137,7 @@ final class Outbox: Sendable {
     /// True from losing the broker until the replay has caught up.
     var isSpooling: Bool { state.withLock { $0.mode == .spooling } }
 
-    /// Called with `state` held (see the lock order above).
+    /// Called with `state` held (see the type's comment).
     private func appendToSpool(_ items: [(entry: SpoolEntry, completion: PublishCompletion?)], refused: inout [(PublishCompletion, PublishOutcome)]) {
         for (entry, completion) in items {
             do throws(Spool.AppendError) {

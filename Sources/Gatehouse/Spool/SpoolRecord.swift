@@ -100,6 +100,30 @@ enum SpoolRecord {
     }
 }
 
+extension SpoolRecord {
+    /// The whole records at the start of `bytes`, which were read at `offset` of a segment whose durable data
+    /// ends at `durableEnd`: at most `limit`, each with where it ends in the segment. `damaged` when they stop
+    /// at a spot that holds no good record; a record that continues past `bytes` is left for the next read.
+    static func decodeRun(
+        _ bytes: [UInt8], at offset: Int, durableEnd: Int, limit: Int
+    ) -> (found: [(entry: SpoolEntry, end: Int)], damaged: Bool) {
+        var found: [(entry: SpoolEntry, end: Int)] = []
+        var cursor = 0
+        while found.count < limit, cursor < bytes.count {
+            switch decode(bytes[cursor...]) {
+            case .entry(let entry, let size):
+                cursor += size
+                found.append((entry, offset + cursor))
+            case .incomplete where offset + bytes.count < durableEnd:
+                return (found, false)  // the record continues past this chunk: read it next time
+            case .incomplete, .corrupt:
+                return (found, true)
+            }
+        }
+        return (found, false)
+    }
+}
+
 /// CRC-32 (IEEE 802.3, as zlib and gzip compute it). Small enough to keep here rather than reach into a
 /// dependency's internal zlib module.
 enum CRC32 {
