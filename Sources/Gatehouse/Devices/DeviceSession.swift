@@ -26,6 +26,8 @@ final class DeviceSession: PublishSource {
     private let reading = Mutex(ReadGate())
     private let closing = Mutex<OfflineReason?>(nil)
     private let activity: Mutex<Activity>
+    /// A flush is queued on the loop (see `flushSoon`); only touched on the loop.
+    private let flushQueued = Atomic<Bool>(false)
 
     /// What the status page shows of a device's traffic.
     struct Activity: Sendable {
@@ -79,9 +81,19 @@ final class DeviceSession: PublishSource {
     /// itself, so frames leave in the order they were sent from any thread (acks stay in order).
     func sendText(_ bytes: [UInt8]) {
         let channel = self.channel
-        channel.eventLoop.execute {
-            let buffer = channel.allocator.buffer(bytes: bytes)
-            channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .text, data: buffer), promise: nil)
+        channel.eventLoop.execute { [self] in
+            channel.write(WebSocketFrame(fin: true, opcode: .text, data: channel.allocator.buffer(bytes: bytes)), promise: nil)
+            flushSoon()
+        }
+    }
+
+    /// One flush, queued behind the frames already on their way to the loop: acks that complete together
+    /// (a batch of PUBACKs, the frames of one read) leave in one write(2) instead of one each. On the loop.
+    private func flushSoon() {
+        guard !flushQueued.exchange(true, ordering: .relaxed) else { return }
+        channel.eventLoop.execute { [self] in
+            flushQueued.store(false, ordering: .relaxed)
+            channel.flush()
         }
     }
 

@@ -171,13 +171,14 @@ struct OutboxState {
     /// The broker answered a live publish (PUBACK, refusal, or the client stopped).
     mutating func published(id: UInt64, device: String) -> Effects {
         inFlight -= 1
-        if var list = unconfirmed[device] {
-            if list.first?.id == id {
-                list.removeFirst()
-            } else if let index = list.firstIndex(where: { $0.id == id }) {
-                list.remove(at: index)
+        // Changed in place: a copy taken out of the dictionary would copy the whole list on every PUBACK.
+        if let slot = unconfirmed.index(forKey: device) {
+            if unconfirmed.values[slot].first?.id == id {
+                unconfirmed.values[slot].removeFirst()
+            } else if let index = unconfirmed.values[slot].firstIndex(where: { $0.id == id }) {
+                unconfirmed.values[slot].remove(at: index)
             }
-            unconfirmed[device] = list.isEmpty ? nil : list
+            if unconfirmed.values[slot].isEmpty { unconfirmed.remove(at: slot) }
         }
         return refill()
     }
