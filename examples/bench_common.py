@@ -204,20 +204,48 @@ def machine():
             f"load average {os.getloadavg()[0]:.2f}, BIN={BIN}")
 
 
-class ClientFleet:
-    """`n` idle clients spread over load-generator processes (examples/bench_clients.py, at most `per_process`
-    each): `ready()` waits until every process has minted its tokens, `go()` starts them all at once and returns
-    (connected, failed, seconds until the last process was done, errors), `close()` ends them."""
+def client_binary():
+    """examples/bench_clients.c compiled once (cc -O2) into the temp directory, keyed by its source."""
+    import tempfile
+    source = os.path.join(HERE, "bench_clients.c")
+    digest = hashlib.sha256(open(source, "rb").read()).hexdigest()[:12]
+    path = os.path.join(tempfile.gettempdir(), f"gatehouse-bench-clients-{digest}")
+    if not os.path.exists(path):
+        subprocess.run(["cc", "-O2", "-Wall", "-o", path + ".tmp", source], check=True)
+        os.replace(path + ".tmp", path)
+    return path
 
-    def __init__(self, procs, mode, port, n, per_process=5000, inflight=100, prefix="idle", key_file=None, extra=()):
+
+class ClientFleet:
+    """`n` clients spread over load-generator processes (examples/bench_clients.c, epoll and raw sockets, at most
+    `per_process` each: a process may open 20,000 files). `mode` is "gateway" (device tokens signed with `key`,
+    `kind` in the token) or "mqttws" (MQTT over mosquitto's WebSocket listener). `ready()` waits until every
+    process has read its requests, `go()` starts them all at once and returns (connected, failed, seconds until
+    the last process was done, errors), `close()` ends them and returns how many connections the server closed."""
+
+    def __init__(self, procs, work, mode, port, n, per_process=5000, inflight=100, prefix="idle", key=None,
+                 kind="sensor", respond=False, max_seconds=600):
         self.procs, self.children = procs, []
+        binary = client_binary()
         count = -(-n // per_process) if n else 0
+        first = 1
         for k in range(count):
             share = n // count + (1 if k < n % count else 0)
-            start = 1 + sum(n // count + (1 if j < n % count else 0) for j in range(k))
-            args = [sys.executable, os.path.join(HERE, "bench_clients.py"), "--mode", mode, "--port", str(port), "--count", str(share),
-                    "--start", str(start), "--prefix", prefix, "--inflight", str(inflight)] + (["--key-file", key_file] if key_file else []) + list(extra)
-            self.children.append(procs.start(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
+            path = f"{work}/{prefix}-clients-{k}.txt"
+            with open(path, "w") as f:
+                for i in range(first, first + share):
+                    device = f"{prefix}-{i}"
+                    lines = [f"GET {'/v1/connect' if mode == 'gateway' else '/mqtt'} HTTP/1.1", f"Host: 127.0.0.1:{port}",
+                             "Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Version: 13",
+                             "Sec-WebSocket-Key: " + base64.b64encode(os.urandom(16)).decode()]
+                    if mode == "gateway":
+                        lines.append("Authorization: Bearer " + token(key, {"sub": device, "kind": kind}))
+                    else:
+                        lines.append("Sec-WebSocket-Protocol: mqtt")
+                    f.write(device + "\t" + "|".join(lines) + "||\n")
+            first += share
+            self.children.append(procs.start([binary, mode, str(port), path, str(inflight), "1" if respond else "0", str(max_seconds)],
+                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
 
     @property
     def pids(self):
@@ -239,7 +267,7 @@ class ClientFleet:
         for child in self.children:
             event = json.loads(child.stdout.readline())
             connected, failed = connected + event["connected"], failed + event["failed"]
-            errors += event["errors"]
+            errors += [e for e in event["errors"] if e]
         return connected, failed, time.monotonic() - start, errors
 
     def close(self):

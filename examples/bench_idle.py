@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Benchmark: N idle connected devices; the gateway's memory per device vs. mosquitto's own WebSocket listener.
 
-Phase 1: a private mosquitto (TCP) and the gateway; N devices (examples/bench_clients.py, raw-socket asyncio,
-at most 5,000 per process) connect with a token (kind in the token, no hello) and stay idle, answering pings.
+Phase 1: a private mosquitto (TCP) and the gateway; N devices (examples/bench_clients.c, epoll and raw
+sockets, at most 5,000 per process) connect with a token (kind in the token, no hello) and stay idle, answering pings.
 Gateway RSS per device = (RSS once all are connected and the gateway is quiet − RSS before) / N.
 Phase 2 (baseline, same run): mosquitto with its WebSocket listener (libwebsockets, Debian's build) holds the same
 number of idle MQTT-over-WebSocket connections from the same load generator; its RSS per connection likewise.
@@ -20,11 +20,11 @@ N = sized("BENCH_IDLE_DEVICES", 19000, 1000)
 IDLE_S = float(sized("BENCH_IDLE_SECONDS", 10, 3))
 
 
-def hold(procs, target_pid, broker_pid, mode, port, key_file=None, prefix="idle"):
+def hold(procs, work, target_pid, broker_pid, mode, port, key=None, prefix="idle"):
     """Connects N clients, returns figures; the connections are closed again before it returns."""
     wait_quiet(target_pid)
     rss0, broker_rss0 = rss_kib(target_pid), rss_kib(broker_pid)
-    fleet = ClientFleet(procs, mode, port, N, key_file=key_file, prefix=prefix)
+    fleet = ClientFleet(procs, work, mode, port, N, key=key, prefix=prefix)
     fleet.ready()
     cpu = CPU(server=target_pid, broker=broker_pid if broker_pid != target_pid else None, load=fleet.pids)
     connected, failed, seconds, errors = fleet.go()
@@ -46,12 +46,12 @@ def main():
     with Processes() as procs:
         broker = Broker(procs, work)
         gateway = Gateway(procs, work, broker, LIMITS_MAX_CONNECTIONS=max(N, 19000), LIMITS_MAX_PENDING_CONNECTIONS=1000)
-        results["gatehouse"] = hold(procs, gateway.pid, broker.pid, "gateway", gateway.http_port, gateway.key_file)
+        results["gatehouse"] = hold(procs, work, gateway.pid, broker.pid, "gateway", gateway.http_port, gateway.key)
         procs.stop(gateway.proc)
         broker.stop()
     with Processes() as procs:
         ws = Broker(procs, work, websockets=True, name="ws")
-        results["mosquitto ws"] = hold(procs, ws.pid, ws.pid, "mqttws", ws.ws_port)
+        results["mosquitto ws"] = hold(procs, work, ws.pid, ws.pid, "mqttws", ws.ws_port)
 
     print(f"   {'server':14} {'connected':>9} {'failed':>6} {'wall s':>7} {'RSS before MiB':>15} {'RSS after MiB':>14} {'KiB/conn':>9}")
     for name, r in results.items():
