@@ -126,7 +126,7 @@ def main():
             time.sleep(0.05)
         drained_at = time.monotonic()
         drain_used = drain_cpu.take()
-        arrived, seen = sub.wait(int(entries))
+        arrived, seen = sub.wait(total)  # telemetry only: the entries include each hello (meta)
         first = first or drained_at
 
     spooled_acked = spooled["acked"]
