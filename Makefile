@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 DEMO_SECONDS ?= 30
-APT_PACKAGES := mosquitto mosquitto-clients libmosquitto-dev libjpeg62-turbo-dev pkg-config openssl python3-pip curl
+APT_PACKAGES := mosquitto mosquitto-clients libmosquitto-dev libjpeg62-turbo-dev pkg-config openssl python3-pip curl gcc
 PY_PACKAGES := pytest websockets paho-mqtt
 
 .PHONY: deps build release test check-ui demo bench soak fuzz clean
@@ -40,11 +40,20 @@ check-ui: build
 demo: release
 	DEMO_SECONDS=$(DEMO_SECONDS) ./examples/demo.sh
 
-## Telemetry throughput through the gateway vs. straight into mosquitto, with CPU per message; then live view:
-## one camera at 10 fps (50 KB frames) to 1, 10 and 30 viewers, with and without one that never reads.
-bench: release
-	python3 examples/bench.py
-	python3 examples/bench_live.py
+## The benchmark suite (docs/benchmarks.md; gcc builds its load generator, examples/bench_clients.c), each scenario beside its baseline in the same run: telemetry QoS 1/0 vs
+## mosquitto's own clients, live view fan-out, idle connections and a connect storm vs mosquitto's WebSocket listener,
+## command round trip vs mosquitto alone, spool write and drain. BENCH_QUICK=1 for small sizes; BIN=.build/debug to
+## measure a debug build without building release.
+BIN ?= .build/release
+comma := ,
+BENCH_QUICK_ENV := $(if $(filter-out 0,$(BENCH_QUICK)),BENCH_DEVICES=10 BENCH_MESSAGES=500 BENCH_LIVE_SECONDS=3 BENCH_LIVE_VIEWERS=1$(comma)10)
+bench: $(if $(filter .build/release,$(BIN)),release,deps)
+	BIN=$(BIN) $(BENCH_QUICK_ENV) python3 examples/bench.py
+	BIN=$(BIN) $(BENCH_QUICK_ENV) python3 examples/bench_live.py
+	BIN=$(BIN) python3 examples/bench_idle.py
+	BIN=$(BIN) python3 examples/bench_storm.py
+	BIN=$(BIN) python3 examples/bench_rtt.py
+	BIN=$(BIN) python3 examples/bench_spool.py
 
 ## Not in CI: SOAK_MINUTES of streaming with random device drops and broker kills; fails on any lost
 ## message or growing gateway memory. Uses the debug build unless GATEHOUSE_BIN says otherwise.

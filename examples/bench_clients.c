@@ -1,0 +1,243 @@
+/*
+ * Load generator for the benchmark suite: many WebSocket clients in one process, epoll and raw sockets.
+ * Built and driven by examples/bench_common.py (ClientFleet); not meant to be run by hand.
+ *
+ *   bench_clients MODE PORT REQUESTS INFLIGHT RESPOND MAX_SECONDS
+ *
+ * MODE gateway: Gatehouse's /v1/connect; connected = the `welcome` text frame arrived.
+ * MODE mqttws:  mosquitto's WebSocket listener (subprotocol mqtt), an MQTT 3.1.1 CONNECT (clean session,
+ *               keepalive 0); connected = CONNACK accepted.
+ * REQUESTS is a file with one complete HTTP upgrade request per line ("\r\n" escaped as "|"), minted by Python.
+ * At most INFLIGHT handshakes are in progress at a time; a failed one is tried again up to twice.
+ * Every client answers pings with pongs; with RESPOND 1 a gateway client answers each `command` frame with
+ * {"type":"response","id":…,"status":"ok"}. Otherwise the clients stay idle.
+ *
+ * Protocol on stdio (one JSON line each): {"event":"ready"}; waits for "go"; connects;
+ * {"event":"connected",...}; holds the connections until stdin closes or MAX_SECONDS pass; {"event":"closed",...}.
+ * C rather than Python so that the load generator costs the box far less CPU per connection than the servers
+ * it measures.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { CONNECTING, UPGRADING, WAITING, OPEN, DONE };
+#define BUF 8192
+
+struct conn {
+    int fd, state, attempts, len;
+    char *request, id[64];
+    unsigned char buf[BUF];
+};
+
+static int mqtt, respond, port, active, opened, failed, lost, count;
+static int epfd;
+static struct conn *conns;
+static char last_error[128] = "";
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static void send_frame(struct conn *c, int opcode, const unsigned char *payload, size_t n) {
+    unsigned char out[BUF + 14];
+    size_t h = 0;
+    if (n > BUF) return;
+    out[h++] = 0x80 | opcode;
+    if (n < 126) out[h++] = 0x80 | n;
+    else { out[h++] = 0x80 | 126; out[h++] = n >> 8; out[h++] = n & 0xff; }
+    memset(out + h, 0, 4);  /* a zero masking key: masked, bytes unchanged */
+    h += 4;
+    memcpy(out + h, payload, n);
+    if (write(c->fd, out, h + n) < 0) { /* the peer is gone: noticed on read */ }
+}
+
+static void start(struct conn *c) {
+    struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(port) };
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    c->state = CONNECTING;
+    c->len = 0;
+    c->attempts++;
+    active++;
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(c->fd, (struct sockaddr *)&to, sizeof to) < 0 && errno != EINPROGRESS)
+        snprintf(last_error, sizeof last_error, "connect: %s", strerror(errno));
+    struct epoll_event ev = { .events = EPOLLOUT | EPOLLIN, .data.ptr = c };
+    epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev);
+}
+
+static void finish(struct conn *c, int ok) {
+    active--;
+    if (ok) { c->state = OPEN; opened++; return; }
+    epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    if (c->attempts < 3) { start(c); return; }
+    c->state = DONE;
+    failed++;
+}
+
+static void handle_frame(struct conn *c, int opcode, unsigned char *p, size_t n) {
+    if (opcode == 9) { send_frame(c, 10, p, n); return; }
+    if (c->state == WAITING) {
+        int ok = mqtt ? (opcode == 2 && n >= 4 && p[0] == 0x20 && p[3] == 0)
+                      : (opcode == 1 && memmem(p, n, "\"welcome\"", 9) != NULL);
+        if (!ok) snprintf(last_error, sizeof last_error, "unexpected first frame (%zu bytes)", n);
+        finish(c, ok);
+        return;
+    }
+    if (respond && opcode == 1 && memmem(p, n, "\"command\"", 9)) {
+        unsigned char *id = memmem(p, n, "\"id\":\"", 6), *end;
+        if (!id) return;
+        id += 6;
+        end = memchr(id, '"', p + n - id);
+        if (!end) return;
+        char reply[512];
+        int r = snprintf(reply, sizeof reply, "{\"type\":\"response\",\"id\":\"%.*s\",\"status\":\"ok\",\"data\":{}}", (int)(end - id), id);
+        send_frame(c, 1, (unsigned char *)reply, r);
+    }
+}
+
+static void readable(struct conn *c) {
+    for (;;) {
+        ssize_t r = read(c->fd, c->buf + c->len, BUF - c->len);
+        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+            if (c->state == OPEN) { lost++; c->state = DONE; epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL); close(c->fd); }
+            else if (c->state != DONE) { snprintf(last_error, sizeof last_error, "closed during the handshake"); finish(c, 0); }
+            return;
+        }
+        if (r < 0) return;
+        c->len += r;
+        if (c->state == UPGRADING) {
+            unsigned char *end = memmem(c->buf, c->len, "\r\n\r\n", 4);
+            if (!end) continue;
+            if (memcmp(c->buf, "HTTP/1.1 101", 12) != 0) {
+                snprintf(last_error, sizeof last_error, "%.40s", (char *)c->buf);
+                finish(c, 0);
+                return;
+            }
+            int used = end + 4 - c->buf;
+            memmove(c->buf, c->buf + used, c->len - used);
+            c->len -= used;
+            c->state = WAITING;
+            if (mqtt) {
+                unsigned char pkt[96];
+                int idlen = strlen(c->id), rem = 12 + idlen;
+                unsigned char head[] = { 0x10, rem, 0, 4, 'M', 'Q', 'T', 'T', 4, 2, 0, 0, 0, idlen };
+                memcpy(pkt, head, sizeof head);
+                memcpy(pkt + sizeof head, c->id, idlen);
+                send_frame(c, 2, pkt, sizeof head + idlen);
+            }
+        }
+        while (c->len >= 2 && (c->state == WAITING || c->state == OPEN)) {
+            size_t n = c->buf[1] & 0x7f, off = 2;
+            if (n == 126) { if (c->len < 4) break; n = (c->buf[2] << 8) | c->buf[3]; off = 4; }
+            else if (n == 127) { snprintf(last_error, sizeof last_error, "frame too big"); c->len = 0; break; }
+            if (off + n > BUF) { c->len = 0; break; }
+            if (c->len < (int)(off + n)) break;
+            handle_frame(c, c->buf[0] & 0x0f, c->buf + off, n);
+            if (c->state == DONE || c->state == CONNECTING) return;
+            memmove(c->buf, c->buf + off + n, c->len - off - n);
+            c->len -= off + n;
+        }
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc != 7) { fprintf(stderr, "usage: bench_clients MODE PORT REQUESTS INFLIGHT RESPOND MAX_SECONDS\n"); return 2; }
+    mqtt = strcmp(argv[1], "mqttws") == 0;
+    port = atoi(argv[2]);
+    int inflight = atoi(argv[4]);
+    respond = atoi(argv[5]);
+    double max_seconds = atof(argv[6]);
+
+    FILE *f = fopen(argv[3], "r");
+    if (!f) { perror(argv[3]); return 1; }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int allocated = 1024;
+    conns = calloc(allocated, sizeof *conns);
+    while ((n = getline(&line, &cap, f)) > 0) {
+        if (count == allocated) { allocated *= 2; conns = realloc(conns, allocated * sizeof *conns); memset(conns + count, 0, (allocated - count) * sizeof *conns); }
+        struct conn *c = &conns[count++];
+        char *tab = strchr(line, '\t');  /* "ID\tREQUEST" with "|" for "\r\n" */
+        *tab = 0;
+        snprintf(c->id, sizeof c->id, "%s", line);
+        c->request = strdup(tab + 1);
+        size_t len = strlen(c->request);
+        if (len && c->request[len - 1] == '\n') c->request[--len] = 0;
+        char *expanded = malloc(len * 2 + 1), *o = expanded;
+        for (char *s = c->request; *s; s++) { if (*s == '|') { *o++ = '\r'; *o++ = '\n'; } else *o++ = *s; }
+        *o = 0;
+        free(c->request);
+        c->request = expanded;
+        c->fd = -1;
+    }
+    fclose(f);
+
+    epfd = epoll_create1(0);
+    printf("{\"event\":\"ready\",\"pid\":%d}\n", getpid());
+    fflush(stdout);
+    char go[16];
+    if (!fgets(go, sizeof go, stdin) || strncmp(go, "go", 2) != 0) return 0;
+    struct epoll_event in = { .events = EPOLLIN, .data.ptr = NULL };
+    epoll_ctl(epfd, EPOLL_CTL_ADD, 0, &in);
+
+    double t0 = now(), deadline = t0 + max_seconds;
+    int next = 0, reported = 0, stdin_open = 1;
+    struct epoll_event events[256];
+    while (stdin_open && now() < deadline) {
+        while (next < count && active < inflight) start(&conns[next++]);
+        if (!reported && opened + failed == count) {
+            printf("{\"event\":\"connected\",\"connected\":%d,\"failed\":%d,\"seconds\":%.3f,\"errors\":[\"%s\"]}\n",
+                   opened, failed, now() - t0, failed ? last_error : "");
+            fflush(stdout);
+            reported = 1;
+        }
+        int k = epoll_wait(epfd, events, 256, 200);
+        for (int i = 0; i < k; i++) {
+            struct conn *c = events[i].data.ptr;
+            if (!c) {
+                char sink[256];
+                if (read(0, sink, sizeof sink) <= 0) stdin_open = 0;
+                continue;
+            }
+            if (c->state == CONNECTING && (events[i].events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+                int err = 0;
+                socklen_t l = sizeof err;
+                getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &l);
+                if (err) { snprintf(last_error, sizeof last_error, "connect: %s", strerror(err)); finish(c, 0); continue; }
+                struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
+                epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
+                c->state = UPGRADING;
+                if (write(c->fd, c->request, strlen(c->request)) < 0) { finish(c, 0); continue; }
+                continue;
+            }
+            if (events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) readable(c);
+        }
+    }
+    if (!reported) {
+        printf("{\"event\":\"connected\",\"connected\":%d,\"failed\":%d,\"seconds\":%.3f,\"errors\":[\"gave up: %s\"]}\n",
+               opened, count - opened, now() - t0, last_error);
+        fflush(stdout);
+    }
+    int lost_idle = lost;
+    for (int i = 0; i < count; i++)
+        if (conns[i].state == OPEN) close(conns[i].fd);
+    printf("{\"event\":\"closed\",\"lost_while_idle\":%d}\n", lost_idle);
+    fflush(stdout);
+    return 0;
+}

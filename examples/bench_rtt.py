@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""Benchmark: command round trip, idle and under background telemetry, against mosquitto alone.
+
+Gateway (phase 1): an MQTT 5 requester (paho) publishes `gatehouse/rtt-1/request/ping` (QoS 1,
+{"id","params","timeout_ms"}, PROTOCOL.md §5) and waits for the answer on `gatehouse/rtt-1/response/ping`; the
+device (examples/bench_clients.c, --respond) answers each `command` frame at once. One request at a time.
+Run idle, then while gatehouse-sim sensors send ~BENCH_RTT_RATE telemetry messages/s (QoS 1) through the gateway.
+Baseline (phase 2, same run): the same requester against mosquitto alone, where an MQTT client (paho, in its own
+process) echoes each request to the response topic at QoS 1; loaded by mosquitto_pub -l -q 1 publishers fed at the
+same total rate. Both brokers run with `set_tcp_nodelay true`, and the paho clients set TCP_NODELAY (as the
+gateway's own MQTT connection does): with mosquitto's default, Nagle and delayed ACKs add ~40 ms per hop. Prints p50/p99/max in ms, ratios, and CPU per command of every process (server, broker, device or
+echo, requester, background load). Everything binds to 127.0.0.1 and stops by itself.
+
+Environment: BIN (default .build/release), BENCH_RTT_REQUESTS (per phase, default 2000; 300 with BENCH_QUICK=1),
+BENCH_RTT_RATE (background messages/s, default 5000).
+"""
+import json, os, queue, socket, subprocess, sys, tempfile, threading, time
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from bench_common import (BIN, CPU, Broker, ClientFleet, Gateway, Processes, cpu_line, header, percentile, sized)
+
+REQUESTS = sized("BENCH_RTT_REQUESTS", 2000, 300)
+RATE = sized("BENCH_RTT_RATE", 5000, 5000)
+BG_CLIENTS = 50  # background devices (or publishers), RATE / BG_CLIENTS messages/s each
+
+
+def nodelay(client):
+    """paho leaves Nagle on: a small publish would wait for the ACK of the previous one (~40 ms delayed ACK)."""
+    client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class Requester:
+    """Sends one request at a time and times the answer (taken on paho's network thread)."""
+
+    def __init__(self, port, base, device):
+        self.request_topic, self.response_topic = f"{base}/{device}/request/ping", f"{base}/{device}/response/ping"
+        self.answers = queue.Queue()
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-rtt-{os.getpid()}-{base}", protocol=paho.MQTTv5)
+        self.client.on_message = lambda c, u, msg: self.answers.put((time.perf_counter(), msg.payload))
+        self.client.connect("127.0.0.1", port)
+        nodelay(self.client)
+        self.client.loop_start()
+        self.client.subscribe(self.response_topic, qos=1)
+        time.sleep(0.3)
+
+    def run(self, n):
+        times = []
+        for i in range(n):
+            rid = f"r-{i}-{time.monotonic_ns()}"
+            start = time.perf_counter()
+            self.client.publish(self.request_topic, json.dumps({"id": rid, "params": {"n": i}, "timeout_ms": 5000}), qos=1)
+            while True:
+                at, payload = self.answers.get(timeout=10)
+                if json.loads(payload).get("id") == rid:
+                    break
+            times.append((at - start) * 1000)
+        return times
+
+    def stop(self):
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def echo(port):
+    """The baseline's responder (run as `bench_rtt.py --echo PORT`): answers each request on its response topic."""
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-rtt-echo", protocol=paho.MQTTv5)
+
+    def answer(c, u, msg):
+        base, device, _, command = msg.topic.split("/")
+        request = json.loads(msg.payload)
+        c.publish(f"{base}/{device}/response/{command}", json.dumps({"id": request["id"], "status": "ok", "data": {}}), qos=1)
+    client.on_message = answer
+    client.on_connect = lambda c, u, f, rc, p=None: c.subscribe("bench/+/request/+", qos=1)
+    client.connect("127.0.0.1", port)
+    nodelay(client)
+    client.loop_start()
+    sys.stdin.read()  # until the benchmark closes our stdin
+    client.loop_stop()
+
+
+class Feeder:
+    """BG_CLIENTS `mosquitto_pub -l -q 1` publishers fed RATE lines/s in all (the baseline's background load)."""
+
+    def __init__(self, procs, port):
+        self.pubs = [procs.start(["mosquitto_pub", "-p", str(port), "-q", "1", "-t", f"bench/bg-{i}/telemetry", "-l"], stdin=subprocess.PIPE)
+                     for i in range(BG_CLIENTS)]
+        self.stopped = threading.Event()
+        self.sent = 0
+        threading.Thread(target=self.feed, daemon=True).start()
+
+    def feed(self):
+        line = json.dumps({"ts": 1, "data": {"temperature": 21.5, "humidity": 40, "co2": 600}}).encode() + b"\n"
+        tick, next_at = 0.01, time.monotonic()
+        per_tick, carry = RATE * tick / BG_CLIENTS, 0.0
+        while not self.stopped.is_set():
+            carry += per_tick
+            k, carry = int(carry), carry - int(carry)
+            for pub in self.pubs:
+                pub.stdin.write(line * k)
+                pub.stdin.flush()
+            self.sent += k * len(self.pubs)
+            next_at += tick
+            time.sleep(max(0, next_at - time.monotonic()))
+
+    @property
+    def pids(self):
+        return [p.pid for p in self.pubs]
+
+    def stop(self):
+        self.stopped.set()
+        time.sleep(0.05)
+        for pub in self.pubs:
+            pub.stdin.close()
+
+
+def measure(requester, pids, background_count):
+    cpu = CPU(**pids)
+    sent0, start = background_count(), time.monotonic()
+    times = requester.run(REQUESTS)
+    seconds = time.monotonic() - start
+    return dict(times=times, cpu=cpu.take(), rate=(background_count() - sent0) / seconds)
+
+
+def gateway_phase(procs, work):
+    broker = Broker(procs, work, nodelay=True)
+    gateway = Gateway(procs, work, broker)
+    device = ClientFleet(procs, work, "gateway", gateway.http_port, 1, prefix="rtt", key=gateway.key, respond=True)
+    device.ready()
+    device.go()
+    requester = Requester(broker.port, "gatehouse", "rtt-1")
+    messages_in = lambda: gateway.metric("gatehouse_device_messages_in_total", 'type="telemetry"')
+    pids = dict(gateway=gateway.pid, broker=broker.pid, device=device.pids, requester=os.getpid())
+    requester.run(50)  # warm-up
+    idle = measure(requester, pids, messages_in)
+    sim = procs.start([f"{BIN}/gatehouse-sim", "--url", gateway.url, "--key-file", gateway.key_file, "--thermostats", "0",
+                       "--cameras", "0", "--sensors", str(BG_CLIENTS), "--rate", str(RATE / BG_CLIENTS), "--prefix", "bg",
+                       "--duration", "600", "--log-level", "error"], stdout=subprocess.DEVNULL)
+    time.sleep(3)  # the sensors connect and reach their rate
+    loaded = measure(requester, dict(pids, load=sim.pid), messages_in)
+    procs.stop(sim)
+    requester.stop()
+    device.close()
+    return idle, loaded
+
+
+def baseline_phase(procs, work):
+    broker = Broker(procs, work, name="base", nodelay=True)
+    echoer = procs.start([sys.executable, os.path.abspath(__file__), "--echo", str(broker.port)], stdin=subprocess.PIPE)
+    time.sleep(0.5)
+    requester = Requester(broker.port, "bench", "echo-1")
+    pids = dict(broker=broker.pid, echo=echoer.pid, requester=os.getpid())
+    requester.run(50)
+    feeder = None
+    idle = measure(requester, pids, lambda: 0)
+    feeder = Feeder(procs, broker.port)
+    time.sleep(3)
+    loaded = measure(requester, dict(pids, load=feeder.pids), lambda: feeder.sent)
+    feeder.stop()
+    requester.stop()
+    echoer.stdin.close()
+    return idle, loaded
+
+
+def main():
+    if sys.argv[1:2] == ["--echo"]:
+        return echo(int(sys.argv[2]))
+    header("command round trip", f"{REQUESTS} requests per phase, one at a time; loaded: ~{RATE} telemetry msg/s (QoS 1) from {BG_CLIENTS} clients")
+    work = tempfile.mkdtemp(prefix="gatehouse-bench-rtt-")
+    with Processes() as procs:
+        g_idle, g_loaded = gateway_phase(procs, work)
+    with Processes() as procs:
+        b_idle, b_loaded = baseline_phase(procs, work)
+    rows = [("gatehouse, idle", g_idle), ("mosquitto + echo, idle", b_idle),
+            ("gatehouse, loaded", g_loaded), ("mosquitto + echo, loaded", b_loaded)]
+    print(f"   {'flow':26} {'bg msg/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}")
+    for name, r in rows:
+        print(f"   {name:26} {r['rate']:>9.0f} {percentile(r['times'], 50):>7.3f} {percentile(r['times'], 99):>7.3f} {max(r['times']):>7.3f}")
+    for label, g, b in (("idle", g_idle, b_idle), ("loaded", g_loaded, b_loaded)):
+        print(f"   ratio gatehouse / mosquitto alone, {label}: p50 {percentile(g['times'], 50) / percentile(b['times'], 50):.2f}, "
+              f"p99 {percentile(g['times'], 99) / percentile(b['times'], 99):.2f}")
+    print("   (goal: gatehouse p99 ≤ 1 ms under 5,000 msg/s)")
+    for name, r in rows:
+        print(f"   {name:26} CPU: {cpu_line(r['cpu'], REQUESTS, 'command')}")
+
+
+if __name__ == "__main__":
+    main()

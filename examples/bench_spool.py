@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Benchmark: the spool. Devices send QoS 1 while the broker is stopped (acked from the gateway's disk spool), then
+the broker starts and the spool drains into it; a subscriber checks that nothing is lost or duplicated.
+
+Phase 1 (baseline, same run): D simulated devices (gatehouse-sim, --rate 0, window 64) send M telemetry messages
+each through the gateway to a healthy broker: messages/s, CPU per message of gateway, broker and simulator.
+Phase 2 (spool write): the broker is stopped; the same number of messages is acked from the spool: write rate,
+CPU per message, bytes on disk (the spool directory's files, and what /proc/<gateway>/io says was written).
+Phase 3 (drain): the broker starts again (same port, empty), a subscriber (mosquitto_sub, QoS 1) connects at
+once, and the spool drains: drain rate (from the first message the subscriber sees, and from the broker's
+start, which includes the gateway's reconnect backoff), CPU per message. Lost = telemetry messages (D × M) the
+subscriber never saw; duplicates = copies beyond the first, both by (topic, seq). Everything binds to 127.0.0.1 and stops by
+itself.
+
+Environment: BIN (default .build/release), BENCH_SPOOL_DEVICES (default 50; 10 with BENCH_QUICK=1),
+BENCH_SPOOL_MESSAGES (per device, default 1000; 200 with BENCH_QUICK=1).
+"""
+import json, os, subprocess, tempfile, time
+
+from bench_common import (BIN, CPU, Broker, Gateway, Processes, cpu_line, header, sized)
+
+DEVICES = sized("BENCH_SPOOL_DEVICES", 50, 10)
+MESSAGES = sized("BENCH_SPOOL_MESSAGES", 1000, 200)
+
+
+def disk_writes(pid):
+    for line in open(f"/proc/{pid}/io"):
+        if line.startswith("write_bytes:"):
+            return int(line.split()[1])
+    return 0
+
+
+def dir_bytes(path):
+    return sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(path) for name in names)
+
+
+class Subscriber:
+    """mosquitto_sub -q 1 on every device's telemetry, into a file; `seen()` parses it: (arrived, distinct)."""
+
+    def __init__(self, procs, port, path):
+        self.procs, self.path = procs, path
+        self.proc = procs.start(["mosquitto_sub", "-p", str(port), "-q", "1", "-v", "-t", "gatehouse/+/telemetry"],
+                                stdout=open(path, "w"))
+
+    def lines(self):
+        with open(self.path) as f:
+            return sum(1 for _ in f)
+
+    def wait(self, expected, timeout=60):
+        deadline, last, quiet = time.monotonic() + timeout, -1, 0
+        while time.monotonic() < deadline:
+            n = self.lines()
+            quiet = quiet + 1 if n == last else 0
+            if n >= expected and quiet >= 4:  # everything, and nothing more for 1 s (late duplicates)
+                break
+            last = n
+            time.sleep(0.25)
+        self.procs.stop(self.proc)
+        seen, arrived = set(), 0
+        for line in open(self.path):
+            topic, _, body = line.partition(" ")
+            try:
+                seen.add((topic, json.loads(body)["seq"]))
+                arrived += 1
+            except (ValueError, KeyError):
+                pass
+        return arrived, seen
+
+
+def run_sim(gateway, prefix):
+    sim = subprocess.Popen([f"{BIN}/gatehouse-sim", "--url", gateway.url, "--key-file", gateway.key_file, "--thermostats", "0",
+                            "--cameras", "0", "--sensors", str(DEVICES), "--rate", "0", "--messages", str(MESSAGES),
+                            "--prefix", prefix, "--json", "--log-level", "error"], stdout=subprocess.PIPE, text=True)
+    return sim
+
+
+def flow(gateway, broker_pid, prefix):
+    sim = run_sim(gateway, prefix)
+    cpu = CPU(gateway=gateway.pid, broker=broker_pid, simulator=sim.pid)
+    start = time.monotonic()
+    used = None
+    # CPU of the simulator is read just before it exits (its /proc entry goes with it).
+    while sim.poll() is None:
+        try:
+            used = cpu.take()
+        except FileNotFoundError:
+            break
+        time.sleep(0.1)
+    out, _ = sim.communicate(timeout=600)
+    seconds = time.monotonic() - start
+    summary = json.loads(out.strip().splitlines()[-1])
+    return summary, seconds, used
+
+
+def main():
+    total = DEVICES * MESSAGES
+    header("spool write and drain", f"{DEVICES} devices x {MESSAGES} QoS 1 messages = {total} per phase")
+    work = tempfile.mkdtemp(prefix="gatehouse-bench-spool-")
+    with Processes() as procs:
+        broker = Broker(procs, work)
+        gateway = Gateway(procs, work, broker)
+
+        sub = Subscriber(procs, broker.port, f"{work}/direct.txt")
+        direct, direct_s, direct_cpu = flow(gateway, broker.pid, "direct")
+        direct_arrived, direct_seen = sub.wait(direct["acked"])
+
+        broker.stop()
+        deadline = time.monotonic() + 15
+        while gateway.metric("gatehouse_broker_connected") > 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        disk0, files0 = disk_writes(gateway.pid), dir_bytes(gateway.spool_dir)
+        spooled, spool_s, spool_cpu = flow(gateway, None, "spool")
+        entries, spool_metric_bytes = gateway.metric("gatehouse_spool_entries"), gateway.metric("gatehouse_spool_bytes")
+        disk, files = disk_writes(gateway.pid) - disk0, dir_bytes(gateway.spool_dir) - files0
+
+        broker.start()
+        started = time.monotonic()
+        sub = Subscriber(procs, broker.port, f"{work}/drain.txt")
+        drain_cpu = CPU(gateway=gateway.pid, broker=broker.pid, subscriber=sub.proc.pid)
+        first = None
+        while time.monotonic() - started < 300:
+            if first is None and sub.lines() > 0:
+                first = time.monotonic()
+            if gateway.metric("gatehouse_spool_entries") == 0:
+                break
+            time.sleep(0.05)
+        drained_at = time.monotonic()
+        drain_used = drain_cpu.take()
+        arrived, seen = sub.wait(total)  # telemetry only: the entries include each hello (meta)
+        first = first or drained_at
+
+    spooled_acked = spooled["acked"]
+    lost, duplicates = max(0, total - len(seen)), arrived - len(seen)  # acked also counts each device's hello (meta)
+    print(f"   {'flow':36} {'msgs':>7} {'msgs/s':>8} {'gateway µs/msg':>15}")
+    print(f"   {'device -> gatehouse -> broker (base)':36} {direct['acked']:>7} {direct['acked'] / direct_s:>8.0f} "
+          f"{direct_cpu['gateway'] / max(direct['acked'], 1) * 1e6:>15.1f}")
+    print(f"   {'device -> gatehouse -> spool':36} {spooled_acked:>7} {spooled_acked / spool_s:>8.0f} "
+          f"{spool_cpu['gateway'] / max(spooled_acked, 1) * 1e6:>15.1f}")
+    print(f"   {'spool -> broker (drain)':36} {int(entries):>7} {entries / max(drained_at - first, 1e-3):>8.0f} "
+          f"{drain_used['gateway'] / max(entries, 1) * 1e6:>15.1f}")
+    print(f"   ratio spool write / direct: rate {spooled_acked / spool_s / (direct['acked'] / direct_s):.2f}, gateway CPU per message "
+          f"{(spool_cpu['gateway'] / max(spooled_acked, 1)) / max(direct_cpu['gateway'] / max(direct['acked'], 1), 1e-12):.2f}")
+    print(f"   spool on disk: {files / max(entries, 1):.0f} bytes per message in the spool's files ({files / 1048576:.1f} MiB for "
+          f"{entries:.0f} entries; gatehouse_spool_bytes {spool_metric_bytes / 1048576:.1f} MiB), written to storage "
+          f"{disk / 1048576:.1f} MiB (/proc/<gateway>/io)")
+    print(f"   drain: {drained_at - started:.1f} s from the broker's start ({drained_at - first:.1f} s from the first message at the subscriber)")
+    print(f"   baseline: acked {direct['acked']} of {direct['sent']}, at the subscriber {len(direct_seen)} distinct, "
+          f"{direct_arrived - len(direct_seen)} duplicates, {max(0, total - len(direct_seen))} missing")
+    print(f"   (acked counts each device's hello too)")
+    print(f"   spooled: acked {spooled_acked} of {spooled['sent']} (nacked {spooled['nacked']}); after the drain the subscriber saw "
+          f"{len(seen)} distinct: lost {lost}, duplicates {duplicates}")
+    print(f"   base  CPU: {cpu_line(direct_cpu, direct['acked'], 'message')}")
+    print(f"   spool CPU: {cpu_line(spool_cpu, spooled_acked, 'message')}")
+    print(f"   drain CPU: {cpu_line(drain_used, entries, 'message')}")
+
+
+if __name__ == "__main__":
+    main()
