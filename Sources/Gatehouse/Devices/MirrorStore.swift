@@ -63,25 +63,30 @@ struct MirrorStore: Sendable {
     static func encode(_ snapshot: Snapshot, gatewayID: String, maxBytes: Int) -> (bytes: [UInt8], left: Int) {
         let devices = snapshot.devices
         let names = Set(devices.availability.keys).union(devices.meta.keys).union(devices.states.keys)
-        // Held here last first, then the most recently seen.
-        let order = names.sorted { a, b in
-            let (x, y) = (devices.availability[a], devices.availability[b])
-            let (mineX, mineY) = (x?.gateway == gatewayID, y?.gateway == gatewayID)
-            if mineX != mineY { return mineX }
-            return (x?.ts ?? 0, a) > (y?.ts ?? 0, b)
-        }
-        var budget = maxBytes - 64
-        var left = 0
-        var deviceObject = JSONObject()
-        for name in order {
+        // Each record serialized once; the priority order is only needed when not everything fits.
+        var records = names.map { name in
             var record = JSONObject()
             if let availability = devices.availability[name] { record["availability"] = availability.json() }
             if let meta = devices.meta[name] { record["meta"] = meta.json() }
             if let state = devices.states[name] { record["state"] = encode(state) }
-            let size = JSONValue.object(record).serialized().count + name.utf8.count + 8
-            guard size <= budget else { left += 1; continue }
-            budget -= size
-            deviceObject[name] = .object(record)
+            return (name: name, json: JSONValue.object(record), size: JSONValue.object(record).serialized().count + name.utf8.count + 8)
+        }
+        var budget = maxBytes - 64
+        if records.reduce(0, { $0 + $1.size }) > budget {
+            // Held here last first, then the most recently seen.
+            records.sort { a, b in
+                let (x, y) = (devices.availability[a.name], devices.availability[b.name])
+                let (mineX, mineY) = (x?.gateway == gatewayID, y?.gateway == gatewayID)
+                if mineX != mineY { return mineX }
+                return (x?.ts ?? 0, a.name) > (y?.ts ?? 0, b.name)
+            }
+        }
+        var left = 0
+        var deviceObject = JSONObject()
+        for record in records {
+            guard record.size <= budget else { left += 1; continue }
+            budget -= record.size
+            deviceObject[record.name] = record.json
         }
         var pending: [JSONValue] = []
         for command in snapshot.pending.commands {
