@@ -36,6 +36,9 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         let gateway = self.gateway
         return channel.eventLoop.makeCompletedFuture {
+            // Device messages are small: a 512-byte first read buffer instead of NIO's 2 KiB, which each idle
+            // connection keeps for its next read (it grows by itself for a device that sends more).
+            try channel.syncOptions?.setOption(ChannelOptions.recvAllocator, value: Self.readBuffers)
             // Counted until it becomes a device: connections that never finish cannot use up the file descriptors.
             let pending = gateway.pendingConnections.add(channel)
             let admission = NIOLoopBoundBox<Admission?>(nil, eventLoop: channel.eventLoop)
@@ -129,13 +132,10 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
             case .refused(let http, let refusal):
                 gateway.metrics.refusedConnection(Int(refusal.status.code))
                 try await write(refusal, to: http)
-            case .device(let session):
-                // Hummingbird's graceful shutdown waits for every connection: devices are closed with 1001.
-                try await withGracefulShutdownHandler {
-                    try await value.channel.closeFuture.get()
-                } onGracefulShutdown: {
-                    session.close(.goingAway, reason: .gatewayShutdown, text: "gateway shutting down")
-                }
+            case .device:
+                // Served by its handlers on the event loop from here on: no task waits for it (a waiting task
+                // costs about 3 KiB per idle device). `DeviceHub.closeAll` closes devices with 1001 at shutdown.
+                return
             case .stream(let stream):
                 try await withGracefulShutdownHandler {
                     try await stream.channel.closeFuture.get()
@@ -147,6 +147,8 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
             logger.debug("connection ended: \(error)")
         }
     }
+
+    private static let readBuffers = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536)
 
     private func write(_ refusal: Refusal, to http: NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>) async throws {
         let body = refusal.body
