@@ -29,7 +29,7 @@ final class Outbox: Sendable {
     private let replayQueue = DispatchQueue(label: "gatehouse.replay")
     private let state: Mutex<OutboxState>
     /// Spooled entries the replay leaves out (acknowledged, not published); see `dropFromReplay`.
-    private let superseded = Mutex<(@Sendable (SpoolEntry) -> Bool)?>(nil)
+    private let superseded = Mutex<ClosureBox<SpoolEntry, Bool>?>(nil)
 
     init(client: any BrokerPublisher, spool: Spool, window: Int, writeAhead: Bool = false, logger: Logger) {
         self.client = client
@@ -126,7 +126,7 @@ final class Outbox: Sendable {
     /// Sets the test for spooled entries the replay leaves out: documents the broker already has in a newer
     /// version, which replaying would roll back (the `Reconciler` decides).
     func dropFromReplay(when isSuperseded: @escaping @Sendable (SpoolEntry) -> Bool) {
-        superseded.withLock { $0 = isSuperseded }
+        superseded.withLock { $0 = ClosureBox(isSuperseded) }
     }
 
     /// Messages waiting in memory, and devices paused because of them (status and tests).
@@ -237,7 +237,7 @@ final class Outbox: Sendable {
                 if item.expired {
                     spool.acknowledge(item.ticket, expired: true)
                     perform(state.withLock { $0.replayFinished() })
-                } else if isSuperseded?(item.entry) == true {
+                } else if isSuperseded?.call(item.entry) == true {
                     spool.acknowledge(item.ticket)
                     perform(state.withLock { $0.replayFinished() })
                 } else {

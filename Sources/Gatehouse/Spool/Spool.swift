@@ -67,25 +67,18 @@ final class Spool: Sendable {
     private let queue = DispatchQueue(label: "gatehouse.spool")
     private let state: Mutex<SpoolState>
     /// Called on the spool's queue after each group commit: new entries can be read.
-    private let durableHook = Mutex<Hook?>(nil)
+    private let durableHook = Mutex<ClosureBox<Void, Void>?>(nil)
     /// Called on the spool's queue when a spool that was off opens with entries of an earlier run.
-    private let openedHook = Mutex<Hook?>(nil)
-
-    /// A class box for the hook: taking a bare optional closure out of `Mutex.withLock` leaks its context
-    /// on every call (seen with Swift 6.3 in `make soak`).
-    private final class Hook: Sendable {
-        let run: @Sendable () -> Void
-        init(_ run: @escaping @Sendable () -> Void) { self.run = run }
-    }
+    private let openedHook = Mutex<ClosureBox<Void, Void>?>(nil)
 
     /// Sets what runs after each group commit.
     func onDurable(_ run: @escaping @Sendable () -> Void) {
-        durableHook.withLock { $0 = Hook(run) }
+        durableHook.withLock { $0 = ClosureBox(run) }
     }
 
     /// Sets what runs when a spool that could not be opened at start opens later holding entries.
     func onOpenedWithEntries(_ run: @escaping @Sendable () -> Void) {
-        openedHook.withLock { $0 = Hook(run) }
+        openedHook.withLock { $0 = ClosureBox(run) }
     }
 
     /// Opens the spool in `dir`, recovering what a previous run left (see `SpoolFiles.recover`), and starts
@@ -122,7 +115,7 @@ final class Spool: Sendable {
             logger.notice("spool holds \(depth) entries from the previous run; they are published once the broker is reachable", metadata: ["spool.dir": "\(files.dir)"])
         }
         probeWriting()
-        if wasOff, depth > 0 { openedHook.withLock { $0 }?.run() }
+        if wasOff, depth > 0 { openedHook.withLock { $0 }?.call(()) }
     }
 
     /// Cuts the active segment back to its durable end and saves the checkpoint durably: when both work the
@@ -217,7 +210,7 @@ final class Spool: Sendable {
             if full { startNewSegment() }
             perform(effects)
             for completion in batch.completions { completion(nil) }
-            durableHook.withLock { $0 }?.run()
+            durableHook.withLock { $0 }?.call(())
         }
     }
 
