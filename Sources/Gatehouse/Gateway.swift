@@ -157,9 +157,11 @@ public final class Gateway: Sendable {
         readiness.setListening(false)
         readiness.setBrokerReady(false)
         let grace = Duration.seconds(startup.gateway.shutdownGraceSeconds)
-        devices.closeAll()
+        let devicesClosing = devices.closeAll()
         commands.shutDown()
         let spooled = await link.outbox.stop(grace: grace)
+        // Exiting under the devices' closing handshakes could reset a connection before its 1001 is read.
+        for connection in devicesClosing { try? await connection.get() }
         saveMirror()
         if spooled > 0 { logger.warning("\(spooled) messages unconfirmed by the broker within \(grace) were spooled for the next start") }
         let offline = BridgeState(state: .offline, ts: nowMs(), version: Self.version)

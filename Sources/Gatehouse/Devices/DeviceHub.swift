@@ -120,13 +120,16 @@ final class DeviceHub: DeviceMessageSink {
         publishOffline(session.device, session: session.number, reason: reason)
     }
 
-    /// Graceful shutdown: every held device is closed with 1001 and published `offline`.
-    func closeAll() {
-        for session in directory.sessions {
+    /// Graceful shutdown: every held device is closed with 1001 and published `offline`. Returns the
+    /// connections' close futures: each completes after its closing handshake, or the session's close
+    /// timeouts (at most ten seconds).
+    func closeAll() -> [EventLoopFuture<Void>] {
+        directory.sessions.map { session in
             session.close(.goingAway, reason: .gatewayShutdown, text: "gateway shutting down")
             if directory.detach(session) {
                 publishOffline(session.device, session: session.number, reason: .gatewayShutdown)
             }
+            return session.channel.closeFuture
         }
     }
 

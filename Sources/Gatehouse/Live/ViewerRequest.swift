@@ -31,7 +31,7 @@ struct ViewerRequest: Sendable, Equatable {
     private init(device: String, query: Substring?, authorization: String?) {
         self.device = device
         let parameters = Self.parameters(query)
-        token = Self.bearer(authorization) ?? parameters["token"]
+        token = bearerToken(in: authorization) ?? parameters["token"]
         fps = parameters["fps"].flatMap(Double.init).flatMap { $0.isFinite && $0 > 0 ? $0 : nil }
     }
 
@@ -50,12 +50,5 @@ struct ViewerRequest: Sendable, Equatable {
             result[name] = String(parts[1]).replacingOccurrences(of: "+", with: " ").removingPercentEncoding
         }
         return result
-    }
-
-    private static func bearer(_ value: String?) -> String? {
-        guard let value else { return nil }
-        let parts = value.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
-        return parts[1].trimmingCharacters(in: .whitespaces)
     }
 }

@@ -76,7 +76,7 @@ final class DeviceAdmission: Sendable {
         guard readiness.isListening else {
             return .refuse(Refusal(status: .serviceUnavailable, code: "unavailable", message: "the gateway is not listening yet; retry later", retryAfter: 5))
         }
-        let token = bearerToken(head.headers) ?? queryToken(query)
+        let token = bearerToken(in: head.headers.first(name: "Authorization")) ?? queryToken(query)
         let certified = token == nil ? clientCertificate.flatMap(DeviceTLS.deviceID) : nil
         guard token != nil || certified != nil else {
             let message = clientCertificate == nil
@@ -134,28 +134,11 @@ final class DeviceAdmission: Sendable {
         return (String(uri[..<mark]), uri[uri.index(after: mark)...])
     }
 
-    private func bearerToken(_ headers: HTTPHeaders) -> String? {
-        guard let value = headers.first(name: "Authorization") else { return nil }
-        let parts = value.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
-        return String(parts[1].withoutBlanksAround)
-    }
-
     private func queryToken(_ query: Substring?) -> String? {
         guard let query else { return nil }
         for pair in query.split(separator: "&") where pair.hasPrefix("token=") {
             return String(pair.dropFirst(6)).removingPercentEncoding
         }
         return nil
-    }
-}
-
-private extension Substring {
-    /// Without leading and trailing spaces and tabs (what surrounds a header's token; Foundation's trimming
-    /// cost more than checking the token's signature).
-    var withoutBlanksAround: Substring {
-        let isBlank: (Character) -> Bool = { $0 == " " || $0 == "\t" }
-        guard let first = firstIndex(where: { !isBlank($0) }), let last = lastIndex(where: { !isBlank($0) }) else { return "" }
-        return self[first...last]
     }
 }

@@ -4,13 +4,25 @@ import NIOWebSocket
 extension ChannelHandlerContext {
     /// Answers the peer's close frame with the same status code, then closes the connection once the answer
     /// is written (RFC 6455 §5.5.1). Every server-side WebSocket (devices, viewers, the status feed) ends so.
+    /// A code that may not be sent (1005, 1006, 1015, unassigned ones) or a one-byte body is answered 1002.
     func answerClose(_ frame: WebSocketFrame) {
         var data = frame.unmaskedData
         var reply = channel.allocator.buffer(capacity: 2)
-        reply.write(webSocketErrorCode: data.readWebSocketErrorCode() ?? .normalClosure)
+        let code: WebSocketErrorCode =
+            switch (data.readableBytes, data.readInteger(as: UInt16.self)) {
+            case (0, _): .normalClosure
+            case (_, let raw?) where Self.maySend(raw): WebSocketErrorCode(codeNumber: Int(raw))
+            default: .protocolError
+            }
+        reply.write(webSocketErrorCode: code)
         let channel = self.channel
         writeAndFlush(NIOAny(WebSocketFrame(fin: true, opcode: .connectionClose, data: reply))).whenComplete { _ in
             channel.close(promise: nil)
         }
+    }
+
+    /// Close codes an endpoint may put in a close frame (RFC 6455 §7.4; 1012–1014 as registered with IANA).
+    private static func maySend(_ code: UInt16) -> Bool {
+        (1000...1003).contains(code) || (1007...1014).contains(code) || (3000...4999).contains(code)
     }
 }
