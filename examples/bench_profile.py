@@ -9,56 +9,37 @@ Everything binds to 127.0.0.1 and stops by itself.
 """
 import json, os, subprocess, tempfile, time
 
-from bench_common import cpu_seconds, free_port, wait_port, wait_ready
+from bench_common import BIN, Broker, Gateway, Processes, cpu_seconds
 
-BIN = os.environ.get("BIN", ".build/release")
 QOS, DEVICES, MESSAGES = os.environ.get("QOS", "1"), os.environ.get("DEVICES", "50"), os.environ.get("MESSAGES", "2000")
 OUT, STRACE = os.environ.get("OUT", "/tmp/gatehouse.perf.data"), os.environ.get("STRACE")
 
 
 def main():
     work = tempfile.mkdtemp(prefix="gatehouse-profile-")
-    mqtt_port, http_port = free_port(), free_port()
-    with open(f"{work}/m.conf", "w") as f:
-        f.write(f"listener {mqtt_port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 1000000\n")
-    with open(f"{work}/key", "w") as f:
-        f.write(os.urandom(24).hex() + "\n")
-    env = dict(os.environ, GATEHOUSE_MQTT_URL=f"mqtt://127.0.0.1:{mqtt_port}", GATEHOUSE_AUTH_KEY_FILE=f"{work}/key",
-               GATEHOUSE_GATEWAY_LISTEN=f"127.0.0.1:{http_port}", GATEHOUSE_SPOOL_DIR=f"{work}/spool",
-               GATEHOUSE_LOG_LEVEL="warning", GATEHOUSE_MQTT_MAX_INFLIGHT="100", GATEHOUSE_LIMITS_MAX_MESSAGES_PER_S="0",
-               GATEHOUSE_LIMITS_MAX_BYTES_PER_S="0", GATEHOUSE_LIMITS_MAX_CONNECTS_PER_S="0")
-    broker = subprocess.Popen(["mosquitto", "-c", f"{work}/m.conf"], stderr=subprocess.DEVNULL)
-    procs = [broker]
-    try:
-        wait_port(mqtt_port)
-        gateway = subprocess.Popen([f"{BIN}/gatehouse", "--config", "examples/demo.yaml"], env=env, stderr=open(f"{work}/gw.log", "w"))
-        procs.insert(0, gateway)
-        wait_ready(http_port)
+    with Processes() as procs:
+        broker = Broker(procs, work)
+        gateway = Gateway(procs, work, broker, MQTT_MAX_INFLIGHT=100)
         profiler = None
         if STRACE:
-            profiler = subprocess.Popen(["strace", "-c", "-f", "-o", STRACE, "-p", str(gateway.pid)], stderr=subprocess.DEVNULL)
+            profiler = procs.start(["strace", "-c", "-f", "-o", STRACE, "-p", str(gateway.pid)], stderr=subprocess.DEVNULL)
         elif OUT != "none":
-            profiler = subprocess.Popen(["perf", "record", "-F", "1999", "-g", "-o", OUT, "-p", str(gateway.pid)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            profiler = procs.start(["perf", "record", "-F", "1999", "-g", "-o", OUT, "-p", str(gateway.pid)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1)
         gw_cpu, broker_cpu, start = cpu_seconds(gateway.pid), cpu_seconds(broker.pid), time.monotonic()
-        sim = subprocess.run([f"{BIN}/gatehouse-sim", "--url", f"ws://127.0.0.1:{http_port}/v1/connect", "--key-file", f"{work}/key",
+        sim = subprocess.run([f"{BIN}/gatehouse-sim", "--url", gateway.url, "--key-file", gateway.key_file,
                               "--thermostats", DEVICES, "--cameras", "0", "--sensors", "0", "--rate", "0", "--prefix", "p",
                               "--messages", MESSAGES, "--qos", QOS, "--json", "--log-level", "error"],
                              capture_output=True, text=True, timeout=900)
         seconds = time.monotonic() - start
         gw_cpu, broker_cpu = cpu_seconds(gateway.pid) - gw_cpu, cpu_seconds(broker.pid) - broker_cpu
         if profiler:
-            profiler.send_signal(2)
+            profiler.send_signal(2)  # both write their report on SIGINT
             profiler.wait(timeout=60)
         acked = json.loads(sim.stdout.strip().splitlines()[-1])["acked"]
         print(f"QoS {QOS}: {acked} acked in {seconds:.1f} s = {acked / seconds:.0f} msgs/s; gateway {gw_cpu / acked * 1e6:.1f} µs/msg, "
               f"broker {broker_cpu / acked * 1e6:.1f} µs/msg" + (f"; profile in {STRACE or OUT}" if profiler else ""))
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(timeout=20)
 
 
 if __name__ == "__main__":
