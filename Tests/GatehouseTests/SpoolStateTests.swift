@@ -51,7 +51,7 @@ import Testing
         }
 
         mutating func startNewSegment() {
-            let (number, _) = state.activeSegment
+            let number = state.activeSegment
             files[number + 1] = []
             _ = state.segmentStarted(after: number, writer: nextWriter)
             nextWriter += 1
@@ -118,7 +118,7 @@ import Testing
         #expect(log.state.segmentBytes == 4096)
         for index in 0..<8 { _ = log.append(index, payloadBytes: 500) }
         log.commit()
-        #expect(log.state.activeSegment.number == 2)
+        #expect(log.state.activeSegment == 2)
         #expect(log.readAll().count == 8 && log.state.isCaughtUp, "read to the end of the old segment: caught up")
         log.startNewSegment()
         #expect(log.state.isCaughtUp && log.state.nextReadRange() == nil, "a reader at the end of a segment stands at the next")
@@ -171,7 +171,7 @@ import Testing
             for index in 0..<4 { _ = log.append(chunk * 4 + index, payloadBytes: 500) }
             log.commit()
         }
-        #expect(log.state.activeSegment.number == 3)
+        #expect(log.state.activeSegment == 3)
         let items = log.readAll()
         #expect(items.count == 20)
         var deleted: [UInt64] = []

@@ -218,7 +218,7 @@ final class Spool: Sendable {
     /// up), so acknowledged segments can be deleted and each segment has one clock offset. On `queue`, so
     /// the active segment cannot change between reading it and recording the next.
     private func startNewSegment() {
-        let (number, _) = state.withLock { $0.activeSegment }
+        let number = state.withLock { $0.activeSegment }
         do {
             let next = try files.create(number + 1)
             let previous = state.withLock { $0.segmentStarted(after: number, writer: next) }

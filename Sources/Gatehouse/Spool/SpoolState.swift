@@ -211,8 +211,8 @@ struct SpoolState {
         flushingRecords = 0
     }
 
-    /// The active segment, which the next one follows, and its writer.
-    var activeSegment: (number: UInt64, writer: Int32) { (active.number, writer) }
+    /// The active segment's number: the next one follows it.
+    var activeSegment: UInt64 { active.number }
 
     /// The segment after `previous` is created and open as `writer`; returns the previous writer, to close.
     mutating func segmentStarted(after previous: UInt64, writer next: Int32) -> Int32 {
