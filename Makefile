@@ -54,6 +54,7 @@ bench: $(if $(filter .build/release,$(BIN)),release,deps)
 	BIN=$(BIN) python3 examples/bench_storm.py
 	BIN=$(BIN) python3 examples/bench_rtt.py
 	BIN=$(BIN) python3 examples/bench_spool.py
+	BIN=$(BIN) python3 examples/bench_flat.py
 
 ## Not in CI: SOAK_MINUTES of streaming with random device drops and broker kills; fails on any lost
 ## message or growing gateway memory. Uses the debug build unless GATEHOUSE_BIN says otherwise.

@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""Benchmark: is the cost per message flat in the number of connected devices? The same QoS 1 telemetry flow
+(gatehouse-sim, `BENCH_FLAT_DEVICES` devices × `BENCH_FLAT_MESSAGES` messages) runs twice against one gateway:
+first with only its own devices connected, then with N idle devices connected beside them (examples/bench_clients.c,
+as in bench_idle.py). Gateway CPU per message of both runs and their ratio (goal: within 1.2×), and the gateway's
+RSS per idle device. Everything binds to 127.0.0.1 and stops by itself.
+
+Environment: BIN (default .build/release), BENCH_FLAT_IDLE (idle devices, default 18950; 950 with BENCH_QUICK=1),
+BENCH_FLAT_DEVICES (50), BENCH_FLAT_MESSAGES (2000; 200 with BENCH_QUICK=1).
+"""
+import json, subprocess, tempfile, time
+
+from bench_common import BIN, Broker, ClientFleet, Gateway, Processes, cpu_seconds, header, rss_kib, sized, wait_quiet
+
+IDLE = sized("BENCH_FLAT_IDLE", 18950, 950)
+DEVICES = sized("BENCH_FLAT_DEVICES", 50, 50)
+MESSAGES = sized("BENCH_FLAT_MESSAGES", 2000, 200)
+
+
+def telemetry(gateway, prefix):
+    """One QoS 1 flow; returns (acked, seconds, gateway CPU µs per message)."""
+    wait_quiet(gateway.pid)
+    cpu, start = cpu_seconds(gateway.pid), time.monotonic()
+    sim = subprocess.run([f"{BIN}/gatehouse-sim", "--url", gateway.url, "--key-file", gateway.key_file, "--thermostats", str(DEVICES),
+                          "--cameras", "0", "--sensors", "0", "--rate", "0", "--prefix", prefix, "--messages", str(MESSAGES),
+                          "--qos", "1", "--json", "--log-level", "error"], capture_output=True, text=True, timeout=900)
+    seconds, cpu = time.monotonic() - start, cpu_seconds(gateway.pid) - cpu
+    acked = json.loads(sim.stdout.strip().splitlines()[-1])["acked"]
+    return acked, seconds, cpu / max(acked, 1) * 1e6
+
+
+def main():
+    header("flat cost", f"{DEVICES} devices x {MESSAGES} QoS 1 messages, alone and beside {IDLE} idle devices")
+    work = tempfile.mkdtemp(prefix="gatehouse-bench-flat-")
+    with Processes() as procs:
+        broker = Broker(procs, work)
+        gateway = Gateway(procs, work, broker, LIMITS_MAX_CONNECTIONS=IDLE + DEVICES + 100, LIMITS_MAX_PENDING_CONNECTIONS=1000)
+        alone = telemetry(gateway, "flat-a")
+        rss0 = rss_kib(gateway.pid)
+        fleet = ClientFleet(procs, work, "gateway", gateway.http_port, IDLE, key=gateway.key, prefix="flat-idle")
+        fleet.ready()
+        connected, failed, _, errors = fleet.go()
+        wait_quiet(gateway.pid)
+        rss1 = rss_kib(gateway.pid)
+        beside = telemetry(gateway, "flat-b")
+        lost = fleet.close()
+    print(f"   {'connected devices':>20} {'acked':>8} {'msgs/s':>8} {'gateway µs/msg':>15}")
+    for label, (acked, seconds, per_message) in ((f"{DEVICES}", alone), (f"{DEVICES} + {connected} idle", beside)):
+        print(f"   {label:>20} {acked:>8} {acked / seconds:>8.0f} {per_message:>15.1f}")
+    print(f"   ratio of gateway CPU per message, {DEVICES + connected} vs {DEVICES} devices: {beside[2] / alone[2]:.2f} (goal: within 1.2)")
+    print(f"   idle devices: {connected} connected, {failed} failed{', ' + errors[0] if errors else ''}; {lost} lost while the flow ran; "
+          f"gateway RSS {(rss1 - rss0) / max(connected, 1):.2f} KiB per idle device")
+
+
+if __name__ == "__main__":
+    main()
