@@ -7,7 +7,7 @@ import Logging
 /// `pending/<id>`, plus the queued commands taken here whose clearing the broker has not confirmed), in
 /// `<spool.dir>/mirror.json`. Loaded at start before any device is admitted, so a gateway started while the
 /// broker is unreachable keeps versions, session numbers, capabilities and queued commands; saved at most
-/// once a second when something changed, and at shutdown.
+/// once a second when something changed (less often when saving is slow, see `MirrorService`), and at shutdown.
 ///
 /// Written atomically (temporary file, `fdatasync`, rename, directory sync): a crash leaves the previous
 /// copy or the new one. Bounded to `maxBytes`: devices this gateway holds or held last come first, then the
