@@ -12,27 +12,14 @@ gateway's disk spool (group commit); then the broker is started again and the sp
 Prints messages/s, and CPU microseconds per message of the gateway and of the broker (from /proc).
 Everything binds to loopback and stops by itself.
 """
-import json, os, socket, subprocess, sys, tempfile, time, urllib.request
+import json, os, subprocess, tempfile, time, urllib.request
 
-from bench_common import cpu_seconds, free_port, wait_ready
+from bench_common import BIN, cpu_seconds, disk_writes, free_port, run_telemetry, wait_port, wait_ready
 
-BIN = os.environ.get("BIN", ".build/release")
 DEVICES = int(os.environ.get("BENCH_DEVICES", "50"))
 MESSAGES = int(os.environ.get("BENCH_MESSAGES", "2000"))
 # The gateway's in-flight window (mqtt.max_inflight): small enough that the devices keep it full.
 INFLIGHT = os.environ.get("BENCH_INFLIGHT", "100")
-
-
-
-
-def wait_port(port):
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    sys.exit(f"nothing listens on {port}")
 
 
 def spool_entries(http_port):
@@ -41,23 +28,6 @@ def spool_entries(http_port):
         if line.startswith("gatehouse_spool_entries "):
             return float(line.split()[1])
     return 0.0
-
-
-def run_sim(http_port, work, qos=None, prefix="sim"):
-    extra = ["--qos", str(qos)] if qos is not None else []
-    sim = subprocess.run([f"{BIN}/gatehouse-sim", "--url", f"ws://127.0.0.1:{http_port}/v1/connect", "--key-file", f"{work}/key",
-                          "--thermostats", str(DEVICES), "--cameras", "0", "--sensors", "0", "--rate", "0", "--prefix", prefix,
-                          "--messages", str(MESSAGES), "--json", "--log-level", "error"] + extra,
-                         capture_output=True, text=True, timeout=600)
-    return json.loads(sim.stdout.strip().splitlines()[-1])
-
-
-def disk_writes(pid):
-    """Bytes the process caused to be written to storage (the spool; logs go to a pipe)."""
-    for line in open(f"/proc/{pid}/io"):
-        if line.startswith("write_bytes:"):
-            return int(line.split()[1])
-    return 0
 
 
 class Counter:
@@ -112,6 +82,7 @@ def main():
     procs = [gateway, broker]  # the broker is replaced in flow C
     try:
         wait_ready(http_port)
+        sim_url = f"ws://127.0.0.1:{http_port}/v1/connect"
         total = DEVICES * MESSAGES
         payload = json.dumps({"ts": 1, "seq": 1, "data": {"temperature": 21.5, "setpoint": 21.0, "heating": True, "mode": "auto"}})
 
@@ -136,7 +107,7 @@ def main():
         counter = Counter(mqtt_port, "gatehouse/+/telemetry")
         gw_io0 = disk_writes(gateway.pid)
         gw_cpu0, broker_cpu0, start = cpu_seconds(gateway.pid), cpu_seconds(broker.pid), time.monotonic()
-        summary = run_sim(http_port, work, prefix="q1")
+        summary = run_telemetry(sim_url, f"{work}/key", DEVICES, MESSAGES, "q1")
         gw_s = time.monotonic() - start
         gw_cpu, gw_broker_cpu = cpu_seconds(gateway.pid) - gw_cpu0, cpu_seconds(broker.pid) - broker_cpu0
         acked = summary["acked"]
@@ -147,7 +118,7 @@ def main():
 
         # Flow B0: the same at QoS 0 (acked once handed to libmosquitto).
         gw_cpu0, start = cpu_seconds(gateway.pid), time.monotonic()
-        summary0 = run_sim(http_port, work, qos=0, prefix="q0")
+        summary0 = run_telemetry(sim_url, f"{work}/key", DEVICES, MESSAGES, "q0", qos=0)
         gw0_s, gw0_cpu = time.monotonic() - start, cpu_seconds(gateway.pid) - gw_cpu0
 
         # Flow C: broker down, acked from the spool; then the broker returns and the spool drains.
@@ -155,7 +126,7 @@ def main():
         broker.wait(timeout=20)
         time.sleep(1)
         gw_cpu0, start = cpu_seconds(gateway.pid), time.monotonic()
-        spooled_summary = run_sim(http_port, work, prefix="sp")
+        spooled_summary = run_telemetry(sim_url, f"{work}/key", DEVICES, MESSAGES, "sp")
         spool_s, spool_cpu = time.monotonic() - start, cpu_seconds(gateway.pid) - gw_cpu0
         spooled = spooled_summary["acked"]
         depth = spool_entries(http_port)

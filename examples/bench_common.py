@@ -29,7 +29,7 @@ def wait_ready(http_port):
 
 # --- Shared by the benchmark suite (bench_idle, bench_storm, bench_rtt, bench_spool) -------------------------------
 
-import base64, hashlib, hmac, json, subprocess, sys
+import base64, hashlib, hmac, json, subprocess
 
 BIN = os.environ.get("BIN", ".build/release")
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
@@ -48,6 +48,35 @@ def rss_kib(pid):
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+def disk_writes(pid):
+    """Bytes the process caused to be written to storage (/proc/<pid>/io; the gateway's logs go to a pipe)."""
+    for line in open(f"/proc/{pid}/io"):
+        if line.startswith("write_bytes:"):
+            return int(line.split()[1])
+    return 0
+
+
+def sim_command(url, key_file, devices, prefix, kind="thermostats", messages=None, rate=0, qos=None, duration=None):
+    """gatehouse-sim's command line: `devices` simulated devices of `kind` (thermostats or sensors) sending telemetry
+    at `rate` per second each (0: as fast as their ack window allows), `messages` each or for `duration` seconds."""
+    args = [f"{BIN}/gatehouse-sim", "--url", url, "--key-file", key_file, "--cameras", "0",
+            "--thermostats", str(devices if kind == "thermostats" else 0), "--sensors", str(devices if kind == "sensors" else 0),
+            "--rate", str(rate), "--prefix", prefix, "--log-level", "error"]
+    if messages is not None:
+        args += ["--messages", str(messages), "--json"]
+    if qos is not None:
+        args += ["--qos", str(qos)]
+    if duration is not None:
+        args += ["--duration", str(duration)]
+    return args
+
+
+def run_telemetry(url, key_file, devices, messages, prefix, qos=None):
+    """Runs one telemetry flow to its end (every message answered); returns the simulator's JSON summary."""
+    sim = subprocess.run(sim_command(url, key_file, devices, prefix, messages=messages, qos=qos), capture_output=True, text=True, timeout=900)
+    return json.loads(sim.stdout.strip().splitlines()[-1])
 
 
 def wait_port(port, timeout=10):

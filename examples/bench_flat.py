@@ -8,9 +8,9 @@ RSS per idle device. Everything binds to 127.0.0.1 and stops by itself.
 Environment: BIN (default .build/release), BENCH_FLAT_IDLE (idle devices, default 18950; 950 with BENCH_QUICK=1),
 BENCH_FLAT_DEVICES (50), BENCH_FLAT_MESSAGES (2000; 200 with BENCH_QUICK=1).
 """
-import json, subprocess, tempfile, time
+import tempfile, time
 
-from bench_common import BIN, Broker, ClientFleet, Gateway, Processes, cpu_seconds, header, rss_kib, sized, wait_quiet
+from bench_common import Broker, ClientFleet, Gateway, Processes, cpu_seconds, header, rss_kib, run_telemetry, sized, wait_quiet
 
 IDLE = sized("BENCH_FLAT_IDLE", 18950, 950)
 DEVICES = sized("BENCH_FLAT_DEVICES", 50, 50)
@@ -21,11 +21,8 @@ def telemetry(gateway, prefix):
     """One QoS 1 flow; returns (acked, seconds, gateway CPU µs per message)."""
     wait_quiet(gateway.pid)
     cpu, start = cpu_seconds(gateway.pid), time.monotonic()
-    sim = subprocess.run([f"{BIN}/gatehouse-sim", "--url", gateway.url, "--key-file", gateway.key_file, "--thermostats", str(DEVICES),
-                          "--cameras", "0", "--sensors", "0", "--rate", "0", "--prefix", prefix, "--messages", str(MESSAGES),
-                          "--qos", "1", "--json", "--log-level", "error"], capture_output=True, text=True, timeout=900)
+    acked = run_telemetry(gateway.url, gateway.key_file, DEVICES, MESSAGES, prefix, qos=1)["acked"]
     seconds, cpu = time.monotonic() - start, cpu_seconds(gateway.pid) - cpu
-    acked = json.loads(sim.stdout.strip().splitlines()[-1])["acked"]
     return acked, seconds, cpu / max(acked, 1) * 1e6
 
 

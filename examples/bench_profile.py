@@ -7,9 +7,9 @@ Environment: BIN (default .build/release), QOS (1), DEVICES (50), MESSAGES (2000
 default /tmp/gatehouse.perf.data; `none` for no profiler), STRACE (a file: count system calls instead).
 Everything binds to 127.0.0.1 and stops by itself.
 """
-import json, os, subprocess, tempfile, time
+import os, subprocess, tempfile, time
 
-from bench_common import BIN, Broker, Gateway, Processes, cpu_seconds
+from bench_common import Broker, Gateway, Processes, cpu_seconds, run_telemetry
 
 QOS, DEVICES, MESSAGES = os.environ.get("QOS", "1"), os.environ.get("DEVICES", "50"), os.environ.get("MESSAGES", "2000")
 OUT, STRACE = os.environ.get("OUT", "/tmp/gatehouse.perf.data"), os.environ.get("STRACE")
@@ -28,16 +28,12 @@ def main():
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1)
         gw_cpu, broker_cpu, start = cpu_seconds(gateway.pid), cpu_seconds(broker.pid), time.monotonic()
-        sim = subprocess.run([f"{BIN}/gatehouse-sim", "--url", gateway.url, "--key-file", gateway.key_file,
-                              "--thermostats", DEVICES, "--cameras", "0", "--sensors", "0", "--rate", "0", "--prefix", "p",
-                              "--messages", MESSAGES, "--qos", QOS, "--json", "--log-level", "error"],
-                             capture_output=True, text=True, timeout=900)
+        acked = run_telemetry(gateway.url, gateway.key_file, DEVICES, MESSAGES, "p", qos=QOS)["acked"]
         seconds = time.monotonic() - start
         gw_cpu, broker_cpu = cpu_seconds(gateway.pid) - gw_cpu, cpu_seconds(broker.pid) - broker_cpu
         if profiler:
             profiler.send_signal(2)  # both write their report on SIGINT
             profiler.wait(timeout=60)
-        acked = json.loads(sim.stdout.strip().splitlines()[-1])["acked"]
         print(f"QoS {QOS}: {acked} acked in {seconds:.1f} s = {acked / seconds:.0f} msgs/s; gateway {gw_cpu / acked * 1e6:.1f} µs/msg, "
               f"broker {broker_cpu / acked * 1e6:.1f} µs/msg" + (f"; profile in {STRACE or OUT}" if profiler else ""))
 

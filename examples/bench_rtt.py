@@ -19,7 +19,7 @@ import json, os, queue, socket, subprocess, sys, tempfile, threading, time
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bench_common import (BIN, CPU, Broker, ClientFleet, Gateway, Processes, cpu_line, header, percentile, sized)
+from bench_common import (CPU, Broker, ClientFleet, Gateway, Processes, cpu_line, header, percentile, sim_command, sized)
 
 REQUESTS = sized("BENCH_RTT_REQUESTS", 2000, 300)
 RATE = sized("BENCH_RTT_RATE", 5000, 5000)
@@ -134,9 +134,8 @@ def gateway_phase(procs, work):
     pids = dict(gateway=gateway.pid, broker=broker.pid, device=device.pids, requester=os.getpid())
     requester.run(50)  # warm-up
     idle = measure(requester, pids, messages_in)
-    sim = procs.start([f"{BIN}/gatehouse-sim", "--url", gateway.url, "--key-file", gateway.key_file, "--thermostats", "0",
-                       "--cameras", "0", "--sensors", str(BG_CLIENTS), "--rate", str(RATE / BG_CLIENTS), "--prefix", "bg",
-                       "--duration", "600", "--log-level", "error"], stdout=subprocess.DEVNULL)
+    sim = procs.start(sim_command(gateway.url, gateway.key_file, BG_CLIENTS, "bg", kind="sensors", rate=RATE / BG_CLIENTS, duration=600),
+                      stdout=subprocess.DEVNULL)
     time.sleep(3)  # the sensors connect and reach their rate
     loaded = measure(requester, dict(pids, load=sim.pid), messages_in)
     procs.stop(sim)

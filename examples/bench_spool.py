@@ -17,17 +17,11 @@ BENCH_SPOOL_MESSAGES (per device, default 1000; 200 with BENCH_QUICK=1).
 """
 import json, os, subprocess, tempfile, time
 
-from bench_common import (BIN, CPU, Broker, Gateway, Processes, cpu_line, header, sized)
+from bench_common import (CPU, Broker, Gateway, Processes, cpu_line, disk_writes, header, sim_command, sized)
 
 DEVICES = sized("BENCH_SPOOL_DEVICES", 50, 10)
 MESSAGES = sized("BENCH_SPOOL_MESSAGES", 1000, 200)
 
-
-def disk_writes(pid):
-    for line in open(f"/proc/{pid}/io"):
-        if line.startswith("write_bytes:"):
-            return int(line.split()[1])
-    return 0
 
 
 def dir_bytes(path):
@@ -68,9 +62,8 @@ class Subscriber:
 
 
 def run_sim(gateway, prefix):
-    sim = subprocess.Popen([f"{BIN}/gatehouse-sim", "--url", gateway.url, "--key-file", gateway.key_file, "--thermostats", "0",
-                            "--cameras", "0", "--sensors", str(DEVICES), "--rate", "0", "--messages", str(MESSAGES),
-                            "--prefix", prefix, "--json", "--log-level", "error"], stdout=subprocess.PIPE, text=True)
+    sim = subprocess.Popen(sim_command(gateway.url, gateway.key_file, DEVICES, prefix, kind="sensors", messages=MESSAGES),
+                           stdout=subprocess.PIPE, text=True)
     return sim
 
 

@@ -63,13 +63,14 @@ struct MirrorStore: Sendable {
     static func encode(_ snapshot: Snapshot, gatewayID: String, maxBytes: Int) -> (bytes: [UInt8], left: Int) {
         let devices = snapshot.devices
         let names = Set(devices.availability.keys).union(devices.meta.keys).union(devices.states.keys)
-        // Each record serialized once; the priority order is only needed when not everything fits.
+        // Each record is built and measured once; the priority order is only needed when not everything fits.
         var records = names.map { name in
             var record = JSONObject()
             if let availability = devices.availability[name] { record["availability"] = availability.json() }
             if let meta = devices.meta[name] { record["meta"] = meta.json() }
             if let state = devices.states[name] { record["state"] = encode(state) }
-            return (name: name, json: JSONValue.object(record), size: JSONValue.object(record).serialized().count + name.utf8.count + 8)
+            let json = JSONValue.object(record)
+            return (name: name, json: json, size: json.serialized().count + name.utf8.count + 8)
         }
         var budget = maxBytes - 64
         if records.reduce(0, { $0 + $1.size }) > budget {
