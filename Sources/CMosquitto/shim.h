@@ -2,4 +2,11 @@
 #define GATEHOUSE_CMOSQUITTO_SHIM_H
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
+
+#ifdef __linux__
+#include <pthread.h>
+/* glibc declares it only with _GNU_SOURCE, which a module's headers cannot count on: the network
+   thread (NetworkLoop.swift) names itself with it, so profiles and `top -H` tell it apart. */
+extern int pthread_setname_np(pthread_t thread, const char *name);
+#endif
 #endif

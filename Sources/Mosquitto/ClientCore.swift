@@ -106,6 +106,8 @@ final class ClientCore: Sendable {
         let run: @Sendable () -> Void
         init(_ run: @escaping @Sendable () -> Void) { self.run = run }
     }
+    /// Connections the broker accepted (CONNACK success): the network loop starts its backoff over after one.
+    let acceptedConnections = Atomic<Int>(0)
     /// Sends between `beginSend` and their registration (an atomic, so a publish takes the mutex only once).
     let sendsInProgress = Atomic<Int>(0)
     let logger: Logger
@@ -300,6 +302,7 @@ final class ClientCore: Sendable {
             eventContinuation.yield(.disconnected(reason: error.message))
             return
         }
+        acceptedConnections.add(1, ordering: .relaxed)
         let (groups, waiters) = state.withLock { state in
             state.connected = true
             state.generation += 1
@@ -394,7 +397,7 @@ final class ClientCore: Sendable {
         }
         eventContinuation.yield(.disconnected(reason: reason))
         if phase == .running, let resultCode, resultCode.endsNetworkThread {
-            // libmosquitto's loop_forever returns after these errors instead of reconnecting.
+            // The network loop returns after these errors instead of reconnecting.
             onNetworkThreadExit.withLock { $0 }?.run()
         }
     }

@@ -1,14 +1,10 @@
 /// How long the client waits between connection attempts: the one backoff policy of `MosquittoClient`.
 ///
-/// Two parts of the client reconnect, and both follow this policy:
-/// - libmosquitto's network thread, after a connection that worked was lost. libmosquitto 2.0.11 does its
-///   own backoff there (`mosquitto_reconnect_delay_set`): it waits `min × (n + 1)²` seconds (exponential) or
-///   `min × (n + 1)` (linear) before attempt n of the outage, capped at `max`, in whole seconds and without
-///   jitter. The client hands it ``minimumDelay`` and ``maximumDelay`` rounded up to whole seconds, and adds
-///   the jitter by redrawing the cap on every lost connection (``libmosquittoDelays(using:)``).
+/// Two parts of the client reconnect, and both wait ``delay(attempt:)`` before attempt n:
+/// - the network thread (``NetworkLoop``), after a connection was lost or an attempt failed; n starts over
+///   once the broker accepts a connection;
 /// - the client's own retry task, for the first connection attempt (libmosquitto does not retry a connect
-///   that failed at once) and after an error that ends libmosquitto's network thread (protocol error, TLS
-///   failure, ...). It uses ``delay(attempt:)``: the same curve, not rounded, with the jitter applied to each delay.
+///   that failed at once) and after an error that ends the network thread (protocol error, TLS failure, ...).
 ///
 /// The jitter keeps a fleet of gateways from reconnecting to a restarted broker in lockstep.
 public struct MQTTReconnectPolicy: Sendable, Equatable {
@@ -55,22 +51,5 @@ public struct MQTTReconnectPolicy: Sendable, Equatable {
         guard jitter > 0 else { return step }
         let fraction = Double.random(in: (1 - jitter)...1, using: &generator)
         return max(minimumDelay, step * fraction)
-    }
-
-    /// What to pass to `mosquitto_reconnect_delay_set`: whole seconds (at least 1), and a cap drawn anew
-    /// between `(1 - jitter)` and all of `maximumDelay` (never below the minimum).
-    func libmosquittoDelays(using generator: inout some RandomNumberGenerator) -> (minimum: UInt32, maximum: UInt32, exponential: Bool) {
-        let minimum = minimumDelay.wholeSecondsRoundedUp
-        let maximum = max(minimum, maximumDelay.wholeSecondsRoundedUp)
-        let floor = max(minimum, UInt32((Double(maximum) * (1 - jitter)).rounded(.up)))
-        return (minimum, floor >= maximum ? maximum : UInt32.random(in: floor...maximum, using: &generator), exponential)
-    }
-}
-
-extension Duration {
-    /// Whole seconds, rounded up, at least 1: libmosquitto's reconnect delays are whole seconds.
-    fileprivate var wholeSecondsRoundedUp: UInt32 {
-        let (seconds, attoseconds) = components
-        return UInt32(clamping: max(1, seconds + (attoseconds > 0 ? 1 : 0)))
     }
 }

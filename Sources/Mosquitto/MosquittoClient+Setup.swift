@@ -19,7 +19,6 @@ extension MosquittoClient {
             mosquitto_int_option(handle, MOSQ_OPT_SEND_MAXIMUM, Int32(clamping: min(max(options.maxInflight, 1), 65535))),
             "invalid maxInflight \(options.maxInflight)"
         )
-        try check(applyReconnectPolicy(handle, options.reconnect), "invalid reconnect delays")
         if options.username != nil || options.password != nil {
             try check(
                 mosquitto_username_pw_set(handle, options.username ?? "", options.password),
@@ -57,10 +56,8 @@ extension MosquittoClient {
             guard let mosq else { return }
             ClientCore.from(userdata).handleConnect(handle: mosq, reasonCode: reasonCode, flags: flags)
         }
-        mosquitto_disconnect_v5_callback_set(handle) { mosq, userdata, reasonCode, _ in
-            let core = ClientCore.from(userdata)
-            if let mosq { _ = MosquittoClient.applyReconnectPolicy(mosq, core.options.reconnect) }
-            core.handleDisconnect(rc: reasonCode)
+        mosquitto_disconnect_v5_callback_set(handle) { _, userdata, reasonCode, _ in
+            ClientCore.from(userdata).handleDisconnect(rc: reasonCode)
         }
         mosquitto_publish_v5_callback_set(handle) { _, userdata, mid, reasonCode, _ in
             ClientCore.from(userdata).handlePublishAck(mid: mid, reasonCode: reasonCode)
@@ -76,15 +73,5 @@ extension MosquittoClient {
         mosquitto_unsubscribe_v5_callback_set(handle) { _, userdata, mid, _ in
             ClientCore.from(userdata).handleUnsubscribeAck(mid: mid)
         }
-    }
-}
-
-extension MosquittoClient {
-    /// Hands the reconnect policy to libmosquitto's network thread, with a freshly drawn jittered cap;
-    /// called at set-up and again on every lost connection (see ``MQTTReconnectPolicy``).
-    static func applyReconnectPolicy(_ handle: OpaquePointer, _ policy: MQTTReconnectPolicy) -> MosquittoResultCode {
-        var generator = SystemRandomNumberGenerator()
-        let delays = policy.libmosquittoDelays(using: &generator)
-        return MosquittoResultCode(mosquitto_reconnect_delay_set(handle, delays.minimum, delays.maximum, delays.exponential))
     }
 }

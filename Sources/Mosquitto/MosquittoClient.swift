@@ -3,7 +3,7 @@ import Dispatch
 import Logging
 import Synchronization
 
-/// One libmosquitto client: one network thread (`mosquitto_loop_start`) per client, not per message.
+/// One libmosquitto client: one network thread (``NetworkLoop``) per client, not per message.
 ///
 /// `@unchecked Sendable` is sound because the only non-Sendable stored property is the C handle, a `let`
 /// that is never reassigned; libmosquitto guards its own state with internal mutexes once the network
@@ -14,11 +14,11 @@ import Synchronization
 ///
 ///     operations (serial queue) → lifecycle (Mutex) → core.state (Mutex)
 ///
-/// The calls into libmosquitto that block or join (`connect`, `loop_start`, `loop_stop`, `disconnect`)
+/// The calls into libmosquitto that block or join (`connect`, starting and joining the network loop, `disconnect`)
 /// run only on `operations`, which serialises them, and never inside a `Mutex`: the mutexes guard Swift
 /// state for the moment it takes to read or flip it. libmosquitto's network thread takes the mutexes
-/// (briefly, in callbacks) but never waits for `operations`, so `loop_stop` on `operations` can always
-/// join it, even while a fatal disconnect on that thread schedules a retry.
+/// (briefly, in callbacks) but never waits for `operations`, so `operations` can always join it, even while
+/// a fatal disconnect on that thread schedules a retry.
 public final class MosquittoClient: @unchecked Sendable {
     /// The options the client was created with.
     public let options: MQTTClientOptions
@@ -36,8 +36,8 @@ public final class MosquittoClient: @unchecked Sendable {
     private let lifecycle = Mutex(Lifecycle())
 
     private struct Lifecycle {
-        /// `loop_start` succeeded and no `loop_stop` has joined the thread since. Changed only on `operations`.
-        var loopRunning = false
+        /// The network thread, from its start until it is joined. Changed only on `operations`.
+        var network: NetworkLoop?
         var retry: Task<Void, Never>?
     }
 
@@ -358,8 +358,7 @@ public final class MosquittoClient: @unchecked Sendable {
         let reason = publishingWill ? Int32(MQTT_RC_DISCONNECT_WITH_WILL_MSG.rawValue) : 0
         shutDown {
             // An attempt that ran before this one may have started the loop: this undoes it.
-            mosquitto_disconnect_v5(handle, reason, nil)
-            joinNetworkThread()
+            joinNetworkThread { _ = mosquitto_disconnect_v5(handle, reason, nil) }
         }
         core.state.withLock { $0.connected = false }
         waiters.fail(with: ClientCore.closedError)
@@ -391,11 +390,12 @@ public final class MosquittoClient: @unchecked Sendable {
         }
     }
 
-    /// `loop_stop` if the network thread was started. Only on `operations`; blocks until the thread has returned.
-    private func joinNetworkThread() {
-        guard lifecycle.withLock({ $0.loopRunning }) else { return }
-        mosquitto_loop_stop(handle, false)
-        lifecycle.withLock { $0.loopRunning = false }
+    /// Runs `disconnect`, then joins the network thread if it was started. Only on `operations`; blocks until
+    /// the thread has returned (after writing the DISCONNECT, if there was a connection).
+    private func joinNetworkThread(after disconnect: () -> Void = {}) {
+        guard let network = lifecycle.withLock({ $0.network }) else { return disconnect() }
+        network.finish(after: disconnect)
+        lifecycle.withLock { $0.network = nil }
     }
 
     /// One connection attempt; starts the network thread once libmosquitto has a socket. Returns libmosquitto's
@@ -409,17 +409,20 @@ public final class MosquittoClient: @unchecked Sendable {
         dispatchPrecondition(condition: .onQueue(operations))
         guard core.state.withLock({ $0.phase == .running }) else { return nil }
         if restartingLoop {
-            // Only reached when the thread has returned (or is returning) from loop_forever: the join is quick.
+            // Only reached when the network loop has returned (or is returning) by itself: the join is quick.
             joinNetworkThread()
         }
         let rc = MosquittoResultCode(
             mosquitto_connect_bind_async(handle, options.host, Int32(clamping: options.port), Int32(clamping: options.keepalive), nil)
         )
         guard rc == .success else { return (rc, MosquittoError.describe(rc)) }
-        if !lifecycle.withLock({ $0.loopRunning }) {
-            let loop = MosquittoResultCode(mosquitto_loop_start(handle))
-            guard loop == .success else { return (loop, MosquittoError.describe(loop)) }
-            lifecycle.withLock { $0.loopRunning = true }
+        if lifecycle.withLock({ $0.network == nil }) {
+            do {
+                let network = try NetworkLoop(handle: handle, core: core)
+                lifecycle.withLock { $0.network = network }
+            } catch {
+                return (.errno, error.message)
+            }
         }
         return (rc, "")
     }
@@ -458,8 +461,7 @@ public final class MosquittoClient: @unchecked Sendable {
     /// Undoes a failed `connect()`: the client is idle again and may be started later. Only on `operations`.
     private func haltLoop() {
         dispatchPrecondition(condition: .onQueue(operations))
-        mosquitto_disconnect_v5(handle, 0, nil)
-        joinNetworkThread()
+        joinNetworkThread { _ = mosquitto_disconnect_v5(handle, 0, nil) }
         core.state.withLock { state in
             state.connected = false
             if state.phase == .running { state.phase = .idle }

@@ -94,8 +94,8 @@ extension MosquittoResultCode {
         self.init(rawValue: Int32(value.rawValue))
     }
 
-    /// Results after which libmosquitto 2.0.11's `mosquitto_loop_forever` returns (ending the network thread)
-    /// instead of reconnecting.
+    /// Results after which the network loop returns (ending its thread) instead of reconnecting, as libmosquitto
+    /// 2.0.11's `mosquitto_loop_forever` does.
     var endsNetworkThread: Bool {
         switch self {
         case .nomem, .protocol, .inval, .notFound, .tls, .payloadSize, .notSupported, .auth, .aclDenied, .unknown,

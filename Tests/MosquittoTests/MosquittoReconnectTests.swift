@@ -70,6 +70,21 @@ import Testing
         #expect(message.topic == "restart/after")
     }
 
+    /// The network thread waits out the reconnect delay, but not when the client stops meanwhile.
+    @Test func stopWhileWaitingToReconnectDoesNotWaitOutTheDelay() async throws {
+        let broker = try await TestBroker.started()
+        defer { broker.stop() }
+        var options = try testOptions(broker)
+        options.reconnect = MQTTReconnectPolicy(minimumDelay: .seconds(120), maximumDelay: .seconds(120), jitter: 0)
+        let client = try MosquittoClient(options: options, logger: quietLogger)
+        try client.start()
+        try await client.waitUntilConnected(timeout: .seconds(5))
+        broker.kill()
+        #expect(try await eventually { !client.isConnected })
+        let elapsed = ContinuousClock().measure { client.stop() }
+        #expect(elapsed < .seconds(60))
+    }
+
     @Test func connectionEventsReportConnectAndDisconnect() async throws {
         let broker = try await TestBroker.started()
         let client = try MosquittoClient(options: testOptions(broker), logger: quietLogger)

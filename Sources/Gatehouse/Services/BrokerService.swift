@@ -4,7 +4,7 @@ import Mosquitto
 import ServiceLifecycle
 import Synchronization
 
-/// Keeps the gateway connected to the broker: libmosquitto reconnects with backoff on its own thread;
+/// Keeps the gateway connected to the broker: the MQTT client reconnects with backoff on its network thread;
 /// this service reacts to each (re)connect and routes incoming messages. `run()` never throws for a
 /// broker outage: the gateway keeps serving devices and `/readyz` says 503 meanwhile.
 struct BrokerService: Service {
