@@ -2,7 +2,7 @@
  * Load generator for the benchmark suite: many WebSocket clients in one process, epoll and raw sockets.
  * Built and driven by examples/bench_common.py (ClientFleet); not meant to be run by hand.
  *
- *   bench_clients MODE PORT REQUESTS INFLIGHT RESPOND MAX_SECONDS
+ *   bench_clients MODE PORT REQUESTS INFLIGHT RESPOND MAX_SECONDS [MESSAGES WINDOW QOS [RATE]]
  *
  * MODE gateway: Gatehouse's /v1/connect; connected = the `welcome` text frame arrived.
  * MODE mqttws:  mosquitto's WebSocket listener (subprotocol mqtt), an MQTT 3.1.1 CONNECT (clean session,
@@ -11,6 +11,12 @@
  * At most INFLIGHT handshakes are in progress at a time; a failed one is tried again up to twice.
  * Every client answers pings with pongs; with RESPOND 1 a gateway client answers each `command` frame with
  * {"type":"response","id":…,"status":"ok"}. Otherwise the clients stay idle.
+ *
+ * With MESSAGES > 0 (gateway mode), a "send" line on stdin makes every connected device send MESSAGES telemetry
+ * messages with `seq` and `qos` QOS, at most WINDOW unanswered at a time: the refills that a batch of acks allows
+ * go out in one write, as an asynchronous client library would send them. {"event":"sent",...} reports the acks
+ * and nacks once every message is answered. With RATE > 0 each device sends at most RATE messages per second
+ * (paced every millisecond), as background load.
  *
  * Protocol on stdio (one JSON line each): {"event":"ready"}; waits for "go"; connects;
  * {"event":"connected",...}; holds the connections until stdin closes or MAX_SECONDS pass; {"event":"closed",...}.
@@ -37,9 +43,16 @@ struct conn {
     int fd, state, attempts, len;
     char *request, id[64];
     unsigned char buf[BUF];
+    /* telemetry: messages sent and answered, and frames not yet written */
+    int sent, answered, outlen, outoff;
+    unsigned char *out;
 };
 
 static int mqtt, respond, port, active, opened, failed, lost, count;
+static int messages, window, qos, sending, finished_devices;
+static double rate;
+static long acked, nacked;
+static double send_started;
 static int epfd;
 static struct conn *conns;
 static char last_error[128] = "";
@@ -89,6 +102,51 @@ static void finish(struct conn *c, int ok) {
     failed++;
 }
 
+#define FRAME_MAX 192
+
+static void flush_out(struct conn *c) {
+    while (c->outoff < c->outlen) {
+        ssize_t w = write(c->fd, c->out + c->outoff, c->outlen - c->outoff);
+        if (w < 0) {
+            if (errno == EAGAIN) {  /* the rest when the socket is writable again */
+                struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.ptr = c };
+                epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
+            }
+            return;
+        }
+        c->outoff += w;
+    }
+    c->outoff = c->outlen = 0;
+}
+
+/* Queues as many telemetry frames as the window allows and writes them at once. */
+static void pump(struct conn *c) {
+    if (!sending || c->state != OPEN || c->outlen) return;
+    long due = rate > 0 ? (long)(rate * (now() - send_started)) + 1 : messages;
+    while (c->sent < messages && c->sent - c->answered < window && c->sent < due) {
+        char json[160];
+        int n = snprintf(json, sizeof json, "{\"type\":\"telemetry\",\"seq\":%d,\"qos\":%d,\"data\":{\"temperature\":21.5,"
+                         "\"setpoint\":21.0,\"heating\":true,\"mode\":\"auto\"}}", c->sent + 1, qos);
+        unsigned char *f = c->out + c->outlen;
+        f[0] = 0x81;
+        f[1] = 0x80 | n;
+        memset(f + 2, 0, 4);  /* a zero masking key */
+        memcpy(f + 6, json, n);
+        c->outlen += 6 + n;
+        c->sent++;
+    }
+    flush_out(c);
+}
+
+static void answered(struct conn *c, int ok) {
+    c->answered++;
+    if (ok) acked++; else nacked++;
+    if (c->answered == messages && ++finished_devices == opened) {
+        printf("{\"event\":\"sent\",\"acked\":%ld,\"nacked\":%ld,\"seconds\":%.3f}\n", acked, nacked, now() - send_started);
+        fflush(stdout);
+    }
+}
+
 static void handle_frame(struct conn *c, int opcode, unsigned char *p, size_t n) {
     if (opcode == 9) { send_frame(c, 10, p, n); return; }
     if (c->state == WAITING) {
@@ -96,6 +154,10 @@ static void handle_frame(struct conn *c, int opcode, unsigned char *p, size_t n)
                       : (opcode == 1 && memmem(p, n, "\"welcome\"", 9) != NULL);
         if (!ok) snprintf(last_error, sizeof last_error, "unexpected first frame (%zu bytes)", n);
         finish(c, ok);
+        return;
+    }
+    if (sending && opcode == 1 && n > 12 && memcmp(p, "{\"type\":\"", 9) == 0 && (p[9] == 'a' || p[9] == 'n')) {
+        answered(c, p[9] == 'a');  /* {"type":"ack"... or {"type":"nack"... */
         return;
     }
     if (respond && opcode == 1 && memmem(p, n, "\"command\"", 9)) {
@@ -152,11 +214,17 @@ static void readable(struct conn *c) {
             memmove(c->buf, c->buf + off + n, c->len - off - n);
             c->len -= off + n;
         }
+        pump(c);
     }
 }
 
 int main(int argc, char **argv) {
-    if (argc != 7) { fprintf(stderr, "usage: bench_clients MODE PORT REQUESTS INFLIGHT RESPOND MAX_SECONDS\n"); return 2; }
+    if (argc != 7 && argc != 10 && argc != 11) {
+        fprintf(stderr, "usage: bench_clients MODE PORT REQUESTS INFLIGHT RESPOND MAX_SECONDS [MESSAGES WINDOW QOS [RATE]]\n");
+        return 2;
+    }
+    if (argc >= 10) { messages = atoi(argv[7]); window = atoi(argv[8]); qos = atoi(argv[9]); }
+    if (argc == 11) rate = atof(argv[10]);
     mqtt = strcmp(argv[1], "mqttws") == 0;
     port = atoi(argv[2]);
     int inflight = atoi(argv[4]);
@@ -185,6 +253,7 @@ int main(int argc, char **argv) {
         free(c->request);
         c->request = expanded;
         c->fd = -1;
+        if (messages) c->out = malloc((size_t)window * FRAME_MAX);
     }
     fclose(f);
 
@@ -207,13 +276,29 @@ int main(int argc, char **argv) {
             fflush(stdout);
             reported = 1;
         }
-        int k = epoll_wait(epfd, events, 256, 200);
+        int paced = sending && rate > 0;
+        if (paced)
+            for (int j = 0; j < count; j++) pump(&conns[j]);
+        int k = epoll_wait(epfd, events, 256, paced ? 1 : 200);
         for (int i = 0; i < k; i++) {
             struct conn *c = events[i].data.ptr;
             if (!c) {
-                char sink[256];
-                if (read(0, sink, sizeof sink) <= 0) stdin_open = 0;
+                char line[256];
+                ssize_t r = read(0, line, sizeof line - 1);
+                if (r <= 0) { stdin_open = 0; continue; }
+                line[r] = 0;
+                if (messages && !sending && strstr(line, "send")) {
+                    sending = 1;
+                    send_started = now();
+                    for (int j = 0; j < count; j++) pump(&conns[j]);
+                }
                 continue;
+            }
+            if (c->outlen && (events[i].events & EPOLLOUT)) {
+                struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
+                epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
+                flush_out(c);
+                pump(c);
             }
             if (c->state == CONNECTING && (events[i].events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
                 int err = 0;

@@ -58,27 +58,6 @@ def disk_writes(pid):
     return 0
 
 
-def sim_command(url, key_file, devices, prefix, kind="thermostats", messages=None, rate=0, qos=None, duration=None):
-    """gatehouse-sim's command line: `devices` simulated devices of `kind` (thermostats or sensors) sending telemetry
-    at `rate` per second each (0: as fast as their ack window allows), `messages` each or for `duration` seconds."""
-    args = [f"{BIN}/gatehouse-sim", "--url", url, "--key-file", key_file, "--cameras", "0",
-            "--thermostats", str(devices if kind == "thermostats" else 0), "--sensors", str(devices if kind == "sensors" else 0),
-            "--rate", str(rate), "--prefix", prefix, "--log-level", "error"]
-    if messages is not None:
-        args += ["--messages", str(messages), "--json"]
-    if qos is not None:
-        args += ["--qos", str(qos)]
-    if duration is not None:
-        args += ["--duration", str(duration)]
-    return args
-
-
-def run_telemetry(url, key_file, devices, messages, prefix, qos=None):
-    """Runs one telemetry flow to its end (every message answered); returns the simulator's JSON summary."""
-    sim = subprocess.run(sim_command(url, key_file, devices, prefix, messages=messages, qos=qos), capture_output=True, text=True, timeout=900)
-    return json.loads(sim.stdout.strip().splitlines()[-1])
-
-
 def wait_port(port, timeout=10):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -251,10 +230,13 @@ class ClientFleet:
     `per_process` each: a process may open 20,000 files). `mode` is "gateway" (device tokens signed with `key`,
     `kind` in the token) or "mqttws" (MQTT over mosquitto's WebSocket listener). `ready()` waits until every
     process has read its requests, `go()` starts them all at once and returns (connected, failed, seconds until
-    the last process was done, errors), `close()` ends them and returns how many connections the server closed."""
+    the last process was done, errors), `close()` ends them and returns how many connections the server closed.
+    With `messages`, `send()` makes every device send that many telemetry messages at `qos`, `window` unanswered at
+    most (and at most `rate` per second each, if given), and returns (acked, nacked, seconds); with a `rate`, `start()`
+    starts the sending without waiting for its end (background load until `close()`)."""
 
     def __init__(self, procs, work, mode, port, n, per_process=5000, inflight=100, prefix="idle", key=None,
-                 kind="sensor", respond=False, max_seconds=600):
+                 kind="sensor", respond=False, max_seconds=600, messages=0, window=100, qos=1, rate=0):
         self.procs, self.children = procs, []
         binary = client_binary()
         count = -(-n // per_process) if n else 0
@@ -274,8 +256,10 @@ class ClientFleet:
                         lines.append("Sec-WebSocket-Protocol: mqtt")
                     f.write(device + "\t" + "|".join(lines) + "||\n")
             first += share
-            self.children.append(procs.start([binary, mode, str(port), path, str(inflight), "1" if respond else "0", str(max_seconds)],
-                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
+            args = [binary, mode, str(port), path, str(inflight), "1" if respond else "0", str(max_seconds)]
+            if messages:
+                args += [str(messages), str(window), str(qos), str(rate)]
+            self.children.append(procs.start(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
 
     @property
     def pids(self):
@@ -299,6 +283,20 @@ class ClientFleet:
             connected, failed = connected + event["connected"], failed + event["failed"]
             errors += [e for e in event["errors"] if e]
         return connected, failed, time.monotonic() - start, errors
+
+    def start(self):
+        for child in self.children:
+            child.stdin.write("send\n")
+            child.stdin.flush()
+
+    def send(self):
+        start = time.monotonic()
+        self.start()
+        acked = nacked = 0
+        for child in self.children:
+            event = json.loads(child.stdout.readline())
+            acked, nacked = acked + event["acked"], nacked + event["nacked"]
+        return acked, nacked, time.monotonic() - start
 
     def close(self):
         lost = 0
@@ -325,3 +323,26 @@ def wait_quiet(pid, busy=0.05, timeout=30):
 def header(title, sizes):
     print(f"== {title}: {sizes}")
     print(f"   {machine()}")
+
+
+WINDOW = int(os.environ.get("BENCH_WINDOW", "64"))
+
+
+def telemetry(procs, work, gateway, devices, messages, prefix, qos=1, window=WINDOW, **pids):
+    """One telemetry flow through `gateway` from the C load generator (examples/bench_clients.c): `devices` devices
+    connect first (not measured), then each sends `messages` telemetry messages with `seq` at `qos`, at most `window`
+    unanswered. Returns (acked, nacked, seconds, CPU seconds of the gateway, the generator and `pids` over the sending).
+    A generator process costs a few µs per message, so it is never what limits the flow (gatehouse-sim, in Swift with
+    a task per device, needed more CPU per message than the gateway)."""
+    fleet = ClientFleet(procs, work, "gateway", gateway.http_port, devices, prefix=prefix, key=gateway.key,
+                        messages=messages, window=window, qos=qos)
+    fleet.ready()
+    connected, failed, _, errors = fleet.go()
+    if failed:
+        raise RuntimeError(f"{failed} of {devices} devices could not connect: {errors[:1]}")
+    wait_quiet(gateway.pid)
+    cpu = CPU(gateway=gateway.pid, load=fleet.pids, **pids)
+    acked, nacked, seconds = fleet.send()
+    used = cpu.take()
+    fleet.close()
+    return acked, nacked, seconds, used

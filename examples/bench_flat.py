@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Benchmark: is the cost per message flat in the number of connected devices? The same QoS 1 telemetry flow
-(gatehouse-sim, `BENCH_FLAT_DEVICES` devices × `BENCH_FLAT_MESSAGES` messages) runs twice against one gateway:
+(examples/bench_clients.c, `BENCH_FLAT_DEVICES` devices × `BENCH_FLAT_MESSAGES` messages, window 64) runs twice against one gateway:
 first with only its own devices connected, then with N idle devices connected beside them (examples/bench_clients.c,
 as in bench_idle.py). Gateway CPU per message of both runs and their ratio (goal: within 1.2×), and the gateway's
 RSS per idle device. Everything binds to 127.0.0.1 and stops by itself.
@@ -8,22 +8,19 @@ RSS per idle device. Everything binds to 127.0.0.1 and stops by itself.
 Environment: BIN (default .build/release), BENCH_FLAT_IDLE (idle devices, default 18950; 950 with BENCH_QUICK=1),
 BENCH_FLAT_DEVICES (50), BENCH_FLAT_MESSAGES (2000; 200 with BENCH_QUICK=1).
 """
-import tempfile, time
+import tempfile
 
-from bench_common import Broker, ClientFleet, Gateway, Processes, cpu_seconds, header, rss_kib, run_telemetry, sized, wait_quiet
+from bench_common import Broker, ClientFleet, Gateway, Processes, header, rss_kib, sized, telemetry, wait_quiet
 
 IDLE = sized("BENCH_FLAT_IDLE", 18950, 950)
 DEVICES = sized("BENCH_FLAT_DEVICES", 50, 50)
 MESSAGES = sized("BENCH_FLAT_MESSAGES", 2000, 200)
 
 
-def telemetry(gateway, prefix):
+def flow(procs, work, gateway, prefix):
     """One QoS 1 flow; returns (acked, seconds, gateway CPU µs per message)."""
-    wait_quiet(gateway.pid)
-    cpu, start = cpu_seconds(gateway.pid), time.monotonic()
-    acked = run_telemetry(gateway.url, gateway.key_file, DEVICES, MESSAGES, prefix, qos=1)["acked"]
-    seconds, cpu = time.monotonic() - start, cpu_seconds(gateway.pid) - cpu
-    return acked, seconds, cpu / max(acked, 1) * 1e6
+    acked, _, seconds, cpu = telemetry(procs, work, gateway, DEVICES, MESSAGES, prefix)
+    return acked, seconds, cpu["gateway"] / max(acked, 1) * 1e6
 
 
 def main():
@@ -32,14 +29,14 @@ def main():
     with Processes() as procs:
         broker = Broker(procs, work)
         gateway = Gateway(procs, work, broker, LIMITS_MAX_CONNECTIONS=IDLE + DEVICES + 100, LIMITS_MAX_PENDING_CONNECTIONS=1000)
-        alone = telemetry(gateway, "flat-a")
+        alone = flow(procs, work, gateway, "flat-a")
         rss0 = rss_kib(gateway.pid)
         fleet = ClientFleet(procs, work, "gateway", gateway.http_port, IDLE, key=gateway.key, prefix="flat-idle")
         fleet.ready()
         connected, failed, _, errors = fleet.go()
         wait_quiet(gateway.pid)
         rss1 = rss_kib(gateway.pid)
-        beside = telemetry(gateway, "flat-b")
+        beside = flow(procs, work, gateway, "flat-b")
         lost = fleet.close()
     print(f"   {'connected devices':>20} {'acked':>8} {'msgs/s':>8} {'gateway µs/msg':>15}")
     for label, (acked, seconds, per_message) in ((f"{DEVICES}", alone), (f"{DEVICES} + {connected} idle", beside)):

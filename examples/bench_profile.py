@@ -1,15 +1,15 @@
 #!/usr/bin/env python3
 """Profiles the gateway during one telemetry flow: `perf record -g` (or `strace -c -f`) attached to the gateway
-while N simulated devices send M messages each, as in bench.py's flow B. Prints the flow's rate and the CPU per
+while N devices (examples/bench_clients.c) send M messages each, as in bench.py's flow B. Prints the flow's rate and the CPU per
 message of the gateway and the broker; then read the profile with `perf report -i <OUT> --children`.
 
 Environment: BIN (default .build/release), QOS (1), DEVICES (50), MESSAGES (2000), OUT (perf data file,
 default /tmp/gatehouse.perf.data; `none` for no profiler), STRACE (a file: count system calls instead).
 Everything binds to 127.0.0.1 and stops by itself.
 """
-import os, subprocess, tempfile, time
+import os, subprocess, tempfile
 
-from bench_common import Broker, Gateway, Processes, cpu_seconds, run_telemetry
+from bench_common import Broker, Gateway, Processes, telemetry
 
 QOS, DEVICES, MESSAGES = os.environ.get("QOS", "1"), os.environ.get("DEVICES", "50"), os.environ.get("MESSAGES", "2000")
 OUT, STRACE = os.environ.get("OUT", "/tmp/gatehouse.perf.data"), os.environ.get("STRACE")
@@ -26,11 +26,8 @@ def main():
         elif OUT != "none":
             profiler = procs.start(["perf", "record", "-F", "1999", "-g", "-o", OUT, "-p", str(gateway.pid)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(1)
-        gw_cpu, broker_cpu, start = cpu_seconds(gateway.pid), cpu_seconds(broker.pid), time.monotonic()
-        acked = run_telemetry(gateway.url, gateway.key_file, DEVICES, MESSAGES, "p", qos=QOS)["acked"]
-        seconds = time.monotonic() - start
-        gw_cpu, broker_cpu = cpu_seconds(gateway.pid) - gw_cpu, cpu_seconds(broker.pid) - broker_cpu
+        acked, _, seconds, cpu = telemetry(procs, work, gateway, int(DEVICES), int(MESSAGES), "p", qos=int(QOS), broker=broker.pid)
+        gw_cpu, broker_cpu = cpu["gateway"], cpu["broker"]
         if profiler:
             profiler.send_signal(2)  # both write their report on SIGINT
             profiler.wait(timeout=60)

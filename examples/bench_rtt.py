@@ -4,7 +4,8 @@
 Gateway (phase 1): an MQTT 5 requester (paho) publishes `gatehouse/rtt-1/request/ping` (QoS 1,
 {"id","params","timeout_ms"}, PROTOCOL.md §5) and waits for the answer on `gatehouse/rtt-1/response/ping`; the
 device (examples/bench_clients.c, --respond) answers each `command` frame at once. One request at a time.
-Run idle, then while gatehouse-sim sensors send ~BENCH_RTT_RATE telemetry messages/s (QoS 1) through the gateway.
+Run idle, then while 50 devices (examples/bench_clients.c, paced) send ~BENCH_RTT_RATE telemetry messages/s (QoS 1,
+window 64 each) through the gateway.
 Baseline (phase 2, same run): the same requester against mosquitto alone, where an MQTT client (paho, in its own
 process) echoes each request to the response topic at QoS 1; loaded by mosquitto_pub -l -q 1 publishers fed at the
 same total rate. Both brokers run with `set_tcp_nodelay true`, and the paho clients set TCP_NODELAY (as the
@@ -19,7 +20,7 @@ import json, os, queue, socket, subprocess, sys, tempfile, threading, time
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bench_common import (CPU, Broker, ClientFleet, Gateway, Processes, cpu_line, header, percentile, sim_command, sized)
+from bench_common import (CPU, Broker, ClientFleet, Gateway, Processes, cpu_line, header, percentile, sized)
 
 REQUESTS = sized("BENCH_RTT_REQUESTS", 2000, 300)
 RATE = sized("BENCH_RTT_RATE", 5000, 5000)
@@ -134,11 +135,14 @@ def gateway_phase(procs, work):
     pids = dict(gateway=gateway.pid, broker=broker.pid, device=device.pids, requester=os.getpid())
     requester.run(50)  # warm-up
     idle = measure(requester, pids, messages_in)
-    sim = procs.start(sim_command(gateway.url, gateway.key_file, BG_CLIENTS, "bg", kind="sensors", rate=RATE / BG_CLIENTS, duration=600),
-                      stdout=subprocess.DEVNULL)
-    time.sleep(3)  # the sensors connect and reach their rate
-    loaded = measure(requester, dict(pids, load=sim.pid), messages_in)
-    procs.stop(sim)
+    background = ClientFleet(procs, work, "gateway", gateway.http_port, BG_CLIENTS, prefix="bg", key=gateway.key,
+                             messages=10**9, window=64, qos=1, rate=RATE / BG_CLIENTS)
+    background.ready()
+    background.go()
+    background.start()
+    time.sleep(3)  # the devices reach their rate
+    loaded = measure(requester, dict(pids, load=background.pids), messages_in)
+    background.close()
     requester.stop()
     device.close()
     return idle, loaded
