@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 DEMO_SECONDS ?= 30
-APT_PACKAGES := mosquitto mosquitto-clients libmosquitto-dev libjpeg62-turbo-dev pkg-config openssl python3-pip curl gcc
+APT_PACKAGES := mosquitto mosquitto-clients libmosquitto-dev libjpeg62-turbo-dev pkg-config openssl python3-pip curl gcc libssl-dev
 PY_PACKAGES := pytest websockets paho-mqtt
 
 .PHONY: deps build release test check-ui demo bench soak fuzz clean

@@ -7,6 +7,7 @@
  * MODE gateway: Gatehouse's /v1/connect; connected = the `welcome` text frame arrived.
  * MODE mqttws:  mosquitto's WebSocket listener (subprotocol mqtt), an MQTT 3.1.1 CONNECT (clean session,
  *               keepalive 0); connected = CONNACK accepted.
+ * MODE gateway-tls, mqttws-tls: the same over TLS (OpenSSL, the server's certificate not verified).
  * REQUESTS is a file with one complete HTTP upgrade request per line ("\r\n" escaped as "|"), minted by Python.
  * At most INFLIGHT handshakes are in progress at a time; a failed one is tried again up to twice.
  * Every client answers pings with pongs; with RESPOND 1 a gateway client answers each `command` frame with
@@ -35,8 +36,9 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <openssl/ssl.h>
 
-enum { CONNECTING, UPGRADING, WAITING, OPEN, DONE };
+enum { CONNECTING, HANDSHAKING, UPGRADING, WAITING, OPEN, DONE };
 #define BUF 8192
 
 struct conn {
@@ -46,6 +48,7 @@ struct conn {
     /* telemetry: messages sent and answered, and frames not yet written */
     int sent, answered, outlen, outoff;
     unsigned char *out;
+    SSL *ssl;  /* with TLS */
 };
 
 static int mqtt, respond, port, active, opened, failed, lost, count;
@@ -54,6 +57,7 @@ static double rate;
 static long acked, nacked;
 static double send_started;
 static int epfd;
+static SSL_CTX *tls;
 static struct conn *conns;
 static char last_error[128] = "";
 
@@ -61,6 +65,32 @@ static double now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+/* read(2) and write(2), or their TLS counterparts with the same errno conventions (EAGAIN: try again later). */
+static ssize_t io_write(struct conn *c, const void *buf, size_t n) {
+    if (!c->ssl) return write(c->fd, buf, n);
+    int r = SSL_write(c->ssl, buf, (int)n);
+    if (r > 0) return r;
+    int e = SSL_get_error(c->ssl, r);
+    errno = (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) ? EAGAIN : EPIPE;
+    return -1;
+}
+
+static ssize_t io_read(struct conn *c, void *buf, size_t n) {
+    if (!c->ssl) return read(c->fd, buf, n);
+    int r = SSL_read(c->ssl, buf, (int)n);
+    if (r > 0) return r;
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_ZERO_RETURN) return 0;
+    errno = (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) ? EAGAIN : ECONNRESET;
+    return -1;
+}
+
+static void close_conn(struct conn *c) {
+    epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    if (c->ssl) { SSL_free(c->ssl); c->ssl = NULL; }
+    close(c->fd);
 }
 
 static void send_frame(struct conn *c, int opcode, const unsigned char *payload, size_t n) {
@@ -73,7 +103,7 @@ static void send_frame(struct conn *c, int opcode, const unsigned char *payload,
     memset(out + h, 0, 4);  /* a zero masking key: masked, bytes unchanged */
     h += 4;
     memcpy(out + h, payload, n);
-    if (write(c->fd, out, h + n) < 0) { /* the peer is gone: noticed on read */ }
+    if (io_write(c, out, h + n) < 0) { /* the peer is gone: noticed on read */ }
 }
 
 static void start(struct conn *c) {
@@ -95,8 +125,7 @@ static void start(struct conn *c) {
 static void finish(struct conn *c, int ok) {
     active--;
     if (ok) { c->state = OPEN; opened++; return; }
-    epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
-    close(c->fd);
+    close_conn(c);
     if (c->attempts < 3) { start(c); return; }
     c->state = DONE;
     failed++;
@@ -106,7 +135,7 @@ static void finish(struct conn *c, int ok) {
 
 static void flush_out(struct conn *c) {
     while (c->outoff < c->outlen) {
-        ssize_t w = write(c->fd, c->out + c->outoff, c->outlen - c->outoff);
+        ssize_t w = io_write(c, c->out + c->outoff, c->outlen - c->outoff);
         if (w < 0) {
             if (errno == EAGAIN) {  /* the rest when the socket is writable again */
                 struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.ptr = c };
@@ -172,11 +201,33 @@ static void handle_frame(struct conn *c, int opcode, unsigned char *p, size_t n)
     }
 }
 
+/* Sends the HTTP upgrade request once the connection (and TLS) is up. */
+static void upgrade(struct conn *c) {
+    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
+    epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
+    c->state = UPGRADING;
+    if (io_write(c, c->request, strlen(c->request)) < 0) finish(c, 0);
+}
+
+/* One step of the TLS handshake, waiting for whichever direction OpenSSL needs next. */
+static void handshake(struct conn *c) {
+    int r = SSL_do_handshake(c->ssl);
+    if (r == 1) { upgrade(c); return; }
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        struct epoll_event ev = { .events = e == SSL_ERROR_WANT_READ ? EPOLLIN : EPOLLOUT, .data.ptr = c };
+        epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
+        return;
+    }
+    snprintf(last_error, sizeof last_error, "TLS handshake failed (%d)", e);
+    finish(c, 0);
+}
+
 static void readable(struct conn *c) {
     for (;;) {
-        ssize_t r = read(c->fd, c->buf + c->len, BUF - c->len);
+        ssize_t r = io_read(c, c->buf + c->len, BUF - c->len);
         if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
-            if (c->state == OPEN) { lost++; c->state = DONE; epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL); close(c->fd); }
+            if (c->state == OPEN) { lost++; c->state = DONE; close_conn(c); }
             else if (c->state != DONE) { snprintf(last_error, sizeof last_error, "closed during the handshake"); finish(c, 0); }
             return;
         }
@@ -225,7 +276,12 @@ int main(int argc, char **argv) {
     }
     if (argc >= 10) { messages = atoi(argv[7]); window = atoi(argv[8]); qos = atoi(argv[9]); }
     if (argc == 11) rate = atof(argv[10]);
-    mqtt = strcmp(argv[1], "mqttws") == 0;
+    mqtt = strncmp(argv[1], "mqttws", 6) == 0;
+    if (strstr(argv[1], "-tls")) {
+        tls = SSL_CTX_new(TLS_client_method());
+        SSL_CTX_set_verify(tls, SSL_VERIFY_NONE, NULL);
+        SSL_CTX_set_mode(tls, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    }
     port = atoi(argv[2]);
     int inflight = atoi(argv[4]);
     respond = atoi(argv[5]);
@@ -305,10 +361,18 @@ int main(int argc, char **argv) {
                 socklen_t l = sizeof err;
                 getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &l);
                 if (err) { snprintf(last_error, sizeof last_error, "connect: %s", strerror(err)); finish(c, 0); continue; }
-                struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
-                epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
-                c->state = UPGRADING;
-                if (write(c->fd, c->request, strlen(c->request)) < 0) { finish(c, 0); continue; }
+                if (tls) {
+                    c->ssl = SSL_new(tls);
+                    SSL_set_fd(c->ssl, c->fd);
+                    SSL_set_connect_state(c->ssl);
+                    c->state = HANDSHAKING;
+                } else {
+                    upgrade(c);
+                    continue;
+                }
+            }
+            if (c->state == HANDSHAKING) {
+                handshake(c);
                 continue;
             }
             if (events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) readable(c);
@@ -321,7 +385,7 @@ int main(int argc, char **argv) {
     }
     int lost_idle = lost;
     for (int i = 0; i < count; i++)
-        if (conns[i].state == OPEN) close(conns[i].fd);
+        if (conns[i].state == OPEN) close_conn(&conns[i]);
     printf("{\"event\":\"closed\",\"lost_while_idle\":%d}\n", lost_idle);
     fflush(stdout);
     return 0;

@@ -17,11 +17,13 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def wait_ready(http_port):
-    """Waits (up to about 10 s) until the gateway's /readyz answers 200."""
+def wait_ready(http_port, scheme="http"):
+    """Waits (up to about 10 s) until the gateway's /readyz answers 200 (https: the certificate is not checked)."""
+    import ssl
+    unverified = ssl._create_unverified_context() if scheme == "https" else None
     for _ in range(100):
         try:
-            if urllib.request.urlopen(f"http://127.0.0.1:{http_port}/readyz", timeout=1).status == 200:
+            if urllib.request.urlopen(f"{scheme}://127.0.0.1:{http_port}/readyz", timeout=1, context=unverified).status == 200:
                 return
         except OSError:
             time.sleep(0.1)
@@ -118,7 +120,7 @@ class Broker:
     name (`lo`) but not to an address, and which only starts beside a plain listener: hence `listener PORT lo`
     with `socket_domain ipv4` (127.0.0.1 only) next to the TCP one."""
 
-    def __init__(self, procs, work, websockets=False, name="m", nodelay=False):
+    def __init__(self, procs, work, websockets=False, name="m", nodelay=False, tls=None):
         self.procs, self.port = procs, free_port()
         self.ws_port = free_port() if websockets else None
         self.conf = f"{work}/{name}.conf"
@@ -128,6 +130,8 @@ class Broker:
                 f.write("set_tcp_nodelay true\n")
             if websockets:
                 f.write(f"listener {self.ws_port} lo\nprotocol websockets\nsocket_domain ipv4\nallow_anonymous true\n")
+                if tls:  # (certificate, key) for the WebSocket listener: wss://
+                    f.write(f"certfile {tls[0]}\nkeyfile {tls[1]}\n")
         self.proc = None
         self.start()
 
@@ -150,9 +154,9 @@ class Gateway:
     """The gateway under test (`BIN`/gatehouse with examples/demo.yaml) on loopback against `broker`.
 
     Per-device rate limits and the gateway's connect rate are off (benchmarks send and connect as fast as they can);
-    `settings` adds GATEHOUSE_* variables."""
+    `settings` adds GATEHOUSE_* variables. With `tls` (certificate, key) devices connect with wss://."""
 
-    def __init__(self, procs, work, broker, **settings):
+    def __init__(self, procs, work, broker, tls=None, **settings):
         self.http_port = free_port()
         self.key = os.urandom(24).hex().encode()
         self.key_file = f"{work}/key"
@@ -163,10 +167,12 @@ class Gateway:
                    GATEHOUSE_GATEWAY_LISTEN=f"127.0.0.1:{self.http_port}", GATEHOUSE_SPOOL_DIR=self.spool_dir,
                    GATEHOUSE_LOG_LEVEL="warning", GATEHOUSE_LIMITS_MAX_MESSAGES_PER_S="0", GATEHOUSE_LIMITS_MAX_BYTES_PER_S="0",
                    GATEHOUSE_LIMITS_MAX_CONNECTS_PER_S="0")
+        if tls:
+            settings.update(GATEWAY_TLS_CERT_FILE=tls[0], GATEWAY_TLS_KEY_FILE=tls[1])
         env.update({f"GATEHOUSE_{k.upper()}": str(v) for k, v in settings.items()})
         self.proc = procs.start([f"{BIN}/gatehouse", "--config", DEMO_CONFIG], env=env, stderr=open(f"{work}/gw.log", "w"))
-        wait_ready(self.http_port)
-        self.url = f"ws://127.0.0.1:{self.http_port}/v1/connect"
+        wait_ready(self.http_port, "https" if tls else "http")
+        self.url = f"{'wss' if tls else 'ws'}://127.0.0.1:{self.http_port}/v1/connect"
 
     @property
     def pid(self):
@@ -220,7 +226,7 @@ def client_binary():
     digest = hashlib.sha256(open(source, "rb").read()).hexdigest()[:12]
     path = os.path.join(tempfile.gettempdir(), f"gatehouse-bench-clients-{digest}")
     if not os.path.exists(path):
-        subprocess.run(["cc", "-O2", "-Wall", "-o", path + ".tmp", source], check=True)
+        subprocess.run(["cc", "-O2", "-Wall", "-o", path + ".tmp", source, "-lssl", "-lcrypto"], check=True)
         os.replace(path + ".tmp", path)
     return path
 
@@ -228,7 +234,7 @@ def client_binary():
 class ClientFleet:
     """`n` clients spread over load-generator processes (examples/bench_clients.c, epoll and raw sockets, at most
     `per_process` each: a process may open 20,000 files). `mode` is "gateway" (device tokens signed with `key`,
-    `kind` in the token) or "mqttws" (MQTT over mosquitto's WebSocket listener). `ready()` waits until every
+    `kind` in the token) or "mqttws" (MQTT over mosquitto's WebSocket listener), with "-tls" for wss://. `ready()` waits until every
     process has read its requests, `go()` starts them all at once and returns (connected, failed, seconds until
     the last process was done, errors), `close()` ends them and returns how many connections the server closed.
     With `messages`, `send()` makes every device send that many telemetry messages at `qos`, `window` unanswered at
@@ -247,10 +253,11 @@ class ClientFleet:
             with open(path, "w") as f:
                 for i in range(first, first + share):
                     device = f"{prefix}-{i}"
-                    lines = [f"GET {'/v1/connect' if mode == 'gateway' else '/mqtt'} HTTP/1.1", f"Host: 127.0.0.1:{port}",
+                    gateway = mode.startswith("gateway")
+                    lines = [f"GET {'/v1/connect' if gateway else '/mqtt'} HTTP/1.1", f"Host: 127.0.0.1:{port}",
                              "Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Version: 13",
                              "Sec-WebSocket-Key: " + base64.b64encode(os.urandom(16)).decode()]
-                    if mode == "gateway":
+                    if gateway:
                         lines.append("Authorization: Bearer " + token(key, {"sub": device, "kind": kind}))
                     else:
                         lines.append("Sec-WebSocket-Protocol: mqtt")
@@ -346,3 +353,16 @@ def telemetry(procs, work, gateway, devices, messages, prefix, qos=1, window=WIN
     used = cpu.take()
     fleet.close()
     return acked, nacked, seconds, used
+
+
+def self_signed(work):
+    """A throwaway certificate and key for 127.0.0.1 (openssl), for the wss:// figures. Readable by all: mosquitto
+    started as root reads them as its own user."""
+    directory = f"{work}/tls"
+    os.makedirs(directory, exist_ok=True)
+    cert, key = f"{directory}/tls.crt", f"{directory}/tls.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert], check=True, capture_output=True)
+    for path in (work, directory, cert, key):
+        os.chmod(path, 0o755 if os.path.isdir(path) else 0o644)
+    return cert, key

@@ -9,15 +9,19 @@ number of idle MQTT-over-WebSocket connections from the same load generator; its
 Also: the wall time until all were connected, CPU per connection of every process (gateway, broker, load
 generators), and the CPU of 10 idle seconds. Everything binds to 127.0.0.1 and stops by itself.
 
-Environment: BIN (default .build/release), BENCH_IDLE_DEVICES (default 19000; 1000 with BENCH_QUICK=1),
-BENCH_IDLE_SECONDS (idle window, default 10).
-"""
-import tempfile, time
+With BENCH_IDLE_TLS=1 both servers take wss:// (a self-signed P-256 certificate; TLS 1.3 with OpenSSL on the
+client side): the gateway through NIOSSL, mosquitto's WebSocket listener through libwebsockets.
 
-from bench_common import (CPU, Broker, ClientFleet, Gateway, Processes, cpu_line, header, rss_kib, sized, wait_quiet)
+Environment: BIN (default .build/release), BENCH_IDLE_DEVICES (default 19000; 1000 with BENCH_QUICK=1),
+BENCH_IDLE_SECONDS (idle window, default 10), BENCH_IDLE_TLS (0).
+"""
+import os, tempfile, time
+
+from bench_common import (CPU, Broker, ClientFleet, Gateway, Processes, cpu_line, header, rss_kib, self_signed, sized, wait_quiet)
 
 N = sized("BENCH_IDLE_DEVICES", 19000, 1000)
 IDLE_S = float(sized("BENCH_IDLE_SECONDS", 10, 3))
+TLS = os.environ.get("BENCH_IDLE_TLS", "0") not in ("", "0")
 
 
 def hold(procs, work, target_pid, broker_pid, mode, port, key=None, prefix="idle"):
@@ -40,18 +44,19 @@ def hold(procs, work, target_pid, broker_pid, mode, port, key=None, prefix="idle
 
 
 def main():
-    header("idle connections", f"{N} devices, idle window {IDLE_S:.0f} s")
+    header("idle connections", f"{N} devices, idle window {IDLE_S:.0f} s" + (", wss://" if TLS else ""))
     work = tempfile.mkdtemp(prefix="gatehouse-bench-idle-")
+    tls, suffix = (self_signed(work), "-tls") if TLS else (None, "")
     results = {}
     with Processes() as procs:
         broker = Broker(procs, work)
-        gateway = Gateway(procs, work, broker, LIMITS_MAX_CONNECTIONS=max(N, 19000), LIMITS_MAX_PENDING_CONNECTIONS=1000)
-        results["gatehouse"] = hold(procs, work, gateway.pid, broker.pid, "gateway", gateway.http_port, gateway.key)
+        gateway = Gateway(procs, work, broker, tls=tls, LIMITS_MAX_CONNECTIONS=max(N, 19000), LIMITS_MAX_PENDING_CONNECTIONS=1000)
+        results["gatehouse"] = hold(procs, work, gateway.pid, broker.pid, "gateway" + suffix, gateway.http_port, gateway.key)
         procs.stop(gateway.proc)
         broker.stop()
     with Processes() as procs:
-        ws = Broker(procs, work, websockets=True, name="ws")
-        results["mosquitto ws"] = hold(procs, work, ws.pid, ws.pid, "mqttws", ws.ws_port)
+        ws = Broker(procs, work, websockets=True, name="ws", tls=tls)
+        results["mosquitto ws"] = hold(procs, work, ws.pid, ws.pid, "mqttws" + suffix, ws.ws_port)
 
     print(f"   {'server':14} {'connected':>9} {'failed':>6} {'wall s':>7} {'RSS before MiB':>15} {'RSS after MiB':>14} {'KiB/conn':>9}")
     for name, r in results.items():
