@@ -1,5 +1,11 @@
 import CMosquitto
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 extension MosquittoClient {
     /// Applies the options to a fresh handle; libmosquitto copies every string it keeps.
     static func configure(_ handle: OpaquePointer, options: MQTTClientOptions) throws {
@@ -51,8 +57,14 @@ extension MosquittoClient {
     }
 
     /// Routes libmosquitto's callbacks (network thread) to the `ClientCore` behind the userdata pointer.
+    ///
+    /// Each callback clears `errno` when it returns. `mosquitto_loop_read` stops reading after a packet when
+    /// `errno` says EAGAIN, as its last read would; but a callback that publishes leaves EAGAIN behind too, from
+    /// libmosquitto's write to its wake-up socket pair, which nobody drains (``NetworkLoop``). Left there, each
+    /// pass would handle one packet only.
     static func installCallbacks(_ handle: OpaquePointer) {
         mosquitto_connect_v5_callback_set(handle) { mosq, userdata, reasonCode, flags, _ in
+            defer { errno = 0 }
             guard let mosq else { return }
             ClientCore.from(userdata).handleConnect(handle: mosq, reasonCode: reasonCode, flags: flags)
         }
@@ -60,17 +72,21 @@ extension MosquittoClient {
             ClientCore.from(userdata).handleDisconnect(rc: reasonCode)
         }
         mosquitto_publish_v5_callback_set(handle) { _, userdata, mid, reasonCode, _ in
+            defer { errno = 0 }
             ClientCore.from(userdata).handlePublishAck(mid: mid, reasonCode: reasonCode)
         }
         mosquitto_message_v5_callback_set(handle) { _, userdata, message, properties in
+            defer { errno = 0 }
             guard let message else { return }
             ClientCore.from(userdata).handleMessage(message, properties: properties)
         }
         mosquitto_subscribe_v5_callback_set(handle) { _, userdata, mid, count, granted, _ in
+            defer { errno = 0 }
             let codes = granted.map { Array(UnsafeBufferPointer(start: $0, count: Int(count))) } ?? []
             ClientCore.from(userdata).handleSubscribeAck(mid: mid, codes: codes)
         }
         mosquitto_unsubscribe_v5_callback_set(handle) { _, userdata, mid, _ in
+            defer { errno = 0 }
             ClientCore.from(userdata).handleUnsubscribeAck(mid: mid)
         }
     }

@@ -29,6 +29,8 @@ public final class MosquittoClient: @unchecked Sendable {
 
     private let handle: OpaquePointer
     private let core: ClientCore
+    /// Wakes the network thread when a packet was queued from another thread.
+    private let waker: LoopWaker
     private let logger: Logger
     /// Runs the blocking lifecycle calls into libmosquitto one at a time, outside every `Mutex`.
     private let operations = DispatchQueue(label: "gatehouse.mosquitto.lifecycle")
@@ -71,8 +73,10 @@ public final class MosquittoClient: @unchecked Sendable {
                         ? "a client ID is required without clean start" : MosquittoError.describe(.errno))
             )
         }
+        let waker: LoopWaker
         do {
             try Self.configure(handle, options: options)
+            waker = try LoopWaker()
         } catch {
             mosquitto_destroy(handle)
             throw error
@@ -83,6 +87,7 @@ public final class MosquittoClient: @unchecked Sendable {
         self.connectionEvents = events
         self.handle = handle
         self.core = core
+        self.waker = waker
         self.logger = logger
         core.onNetworkThreadExit.withLock { handler in
             handler = ClientCore.Hook { [weak self] in self?.scheduleRetry() }
@@ -217,6 +222,7 @@ public final class MosquittoClient: @unchecked Sendable {
                 )
             }
         }
+        waker.wake()
         if qos == .atMostOnce {
             core.finishQoS0Publish(mid: rc == .success ? mid : nil)
             guard rc == .success else {
@@ -273,6 +279,7 @@ public final class MosquittoClient: @unchecked Sendable {
             var mid: Int32 = 0
             let rc = ClientCore.sendSubscribe(
                 handle: handle, filters: filters, qos: qos, identifier: identifier, retainAsPublished: retainAsPublished, mid: &mid)
+            waker.wake()
             core.registerSubscribe(
                 groupID: registration.groupID,
                 generation: registration.generation,
@@ -319,6 +326,7 @@ public final class MosquittoClient: @unchecked Sendable {
         core.beginSend()
         var mid: Int32 = 0
         let rc = ClientCore.sendUnsubscribe(handle: handle, filters: filters, mid: &mid)
+        waker.wake()
         guard rc == .success else {
             core.abandonSend()
             if rc == .noConnection { return }
@@ -418,7 +426,7 @@ public final class MosquittoClient: @unchecked Sendable {
         guard rc == .success else { return (rc, MosquittoError.describe(rc)) }
         if lifecycle.withLock({ $0.network == nil }) {
             do {
-                let network = try NetworkLoop(handle: handle, core: core)
+                let network = try NetworkLoop(handle: handle, core: core, waker: waker)
                 lifecycle.withLock { $0.network = network }
             } catch {
                 return (.errno, error.message)

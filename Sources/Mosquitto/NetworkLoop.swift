@@ -1,5 +1,4 @@
 import CMosquitto
-import Dispatch
 import Synchronization
 
 #if canImport(Glibc)
@@ -10,25 +9,29 @@ import Darwin
 
 /// libmosquitto's network loop on a thread of the client's own, in place of `mosquitto_loop_start`.
 ///
-/// It does what libmosquitto 2.0.11's `mosquitto_loop_forever` does (repeat `mosquitto_loop`, reconnect with
-/// backoff after a lost connection, return after an error libmosquitto considers fatal, and after the client's
-/// own DISCONNECT), with two differences:
-/// - Every pass runs with `TCP_CORK` set on the broker's socket. libmosquitto writes each packet with its own
-///   `write()`; with `TCP_NODELAY` each of those went to the broker as its own segment, and on loopback the
-///   writer pays for the receiver's side too. Corked, the packets one pass sends (every publish the PUBACKs
-///   read in that pass released) leave as one segment when the pass uncorks. That cut the gateway's CPU per
-///   QoS 1 message by about a sixth (docs/benchmarks.md, "Optimisations"). Nothing waits: the pass uncorks
-///   as soon as it has written.
-/// - The wait between reconnect attempts follows ``MQTTReconnectPolicy/delay(attempt:)`` (jitter included)
-///   and ends at once when the client stops.
+/// It does what libmosquitto 2.0.11's `mosquitto_loop_forever` does (wait for the socket, read, write, keep the
+/// connection alive; reconnect with backoff after a lost connection; return after an error libmosquitto considers
+/// fatal, and after the client's own DISCONNECT), built from libmosquitto's own pieces (`mosquitto_loop_read`,
+/// `_write`, `_misc`) around a `poll` of ours, for three reasons, each measured (docs/benchmarks.md, "Optimisations"):
+/// - libmosquitto wakes its thread through a socket pair: one byte per queued packet, and `mosquitto_loop` reads
+///   one byte per pass, so N packets queued meant N passes of the whole loop (select, read, write, keepalive)
+///   after the pass that had already written them all. This loop is woken through ``LoopWaker`` instead, only
+///   when it sleeps, and never reads the socket pair (once full, libmosquitto's writes to it fail at once).
+/// - Every pass writes with `TCP_CORK` set on the broker's socket. libmosquitto writes each packet with its own
+///   `write()`; with `TCP_NODELAY` each of those went to the broker as its own segment, and on loopback the writer
+///   pays for the receiver's side too. Corked, the packets one pass sends (every publish the PUBACKs read in that
+///   pass released) leave as one segment when the pass uncorks, at its end: nothing waits.
+/// - The wait between reconnect attempts follows ``MQTTReconnectPolicy/delay(attempt:)`` (jitter included) and
+///   ends at once when the client stops.
 ///
-/// Publishing threads never write to the socket (`mosquitto_threaded_set`): libmosquitto queues their packets
-/// and wakes this thread, as with its own thread.
+/// Publishing threads never write to the socket (`mosquitto_threaded_set`): libmosquitto queues their packets, and
+/// the client wakes this thread (``LoopWaker/wake()``).
 final class NetworkLoop: @unchecked Sendable {
-    // @unchecked: `handle` and `thread` are `let`s; libmosquitto guards its state with its own mutexes in
-    // threaded mode, and everything else here is atomic or behind a Mutex.
+    // @unchecked: `handle` and `thread` are `let`s after init; libmosquitto guards its state with its own mutexes
+    // in threaded mode, and everything else here is atomic or behind a Mutex.
     private let handle: OpaquePointer
     private let core: ClientCore
+    private let waker: LoopWaker
     private var thread = pthread_t()
     /// Set by `finish`: the loop ends once libmosquitto has no socket (the DISCONNECT was written, or there was no
     /// connection), as `loop_forever` ends in libmosquitto's "disconnecting" state.
@@ -36,13 +39,12 @@ final class NetworkLoop: @unchecked Sendable {
     /// Held around each `mosquitto_reconnect` and around the client's disconnect in `finish`, so that no
     /// reconnect starts after the client asked to stop.
     private let reconnecting = Mutex(())
-    /// Signalled by `finish` to cut the wait between reconnect attempts short.
-    private let wake = DispatchSemaphore(value: 0)
 
     /// Starts the thread. The handle must have a socket or a connection attempt under way (`connect_*_async`).
-    init(handle: OpaquePointer, core: ClientCore) throws(MosquittoError) {
+    init(handle: OpaquePointer, core: ClientCore, waker: LoopWaker) throws(MosquittoError) {
         self.handle = handle
         self.core = core
+        self.waker = waker
         mosquitto_threaded_set(handle, true)
         let retained = Unmanaged.passRetained(self).toOpaque()
         let rc = pthread_create(&thread, nil, { argument in
@@ -64,7 +66,7 @@ final class NetworkLoop: @unchecked Sendable {
             stopping.store(true, ordering: .sequentiallyConsistent)
             disconnect()
         }
-        wake.signal()
+        waker.wake()
         pthread_join(thread, nil)
     }
 
@@ -83,8 +85,7 @@ final class NetworkLoop: @unchecked Sendable {
             if core.acceptedConnections.load(ordering: .relaxed) != acceptedBefore { attempt = 0 }
             while true {
                 if stopping.load(ordering: .sequentiallyConsistent) { return }
-                let (seconds, attoseconds) = policy.delay(attempt: attempt).components
-                _ = wake.wait(timeout: .now() + Double(seconds) + Double(attoseconds) * 1e-18)
+                waker.sleep(for: policy.delay(attempt: attempt))
                 attempt += 1
                 let reconnected: Bool? = reconnecting.withLock { _ in
                     stopping.load(ordering: .sequentiallyConsistent)
@@ -96,16 +97,27 @@ final class NetworkLoop: @unchecked Sendable {
         }
     }
 
-    /// One `mosquitto_loop` pass (wait up to a second, read, write, keepalive), its writes corked; returns its
-    /// result and `errno` as it left it.
+    /// One pass, as `mosquitto_loop` makes it: wait up to a second for the socket (or a wake-up), read what
+    /// arrived, write what is queued (corked), then keepalive. Returns the first failure and `errno` as it left it.
     private func pass() -> (MosquittoResultCode, Int32) {
         let socket = mosquitto_socket(handle)
-        if socket >= 0 { setCork(socket, true) }
-        let rc = MosquittoResultCode(mosquitto_loop(handle, 1000, 1))
-        let error = errno
-        // Only the socket corked above: if the pass closed it, the number may already belong to another file.
-        if socket >= 0, mosquitto_socket(handle) == socket { setCork(socket, false) }
-        return (rc, error)
+        guard socket >= 0 else { return (.noConnection, 0) }
+        let (ready, error) = waker.waitForSocket(socket) { Int16(POLLIN) | (mosquitto_want_write(handle) ? Int16(POLLOUT) : 0) }
+        guard error == 0 else { return error == EINTR ? (.success, 0) : (.errno, error) }
+        if ready & Int16(POLLIN | POLLHUP | POLLERR) != 0 {
+            let rc = MosquittoResultCode(mosquitto_loop_read(handle, 1))
+            if rc != .success || mosquitto_socket(handle) < 0 { return (rc, errno) }
+        }
+        // Also what the callbacks of the reads above queued (the next publishes, the PUBACKs of incoming QoS 1).
+        if ready & Int16(POLLOUT) != 0 || mosquitto_want_write(handle) {
+            setCork(socket, true)
+            let rc = MosquittoResultCode(mosquitto_loop_write(handle, 1))
+            let error = errno
+            // Only the socket corked above: if the write closed it, the number may already belong to another file.
+            if mosquitto_socket(handle) == socket { setCork(socket, false) }
+            if rc != .success || mosquitto_socket(handle) < 0 { return (rc, error) }
+        }
+        return (MosquittoResultCode(mosquitto_loop_misc(handle)), errno)
     }
 
     private func setCork(_ socket: Int32, _ on: Bool) {
@@ -113,5 +125,68 @@ final class NetworkLoop: @unchecked Sendable {
         var value: Int32 = on ? 1 : 0
         _ = setsockopt(socket, Int32(IPPROTO_TCP), TCP_CORK, &value, socklen_t(MemoryLayout<Int32>.size))
         #endif
+    }
+}
+
+/// Wakes the network thread from its `poll`: a pipe it polls beside the broker's socket. Only a thread that finds
+/// it asleep writes (one byte per sleep), so a publish from a device's event loop costs an atomic load while the
+/// network thread is busy. One per client, shared by the network loops it starts.
+final class LoopWaker: Sendable {
+    private let readEnd: Int32
+    private let writeEnd: Int32
+    private let asleep = Atomic<Bool>(false)
+
+    init() throws(MosquittoError) {
+        var ends: [Int32] = [-1, -1]
+        guard pipe(&ends) == 0 else {
+            throw MosquittoError(code: .other, message: "cannot create the MQTT network thread's wake-up pipe: \(MosquittoError.describe(.errno))")
+        }
+        for end in ends {
+            _ = fcntl(end, F_SETFL, fcntl(end, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(end, F_SETFD, FD_CLOEXEC)
+        }
+        (readEnd, writeEnd) = (ends[0], ends[1])
+    }
+
+    deinit {
+        close(readEnd)
+        close(writeEnd)
+    }
+
+    /// Wakes the network thread if it waits; called after queueing a packet from any other thread.
+    func wake() {
+        // The fences pair up: either this thread sees the flag, or the network thread sees the queued packet.
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
+        guard asleep.load(ordering: .sequentiallyConsistent), asleep.exchange(false, ordering: .sequentiallyConsistent) else { return }
+        var byte: UInt8 = 0
+        _ = write(writeEnd, &byte, 1)
+    }
+
+    /// Waits up to a second until `socket` is ready for what `events` asks (evaluated once the thread counts as
+    /// asleep, so that a packet queued meanwhile either shows in it or wakes the poll), or a wake-up. Returns the
+    /// socket's `revents`, or the error.
+    func waitForSocket(_ socket: Int32, events: () -> Int16) -> (revents: Int16, error: Int32) {
+        wait(socket, events: events, timeout: 1000)
+    }
+
+    /// Sleeps for `duration`, or until woken.
+    func sleep(for duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        let milliseconds = min(Int64(Int32.max), seconds * 1000 + attoseconds / 1_000_000_000_000_000)
+        _ = wait(-1, events: { 0 }, timeout: Int32(milliseconds))
+    }
+
+    private func wait(_ socket: Int32, events: () -> Int16, timeout: Int32) -> (revents: Int16, error: Int32) {
+        asleep.store(true, ordering: .sequentiallyConsistent)
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
+        var fds = (pollfd(fd: socket, events: events(), revents: 0), pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0))
+        let ready = withUnsafeMutableBytes(of: &fds) { poll($0.baseAddress!.assumingMemoryBound(to: pollfd.self), 2, timeout) }
+        let error = ready < 0 ? errno : 0
+        asleep.store(false, ordering: .sequentiallyConsistent)
+        if fds.1.revents != 0 {
+            var sink: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+            while withUnsafeMutableBytes(of: &sink, { read(readEnd, $0.baseAddress, $0.count) }) > 0 {}
+        }
+        return (ready < 0 ? 0 : fds.0.revents, error)
     }
 }
