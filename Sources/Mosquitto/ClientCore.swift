@@ -98,7 +98,7 @@ final class ClientCore: Sendable {
     }
 
     let state = Mutex(State())
-    /// Set by the client: restarts the connection when libmosquitto's network thread gave up.
+    /// Set by the client: restarts the connection when the network thread gave up (see `networkLoopEnded`).
     let onNetworkThreadExit = Mutex<Hook?>(nil)
 
     /// A class box: taking a bare optional closure out of `Mutex.withLock` leaks its context (Swift 6.3).
@@ -108,6 +108,9 @@ final class ClientCore: Sendable {
     }
     /// Connections the broker accepted (CONNACK success): the network loop starts its backoff over after one.
     let acceptedConnections = Atomic<Int>(0)
+    /// From the broker's CONNACK (success) until that connection ends: the network loop serves the connection
+    /// with its own pass only then (see `NetworkLoop.pass`). Written and read on the network thread.
+    let linkUp = Atomic<Bool>(false)
     /// Sends between `beginSend` and their registration (an atomic, so a publish takes the mutex only once).
     let sendsInProgress = Atomic<Int>(0)
     let logger: Logger
@@ -303,6 +306,7 @@ final class ClientCore: Sendable {
             return
         }
         acceptedConnections.add(1, ordering: .relaxed)
+        linkUp.store(true, ordering: .relaxed)
         let (groups, waiters) = state.withLock { state in
             state.connected = true
             state.generation += 1
@@ -363,6 +367,7 @@ final class ClientCore: Sendable {
             (reasonCode, resultCode) = (nil, MosquittoResultCode(rc))
             reason = MosquittoError.describe(MosquittoResultCode(rc))
         }
+        linkUp.store(false, ordering: .relaxed)
         let (unsubscribers, wasConnected, phase) = state.withLock { state in
             let wasConnected = state.connected
             state.connected = false
@@ -396,10 +401,13 @@ final class ClientCore: Sendable {
             )
         }
         eventContinuation.yield(.disconnected(reason: reason))
-        if phase == .running, let resultCode, resultCode.endsNetworkThread {
-            // The network loop returns after these errors instead of reconnecting.
-            onNetworkThreadExit.withLock { $0 }?.run()
-        }
+    }
+
+    /// The network loop returned without being asked to (an error after which it does not reconnect by itself:
+    /// protocol, TLS, `EPROTO`...): unless the client stops, its retry task connects anew.
+    func networkLoopEnded() {
+        guard state.withLock({ $0.phase == .running }) else { return }
+        onNetworkThreadExit.withLock { $0 }?.run()
     }
 
     /// Fails the `connect()` caller (fail-fast waiters only; `waitUntilConnected` keeps waiting).

@@ -11,8 +11,10 @@ import Darwin
 ///
 /// It does what libmosquitto 2.0.11's `mosquitto_loop_forever` does (wait for the socket, read, write, keep the
 /// connection alive; reconnect with backoff after a lost connection; return after an error libmosquitto considers
-/// fatal, and after the client's own DISCONNECT), built from libmosquitto's own pieces (`mosquitto_loop_read`,
-/// `_write`, `_misc`) around a `poll` of ours, for three reasons, each measured (docs/benchmarks.md, "Optimisations"):
+/// fatal, and after the client's own DISCONNECT). Until the broker's CONNACK a pass is libmosquitto's own
+/// (`mosquitto_loop`, which completes a non-blocking connect and drives the TLS handshake); from then on it is built
+/// from libmosquitto's pieces (`mosquitto_loop_read`, `_write`, `_misc`) around a `poll` of ours, for three reasons,
+/// each measured (docs/benchmarks.md, "Optimisations"):
 /// - libmosquitto wakes its thread through a socket pair: one byte per queued packet, and `mosquitto_loop` reads
 ///   one byte per pass, so N packets queued meant N passes of the whole loop (select, read, write, keepalive)
 ///   after the pass that had already written them all. This loop is woken through ``LoopWaker`` instead, only
@@ -22,7 +24,9 @@ import Darwin
 ///   pays for the receiver's side too. Corked, the packets one pass sends (every publish the PUBACKs read in that
 ///   pass released) leave as one segment when the pass uncorks, at its end: nothing waits.
 /// - The wait between reconnect attempts follows ``MQTTReconnectPolicy/delay(attempt:)`` (jitter included) and
-///   ends at once when the client stops.
+///   ends at once when the client stops (and only then: publishing during an outage does not shorten it).
+///
+/// When it returns by itself (after a fatal error) it tells the client, whose retry task starts a new one.
 ///
 /// Publishing threads never write to the socket (`mosquitto_threaded_set`): libmosquitto queues their packets, and
 /// the client wakes this thread (``LoopWaker/wake()``).
@@ -80,16 +84,18 @@ final class NetworkLoop: @unchecked Sendable {
             let acceptedBefore = core.acceptedConnections.load(ordering: .relaxed)
             var (rc, error): (MosquittoResultCode, Int32)
             repeat { (rc, error) = pass() } while rc == .success
-            // Quit after fatal errors, as loop_forever does; the disconnect callback has told the client.
-            if rc.endsNetworkThread || error == EPROTO { return }
+            // Quit after fatal errors, as loop_forever does, and have the client start over.
+            if rc.endsNetworkThread || error == EPROTO {
+                if !isStopping { core.networkLoopEnded() }
+                return
+            }
             if core.acceptedConnections.load(ordering: .relaxed) != acceptedBefore { attempt = 0 }
             while true {
-                if stopping.load(ordering: .sequentiallyConsistent) { return }
-                waker.sleep(for: policy.delay(attempt: attempt))
+                if isStopping { return }
+                waker.sleep(until: .now + policy.delay(attempt: attempt)) { isStopping }
                 attempt += 1
                 let reconnected: Bool? = reconnecting.withLock { _ in
-                    stopping.load(ordering: .sequentiallyConsistent)
-                        ? nil : MosquittoResultCode(mosquitto_reconnect(handle)) == .success
+                    isStopping ? nil : MosquittoResultCode(mosquitto_reconnect(handle)) == .success
                 }
                 guard let reconnected else { return }
                 if reconnected { break }
@@ -97,11 +103,16 @@ final class NetworkLoop: @unchecked Sendable {
         }
     }
 
+    private var isStopping: Bool { stopping.load(ordering: .sequentiallyConsistent) }
+
     /// One pass, as `mosquitto_loop` makes it: wait up to a second for the socket (or a wake-up), read what
     /// arrived, write what is queued (corked), then keepalive. Returns the first failure and `errno` as it left it.
     private func pass() -> (MosquittoResultCode, Int32) {
         let socket = mosquitto_socket(handle)
         guard socket >= 0 else { return (.noConnection, 0) }
+        // Before the CONNACK, libmosquitto's own pass: in 2.0.11 only `mosquitto_loop` completes a non-blocking
+        // connect's TLS handshake (this loop's pass would see the socket writable and spin without sending it).
+        guard core.linkUp.load(ordering: .relaxed) else { return connectingPass(socket) }
         let (ready, error) = waker.waitForSocket(socket) { Int16(POLLIN) | (mosquitto_want_write(handle) ? Int16(POLLOUT) : 0) }
         guard error == 0 else { return error == EINTR ? (.success, 0) : (.errno, error) }
         if ready & Int16(POLLIN | POLLHUP | POLLERR) != 0 {
@@ -118,6 +129,27 @@ final class NetworkLoop: @unchecked Sendable {
             if rc != .success || mosquitto_socket(handle) < 0 { return (rc, error) }
         }
         return (MosquittoResultCode(mosquitto_loop_misc(handle)), errno)
+    }
+
+    /// A pass before the CONNACK. With TLS, a connection that failed (refused, reset) is ended here: libmosquitto
+    /// 2.0.11 takes the TLS library's error on such a socket for "handshake still under way" and would go round
+    /// at full speed until the keepalive gave up. Ended as libmosquitto ends a failed attempt: the disconnect
+    /// callback, then the wait and `mosquitto_reconnect`, which closes the socket.
+    private func connectingPass(_ socket: Int32) -> (MosquittoResultCode, Int32) {
+        if core.options.tls != nil {
+            // POLLHUP: refused or reset (the TLS library has already taken the socket's error, so it says which no more).
+            var probe = pollfd(fd: socket, events: 0, revents: 0)
+            if poll(&probe, 1, 0) == 1, probe.revents & Int16(POLLHUP | POLLERR) != 0 {
+                var failure: Int32 = 0
+                var length = socklen_t(MemoryLayout<Int32>.size)
+                _ = getsockopt(socket, SOL_SOCKET, SO_ERROR, &failure, &length)
+                errno = failure != 0 ? failure : ECONNRESET
+                let error = errno
+                core.handleDisconnect(rc: MosquittoResultCode.errno.rawValue)
+                return (.errno, error)
+            }
+        }
+        return (MosquittoResultCode(mosquitto_loop(handle, 1000, 1)), errno)
     }
 
     private func setCork(_ socket: Int32, _ on: Bool) {
@@ -169,16 +201,24 @@ final class LoopWaker: Sendable {
         wait(socket, events: events, timeout: 1000)
     }
 
-    /// Sleeps for `duration`, or until woken.
-    func sleep(for duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        let milliseconds = min(Int64(Int32.max), seconds * 1000 + attoseconds / 1_000_000_000_000_000)
-        _ = wait(-1, events: { 0 }, timeout: Int32(milliseconds))
+    /// Sleeps until `deadline`, or until `cancelled` says so when woken. Set what `cancelled` reads before waking.
+    func sleep(until deadline: ContinuousClock.Instant, unless cancelled: () -> Bool) {
+        while case let left = deadline - .now, left > .zero {
+            let (seconds, attoseconds) = left.components
+            let milliseconds = min(Int64(Int32.max), seconds * 1000 + attoseconds / 1_000_000_000_000_000 + 1)
+            if wait(-1, events: { 0 }, timeout: Int32(milliseconds), cancelled: cancelled).error == ECANCELED { return }
+        }
     }
 
-    private func wait(_ socket: Int32, events: () -> Int16, timeout: Int32) -> (revents: Int16, error: Int32) {
+    /// Counts as asleep, then polls `socket` (none: -1) and the pipe for up to `timeout` ms; returns ECANCELED at
+    /// once, without polling, if `cancelled` says so by then.
+    private func wait(_ socket: Int32, events: () -> Int16, timeout: Int32, cancelled: () -> Bool = { false }) -> (revents: Int16, error: Int32) {
         asleep.store(true, ordering: .sequentiallyConsistent)
         atomicMemoryFence(ordering: .sequentiallyConsistent)
+        if cancelled() {
+            asleep.store(false, ordering: .sequentiallyConsistent)
+            return (0, ECANCELED)
+        }
         var fds = (pollfd(fd: socket, events: events(), revents: 0), pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0))
         let ready = withUnsafeMutableBytes(of: &fds) { poll($0.baseAddress!.assumingMemoryBound(to: pollfd.self), 2, timeout) }
         let error = ready < 0 ? errno : 0

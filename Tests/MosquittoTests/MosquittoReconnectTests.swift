@@ -85,6 +85,28 @@ import Testing
         #expect(elapsed < .seconds(60))
     }
 
+    /// Each publish wakes a sleeping network thread; while it waits to reconnect that must not cut the wait short,
+    /// or a gateway with busy devices would hammer a broker that just went away.
+    @Test func publishingDuringAnOutageDoesNotHurryTheReconnects() async throws {
+        let broker = try ProtocolBreakingBroker(hangsUpAfterConnack: true)
+        defer { broker.close() }
+        var options = try MQTTClientOptions(url: broker.url, clientID: "outage-\(UInt32.random(in: 0...UInt32.max))")
+        options.reconnect = MQTTReconnectPolicy(minimumDelay: .milliseconds(500), maximumDelay: .milliseconds(500), jitter: 0)
+        let client = try MosquittoClient(options: options, logger: quietLogger)
+        defer { client.stop() }
+        try client.start()
+        #expect(try await eventually { broker.connections >= 1 })
+        let before = broker.connections
+        let clock = ContinuousClock()
+        let start = clock.now
+        while clock.now - start < .seconds(2) {
+            try client.publish(topic: "outage/x", payload: [1], qos: .atLeastOnce) { _ in }
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        // One attempt per 500 ms wait at most (4 in 2 s), not one per publish.
+        #expect(broker.connections - before <= 6)
+    }
+
     @Test func connectionEventsReportConnectAndDisconnect() async throws {
         let broker = try await TestBroker.started()
         let client = try MosquittoClient(options: testOptions(broker), logger: quietLogger)

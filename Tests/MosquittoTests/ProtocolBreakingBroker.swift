@@ -11,6 +11,8 @@ import Darwin
 /// the protocol: every connection gets a CONNACK followed by a CONNECT (a packet only clients send).
 /// libmosquitto answers that with `MOSQ_ERR_PROTOCOL`, one of the errors after which its network thread
 /// ends instead of reconnecting, so each connection ends in a fatal disconnect.
+/// With `hangsUpAfterConnack` it closes the connection after the CONNACK instead: a lost connection, after which
+/// the network thread waits its backoff and reconnects by itself.
 final class ProtocolBreakingBroker: Sendable {
     let port: Int
     private let listener: Int32
@@ -26,7 +28,7 @@ final class ProtocolBreakingBroker: Sendable {
 
     var url: String { "mqtt://127.0.0.1:\(port)" }
 
-    init() throws {
+    init(hangsUpAfterConnack: Bool = false) throws {
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard listener >= 0 else { throw BrokerError(message: "socket() failed") }
         var yes: Int32 = 1
@@ -56,13 +58,14 @@ final class ProtocolBreakingBroker: Sendable {
                     return  // closed
                 }
                 counter.value.wrappingAdd(1, ordering: .relaxed)
-                Thread.detachNewThread { Self.serve(fd) }
+                Thread.detachNewThread { Self.serve(fd, hangUp: hangsUpAfterConnack) }
             }
         }
     }
 
-    /// Reads the CONNECT, answers CONNACK (success, no properties) plus a CONNECT, then waits for the client to hang up.
-    private static func serve(_ fd: Int32) {
+    /// Reads the CONNECT, answers CONNACK (success, no properties) plus a CONNECT, then waits for the client to hang
+    /// up; or, with `hangUp`, closes the connection right after the CONNACK.
+    private static func serve(_ fd: Int32, hangUp: Bool) {
         defer { Glibc.close(fd) }
         var timeout = timeval(tv_sec: 2, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
@@ -79,8 +82,9 @@ final class ProtocolBreakingBroker: Sendable {
             if byte & 0x80 == 0 { break }
         }
         for _ in 0..<remaining { guard readByte() != nil else { return } }
-        let reply: [UInt8] = [0x20, 0x03, 0x00, 0x00, 0x00, 0x10, 0x00]
+        let reply: [UInt8] = hangUp ? [0x20, 0x03, 0x00, 0x00, 0x00] : [0x20, 0x03, 0x00, 0x00, 0x00, 0x10, 0x00]
         _ = reply.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        if hangUp { return }
         while readByte() != nil {}
     }
 

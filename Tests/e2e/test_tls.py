@@ -176,6 +176,100 @@ def test_broker_link_over_mqtts(gateway, pki, tmp_path):
         broker.stop()
 
 
+def test_broker_link_over_mqtts_when_the_tcp_handshake_is_slow(gateway, pki, tmp_path):
+    """The broker link's first connect is non-blocking: its TLS handshake starts while TCP is still connecting. Here
+    the proxy in front of the TLS broker keeps its accept queue full for 1.5 s, so the gateway's first SYN is dropped
+    and TCP connects only on the retransmission, a second later. Reached in good time, and without spinning: the
+    client's own network loop once took a socket that was writable for that reason for data to write, and went
+    round without sending the handshake until the keepalive (30 s) forced a blocking reconnect."""
+    import socket, threading, time
+    from conftest import free_port
+    broker = TLSBroker(tmp_path / "tls-broker", pki).start()
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", free_port()))
+    listener.listen(0)
+    proxy_port = listener.getsockname()[1]
+    filler = socket.create_connection(("127.0.0.1", proxy_port))  # the one place in the accept queue
+    stop = threading.Event()
+
+    def pump(a, b):
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def serve():
+        time.sleep(1.5)
+        listener.accept()[0].close()  # the filler: the retransmitted SYN gets in now
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                continue
+            upstream = socket.create_connection(("127.0.0.1", broker.port))
+            threading.Thread(target=pump, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=pump, args=(upstream, client), daemon=True).start()
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        g = gateway(broker=broker, wait_ready=False, mqtt={"url": f"mqtts://127.0.0.1:{proxy_port}", "tls": {"ca_file": str(pki.ca)}})
+        g.wait_ready(15)
+    finally:
+        stop.set()
+        filler.close()
+        listener.close()
+        broker.stop()
+
+
+def test_an_mqtts_connect_refused_after_a_delay_is_retried_without_spinning(gateway, pki, tmp_path):
+    """The broker link's first connect is non-blocking. Here its SYN is dropped (the listener's accept queue is full),
+    then the listener goes away, so the retransmitted SYN is refused a second later: the failure arrives while
+    libmosquitto waits for the TLS handshake, which 2.0.11 takes for "still under way" and polls at full speed until
+    the keepalive (30 s) ends it. The gateway must end the attempt and wait its backoff: over three seconds of the
+    outage it uses a small fraction of a core (a spinning loop uses all of one; the bound leaves a factor of five)."""
+    import os, socket, time
+    from conftest import free_port
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", free_port()))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    filler = socket.create_connection(("127.0.0.1", port))
+    g = gateway(wait_ready=False, mqtt={"url": f"mqtts://127.0.0.1:{port}", "tls": {"ca_file": str(pki.ca)}})
+    time.sleep(0.5)
+    filler.close()
+    listener.close()
+    cpu = lambda: sum(int(v) for v in open(f"/proc/{g.proc.pid}/stat").read().rsplit(")", 1)[1].split()[11:13]) / os.sysconf("SC_CLK_TCK")
+    time.sleep(1.5)  # the retransmitted SYN has been refused by now
+    before = cpu()
+    time.sleep(3)
+    used = cpu() - before
+    assert used < 0.6, f"the gateway used {used:.2f} s of CPU in 3 s while its broker was unreachable\n{g.log_tail()}"
+    assert g.http_get("/healthz", timeout=2)[0] == 200
+
+
+def test_broker_link_over_mqtts_comes_back_after_the_broker_is_killed(gateway, pki, tmp_path):
+    """A TLS broker that dies without closing its connections cleanly makes libmosquitto report the lost connection
+    with errno EPROTO, after which its loop (like `mosquitto_loop_forever`) gives up instead of reconnecting: the client
+    starts a new loop itself, so the link comes back when the broker does."""
+    broker = TLSBroker(tmp_path / "tls-broker", pki).start()
+    try:
+        g = gateway(broker=broker, mqtt={"url": f"mqtts://127.0.0.1:{broker.port}", "tls": {"ca_file": str(pki.ca)}})
+        broker.kill()
+        assert wait_until(lambda: g.http_get("/readyz", timeout=1)[0] == 503, 10), g.log_tail()
+        broker.start()
+        g.wait_ready(20)
+    finally:
+        broker.stop()
+
+
 class TLSBroker(Broker):
     """mosquitto with a TLS listener (and a plain loopback one for test clients)."""
 
