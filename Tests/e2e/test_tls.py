@@ -229,12 +229,21 @@ def test_broker_link_over_mqtts_when_the_tcp_handshake_is_slow(gateway, pki, tmp
         broker.stop()
 
 
+def syn_sent_to(port):
+    """Whether a local TCP socket is in SYN_SENT towards 127.0.0.1:`port` (/proc/net/tcp, state 02)."""
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        fields = line.split()
+        if fields[2].endswith(f":{port:04X}") and fields[3] == "02":
+            return True
+    return False
+
+
 def test_an_mqtts_connect_refused_after_a_delay_is_retried_without_spinning(gateway, pki, tmp_path):
     """The broker link's first connect is non-blocking. Here its SYN is dropped (the listener's accept queue is full),
-    then the listener goes away, so the retransmitted SYN is refused a second later: the failure arrives while
-    libmosquitto waits for the TLS handshake, which 2.0.11 takes for "still under way" and polls at full speed until
-    the keepalive (30 s) ends it. The gateway must end the attempt and wait its backoff: over three seconds of the
-    outage it uses a small fraction of a core (a spinning loop uses all of one; the bound leaves a factor of five)."""
+    then the listener goes away, so the retransmitted SYN is refused: the failure arrives while libmosquitto waits
+    for the TLS handshake, which 2.0.11 takes for "still under way" and polls at full speed until the keepalive
+    (30 s) ends it. The gateway must end the attempt and wait its backoff: over three seconds of the outage it uses
+    a small fraction of a core (a spinning loop uses all of one; the bound leaves a factor of five)."""
     import os, socket, time
     from conftest import free_port
     listener = socket.socket()
@@ -243,11 +252,12 @@ def test_an_mqtts_connect_refused_after_a_delay_is_retried_without_spinning(gate
     port = listener.getsockname()[1]
     filler = socket.create_connection(("127.0.0.1", port))
     g = gateway(wait_ready=False, mqtt={"url": f"mqtts://127.0.0.1:{port}", "tls": {"ca_file": str(pki.ca)}})
-    time.sleep(0.5)
+    assert wait_until(lambda: syn_sent_to(port), 20), "the gateway never tried to connect"
     filler.close()
     listener.close()
+    assert wait_until(lambda: not syn_sent_to(port), 10), "the retransmitted SYN was not refused"
+    time.sleep(0.5)
     cpu = lambda: sum(int(v) for v in open(f"/proc/{g.proc.pid}/stat").read().rsplit(")", 1)[1].split()[11:13]) / os.sysconf("SC_CLK_TCK")
-    time.sleep(1.5)  # the retransmitted SYN has been refused by now
     before = cpu()
     time.sleep(3)
     used = cpu() - before
