@@ -2,19 +2,22 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 DEMO_SECONDS ?= 30
-APT_PACKAGES := mosquitto mosquitto-clients libmosquitto-dev libjpeg62-turbo-dev pkg-config openssl python3-pip curl gcc libssl-dev
+APT_PACKAGES := mosquitto mosquitto-clients libmosquitto-dev libjpeg62-turbo-dev pkg-config openssl python3-pip curl gcc
+# Only for `make bench`: OpenSSL's headers, for the load generator's wss:// connections.
+BENCH_APT_PACKAGES := libssl-dev
 PY_PACKAGES := pytest websockets paho-mqtt
 
-.PHONY: deps build release test check-ui demo bench soak fuzz clean
+.PHONY: deps bench-deps build release test check-ui demo bench soak fuzz clean
 
 ## Installs what is missing (Debian, as root): mosquitto, libmosquitto-dev, libjpeg-turbo (the simulator's camera
 ## frames), and the Python test clients.
-deps:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+apt_install = @missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
+deps:
+	$(call apt_install,$(APT_PACKAGES))
 	@python3 -c "import pytest, websockets, paho.mqtt" 2>/dev/null || python3 -m pip install -q -r Tests/e2e/requirements.txt
 
 build: deps
@@ -40,14 +43,17 @@ check-ui: build
 demo: release
 	DEMO_SECONDS=$(DEMO_SECONDS) ./examples/demo.sh
 
-## The benchmark suite (docs/benchmarks.md; gcc builds its load generator, examples/bench_clients.c), each scenario beside its baseline in the same run: telemetry QoS 1/0 vs
+## The benchmark suite (docs/benchmarks.md; gcc builds its load generator, examples/bench_clients.c, with OpenSSL), each scenario beside its baseline in the same run: telemetry QoS 1/0 vs
 ## mosquitto's own clients, live view fan-out, idle connections and a connect storm vs mosquitto's WebSocket listener,
 ## command round trip vs mosquitto alone, spool write and drain. BENCH_QUICK=1 for small sizes; BIN=.build/debug to
 ## measure a debug build without building release.
 BIN ?= .build/release
 comma := ,
 BENCH_QUICK_ENV := $(if $(filter-out 0,$(BENCH_QUICK)),BENCH_DEVICES=10 BENCH_MESSAGES=500 BENCH_LIVE_SECONDS=3 BENCH_LIVE_VIEWERS=1$(comma)10)
-bench: $(if $(filter .build/release,$(BIN)),release,deps)
+bench-deps: deps
+	$(call apt_install,$(BENCH_APT_PACKAGES))
+
+bench: $(if $(filter .build/release,$(BIN)),release,deps) bench-deps
 	BIN=$(BIN) $(BENCH_QUICK_ENV) python3 examples/bench.py
 	BIN=$(BIN) $(BENCH_QUICK_ENV) python3 examples/bench_live.py
 	BIN=$(BIN) python3 examples/bench_idle.py
