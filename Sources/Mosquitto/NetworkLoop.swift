@@ -31,8 +31,8 @@ import Darwin
 /// Publishing threads never write to the socket (`mosquitto_threaded_set`): libmosquitto queues their packets, and
 /// the client wakes this thread (``LoopWaker/wake()``).
 final class NetworkLoop: @unchecked Sendable {
-    // @unchecked: `handle` and `thread` are `let`s after init; libmosquitto guards its state with its own mutexes
-    // in threaded mode, and everything else here is atomic or behind a Mutex.
+    // @unchecked: `thread` is written only in init, `handle` is a `let`; libmosquitto guards its state with its own
+    // mutexes in threaded mode, and everything else here is atomic or behind a Mutex.
     private let handle: OpaquePointer
     private let core: ClientCore
     private let waker: LoopWaker
