@@ -35,6 +35,8 @@ public final class Gateway: Sendable {
     /// Connections not (yet) a device, capped (`limits.max_pending_connections`).
     let pendingConnections: PendingConnections
     let devices: DeviceHub
+    /// What every device connection's frame handler shares.
+    let deviceFrames: DeviceFrameHandler.Environment
     /// Live view (§8): viewer admission, camera leases, frame fan-out.
     let live: LiveView
     let commands: CommandRouter
@@ -115,6 +117,8 @@ public final class Gateway: Sendable {
             gatewayID: id, topics: topics, heartbeatSeconds: config.gateway.heartbeatSeconds, telemetryQoS: config.mqtt.telemetryQoS,
             link: link, directory: directory, commands: commands, homeAssistant: homeAssistant, desired: desired, settings: settings,
             metrics: metrics, readiness: readiness, logger: logger, live: live)
+        deviceFrames = DeviceFrameHandler.Environment(
+            sink: devices, settings: settings, metrics: metrics, logger: logger, heartbeatSeconds: startup.gateway.heartbeatSeconds)
         reloader = Reloader(
             configFile: configFile, credentials: credentials, deviceTLS: deviceTLS, settings: settings, directory: directory,
             homeAssistant: homeAssistant, logger: logger, live: live)

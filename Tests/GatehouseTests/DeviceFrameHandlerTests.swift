@@ -36,8 +36,8 @@ import Testing
     init(limits yaml: String) throws {
         let config = GatewayConfig(source: ConfigSource(yamlText: yaml, environment: [:]))
         let handler = DeviceFrameHandler(
-            sink: sink, settings: SettingsStore(config), metrics: GatewayMetrics(), logger: Logger(label: "test"),
-            heartbeatSeconds: 30, deflate: nil)
+            .init(sink: sink, settings: SettingsStore(config), metrics: GatewayMetrics(), logger: Logger(label: "test"), heartbeatSeconds: 30),
+            deflate: nil)
         try channel.pipeline.syncOperations.addHandler(handler)
         session = DeviceSession(
             device: "dev-1", tokenKind: nil, tokenID: nil, number: 1, connectedAt: 0, remote: "test", channel: channel, metrics: GatewayMetrics())

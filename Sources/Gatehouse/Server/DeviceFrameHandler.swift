@@ -13,12 +13,25 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = WebSocketFrame
     typealias OutboundOut = WebSocketFrame
 
-    private let sink: any DeviceMessageSink
-    private let store: SettingsStore
+    /// What every device's handler shares, in one object: each idle device keeps its handler.
+    final class Environment: Sendable {
+        let sink: any DeviceMessageSink
+        let store: SettingsStore
+        let metrics: GatewayMetrics
+        let logger: Logger
+        let heartbeatSeconds: Int
+
+        init(sink: any DeviceMessageSink, settings: SettingsStore, metrics: GatewayMetrics, logger: Logger, heartbeatSeconds: Int) {
+            self.sink = sink
+            self.store = settings
+            self.metrics = metrics
+            self.logger = logger
+            self.heartbeatSeconds = heartbeatSeconds
+        }
+    }
+
+    private let environment: Environment
     private var settings: LiveSettings
-    private let metrics: GatewayMetrics
-    private let logger: Logger
-    private let heartbeatSeconds: Int
     private let deflate: PerMessageDeflate?
     private var session: DeviceSession?
     private var fragments: (opcode: WebSocketOpcode, compressed: Bool, data: ByteBuffer)?
@@ -37,14 +50,9 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// changes them for new connections only.
     private let sizeLimits: (text: Int, media: Int)
 
-    init(sink: any DeviceMessageSink, settings: SettingsStore, metrics: GatewayMetrics, logger: Logger, heartbeatSeconds: Int,
-         deflate: PerMessageDeflate?) {
-        self.sink = sink
-        self.store = settings
-        self.settings = settings.now
-        self.metrics = metrics
-        self.logger = logger
-        self.heartbeatSeconds = heartbeatSeconds
+    init(_ environment: Environment, deflate: PerMessageDeflate?) {
+        self.environment = environment
+        self.settings = environment.store.now
         self.deflate = deflate
         let limits = self.settings.limits
         let now = NIODeadline.now().uptimeNanoseconds
@@ -57,7 +65,7 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Binds the session once the gateway accepted it, and starts the heartbeat.
     func start(_ session: DeviceSession, loop: any EventLoop) {
         self.session = session
-        let period = TimeAmount.seconds(Int64(heartbeatSeconds))
+        let period = TimeAmount.seconds(Int64(environment.heartbeatSeconds))
         let handler = NIOLoopBound(self, eventLoop: loop)
         heartbeat = loop.scheduleRepeatedTask(initialDelay: period, delay: period) { _ in
             // A device held back by the outbox is not read, pongs included: it is not silent.
@@ -89,7 +97,7 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .ping, .pong:
             guard frame.fin, frame.length <= 125 else { return session.close(code: 1002, reason: .badMessages) }
             guard withinControlRate() else {
-                metrics.limitHit("control_frames")
+                environment.metrics.limitHit("control_frames")
                 return countBadMessage(session: session)
             }
             if frame.opcode == .ping { answerPing(frame.unmaskedData, context: context) }
@@ -142,7 +150,7 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// Takes one control frame from the device's bucket; false when over `limits.max_control_frames_per_s`.
     private func withinControlRate() -> Bool {
-        settings = store.refresh(settings)
+        settings = environment.store.refresh(settings)
         let perSecond = settings.limits.maxControlFramesPerSecond
         let now = NIODeadline.now().uptimeNanoseconds
         if controlRate.rate != Double(perSecond) { controlRate = TokenBucket(perSecond: perSecond, nowNanos: now) }
@@ -161,7 +169,7 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func receive(_ opcode: WebSocketOpcode, compressed: Bool, _ wire: ByteBuffer, session: DeviceSession) {
-        settings = store.refresh(settings)
+        settings = environment.store.refresh(settings)
         let limits = settings.limits
         session.noteMessage(nowMs: nowMs())
         var data = wire
@@ -183,14 +191,14 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
                 return DeviceMessage.parse(bytes)
             }
             let type = if case .success(let message) = parsed { message.body.type } else { "invalid" }
-            metrics.receivedBytes(wire.readableBytes, type: type)
+            environment.metrics.receivedBytes(wire.readableBytes, type: type)
             switch parsed {
             case nil:
                 session.close(.invalidUTF8, reason: .invalidUTF8, text: "text frame is not valid UTF-8")
             case .success(let message) where !withinRate:
                 refuseOverRate(seq: message.seq, session: session)
             case .success(let message):
-                if let refusal = sink.handle(message, from: session, settings: settings) { rejected(refusal, session: session) }
+                if let refusal = environment.sink.handle(message, from: session, settings: settings) { rejected(refusal, session: session) }
             case .failure(let error):
                 rejected(error, session: session)
             }
@@ -199,11 +207,11 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
                 return session.close(.messageTooBig, reason: .messageTooBig, text: "binary message over \(sizeLimits.media) bytes")
             }
             let parsed = data.withUnsafeReadableBytes { MediaFrame.parseHeader($0) }
-            metrics.receivedBytes(wire.readableBytes, type: (try? parsed.get()) == nil ? "invalid" : "media")
+            environment.metrics.receivedBytes(wire.readableBytes, type: (try? parsed.get()) == nil ? "invalid" : "media")
             guard withinRate else { return refuseOverRate(seq: nil, session: session) }
             switch parsed {
             case .success(let (header, offset)):
-                sink.handleMedia(header: header, payload: data.getSlice(at: data.readerIndex + offset, length: data.readableBytes - offset)!, from: session)
+                environment.sink.handleMedia(header: header, payload: data.getSlice(at: data.readerIndex + offset, length: data.readableBytes - offset)!, from: session)
             case .failure(let error):
                 rejected(error, session: session)
             }
@@ -224,7 +232,7 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// toward the bad-message window, so a device that ignores them is closed (1008) instead of being
     /// answered without end.
     private func refuseOverRate(seq: UInt64?, session: DeviceSession) {
-        metrics.limitHit("rate")
+        environment.metrics.limitHit("rate")
         defer { countBadMessage(session: session) }
         let limits = settings.limits
         let message = "over the rate limit (\(limits.maxMessagesPerSecond) messages or \(limits.maxBytesPerSecond) bytes per second); slow down"
@@ -237,8 +245,8 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// A malformed message: `nack` its readable `seq`, else an `error` frame; too many in 60 s closes with 1008.
     private func rejected(_ error: BadMessageError, session: DeviceSession) {
-        metrics.badMessage()
-        logger.debug("bad message: \(error.message)", metadata: ["device": "\(session.device)"])
+        environment.metrics.badMessage()
+        environment.logger.debug("bad message: \(error.message)", metadata: ["device": "\(session.device)"])
         if let seq = error.seq {
             session.answer(seq: seq, .refused(.badMessage, error.message))
         } else {
@@ -272,8 +280,8 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
             session?.noteEnded(.connectionLost)
             context.close(promise: nil)
         } else if let overflow = event as? SendQueueLimit.Overflow, let session {
-            metrics.limitHit("send_queue")
-            logger.info("dropped: the device reads nothing, \(overflow.queuedBytes) bytes wait to be sent to it", metadata: ["device": "\(session.device)"])
+            environment.metrics.limitHit("send_queue")
+            environment.logger.info("dropped: the device reads nothing, \(overflow.queuedBytes) bytes wait to be sent to it", metadata: ["device": "\(session.device)"])
             session.drop(.heartbeatTimeout)
         }
         context.fireUserInboundEventTriggered(event)
@@ -290,8 +298,8 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
         heartbeat?.cancel()
         if let session {
             session.noteEnded(.connectionLost)
-            metrics.closed(session.closeReason ?? .connectionLost)
-            sink.disconnected(session)
+            environment.metrics.closed(session.closeReason ?? .connectionLost)
+            environment.sink.disconnected(session)
         }
         context.fireChannelInactive()
     }

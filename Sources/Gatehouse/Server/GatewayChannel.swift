@@ -71,9 +71,7 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
                             throw ChannelError.inappropriateOperationForState
                         }
                         let limits = gateway.settings.now.limits
-                        let handler = DeviceFrameHandler(
-                            sink: gateway.devices, settings: gateway.settings, metrics: gateway.metrics, logger: gateway.logger,
-                            heartbeatSeconds: gateway.startup.gateway.heartbeatSeconds, deflate: compressed ? try PerMessageDeflate() : nil)
+                        let handler = DeviceFrameHandler(gateway.deviceFrames, deflate: compressed ? try PerMessageDeflate() : nil)
                         // Every frame to the device passes the send-queue cap (it sits between the handler and the encoder).
                         try channel.pipeline.syncOperations.addHandler(SendQueueLimit(maxBytes: limits.maxSendQueueBytes))
                         try channel.pipeline.syncOperations.addHandler(handler)
