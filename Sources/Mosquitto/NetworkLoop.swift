@@ -40,7 +40,7 @@ final class NetworkLoop: @unchecked Sendable {
     /// Set by `finish`: the loop ends once libmosquitto has no socket (the DISCONNECT was written, or there was no
     /// connection), as `loop_forever` ends in libmosquitto's "disconnecting" state.
     private let stopping = Atomic<Bool>(false)
-    /// Held around each `mosquitto_reconnect` and around the client's disconnect in `finish`, so that no
+    /// Held around each `mosquitto_reconnect_async` and around the client's disconnect in `finish`, so that no
     /// reconnect starts after the client asked to stop.
     private let reconnecting = Mutex(())
 
@@ -63,8 +63,9 @@ final class NetworkLoop: @unchecked Sendable {
     }
 
     /// Stops the loop and joins the thread. `disconnect` (the client's `mosquitto_disconnect_v5`) runs first,
-    /// where no reconnect can be under way; the loop then writes the DISCONNECT and returns. After a fatal
-    /// error the thread has returned by itself and `disconnect` may do nothing.
+    /// where no reconnect can be under way; the loop then writes the DISCONNECT and returns, or returns at once
+    /// if the broker has not accepted the connection yet. After a fatal error the thread has returned by itself
+    /// and `disconnect` may do nothing.
     func finish(after disconnect: () -> Void) {
         reconnecting.withLock { _ in
             stopping.store(true, ordering: .sequentiallyConsistent)
@@ -83,7 +84,10 @@ final class NetworkLoop: @unchecked Sendable {
         while true {
             let acceptedBefore = core.acceptedConnections.load(ordering: .relaxed)
             var (rc, error): (MosquittoResultCode, Int32)
-            repeat { (rc, error) = pass() } while rc == .success
+            repeat { (rc, error) = pass() } while rc == .success && !(isStopping && !core.linkUp.load(ordering: .relaxed))
+            // Asked to stop before the broker accepted this connection: nothing to say goodbye to (a connect to an
+            // unreachable host could otherwise hold the stop for minutes of SYN retries).
+            if isStopping && !core.linkUp.load(ordering: .relaxed) { return }
             // Quit after fatal errors, as loop_forever does, and have the client start over.
             if rc.endsNetworkThread || error == EPROTO {
                 if !isStopping { core.networkLoopEnded() }
@@ -94,8 +98,9 @@ final class NetworkLoop: @unchecked Sendable {
                 if isStopping { return }
                 waker.sleep(until: .now + policy.delay(attempt: attempt)) { isStopping }
                 attempt += 1
+                // Non-blocking, as the first attempt: the passes complete the connect, and a stop does not wait for it.
                 let reconnected: Bool? = reconnecting.withLock { _ in
-                    isStopping ? nil : MosquittoResultCode(mosquitto_reconnect(handle)) == .success
+                    isStopping ? nil : MosquittoResultCode(mosquitto_reconnect_async(handle)) == .success
                 }
                 guard let reconnected else { return }
                 if reconnected { break }
@@ -134,7 +139,7 @@ final class NetworkLoop: @unchecked Sendable {
     /// A pass before the CONNACK. With TLS, a connection that failed (refused, reset) is ended here: libmosquitto
     /// 2.0.11 takes the TLS library's error on such a socket for "handshake still under way" and would go round
     /// at full speed until the keepalive gave up. Ended as libmosquitto ends a failed attempt: the disconnect
-    /// callback, then the wait and `mosquitto_reconnect`, which closes the socket.
+    /// callback, then the wait and `mosquitto_reconnect_async`, which closes the socket.
     private func connectingPass(_ socket: Int32) -> (MosquittoResultCode, Int32) {
         if core.options.tls != nil {
             // POLLHUP: refused or reset (the TLS library has already taken the socket's error, so it says which no more).

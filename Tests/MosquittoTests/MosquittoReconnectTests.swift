@@ -85,6 +85,20 @@ import Testing
         #expect(elapsed < .seconds(60))
     }
 
+    /// A stop while the connection is still being set up (the host answers no SYN) returns at once: nothing was
+    /// accepted, so there is no DISCONNECT to write, and the SYN retries could last minutes.
+    @Test func stopWhileConnectingToASilentHostReturnsPromptly() async throws {
+        let silent = try UnansweredPort()
+        var options = MQTTClientOptions(clientID: "silent-\(UInt32.random(in: 0...UInt32.max))")
+        options.port = silent.port
+        let client = try MosquittoClient(options: options, logger: quietLogger)
+        try client.start()
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(!client.isConnected)
+        let elapsed = ContinuousClock().measure { client.stop() }
+        #expect(elapsed < .seconds(5))
+    }
+
     /// Each publish wakes a sleeping network thread; while it waits to reconnect that must not cut the wait short,
     /// or a gateway with busy devices would hammer a broker that just went away.
     @Test func publishingDuringAnOutageDoesNotHurryTheReconnects() async throws {

@@ -2,6 +2,10 @@ import Logging
 import Mosquitto
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A logger that discards everything, so test output stays readable.
 let quietLogger = Logger(label: "mosquitto-tests", factory: { _ in SwiftLogNoOpLogHandler() })
 
@@ -59,4 +63,39 @@ func eventually(timeout: Duration = .seconds(5), _ condition: () -> Bool) async 
 
 extension String {
     var bytes: [UInt8] { Array(utf8) }
+}
+
+/// A loopback port whose connections never complete: its listener's accept queue is full (backlog 0 and one
+/// connection waiting), so the kernel drops every further SYN and a connect stays pending, retrying for minutes.
+final class UnansweredPort: Sendable {
+    let port: Int
+    private let listener: Int32
+    private let filler: Int32
+
+    init() throws {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let filler = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ready = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listener, $0, length) == 0 && listen(listener, 0) == 0 && getsockname(listener, $0, &length) == 0
+                    && Glibc.connect(filler, $0, length) == 0
+            }
+        }
+        guard listener >= 0, filler >= 0, ready else {
+            close(listener)
+            close(filler)
+            throw BrokerError(message: "cannot set up a port that answers no SYN")
+        }
+        (self.listener, self.filler) = (listener, filler)
+        port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    deinit {
+        close(filler)
+        close(listener)
+    }
 }
