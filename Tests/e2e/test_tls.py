@@ -2,16 +2,20 @@
 without dropping devices, and the broker link over mqtts://. Certificates are made here with openssl."""
 
 import json
+import os
 import signal
+import socket
 import ssl
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidMessage
 from websockets.sync.client import connect as ws_connect
 
-from conftest import Broker, MqttClient, uid, wait_until
+from conftest import Broker, MqttClient, free_port, uid, wait_until
 
 
 def openssl(*args, cwd):
@@ -148,7 +152,6 @@ def test_sighup_reloads_the_certificate_without_dropping_devices(gateway, pki):
 
 
 def ssl_serial(g):
-    import socket
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
@@ -182,8 +185,6 @@ def test_broker_link_over_mqtts_when_the_tcp_handshake_is_slow(gateway, pki, tmp
     and TCP connects only on the retransmission, a second later. Reached in good time, and without spinning: the
     client's own network loop once took a socket that was writable for that reason for data to write, and went
     round without sending the handshake until the keepalive (30 s) forced a blocking reconnect."""
-    import socket, threading, time
-    from conftest import free_port
     broker = TLSBroker(tmp_path / "tls-broker", pki).start()
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -244,8 +245,6 @@ def test_an_mqtts_connect_refused_after_a_delay_is_retried_without_spinning(gate
     for the TLS handshake, which 2.0.11 takes for "still under way" and polls at full speed until the keepalive
     (30 s) ends it. The gateway must end the attempt and wait its backoff: over three seconds of the outage it uses
     a small fraction of a core (a spinning loop uses all of one; the bound leaves a factor of five)."""
-    import os, socket, time
-    from conftest import free_port
     listener = socket.socket()
     listener.bind(("127.0.0.1", free_port()))
     listener.listen(0)
