@@ -17,48 +17,15 @@ Everything binds to loopback and stops by itself.
 Environment: BIN (default .build/release), BENCH_DEVICES (50), BENCH_MESSAGES (2000), BENCH_WINDOW (64),
 BENCH_INFLIGHT (the gateway's mqtt.max_inflight, 100).
 """
-import json, os, subprocess, tempfile, threading, time
+import json, os, subprocess, tempfile, time
 
-from bench_common import CPU, Broker, Gateway, Processes, disk_writes, header, per_unit, telemetry
+from bench_common import CPU, Broker, Gateway, Processes, Subscriber, disk_writes, header, per_unit, telemetry
 
 DEVICES = int(os.environ.get("BENCH_DEVICES", "50"))
 MESSAGES = int(os.environ.get("BENCH_MESSAGES", "2000"))
 # The gateway's in-flight window (mqtt.max_inflight): small enough that the devices keep it full.
 INFLIGHT = os.environ.get("BENCH_INFLIGHT", "100")
 PAYLOAD = json.dumps({"ts": 1, "seq": 1, "data": {"temperature": 21.5, "setpoint": 21.0, "heating": True, "mode": "auto"}})
-
-
-class Counter:
-    """mosquitto_sub on a topic filter: counts (topic, seq) pairs to find duplicates."""
-
-    def __init__(self, procs, port, topic):
-        self.procs = procs
-        self.proc = procs.start(["mosquitto_sub", "-p", str(port), "-q", "1", "-v", "-t", topic], stdout=subprocess.PIPE, text=True)
-        time.sleep(0.3)
-
-    def stop(self, expected, timeout=30):
-        seen, lines = set(), 0
-        done = threading.Event()
-
-        def read():
-            nonlocal lines
-            for line in self.proc.stdout:
-                topic, _, body = line.partition(" ")
-                try:
-                    seq = json.loads(body).get("seq")
-                except ValueError:
-                    continue
-                lines += 1
-                seen.add((topic, seq))
-                if len(seen) >= expected:
-                    done.set()
-        reader = threading.Thread(target=read, daemon=True)
-        reader.start()
-        done.wait(timeout)
-        time.sleep(0.5)  # late duplicates
-        self.procs.stop(self.proc)
-        reader.join(5)
-        return lines, len(seen)
 
 
 def direct_flow(broker, qos):
@@ -86,10 +53,11 @@ def main():
         direct_s, direct_cpu = direct_flow(broker, 1)
         direct0_s, direct0_cpu = direct_flow(broker, 0)
 
-        counter = Counter(procs, broker.port, "gatehouse/+/telemetry")
+        subscriber = Subscriber(procs, broker.port, f"{work}/q1.txt")
         disk0 = disk_writes(gateway.pid)
         acked, nacked, q1_s, q1_cpu = telemetry(procs, work, gateway, DEVICES, MESSAGES, "q1", qos=1, broker=broker.pid)
-        arrived, unique = counter.stop(total)
+        arrived, seen = subscriber.wait(total)
+        unique = len(seen)
         disk = disk_writes(gateway.pid) - disk0
 
         acked0, nacked0, q0_s, q0_cpu = telemetry(procs, work, gateway, DEVICES, MESSAGES, "q0", qos=0, broker=broker.pid)

@@ -366,3 +366,38 @@ def self_signed(work):
     for path in (work, directory, cert, key):
         os.chmod(path, 0o755 if os.path.isdir(path) else 0o644)
     return cert, key
+
+
+class Subscriber:
+    """mosquitto_sub -q 1 on every device's telemetry (`gatehouse/+/telemetry`), into a file. `wait(expected)` waits
+    for that many messages and a quiet second after them (late duplicates), stops it and returns (messages that
+    arrived, the distinct (topic, seq) pairs)."""
+
+    def __init__(self, procs, port, path):
+        self.procs, self.path = procs, path
+        self.proc = procs.start(["mosquitto_sub", "-p", str(port), "-q", "1", "-v", "-t", "gatehouse/+/telemetry"],
+                                stdout=open(path, "w"))
+
+    def lines(self):
+        with open(self.path) as f:
+            return sum(1 for _ in f)
+
+    def wait(self, expected, timeout=60):
+        deadline, last, quiet = time.monotonic() + timeout, -1, 0
+        while time.monotonic() < deadline:
+            n = self.lines()
+            quiet = quiet + 1 if n == last else 0
+            if n >= expected and quiet >= 4:  # everything, and nothing more for 1 s (late duplicates)
+                break
+            last = n
+            time.sleep(0.25)
+        self.procs.stop(self.proc)
+        seen, arrived = set(), 0
+        for line in open(self.path):
+            topic, _, body = line.partition(" ")
+            try:
+                seen.add((topic, json.loads(body)["seq"]))
+                arrived += 1
+            except (ValueError, KeyError):
+                pass
+        return arrived, seen

@@ -15,50 +15,16 @@ itself.
 Environment: BIN (default .build/release), BENCH_SPOOL_DEVICES (default 50; 10 with BENCH_QUICK=1),
 BENCH_SPOOL_MESSAGES (per device, default 1000; 200 with BENCH_QUICK=1).
 """
-import json, os, tempfile, time
+import os, tempfile, time
 
-from bench_common import CPU, Broker, Gateway, Processes, cpu_line, disk_writes, header, sized, telemetry
+from bench_common import CPU, Broker, Gateway, Processes, Subscriber, cpu_line, disk_writes, header, sized, telemetry
 
 DEVICES = sized("BENCH_SPOOL_DEVICES", 50, 10)
 MESSAGES = sized("BENCH_SPOOL_MESSAGES", 1000, 200)
 
 
-
 def dir_bytes(path):
     return sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(path) for name in names)
-
-
-class Subscriber:
-    """mosquitto_sub -q 1 on every device's telemetry, into a file; `seen()` parses it: (arrived, distinct)."""
-
-    def __init__(self, procs, port, path):
-        self.procs, self.path = procs, path
-        self.proc = procs.start(["mosquitto_sub", "-p", str(port), "-q", "1", "-v", "-t", "gatehouse/+/telemetry"],
-                                stdout=open(path, "w"))
-
-    def lines(self):
-        with open(self.path) as f:
-            return sum(1 for _ in f)
-
-    def wait(self, expected, timeout=60):
-        deadline, last, quiet = time.monotonic() + timeout, -1, 0
-        while time.monotonic() < deadline:
-            n = self.lines()
-            quiet = quiet + 1 if n == last else 0
-            if n >= expected and quiet >= 4:  # everything, and nothing more for 1 s (late duplicates)
-                break
-            last = n
-            time.sleep(0.25)
-        self.procs.stop(self.proc)
-        seen, arrived = set(), 0
-        for line in open(self.path):
-            topic, _, body = line.partition(" ")
-            try:
-                seen.add((topic, json.loads(body)["seq"]))
-                arrived += 1
-            except (ValueError, KeyError):
-                pass
-        return arrived, seen
 
 
 def main():
