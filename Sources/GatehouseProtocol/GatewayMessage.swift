@@ -60,7 +60,28 @@ public enum GatewayMessage: Sendable, Equatable {
 
     /// `{"type":"ack","seq":<seq>}`, built directly (the gateway sends one per message).
     public static func ackString(seq: UInt64) -> String {
-        #"{"type":"ack","seq":"# + String(seq) + "}"
+        withAck(seq: seq) { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// Calls `body` with the UTF-8 bytes of `{"type":"ack","seq":<seq>}`, built on the stack: the caller copies
+    /// them where they go (a frame's buffer) without an allocation of their own.
+    public static func withAck<Result>(seq: UInt64, _ body: (UnsafeRawBufferPointer) -> Result) -> Result {
+        let prefix: StaticString = #"{"type":"ack","seq":"#
+        let prefixCount = prefix.utf8CodeUnitCount
+        // The prefix, at most 20 digits and the closing brace.
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: prefixCount + 21) { out in
+            _ = out.initialize(from: UnsafeBufferPointer(start: prefix.utf8Start, count: prefixCount))
+            var digits = seq
+            var end = prefixCount
+            repeat {
+                out[end] = UInt8(ascii: "0") + UInt8(digits % 10)
+                digits /= 10
+                end += 1
+            } while digits > 0
+            out[prefixCount..<end].reverse()
+            out[end] = UInt8(ascii: "}")
+            return body(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: out[0...end])))
+        }
     }
 
     private static func appendError(code: String, message: String, to out: inout [UInt8]) {

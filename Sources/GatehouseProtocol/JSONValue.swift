@@ -3,7 +3,10 @@
 /// Numbers keep their source text (see ``JSONNumber``); objects keep insertion order
 /// (see ``JSONObject``). Parse with ``init(parsing:maxDepth:)-(UnsafeRawBufferPointer,_)``,
 /// write with ``serialized()``.
-public indirect enum JSONValue: Sendable, Equatable, CustomStringConvertible,
+///
+/// Not `indirect`: arrays and objects hold their elements in heap storage already, and an indirect enum
+/// boxes every value (one allocation per number, string or bool parsed).
+public enum JSONValue: Sendable, Equatable, CustomStringConvertible,
     ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral,
     ExpressibleByBooleanLiteral, ExpressibleByNilLiteral, ExpressibleByArrayLiteral,
     ExpressibleByDictionaryLiteral

@@ -244,3 +244,23 @@ extension DeviceMeta: JSONPayload {}
 extension VersionedDocument: JSONPayload {}
 extension CommandResponse: JSONPayload {}
 extension BridgeResponse: JSONPayload {}
+
+/// `<base>/<dev>/telemetry`: `{"ts":…,"seq":…,"data":{…}}` (`seq` only when the device sent one), written
+/// straight to bytes: it is built once per device message, the gateway's hottest path.
+public enum TelemetryPayload {
+    public static func encode(ts: JSONNumber, seq: UInt64?, data: JSONObject) -> [UInt8] {
+        var out: [UInt8] = []
+        // Room for a typical reading, so the buffer is allocated once.
+        out.reserveCapacity(256)
+        JSONWriter.appendRaw(#"{"ts":"#, to: &out)
+        JSONWriter.appendRaw(ts.text, to: &out)
+        if let seq {
+            JSONWriter.appendRaw(#","seq":"#, to: &out)
+            JSONWriter.appendRaw(String(seq), to: &out)
+        }
+        JSONWriter.appendRaw(#","data":"#, to: &out)
+        data.serialize(into: &out)
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+}

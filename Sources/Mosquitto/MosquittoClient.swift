@@ -213,13 +213,17 @@ public final class MosquittoClient: @unchecked Sendable {
     private func enqueue(topic: String, payload: [UInt8], qos: MQTTQoS, retain: Bool, properties: MQTTProperties) throws -> Int32? {
         var mid: Int32 = 0
         core.beginSend()
-        let rc = properties.withCProperties { cProperties in
-            payload.withUnsafeBytes { bytes in
-                MosquittoResultCode(
-                    mosquitto_publish_v5(
-                        handle, &mid, topic, Int32(clamping: bytes.count), bytes.baseAddress, qos.rawValue, retain, cProperties
+        // `withCString` lends a native string's own bytes (or a stack copy of a small one); the implicit
+        // String-to-pointer conversion copies the topic into a new array on every publish.
+        let rc = topic.withCString { cTopic in
+            properties.withCProperties { cProperties in
+                payload.withUnsafeBytes { bytes in
+                    MosquittoResultCode(
+                        mosquitto_publish_v5(
+                            handle, &mid, cTopic, Int32(clamping: bytes.count), bytes.baseAddress, qos.rawValue, retain, cProperties
+                        )
                     )
-                )
+                }
             }
         }
         waker.wake()

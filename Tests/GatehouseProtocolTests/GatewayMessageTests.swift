@@ -46,6 +46,7 @@ struct GatewayMessageTests {
     func ackString() {
         #expect(GatewayMessage.ackString(seq: 0) == #"{"type":"ack","seq":0}"#)
         #expect(GatewayMessage.ackString(seq: 42) == #"{"type":"ack","seq":42}"#)
+        #expect(GatewayMessage.ackString(seq: .max) == #"{"type":"ack","seq":18446744073709551615}"#)
     }
 
     @Test("parse refuses other shapes", arguments: [

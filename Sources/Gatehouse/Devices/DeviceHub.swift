@@ -230,14 +230,12 @@ final class DeviceHub: DeviceMessageSink {
         metrics.received(message.body.type)
         switch message.body {
         case .telemetry(let data, let ts, let qos):
-            var payload = JSONObject()
-            payload["ts"] = .number(ts ?? JSONNumber(now))
-            if let seq { payload["seq"] = .number(JSONNumber(seq)) }
-            payload["data"] = .object(data)
-            session.noteTelemetry(data, ts: ts ?? JSONNumber(now))
+            let ts = ts ?? JSONNumber(now)
+            session.noteTelemetry(data, ts: ts)
             if let discovery = settings.homeAssistant { homeAssistant.discoverSensors(in: data, of: device, discovery) }
             let delivery: Durability = (qos ?? telemetryQoS) == 0 ? .bestEffort(.atMostOnce, device: device, source: session) : safely
-            link.publish(OutboundMessage(topic: topics.telemetry(device), payload: JSONValue.object(payload).serialized()), delivery, completion: answer)
+            let payload = TelemetryPayload.encode(ts: ts, seq: seq, data: data)
+            link.publish(OutboundMessage(topic: topics.telemetry(device), payload: payload), delivery, completion: answer)
         case .state(let patch):
             guard let document = directory.applyStatePatch(patch, of: device, now: now, maxBytes: settings.limits.maxStateBytes) else {
                 return BadMessageError(seq: seq, message: "the merged state would be longer than \(settings.limits.maxStateBytes) bytes")

@@ -80,9 +80,13 @@ final class DeviceSession: PublishSource {
     /// Sends prepared UTF-8 JSON as a text frame. Always queued on the event loop, also from the loop
     /// itself, so frames leave in the order they were sent from any thread (acks stay in order).
     func sendText(_ bytes: [UInt8]) {
+        sendText(channel.allocator.buffer(bytes: bytes))
+    }
+
+    private func sendText(_ buffer: ByteBuffer) {
         let channel = self.channel
         channel.eventLoop.execute { [self] in
-            channel.write(WebSocketFrame(fin: true, opcode: .text, data: channel.allocator.buffer(bytes: bytes)), promise: nil)
+            channel.write(WebSocketFrame(fin: true, opcode: .text, data: buffer), promise: nil)
             flushSoon()
         }
     }
@@ -103,7 +107,8 @@ final class DeviceSession: PublishSource {
         switch outcome {
         case .safe:
             metrics.acked()
-            sendText(Array(GatewayMessage.ackString(seq: seq).utf8))
+            // Copied straight into the frame's buffer: one allocation per ack.
+            sendText(GatewayMessage.withAck(seq: seq) { channel.allocator.buffer(bytes: $0) })
         case .refused(let code, let message):
             metrics.nacked(code)
             send(.nack(seq: seq, code: code.rawValue, message: message))
