@@ -70,6 +70,8 @@ struct JSONParser {
             index += 1
             skipWhitespace()
             let value = try parseValue()
+            // Most objects have a handful of keys: one allocation instead of one per doubling.
+            if object.isEmpty { object.entries.reserveCapacity(4) }
             object.updateValue(value, forKey: key)
             skipWhitespace()
             guard index < bytes.count else { throw failure("unterminated object") }

@@ -187,8 +187,11 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
                 return session.close(.messageTooBig, reason: .messageTooBig, text: "text message over \(sizeLimits.text) bytes")
             }
             let parsed = data.withUnsafeReadableBytes { bytes -> Result<DeviceMessage, BadMessageError>? in
-                guard String(validating: bytes.bindMemory(to: UInt8.self), as: UTF8.self) != nil else { return nil }
-                return DeviceMessage.parse(bytes)
+                // Parsed JSON is valid UTF-8 (the parser checks strings and allows no other non-ASCII byte), so the
+                // text is checked on its own (1007 rather than bad_message) only when it did not parse.
+                let parsed = DeviceMessage.parse(bytes)
+                if case .failure = parsed, String(validating: bytes.bindMemory(to: UInt8.self), as: UTF8.self) == nil { return nil }
+                return parsed
             }
             let type = if case .success(let message) = parsed { message.body.type } else { "invalid" }
             environment.metrics.receivedBytes(wire.readableBytes, type: type)
