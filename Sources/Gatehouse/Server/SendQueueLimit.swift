@@ -19,10 +19,7 @@ final class SendQueueLimit: ChannelOutboundHandler, RemovableChannelHandler {
         let queuedBytes: Int
     }
 
-    /// A frame's header is at most 14 bytes; counted so that many empty frames are not free.
-    private static let headerBytes = 14
     private let maxBytes: Int
-    private var queued = 0
     private var closeWritten = false
     private var overflowed = false
 
@@ -30,8 +27,13 @@ final class SendQueueLimit: ChannelOutboundHandler, RemovableChannelHandler {
         self.maxBytes = maxBytes
     }
 
-    /// Bytes written to the channel whose write has not completed yet.
-    var queuedBytes: Int { queued }
+    /// What waits to be written to the socket: NIO counts every byte written to the channel until its write
+    /// completes (encoded frames, flushed or not; with TLS, once flushed through the TLS handler, and every
+    /// frame sent to a device is flushed). Read from the channel rather than counted here, which would take a
+    /// promise and a callback per frame, on the path of every ack.
+    private func queuedBytes(_ context: ChannelHandlerContext) -> Int {
+        (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+    }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let frame = unwrapOutboundIn(data)
@@ -41,7 +43,7 @@ final class SendQueueLimit: ChannelOutboundHandler, RemovableChannelHandler {
         }
         if frame.opcode == .connectionClose {
             closeWritten = true
-        } else if queued > maxBytes {
+        } else if case let queued = queuedBytes(context), queued > maxBytes {
             promise?.fail(ChannelError.outputClosed)
             if !overflowed {
                 overflowed = true
@@ -49,11 +51,6 @@ final class SendQueueLimit: ChannelOutboundHandler, RemovableChannelHandler {
             }
             return
         }
-        let size = frame.length + Self.headerBytes
-        queued += size
-        let completion = promise ?? context.eventLoop.makePromise()
-        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-        completion.futureResult.whenComplete { _ in handler.value.queued -= size }
-        context.write(wrapOutboundOut(frame), promise: completion)
+        context.write(data, promise: promise)
     }
 }
