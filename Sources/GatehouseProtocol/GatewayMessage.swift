@@ -65,6 +65,7 @@ public enum GatewayMessage: Sendable, Equatable {
 
     /// Calls `body` with the UTF-8 bytes of `{"type":"ack","seq":<seq>}`, built on the stack: the caller copies
     /// them where they go (a frame's buffer) without an allocation of their own.
+    @inlinable
     public static func withAck<Result>(seq: UInt64, _ body: (UnsafeRawBufferPointer) -> Result) -> Result {
         let prefix: StaticString = #"{"type":"ack","seq":"#
         let prefixCount = prefix.utf8CodeUnitCount

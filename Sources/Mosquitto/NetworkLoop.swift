@@ -19,10 +19,11 @@ import Darwin
 ///   one byte per pass, so N packets queued meant N passes of the whole loop (select, read, write, keepalive)
 ///   after the pass that had already written them all. This loop is woken through ``LoopWaker`` instead, only
 ///   when it sleeps, and never reads the socket pair (once full, libmosquitto's writes to it fail at once).
-/// - Every pass writes with `TCP_CORK` set on the broker's socket. libmosquitto writes each packet with its own
-///   `write()`; with `TCP_NODELAY` each of those went to the broker as its own segment, and on loopback the writer
-///   pays for the receiver's side too. Corked, the packets one pass sends (every publish the PUBACKs read in that
-///   pass released) leave as one segment when the pass uncorks, at its end: nothing waits.
+/// - A pass that has more than one queued packet to write does so with `TCP_CORK` set on the broker's socket.
+///   libmosquitto writes each packet with its own `write()`; with `TCP_NODELAY` each of those went to the broker
+///   as its own segment, and on loopback the writer pays for the receiver's side too. Corked, the packets one pass
+///   sends (every publish the PUBACKs read in that pass released) leave as one segment when the pass uncorks, at
+///   its end: nothing waits. A lone packet is not corked (two system calls for nothing).
 /// - The wait between reconnect attempts follows ``MQTTReconnectPolicy/delay(attempt:)`` (jitter included) and
 ///   ends at once when the client stops (and only then: publishing during an outage does not shorten it).
 ///
@@ -126,11 +127,14 @@ final class NetworkLoop: @unchecked Sendable {
         }
         // Also what the callbacks of the reads above queued (the next publishes, the PUBACKs of incoming QoS 1).
         if ready & Int16(POLLOUT) != 0 || mosquitto_want_write(handle) {
-            setCork(socket, true)
+            // A lone packet (a command's answer at a quiet time) leaves at once either way: corking it would only
+            // cost two system calls on the way.
+            let cork = waker.takeQueuedCount() > 1
+            if cork { setCork(socket, true) }
             let rc = MosquittoResultCode(mosquitto_loop_write(handle, 1))
             let error = errno
             // Only the socket corked above: if the write closed it, the number may already belong to another file.
-            if mosquitto_socket(handle) == socket { setCork(socket, false) }
+            if cork, mosquitto_socket(handle) == socket { setCork(socket, false) }
             if rc != .success || mosquitto_socket(handle) < 0 { return (rc, error) }
         }
         return (MosquittoResultCode(mosquitto_loop_misc(handle)), errno)
@@ -172,6 +176,8 @@ final class LoopWaker: Sendable {
     private let readEnd: Int32
     private let writeEnd: Int32
     private let asleep = Atomic<Bool>(false)
+    /// Wake-ups (packets queued) since the network thread last took the count.
+    private let queued = Atomic<Int>(0)
 
     init() throws(MosquittoError) {
         var ends: [Int32] = [-1, -1]
@@ -190,13 +196,19 @@ final class LoopWaker: Sendable {
         close(writeEnd)
     }
 
-    /// Wakes the network thread if it waits; called after queueing a packet from any other thread.
+    /// Wakes the network thread if it waits; called after queueing a packet (from any thread), and counts it.
     func wake() {
+        queued.wrappingAdd(1, ordering: .relaxed)
         // The fences pair up: either this thread sees the flag, or the network thread sees the queued packet.
         atomicMemoryFence(ordering: .sequentiallyConsistent)
         guard asleep.load(ordering: .sequentiallyConsistent), asleep.exchange(false, ordering: .sequentiallyConsistent) else { return }
         var byte: UInt8 = 0
         _ = write(writeEnd, &byte, 1)
+    }
+
+    /// The packets queued through ``wake()`` since the last call.
+    func takeQueuedCount() -> Int {
+        queued.exchange(0, ordering: .relaxed)
     }
 
     /// Waits up to a second until `socket` is ready for what `events` asks (evaluated once the thread counts as
