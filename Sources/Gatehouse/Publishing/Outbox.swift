@@ -166,9 +166,11 @@ final class Outbox: Sendable {
 
     private func publishLive(_ message: OutboxState.Message) {
         guard !message.isBestEffort else { return publishBestEffort(message) }
+        // Only what the PUBACK needs is kept until then, not the whole message.
+        let (id, device, completion) = (message.id, message.device, message.completion)
         publish(message.entry) { error in
-            let effects = self.state.withLock { $0.published(id: message.id, device: message.device) }
-            message.completion?(error.map(PublishOutcome.init) ?? .safe)
+            let effects = self.state.withLock { $0.published(id: id, device: device) }
+            completion?(error.map(PublishOutcome.init) ?? .safe)
             self.perform(effects)
         }
     }

@@ -279,13 +279,15 @@ struct OutboxState {
     // MARK: Publishing in order
 
     /// The messages to hand to the broker now, in decision order; empty (and the drain over) when none are left.
-    mutating func nextToPublish() -> [Message] {
+    mutating func nextToPublish() -> CircularBuffer<Message> {
         guard !toPublish.isEmpty else {
             draining = false
             return []
         }
-        defer { toPublish.removeAll(keepingCapacity: true) }
-        return Array(toPublish)
+        // Handed over whole, not copied out: a copy would retain and release every field of every message.
+        var batch = CircularBuffer<Message>(initialCapacity: 16)
+        swap(&batch, &toPublish)
+        return batch
     }
 
     // MARK: Internals
