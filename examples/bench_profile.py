@@ -59,7 +59,8 @@ def main():
             profiler.send_signal(2)  # both write their report on SIGINT
             profiler.wait(timeout=60)
         print(f"QoS {QOS}: {acked} acked in {seconds:.1f} s = {acked / seconds:.0f} msgs/s; gateway {gw_cpu / acked * 1e6:.1f} µs/msg, "
-              f"broker {broker_cpu / acked * 1e6:.1f} µs/msg" + (f"; profile in {STRACE or OUT}" if profiler and not COUNT else ""))
+              f"broker {broker_cpu / acked * 1e6:.1f} µs/msg" + (f"; profile in {STRACE or OUT}" if profiler and not COUNT else "")
+              + ("; with COUNT the CPU includes the probe's cost" if COUNT else ""))
         if COUNT:
             subprocess.run(["perf", "probe", "-q", "-d", "probe_libc:malloc"], stderr=subprocess.DEVNULL)
             print_counts(counts, acked)

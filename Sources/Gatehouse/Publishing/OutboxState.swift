@@ -88,7 +88,7 @@ struct OutboxState {
     private var readingDecisions: UInt64 = 0
     private var replayScheduled = false
     /// Decided for publishing, not yet handed to the broker; `draining` while some thread hands them over.
-    private var toPublish = CircularBuffer<Message>()
+    private var toPublish: [Message] = []
     private var draining = false
 
     init(window: Int, spoolIsEmpty: Bool) {
@@ -279,13 +279,13 @@ struct OutboxState {
     // MARK: Publishing in order
 
     /// The messages to hand to the broker now, in decision order; empty (and the drain over) when none are left.
-    mutating func nextToPublish() -> CircularBuffer<Message> {
+    mutating func nextToPublish() -> [Message] {
         guard !toPublish.isEmpty else {
             draining = false
             return []
         }
         // Handed over whole, not copied out: a copy would retain and release every field of every message.
-        var batch = CircularBuffer<Message>(initialCapacity: 16)
+        var batch: [Message] = []
         swap(&batch, &toPublish)
         return batch
     }
