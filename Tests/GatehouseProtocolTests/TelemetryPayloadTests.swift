@@ -1,0 +1,26 @@
+import Testing
+
+@testable import GatehouseProtocol
+
+/// The telemetry payload, written straight to bytes: the same JSON as building the object and serializing it.
+@Suite struct TelemetryPayloadTests {
+    func text(_ ts: JSONNumber, _ seq: UInt64?, _ data: JSONObject) -> String {
+        String(decoding: TelemetryPayload.encode(ts: ts, seq: seq, data: data), as: UTF8.self)
+    }
+
+    @Test func withAndWithoutSeq() {
+        let data: JSONObject = ["temperature": 21.5, "heating": true]
+        #expect(text(JSONNumber(1_700_000_000_000), 7, data) == #"{"ts":1700000000000,"seq":7,"data":{"temperature":21.5,"heating":true}}"#)
+        #expect(text(JSONNumber(5), nil, data) == #"{"ts":5,"data":{"temperature":21.5,"heating":true}}"#)
+        #expect(text(JSONNumber(5), .max, [:]) == #"{"ts":5,"seq":18446744073709551615,"data":{}}"#)
+    }
+
+    @Test func matchesTheSerializedObjectForAParsedMessage() throws {
+        let wire = #"{"type":"telemetry","seq":3,"ts":12,"data":{"a \"b\"":[1,2e3,{"c":null}],"é":"\u0001\n"}}"#
+        guard case .success(let message) = DeviceMessage.parse(Array(wire.utf8)),
+            case .telemetry(let data, let ts, _) = message.body
+        else { Issue.record("not a telemetry message"); return }
+        let object: JSONValue = ["ts": .number(ts!), "seq": .number(UInt64(3)), "data": .object(data)]
+        #expect(TelemetryPayload.encode(ts: ts!, seq: 3, data: data) == object.serialized())
+    }
+}
