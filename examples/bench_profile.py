@@ -5,7 +5,8 @@ message of the gateway and the broker; then read the profile with `perf report -
 
 Environment: BIN (default .build/release), QOS (1), DEVICES (50), MESSAGES (2000), OUT (perf data file,
 default /tmp/gatehouse.perf.data; `none` for no profiler), STRACE (a file: count system calls instead), COUNT=1
-(count instead: allocations, through a uprobe on the C library's malloc, and system calls, per message and thread;
+(count instead: allocations, through a uprobe on the C library's malloc, and system calls, per message and thread,
+over the whole run, the devices' connects included;
 for where the allocations come from, `perf record -e probe_libc:malloc -c 97 -g -p <gateway pid>` while the
 probe exists). Everything binds to 127.0.0.1 and stops by itself.
 """
@@ -20,9 +21,15 @@ COUNTED = {"probe_libc:malloc": "mallocs", "raw_syscalls:sys_enter": "system cal
 
 def add_malloc_probe(pid):
     """A uprobe on malloc in the C library the gateway runs with (perf names it probe_libc:malloc)."""
-    libc = next(line.split()[-1] for line in open(f"/proc/{pid}/maps") if re.search(r"/libc\.so\.6$", line))
-    subprocess.run(["perf", "probe", "-q", "-d", "probe_libc:malloc"], stderr=subprocess.DEVNULL)
+    libc = next((line.split()[-1] for line in open(f"/proc/{pid}/maps") if re.search(r"/libc\.so\.6$", line)), None)
+    if libc is None:
+        raise SystemExit("COUNT: the gateway does not use the GNU C library's libc.so.6; nothing to probe")
+    remove_malloc_probe()  # one left behind by an interrupted run
     subprocess.run(["perf", "probe", "-q", "-x", libc, "malloc"], check=True)
+
+
+def remove_malloc_probe():
+    subprocess.run(["perf", "probe", "-q", "-d", "probe_libc:malloc"], stderr=subprocess.DEVNULL)
 
 
 def print_counts(path, messages):
@@ -38,6 +45,14 @@ def print_counts(path, messages):
 
 
 def main():
+    try:
+        profile()
+    finally:
+        if COUNT:
+            remove_malloc_probe()
+
+
+def profile():
     work = tempfile.mkdtemp(prefix="gatehouse-profile-")
     with Processes() as procs:
         broker = Broker(procs, work)
@@ -62,7 +77,6 @@ def main():
               f"broker {broker_cpu / acked * 1e6:.1f} µs/msg" + (f"; profile in {STRACE or OUT}" if profiler and not COUNT else "")
               + ("; with COUNT the CPU includes the probe's cost" if COUNT else ""))
         if COUNT:
-            subprocess.run(["perf", "probe", "-q", "-d", "probe_libc:malloc"], stderr=subprocess.DEVNULL)
             print_counts(counts, acked)
 
 

@@ -23,7 +23,8 @@ import Darwin
 ///   libmosquitto writes each packet with its own `write()`; with `TCP_NODELAY` each of those went to the broker
 ///   as its own segment, and on loopback the writer pays for the receiver's side too. Corked, the packets one pass
 ///   sends (every publish the PUBACKs read in that pass released) leave as one segment when the pass uncorks, at
-///   its end: nothing waits. A lone packet is not corked (two system calls for nothing).
+///   its end: nothing waits. A pass that read nothing and writes one publisher's packet is not corked (two
+///   system calls for nothing).
 /// - The wait between reconnect attempts follows ``MQTTReconnectPolicy/delay(attempt:)`` (jitter included) and
 ///   ends at once when the client stops (and only then: publishing during an outage does not shorten it).
 ///
@@ -112,7 +113,7 @@ final class NetworkLoop: @unchecked Sendable {
     private var isStopping: Bool { stopping.load(ordering: .sequentiallyConsistent) }
 
     /// One pass, as `mosquitto_loop` makes it: wait up to a second for the socket (or a wake-up), read what
-    /// arrived, write what is queued (corked), then keepalive. Returns the first failure and `errno` as it left it.
+    /// arrived, write what is queued (corked when there is more than one packet), then keepalive. Returns the first failure and `errno` as it left it.
     private func pass() -> (MosquittoResultCode, Int32) {
         let socket = mosquitto_socket(handle)
         guard socket >= 0 else { return (.noConnection, 0) }
@@ -127,9 +128,10 @@ final class NetworkLoop: @unchecked Sendable {
         }
         // Also what the callbacks of the reads above queued (the next publishes, the PUBACKs of incoming QoS 1).
         if ready & Int16(POLLOUT) != 0 || mosquitto_want_write(handle) {
-            // A lone packet (a command's answer at a quiet time) leaves at once either way: corking it would only
-            // cost two system calls on the way.
-            let cork = waker.takeQueuedCount() > 1
+            // A lone packet queued by a publisher (a command's answer at a quiet time) leaves at once either way:
+            // corking it would only cost two system calls. After a read, libmosquitto may have queued packets of its
+            // own (the PUBACKs of incoming QoS 1 messages), which `wake()` does not count: corked.
+            let cork = waker.takeQueuedCount() > 1 || ready & Int16(POLLIN) != 0
             if cork { setCork(socket, true) }
             let rc = MosquittoResultCode(mosquitto_loop_write(handle, 1))
             let error = errno

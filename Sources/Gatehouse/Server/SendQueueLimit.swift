@@ -20,19 +20,24 @@ final class SendQueueLimit: ChannelOutboundHandler, RemovableChannelHandler {
     }
 
     private let maxBytes: Int
+    /// TLS sits below: it holds what is written until the next flush, where the channel's count cannot see it.
+    private let heldUntilFlush: Bool
+    /// Bytes passed since the last flush (counted only when `heldUntilFlush`).
+    private var unflushed = 0
     private var closeWritten = false
     private var overflowed = false
 
-    init(maxBytes: Int) {
+    init(maxBytes: Int, tlsBelow: Bool) {
         self.maxBytes = maxBytes
+        self.heldUntilFlush = tlsBelow
     }
 
-    /// What waits to be written to the socket: NIO counts every byte written to the channel until its write
-    /// completes (encoded frames, flushed or not; with TLS, once flushed through the TLS handler, and every
-    /// frame sent to a device is flushed). Read from the channel rather than counted here, which would take a
-    /// promise and a callback per frame, on the path of every ack.
+    /// What waits to be written to the device. NIO counts every byte written to the socket until its write
+    /// completes (encoded frames, flushed or not), read from the channel rather than counted here, which would
+    /// take a promise and a callback per frame, on the path of every ack; plus, with TLS, what the TLS handler
+    /// holds until the flush (a burst of commands queued within one loop tick would pass unseen otherwise).
     private func queuedBytes(_ context: ChannelHandlerContext) -> Int {
-        (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+        ((try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0) + unflushed
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -51,6 +56,15 @@ final class SendQueueLimit: ChannelOutboundHandler, RemovableChannelHandler {
             }
             return
         }
+        if heldUntilFlush { unflushed += frame.length + Self.headerBytes }
         context.write(data, promise: promise)
     }
+
+    func flush(context: ChannelHandlerContext) {
+        unflushed = 0
+        context.flush()
+    }
+
+    /// A frame's header is at most 14 bytes; counted so that many empty frames are not free.
+    private static let headerBytes = 14
 }
