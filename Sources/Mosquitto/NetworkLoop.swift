@@ -19,12 +19,11 @@ import Darwin
 ///   one byte per pass, so N packets queued meant N passes of the whole loop (select, read, write, keepalive)
 ///   after the pass that had already written them all. This loop is woken through ``LoopWaker`` instead, only
 ///   when it sleeps, and never reads the socket pair (once full, libmosquitto's writes to it fail at once).
-/// - A pass that has more than one queued packet to write does so with `TCP_CORK` set on the broker's socket.
-///   libmosquitto writes each packet with its own `write()`; with `TCP_NODELAY` each of those went to the broker
-///   as its own segment, and on loopback the writer pays for the receiver's side too. Corked, the packets one pass
-///   sends (every publish the PUBACKs read in that pass released) leave as one segment when the pass uncorks, at
-///   its end: nothing waits. A pass that read nothing and writes one publisher's packet is not corked (two
-///   system calls for nothing).
+/// - A pass writes with `TCP_CORK` set on the broker's socket, unless it read nothing and has one publisher's
+///   packet to write (two system calls for nothing). libmosquitto writes each packet with its own `write()`; with
+///   `TCP_NODELAY` each of those went to the broker as its own segment, and on loopback the writer pays for the
+///   receiver's side too. Corked, the packets one pass sends (every publish the PUBACKs read in that pass
+///   released) leave as one segment when the pass uncorks, at its end: nothing waits.
 /// - The wait between reconnect attempts follows ``MQTTReconnectPolicy/delay(attempt:)`` (jitter included) and
 ///   ends at once when the client stops (and only then: publishing during an outage does not shorten it).
 ///
@@ -86,10 +85,10 @@ final class NetworkLoop: @unchecked Sendable {
         while true {
             let acceptedBefore = core.acceptedConnections.load(ordering: .relaxed)
             var (rc, error): (MosquittoResultCode, Int32)
-            repeat { (rc, error) = pass() } while rc == .success && !(isStopping && !core.linkUp.load(ordering: .relaxed))
+            repeat { (rc, error) = pass() } while rc == .success && !isStoppingBeforeAccepted
             // Asked to stop before the broker accepted this connection: nothing to say goodbye to (a connect to an
             // unreachable host could otherwise hold the stop for minutes of SYN retries).
-            if isStopping && !core.linkUp.load(ordering: .relaxed) { return }
+            if isStoppingBeforeAccepted { return }
             // Quit after fatal errors, as loop_forever does, and have the client start over.
             if rc.endsNetworkThread || error == EPROTO {
                 if !isStopping { core.networkLoopEnded() }
@@ -111,6 +110,9 @@ final class NetworkLoop: @unchecked Sendable {
     }
 
     private var isStopping: Bool { stopping.load(ordering: .sequentiallyConsistent) }
+
+    /// Asked to stop while the broker has not accepted the current connection (or there is none).
+    private var isStoppingBeforeAccepted: Bool { isStopping && !core.linkUp.load(ordering: .relaxed) }
 
     /// One pass, as `mosquitto_loop` makes it: wait up to a second for the socket (or a wake-up), read what
     /// arrived, write what is queued (corked when there is more than one packet), then keepalive. Returns the first failure and `errno` as it left it.
