@@ -106,6 +106,11 @@ final class ClientCore: Sendable {
         let run: @Sendable () -> Void
         init(_ run: @escaping @Sendable () -> Void) { self.run = run }
     }
+    /// A class box, like `Hook`.
+    final class MessageHandler: Sendable {
+        let take: @Sendable (MQTTMessage) -> Void
+        init(_ take: @escaping @Sendable (MQTTMessage) -> Void) { self.take = take }
+    }
     /// Connections the broker accepted (CONNACK success): the network loop starts its backoff over after one.
     let acceptedConnections = Atomic<Int>(0)
     /// From the broker's CONNACK (success) until that connection ends: the network loop serves the connection
@@ -118,6 +123,9 @@ final class ClientCore: Sendable {
     /// The client's options: the network thread redraws the reconnect jitter from them.
     let options: MQTTClientOptions
     let messageContinuation: AsyncStream<MQTTMessage>.Continuation
+    /// Set by `MosquittoClient.handleMessages(_:)`: takes every incoming message on the network thread instead
+    /// of `messageContinuation`.
+    let messageHandler = Mutex<MessageHandler?>(nil)
     let eventContinuation: AsyncStream<MQTTConnectionEvent>.Continuation
 
     init(
@@ -234,15 +242,18 @@ final class ClientCore: Sendable {
         let payload =
             raw.payloadlen > 0
             ? [UInt8](UnsafeRawBufferPointer(start: raw.payload, count: Int(raw.payloadlen))) : []
-        messageContinuation.yield(
-            MQTTMessage(
-                topic: raw.topic.map { String(cString: $0) } ?? "",
-                payload: payload,
-                qos: raw.qos == 0 ? .atMostOnce : .atLeastOnce,
-                retain: raw.retain,
-                properties: properties == nil ? MQTTProperties() : MQTTProperties(copying: properties)
-            )
+        let copied = MQTTMessage(
+            topic: raw.topic.map { String(cString: $0) } ?? "",
+            payload: payload,
+            qos: raw.qos == 0 ? .atMostOnce : .atLeastOnce,
+            retain: raw.retain,
+            properties: properties == nil ? MQTTProperties() : MQTTProperties(copying: properties)
         )
+        if let handler = messageHandler.withLock({ $0 }) {
+            handler.take(copied)
+        } else {
+            messageContinuation.yield(copied)
+        }
     }
 
     func handleSubscribeAck(mid: Int32, codes: [Int32]) {

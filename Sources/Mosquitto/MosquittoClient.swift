@@ -22,7 +22,8 @@ import Synchronization
 public final class MosquittoClient: @unchecked Sendable {
     /// The options the client was created with.
     public let options: MQTTClientOptions
-    /// Every incoming message, copied out of the C callback. Single consumer; finishes after `stop()`.
+    /// Every incoming message, copied out of the C callback. Single consumer; finishes after `stop()`. Stays empty
+    /// once `handleMessages(_:)` was called.
     public let messages: AsyncStream<MQTTMessage>
     /// Connection state changes. Single consumer; finishes after `stop()`.
     public let connectionEvents: AsyncStream<MQTTConnectionEvent>
@@ -99,6 +100,16 @@ public final class MosquittoClient: @unchecked Sendable {
         // `operations` and the shutdown may run right here; `sync` could even be called from that queue.
         stop(publishingWill: false, shutDown: { $0() })
         mosquitto_destroy(handle)
+    }
+
+    /// Hands every incoming message to `handler` on the network thread, in the order they arrived, instead of to
+    /// `messages`. Call it before `start()`.
+    ///
+    /// No thread hop and no queue between the socket and the handler: a request reaches its device sooner, and
+    /// a burst of incoming messages is held in the broker's socket while the handler works, not in an unbounded
+    /// stream. The handler must not block: while it runs, this client neither reads nor writes. It may publish.
+    public func handleMessages(_ handler: @escaping @Sendable (MQTTMessage) -> Void) {
+        core.messageHandler.withLock { $0 = ClientCore.MessageHandler(handler) }
     }
 
     /// True while the broker has accepted the current connection.
@@ -375,6 +386,7 @@ public final class MosquittoClient: @unchecked Sendable {
         core.state.withLock { $0.connected = false }
         waiters.fail(with: ClientCore.closedError)
         core.messageContinuation.finish()
+        core.messageHandler.withLock { $0 = nil }
         core.eventContinuation.finish()
         logger.debug("MQTT client stopped", metadata: ["mqtt.broker": "\(options.address)"])
     }

@@ -1,5 +1,10 @@
 import Mosquitto
+import Synchronization
 import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @Suite struct MosquittoClientTests {
     @Test func qos1PublishRoundTripsAllProperties() async throws {
@@ -35,6 +40,38 @@ import Testing
         #expect((59...60).contains(message.properties.messageExpiryInterval ?? 0))
         #expect(message.properties.contentType == "application/json")
         #expect(message.properties.userProperties == properties.userProperties)
+    }
+
+    /// `handleMessages`: every message reaches the handler on the network thread, in order, none reaches the
+    /// stream, and the handler may publish (as the gateway's router answers requests from there).
+    @Test func handlerTakesMessagesOnTheNetworkThreadInOrder() async throws {
+        let broker = try await TestBroker.started()
+        let client = try MosquittoClient(options: testOptions(broker), logger: quietLogger)
+        let publisher = try MosquittoClient(options: testOptions(broker), logger: quietLogger)
+        defer {
+            client.stop()
+            publisher.stop()
+        }
+        let taken = Mutex<[(topic: String, thread: String)]>([])
+        client.handleMessages { message in
+            taken.withLock { $0.append((message.topic, currentThreadName())) }
+            if message.topic.hasPrefix("in/") {
+                try? client.publish(topic: "out/" + message.topic.dropFirst(3), payload: message.payload, qos: .atLeastOnce) { _ in }
+            }
+        }
+        let streamed = Inbox(client)
+        try await client.connect()
+        try await publisher.connect()
+        try await client.subscribe(["in/#", "out/#"])
+        for index in 0..<50 {
+            try await publisher.publish(topic: "in/\(index)", payload: [UInt8(index)], qos: .atLeastOnce)
+        }
+        #expect(try await eventually { taken.withLock { $0.count } == 100 })
+        let messages = taken.withLock { $0 }
+        #expect(messages.filter { $0.topic.hasPrefix("in/") }.map(\.topic) == (0..<50).map { "in/\($0)" })
+        #expect(messages.filter { $0.topic.hasPrefix("out/") }.map(\.topic) == (0..<50).map { "out/\($0)" })
+        #expect(Set(messages.map(\.thread)) == ["mqtt network"])
+        #expect(streamed.messages.isEmpty)
     }
 
     @Test func qos0PublishAndEmptyPayload() async throws {
@@ -215,4 +252,13 @@ import Testing
             try await group.waitForAll()
         }
     }
+}
+
+/// The calling thread's name, as the kernel has it.
+private func currentThreadName() -> String {
+    let file = open("/proc/thread-self/comm", O_RDONLY)
+    defer { close(file) }
+    var bytes = [UInt8](repeating: 0, count: 32)
+    let count = read(file, &bytes, bytes.count)
+    return String(decoding: bytes.prefix(max(count, 0)).filter { $0 != UInt8(ascii: "\n") }, as: UTF8.self)
 }

@@ -1,3 +1,4 @@
+import Dispatch
 import GatehouseProtocol
 import Logging
 import Mosquitto
@@ -29,6 +30,10 @@ final class BrokerRouter: Sendable {
     private let readiness: Readiness
     private let reconciler: Reconciler
     private let logger: Logger
+    /// Where the rare requests that may take a while run (an operator's `reload` reads files, a `devices` listing
+    /// or Home Assistant's rediscovery covers every device), one at a time: `route` runs on the MQTT client's
+    /// network thread, which reads and writes nothing meanwhile.
+    private let slowRequests = DispatchQueue(label: "gatehouse.broker-router.slow")
 
     init(
         gatewayID: String, topics: Topics, link: BrokerLink, directory: DeviceDirectory, devices: DeviceHub, commands: CommandRouter,
@@ -117,10 +122,11 @@ final class BrokerRouter: Sendable {
         }
     }
 
-    /// Routes one incoming MQTT message.
+    /// Routes one incoming MQTT message. Runs on the MQTT client's network thread (see `BrokerService`), in the
+    /// order the messages arrived, so it must not block.
     func route(_ message: MQTTMessage) {
         if let discovery = settings.now.homeAssistant, message.topic == discovery.statusTopic {
-            return homeAssistant.homeAssistantStatus(message.payload)
+            return slowRequests.async { [homeAssistant] in homeAssistant.homeAssistantStatus(message.payload) }
         }
         guard let kind = topics.parse(message.topic) else { return }
         let ids = message.properties.subscriptionIdentifiers
@@ -128,7 +134,7 @@ final class BrokerRouter: Sendable {
         case .availability, .meta, .state, .pending, .bridgeState:
             observeRetained(kind, message)
         case .bridgeRequest(let gateway, let op) where gateway == gatewayID:
-            bridge.handle(op: op, message: message)
+            slowRequests.async { [bridge] in bridge.handle(op: op, message: message) }
         case .request(let device, let command):
             routeRequest(device: device, command: command, message: message, ids: ids, isSet: false)
         case .set(let device):
