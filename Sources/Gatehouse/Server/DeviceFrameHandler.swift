@@ -100,22 +100,22 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
                 environment.metrics.limitHit("control_frames")
                 return countBadMessage(session: session)
             }
-            if frame.opcode == .ping { answerPing(frame.unmaskedData, context: context) }
+            if frame.opcode == .ping { answerPing(frame.unmaskedPayload(allocator: context.channel.allocator), context: context) }
         case .connectionClose:
             session.noteEnded(.disconnected)
             context.answerClose(frame)
         case .text, .binary:
             guard fragments == nil else { return session.close(code: 1002, reason: .badMessages, text: "new message inside a fragmented one") }
             if frame.fin {
-                receive(frame.opcode, compressed: frame.rsv1, frame.unmaskedData, session: session)
+                receive(frame.opcode, compressed: frame.rsv1, frame.unmaskedPayload(allocator: context.channel.allocator), session: session)
             } else {
-                fragments = (frame.opcode, frame.rsv1, frame.unmaskedData)
+                fragments = (frame.opcode, frame.rsv1, frame.unmaskedPayload(allocator: context.channel.allocator))
                 checkSize(session: session)
             }
         case .continuation:
             guard var assembled = fragments else { return session.close(code: 1002, reason: .badMessages, text: "continuation without a message") }
             fragments = nil
-            var piece = frame.unmaskedData
+            var piece = frame.unmaskedPayload(allocator: context.channel.allocator)
             assembled.data.writeBuffer(&piece)
             fragments = assembled
             guard checkSize(session: session) else { return }
