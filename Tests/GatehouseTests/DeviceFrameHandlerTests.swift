@@ -40,7 +40,8 @@ import Testing
             deflate: nil)
         try channel.pipeline.syncOperations.addHandler(handler)
         session = DeviceSession(
-            device: "dev-1", tokenKind: nil, tokenID: nil, number: 1, connectedAt: 0, remote: "test", channel: channel, metrics: GatewayMetrics())
+            device: "dev-1", tokenKind: nil, tokenID: nil, number: 1, connectedAt: 0, remote: "test", channel: channel,
+            frames: LoopFrames(loop: channel.eventLoop), metrics: GatewayMetrics())
         handler.start(session, loop: channel.eventLoop)
     }
 

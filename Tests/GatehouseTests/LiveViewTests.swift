@@ -53,7 +53,7 @@ import Testing
         let capabilities = JSONObject([("live", .object(JSONObject([("max_fps", .number(JSONNumber(8)))])))])
         directory.observe(meta: DeviceMeta(ts: 0, kind: "camera", model: nil, firmware: nil, capabilities: capabilities), of: "cam")
         session = DeviceSession(device: "cam", tokenKind: "camera", tokenID: nil, number: 1, connectedAt: 0, remote: "test",
-                                channel: camera, metrics: GatewayMetrics())
+                                channel: camera, frames: LoopFrames(loop: camera.eventLoop), metrics: GatewayMetrics())
         _ = directory.attach(session)
     }
 
@@ -104,7 +104,7 @@ import Testing
         _ = try sentToCamera()
         live.cameraDisconnected(session)
         let next = DeviceSession(device: "cam", tokenKind: "camera", tokenID: nil, number: 2, connectedAt: 0, remote: "test",
-                                 channel: camera, metrics: GatewayMetrics())
+                                 channel: camera, frames: LoopFrames(loop: camera.eventLoop), metrics: GatewayMetrics())
         live.frame(ByteBuffer(string: "stale"), from: session)  // the old session's frames are not forwarded
         live.cameraConnected(next)
         #expect(try sentToCamera() == [#"{"type":"live","action":"start","fps":5}"#])

@@ -41,6 +41,8 @@ final class DeviceHub: DeviceMessageSink {
     private let owedOffline = Mutex<[String: Availability]>([:])
     /// Live view (§8): told about camera connections and handed live frames.
     private let live: LiveView?
+    /// The frames for the devices of each event loop (see `LoopFrames`).
+    private let loopFrames = LoopFramesDirectory()
 
     init(
         gatewayID: String, topics: Topics, heartbeatSeconds: Int, telemetryQoS: Int, link: BrokerLink, directory: DeviceDirectory,
@@ -78,7 +80,7 @@ final class DeviceHub: DeviceMessageSink {
         let session = DeviceSession(
             device: device, tokenKind: claims.kind, tokenID: claims.tokenID,
             number: directory.nextSessionNumber(device, now: now),
-            connectedAt: now, remote: remote, channel: channel, metrics: metrics
+            connectedAt: now, remote: remote, channel: channel, frames: loopFrames.frames(for: channel.eventLoop), metrics: metrics
         )
         if let previous = directory.attach(session) {
             previous.close(.replaced, reason: .disconnected, text: "replaced by a newer connection")

@@ -5,8 +5,8 @@ import NIOCore
 import NIOWebSocket
 import Synchronization
 
-/// One live WebSocket connection of a device. Everything it sends goes straight to the NIO channel,
-/// which is safe from any thread, so publish completions on libmosquitto's thread can answer directly.
+/// One live WebSocket connection of a device. What it sends goes through its loop's `LoopFrames`, from any
+/// thread, so publish completions on libmosquitto's thread can answer directly.
 final class DeviceSession: PublishSource {
     /// The device id from the credential.
     let device: String
@@ -21,13 +21,15 @@ final class DeviceSession: PublishSource {
     /// Peer address, for `devices` listings.
     let remote: String
     let channel: any Channel
+    /// Where its frames go, in order, from any thread: shared by every device on its event loop.
+    private let frames: LoopFrames
     private let metrics: GatewayMetrics
     /// Every reason to stop reading the socket, and the one decision over them (`ReadGate.reads`).
     private let reading = Mutex(ReadGate())
     private let closing = Mutex<OfflineReason?>(nil)
     private let activity: Mutex<Activity>
-    /// A flush is queued on the loop (see `flushSoon`); only touched on the loop.
-    private let flushQueued = Atomic<Bool>(false)
+    /// Frames were written and not flushed yet (see `LoopFrames`); only touched on the loop.
+    private let unflushed = Atomic<Bool>(false)
 
     /// What the status page shows of a device's traffic.
     struct Activity: Sendable {
@@ -39,7 +41,9 @@ final class DeviceSession: PublishSource {
         var telemetry: (ts: JSONNumber, data: JSONObject)?
     }
 
-    init(device: String, tokenKind: String?, tokenID: String?, number: Int64, connectedAt: Int64, remote: String, channel: any Channel, metrics: GatewayMetrics) {
+    init(device: String, tokenKind: String?, tokenID: String?, number: Int64, connectedAt: Int64, remote: String, channel: any Channel,
+         frames: LoopFrames, metrics: GatewayMetrics) {
+        precondition(frames.loop === channel.eventLoop, "a session's frames go through its own loop's LoopFrames")
         self.device = device
         self.tokenKind = tokenKind
         self.tokenID = tokenID
@@ -47,6 +51,7 @@ final class DeviceSession: PublishSource {
         self.connectedAt = connectedAt
         self.remote = remote
         self.channel = channel
+        self.frames = frames
         self.metrics = metrics
         self.activity = Mutex(Activity(lastSeen: connectedAt, rate: RateEstimate(nowMs: connectedAt)))
     }
@@ -77,28 +82,25 @@ final class DeviceSession: PublishSource {
         sendText(message.encoded())
     }
 
-    /// Sends prepared UTF-8 JSON as a text frame. Always queued on the event loop, also from the loop
-    /// itself, so frames leave in the order they were sent from any thread (acks stay in order).
+    /// Sends prepared UTF-8 JSON as a text frame. Always queued (`LoopFrames`), also from the loop itself, so
+    /// frames leave in the order they were sent from any thread (acks stay in order).
     func sendText(_ bytes: [UInt8]) {
         sendText(channel.allocator.buffer(bytes: bytes))
     }
 
     private func sendText(_ buffer: ByteBuffer) {
-        let channel = self.channel
-        channel.eventLoop.execute { [self] in
-            channel.write(WebSocketFrame(fin: true, opcode: .text, data: buffer), promise: nil)
-            flushSoon()
-        }
+        frames.send(WebSocketFrame(fin: true, opcode: .text, data: buffer), to: self)
     }
 
-    /// One flush, queued behind the frames already on their way to the loop: acks that complete together
-    /// (a batch of PUBACKs, the frames of one read) leave in one write(2) instead of one each. On the loop.
-    private func flushSoon() {
-        guard !flushQueued.exchange(true, ordering: .relaxed) else { return }
-        channel.eventLoop.execute { [self] in
-            flushQueued.store(false, ordering: .relaxed)
-            channel.flush()
-        }
+    /// `LoopFrames` wrote a frame: true if it is the first since the last flush (the connection is to be flushed).
+    func markUnflushed() -> Bool {
+        !unflushed.exchange(true, ordering: .relaxed)
+    }
+
+    /// `LoopFrames` wrote all it had: what was written leaves, in as few write(2) as NIO can.
+    func flushFrames() {
+        unflushed.store(false, ordering: .relaxed)
+        channel.flush()
     }
 
     /// Answers a device message's `seq` with the outcome of its publish: `ack` when it is safe, else `nack`
@@ -168,7 +170,7 @@ final class DeviceSession: PublishSource {
         applyReading()
         let channel = self.channel
         // Queued like `sendText`, so answers sent before the close still leave before it.
-        channel.eventLoop.execute {
+        frames.run { [buffer] in
             channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: buffer)).whenComplete { _ in
                 channel.eventLoop.scheduleTask(in: Self.closeHandshakeTimeout) { channel.close(promise: nil) }
             }

@@ -1,0 +1,80 @@
+import NIOCore
+import NIOWebSocket
+import Synchronization
+
+/// The frames on their way to the devices of one event loop, handed in from any thread (the acks from the MQTT
+/// thread, mostly). They are written in the order they came, by one task on the loop for all that came since it
+/// was queued, and each connection that got one is flushed once at the end. So a network pass's worth of PUBACKs,
+/// hundreds of acks for dozens of devices, costs the loop one task and one write(2) per device, not a task per ack
+/// and another per flush.
+final class LoopFrames: Sendable {
+    /// A frame for one device's connection, or something to do in order with the frames (the closing handshake).
+    enum Item: Sendable {
+        case frame(DeviceSession, WebSocketFrame)
+        case action(@Sendable () -> Void)
+    }
+
+    let loop: any EventLoop
+    private let queue = Mutex(Queue())
+
+    private struct Queue {
+        var items: [Item] = []
+        /// A `deliver` task is queued on the loop and has not taken the items yet.
+        var deliveryQueued = false
+    }
+
+    init(loop: any EventLoop) {
+        self.loop = loop
+    }
+
+    func send(_ frame: WebSocketFrame, to session: DeviceSession) {
+        enqueue(.frame(session, frame))
+    }
+
+    /// Runs `action` on the loop after the frames handed in before it were written.
+    func run(_ action: @escaping @Sendable () -> Void) {
+        enqueue(.action(action))
+    }
+
+    private func enqueue(_ item: Item) {
+        let startDelivery = queue.withLock { queue in
+            queue.items.append(item)
+            defer { queue.deliveryQueued = true }
+            return !queue.deliveryQueued
+        }
+        if startDelivery { loop.execute { self.deliver() } }
+    }
+
+    private func deliver() {
+        let items = queue.withLock { queue in
+            queue.deliveryQueued = false
+            defer { queue.items = [] }
+            return queue.items
+        }
+        var written: [DeviceSession] = []
+        for item in items {
+            switch item {
+            case .frame(let session, let frame):
+                session.channel.write(frame, promise: nil)
+                if session.markUnflushed() { written.append(session) }
+            case .action(let action):
+                action()
+            }
+        }
+        for session in written { session.flushFrames() }
+    }
+}
+
+/// The `LoopFrames` of every event loop that has devices, made as the first device on a loop connects.
+final class LoopFramesDirectory: Sendable {
+    private let byLoop = Mutex<[ObjectIdentifier: LoopFrames]>([:])
+
+    func frames(for loop: any EventLoop) -> LoopFrames {
+        byLoop.withLock { byLoop in
+            if let frames = byLoop[ObjectIdentifier(loop)] { return frames }
+            let frames = LoopFrames(loop: loop)
+            byLoop[ObjectIdentifier(loop)] = frames
+            return frames
+        }
+    }
+}

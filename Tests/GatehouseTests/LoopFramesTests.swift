@@ -1,0 +1,88 @@
+import GatehouseProtocol
+import NIOCore
+import NIOEmbedded
+import NIOWebSocket
+import Synchronization
+import Testing
+
+@testable import Gatehouse
+
+/// `LoopFrames`: frames for the devices of one loop, handed in from anywhere, leave in order; one delivery writes all
+/// that came meanwhile and flushes each connection once; an action runs in order with the frames.
+@Suite struct LoopFramesTests {
+    /// Counts writes and flushes on their way out (frames pass on unchanged, to be read as outbound data).
+    final class FlushCounter: ChannelOutboundHandler, Sendable {
+        typealias OutboundIn = WebSocketFrame
+        let writes = Mutex(0)
+        let flushes = Mutex(0)
+        func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+            writes.withLock { $0 += 1 }
+            context.write(data, promise: promise)
+        }
+        func flush(context: ChannelHandlerContext) {
+            flushes.withLock { $0 += 1 }
+            context.flush()
+        }
+    }
+
+    let loop = EmbeddedEventLoop()
+    let frames: LoopFrames
+
+    init() {
+        frames = LoopFrames(loop: loop)
+    }
+
+    func device(_ name: String) throws -> (DeviceSession, EmbeddedChannel, FlushCounter) {
+        let counter = FlushCounter()
+        let channel = EmbeddedChannel(handler: counter, loop: loop)
+        let session = DeviceSession(
+            device: name, tokenKind: nil, tokenID: nil, number: 1, connectedAt: 0, remote: "test", channel: channel,
+            frames: frames, metrics: GatewayMetrics())
+        return (session, channel, counter)
+    }
+
+    func texts(_ channel: EmbeddedChannel) throws -> [String] {
+        var texts: [String] = []
+        while let frame = try channel.readOutbound(as: WebSocketFrame.self) { texts.append(String(buffer: frame.data)) }
+        return texts
+    }
+
+    @Test func oneDeliveryWritesInOrderAndFlushesEachConnectionOnce() throws {
+        let (first, firstChannel, firstFlushes) = try device("a")
+        let (second, secondChannel, secondFlushes) = try device("b")
+        let writtenBeforeAction = Mutex(-1)
+        for index in 0..<3 {
+            first.sendText(Array("a\(index)".utf8))
+            second.sendText(Array("b\(index)".utf8))
+        }
+        frames.run { writtenBeforeAction.withLock { $0 = firstFlushes.writes.withLock { $0 } } }
+        first.sendText(Array("a3".utf8))
+        #expect(try texts(firstChannel).isEmpty)  // nothing before the loop runs
+        loop.run()
+        #expect(writtenBeforeAction.withLock { $0 } == 3)
+        #expect(try texts(firstChannel) == ["a0", "a1", "a2", "a3"])
+        #expect(try texts(secondChannel) == ["b0", "b1", "b2"])
+        #expect(firstFlushes.flushes.withLock { $0 } == 1)
+        #expect(secondFlushes.flushes.withLock { $0 } == 1)
+
+        // What comes after a delivery gets a delivery (and a flush) of its own.
+        second.sendText(Array("b3".utf8))
+        loop.run()
+        #expect(try texts(secondChannel) == ["b3"])
+        #expect(secondFlushes.flushes.withLock { $0 } == 2)
+        #expect(firstFlushes.flushes.withLock { $0 } == 1)
+    }
+
+    /// The close frame goes through the same queue: it leaves after what was sent before it, and before what was
+    /// sent after it (a task of its own would let the later frame slip into the pending delivery, ahead of it).
+    @Test func aCloseFrameKeepsItsPlace() throws {
+        let (session, channel, _) = try device("a")
+        session.sendText(Array("before".utf8))
+        session.close(.normal, reason: .disconnected)
+        session.sendText(Array("after".utf8))
+        loop.run()
+        var opcodes: [WebSocketOpcode] = []
+        while let frame = try channel.readOutbound(as: WebSocketFrame.self) { opcodes.append(frame.opcode) }
+        #expect(opcodes == [.text, .connectionClose, .text])
+    }
+}
