@@ -126,8 +126,20 @@ import Testing
         #expect(state.takeLeftovers().spool.map(\.entry) == [entry(0), entry(1), entry(2)])
     }
 
+    /// A message handed to the broker completes through its publisher (on the PUBACK, or when the client stops): its
+    /// leftover copy for the spool has no completion, or the device would be answered twice. A waiting one keeps its.
+    @Test func leftoversCarryOnlyTheWaitingMessagesCompletions() {
+        var state = connected(window: 1)
+        _ = state.submit(entry(0), device: "a", source: nil, completion: { _ in })
+        _ = state.submit(entry(1), device: "a", source: nil, completion: { _ in })
+        state.stop()
+        let spool = state.takeLeftovers().spool
+        #expect(spool.map(\.entry) == [entry(0), entry(1)])
+        #expect(spool.map { $0.completion != nil } == [false, true])
+    }
+
     func bestEffort(_ index: Int, qos: MQTTQoS = .atLeastOnce, device: String = "") -> OutboxState.Message {
-        OutboxState.Message(id: 0, entry: entry(index), device: device, qos: qos)
+        OutboxState.Message(id: 0, entry: entry(index), device: device, isBestEffort: true, qos: qos)
     }
 
     @Test func bestEffortQoS1SharesTheOneWindow() {

@@ -166,11 +166,9 @@ final class Outbox: Sendable {
 
     private func publishLive(_ message: OutboxState.Message) {
         guard !message.isBestEffort else { return publishBestEffort(message) }
-        // Only what the PUBACK needs is kept until then, not the whole message.
-        let (id, device, completion) = (message.id, message.device, message.completion)
         publish(message.entry) { error in
-            let effects = self.state.withLock { $0.published(id: id, device: device) }
-            completion?(error.map(PublishOutcome.init) ?? .safe)
+            let effects = self.state.withLock { $0.published(id: message.id, device: message.device) }
+            message.completion?(error.map(PublishOutcome.init) ?? .safe)
             self.perform(effects)
         }
     }
@@ -300,7 +298,7 @@ final class Outbox: Sendable {
         let leftovers = state.withLock { state in
             let leftovers = state.takeLeftovers()
             // Under the lock, like every append: a message submitted after `stop()` lands behind these.
-            appendToSpool(leftovers.spool.map { ($0.entry, $0.completion) }, refused: &refused)
+            appendToSpool(leftovers.spool, refused: &refused)
             for message in leftovers.refused {
                 if let completion = message.completion { refused.append((completion, Self.refusal(of: message))) }
             }
