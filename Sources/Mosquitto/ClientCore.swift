@@ -106,10 +106,14 @@ final class ClientCore: Sendable {
         let run: @Sendable () -> Void
         init(_ run: @escaping @Sendable () -> Void) { self.run = run }
     }
-    /// A class box, like `Hook`.
-    final class MessageHandler: Sendable {
-        let take: @Sendable (MQTTMessage) -> Void
-        init(_ take: @escaping @Sendable (MQTTMessage) -> Void) { self.take = take }
+    /// A class box, like `Hook`: what `MosquittoClient.handle(messages:events:)` installed.
+    final class Handlers: Sendable {
+        let message: @Sendable (MQTTMessage) -> Void
+        let event: @Sendable (MQTTConnectionEvent) -> Void
+        init(message: @escaping @Sendable (MQTTMessage) -> Void, event: @escaping @Sendable (MQTTConnectionEvent) -> Void) {
+            self.message = message
+            self.event = event
+        }
     }
     /// Connections the broker accepted (CONNACK success): the network loop starts its backoff over after one.
     let acceptedConnections = Atomic<Int>(0)
@@ -123,9 +127,9 @@ final class ClientCore: Sendable {
     /// The client's options: the network thread redraws the reconnect jitter from them.
     let options: MQTTClientOptions
     let messageContinuation: AsyncStream<MQTTMessage>.Continuation
-    /// Set by `MosquittoClient.handleMessages(_:)`: takes every incoming message on the network thread instead
-    /// of `messageContinuation`.
-    let messageHandler = Mutex<MessageHandler?>(nil)
+    /// Set by `MosquittoClient.handle(messages:events:)`: take every incoming message and connection event where
+    /// it happens, instead of the two continuations.
+    let handlers = Mutex<Handlers?>(nil)
     let eventContinuation: AsyncStream<MQTTConnectionEvent>.Continuation
 
     init(
@@ -249,10 +253,19 @@ final class ClientCore: Sendable {
             retain: raw.retain,
             properties: properties == nil ? MQTTProperties() : MQTTProperties(copying: properties)
         )
-        if let handler = messageHandler.withLock({ $0 }) {
-            handler.take(copied)
+        if let handlers = handlers.withLock({ $0 }) {
+            handlers.message(copied)
         } else {
             messageContinuation.yield(copied)
+        }
+    }
+
+    /// Hands a connection event to the handler, or else to `connectionEvents`.
+    func report(_ event: MQTTConnectionEvent) {
+        if let handlers = handlers.withLock({ $0 }) {
+            handlers.event(event)
+        } else {
+            eventContinuation.yield(event)
         }
     }
 
@@ -313,7 +326,7 @@ final class ClientCore: Sendable {
             )
             logger.warning("MQTT connection refused", metadata: ["mqtt.error": "\(error.message)"])
             failConnectWaiters(with: error)
-            eventContinuation.yield(.disconnected(reason: error.message))
+            report(.disconnected(reason: error.message))
             return
         }
         acceptedConnections.add(1, ordering: .relaxed)
@@ -359,7 +372,7 @@ final class ClientCore: Sendable {
             ]
         )
         for waiter in waiters { waiter.continuation.resume() }
-        eventContinuation.yield(.connected(sessionPresent: sessionPresent))
+        report(.connected(sessionPresent: sessionPresent))
     }
 
     /// `rc` is what libmosquitto 2.0.11 hands the disconnect callback: the broker's MQTT 5 reason code (>= 0x80)
@@ -411,7 +424,7 @@ final class ClientCore: Sendable {
                 )
             )
         }
-        eventContinuation.yield(.disconnected(reason: reason))
+        report(.disconnected(reason: reason))
     }
 
     /// The network loop returned without being asked to (an error after which it does not reconnect by itself:

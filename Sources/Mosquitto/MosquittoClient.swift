@@ -23,9 +23,10 @@ public final class MosquittoClient: @unchecked Sendable {
     /// The options the client was created with.
     public let options: MQTTClientOptions
     /// Every incoming message, copied out of the C callback. Single consumer; finishes after `stop()`. Stays empty
-    /// once `handleMessages(_:)` was called.
+    /// once `handle(messages:events:)` was called.
     public let messages: AsyncStream<MQTTMessage>
-    /// Connection state changes. Single consumer; finishes after `stop()`.
+    /// Connection state changes. Single consumer; finishes after `stop()`. Stays empty once `handle(messages:events:)`
+    /// was called.
     public let connectionEvents: AsyncStream<MQTTConnectionEvent>
 
     private let handle: OpaquePointer
@@ -102,14 +103,18 @@ public final class MosquittoClient: @unchecked Sendable {
         mosquitto_destroy(handle)
     }
 
-    /// Hands every incoming message to `handler` on the network thread, in the order they arrived, instead of to
-    /// `messages`. Call it before `start()`.
+    /// Hands every incoming message and every connection event to these handlers, instead of to `messages` and
+    /// `connectionEvents`: on the network thread, in the order they happened there (so a connection's `.connected`
+    /// comes before any message it brings, its `.disconnected` after). The one exception: a first connection attempt
+    /// of `start()` that fails at once reports `.disconnected` on the caller's thread. Call it before `start()`.
     ///
-    /// No thread hop and no queue between the socket and the handler: a request reaches its device sooner, and
-    /// a burst of incoming messages is held in the broker's socket while the handler works, not in an unbounded
-    /// stream. The handler must not block: while it runs, this client neither reads nor writes. It may publish.
-    public func handleMessages(_ handler: @escaping @Sendable (MQTTMessage) -> Void) {
-        core.messageHandler.withLock { $0 = ClientCore.MessageHandler(handler) }
+    /// No thread hop and no queue between the socket and the handlers: a request reaches its device sooner, and a
+    /// burst of incoming messages is held in the broker's socket while the handler works, not in an unbounded
+    /// stream. The handlers must not block: while they run, this client neither reads nor writes. They may publish.
+    public func handle(
+        messages: @escaping @Sendable (MQTTMessage) -> Void, events: @escaping @Sendable (MQTTConnectionEvent) -> Void
+    ) {
+        core.handlers.withLock { $0 = ClientCore.Handlers(message: messages, event: events) }
     }
 
     /// True while the broker has accepted the current connection.
@@ -126,7 +131,7 @@ public final class MosquittoClient: @unchecked Sendable {
         guard let (rc, reason) = operations.sync(execute: { attemptConnection() }), rc != .success else { return }
         let message = "cannot reach broker at \(options.address): \(reason)"
         logger.warning("MQTT broker unreachable; retrying in the background", metadata: ["mqtt.error": "\(message)"])
-        core.eventContinuation.yield(.disconnected(reason: message))
+        core.report(.disconnected(reason: message))
         scheduleRetry()
     }
 
@@ -386,7 +391,8 @@ public final class MosquittoClient: @unchecked Sendable {
         core.state.withLock { $0.connected = false }
         waiters.fail(with: ClientCore.closedError)
         core.messageContinuation.finish()
-        core.messageHandler.withLock { $0 = nil }
+        // The handlers may hold what holds this client: dropped once nothing can call them.
+        core.handlers.withLock { $0 = nil }
         core.eventContinuation.finish()
         logger.debug("MQTT client stopped", metadata: ["mqtt.broker": "\(options.address)"])
     }

@@ -42,9 +42,10 @@ import Glibc
         #expect(message.properties.userProperties == properties.userProperties)
     }
 
-    /// `handleMessages`: every message reaches the handler on the network thread, in order, none reaches the
-    /// stream, and the handler may publish (as the gateway's router answers requests from there).
-    @Test func handlerTakesMessagesOnTheNetworkThreadInOrder() async throws {
+    /// `handle(messages:events:)`: every message reaches the handler on the network thread, in order, after the
+    /// connection's `.connected`; nothing reaches the streams; and the handler may publish (as the gateway's router
+    /// answers requests from there).
+    @Test func handlersTakeMessagesAndEventsOnTheNetworkThreadInOrder() async throws {
         let broker = try await TestBroker.started()
         let client = try MosquittoClient(options: testOptions(broker), logger: quietLogger)
         let publisher = try MosquittoClient(options: testOptions(broker), logger: quietLogger)
@@ -53,12 +54,16 @@ import Glibc
             publisher.stop()
         }
         let taken = Mutex<[(topic: String, thread: String)]>([])
-        client.handleMessages { message in
-            taken.withLock { $0.append((message.topic, currentThreadName())) }
-            if message.topic.hasPrefix("in/") {
-                try? client.publish(topic: "out/" + message.topic.dropFirst(3), payload: message.payload, qos: .atLeastOnce) { _ in }
-            }
-        }
+        client.handle(
+            messages: { message in
+                taken.withLock { $0.append((message.topic, currentThreadName())) }
+                if message.topic.hasPrefix("in/") {
+                    try? client.publish(topic: "out/" + message.topic.dropFirst(3), payload: message.payload, qos: .atLeastOnce) { _ in }
+                }
+            },
+            events: { event in
+                if case .connected = event { taken.withLock { $0.append(("connected", currentThreadName())) } }
+            })
         let streamed = Inbox(client)
         try await client.connect()
         try await publisher.connect()
@@ -66,11 +71,12 @@ import Glibc
         for index in 0..<50 {
             try await publisher.publish(topic: "in/\(index)", payload: [UInt8(index)], qos: .atLeastOnce)
         }
-        #expect(try await eventually { taken.withLock { $0.count } == 100 })
-        let messages = taken.withLock { $0 }
-        #expect(messages.filter { $0.topic.hasPrefix("in/") }.map(\.topic) == (0..<50).map { "in/\($0)" })
-        #expect(messages.filter { $0.topic.hasPrefix("out/") }.map(\.topic) == (0..<50).map { "out/\($0)" })
-        #expect(Set(messages.map(\.thread)) == ["mqtt network"])
+        #expect(try await eventually { taken.withLock { $0.count } == 101 })
+        let all = taken.withLock { $0 }
+        #expect(all.first?.topic == "connected")
+        #expect(all.filter { $0.topic.hasPrefix("in/") }.map(\.topic) == (0..<50).map { "in/\($0)" })
+        #expect(all.filter { $0.topic.hasPrefix("out/") }.map(\.topic) == (0..<50).map { "out/\($0)" })
+        #expect(Set(all.map(\.thread)) == ["mqtt network"])
         #expect(streamed.messages.isEmpty)
     }
 

@@ -1,4 +1,5 @@
 import Mosquitto
+import Synchronization
 import Testing
 
 @Suite struct MosquittoReconnectTests {
@@ -68,6 +69,39 @@ import Testing
         try await other.publish(topic: "restart/after", payload: [2], qos: .atLeastOnce)
         let message = try #require(try await inbox.waitFor(count: 1).first)
         #expect(message.topic == "restart/after")
+    }
+
+    /// `handle(messages:events:)` across a reconnect: each connection's `.connected` comes before the messages it
+    /// brings (here the retained one of the renewed subscription) and its `.disconnected` after, as the gateway's
+    /// outbox must hear of a new connection before the retained documents are routed.
+    @Test func handlersSeeEachConnectionsEventsAroundItsMessages() async throws {
+        let broker = try await TestBroker.started()
+        defer { broker.stop() }
+        let publisher = try MosquittoClient(options: testOptions(broker), logger: quietLogger)
+        defer { publisher.stop() }
+        try await publisher.connect()
+        try await publisher.publish(topic: "held/x", payload: [1], qos: .atLeastOnce, retain: true)
+        let options = try testOptions(broker)
+        let client = try MosquittoClient(options: options, logger: quietLogger)
+        defer { client.stop() }
+        let seen = Mutex<[String]>([])
+        client.handle(
+            messages: { message in seen.withLock { $0.append(message.topic) } },
+            events: { event in
+                let name = if case .connected = event { "connected" } else { "disconnected" }
+                seen.withLock { $0.append(name) }
+            })
+        try client.start()
+        try await client.waitUntilConnected(timeout: .seconds(5))
+        try await client.subscribe(["held/#"])
+        #expect(try await eventually { seen.withLock { $0 } == ["connected", "held/x"] })
+        // A client with the same id takes the session over and leaves at once; ours reconnects after its reconnect
+        // delay (at least a second), renews the subscription and gets the retained message again.
+        let usurper = try MosquittoClient(options: options, logger: quietLogger)
+        try await usurper.connect()
+        usurper.stop()
+        #expect(try await eventually(timeout: .seconds(10)) { seen.withLock { $0.count } >= 5 })
+        #expect(seen.withLock { $0 } == ["connected", "held/x", "disconnected", "connected", "held/x"])
     }
 
     /// The network thread waits out the reconnect delay, but not when the client stops meanwhile.

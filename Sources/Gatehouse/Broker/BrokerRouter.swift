@@ -30,9 +30,10 @@ final class BrokerRouter: Sendable {
     private let readiness: Readiness
     private let reconciler: Reconciler
     private let logger: Logger
-    /// Where the rare requests that may take a while run (an operator's `reload` reads files, a `devices` listing
-    /// or Home Assistant's rediscovery covers every device), one at a time: `route` runs on the MQTT client's
-    /// network thread, which reads and writes nothing meanwhile.
+    /// Where the rare work that may take a while runs, one at a time: every operator's bridge request (a `reload`
+    /// reads files, a `devices` listing covers every device), Home Assistant's rediscovery, and the sweep of queued
+    /// commands when another gateway goes offline. `route` runs on the MQTT client's network thread, which reads
+    /// and writes nothing meanwhile.
     private let slowRequests = DispatchQueue(label: "gatehouse.broker-router.slow")
 
     init(
@@ -179,7 +180,7 @@ final class BrokerRouter: Sendable {
             let online = bridgeState?.state == .online
             directory.observe(gateway: gateway, online: online)
             // Its queued commands may be ours to answer now.
-            if !online, gateway != gatewayID { commands.sweepExpired() }
+            if !online, gateway != gatewayID { slowRequests.async { [commands] in commands.sweepExpired() } }
         default:
             break
         }

@@ -5,47 +5,54 @@ import ServiceLifecycle
 import Synchronization
 
 /// Keeps the gateway connected to the broker: the MQTT client reconnects with backoff on its network thread;
-/// this service reacts to each (re)connect and has incoming messages routed. `run()` never throws for a
+/// this service has each (re)connect handled and incoming messages routed. `run()` never throws for a
 /// broker outage: the gateway keeps serving devices and `/readyz` says 503 meanwhile.
 struct BrokerService: Service {
     let gateway: Gateway
 
     func run() async throws {
         let stopping = StopFlag()
-        // Routed on the client's network thread: a request reaches its device one thread hop sooner, and a
-        // burst waits in the broker's socket rather than in a queue (`route` never blocks).
-        gateway.link.client.handleMessages { gateway.routing.route($0) }
+        let (resynchronisations, resynchronise) = AsyncStream.makeStream(of: UInt64.self)
+        // On the client's network thread, in the order things happen on the connection: a request reaches its
+        // device one thread hop sooner, a burst waits in the broker's socket rather than in a queue, and the
+        // outbox hears of a new connection before the retained messages it brings are routed (their publishes
+        // would be refused before). None of these blocks.
+        gateway.link.client.handle(
+            messages: { gateway.routing.route($0) },
+            events: { event in
+                switch event {
+                case .connected:
+                    gateway.metrics.brokerConnectionAccepted()
+                    gateway.link.linkUp()
+                    resynchronise.yield(gateway.routing.connectionGeneration)
+                case .disconnected(let reason):
+                    gateway.routing.brokerLost()
+                    if stopping.isSet {
+                        gateway.logger.info("disconnected from the broker at \(gateway.link.client.options.address) (shutting down)")
+                    } else {
+                        gateway.logger.warning("lost the broker at \(gateway.link.client.options.address): \(reason); reconnecting")
+                    }
+                }
+            })
         try gateway.link.client.start()
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 group.addTask {
+                    // Resynchronising waits for PUBACKs and the retained documents (see `Reconciler`); it starts the
+                    // outbox when done. In a child task each, so that losing the broker meanwhile reaches the outbox
+                    // at once. `generation` is the connection's, taken when it was accepted.
                     await withDiscardingTaskGroup { announcements in
-                        for await event in gateway.link.client.connectionEvents {
-                            switch event {
-                            case .connected:
-                                gateway.metrics.brokerConnectionAccepted()
-                                gateway.link.linkUp()
-                                // Resynchronising waits for PUBACKs and the retained documents (see `Reconciler`);
-                                // it starts the outbox when done. In a child task, so that losing the broker
-                                // meanwhile reaches the outbox at once.
-                                let generation = gateway.routing.connectionGeneration
-                                announcements.addTask { await gateway.routing.brokerConnected(generation: generation) }
-                            case .disconnected(let reason):
-                                gateway.routing.brokerLost()
-                                if stopping.isSet {
-                                    gateway.logger.info("disconnected from the broker at \(gateway.link.client.options.address) (shutting down)")
-                                } else {
-                                    gateway.logger.warning("lost the broker at \(gateway.link.client.options.address): \(reason); reconnecting")
-                                }
-                            }
+                        for await generation in resynchronisations {
+                            announcements.addTask { await gateway.routing.brokerConnected(generation: generation) }
                         }
                     }
                 }
-                // Stay until shutdown, then let the streams finish when the client stops.
+                // Stay until shutdown, then end the resynchronisations once the client has stopped.
                 try? await gracefulShutdown()
                 let offlineConfirmed = await gateway.shutDown()
                 stopping.set()
                 gateway.link.client.stop(publishingWill: !offlineConfirmed)
+                resynchronise.finish()
             }
         } onGracefulShutdown: {}
     }
