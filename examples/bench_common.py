@@ -219,16 +219,21 @@ def machine():
             f"load average {os.getloadavg()[0]:.2f}, BIN={BIN}")
 
 
-def client_binary():
-    """examples/bench_clients.c compiled once (cc -O2) into the temp directory, keyed by its source."""
+def c_binary(name, libraries):
+    """examples/NAME.c compiled once (cc -O2) into the temp directory, keyed by its source."""
     import tempfile
-    source = os.path.join(HERE, "bench_clients.c")
+    source = os.path.join(HERE, f"{name}.c")
     digest = hashlib.sha256(open(source, "rb").read()).hexdigest()[:12]
-    path = os.path.join(tempfile.gettempdir(), f"gatehouse-bench-clients-{digest}")
+    path = os.path.join(tempfile.gettempdir(), f"gatehouse-{name.replace('_', '-')}-{digest}")
     if not os.path.exists(path):
-        subprocess.run(["cc", "-O2", "-Wall", "-o", path + ".tmp", source, "-lssl", "-lcrypto"], check=True)
+        subprocess.run(["cc", "-O2", "-Wall", "-o", path + ".tmp", source] + libraries, check=True)
         os.replace(path + ".tmp", path)
     return path
+
+
+def client_binary():
+    """examples/bench_clients.c, the device and MQTT-over-WebSocket load generator."""
+    return c_binary("bench_clients", ["-lssl", "-lcrypto"])
 
 
 class ClientFleet:

@@ -1,84 +1,56 @@
 #!/usr/bin/env python3
 """Benchmark: command round trip, idle and under background telemetry, against mosquitto alone.
 
-Gateway (phase 1): an MQTT 5 requester (paho) publishes `gatehouse/rtt-1/request/ping` (QoS 1,
+Gateway (phase 1): an MQTT 5 requester (examples/bench_rtt.c, libmosquitto) publishes `gatehouse/rtt-1/request/ping` (QoS 1,
 {"id","params","timeout_ms"}, PROTOCOL.md §5) and waits for the answer on `gatehouse/rtt-1/response/ping`; the
 device (examples/bench_clients.c, --respond) answers each `command` frame at once. One request at a time.
 Run idle, then while 50 devices (examples/bench_clients.c, paced) send ~BENCH_RTT_RATE telemetry messages/s (QoS 1,
 window 64 each) through the gateway.
-Baseline (phase 2, same run): the same requester against mosquitto alone, where an MQTT client (paho, in its own
-process) echoes each request to the response topic at QoS 1; loaded by mosquitto_pub -l -q 1 publishers fed at the
-same total rate. Both brokers run with `set_tcp_nodelay true`, and the paho clients set TCP_NODELAY (as the
-gateway's own MQTT connection does): with mosquitto's default, Nagle and delayed ACKs add ~40 ms per hop. Prints p50/p99/max in ms, ratios, and CPU per command of every process (server, broker, device or
+Baseline (phase 2, same run): the same requester against mosquitto alone, where an MQTT client (the same C program,
+in its own process) echoes each request to the response topic at QoS 1; loaded by mosquitto_pub -l -q 1 publishers
+fed at the same total rate. Both brokers run with `set_tcp_nodelay true`, and the C clients set TCP_NODELAY (as the
+gateway's own MQTT connection does): with mosquitto's default, Nagle and delayed ACKs add ~40 ms per hop. The
+requester and the echo were paho (Python) until this was written in C: they cost 400-850 µs of CPU per command
+each, as much as the servers measured, on the same two cores. Prints p50/p99/max in ms, ratios, and CPU per command of every process (server, broker, device or
 echo, requester, background load). Everything binds to 127.0.0.1 and stops by itself.
 
 Environment: BIN (default .build/release), BENCH_RTT_REQUESTS (per phase, default 2000; 300 with BENCH_QUICK=1),
 BENCH_RTT_RATE (background messages/s, default 5000).
 """
-import json, os, queue, socket, subprocess, sys, tempfile, threading, time
+import json, os, subprocess, sys, tempfile, threading, time
 
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
-
-from bench_common import (CPU, Broker, ClientFleet, Gateway, Processes, cpu_line, header, percentile, sized)
+from bench_common import (CPU, Broker, ClientFleet, Gateway, Processes, c_binary, cpu_line, header, percentile, sized)
 
 REQUESTS = sized("BENCH_RTT_REQUESTS", 2000, 300)
 RATE = sized("BENCH_RTT_RATE", 5000, 5000)
 BG_CLIENTS = 50  # background devices (or publishers), RATE / BG_CLIENTS messages/s each
 
 
-def nodelay(client):
-    """paho leaves Nagle on: a small publish would wait for the ACK of the previous one (~40 ms delayed ACK)."""
-    client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+def rtt_binary():
+    return c_binary("bench_rtt", ["-lmosquitto"])
 
 
 class Requester:
-    """Sends one request at a time and times the answer (taken on paho's network thread)."""
+    """examples/bench_rtt.c in request mode: sends one request at a time and times each answer."""
 
-    def __init__(self, port, base, device):
-        self.request_topic, self.response_topic = f"{base}/{device}/request/ping", f"{base}/{device}/response/ping"
-        self.answers = queue.Queue()
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-rtt-{os.getpid()}-{base}", protocol=paho.MQTTv5)
-        self.client.on_message = lambda c, u, msg: self.answers.put((time.perf_counter(), msg.payload))
-        self.client.connect("127.0.0.1", port)
-        nodelay(self.client)
-        self.client.loop_start()
-        self.client.subscribe(self.response_topic, qos=1)
-        time.sleep(0.3)
+    def __init__(self, procs, port, base, device):
+        self.process = procs.start([rtt_binary(), "request", str(port), f"{base}/{device}/request/ping",
+                                    f"{base}/{device}/response/ping"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        if self.process.stdout.readline().strip() != "ready":
+            raise RuntimeError("the requester did not start")
+
+    @property
+    def pid(self):
+        return self.process.pid
 
     def run(self, n):
-        times = []
-        for i in range(n):
-            rid = f"r-{i}-{time.monotonic_ns()}"
-            start = time.perf_counter()
-            self.client.publish(self.request_topic, json.dumps({"id": rid, "params": {"n": i}, "timeout_ms": 5000}), qos=1)
-            while True:
-                at, payload = self.answers.get(timeout=10)
-                if json.loads(payload).get("id") == rid:
-                    break
-            times.append((at - start) * 1000)
-        return times
+        self.process.stdin.write(f"{n}\n")
+        self.process.stdin.flush()
+        return [float(t) for t in self.process.stdout.readline().split()]
 
     def stop(self):
-        self.client.loop_stop()
-        self.client.disconnect()
-
-
-def echo(port):
-    """The baseline's responder (run as `bench_rtt.py --echo PORT`): answers each request on its response topic."""
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-rtt-echo", protocol=paho.MQTTv5)
-
-    def answer(c, u, msg):
-        base, device, _, command = msg.topic.split("/")
-        request = json.loads(msg.payload)
-        c.publish(f"{base}/{device}/response/{command}", json.dumps({"id": request["id"], "status": "ok", "data": {}}), qos=1)
-    client.on_message = answer
-    client.on_connect = lambda c, u, f, rc, p=None: c.subscribe("bench/+/request/+", qos=1)
-    client.connect("127.0.0.1", port)
-    nodelay(client)
-    client.loop_start()
-    sys.stdin.read()  # until the benchmark closes our stdin
-    client.loop_stop()
+        self.process.stdin.close()
+        self.process.wait(timeout=10)
 
 
 class Feeder:
@@ -130,9 +102,9 @@ def gateway_phase(procs, work):
     device = ClientFleet(procs, work, "gateway", gateway.http_port, 1, prefix="rtt", key=gateway.key, respond=True)
     device.ready()
     device.go()
-    requester = Requester(broker.port, "gatehouse", "rtt-1")
+    requester = Requester(procs, broker.port, "gatehouse", "rtt-1")
     messages_in = lambda: gateway.metric("gatehouse_device_messages_in_total", 'type="telemetry"')
-    pids = dict(gateway=gateway.pid, broker=broker.pid, device=device.pids, requester=os.getpid())
+    pids = dict(gateway=gateway.pid, broker=broker.pid, device=device.pids, requester=requester.pid)
     requester.run(50)  # warm-up
     idle = measure(requester, pids, messages_in)
     background = ClientFleet(procs, work, "gateway", gateway.http_port, BG_CLIENTS, prefix="bg", key=gateway.key,
@@ -150,10 +122,10 @@ def gateway_phase(procs, work):
 
 def baseline_phase(procs, work):
     broker = Broker(procs, work, name="base", nodelay=True)
-    echoer = procs.start([sys.executable, os.path.abspath(__file__), "--echo", str(broker.port)], stdin=subprocess.PIPE)
+    echoer = procs.start([rtt_binary(), "echo", str(broker.port), "bench/+/request/+"], stdin=subprocess.PIPE)
     time.sleep(0.5)
-    requester = Requester(broker.port, "bench", "echo-1")
-    pids = dict(broker=broker.pid, echo=echoer.pid, requester=os.getpid())
+    requester = Requester(procs, broker.port, "bench", "echo-1")
+    pids = dict(broker=broker.pid, echo=echoer.pid, requester=requester.pid)
     requester.run(50)
     feeder = None
     idle = measure(requester, pids, lambda: 0)
@@ -167,8 +139,6 @@ def baseline_phase(procs, work):
 
 
 def main():
-    if sys.argv[1:2] == ["--echo"]:
-        return echo(int(sys.argv[2]))
     header("command round trip", f"{REQUESTS} requests per phase, one at a time; loaded: ~{RATE} telemetry msg/s (QoS 1) from {BG_CLIENTS} clients")
     work = tempfile.mkdtemp(prefix="gatehouse-bench-rtt-")
     with Processes() as procs:
