@@ -43,7 +43,8 @@ check-ui: build
 demo: release
 	DEMO_SECONDS=$(DEMO_SECONDS) ./examples/demo.sh
 
-## The benchmark suite (docs/benchmarks.md; gcc builds its load generator, examples/bench_clients.c, with OpenSSL), each scenario beside its baseline in the same run: telemetry QoS 1/0 vs
+## The benchmark suite (docs/benchmarks.md; gcc builds its load generator, examples/bench_clients.c, with OpenSSL, and
+## the round trip's MQTT clients, examples/bench_rtt.c, with libmosquitto), each scenario beside its baseline in the same run: telemetry QoS 1/0 vs
 ## mosquitto's own clients, live view fan-out, idle connections and a connect storm vs mosquitto's WebSocket listener,
 ## command round trip vs mosquitto alone, spool write and drain. BENCH_QUICK=1 for small sizes; BIN=.build/debug to
 ## measure a debug build without building release.
