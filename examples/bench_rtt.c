@@ -41,6 +41,11 @@ static struct mosquitto *connect_to(int port) {
 /* The request whose answer is awaited: its quoted id, and when the answer came. */
 static char awaited[96];
 static double answered_at;
+static int subscribed;
+
+static void on_subscribed(struct mosquitto *mosq, void *obj, int mid, int count, const int *granted, const mosquitto_property *props) {
+    subscribed = 1;
+}
 
 static void on_response(struct mosquitto *mosq, void *obj, const struct mosquitto_message *msg, const mosquitto_property *props) {
     if (answered_at == 0 && msg->payloadlen > 0 && memmem(msg->payload, msg->payloadlen, awaited, strlen(awaited)))
@@ -50,9 +55,13 @@ static void on_response(struct mosquitto *mosq, void *obj, const struct mosquitt
 static int request(int port, const char *request_topic, const char *response_topic) {
     struct mosquitto *mosq = connect_to(port);
     mosquitto_message_v5_callback_set(mosq, on_response);
+    mosquitto_subscribe_v5_callback_set(mosq, on_subscribed);
     mosquitto_subscribe_v5(mosq, NULL, response_topic, 1, 0, NULL);
-    /* Until the SUBACK has surely come back: a few loop passes. */
-    for (int i = 0; i < 20; i++) mosquitto_loop(mosq, 10, 1);
+    /* The CONNACK, then the SUBACK: only then can no answer be missed. */
+    while (!subscribed) {
+        int rc = mosquitto_loop(mosq, 1000, 1);
+        if (rc != MOSQ_ERR_SUCCESS) { fprintf(stderr, "loop: %s\n", mosquitto_strerror(rc)); return 1; }
+    }
     printf("ready\n");
     fflush(stdout);
     char line[64];

@@ -17,7 +17,7 @@ echo, requester, background load). Everything binds to 127.0.0.1 and stops by it
 Environment: BIN (default .build/release), BENCH_RTT_REQUESTS (per phase, default 2000; 300 with BENCH_QUICK=1),
 BENCH_RTT_RATE (background messages/s, default 5000).
 """
-import json, os, subprocess, sys, tempfile, threading, time
+import json, subprocess, tempfile, threading, time
 
 from bench_common import (CPU, Broker, ClientFleet, Gateway, Processes, c_binary, cpu_line, header, percentile, sized)
 

@@ -115,7 +115,8 @@ final class NetworkLoop: @unchecked Sendable {
     private var isStoppingBeforeAccepted: Bool { isStopping && !core.linkUp.load(ordering: .relaxed) }
 
     /// One pass, as `mosquitto_loop` makes it: wait up to a second for the socket (or a wake-up), read what
-    /// arrived, write what is queued (corked when there is more than one packet), then keepalive. Returns the first failure and `errno` as it left it.
+    /// arrived, write what is queued (corked, unless the pass read nothing and writes one publisher's packet), then
+    /// keepalive. Returns the first failure and `errno` as it left it.
     private func pass() -> (MosquittoResultCode, Int32) {
         let socket = mosquitto_socket(handle)
         guard socket >= 0 else { return (.noConnection, 0) }

@@ -9,7 +9,7 @@ import Synchronization
 /// and another per flush.
 final class LoopFrames: Sendable {
     /// A frame for one device's connection, or something to do in order with the frames (the closing handshake).
-    enum Item: Sendable {
+    private enum Item: Sendable {
         case frame(DeviceSession, WebSocketFrame)
         case action(@Sendable () -> Void)
     }

@@ -306,12 +306,13 @@ struct OutboxState {
     /// first, for the spool (their devices also hold them and resend them after reconnecting).
     mutating func takeLeftovers() -> (spool: [(entry: SpoolEntry, completion: PublishCompletion?)], refused: [Message]) {
         // The unconfirmed ones without their completions, which stay with their publishers (see `unconfirmed`).
-        let left = (unconfirmed.values.flatMap { $0 }.map { ($0, false) } + waiting.filter { !$0.spooled }.map { ($0, true) })
-            .sorted { $0.0.id < $1.0.id }
+        let published = unconfirmed.values.flatMap { $0 }.map { (message: $0, completion: PublishCompletion?.none) }
+        let waited = waiting.filter { !$0.spooled }.map { (message: $0, completion: $0.completion) }
+        let left = (published + waited).sorted { $0.message.id < $1.message.id }
         unconfirmed = [:]
         waiting.removeAll()
-        let spool = left.filter { !$0.0.isBestEffort }.map { message, waited in (message.entry, waited ? message.completion : nil) }
-        return (spool, left.map(\.0).filter(\.isBestEffort))
+        let spool = left.filter { !$0.message.isBestEffort }.map { ($0.message.entry, $0.completion) }
+        return (spool, left.map(\.message).filter(\.isBestEffort))
     }
 
     // MARK: Publishing in order
