@@ -41,7 +41,8 @@ public enum DeviceToken {
     ///   - keys: the configured fleet keys.
     ///   - now: the current time in Unix seconds.
     public static func verify(_ token: String, keys: [FleetKey], now: Int64) throws(TokenError) -> TokenClaims {
-        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        // Split as bytes: `String.split` walks grapheme clusters, and cost a connection several microseconds.
+        let parts = token.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false).map(Substring.init)
         guard parts.count == 3 else { throw TokenError(code: .malformed, message: "token is not a JWT (three dot-separated parts)") }
         let header = try decodeObject(parts[0], what: "header")
         guard case .string(let alg)? = header["alg"], alg == "HS256" else {

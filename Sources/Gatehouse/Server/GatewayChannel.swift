@@ -15,7 +15,8 @@ import ServiceLifecycle
 /// Hummingbird's child channel for the gateway's listener: `/v1/connect` WebSocket upgrades are decided
 /// by `DeviceAdmission.admit` (so a refusal can be a 401 with a JSON body, which Hummingbird's own WebSocket
 /// channel cannot do) and then served by `DeviceFrameHandler` directly on the event loop; every other
-/// request goes to the Hummingbird router (`/healthz`, `/readyz`, `/metrics`).
+/// request goes to the Hummingbird router (`/healthz`, `/readyz`, `/metrics`). A device's plain upgrade takes
+/// `DeviceUpgradeFastPath`; the rest, NIO's HTTP pipeline.
 struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
     enum UpgradeResult: Sendable {
         case device(DeviceSession)
@@ -41,80 +42,112 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
             try channel.syncOptions?.setOption(ChannelOptions.recvAllocator, value: Self.readBuffers)
             // Counted until it becomes a device: connections that never finish cannot use up the file descriptors.
             let pending = gateway.pendingConnections.add(channel)
+            // The fast path's refusal, for NIO's pipeline to answer; or the accepted device's claims.
             let admission = NIOLoopBoundBox<Admission?>(nil, eventLoop: channel.eventLoop)
-            let stream = NIOLoopBoundBox<StreamUpgrade?>(nil, eventLoop: channel.eventLoop)
-            let upgrader = NIOTypedWebSocketServerUpgrader<UpgradeResult>(
-                maxFrameSize: Self.maxFrameSize(gateway.settings.now.limits),
-                shouldUpgrade: { channel, head in
-                    switch gateway.streamUpgrade(head, channel: channel) {
-                    case .success(let accepted):
-                        stream.value = accepted
-                        return channel.eventLoop.makeSucceededFuture(HTTPHeaders())
-                    case .failure(let refusal):
-                        admission.value = .refuse(refusal)
-                        return channel.eventLoop.makeSucceededFuture(nil)
-                    case nil:
-                        break
-                    }
-                    let certificate = try? channel.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).peerCertificate
-                    let decision = gateway.admission.admit(head, clientCertificate: certificate)
-                    admission.value = decision
-                    if case .accept(_, let headers, _) = decision {
-                        return channel.eventLoop.makeSucceededFuture(headers)
-                    }
-                    return channel.eventLoop.makeSucceededFuture(nil)
-                },
-                upgradePipelineHandler: { channel, _ in
-                    channel.eventLoop.makeCompletedFuture {
-                        if let accepted = stream.value { return .stream(try gateway.install(accepted, on: channel)) }
-                        guard case .accept(let claims, _, let compressed) = admission.value else {
-                            throw ChannelError.inappropriateOperationForState
-                        }
-                        let limits = gateway.settings.now.limits
-                        let handler = DeviceFrameHandler(gateway.deviceFrames, deflate: compressed ? try PerMessageDeflate() : nil)
-                        // Every frame to the device passes the send-queue cap (it sits between the handler and the encoder).
-                        try channel.pipeline.syncOperations.addHandler(SendQueueLimit(maxBytes: limits.maxSendQueueBytes, tlsBelow: gateway.deviceTLS != nil))
-                        try channel.pipeline.syncOperations.addHandler(handler)
-                        gateway.pendingConnections.finished(pending)
-                        let remote = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "unknown"
-                        let session = gateway.devices.connected(claims: claims, channel: channel, remote: remote)
-                        handler.start(session, loop: channel.eventLoop)
-                        return .device(session)
-                    }
-                }
-            )
-            let upgradeConfiguration = NIOTypedHTTPServerUpgradeConfiguration(
-                upgraders: [upgrader],
-                notUpgradingCompletionHandler: { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: gateway.deviceTLS != nil))
-                        try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(idleTimeout: .seconds(Int64(gateway.settings.now.limits.handshakeTimeoutSeconds)), logger: logger))
-                        try channel.pipeline.syncOperations.addHandler(LiveMJPEGHandler(live: gateway.live))
-                        let http = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
-                            wrappingChannelSynchronously: channel,
-                            configuration: .init(isOutboundHalfClosureEnabled: true)
-                        )
-                        if case .refuse(let refusal) = admission.value { return .refused(http, refusal) }
-                        return .http(http)
-                    }
-                }
-            )
             if let tls = gateway.deviceTLS {
                 try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.current))
             }
-            var configuration = NIOUpgradableHTTPServerPipelineConfiguration<UpgradeResult>(upgradeConfiguration: upgradeConfiguration)
-            configuration.enablePipelining = false
-            configuration.enableErrorHandling = false
-            configuration.enableResponseHeaderValidation = false
-            let result = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: configuration)
+            let result = channel.eventLoop.makePromise(of: UpgradeResult.self)
+            let steps = DeviceUpgradeFastPath<UpgradeResult>.Steps(
+                admit: { head, channel in
+                    let decision = gateway.admission.admit(head, clientCertificate: Self.clientCertificate(channel))
+                    admission.value = decision
+                    guard case .accept(_, let headers, _) = decision else { return nil }
+                    return headers
+                },
+                upgraded: { channel in try installDevice(on: channel, admission: admission.value, pending: pending) },
+                fallBack: { channel in try httpPipeline(on: channel, admission: admission, pending: pending, logger: logger) }
+            )
+            let maxFrameSize = Self.maxFrameSize(gateway.settings.now.limits)
+            try channel.pipeline.syncOperations.addHandler(
+                DeviceUpgradeFastPath(path: DeviceAdmission.connectPath, maxFrameSize: maxFrameSize, steps: steps, result: result)
+            )
             // A client that has not sent its request within the handshake timeout is dropped (slowloris).
             let timeout = channel.eventLoop.scheduleTask(in: .seconds(Int64(gateway.settings.now.limits.handshakeTimeoutSeconds))) {
                 gateway.metrics.limitHit("handshake_timeout")
                 channel.close(promise: nil)
             }
-            result.whenComplete { _ in timeout.cancel() }
-            return Value(upgradeResult: result, channel: channel)
+            result.futureResult.whenComplete { _ in timeout.cancel() }
+            return Value(upgradeResult: result.futureResult, channel: channel)
         }
+    }
+
+    /// Serves an admitted device on its upgraded channel (the WebSocket handlers are in place).
+    private func installDevice(on channel: any Channel, admission: Admission?, pending: UInt64) throws -> UpgradeResult {
+        guard case .accept(let claims, _, let compressed) = admission else {
+            throw ChannelError.inappropriateOperationForState
+        }
+        let limits = gateway.settings.now.limits
+        let handler = DeviceFrameHandler(gateway.deviceFrames, deflate: compressed ? try PerMessageDeflate() : nil)
+        // Every frame to the device passes the send-queue cap (it sits between the handler and the encoder).
+        try channel.pipeline.syncOperations.addHandler(SendQueueLimit(maxBytes: limits.maxSendQueueBytes, tlsBelow: gateway.deviceTLS != nil))
+        try channel.pipeline.syncOperations.addHandler(handler)
+        gateway.pendingConnections.finished(pending)
+        let remote = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "unknown"
+        let session = gateway.devices.connected(claims: claims, channel: channel, remote: remote)
+        handler.start(session, loop: channel.eventLoop)
+        return .device(session)
+    }
+
+    /// NIO's HTTP pipeline with its WebSocket upgrader, for every request the fast path does not upgrade: plain
+    /// HTTP (the router, MJPEG streams), live viewers and the status feed, refusals, and unusual device requests.
+    private func httpPipeline(on channel: any Channel, admission: NIOLoopBoundBox<Admission?>, pending: UInt64,
+                              logger: Logger) throws -> EventLoopFuture<UpgradeResult> {
+        let gateway = self.gateway
+        let stream = NIOLoopBoundBox<StreamUpgrade?>(nil, eventLoop: channel.eventLoop)
+        let upgrader = NIOTypedWebSocketServerUpgrader<UpgradeResult>(
+            maxFrameSize: Self.maxFrameSize(gateway.settings.now.limits),
+            shouldUpgrade: { channel, head in
+                switch gateway.streamUpgrade(head, channel: channel) {
+                case .success(let accepted):
+                    stream.value = accepted
+                    return channel.eventLoop.makeSucceededFuture(HTTPHeaders())
+                case .failure(let refusal):
+                    admission.value = .refuse(refusal)
+                    return channel.eventLoop.makeSucceededFuture(nil)
+                case nil:
+                    break
+                }
+                // The fast path may have decided already (a refusal): a request is admitted once.
+                let decision = admission.value ?? gateway.admission.admit(head, clientCertificate: Self.clientCertificate(channel))
+                admission.value = decision
+                if case .accept(_, let headers, _) = decision {
+                    return channel.eventLoop.makeSucceededFuture(headers)
+                }
+                return channel.eventLoop.makeSucceededFuture(nil)
+            },
+            upgradePipelineHandler: { channel, _ in
+                channel.eventLoop.makeCompletedFuture {
+                    if let accepted = stream.value { return .stream(try gateway.install(accepted, on: channel)) }
+                    return try installDevice(on: channel, admission: admission.value, pending: pending)
+                }
+            }
+        )
+        let upgradeConfiguration = NIOTypedHTTPServerUpgradeConfiguration(
+            upgraders: [upgrader],
+            notUpgradingCompletionHandler: { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: gateway.deviceTLS != nil))
+                    try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(idleTimeout: .seconds(Int64(gateway.settings.now.limits.handshakeTimeoutSeconds)), logger: logger))
+                    try channel.pipeline.syncOperations.addHandler(LiveMJPEGHandler(live: gateway.live))
+                    let http = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
+                        wrappingChannelSynchronously: channel,
+                        configuration: .init(isOutboundHalfClosureEnabled: true)
+                    )
+                    if case .refuse(let refusal) = admission.value { return .refused(http, refusal) }
+                    return .http(http)
+                }
+            }
+        )
+        var configuration = NIOUpgradableHTTPServerPipelineConfiguration<UpgradeResult>(upgradeConfiguration: upgradeConfiguration)
+        configuration.enablePipelining = false
+        configuration.enableErrorHandling = false
+        configuration.enableResponseHeaderValidation = false
+        return try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: configuration)
+    }
+
+    private static func clientCertificate(_ channel: any Channel) -> NIOSSLCertificate? {
+        try? channel.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).peerCertificate
     }
 
     func handle(value: Value, logger: Logger) async {
