@@ -1,5 +1,10 @@
 """PROTOCOL.md sections 1-3: identities, credentials and the WebSocket endpoint."""
 
+import base64
+import hashlib
+import json
+import secrets
+import socket
 import time
 
 import pytest
@@ -218,3 +223,46 @@ def test_device_id_from_token_not_from_messages(gw, mqtt):
     assert frame.get("type") in ("ack", "nack"), frame
     time.sleep(0.3)
     assert not mqtt.seen(lambda m: f"/{other}/" in m.topic)
+
+
+def test_message_sent_with_the_upgrade_request_is_answered(gw):
+    """A device may send its first frame in the same write as its upgrade request, without waiting for the 101:
+    the 101 (with the right Sec-WebSocket-Accept) comes first, then the welcome, then the message's ack."""
+    key = base64.b64encode(secrets.token_bytes(16)).decode()
+    request = (
+        f"GET /v1/connect HTTP/1.1\r\nHost: 127.0.0.1:{gw.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer {gw.token(uid('eager'))}\r\n\r\n"
+    ).encode()
+    payload = json.dumps({"type": "telemetry", "seq": 7, "data": {"v": 1}}).encode()
+    mask = secrets.token_bytes(4)
+    frame = bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=5) as s:
+        s.sendall(request + frame)
+        received = b""
+
+        def take(n):
+            nonlocal received
+            while len(received) < n:
+                chunk = s.recv(4096)
+                assert chunk, f"closed after {received!r}"
+                received += chunk
+            out, received = received[:n], received[n:]
+            return out
+
+        while b"\r\n\r\n" not in received:
+            chunk = s.recv(4096)
+            assert chunk, f"closed during the handshake after {received!r}"
+            received += chunk
+        head, received = received.split(b"\r\n\r\n", 1)
+        accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+        assert head.startswith(b"HTTP/1.1 101 "), head
+        assert f"Sec-WebSocket-Accept: {accept}".encode() in head.split(b"\r\n"), head
+
+        def text():
+            b0, b1 = take(2)
+            assert b0 == 0x81 and b1 & 0x80 == 0, (b0, b1)
+            length = b1 if b1 < 126 else int.from_bytes(take(2), "big")
+            return json.loads(take(length))
+
+        assert text()["type"] == "welcome"
+        assert text() == {"type": "ack", "seq": 7}
