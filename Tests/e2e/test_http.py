@@ -1,6 +1,8 @@
 """PROTOCOL.md section 4: /healthz, /readyz (including broker outages), /metrics."""
 
+import email.utils
 import re
+import time
 
 from conftest import TcpForwarder, fetch_retained_json, uid, wait_until
 
@@ -10,6 +12,16 @@ METRIC_LINE = re.compile(r"^(gatehouse_[a-zA-Z0-9_:]*)(\{[^}]*\})? (-?[0-9.eE+-]
 def test_healthz_200(gw):
     status, _, _ = gw.http_get("/healthz")
     assert status == 200
+
+
+def test_responses_carry_date_and_server(gw):
+    """Every HTTP answer has a Date (RFC 9110 5.6.7, the current time) and names the server."""
+    for path in ("/healthz", "/definitely-not-here"):
+        _, headers, _ = gw.http_get(path)
+        assert headers["server"] == "gatehouse", headers
+        sent = email.utils.parsedate_to_datetime(headers["date"])
+        assert re.fullmatch(r"[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT", headers["date"]), headers["date"]
+        assert abs(sent.timestamp() - time.time()) < 5, headers["date"]
 
 
 def test_readyz_200_when_up(gw):

@@ -12,7 +12,7 @@ import NIOSSL
 import NIOWebSocket
 import ServiceLifecycle
 
-/// Hummingbird's child channel for the gateway's listener: `/v1/connect` WebSocket upgrades are decided
+/// Each connection of the gateway's listener (`GatewayListener`): `/v1/connect` WebSocket upgrades are decided
 /// by `DeviceAdmission.admit` (so a refusal can be a 401 with a JSON body, which Hummingbird's own WebSocket
 /// channel cannot do) and then served by `DeviceFrameHandler` directly on the event loop; every other
 /// request goes to the Hummingbird router (`/healthz`, `/readyz`, `/metrics`). A device's plain upgrade takes
@@ -164,8 +164,8 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
                 gateway.metrics.refusedConnection(Int(refusal.status.code))
                 try await write(refusal, to: http)
             case .device:
-                // Served by its handlers on the event loop from here on: no task waits for it (a waiting task
-                // costs about 3 KiB per idle device). `DeviceHub.closeAll` closes devices with 1001 at shutdown.
+                // Served by its handlers on the event loop: `GatewayListener` gives it no task (a waiting task costs
+                // about 3 KiB per idle device). `DeviceHub.closeAll` closes devices with 1001 at shutdown.
                 return
             case .stream(let stream):
                 try await withGracefulShutdownHandler {

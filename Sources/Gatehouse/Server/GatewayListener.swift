@@ -1,0 +1,102 @@
+import Glibc
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOExtras
+import NIOHTTP1
+import NIOPosix
+import ServiceLifecycle
+
+/// The gateway's listener (`gateway.host`:`gateway.port`), in place of Hummingbird's `Server`.
+///
+/// Why our own: Hummingbird's server gives every accepted connection a Swift task that waits for the
+/// connection's setup to finish, and passes each connection through an async sequence to get there. In a connect
+/// storm that was ~18 % of the gateway's CPU per device (a task, two thread hops, a wake-up of the concurrency
+/// pool; docs/benchmarks.md), for a task that has nothing to do for a device. Here a connection is set up on its
+/// event loop (`GatewayChannel.setup`), and gets a task only when it has something to wait for: an HTTP request,
+/// a live viewer or the status feed, a refusal to write. Hummingbird still answers every HTTP request (its router,
+/// through `GatewayChannel.handleHTTP`).
+///
+/// Graceful shutdown as Hummingbird's: stop accepting, tell every connection to quiesce (HTTP connections close
+/// after their request; devices ignore it, `Gateway.shutDown` closes them with 1001), and return once the
+/// connections' tasks have ended.
+struct GatewayListener: Service {
+    let channel: GatewayChannel
+    let host: String
+    let port: Int
+    let logger: Logger
+    /// Called once the socket listens.
+    let onRunning: @Sendable (any Channel) async -> Void
+
+    func run() async throws {
+        let (connections, waiting) = AsyncStream<GatewayChannel.Value>.makeStream()
+        let group = MultiThreadedEventLoopGroup.singleton
+        let quiescing = ServerQuiescingHelper(group: group)
+        let (channel, logger) = (self.channel, self.logger)
+        let server = try await ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.backlog, value: 256)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+            .serverChannelInitializer { server in
+                server.eventLoop.makeCompletedFuture {
+                    try server.pipeline.syncOperations.addHandler(quiescing.makeServerChannelHandler(channel: server))
+                }
+            }
+            .childChannelInitializer { child in
+                channel.setup(channel: child, logger: logger).map { value in
+                    value.upgradeResult.whenComplete { result in
+                        switch result {
+                        case .success(.device): break  // served by its handlers on the event loop
+                        case .success: waiting.yield(value)
+                        case .failure(let error): logger.debug("connection ended: \(error)")
+                        }
+                    }
+                }
+            }
+            .bind(host: host, port: port).get()
+        await onRunning(server)
+        await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { tasks in
+                for await connection in connections {
+                    tasks.addTask { await channel.handle(value: connection, logger: logger) }
+                }
+            }
+        } onGracefulShutdown: {
+            quiescing.initiateShutdown(promise: nil)
+            server.closeFuture.whenComplete { _ in waiting.finish() }
+        }
+    }
+}
+
+extension GatewayListener {
+    /// Hummingbird's answer to one HTTP request with `responder` (what its `Application` does): the request's
+    /// context, a 500 for an error the router did not turn into a response, and the `Date` and `Server` headers.
+    static func httpResponder(_ responder: RouterResponder<BasicRequestContext>, logger: Logger) -> HTTPChannelHandler.Responder {
+        { request, writer, channel in
+            let context = BasicRequestContext(source: ApplicationRequestContextSource(channel: channel, logger: logger))
+            var response: Response
+            do {
+                response = try await responder.respond(to: request, context: context)
+            } catch let error as HTTPParserError {
+                throw error
+            } catch {
+                logger.debug("request failed: \(error)")
+                response = Response(status: .internalServerError)
+            }
+            response.headers[.date] = httpDate()
+            response.headers[.server] = "gatehouse"
+            try await writer.write(response: response.head, body: response.body)
+        }
+    }
+
+    /// Now as an HTTP date (RFC 9110 5.6.7), e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
+    static func httpDate() -> String {
+        var now = time(nil)
+        var parts = tm()
+        gmtime_r(&now, &parts)
+        var text = [CChar](repeating: 0, count: 32)
+        let count = strftime(&text, text.count, "%a, %d %b %Y %H:%M:%S GMT", &parts)
+        return String(decoding: text.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
