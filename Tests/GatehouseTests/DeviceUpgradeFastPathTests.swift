@@ -232,6 +232,18 @@ import Testing
         #expect(harness.bytes.items.map(\.readableBytes) == [long.utf8.count])
     }
 
+    @Test func aConnectionStillReadingItsRequestIsClosedWhenTheListenerQuiesces() throws {
+        let harness = try Harness()
+        try harness.send("GET /v1/connect HTTP/1.1\r\n")
+        var failed = false
+        harness.result.futureResult.whenFailure { _ in failed = true }
+        harness.channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        harness.channel.embeddedEventLoop.run()
+        #expect(!harness.channel.isActive)
+        #expect(failed)
+        #expect(harness.log.admitted.isEmpty)
+    }
+
     @Test func aConnectionThatClosesFirstFailsTheResult() throws {
         let harness = try Harness()
         try harness.send("GET /v1/conn")

@@ -15,7 +15,7 @@ def test_healthz_200(gw):
 
 
 def test_responses_carry_date_and_server(gw):
-    """Every HTTP answer has a Date (RFC 9110 5.6.7, the current time) and names the server."""
+    """The router's answers have a Date (RFC 9110 5.6.7, the current time) and name the server."""
     for path in ("/healthz", "/definitely-not-here"):
         _, headers, _ = gw.http_get(path)
         assert headers["server"] == "gatehouse", headers

@@ -44,6 +44,18 @@ def test_byte_rate_limit_and_error_without_seq(gateway):
     d.expect_error("rate_limited")
 
 
+def test_each_refused_upgrade_is_decided_and_counted_once(gateway):
+    """A refusal the hand-read upgrade decides is answered by the HTTP pipeline without deciding it again: one
+    limit hit and one refusal counted per refused attempt."""
+    g = gateway(limits={"max_connects_per_device_per_min": 2})
+    token = g.token(uid("counted"))
+    statuses = [g.raw_upgrade(token=token)[0] for _ in range(5)]
+    refused = statuses.count(429)
+    assert statuses[0] == 101 and refused >= 3 and set(statuses) == {101, 429}, statuses
+    assert metric(g, "gatehouse_limit_hits_total", limit="connects_per_device") == refused
+    assert metric(g, "gatehouse_connections_refused_total", status="429") == refused
+
+
 def test_connection_rate_limit_answers_429(gateway):
     g = gateway(limits={"max_connects_per_s": 5})
     statuses = [g.raw_upgrade(token=g.token(uid("burst")))[0:2] for _ in range(30)]

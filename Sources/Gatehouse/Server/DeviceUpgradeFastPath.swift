@@ -68,8 +68,10 @@ final class DeviceUpgradeFastPath<UpgradeResult: Sendable>: ChannelInboundHandle
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        // Half-closed before its request ended: it cannot be upgraded any more.
+        // Half-closed before its request ended: it cannot be upgraded any more. Still reading its request when the
+        // listener shuts down: closed, so that no device is admitted after the gateway has closed its devices.
         if let event = event as? ChannelEvent, event == .inputClosed { return context.close(promise: nil) }
+        if event is ChannelShouldQuiesceEvent { return context.close(promise: nil) }
         context.fireUserInboundEventTriggered(event)
     }
 

@@ -59,9 +59,14 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
                 fallBack: { channel in try httpPipeline(on: channel, admission: admission, pending: pending, logger: logger) }
             )
             let maxFrameSize = Self.maxFrameSize(gateway.settings.now.limits)
-            try channel.pipeline.syncOperations.addHandler(
-                DeviceUpgradeFastPath(path: DeviceAdmission.connectPath, maxFrameSize: maxFrameSize, steps: steps, result: result)
-            )
+            do {
+                try channel.pipeline.syncOperations.addHandler(
+                    DeviceUpgradeFastPath(path: DeviceAdmission.connectPath, maxFrameSize: maxFrameSize, steps: steps, result: result)
+                )
+            } catch {
+                result.fail(error)
+                throw error
+            }
             // A client that has not sent its request within the handshake timeout is dropped (slowloris).
             let timeout = channel.eventLoop.scheduleTask(in: .seconds(Int64(gateway.settings.now.limits.handshakeTimeoutSeconds))) {
                 gateway.metrics.limitHit("handshake_timeout")

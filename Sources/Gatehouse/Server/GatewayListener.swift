@@ -7,6 +7,7 @@ import NIOExtras
 import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
 
 /// The gateway's listener (`gateway.host`:`gateway.port`), in place of Hummingbird's `Server`.
 ///
@@ -31,6 +32,7 @@ struct GatewayListener: Service {
 
     func run() async throws {
         let (connections, waiting) = AsyncStream<GatewayChannel.Value>.makeStream()
+        let setups = Setups(waiting)
         let group = MultiThreadedEventLoopGroup.singleton
         let quiescing = ServerQuiescingHelper(group: group)
         let (channel, logger) = (self.channel, self.logger)
@@ -44,27 +46,57 @@ struct GatewayListener: Service {
                 }
             }
             .childChannelInitializer { child in
-                channel.setup(channel: child, logger: logger).map { value in
+                setups.started()
+                return channel.setup(channel: child, logger: logger).map { value in
                     value.upgradeResult.whenComplete { result in
                         switch result {
                         case .success(.device): break  // served by its handlers on the event loop
                         case .success: waiting.yield(value)
                         case .failure(let error): logger.debug("connection ended: \(error)")
                         }
+                        setups.ended()
                     }
-                }
+                }.always { if case .failure = $0 { setups.ended() } }
             }
             .bind(host: host, port: port).get()
+        server.closeFuture.whenComplete { _ in setups.stopAccepting() }
         await onRunning(server)
         await withGracefulShutdownHandler {
-            await withDiscardingTaskGroup { tasks in
-                for await connection in connections {
-                    tasks.addTask { await channel.handle(value: connection, logger: logger) }
+            await withTaskCancellationHandler {
+                await withDiscardingTaskGroup { tasks in
+                    for await connection in connections {
+                        tasks.addTask { await channel.handle(value: connection, logger: logger) }
+                    }
                 }
+            } onCancel: {
+                quiescing.initiateShutdown(promise: nil)
             }
         } onGracefulShutdown: {
             quiescing.initiateShutdown(promise: nil)
-            server.closeFuture.whenComplete { _ in waiting.finish() }
+        }
+    }
+
+    /// Connections whose setup has not ended. The stream of connections to serve ends once the socket is closed and
+    /// every setup under way has ended, so that shutdown waits for a handshake in progress (the quiescing closes
+    /// those still reading their request) and no device is admitted after the gateway has closed its devices.
+    private final class Setups: Sendable {
+        private let state = Mutex((underWay: 0, accepting: true))
+        private let stream: AsyncStream<GatewayChannel.Value>.Continuation
+
+        init(_ stream: AsyncStream<GatewayChannel.Value>.Continuation) { self.stream = stream }
+
+        func started() { state.withLock { $0.underWay += 1 } }
+
+        func ended() { finishIfDone { $0.underWay -= 1 } }
+
+        func stopAccepting() { finishIfDone { $0.accepting = false } }
+
+        private func finishIfDone(_ change: (inout (underWay: Int, accepting: Bool)) -> Void) {
+            let done = state.withLock { state in
+                change(&state)
+                return !state.accepting && state.underWay == 0
+            }
+            if done { stream.finish() }
         }
     }
 }
@@ -86,17 +118,28 @@ extension GatewayListener {
             }
             response.headers[.date] = httpDate()
             response.headers[.server] = "gatehouse"
-            try await writer.write(response: response.head, body: response.body)
+            do {
+                try await writer.write(response: response.head, body: response.body)
+            } catch is HTTPParserError {
+                // Not a parser error of its own: the HTTP handler would answer one with a second response.
+                throw ResponseWriteFailed()
+            }
         }
     }
 
-    /// Now as an HTTP date (RFC 9110 5.6.7), e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
-    static func httpDate() -> String {
-        var now = time(nil)
+    /// The request turned out malformed while its response was being written.
+    struct ResponseWriteFailed: Error {}
+
+    /// Now as an HTTP date (RFC 9110 5.6.7), e.g. `Sun, 06 Nov 1994 08:49:37 GMT`, with the English names
+    /// whatever the locale.
+    static func httpDate(_ now: time_t = time(nil)) -> String {
+        var now = now
         var parts = tm()
         gmtime_r(&now, &parts)
-        var text = [CChar](repeating: 0, count: 32)
-        let count = strftime(&text, text.count, "%a, %d %b %Y %H:%M:%S GMT", &parts)
-        return String(decoding: text.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        return "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) "
+            + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
     }
 }
