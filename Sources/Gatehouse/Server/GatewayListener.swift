@@ -20,8 +20,8 @@ import Synchronization
 /// through `GatewayChannel.handleHTTP`).
 ///
 /// Graceful shutdown as Hummingbird's: stop accepting, tell every connection to quiesce (HTTP connections close
-/// after their request; devices ignore it, `Gateway.shutDown` closes them with 1001), and return once the
-/// connections' tasks have ended.
+/// after their request, those still reading it close at once; devices ignore it, `Gateway.shutDown` closes them
+/// with 1001), and return once the handshakes under way and the connections' tasks have ended.
 struct GatewayListener: Service {
     let channel: GatewayChannel
     let host: String
@@ -31,8 +31,8 @@ struct GatewayListener: Service {
     let onRunning: @Sendable (any Channel) async -> Void
 
     func run() async throws {
-        let (connections, waiting) = AsyncStream<GatewayChannel.Value>.makeStream()
-        let setups = Setups(waiting)
+        let (toServe, serve) = AsyncStream<GatewayChannel.Value>.makeStream()
+        let setups = Setups(serve)
         let group = MultiThreadedEventLoopGroup.singleton
         let quiescing = ServerQuiescingHelper(group: group)
         let (channel, logger) = (self.channel, self.logger)
@@ -51,7 +51,7 @@ struct GatewayListener: Service {
                     value.upgradeResult.whenComplete { result in
                         switch result {
                         case .success(.device): break  // served by its handlers on the event loop
-                        case .success: waiting.yield(value)
+                        case .success: serve.yield(value)
                         case .failure(let error): logger.debug("connection ended: \(error)")
                         }
                         setups.ended()
@@ -64,7 +64,7 @@ struct GatewayListener: Service {
         await withGracefulShutdownHandler {
             await withTaskCancellationHandler {
                 await withDiscardingTaskGroup { tasks in
-                    for await connection in connections {
+                    for await connection in toServe {
                         tasks.addTask { await channel.handle(value: connection, logger: logger) }
                     }
                 }
