@@ -242,6 +242,23 @@ def test_sigterm_closes_devices_1001_and_publishes_offline(gateway, mqtt):
     assert order[-1] == g.bridge("state"), order
 
 
+def test_sigterm_closes_a_connection_still_sending_its_request(gateway):
+    """A connection that has not finished its upgrade request when the gateway stops is closed at once, without an
+    answer: the shutdown does not wait for its handshake timeout, and it cannot become a device after the devices
+    were closed."""
+    g = gateway(limits={"handshake_timeout_s": 60})
+    with socket.create_connection(("127.0.0.1", g.port), timeout=10) as s:
+        s.sendall(f"GET /v1/connect HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {g.token(uid('slow'))}\r\n".encode())
+        time.sleep(0.3)  # read by the gateway
+        t0 = time.monotonic()
+        g.send_signal(signal.SIGTERM)
+        assert s.recv(4096) == b""
+        closed_after = time.monotonic() - t0
+    rc = g.proc.wait(timeout=20)
+    assert rc == 0, f"exit status {rc}:\n{g.log_tail()}"
+    assert closed_after < 5, f"closed {closed_after:.1f} s after SIGTERM"
+
+
 def test_restart_after_crash_publishes_gateway_restart(gateway, mqtt):
     g = gateway()
     dev = uid("crash")
