@@ -1,5 +1,3 @@
-import Crypto
-
 /// Device tokens: JWTs (RFC 7519) signed with HS256 (PROTOCOL.md section 2).
 public enum DeviceToken {
     /// Signs `claims` with `key`.
@@ -24,7 +22,7 @@ public enum DeviceToken {
 
     /// The HMAC-SHA256 of `signingInput` (`<header>.<claims>`) under `key`.
     static func signature(for signingInput: [UInt8], key: FleetKey) -> [UInt8] {
-        Array(HMAC<SHA256>.authenticationCode(for: signingInput, using: SymmetricKey(data: key.secret)))
+        Array(key.authenticationCode(for: signingInput))
     }
 
     /// Verifies a token and returns its claims.
@@ -66,9 +64,7 @@ public enum DeviceToken {
         }
         guard !candidates.isEmpty else { throw TokenError(code: .unknownKey, message: "no token key is configured") }
         let signingInput = Array(token.utf8.prefix(parts[0].utf8.count + 1 + parts[1].utf8.count))
-        let valid = candidates.contains { key in
-            HMAC<SHA256>.isValidAuthenticationCode(signature, authenticating: signingInput, using: SymmetricKey(data: key.secret))
-        }
+        let valid = candidates.contains { $0.authenticates(signature, of: signingInput) }
         guard valid else { throw TokenError(code: .badSignature, message: "token signature is invalid") }
         let claims = try readClaims(try decodeObject(parts[1], what: "claims"))
         try checkTimes(claims, now: now)
