@@ -1,3 +1,5 @@
+import Crypto
+
 /// Device tokens: JWTs (RFC 7519) signed with HS256 (PROTOCOL.md section 2).
 public enum DeviceToken {
     /// Signs `claims` with `key`.
@@ -22,7 +24,7 @@ public enum DeviceToken {
 
     /// The HMAC-SHA256 of `signingInput` (`<header>.<claims>`) under `key`.
     static func signature(for signingInput: [UInt8], key: FleetKey) -> [UInt8] {
-        Array(key.authenticationCode(for: signingInput))
+        Array(HMAC<SHA256>.authenticationCode(for: signingInput, using: SymmetricKey(data: key.secret)))
     }
 
     /// Verifies a token and returns its claims.
@@ -64,7 +66,9 @@ public enum DeviceToken {
         }
         guard !candidates.isEmpty else { throw TokenError(code: .unknownKey, message: "no token key is configured") }
         let signingInput = Array(token.utf8.prefix(parts[0].utf8.count + 1 + parts[1].utf8.count))
-        let valid = candidates.contains { $0.authenticates(signature, of: signingInput) }
+        let valid = candidates.contains { key in
+            HMAC<SHA256>.isValidAuthenticationCode(signature, authenticating: signingInput, using: SymmetricKey(data: key.secret))
+        }
         guard valid else { throw TokenError(code: .badSignature, message: "token signature is invalid") }
         let claims = try readClaims(try decodeObject(parts[1], what: "claims"))
         try checkTimes(claims, now: now)

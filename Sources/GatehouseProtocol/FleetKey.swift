@@ -1,5 +1,3 @@
-import Crypto
-
 /// An HMAC key that signs and verifies device tokens.
 public struct FleetKey: Sendable {
     /// The key id, matched against a token's `kid` header; `nil` for an unnamed key.
@@ -17,27 +15,10 @@ public struct FleetKey: Sendable {
         self.init(id: id, secret: secret)
     }
 
-    /// HMAC-SHA256 keyed with `secret`, copied for each token: keying hashes the padded key twice and allocates,
-    /// which was most of a token check's cost (a connect storm checks thousands a second).
-    private let keyed: KeyedMAC
-
     /// A key from its exact secret bytes.
     public init(id: String? = nil, secret: [UInt8]) {
         self.id = id
         self.secret = secret
-        self.keyed = KeyedMAC(hmac: HMAC<SHA256>(key: SymmetricKey(data: secret)))
-    }
-
-    /// The HMAC-SHA256 of `data` under this key.
-    func authenticationCode(for data: [UInt8]) -> HMAC<SHA256>.MAC {
-        var hmac = keyed.hmac
-        hmac.update(data: data)
-        return hmac.finalize()
-    }
-
-    /// Whether `code` is the HMAC-SHA256 of `data` under this key, compared in constant time.
-    func authenticates(_ code: [UInt8], of data: [UInt8]) -> Bool {
-        authenticationCode(for: data) == code
     }
 
     /// The shortest secret accepted (PROTOCOL.md section 2): an empty or one-character key would make every
@@ -50,10 +31,4 @@ public struct FleetKey: Sendable {
         let held = length == 0 ? "holds no key (it is empty, or only a newline)" : "holds only \(length) byte\(length == 1 ? "" : "s")"
         return "\(held); a fleet key needs at least \(minimumLength) bytes"
     }
-}
-
-/// A keyed `HMAC` to copy from. `HMAC` is not declared `Sendable`, but it is a value (its hash contexts are
-/// copied on write), and this one is never mutated in place.
-private struct KeyedMAC: @unchecked Sendable {
-    let hmac: HMAC<SHA256>
 }
