@@ -56,7 +56,10 @@ struct GatewayListener: Service {
                         }
                         setups.ended()
                     }
-                }.always { if case .failure = $0 { setups.ended() } }
+                }.always { setup in
+                    // A setup that failed has no result to wait for (NIO closes the connection).
+                    if case .failure = setup { setups.ended() }
+                }
             }
             .bind(host: host, port: port).get()
         server.closeFuture.whenComplete { _ in setups.stopAccepting() }
