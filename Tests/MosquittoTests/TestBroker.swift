@@ -57,12 +57,13 @@ final class TestBroker: Sendable {
         process.withLock { $0 = pid }
         let deadline = ContinuousClock.now + .seconds(5)
         while ContinuousClock.now < deadline {
-            if Self.canConnect(port: port) { return }
             var status: Int32 = 0
             if waitpid(pid, &status, WNOHANG) == pid {
                 process.withLock { $0 = nil }
                 throw BrokerError(message: "mosquitto exited at start (status \(status)) on port \(port)")
             }
+            // Someone else's listener on the port would answer too: only ours counts as started.
+            if Self.canConnect(port: port), Self.process(pid, listensOn: port) { return }
             try await Task.sleep(for: .milliseconds(10))
         }
         stop()
@@ -118,7 +119,19 @@ final class TestBroker: Sendable {
         try? FileManager.default.removeItem(at: directory)
     }
 
+    /// Ports this process handed out: the kernel may give a port back from `bind(0)` as soon as the probe socket
+    /// closes, and two brokers of tests running in parallel on one port would answer each other's clients.
+    private static let handedOut = Mutex<Set<Int>>([])
+
+    /// A loopback port nothing listens on, never the same twice in this process.
     static func freePort() throws -> Int {
+        while true {
+            let port = try unboundPort()
+            if handedOut.withLock({ $0.insert(port).inserted }) { return port }
+        }
+    }
+
+    private static func unboundPort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw BrokerError(message: "socket() failed") }
         defer { close(fd) }
@@ -143,6 +156,23 @@ final class TestBroker: Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
             }
+        }
+    }
+
+    /// Whether the listening socket on 127.0.0.1:`port` is one of `pid`'s descriptors (the inode in
+    /// `/proc/net/tcp` against the links in `/proc/<pid>/fd`).
+    static func process(_ pid: pid_t, listensOn port: Int) -> Bool {
+        let local = "0100007F:" + String(format: "%04X", port)
+        guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return false }
+        var inode: Substring?
+        for line in table.split(separator: "\n") {
+            let fields: [Substring] = line.split(separator: " ")
+            if fields.count > 9, fields[1] == local, fields[3] == "0A" { inode = fields[9] }
+        }
+        guard let inode else { return false }
+        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
+        return fds.contains {
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)")) == "socket:[\(inode)]"
         }
     }
 
