@@ -67,10 +67,19 @@ def uid(prefix: str = "dev") -> str:
     return f"{prefix}-{secrets.token_hex(4)}"
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nothing listens on, never the same twice in this run: the kernel may give a probed port back
+    at the next bind(0), and a test's broker and gateway on one port would be a failure by chance."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def wait_port(port: int, timeout: float) -> bool:
