@@ -5,7 +5,7 @@ message of the gateway and the broker; then read the profile with `perf report -
 
 Environment: BIN (default .build/release), QOS (1), DEVICES (50), MESSAGES (2000), OUT (perf data file,
 default /tmp/gatehouse.perf.data; `none` for no profiler), STRACE (a file: count system calls instead), COUNT=1
-(count instead: allocations, through a uprobe on the C library's malloc, and system calls, per message and thread,
+(count instead: allocations, through a uprobe on the C library's malloc, system calls and context switches, per message and thread,
 over the whole run, the devices' connects included;
 for where the allocations come from, `perf record -e probe_libc:malloc -c 97 -g -p <gateway pid>` while the
 probe exists). Everything binds to 127.0.0.1 and stops by itself.
@@ -16,7 +16,7 @@ from bench_common import Broker, Gateway, Processes, telemetry
 
 QOS, DEVICES, MESSAGES = os.environ.get("QOS", "1"), os.environ.get("DEVICES", "50"), os.environ.get("MESSAGES", "2000")
 OUT, STRACE, COUNT = os.environ.get("OUT", "/tmp/gatehouse.perf.data"), os.environ.get("STRACE"), os.environ.get("COUNT")
-COUNTED = {"probe_libc:malloc": "mallocs", "raw_syscalls:sys_enter": "system calls"}
+COUNTED = {"probe_libc:malloc": "mallocs", "raw_syscalls:sys_enter": "system calls", "context-switches": "context switches"}
 
 
 def add_malloc_probe(pid):
@@ -40,7 +40,7 @@ def print_counts(path, messages):
         if match and match[3] in COUNTED:
             totals[(match[1], match[3])] += int(match[2].replace(",", ""))
     for thread in sorted({thread for thread, _ in totals}):
-        counts = ", ".join(f"{totals[(thread, event)] / messages:.1f} {name}" for event, name in COUNTED.items())
+        counts = ", ".join(f"{totals[(thread, event)] / messages:.2f} {name}" for event, name in COUNTED.items())
         print(f"   {thread:<20} per message: {counts}")
 
 

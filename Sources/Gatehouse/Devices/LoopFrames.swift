@@ -1,3 +1,4 @@
+import Mosquitto
 import NIOCore
 import NIOWebSocket
 import Synchronization
@@ -6,7 +7,8 @@ import Synchronization
 /// thread, mostly). They are written in the order they came, by one task on the loop for all that came since it
 /// was queued, and each connection that got one is flushed once at the end. So a network pass's worth of PUBACKs,
 /// hundreds of acks for dozens of devices, costs the loop one task and one write(2) per device, not a task per ack
-/// and another per flush.
+/// and another per flush. From the MQTT network thread, the loop is woken at the end of that thread's pass
+/// (``AfterPass``), once the publishes those PUBACKs released are written.
 final class LoopFrames: Sendable {
     /// A frame for one device's connection, or something to do in order with the frames (the closing handshake).
     private enum Item: Sendable {
@@ -42,7 +44,7 @@ final class LoopFrames: Sendable {
             defer { queue.deliveryQueued = true }
             return !queue.deliveryQueued
         }
-        if startDelivery { loop.execute { self.deliver() } }
+        if startDelivery { AfterPass.run { self.loop.execute { self.deliver() } } }
     }
 
     private func deliver() {
