@@ -17,7 +17,9 @@
  * messages with `seq` and `qos` QOS, at most WINDOW unanswered at a time: the refills that a batch of acks allows
  * go out in one write, as an asynchronous client library would send them. {"event":"sent",...} reports the acks
  * and nacks once every message is answered. With RATE > 0 each device sends at most RATE messages per second
- * (paced every millisecond), as background load.
+ * (paced every millisecond), as background load: device j of N starts j/N of a period (1/RATE) late, so the devices
+ * send in turn as independent devices would, not all in the same millisecond (BENCH_PHASE_LOCKED=1 in the
+ * environment: all at once, a burst of N messages every period).
  *
  * Protocol on stdio (one JSON line each): {"event":"ready"}; waits for "go"; connects;
  * {"event":"connected",...}; holds the connections until stdin closes or MAX_SECONDS pass; {"event":"closed",...}.
@@ -54,6 +56,7 @@ struct conn {
 static int mqtt, respond, port, active, opened, failed, lost, count;
 static int messages, window, qos, sending, finished_devices;
 static double rate;
+static int phase_locked;
 static long acked, nacked;
 static double send_started;
 static int epfd;
@@ -151,7 +154,8 @@ static void flush_out(struct conn *c) {
 /* Queues as many telemetry frames as the window allows and writes them at once. */
 static void pump(struct conn *c) {
     if (!sending || c->state != OPEN || c->outlen) return;
-    long due = rate > 0 ? (long)(rate * (now() - send_started)) + 1 : messages;
+    double phase = phase_locked ? 0 : (double)(c - conns) / count;
+    long due = rate > 0 ? (long)(rate * (now() - send_started) + 1 - phase) : messages;
     while (c->sent < messages && c->sent - c->answered < window && c->sent < due) {
         char json[160];
         int n = snprintf(json, sizeof json, "{\"type\":\"telemetry\",\"seq\":%d,\"qos\":%d,\"data\":{\"temperature\":21.5,"
@@ -276,6 +280,7 @@ int main(int argc, char **argv) {
     }
     if (argc >= 10) { messages = atoi(argv[7]); window = atoi(argv[8]); qos = atoi(argv[9]); }
     if (argc == 11) rate = atof(argv[10]);
+    phase_locked = getenv("BENCH_PHASE_LOCKED") != NULL;
     mqtt = strncmp(argv[1], "mqttws", 6) == 0;
     if (strstr(argv[1], "-tls")) {
         tls = SSL_CTX_new(TLS_client_method());

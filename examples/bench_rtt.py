@@ -15,15 +15,17 @@ each, as much as the servers measured, on the same two cores. Prints p50/p99/max
 echo, requester, background load). Everything binds to 127.0.0.1 and stops by itself.
 
 Environment: BIN (default .build/release), BENCH_RTT_REQUESTS (per phase, default 2000; 300 with BENCH_QUICK=1),
-BENCH_RTT_RATE (background messages/s, default 5000).
+BENCH_RTT_RATE (background messages/s, default 5000), BENCH_PHASE_LOCKED=1 (every background sender sends in the same
+millisecond, a burst of 50 messages every 10 ms, as before 2026-12-05; by default they take turns through the period).
 """
-import json, subprocess, tempfile, threading, time
+import json, os, subprocess, tempfile, threading, time
 
 from bench_common import (CPU, Broker, ClientFleet, Gateway, Processes, c_binary, cpu_line, header, percentile, sized)
 
 REQUESTS = sized("BENCH_RTT_REQUESTS", 2000, 300)
 RATE = sized("BENCH_RTT_RATE", 5000, 5000)
 BG_CLIENTS = 50  # background devices (or publishers), RATE / BG_CLIENTS messages/s each
+PHASE_LOCKED = bool(os.environ.get("BENCH_PHASE_LOCKED"))  # all background senders in the same millisecond
 
 
 def rtt_binary():
@@ -65,15 +67,19 @@ class Feeder:
 
     def feed(self):
         line = json.dumps({"ts": 1, "data": {"temperature": 21.5, "humidity": 40, "co2": 600}}).encode() + b"\n"
-        tick, next_at = 0.01, time.monotonic()
-        per_tick, carry = RATE * tick / BG_CLIENTS, 0.0
+        tick, next_at = 0.001, time.monotonic()
+        per_tick = RATE * tick / BG_CLIENTS
+        # Publisher j starts j/N of its period late, as the gateway's devices do (examples/bench_clients.c).
+        carry = [0.0 if PHASE_LOCKED else 1 - j / BG_CLIENTS for j in range(BG_CLIENTS)]
         while not self.stopped.is_set():
-            carry += per_tick
-            k, carry = int(carry), carry - int(carry)
-            for pub in self.pubs:
-                pub.stdin.write(line * k)
-                pub.stdin.flush()
-            self.sent += k * len(self.pubs)
+            for j, pub in enumerate(self.pubs):
+                carry[j] += per_tick
+                k = int(carry[j])
+                if k:
+                    carry[j] -= k
+                    pub.stdin.write(line * k)
+                    pub.stdin.flush()
+                    self.sent += k
             next_at += tick
             time.sleep(max(0, next_at - time.monotonic()))
 
