@@ -24,8 +24,8 @@ import Darwin
 ///   `TCP_NODELAY` each of those went to the broker as its own segment, and on loopback the writer pays for the
 ///   receiver's side too. Corked, the packets one pass sends (every publish the PUBACKs read in that pass
 ///   released) leave as one segment when the pass uncorks, at its end: nothing waits.
-/// - Callbacks hand work for other threads to ``AfterPass``, which wakes them at the end of the pass, after its
-///   writes: a thread woken mid-pass preempted this one on a busy box, and the pass's publishes waited.
+/// - Work that the callbacks hand to ``AfterPass`` (the device loops' wake-ups for their acks) runs at the end of the
+///   pass, after its writes: a thread woken mid-pass preempted this one on a busy box, and the pass's publishes waited.
 /// - The wait between reconnect attempts follows ``MQTTReconnectPolicy/delay(attempt:)`` (jitter included) and
 ///   ends at once when the client stops (and only then: publishing during an outage does not shorten it).
 ///
@@ -56,7 +56,7 @@ final class NetworkLoop: @unchecked Sendable {
         let retained = Unmanaged.passRetained(self).toOpaque()
         let rc = pthread_create(&thread, nil, { argument in
             let loop = Unmanaged<NetworkLoop>.fromOpaque(argument!).takeRetainedValue()
-            AfterPass.collecting { endPass in loop.run(endPass: endPass) }
+            AfterPass.asNetworkThread { endPass in loop.run(endPass: endPass) }
             return nil
         }, retained)
         guard rc == 0 else {

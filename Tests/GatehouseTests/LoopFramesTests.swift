@@ -1,11 +1,13 @@
 import GatehouseProtocol
 import NIOCore
 import NIOEmbedded
+import NIOPosix
 import NIOWebSocket
 import Synchronization
 import Testing
 
 @testable import Gatehouse
+@testable import Mosquitto
 
 /// `LoopFrames`: frames for the devices of one loop, handed in from anywhere, leave in order; one delivery writes all
 /// that came meanwhile and flushes each connection once; an action runs in order with the frames.
@@ -71,6 +73,42 @@ import Testing
         #expect(try texts(secondChannel) == ["b3"])
         #expect(secondFlushes.flushes.withLock { $0 } == 2)
         #expect(firstFlushes.flushes.withLock { $0 } == 1)
+    }
+
+    /// Handed in on the MQTT network thread, the frames wake the loop only at the end of that thread's pass.
+    @Test func fromTheNetworkThreadTheLoopIsWokenAtTheEndOfThePass() throws {
+        let (session, channel, flushes) = device("a")
+        AfterPass.asNetworkThread { endPass in
+            session.sendText(Array("a0".utf8))
+            session.sendText(Array("a1".utf8))
+            loop.run()
+            #expect(flushes.writes.withLock { $0 } == 0)
+            endPass()
+            loop.run()
+        }
+        #expect(try texts(channel) == ["a0", "a1"])
+        #expect(flushes.flushes.withLock { $0 } == 1)
+    }
+
+    /// A frame from any other thread (the loop's own: a `welcome`, a `nack`) does not wait for the network thread's
+    /// pass: it wakes the loop, and what the network thread handed in before it leaves first.
+    @Test func aFrameFromElsewhereDoesNotWaitForTheNetworkThreadsPass() throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        let realLoop = group.next()
+        let frames = LoopFrames(loop: realLoop)
+        let log = Mutex<[String]>([])
+        try AfterPass.asNetworkThread { endPass in
+            frames.run { log.withLock { $0.append("network thread") } }
+            try realLoop.submit {}.wait()  // queued after it: a delivery queued at once would have run before
+            #expect(log.withLock { $0 }.isEmpty)
+            try realLoop.submit { frames.run { log.withLock { $0.append("loop") } } }.wait()
+            try realLoop.submit {}.wait()
+            #expect(log.withLock { $0 } == ["network thread", "loop"])
+            endPass()
+            try realLoop.submit {}.wait()
+            #expect(log.withLock { $0 } == ["network thread", "loop"])
+        }
     }
 
     /// The close frame goes through the same queue: it leaves after what was sent before it, and before what was

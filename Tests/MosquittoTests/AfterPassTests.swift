@@ -9,9 +9,15 @@ import Testing
         #expect(ran)
     }
 
+    @Test func onlyTheThreadMadeANetworkThreadIsOneAndOnlyMeanwhile() {
+        #expect(!AfterPass.isNetworkThread)
+        AfterPass.asNetworkThread { _ in #expect(AfterPass.isNetworkThread) }
+        #expect(!AfterPass.isNetworkThread)
+    }
+
     @Test func onANetworkThreadTheWorkWaitsForTheEndOfThePassInOrder() {
         var log: [String] = []
-        AfterPass.collecting { endPass in
+        AfterPass.asNetworkThread { endPass in
             AfterPass.run { log.append("first") }
             AfterPass.run { log.append("second") }
             log.append("pass")
@@ -23,7 +29,7 @@ import Testing
 
     @Test func workHandedInAtTheEndOfAPassRunsInThatPass() {
         var log: [String] = []
-        AfterPass.collecting { endPass in
+        AfterPass.asNetworkThread { endPass in
             AfterPass.run {
                 log.append("outer")
                 AfterPass.run { log.append("inner") }
@@ -36,7 +42,7 @@ import Testing
 
     @Test func workLeftWhenTheThreadEndsRunsThenAndTheThreadIsOrdinaryAgain() {
         var log: [String] = []
-        AfterPass.collecting { _ in AfterPass.run { log.append("left over") } }
+        AfterPass.asNetworkThread { _ in AfterPass.run { log.append("left over") } }
         #expect(log == ["left over"])
         AfterPass.run { log.append("at once") }
         #expect(log == ["left over", "at once"])

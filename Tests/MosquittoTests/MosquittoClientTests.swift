@@ -178,6 +178,22 @@ import Glibc
         // cannot be provoked this way.
     }
 
+    /// A PUBACK's completion runs on the network thread; what it hands to `AfterPass` runs at the end of that pass,
+    /// while the client keeps running (not only when its thread ends).
+    @Test func workACompletionHandsOnRunsAtTheEndOfItsPass() async throws {
+        let broker = try await TestBroker.started()
+        let client = try MosquittoClient(options: testOptions(broker), logger: quietLogger)
+        defer { client.stop() }
+        try await client.connect()
+        let seen = Mutex<(onNetworkThread: Bool, ran: Bool)>((false, false))
+        try client.publish(topic: "after/x", payload: [1], qos: .atLeastOnce) { _ in
+            seen.withLock { $0.onNetworkThread = AfterPass.isNetworkThread }
+            AfterPass.run { seen.withLock { $0.ran = true } }
+        }
+        #expect(try await eventually { seen.withLock { $0.ran } })
+        #expect(seen.withLock { $0.onNetworkThread })
+    }
+
     @Test func anonymousClientRefusedWhenBrokerRequiresLogin() async throws {
         let broker = try await TestBroker.started(anonymous: false)
         let client = try MosquittoClient(options: testOptions(broker), logger: quietLogger)

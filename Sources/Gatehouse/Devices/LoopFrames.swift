@@ -8,7 +8,9 @@ import Synchronization
 /// was queued, and each connection that got one is flushed once at the end. So a network pass's worth of PUBACKs,
 /// hundreds of acks for dozens of devices, costs the loop one task and one write(2) per device, not a task per ack
 /// and another per flush. From the MQTT network thread, the loop is woken at the end of that thread's pass
-/// (``AfterPass``), once the publishes those PUBACKs released are written.
+/// (``AfterPass``), once the publishes those PUBACKs released are written; a frame from any other thread meanwhile
+/// wakes it at once, and takes those along. Only the wake-up waits: items keep their order, though a task that the
+/// network thread gives the loop directly (`execute`) may now run before a frame it handed in earlier.
 final class LoopFrames: Sendable {
     /// A frame for one device's connection, or something to do in order with the frames (the closing handshake).
     private enum Item: Sendable {
@@ -21,8 +23,15 @@ final class LoopFrames: Sendable {
 
     private struct Queue {
         var items: [Item] = []
+        var delivery = Delivery.none
+    }
+
+    private enum Delivery {
+        case none
+        /// The network thread wakes the loop at the end of its pass.
+        case deferred
         /// A `deliver` task is queued on the loop and has not taken the items yet.
-        var deliveryQueued = false
+        case queued
     }
 
     init(loop: any EventLoop) {
@@ -39,17 +48,39 @@ final class LoopFrames: Sendable {
     }
 
     private func enqueue(_ item: Item) {
-        let startDelivery = queue.withLock { queue in
+        let deferring = AfterPass.isNetworkThread
+        let start: Delivery = queue.withLock { queue in
             queue.items.append(item)
-            defer { queue.deliveryQueued = true }
-            return !queue.deliveryQueued
+            switch (queue.delivery, deferring) {
+            case (.queued, _), (.deferred, true):
+                return .none
+            case (.none, true):
+                queue.delivery = .deferred
+            case (.none, false), (.deferred, false):
+                queue.delivery = .queued
+            }
+            return queue.delivery
         }
-        if startDelivery { AfterPass.run { self.loop.execute { self.deliver() } } }
+        switch start {
+        case .none: break
+        case .deferred: AfterPass.run { self.startDeferredDelivery() }
+        case .queued: loop.execute { self.deliver() }
+        }
+    }
+
+    /// The end of the network thread's pass: the loop is woken unless a frame from elsewhere did it meanwhile.
+    private func startDeferredDelivery() {
+        let start = queue.withLock { queue in
+            guard queue.delivery == .deferred else { return false }
+            queue.delivery = .queued
+            return true
+        }
+        if start { loop.execute { self.deliver() } }
     }
 
     private func deliver() {
         let items = queue.withLock { queue in
-            queue.deliveryQueued = false
+            queue.delivery = .none
             defer { queue.items = [] }
             return queue.items
         }
