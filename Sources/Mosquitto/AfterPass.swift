@@ -23,8 +23,8 @@ public enum AfterPass {
     /// Whether this is a network thread, where ``run(_:)`` waits for the end of the pass.
     public static var isNetworkThread: Bool { pthread_getspecific(key) != nil }
 
-    /// Runs `action` at the end of the current pass on the network thread (there, so it must not block; what is
-    /// left when the thread ends runs then), or now on any other thread.
+    /// Runs `action` at the end of the current pass if this is the network thread (where it must not block; what
+    /// is left when the thread ends runs then), or now on any other thread.
     public static func run(_ action: @escaping () -> Void) {
         guard let actions = pthread_getspecific(key) else { return action() }
         Unmanaged<Actions>.fromOpaque(actions).takeUnretainedValue().list.append(action)
