@@ -2,6 +2,7 @@ import NIOCore
 import NIOEmbedded
 import NIOHTTP1
 import NIOWebSocket
+import Synchronization
 import Testing
 
 @testable import Gatehouse
@@ -162,10 +163,10 @@ import Testing
         }
 
         func outcome() throws -> String? {
-            var outcome: String?
-            result.futureResult.whenSuccess { outcome = $0 }
+            let outcome = Mutex<String?>(nil)
+            result.futureResult.whenSuccess { value in outcome.withLock { $0 = value } }
             channel.embeddedEventLoop.run()
-            return outcome
+            return outcome.withLock { $0 }
         }
     }
 
@@ -235,22 +236,22 @@ import Testing
     @Test func aConnectionStillReadingItsRequestIsClosedWhenTheListenerQuiesces() throws {
         let harness = try Harness()
         try harness.send("GET /v1/connect HTTP/1.1\r\n")
-        var failed = false
-        harness.result.futureResult.whenFailure { _ in failed = true }
+        let failed = Mutex(false)
+        harness.result.futureResult.whenFailure { _ in failed.withLock { $0 = true } }
         harness.channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
         harness.channel.embeddedEventLoop.run()
         #expect(!harness.channel.isActive)
-        #expect(failed)
+        #expect(failed.withLock { $0 })
         #expect(harness.log.admitted.isEmpty)
     }
 
     @Test func aConnectionThatClosesFirstFailsTheResult() throws {
         let harness = try Harness()
         try harness.send("GET /v1/conn")
-        var failed = false
-        harness.result.futureResult.whenFailure { _ in failed = true }
+        let failed = Mutex(false)
+        harness.result.futureResult.whenFailure { _ in failed.withLock { $0 = true } }
         try harness.channel.close().wait()
-        #expect(failed)
+        #expect(failed.withLock { $0 })
         #expect(harness.log.admitted.isEmpty)
     }
 }

@@ -20,7 +20,7 @@ protocol LiveViewer: AnyObject, Sendable {
 }
 
 /// What a viewer connection's handler does on its own event loop, for `LoopBoundViewer`.
-protocol ViewerConnection: AnyObject {
+protocol ViewerConnection: AnyObject, SendableMetatype {
     func deliver(_ frame: ByteBuffer)
     func tell(_ status: LiveStatus)
     func end(_ reason: ViewerEnd)

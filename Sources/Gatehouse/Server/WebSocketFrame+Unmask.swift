@@ -15,7 +15,7 @@ extension WebSocketFrame {
         }
         let count = data.readableBytes
         var unmasked = allocator.buffer(capacity: count)
-        data.withUnsafeReadableBytes { source in
+        _ = data.withUnsafeReadableBytes { source in
             unmasked.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { target in
                 var index = 0
                 while index + 8 <= count {
