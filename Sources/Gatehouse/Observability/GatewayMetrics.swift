@@ -11,8 +11,9 @@ final class GatewayMetrics: Sendable {
     private let connections = Gauge(label: "gatehouse_devices_connected")
     private let messagesIn: [String: Counter]
     private let bytesIn: [String: Counter]
-    private let messagesOut: [String: Counter]
-    private let bytesOut: [String: Counter]
+    /// By the index of the type in `outTypes`: every publish counts here, and a string key would be hashed each time.
+    private let messagesOut: [Counter]
+    private let bytesOut: [Counter]
     private let acks = Counter(label: "gatehouse_acks_total")
     private let badMessages = Counter(label: "gatehouse_bad_messages_total")
     private let commandsDelivered = Counter(label: "gatehouse_commands_delivered_total")
@@ -40,15 +41,30 @@ final class GatewayMetrics: Sendable {
     /// (Home Assistant discovery, MQTT 5 response topics).
     static let outTypes = ["telemetry", "state", "event", "meta", "availability", "media", "response", "pending", "desired", "delta", "bridge", "other"]
 
+    private static let outTypeBytes = outTypes.map { Array($0.utf8) }
+    private static let bridge = outTypes.firstIndex(of: "bridge")!
+    private static let other = outTypes.firstIndex(of: "other")!
+
     /// The `outTypes` entry of a topic the gateway publishes under `base`.
-    static func outType(topic: String, base: String) -> String {
+    static func outType(topic: String, base: String) -> String { outTypes[outTypeIndex(topic: topic, base: base)] }
+
+    /// The index in `outTypes` of a topic's type, read from its bytes in place (this runs for every publish).
+    static func outTypeIndex(topic: String, base: String) -> Int {
+        let index = topic.utf8.withContiguousStorageIfAvailable { topic in
+            base.utf8.withContiguousStorageIfAvailable { base in outTypeIndex(topic: topic, base: base) }
+        }
+        return (index ?? nil) ?? outTypeIndex(topic: Array(topic.utf8)[...], base: Array(base.utf8)[...])
+    }
+
+    private static func outTypeIndex<Bytes: Collection<UInt8>>(topic: Bytes, base: Bytes) -> Int where Bytes.Index == Int {
         let slash = UInt8(ascii: "/")
-        guard topic.utf8.starts(with: base.utf8), topic.utf8.dropFirst(base.utf8.count).first == slash else { return "other" }
-        let rest = topic.utf8.dropFirst(base.utf8.count + 1)
-        guard let end = rest.firstIndex(of: slash) else { return "other" }
-        if rest[..<end].elementsEqual("bridge".utf8) { return "bridge" }
-        let level = rest[rest.index(after: end)...].prefix { $0 != slash }
-        return outTypes.first { $0.utf8.elementsEqual(level) } ?? "other"
+        let start = topic.startIndex
+        guard topic.count > base.count, topic[start + base.count] == slash, topic.prefix(base.count).elementsEqual(base) else { return other }
+        let device = start + base.count + 1
+        guard let end = topic[device...].firstIndex(of: slash) else { return other }
+        if topic[device..<end].elementsEqual(outTypeBytes[bridge]) { return bridge }
+        let level = topic[(end + 1)...].prefix { $0 != slash }
+        return outTypeBytes.firstIndex { $0.elementsEqual(level) } ?? other
     }
 
     init() {
@@ -57,8 +73,8 @@ final class GatewayMetrics: Sendable {
         }
         messagesIn = counters("gatehouse_device_messages_in_total", Self.inTypes.filter { $0 != "invalid" })
         bytesIn = counters("gatehouse_device_bytes_in_total", Self.inTypes)
-        messagesOut = counters("gatehouse_mqtt_messages_out_total", Self.outTypes)
-        bytesOut = counters("gatehouse_mqtt_bytes_out_total", Self.outTypes)
+        messagesOut = Self.outTypes.map { Counter(label: "gatehouse_mqtt_messages_out_total", dimensions: [("type", $0)]) }
+        bytesOut = Self.outTypes.map { Counter(label: "gatehouse_mqtt_bytes_out_total", dimensions: [("type", $0)]) }
     }
 
     func connected(_ count: Int) { connections.record(count) }
@@ -72,11 +88,11 @@ final class GatewayMetrics: Sendable {
     /// Bytes of one device message as it arrived (compressed, if it was), by `type`.
     func receivedBytes(_ count: Int, type: String) { bytesIn[type]?.increment(by: count) }
 
-    /// One message published, of a type from `outTypes`.
-    func published(type: String, bytes: Int) {
+    /// One message published, of the type at `typeIndex` in `outTypes` (`outTypeIndex`).
+    func published(typeIndex: Int, bytes: Int) {
         outCount.add(1, ordering: .relaxed)
-        messagesOut[type]?.increment()
-        bytesOut[type]?.increment(by: bytes)
+        messagesOut[typeIndex].increment()
+        bytesOut[typeIndex].increment(by: bytes)
     }
 
     func acked() { acks.increment() }

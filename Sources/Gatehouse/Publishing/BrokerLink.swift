@@ -30,7 +30,7 @@ final class BrokerLink: Sendable {
     /// Publishes `message`; `completion` runs once with the outcome (for best effort: on the PUBACK at
     /// QoS 1, at once at QoS 0), on libmosquitto's network thread or the spool's queue. It must not block.
     func publish(_ message: OutboundMessage, _ durability: Durability, completion: PublishCompletion? = nil) {
-        metrics.published(type: GatewayMetrics.outType(topic: message.topic, base: base), bytes: message.payload.count)
+        metrics.published(typeIndex: GatewayMetrics.outTypeIndex(topic: message.topic, base: base), bytes: message.payload.count)
         switch durability {
         case .mustBeSafe(let device, let source):
             let entry = SpoolEntry(
