@@ -50,17 +50,14 @@ final class GatewayMetrics: Sendable {
 
     /// The index in `outTypes` of a topic's type, read from its bytes in place (this runs for every publish).
     static func outTypeIndex(topic: String, base: String) -> Int {
-        let index = topic.utf8.withContiguousStorageIfAvailable { topic in
-            base.utf8.withContiguousStorageIfAvailable { base in outTypeIndex(topic: topic, base: base) }
-        }
-        return (index ?? nil) ?? outTypeIndex(topic: Array(topic.utf8)[...], base: Array(base.utf8)[...])
+        var (topic, base) = (topic, base)  // `withUTF8` is mutating; a native string's bytes are not copied
+        return topic.withUTF8 { topic in base.withUTF8 { base in outTypeIndex(topic: topic, base: base) } }
     }
 
-    private static func outTypeIndex<Bytes: Collection<UInt8>>(topic: Bytes, base: Bytes) -> Int where Bytes.Index == Int {
+    private static func outTypeIndex(topic: UnsafeBufferPointer<UInt8>, base: UnsafeBufferPointer<UInt8>) -> Int {
         let slash = UInt8(ascii: "/")
-        let start = topic.startIndex
-        guard topic.count > base.count, topic[start + base.count] == slash, topic.prefix(base.count).elementsEqual(base) else { return other }
-        let device = start + base.count + 1
+        guard topic.count > base.count, topic[base.count] == slash, topic.prefix(base.count).elementsEqual(base) else { return other }
+        let device = base.count + 1
         guard let end = topic[device...].firstIndex(of: slash) else { return other }
         if topic[device..<end].elementsEqual(outTypeBytes[bridge]) { return bridge }
         let level = topic[(end + 1)...].prefix { $0 != slash }

@@ -134,7 +134,7 @@ extension GatewayListener {
     struct ResponseWriteFailed: Error {}
 
     /// Now as an HTTP date (RFC 9110 5.6.7), e.g. `Sun, 06 Nov 1994 08:49:37 GMT`, with the English names
-    /// whatever the locale.
+    /// whatever the locale. Written here because Hummingbird's formatter (`Date.httpHeader`) is internal.
     static func httpDate(_ now: time_t = time(nil)) -> String {
         var now = now
         var parts = tm()
