@@ -38,10 +38,11 @@ import Testing
         let handler = DeviceFrameHandler(
             .init(sink: sink, settings: SettingsStore(config), metrics: GatewayMetrics(), logger: Logger(label: "test"), heartbeatSeconds: 30),
             deflate: nil)
+        let output = try channel.addDeviceOutput()
         try channel.pipeline.syncOperations.addHandler(handler)
         session = DeviceSession(
             device: "dev-1", tokenKind: nil, tokenID: nil, number: 1, connectedAt: 0, remote: "test", channel: channel,
-            frames: LoopFrames(loop: channel.eventLoop), metrics: GatewayMetrics())
+            output: output, frames: LoopFrames(loop: channel.eventLoop), metrics: GatewayMetrics())
         handler.start(session, loop: channel.eventLoop)
     }
 
@@ -56,9 +57,7 @@ import Testing
     /// Everything written to the device so far.
     func written() throws -> [WebSocketFrame] {
         channel.embeddedEventLoop.run()
-        var frames: [WebSocketFrame] = []
-        while let frame = try channel.readOutbound(as: WebSocketFrame.self) { frames.append(frame) }
-        return frames
+        return try channel.readOutboundFrames()
     }
 
     func closeCode() throws -> UInt16? {

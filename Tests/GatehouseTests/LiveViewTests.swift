@@ -40,6 +40,7 @@ import Testing
     let directory = DeviceDirectory()
     let live: LiveView
     let session: DeviceSession
+    let output: SendQueueLimit
 
     init() throws {
         let keyFile = NSTemporaryDirectory() + "live-view-tests-\(UUID().uuidString).key"
@@ -52,17 +53,16 @@ import Testing
                         logger: Logger(label: "test"))
         let capabilities = JSONObject([("live", .object(JSONObject([("max_fps", .number(JSONNumber(8)))])))])
         directory.observe(meta: DeviceMeta(ts: 0, kind: "camera", model: nil, firmware: nil, capabilities: capabilities), of: "cam")
+        output = try camera.addDeviceOutput()
         session = DeviceSession(device: "cam", tokenKind: "camera", tokenID: nil, number: 1, connectedAt: 0, remote: "test",
-                                channel: camera, frames: LoopFrames(loop: camera.eventLoop), metrics: GatewayMetrics())
+                                channel: camera, output: output, frames: LoopFrames(loop: camera.eventLoop), metrics: GatewayMetrics())
         _ = directory.attach(session)
     }
 
     /// The text frames written to the camera so far.
     func sentToCamera() throws -> [String] {
         camera.embeddedEventLoop.run()
-        var texts: [String] = []
-        while let frame = try camera.readOutbound(as: WebSocketFrame.self) { texts.append(String(buffer: frame.data)) }
-        return texts
+        return try camera.readOutboundFrames().map { String(buffer: $0.data) }
     }
 
     @Test("the first viewer starts the connected camera at a capped rate; frames fan out with one status change")
@@ -104,7 +104,7 @@ import Testing
         _ = try sentToCamera()
         live.cameraDisconnected(session)
         let next = DeviceSession(device: "cam", tokenKind: "camera", tokenID: nil, number: 2, connectedAt: 0, remote: "test",
-                                 channel: camera, frames: LoopFrames(loop: camera.eventLoop), metrics: GatewayMetrics())
+                                 channel: camera, output: output, frames: LoopFrames(loop: camera.eventLoop), metrics: GatewayMetrics())
         live.frame(ByteBuffer(string: "stale"), from: session)  // the old session's frames are not forwarded
         live.cameraConnected(next)
         #expect(try sentToCamera() == [#"{"type":"live","action":"start","fps":5}"#])

@@ -10,11 +10,12 @@ import Testing
 @testable import Mosquitto
 
 /// `LoopFrames`: frames for the devices of one loop, handed in from anywhere, leave in order; one delivery writes all
-/// that came meanwhile and flushes each connection once; an action runs in order with the frames.
+/// that came meanwhile as one buffer per connection, flushed once; an action runs in order with the frames.
 @Suite struct LoopFramesTests {
-    /// Counts writes and flushes on their way out (frames pass on unchanged, to be read as outbound data).
+    /// Counts writes and flushes on their way to the socket (below the frame encoder; the bytes pass on unchanged, to
+    /// be read as outbound data).
     final class FlushCounter: ChannelOutboundHandler, Sendable {
-        typealias OutboundIn = WebSocketFrame
+        typealias OutboundIn = ByteBuffer
         let writes = Mutex(0)
         let flushes = Mutex(0)
         func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -34,38 +35,35 @@ import Testing
         frames = LoopFrames(loop: loop)
     }
 
-    func device(_ name: String) -> (DeviceSession, EmbeddedChannel, FlushCounter) {
+    func device(_ name: String, maxSendQueueBytes: Int = 1 << 20) throws -> (DeviceSession, EmbeddedChannel, FlushCounter) {
         let counter = FlushCounter()
         let channel = EmbeddedChannel(handler: counter, loop: loop)
+        let output = try channel.addDeviceOutput(maxSendQueueBytes: maxSendQueueBytes)
         let session = DeviceSession(
             device: name, tokenKind: nil, tokenID: nil, number: 1, connectedAt: 0, remote: "test", channel: channel,
-            frames: frames, metrics: GatewayMetrics())
+            output: output, frames: frames, metrics: GatewayMetrics())
         return (session, channel, counter)
     }
 
     func texts(_ channel: EmbeddedChannel) throws -> [String] {
-        var texts: [String] = []
-        while let frame = try channel.readOutbound(as: WebSocketFrame.self) { texts.append(String(buffer: frame.data)) }
-        return texts
+        try channel.readOutboundFrames().map { String(buffer: $0.data) }
     }
 
-    @Test func oneDeliveryWritesInOrderAndFlushesEachConnectionOnce() throws {
-        let (first, firstChannel, firstFlushes) = device("a")
-        let (second, secondChannel, secondFlushes) = device("b")
-        let writtenBeforeAction = Mutex(-1)
+    @Test func oneDeliveryWritesEachConnectionsFramesInOrderAsOneBuffer() throws {
+        let (first, firstChannel, firstFlushes) = try device("a")
+        let (second, secondChannel, secondFlushes) = try device("b")
         for index in 0..<3 {
             first.sendText(Array("a\(index)".utf8))
             second.sendText(Array("b\(index)".utf8))
         }
-        frames.run { writtenBeforeAction.withLock { $0 = firstFlushes.writes.withLock { $0 } } }
-        first.sendText(Array("a3".utf8))
         #expect(try texts(firstChannel).isEmpty)  // nothing before the loop runs
         loop.run()
-        #expect(writtenBeforeAction.withLock { $0 } == 3)
-        #expect(try texts(firstChannel) == ["a0", "a1", "a2", "a3"])
+        #expect(try texts(firstChannel) == ["a0", "a1", "a2"])
         #expect(try texts(secondChannel) == ["b0", "b1", "b2"])
-        #expect(firstFlushes.flushes.withLock { $0 } == 1)
-        #expect(secondFlushes.flushes.withLock { $0 } == 1)
+        for counter in [firstFlushes, secondFlushes] {
+            #expect(counter.writes.withLock { $0 } == 1)
+            #expect(counter.flushes.withLock { $0 } == 1)
+        }
 
         // What comes after a delivery gets a delivery (and a flush) of its own.
         second.sendText(Array("b3".utf8))
@@ -75,9 +73,67 @@ import Testing
         #expect(firstFlushes.flushes.withLock { $0 } == 1)
     }
 
+    /// An ack is encoded in the delivery, from its `seq`, in order with the other frames; a refusal is a `nack`.
+    @Test func acksAreEncodedInOrderWithTheOtherFrames() throws {
+        let (session, channel, counter) = try device("a")
+        session.sendText(Array(#"{"type":"welcome"}"#.utf8))
+        session.answer(seq: 7, .safe)
+        session.answer(seq: UInt64.max, .safe)
+        session.answer(seq: 8, .refused(.rateLimited, "slow down"))
+        session.answer(seq: 0, .safe)
+        loop.run()
+        let texts = try texts(channel)
+        #expect(texts.count == 5)
+        #expect(Array(texts.prefix(3)) == [#"{"type":"welcome"}"#, #"{"type":"ack","seq":7}"#, #"{"type":"ack","seq":18446744073709551615}"#])
+        #expect(texts[3].contains(#""type":"nack""#) && texts[3].contains(#""seq":8"#) && texts[3].contains("rate_limited"))
+        #expect(texts[4] == #"{"type":"ack","seq":0}"#)
+        #expect(counter.writes.withLock { $0 } == 1)
+    }
+
+    /// An action runs after the frames handed in before it were written (and flushed), and before those after it.
+    @Test func anActionRunsAfterTheFramesBeforeIt() throws {
+        let (session, channel, counter) = try device("a")
+        let writtenBeforeAction = Mutex(-1)
+        session.sendText(Array("a0".utf8))
+        session.answer(seq: 1, .safe)
+        frames.run { writtenBeforeAction.withLock { $0 = counter.writes.withLock { $0 } } }
+        session.sendText(Array("a1".utf8))
+        loop.run()
+        #expect(writtenBeforeAction.withLock { $0 } == 1)
+        #expect(try texts(channel) == ["a0", #"{"type":"ack","seq":1}"#, "a1"])
+        #expect(counter.flushes.withLock { $0 } == 2)
+    }
+
+    /// Frames of any size keep their bytes: the three length encodings, read back with NIO's decoder.
+    @Test func framesOfEverySizeArriveWhole() throws {
+        let (session, channel, _) = try device("a")
+        let sizes = [0, 125, 126, 65_535, 65_536, 200_000]
+        for size in sizes { session.sendText((0..<size).map { UInt8(ascii: "a") + UInt8($0 % 26) }) }
+        loop.run()
+        let received = try channel.readOutboundFrames()
+        #expect(received.map(\.data.readableBytes) == sizes)
+        #expect(received.allSatisfy { $0.fin && $0.opcode == .text && $0.maskKey == nil })
+        for (frame, size) in zip(received, sizes) {
+            #expect(Array(frame.data.readableBytesView) == (0..<size).map { UInt8(ascii: "a") + UInt8($0 % 26) })
+        }
+    }
+
+    /// The batch passes the send-queue cap like any frame: over the cap it is dropped and the handlers are told.
+    @Test func aBatchOverTheSendQueueCapIsDropped() throws {
+        let (session, channel, _) = try device("a", maxSendQueueBytes: 100)
+        let recorder = SendQueueLimitTests.Recorder()
+        try channel.pipeline.syncOperations.addHandler(recorder)
+        // Written and not flushed: 152 bytes wait, as for a device that reads nothing.
+        _ = channel.write(WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(repeating: 0x41, count: 150)))
+        session.sendText(Array("dropped".utf8))
+        loop.run()
+        #expect(recorder.overflows.withLock { $0 } == 1)
+        #expect(try channel.readOutboundFrames().map(\.data.readableBytes) == [150])
+    }
+
     /// Handed in on the MQTT network thread, the frames wake the loop only at the end of that thread's pass.
     @Test func fromTheNetworkThreadTheLoopIsWokenAtTheEndOfThePass() throws {
-        let (session, channel, flushes) = device("a")
+        let (session, channel, flushes) = try device("a")
         AfterPass.asNetworkThread { endPass in
             session.sendText(Array("a0".utf8))
             session.sendText(Array("a1".utf8))
@@ -111,17 +167,15 @@ import Testing
         }
     }
 
-    /// The close frame goes through the same queue: it leaves after what was sent before it, and before what was
-    /// sent after it (a task of its own would let the later frame slip into the pending delivery, ahead of it). On a
-    /// device's connection `SendQueueLimit` then drops what follows the close frame; here nothing sits below.
+    /// The close frame goes through the same queue: it leaves after what was sent before it, and what was sent after
+    /// it does not leave (a task of its own would let the later frame slip into the pending delivery, ahead of it,
+    /// where `SendQueueLimit` could not tell it from the frames before).
     @Test func aCloseFrameKeepsItsPlace() throws {
-        let (session, channel, _) = device("a")
+        let (session, channel, _) = try device("a")
         session.sendText(Array("before".utf8))
         session.close(.normal, reason: .disconnected)
         session.sendText(Array("after".utf8))
         loop.run()
-        var opcodes: [WebSocketOpcode] = []
-        while let frame = try channel.readOutbound(as: WebSocketFrame.self) { opcodes.append(frame.opcode) }
-        #expect(opcodes == [.text, .connectionClose, .text])
+        #expect(try channel.readOutboundFrames().map(\.opcode) == [.text, .connectionClose])
     }
 }

@@ -73,14 +73,16 @@ final class DeviceHub: DeviceMessageSink {
     // MARK: Connections
 
     /// A device passed admission and the WebSocket upgrade: replace any older session, greet it, announce
-    /// it online and hand it the commands queued while it was away.
-    func connected(claims: TokenClaims, channel: any Channel, remote: String) -> DeviceSession {
+    /// it online and hand it the commands queued while it was away. On the channel's loop; `output` is the
+    /// connection's send-queue cap, the way out for the frames its loop's `LoopFrames` encodes.
+    func connected(claims: TokenClaims, channel: any Channel, output: SendQueueLimit, remote: String) -> DeviceSession {
         let now = nowMs()
         let device = claims.subject
         let session = DeviceSession(
             device: device, tokenKind: claims.kind, tokenID: claims.tokenID,
             number: directory.nextSessionNumber(device, now: now),
-            connectedAt: now, remote: remote, channel: channel, frames: loopFrames.frames(for: channel.eventLoop), metrics: metrics
+            connectedAt: now, remote: remote, channel: channel, output: output, frames: loopFrames.frames(for: channel.eventLoop),
+            metrics: metrics
         )
         if let previous = directory.attach(session) {
             previous.close(.replaced, reason: .disconnected, text: "replaced by a newer connection")

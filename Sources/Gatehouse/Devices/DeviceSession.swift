@@ -23,13 +23,13 @@ final class DeviceSession: PublishSource {
     let channel: any Channel
     /// Where its frames go, in order, from any thread: shared by every device on its event loop.
     private let frames: LoopFrames
+    /// The way out for the frames `LoopFrames` encodes: the connection's send-queue cap.
+    private let output: NIOLoopBound<SendQueueLimit>
     private let metrics: GatewayMetrics
     /// Every reason to stop reading the socket, and the one decision over them (`ReadGate.reads`).
     private let reading = Mutex(ReadGate())
     private let closing = Mutex<OfflineReason?>(nil)
     private let activity: Mutex<Activity>
-    /// Frames were written and not flushed yet (see `LoopFrames`); only touched on the loop.
-    private let unflushed = Atomic<Bool>(false)
 
     /// What the status page shows of a device's traffic.
     struct Activity: Sendable {
@@ -41,8 +41,9 @@ final class DeviceSession: PublishSource {
         var telemetry: (ts: JSONNumber, data: JSONObject)?
     }
 
+    /// On the channel's event loop.
     init(device: String, tokenKind: String?, tokenID: String?, number: Int64, connectedAt: Int64, remote: String, channel: any Channel,
-         frames: LoopFrames, metrics: GatewayMetrics) {
+         output: SendQueueLimit, frames: LoopFrames, metrics: GatewayMetrics) {
         precondition(frames.loop === channel.eventLoop, "a session's frames go through its own loop's LoopFrames")
         self.device = device
         self.tokenKind = tokenKind
@@ -52,6 +53,7 @@ final class DeviceSession: PublishSource {
         self.remote = remote
         self.channel = channel
         self.frames = frames
+        self.output = NIOLoopBound(output, eventLoop: channel.eventLoop)
         self.metrics = metrics
         self.activity = Mutex(Activity(lastSeen: connectedAt, rate: RateEstimate(nowMs: connectedAt)))
     }
@@ -85,21 +87,12 @@ final class DeviceSession: PublishSource {
     /// Sends prepared UTF-8 JSON as a text frame. Always queued (`LoopFrames`), also from the loop itself, so
     /// frames leave in the order they were sent from any thread (acks stay in order).
     func sendText(_ bytes: [UInt8]) {
-        sendText(channel.allocator.buffer(bytes: bytes))
+        frames.send(text: bytes, to: self)
     }
 
-    private func sendText(_ buffer: ByteBuffer) {
-        frames.send(WebSocketFrame(fin: true, opcode: .text, data: buffer), to: self)
-    }
-
-    /// `LoopFrames` wrote a frame: true if it is the first since the last flush (the connection is to be flushed).
-    func markUnflushed() -> Bool {
-        !unflushed.exchange(true, ordering: .relaxed)
-    }
-
-    /// `LoopFrames` wrote all it had: what was written leaves, in as few write(2) as NIO can.
-    func flushFrames() {
-        unflushed.store(false, ordering: .relaxed)
+    /// `LoopFrames` writes frames it encoded (on the loop), and they leave at once.
+    func write(encoded frames: ByteBuffer) {
+        output.value.write(encoded: frames)
         channel.flush()
     }
 
@@ -109,8 +102,7 @@ final class DeviceSession: PublishSource {
         switch outcome {
         case .safe:
             metrics.acked()
-            // Copied straight into the frame's buffer: one allocation per ack.
-            sendText(GatewayMessage.withAck(seq: seq) { channel.allocator.buffer(bytes: $0) })
+            frames.sendAck(seq, to: self)
         case .refused(let code, let message):
             metrics.nacked(code)
             send(.nack(seq: seq, code: code.rawValue, message: message))

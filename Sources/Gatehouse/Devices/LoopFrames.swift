@@ -1,20 +1,22 @@
+import GatehouseProtocol
 import Mosquitto
 import NIOCore
-import NIOWebSocket
 import Synchronization
 
-/// The frames on their way to the devices of one event loop, handed in from any thread (the acks from the MQTT
+/// The text frames on their way to the devices of one event loop, handed in from any thread (the acks from the MQTT
 /// thread, mostly). They are written in the order they came, by one task on the loop for all that came since it
-/// was queued, and each connection that got one is flushed once at the end. So a network pass's worth of PUBACKs,
-/// hundreds of acks for dozens of devices, costs the loop one task and one write(2) per device, not a task per ack
-/// and another per flush. From the MQTT network thread, the loop is woken at the end of that thread's pass
+/// was queued: each device's frames encoded one after the other into one buffer (an ack is encoded there, from its
+/// `seq`, and costs no allocation of its own), written past NIO's frame encoder and flushed once. So a network pass's
+/// worth of PUBACKs, hundreds of acks for dozens of devices, costs the loop one task, one buffer and one write(2) per
+/// device, not a task, a buffer and a frame per ack. From the MQTT network thread, the loop is woken at the end of that thread's pass
 /// (``AfterPass``), once the publishes those PUBACKs released are written; a frame from any other thread meanwhile
 /// wakes it at once, and takes those along. Only the wake-up waits: items keep their order, though a task that the
 /// network thread gives the loop directly (`execute`) may now run before a frame it handed in earlier.
 final class LoopFrames: Sendable {
-    /// A frame for one device's connection, or something to do in order with the frames (the closing handshake).
+    /// A text frame for one device's connection, or something to do in order with the frames (the closing handshake).
     private enum Item: Sendable {
-        case frame(DeviceSession, WebSocketFrame)
+        case ack(DeviceSession, seq: UInt64)
+        case text(DeviceSession, [UInt8])
         case action(@Sendable () -> Void)
     }
 
@@ -38,8 +40,14 @@ final class LoopFrames: Sendable {
         self.loop = loop
     }
 
-    func send(_ frame: WebSocketFrame, to session: DeviceSession) {
-        enqueue(.frame(session, frame))
+    /// Sends `{"type":"ack","seq":<seq>}`.
+    func sendAck(_ seq: UInt64, to session: DeviceSession) {
+        enqueue(.ack(session, seq: seq))
+    }
+
+    /// Sends prepared UTF-8 JSON as a text frame.
+    func send(text: [UInt8], to session: DeviceSession) {
+        enqueue(.text(session, text))
     }
 
     /// Runs `action` on the loop after the frames handed in before it were written.
@@ -84,17 +92,42 @@ final class LoopFrames: Sendable {
             defer { queue.items = [] }
             return queue.items
         }
-        var written: [DeviceSession] = []
+        var batches = Batches()
         for item in items {
             switch item {
-            case .frame(let session, let frame):
-                session.channel.write(frame, promise: nil)
-                if session.markUnflushed() { written.append(session) }
+            case .ack(let session, let seq):
+                GatewayMessage.withAck(seq: seq) { batches.append($0, for: session) }
+            case .text(let session, let text):
+                text.withUnsafeBytes { batches.append($0, for: session) }
             case .action(let action):
+                batches.write()
                 action()
             }
         }
-        for session in written { session.flushFrames() }
+        batches.write()
+    }
+
+    /// One delivery's frames: a buffer per device, its frames in the order they came.
+    private struct Batches {
+        private var batches: [(session: DeviceSession, frames: ByteBuffer)] = []
+        private var slots: [ObjectIdentifier: Int] = [:]
+
+        mutating func append(_ payload: UnsafeRawBufferPointer, for session: DeviceSession) {
+            let key = ObjectIdentifier(session)
+            if let slot = slots[key] { return batches[slot].frames.writeServerTextFrame(payload) }
+            // Room for a few dozen acks, and any one frame; it grows for more.
+            var frames = session.channel.allocator.buffer(capacity: max(256, payload.count + 10))
+            frames.writeServerTextFrame(payload)
+            slots[key] = batches.count
+            batches.append((session, frames))
+        }
+
+        /// Writes and flushes each device's buffer (at the end, and before an action: it comes after them).
+        mutating func write() {
+            for (session, frames) in batches { session.write(encoded: frames) }
+            batches.removeAll(keepingCapacity: true)
+            slots.removeAll(keepingCapacity: true)
+        }
     }
 }
 

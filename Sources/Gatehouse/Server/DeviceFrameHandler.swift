@@ -106,7 +106,14 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
             context.answerClose(frame)
         case .text, .binary:
             guard fragments == nil else { return session.close(code: 1002, reason: .badMessages, text: "new message inside a fragmented one") }
-            if frame.fin {
+            if frame.fin, frame.opcode == .text, !frame.rsv1 {
+                // The common case, read straight from the unmasked bytes: nothing of them is kept.
+                frame.withUnmaskedPayload { text in
+                    begin(session)
+                    let withinRate = withinRates(bytes: text.count, limits: settings.limits)
+                    receiveText(text, wireBytes: text.count, withinRate: withinRate, session: session)
+                }
+            } else if frame.fin {
                 receive(frame.opcode, compressed: frame.rsv1, frame.unmaskedPayload(allocator: context.channel.allocator), session: session)
             } else {
                 fragments = (frame.opcode, frame.rsv1, frame.unmaskedPayload(allocator: context.channel.allocator))
@@ -168,10 +175,15 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
         return false
     }
 
-    private func receive(_ opcode: WebSocketOpcode, compressed: Bool, _ wire: ByteBuffer, session: DeviceSession) {
+    /// A whole message arrived: the live settings are refreshed, and the device's activity counts it.
+    private func begin(_ session: DeviceSession) {
         settings = environment.store.refresh(settings)
-        let limits = settings.limits
         session.noteMessage(nowMs: nowMs())
+    }
+
+    /// A whole message that was fragmented or compressed, assembled in `wire`; or a binary one.
+    private func receive(_ opcode: WebSocketOpcode, compressed: Bool, _ wire: ByteBuffer, session: DeviceSession) {
+        begin(session)
         var data = wire
         if compressed, let deflate {
             let limit = opcode == .text ? sizeLimits.text : sizeLimits.media
@@ -181,43 +193,51 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
                 return session.close(.messageTooBig, reason: .messageTooBig, text: "inflated message over \(limit) bytes")
             }
         }
-        let withinRate = withinRates(bytes: data.readableBytes, limits: limits)
+        let withinRate = withinRates(bytes: data.readableBytes, limits: settings.limits)
         if opcode == .text {
-            guard data.readableBytes <= sizeLimits.text else {
-                return session.close(.messageTooBig, reason: .messageTooBig, text: "text message over \(sizeLimits.text) bytes")
-            }
-            let parsed = data.withUnsafeReadableBytes { bytes -> Result<DeviceMessage, BadMessageError>? in
-                // Parsed JSON is valid UTF-8 (the parser checks strings and allows no other non-ASCII byte), so the
-                // text is checked on its own (1007 rather than bad_message) only when it did not parse.
-                let parsed = DeviceMessage.parse(bytes)
-                if case .failure = parsed, String(validating: bytes.bindMemory(to: UInt8.self), as: UTF8.self) == nil { return nil }
-                return parsed
-            }
-            let type = if case .success(let message) = parsed { message.body.type } else { "invalid" }
-            environment.metrics.receivedBytes(wire.readableBytes, type: type)
-            switch parsed {
-            case nil:
-                session.close(.invalidUTF8, reason: .invalidUTF8, text: "text frame is not valid UTF-8")
-            case .success(let message) where !withinRate:
-                refuseOverRate(seq: message.seq, session: session)
-            case .success(let message):
-                if let refusal = environment.sink.handle(message, from: session, settings: settings) { rejected(refusal, session: session) }
-            case .failure(let error):
-                rejected(error, session: session)
-            }
+            data.withUnsafeReadableBytes { receiveText($0, wireBytes: wire.readableBytes, withinRate: withinRate, session: session) }
         } else {
-            guard data.readableBytes <= sizeLimits.media else {
-                return session.close(.messageTooBig, reason: .messageTooBig, text: "binary message over \(sizeLimits.media) bytes")
-            }
-            let parsed = data.withUnsafeReadableBytes { MediaFrame.parseHeader($0) }
-            environment.metrics.receivedBytes(wire.readableBytes, type: (try? parsed.get()) == nil ? "invalid" : "media")
-            guard withinRate else { return refuseOverRate(seq: nil, session: session) }
-            switch parsed {
-            case .success(let (header, offset)):
-                environment.sink.handleMedia(header: header, payload: data.getSlice(at: data.readerIndex + offset, length: data.readableBytes - offset)!, from: session)
-            case .failure(let error):
-                rejected(error, session: session)
-            }
+            receiveMedia(data, wireBytes: wire.readableBytes, withinRate: withinRate, session: session)
+        }
+    }
+
+    /// A whole text message (`wireBytes` long as it arrived, before inflating).
+    private func receiveText(_ text: UnsafeRawBufferPointer, wireBytes: Int, withinRate: Bool, session: DeviceSession) {
+        guard text.count <= sizeLimits.text else {
+            return session.close(.messageTooBig, reason: .messageTooBig, text: "text message over \(sizeLimits.text) bytes")
+        }
+        // Parsed JSON is valid UTF-8 (the parser checks strings and allows no other non-ASCII byte), so the text is
+        // checked on its own (1007 rather than bad_message) only when it did not parse.
+        let parsed = DeviceMessage.parse(text)
+        if case .failure = parsed, String(validating: text.bindMemory(to: UInt8.self), as: UTF8.self) == nil {
+            environment.metrics.receivedBytes(wireBytes, type: "invalid")
+            return session.close(.invalidUTF8, reason: .invalidUTF8, text: "text frame is not valid UTF-8")
+        }
+        let type = if case .success(let message) = parsed { message.body.type } else { "invalid" }
+        environment.metrics.receivedBytes(wireBytes, type: type)
+        switch parsed {
+        case .success(let message) where !withinRate:
+            refuseOverRate(seq: message.seq, session: session)
+        case .success(let message):
+            if let refusal = environment.sink.handle(message, from: session, settings: settings) { rejected(refusal, session: session) }
+        case .failure(let error):
+            rejected(error, session: session)
+        }
+    }
+
+    /// A whole binary message: a media frame.
+    private func receiveMedia(_ data: ByteBuffer, wireBytes: Int, withinRate: Bool, session: DeviceSession) {
+        guard data.readableBytes <= sizeLimits.media else {
+            return session.close(.messageTooBig, reason: .messageTooBig, text: "binary message over \(sizeLimits.media) bytes")
+        }
+        let parsed = data.withUnsafeReadableBytes { MediaFrame.parseHeader($0) }
+        environment.metrics.receivedBytes(wireBytes, type: (try? parsed.get()) == nil ? "invalid" : "media")
+        guard withinRate else { return refuseOverRate(seq: nil, session: session) }
+        switch parsed {
+        case .success(let (header, offset)):
+            environment.sink.handleMedia(header: header, payload: data.getSlice(at: data.readerIndex + offset, length: data.readableBytes - offset)!, from: session)
+        case .failure(let error):
+            rejected(error, session: session)
         }
     }
 

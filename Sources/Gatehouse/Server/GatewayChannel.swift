@@ -85,11 +85,12 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
         let limits = gateway.settings.now.limits
         let handler = DeviceFrameHandler(gateway.deviceFrames, deflate: compressed ? try PerMessageDeflate() : nil)
         // Every frame to the device passes the send-queue cap (it sits between the handler and the encoder).
-        try channel.pipeline.syncOperations.addHandler(SendQueueLimit(maxBytes: limits.maxSendQueueBytes, tlsBelow: gateway.deviceTLS != nil))
+        let output = SendQueueLimit(maxBytes: limits.maxSendQueueBytes, tlsBelow: gateway.deviceTLS != nil)
+        try channel.pipeline.syncOperations.addHandler(output)
         try channel.pipeline.syncOperations.addHandler(handler)
         gateway.pendingConnections.finished(pending)
         let remote = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "unknown"
-        let session = gateway.devices.connected(claims: claims, channel: channel, remote: remote)
+        let session = gateway.devices.connected(claims: claims, channel: channel, output: output, remote: remote)
         handler.start(session, loop: channel.eventLoop)
         return .device(session)
     }

@@ -10,6 +10,8 @@ import NIOWebSocket
 ///   less is queued, so no frame is refused forever), and `Overflow` is sent up the pipeline once: the frame
 ///   handler then closes the connection.
 /// - Nothing is written after a close frame (RFC 6455 5.5.1), so a closing connection's queue stops growing.
+/// - Frames the gateway encoded itself (``write(encoded:)``: `LoopFrames` writes each device's answers of one delivery
+///   as one buffer) go from here straight past NIO's frame encoder, under the same rules.
 final class SendQueueLimit: ChannelOutboundHandler, RemovableChannelHandler {
     typealias OutboundIn = WebSocketFrame
     typealias OutboundOut = WebSocketFrame
@@ -26,6 +28,9 @@ final class SendQueueLimit: ChannelOutboundHandler, RemovableChannelHandler {
     private var unflushed = 0
     private var closeWritten = false
     private var overflowed = false
+    /// Our own context, and the frame encoder's: what is written there goes on to the socket (through TLS).
+    private var context: ChannelHandlerContext?
+    private var encoder: ChannelHandlerContext?
 
     init(maxBytes: Int, tlsBelow: Bool) {
         self.maxBytes = maxBytes
@@ -40,24 +45,49 @@ final class SendQueueLimit: ChannelOutboundHandler, RemovableChannelHandler {
         ((try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0) + unflushed
     }
 
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        encoder = try? context.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self)
+        assert(encoder != nil, "SendQueueLimit sits above a WebSocketFrameEncoder")
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        encoder = nil
+    }
+
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let frame = unwrapOutboundIn(data)
-        guard !closeWritten else {
+        guard admits(close: frame.opcode == .connectionClose, context: context) else {
             promise?.fail(ChannelError.outputClosed)
-            return
-        }
-        if frame.opcode == .connectionClose {
-            closeWritten = true
-        } else if case let queued = queuedBytes(context), queued > maxBytes {
-            promise?.fail(ChannelError.outputClosed)
-            if !overflowed {
-                overflowed = true
-                context.fireUserInboundEventTriggered(Overflow(queuedBytes: queued))
-            }
             return
         }
         if heldUntilFlush { unflushed += frame.length + Self.headerBytes }
         context.write(data, promise: promise)
+    }
+
+    /// Writes whole frames already encoded as a server sends them (``ByteBuffer/writeServerTextFrame(_:)``), past
+    /// the frame encoder; on the loop. None of them may be a close frame.
+    func write(encoded frames: ByteBuffer) {
+        guard let context, let encoder, admits(close: false, context: context) else { return }
+        if heldUntilFlush { unflushed += frames.readableBytes }
+        encoder.write(NIOAny(frames), promise: nil)
+    }
+
+    /// Whether a frame may be written now: not after a close frame, and not while more than the cap waits (the first
+    /// refusal tells the handlers above).
+    private func admits(close: Bool, context: ChannelHandlerContext) -> Bool {
+        guard !closeWritten else { return false }
+        if close {
+            closeWritten = true
+        } else if case let queued = queuedBytes(context), queued > maxBytes {
+            if !overflowed {
+                overflowed = true
+                context.fireUserInboundEventTriggered(Overflow(queuedBytes: queued))
+            }
+            return false
+        }
+        return true
     }
 
     func flush(context: ChannelHandlerContext) {
