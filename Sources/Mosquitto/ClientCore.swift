@@ -26,12 +26,22 @@ final class ClientCore: Sendable {
     /// (the gateway's per-message path, which must not create a task per message).
     enum PublishWaiter: Sendable {
         case continuation(PublishContinuation)
-        case callback(@Sendable (Result<Int32, MosquittoError>) -> Void)
+        /// `MosquittoClient.publish(…completion:)`: told nil, the refusal of a publish to `topic`, or the error. The
+        /// topic is kept here rather than in a closure around the completion, which would be an allocation per publish.
+        case completion(topic: String, @Sendable (MosquittoError?) -> Void)
 
         func resume(with result: Result<Int32, MosquittoError>) {
             switch self {
-            case .continuation(let continuation): continuation.resume(with: result.mapError { $0 as any Error })
-            case .callback(let callback): callback(result)
+            case .continuation(let continuation):
+                continuation.resume(with: result.mapError { $0 as any Error })
+            case .completion(let topic, let completion):
+                switch result {
+                case .success(let raw):
+                    let reason = MQTTReasonCode(raw)
+                    completion(reason.isFailure ? MosquittoClient.rejection(topic: topic, reason: reason) : nil)
+                case .failure(let error):
+                    completion(error)
+                }
             }
         }
     }

@@ -215,14 +215,7 @@ public final class MosquittoClient: @unchecked Sendable {
         guard let mid = try enqueue(topic: topic, payload: payload, qos: qos, retain: retain, properties: properties) else {
             return completion(nil)
         }
-        core.registerPublish(mid: mid, waiter: .callback { result in
-            switch result {
-            case .success(let raw):
-                let reason = MQTTReasonCode(raw)
-                completion(reason.isFailure ? Self.rejection(topic: topic, reason: reason) : nil)
-            case .failure(let error): completion(error)
-            }
-        })
+        core.registerPublish(mid: mid, waiter: .completion(topic: topic, completion))
     }
 
     /// Hands a message to libmosquitto; returns the mid to wait for (QoS 1) or nil (QoS 0, done).
@@ -258,7 +251,7 @@ public final class MosquittoClient: @unchecked Sendable {
         return mid
     }
 
-    private static func rejection(topic: String, reason: MQTTReasonCode) -> MosquittoError {
+    static func rejection(topic: String, reason: MQTTReasonCode) -> MosquittoError {
         MosquittoError(
             code: .publishRejected,
             message: "broker refused publish to \(topic): \(reason)",

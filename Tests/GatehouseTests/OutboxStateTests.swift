@@ -17,7 +17,11 @@ import Testing
     func handedOver(_ effects: OutboxState.Effects, _ state: inout OutboxState) -> [OutboxState.Message] {
         guard effects.drain else { return [] }
         var all: [OutboxState.Message] = []
-        while case let batch = state.nextToPublish(), !batch.isEmpty { all += batch }
+        var batch: [OutboxState.Message] = []
+        while state.nextToPublish(into: &batch) {
+            all += batch
+            batch.removeAll(keepingCapacity: true)
+        }
         return all
     }
 

@@ -159,8 +159,10 @@ final class Outbox: Sendable {
     /// whose effects said so); messages decided meanwhile on other threads are picked up by its next round,
     /// so two threads never race to publish a device's messages.
     private func drainPublishes() {
-        while case let batch = state.withLock({ $0.nextToPublish() }), !batch.isEmpty {
+        var batch: [OutboxState.Message] = []
+        while state.withLock({ $0.nextToPublish(into: &batch) }) {
             for message in batch { publishLive(message) }
+            batch.removeAll(keepingCapacity: true)
         }
     }
 

@@ -92,7 +92,7 @@ struct OutboxState {
     /// What the caller does with the lock released.
     struct Effects {
         /// Messages were queued for publishing and no other thread is publishing: this caller drains
-        /// `nextToPublish()` until it is empty, so messages reach the broker in the order decided.
+        /// `nextToPublish(into:)` until it is empty, so messages reach the broker in the order decided.
         var drain = false
         /// Append to the spool, in this order; copies of unconfirmed messages have no completion.
         var spool: [(entry: SpoolEntry, completion: PublishCompletion?)] = []
@@ -317,16 +317,15 @@ struct OutboxState {
 
     // MARK: Publishing in order
 
-    /// The messages to hand to the broker now, in decision order; empty (and the drain over) when none are left.
-    mutating func nextToPublish() -> [Message] {
-        guard !toPublish.isEmpty else {
-            draining = false
-            return []
-        }
-        // Handed over whole, not copied out: a copy would retain and release every field of every message.
-        var batch: [Message] = []
+    /// Moves the messages to hand to the broker now, in decision order, into `batch` (emptied by the drainer); false (and
+    /// the drain over) when none are left.
+    mutating func nextToPublish(into batch: inout [Message]) -> Bool {
+        precondition(batch.isEmpty, "the drainer empties its batch (outside the lock) before taking the next")
+        // Swapped whole, not copied out: a copy would retain and release every field of every message. The storage
+        // goes back and forth, so a PUBACK that releases one message does not allocate a new array for it.
         swap(&batch, &toPublish)
-        return batch
+        if batch.isEmpty { draining = false }
+        return !batch.isEmpty
     }
 
     // MARK: Internals
