@@ -52,15 +52,18 @@ import Testing
     @Test func oneDeliveryWritesEachConnectionsFramesInOrderAsOneBuffer() throws {
         let (first, firstChannel, firstFlushes) = try device("a")
         let (second, secondChannel, secondFlushes) = try device("b")
+        let (third, thirdChannel, thirdFlushes) = try device("c")
         for index in 0..<3 {
             first.sendText(Array("a\(index)".utf8))
             second.sendText(Array("b\(index)".utf8))
+            third.answer(seq: UInt64(index), .safe)
         }
         #expect(try texts(firstChannel).isEmpty)  // nothing before the loop runs
         loop.run()
         #expect(try texts(firstChannel) == ["a0", "a1", "a2"])
         #expect(try texts(secondChannel) == ["b0", "b1", "b2"])
-        for counter in [firstFlushes, secondFlushes] {
+        #expect(try texts(thirdChannel) == (0..<3).map { #"{"type":"ack","seq":\#($0)}"# })
+        for counter in [firstFlushes, secondFlushes, thirdFlushes] {
             #expect(counter.writes.withLock { $0 } == 1)
             #expect(counter.flushes.withLock { $0 } == 1)
         }

@@ -96,7 +96,7 @@ final class LoopFrames: Sendable {
         for item in items {
             switch item {
             case .ack(let session, let seq):
-                GatewayMessage.withAck(seq: seq) { batches.append($0, for: session) }
+                GatewayMessage.withAck(seq: seq) { batches.append($0, isAck: true, for: session) }
             case .text(let session, let text):
                 text.withUnsafeBytes { batches.append($0, for: session) }
             case .action(let action):
@@ -110,16 +110,23 @@ final class LoopFrames: Sendable {
     /// One delivery's frames: a buffer per device, its frames in the order they came.
     private struct Batches {
         private var batches: [(session: DeviceSession, frames: ByteBuffer)] = []
+        /// Where each device's buffer is, made for the second device (a lone welcome or answer needs none).
         private var slots: [ObjectIdentifier: Int] = [:]
 
-        mutating func append(_ payload: UnsafeRawBufferPointer, for session: DeviceSession) {
-            let key = ObjectIdentifier(session)
-            if let slot = slots[key] { return batches[slot].frames.writeServerTextFrame(payload) }
-            // Room for a few dozen acks, and any one frame; it grows for more.
-            var frames = session.channel.allocator.buffer(capacity: max(256, payload.count + 10))
+        /// `isAck`: acks come in runs, so their buffer starts with room for a few dozen; any other frame's starts
+        /// with room for itself (a transient buffer larger than needed costs memory on a box of idle devices).
+        mutating func append(_ payload: UnsafeRawBufferPointer, isAck: Bool = false, for session: DeviceSession) {
+            if let slot = slot(of: session) { return batches[slot].frames.writeServerTextFrame(payload) }
+            var frames = session.channel.allocator.buffer(capacity: isAck ? 256 : payload.count + 10)
             frames.writeServerTextFrame(payload)
-            slots[key] = batches.count
+            if batches.count == 1 { slots[ObjectIdentifier(batches[0].session)] = 0 }
+            if !batches.isEmpty { slots[ObjectIdentifier(session)] = batches.count }
             batches.append((session, frames))
+        }
+
+        private func slot(of session: DeviceSession) -> Int? {
+            if batches.count == 1 { return batches[0].session === session ? 0 : nil }
+            return slots[ObjectIdentifier(session)]
         }
 
         /// Writes and flushes each device's buffer (at the end, and before an action: it comes after them).
