@@ -200,8 +200,10 @@ public final class MosquittoClient: @unchecked Sendable {
     }
 
     /// Publishes without suspending: the message is in libmosquitto's queue when this returns (so calls
-    /// from one thread keep their order), and `completion` runs on the network thread with nil once the
-    /// PUBACK arrives (QoS 1) or at once (QoS 0), or with the error. It must not block.
+    /// from one thread keep their order), and `completion` runs with nil once the PUBACK arrives (QoS 1) or at
+    /// once (QoS 0), or with the error. It must not block. It runs on the network thread, except when the PUBACK
+    /// arrived before this call had registered the completion (on a busy box), or when nothing was queued (QoS 0,
+    /// an error): then on the caller's thread, before this returns.
     ///
     /// - Throws: what `publish` throws before anything was queued.
     public func publish(

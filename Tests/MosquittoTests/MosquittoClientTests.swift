@@ -179,17 +179,18 @@ import Glibc
     }
 
     /// A PUBACK's completion runs on the network thread; what it hands to `AfterPass` runs at the end of that pass,
-    /// while the client keeps running (not only when its thread ends).
+    /// while the client keeps running (not only when its thread ends). Published before the connection, so that the
+    /// PUBACK cannot arrive before `publish` has registered the completion (which then runs on the caller's thread).
     @Test func workACompletionHandsOnRunsAtTheEndOfItsPass() async throws {
         let broker = try await TestBroker.started()
         let client = try MosquittoClient(options: testOptions(broker), logger: quietLogger)
         defer { client.stop() }
-        try await client.connect()
         let seen = Mutex<(onNetworkThread: Bool, ran: Bool)>((false, false))
         try client.publish(topic: "after/x", payload: [1], qos: .atLeastOnce) { _ in
             seen.withLock { $0.onNetworkThread = AfterPass.isNetworkThread }
             AfterPass.run { seen.withLock { $0.ran = true } }
         }
+        try await client.connect()
         #expect(try await eventually { seen.withLock { $0.ran } })
         #expect(seen.withLock { $0.onNetworkThread })
     }
