@@ -108,6 +108,14 @@ import Testing
         #expect(sink.messages.withLock { $0.isEmpty })
     }
 
+    /// The same check on a message assembled from fragments (it takes the other way through the handler).
+    @Test func invalidUTF8InFragmentsCloses1007() throws {
+        try channel.writeInbound(frame(.text, [0x7B, 0xC3], fin: false))
+        try channel.writeInbound(frame(.continuation, [0x28, 0x7D]))
+        #expect(try closeCode() == 1007)
+        #expect(sink.messages.withLock { $0.isEmpty })
+    }
+
     @Test func invalidUTF8Closes1007() throws {
         try channel.writeInbound(frame(.text, [0x7B, 0xC3, 0x28, 0x7D]))
         #expect(try closeCode() == 1007)

@@ -187,9 +187,11 @@ import Testing
         #expect(harness.frames.items.map { String(buffer: $0.unmaskedData) } == ["hello"])
         #expect(harness.fastPathRemoved)
         #expect(try harness.outcome() == "device")
-        // The WebSocket handlers are NIO's own, as its upgrader installs them.
-        #expect((try? harness.channel.pipeline.syncOperations.handler(type: WebSocketFrameEncoder.self)) != nil)
+        // The WebSocket handlers are NIO's own, as its upgrader installs them, but its frame encoder: the device's
+        // `SendQueueLimit` encodes.
+        #expect((try? harness.channel.pipeline.syncOperations.handler(type: ByteToMessageHandler<WebSocketFrameDecoder>.self)) != nil)
         #expect((try? harness.channel.pipeline.syncOperations.handler(type: WebSocketProtocolErrorHandler.self)) != nil)
+        #expect((try? harness.channel.pipeline.syncOperations.handler(type: WebSocketFrameEncoder.self)) == nil)
     }
 
     @Test func aRequestArrivingByteByByteIsUpgradedOnce() throws {

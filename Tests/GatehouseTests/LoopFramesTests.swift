@@ -121,6 +121,38 @@ import Testing
         }
     }
 
+    /// A server frame's header: FIN and the opcode, no mask, the length in its shortest form (RFC 6455 5.2).
+    @Test func aFramesHeaderIsTheShortestForm() {
+        for (size, header) in [(125, [0x81, 125]), (126, [0x81, 126, 0x00, 126]), (65_535, [0x81, 126, 0xFF, 0xFF]),
+                               (65_536, [0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0])] as [(Int, [UInt8])] {
+            var buffer = ByteBuffer()
+            Array(repeating: UInt8(ascii: "x"), count: size).withUnsafeBytes { buffer.writeServerTextFrame($0) }
+            #expect(Array(buffer.readableBytesView.prefix(header.count)) == header, "\(size) bytes")
+            #expect(buffer.readableBytes == header.count + size)
+        }
+    }
+
+    /// A device's buffer is written every `batchBytes` (64 KiB), so the send-queue cap, checked on each write, is
+    /// checked as a long delivery goes on (`aBatchOverTheSendQueueCapIsDropped` shows a write refused).
+    @Test func aLongDeliveryIsWrittenEvery64KiB() throws {
+        let (session, channel, counter) = try device("a")
+        let frames = (0..<3).map { Array(repeating: UInt8(ascii: "a") + UInt8($0), count: 40_000) }
+        for frame in frames { session.sendText(frame) }
+        loop.run()
+        #expect(counter.writes.withLock { $0 } == 2)  // the first two frames (80 KB), then the third
+        #expect(try channel.readOutboundFrames().map { Array($0.data.readableBytesView) } == frames)
+    }
+
+    /// A device whose connection closed before the delivery: its frames go nowhere, and nothing fails.
+    @Test func framesForAClosedConnectionAreDropped() throws {
+        let (session, channel, counter) = try device("a")
+        try channel.close().wait()
+        session.sendText(Array("late".utf8))
+        session.answer(seq: 1, .safe)
+        loop.run()
+        #expect(counter.writes.withLock { $0 } == 0)
+    }
+
     /// The batch passes the send-queue cap like any frame: over the cap it is dropped and the handlers are told.
     @Test func aBatchOverTheSendQueueCapIsDropped() throws {
         let (session, channel, _) = try device("a", maxSendQueueBytes: 100)

@@ -106,6 +106,35 @@ import Testing
         #expect(recorder.overflows.withLock { $0 } == 0)
     }
 
+    /// Without NIO's encoder below (a device upgraded by the fast path) the limit encodes what it passes on, as a
+    /// server's frames: unmasked, the shortest length.
+    @Test func withoutNIOsEncoderBelowItEncodesTheFramesItself() throws {
+        let channel = EmbeddedChannel(handler: SendQueueLimit(maxBytes: 1000, tlsBelow: false))
+        try channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .pong, data: ByteBuffer(string: "x"))).wait()
+        try channel.writeAndFlush(frame(.text, bytes: 200)).wait()
+        try channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: ByteBuffer(bytes: [0x03, 0xE8]))).wait()
+        let pong = try #require(try channel.readOutbound(as: ByteBuffer.self))
+        #expect(Array(pong.readableBytesView) == [0x8A, 0x01, UInt8(ascii: "x")])
+        let text = try #require(try channel.readOutbound(as: ByteBuffer.self))
+        #expect(Array(text.readableBytesView.prefix(4)) == [0x81, 126, 0x00, 200] && text.readableBytes == 204)
+        let close = try #require(try channel.readOutbound(as: ByteBuffer.self))
+        #expect(Array(close.readableBytesView) == [0x88, 0x02, 0x03, 0xE8])
+        #expect(throws: ChannelError.self) { try channel.writeAndFlush(frame(bytes: 1)).wait() }
+    }
+
+    /// Frames encoded by `LoopFrames` pass the same cap, and with TLS below (which holds them until the flush, where
+    /// the channel's count cannot see them) they are counted until then.
+    @Test func encodedFramesHeldByTLSAreCapped() throws {
+        let (channel, recorder) = try Self.device(tlsBelow: true)
+        let limit = try channel.pipeline.syncOperations.handler(type: SendQueueLimit.self)
+        for _ in 0..<4 { limit.write(encoded: ByteBuffer(repeating: 0x41, count: 400)) }  // the 4th: 1,200 counted
+        #expect(recorder.overflows.withLock { $0 } == 1)
+        channel.flush()
+        var written = 0
+        while let bytes = try channel.readOutbound(as: ByteBuffer.self) { written += bytes.readableBytes }
+        #expect(written == 1200)
+    }
+
     @Test func nothingIsWrittenAfterTheCloseFrame() throws {
         for _ in 0..<4 { _ = channel.write(frame(bytes: 300)) }
         // The close frame passes even over the cap; nothing after it does.

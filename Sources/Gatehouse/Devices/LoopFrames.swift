@@ -107,16 +107,27 @@ final class LoopFrames: Sendable {
         batches.write()
     }
 
+    /// A device's buffer in one delivery is written once it holds this much, and another begun: the send-queue cap
+    /// (`SendQueueLimit`) is checked per buffer, so a delivery with many commands for one device is checked every
+    /// 64 KiB rather than once.
+    static let batchBytes = 64 * 1024
+
     /// One delivery's frames: a buffer per device, its frames in the order they came.
     private struct Batches {
         private var batches: [(session: DeviceSession, frames: ByteBuffer)] = []
         /// Where each device's buffer is, made for the second device (a lone welcome or answer needs none).
         private var slots: [ObjectIdentifier: Int] = [:]
 
-        /// `isAck`: acks come in runs, so their buffer starts with room for a few dozen; any other frame's starts
-        /// with room for itself (a transient buffer larger than needed costs memory on a box of idle devices).
+        /// `isAck`: acks come in runs, so their buffer starts with room for about ten; any other frame's starts with
+        /// room for itself (a transient buffer larger than needed costs memory on a box of idle devices).
         mutating func append(_ payload: UnsafeRawBufferPointer, isAck: Bool = false, for session: DeviceSession) {
-            if let slot = slot(of: session) { return batches[slot].frames.writeServerTextFrame(payload) }
+            if let slot = slot(of: session) {
+                if batches[slot].frames.readableBytes >= LoopFrames.batchBytes {
+                    session.write(encoded: batches[slot].frames)
+                    batches[slot].frames = session.channel.allocator.buffer(capacity: isAck ? 256 : payload.count + 10)
+                }
+                return batches[slot].frames.writeServerTextFrame(payload)
+            }
             var frames = session.channel.allocator.buffer(capacity: isAck ? 256 : payload.count + 10)
             frames.writeServerTextFrame(payload)
             if batches.count == 1 { slots[ObjectIdentifier(batches[0].session)] = 0 }

@@ -106,8 +106,9 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
             context.answerClose(frame)
         case .text, .binary:
             guard fragments == nil else { return session.close(code: 1002, reason: .badMessages, text: "new message inside a fragmented one") }
-            if frame.fin, frame.opcode == .text, !frame.rsv1 {
-                // The common case, read straight from the unmasked bytes: nothing of them is kept.
+            if frame.fin, frame.opcode == .text, !frame.rsv1, frame.length <= sizeLimits.text {
+                // The common case, read straight from the unmasked bytes (on the stack when small): nothing of them
+                // is kept. A message over the limit takes the other way, to be refused without that copy.
                 frame.withUnmaskedPayload { text in
                     begin(session)
                     let withinRate = withinRates(bytes: text.count, limits: settings.limits)

@@ -85,9 +85,9 @@ final class DeviceUpgradeFastPath<UpgradeResult: Sendable>: ChannelInboundHandle
         rest.moveReaderIndex(forwardBy: request.length)
         context.write(wrapOutboundOut(Self.switchingProtocols(key: request.key, headers: headers, allocator: context.channel.allocator)), promise: nil)
         do {
-            // What NIO's WebSocket upgrader installs (its error handler answers protocol errors with a close frame).
+            // What NIO's WebSocket upgrader installs (its error handler answers protocol errors with a close frame),
+            // but its frame encoder: the device's `SendQueueLimit` encodes (a handler and a header buffer less per device).
             let pipeline = context.pipeline.syncOperations
-            try pipeline.addHandler(WebSocketFrameEncoder())
             try pipeline.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: maxFrameSize)))
             try pipeline.addHandler(WebSocketProtocolErrorHandler())
             let upgraded = try steps.upgraded(context.channel)

@@ -84,9 +84,11 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
         }
         let limits = gateway.settings.now.limits
         let handler = DeviceFrameHandler(gateway.deviceFrames, deflate: compressed ? try PerMessageDeflate() : nil)
-        // Every frame to the device passes the send-queue cap (it sits between the handler and the encoder).
+        // Every frame to the device passes the send-queue cap: below the frame decoder and the protocol error handler
+        // (whose close frames it encodes), above NIO's frame encoder where NIO's upgrader installed one.
         let output = SendQueueLimit(maxBytes: limits.maxSendQueueBytes, tlsBelow: gateway.deviceTLS != nil)
-        try channel.pipeline.syncOperations.addHandler(output)
+        let decoder = try channel.pipeline.syncOperations.handler(type: ByteToMessageHandler<WebSocketFrameDecoder>.self)
+        try channel.pipeline.syncOperations.addHandler(output, position: .before(decoder))
         try channel.pipeline.syncOperations.addHandler(handler)
         gateway.pendingConnections.finished(pending)
         let remote = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "unknown"

@@ -1,17 +1,21 @@
 import NIOCore
 import NIOWebSocket
 
-/// Caps what waits to be written to one device (`limits.max_send_queue_bytes`), between the frame handler and
-/// the frame encoder, so every frame the gateway sends a device passes here (answers, pongs, heartbeat pings,
-/// commands). NIO's writability stops the gateway from reading a device that does not read (see `ReadGate`),
-/// but what the gateway sends on its own (commands, heartbeats) still queues up; this is the hard cap on it.
+/// Caps what waits to be written to one device (`limits.max_send_queue_bytes`), below the frame handler and the
+/// frame decoder's protocol error handler, so every frame the gateway sends a device passes here (answers, pongs,
+/// heartbeat pings, commands, close frames). NIO's writability stops the gateway from reading a device that does not
+/// read (see `ReadGate`), but what the gateway sends on its own (commands, heartbeats) still queues up; this is the
+/// hard cap on it.
 ///
 /// - A frame is dropped while more than the cap waits (a single frame larger than the cap still goes when
 ///   less is queued, so no frame is refused forever), and `Overflow` is sent up the pipeline once: the frame
 ///   handler then closes the connection.
 /// - Nothing is written after a close frame (RFC 6455 5.5.1), so a closing connection's queue stops growing.
 /// - Frames the gateway encoded itself (``write(encoded:)``: `LoopFrames` writes each device's answers of one delivery
-///   as one buffer) go from here straight past NIO's frame encoder, under the same rules.
+///   as one buffer, at most ``LoopFrames/batchBytes`` at a time) go from here to the socket, under the same rules.
+/// - It encodes the frames it passes on itself (``ByteBuffer/writeServerFrame(_:)``), unless NIO's frame encoder sits
+///   below (a device upgraded by NIO's upgrader, not by `DeviceUpgradeFastPath`): a device's connection without NIO's
+///   encoder keeps one handler and its header buffer less.
 final class SendQueueLimit: ChannelOutboundHandler, RemovableChannelHandler {
     typealias OutboundIn = WebSocketFrame
     typealias OutboundOut = WebSocketFrame
@@ -28,7 +32,8 @@ final class SendQueueLimit: ChannelOutboundHandler, RemovableChannelHandler {
     private var unflushed = 0
     private var closeWritten = false
     private var overflowed = false
-    /// Our own context, and the frame encoder's: what is written there goes on to the socket (through TLS).
+    /// Our own context, and NIO's frame encoder's if it sits below: bytes written there go on to the socket (through
+    /// TLS), past the encoder.
     private var context: ChannelHandlerContext?
     private var encoder: ChannelHandlerContext?
 
@@ -48,7 +53,6 @@ final class SendQueueLimit: ChannelOutboundHandler, RemovableChannelHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         encoder = try? context.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self)
-        assert(encoder != nil, "SendQueueLimit sits above a WebSocketFrameEncoder")
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -63,15 +67,18 @@ final class SendQueueLimit: ChannelOutboundHandler, RemovableChannelHandler {
             return
         }
         if heldUntilFlush { unflushed += frame.length + Self.headerBytes }
-        context.write(data, promise: promise)
+        guard encoder == nil else { return context.write(data, promise: promise) }
+        var bytes = context.channel.allocator.buffer(capacity: frame.length + Self.headerBytes)
+        bytes.writeServerFrame(frame)
+        context.write(NIOAny(bytes), promise: promise)
     }
 
     /// Writes whole frames already encoded as a server sends them (``ByteBuffer/writeServerTextFrame(_:)``), past
-    /// the frame encoder; on the loop. None of them may be a close frame.
+    /// any frame encoder; on the loop. None of them may be a close frame.
     func write(encoded frames: ByteBuffer) {
-        guard let context, let encoder, admits(close: false, context: context) else { return }
+        guard let context, admits(close: false, context: context) else { return }
         if heldUntilFlush { unflushed += frames.readableBytes }
-        encoder.write(NIOAny(frames), promise: nil)
+        (encoder ?? context).write(NIOAny(frames), promise: nil)
     }
 
     /// Whether a frame may be written now: not after a close frame, and not while more than the cap waits (the first

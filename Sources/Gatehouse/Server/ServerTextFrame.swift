@@ -1,4 +1,5 @@
 import NIOCore
+import NIOWebSocket
 
 extension ByteBuffer {
     /// Appends one whole text frame as a server sends it (RFC 6455 5.2): FIN, opcode 1, no mask, the shortest
@@ -6,7 +7,20 @@ extension ByteBuffer {
     /// `WebSocketFrameEncoder`, which takes one frame per write and gives each a header buffer of its own; this way a
     /// device's answers of one delivery are one buffer and one write (`LoopFrames`).
     mutating func writeServerTextFrame(_ payload: UnsafeRawBufferPointer) {
-        writeInteger(UInt8(0x81))
+        writeServerFrame(first: 0x81, payload: payload)
+    }
+
+    /// Appends `frame` as a server sends it: its FIN, reserved bits and opcode, no mask (a server's frames have none),
+    /// the shortest length encoding, then its payload.
+    mutating func writeServerFrame(_ frame: WebSocketFrame) {
+        precondition(frame.maskKey == nil && frame.extensionData == nil, "a server's frames carry no mask and no extension data")
+        let first = UInt8(webSocketOpcode: frame.opcode) | (frame.fin ? 0x80 : 0) | (frame.rsv1 ? 0x40 : 0) | (frame.rsv2 ? 0x20 : 0)
+            | (frame.rsv3 ? 0x10 : 0)
+        frame.data.withUnsafeReadableBytes { writeServerFrame(first: first, payload: $0) }
+    }
+
+    private mutating func writeServerFrame(first: UInt8, payload: UnsafeRawBufferPointer) {
+        writeInteger(first)
         switch payload.count {
         case ..<126:
             writeInteger(UInt8(payload.count))
