@@ -6,12 +6,13 @@ import Synchronization
 /// The text frames on their way to the devices of one event loop, handed in from any thread (the acks from the MQTT
 /// thread, mostly). They are written in the order they came, by one task on the loop for all that came since it
 /// was queued: each device's frames encoded one after the other into one buffer (an ack is encoded there, from its
-/// `seq`, and costs no allocation of its own), written past NIO's frame encoder and flushed once. So a network pass's
-/// worth of PUBACKs, hundreds of acks for dozens of devices, costs the loop one task, one buffer and one write(2) per
-/// device, not a task, a buffer and a frame per ack. From the MQTT network thread, the loop is woken at the end of that thread's pass
-/// (``AfterPass``), once the publishes those PUBACKs released are written; a frame from any other thread meanwhile
-/// wakes it at once, and takes those along. Only the wake-up waits: items keep their order, though a task that the
-/// network thread gives the loop directly (`execute`) may now run before a frame it handed in earlier.
+/// `seq`, and costs no allocation of its own), written through the device's `SendQueueLimit` and flushed once. So a
+/// network pass's worth of PUBACKs, hundreds of acks for dozens of devices, costs the loop one task, one buffer and
+/// one write(2) per device, not a task, a buffer and a frame per ack. From the MQTT network thread, the loop is woken
+/// at the end of that thread's pass (``AfterPass``), once the publishes those PUBACKs released are written; a frame
+/// from any other thread meanwhile wakes it at once, and takes those along. Only the wake-up waits: items keep their
+/// order, though a task that the network thread gives the loop directly (`execute`) may now run before a frame it
+/// handed in earlier.
 final class LoopFrames: Sendable {
     /// A text frame for one device's connection, or something to do in order with the frames (the closing handshake).
     private enum Item: Sendable {

@@ -18,6 +18,7 @@ import NIOWebSocket
 ///   encoder keeps one handler and its header buffer less.
 final class SendQueueLimit: ChannelOutboundHandler, RemovableChannelHandler {
     typealias OutboundIn = WebSocketFrame
+    /// With NIO's encoder below; else it writes `ByteBuffer`s (as `NIOAny`, the encoded frames).
     typealias OutboundOut = WebSocketFrame
 
     /// Sent up the pipeline (once per connection) when a frame was dropped because the queue is over the cap.

@@ -10,10 +10,10 @@ extension ByteBuffer {
         writeServerFrame(first: 0x81, payload: payload)
     }
 
-    /// Appends `frame` as a server sends it: its FIN, reserved bits and opcode, no mask (a server's frames have none),
-    /// the shortest length encoding, then its payload.
+    /// Appends `frame` as a server sends it: its FIN, reserved bits and opcode, no mask (the gateway's frames have
+    /// none, and have no extension data), the shortest length encoding, then its payload.
     mutating func writeServerFrame(_ frame: WebSocketFrame) {
-        precondition(frame.maskKey == nil && frame.extensionData == nil, "a server's frames carry no mask and no extension data")
+        assert(frame.maskKey == nil && frame.extensionData == nil, "the gateway's frames carry no mask and no extension data")
         let first = UInt8(webSocketOpcode: frame.opcode) | (frame.fin ? 0x80 : 0) | (frame.rsv1 ? 0x40 : 0) | (frame.rsv2 ? 0x20 : 0)
             | (frame.rsv3 ? 0x10 : 0)
         frame.data.withUnsafeReadableBytes { writeServerFrame(first: first, payload: $0) }
