@@ -19,6 +19,6 @@ import Testing
         ("gh/dev-1/unheard-of", "other"),
     ])
     func publishedTopicTypes(topic: String, type: String) {
-        #expect(GatewayMetrics.outType(topic: topic, base: "gh") == type)
+        #expect(GatewayMetrics.outTypes[GatewayMetrics.outTypeIndex(topic: topic, base: "gh")] == type)
     }
 }

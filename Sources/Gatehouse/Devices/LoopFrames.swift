@@ -122,14 +122,15 @@ final class LoopFrames: Sendable {
         /// `isAck`: acks come in runs, so their buffer starts with room for about ten; any other frame's starts with
         /// room for itself (a transient buffer larger than needed costs memory on a box of idle devices).
         mutating func append(_ payload: UnsafeRawBufferPointer, isAck: Bool = false, for session: DeviceSession) {
+            let capacity = isAck ? 256 : payload.count + 10
             if let slot = slot(of: session) {
                 if batches[slot].frames.readableBytes >= LoopFrames.batchBytes {
                     session.write(encoded: batches[slot].frames)
-                    batches[slot].frames = session.channel.allocator.buffer(capacity: isAck ? 256 : payload.count + 10)
+                    batches[slot].frames = session.channel.allocator.buffer(capacity: capacity)
                 }
                 return batches[slot].frames.writeServerTextFrame(payload)
             }
-            var frames = session.channel.allocator.buffer(capacity: isAck ? 256 : payload.count + 10)
+            var frames = session.channel.allocator.buffer(capacity: capacity)
             frames.writeServerTextFrame(payload)
             if batches.count == 1 { slots[ObjectIdentifier(batches[0].session)] = 0 }
             if !batches.isEmpty { slots[ObjectIdentifier(session)] = batches.count }

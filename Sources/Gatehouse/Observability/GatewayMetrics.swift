@@ -45,10 +45,8 @@ final class GatewayMetrics: Sendable {
     private static let bridge = outTypes.firstIndex(of: "bridge")!
     private static let other = outTypes.firstIndex(of: "other")!
 
-    /// The `outTypes` entry of a topic the gateway publishes under `base`.
-    static func outType(topic: String, base: String) -> String { outTypes[outTypeIndex(topic: topic, base: base)] }
-
-    /// The index in `outTypes` of a topic's type, read from its bytes in place (this runs for every publish).
+    /// The index in `outTypes` of the type of a topic the gateway publishes under `base`, read from the topic's bytes
+    /// in place (this runs for every publish).
     static func outTypeIndex(topic: String, base: String) -> Int {
         var (topic, base) = (topic, base)  // `withUTF8` is mutating; a native string's bytes are not copied
         return topic.withUTF8 { topic in base.withUTF8 { base in outTypeIndex(topic: topic, base: base) } }
