@@ -224,6 +224,9 @@ public final class MosquittoClient: @unchecked Sendable {
     private func enqueue(topic: String, payload: [UInt8], qos: MQTTQoS, retain: Bool, properties: MQTTProperties) throws -> Int32? {
         var mid: Int32 = 0
         core.beginSend()
+        // The closures capture the handle, not `self`: retaining the client (which has a weak reference, so a side
+        // table) costs an atomic on that table, on every publish.
+        let handle = handle
         // `withCString` lends a native string's own bytes (or a stack copy of a small one); the implicit
         // String-to-pointer conversion copies the topic into a new array on every publish.
         let rc = topic.withCString { cTopic in

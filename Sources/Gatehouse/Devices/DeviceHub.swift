@@ -231,7 +231,7 @@ final class DeviceHub: DeviceMessageSink {
         var answer: PublishCompletion?
         if let seq { answer = { outcome in session.answer(seq: seq, outcome) } }
         let safely = Durability.mustBeSafe(device: device, source: session)
-        metrics.received(message.body.type)
+        metrics.received(.init(message.body))
         switch message.body {
         case .telemetry(let data, let ts, let qos):
             let ts = ts ?? JSONNumber(now)
@@ -275,7 +275,7 @@ final class DeviceHub: DeviceMessageSink {
         }
         let topic = topics.media(session.device, header.stream)
         let bytes = Array(payload.readableBytesView)
-        metrics.received("media")
+        metrics.received(.media)
         let properties = MQTTProperties(contentType: header.contentType)
         let retain = header.stream == "snapshot" && settings.now.homeAssistant?.retainSnapshots == true
         let message = OutboundMessage(topic: topic, payload: bytes, retain: retain, properties: properties)

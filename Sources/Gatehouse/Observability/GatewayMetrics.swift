@@ -9,9 +9,10 @@ import Synchronization
 /// plain atomics for the per-second rates of the health topic.
 final class GatewayMetrics: Sendable {
     private let connections = Gauge(label: "gatehouse_devices_connected")
-    private let messagesIn: [String: Counter]
-    private let bytesIn: [String: Counter]
-    /// By the index of the type in `outTypes`: every publish counts here, and a string key would be hashed each time.
+    /// By ``InType`` and, out, by the index of the type in `outTypes`: every message counts here, and a string key
+    /// would be hashed each time.
+    private let messagesIn: [Counter]
+    private let bytesIn: [Counter]
     private let messagesOut: [Counter]
     private let bytesOut: [Counter]
     private let acks = Counter(label: "gatehouse_acks_total")
@@ -36,7 +37,24 @@ final class GatewayMetrics: Sendable {
     private let recent = Mutex((inRate: RateEstimate(nowMs: nowMs()), outRate: RateEstimate(nowMs: nowMs())))
 
     /// `type` of what devices send; `invalid` is what could not be parsed (bytes only).
-    static let inTypes = ["hello", "telemetry", "state", "event", "response", "media", "invalid"]
+    enum InType: Int, CaseIterable {
+        // `invalid` last: it has no message counter.
+        case hello, telemetry, state, event, response, media, invalid
+
+        /// The `type` label.
+        var name: String { "\(self)" }
+
+        init(_ body: DeviceMessageBody) {
+            self =
+                switch body {
+                case .hello: .hello
+                case .telemetry: .telemetry
+                case .state: .state
+                case .event: .event
+                case .response: .response
+                }
+        }
+    }
     /// `type` of what the gateway publishes: the topic level after the device id, `bridge`, or `other`
     /// (Home Assistant discovery, MQTT 5 response topics).
     static let outTypes = ["telemetry", "state", "event", "meta", "availability", "media", "response", "pending", "desired", "delta", "bridge", "other"]
@@ -63,25 +81,27 @@ final class GatewayMetrics: Sendable {
     }
 
     init() {
-        func counters(_ label: String, _ types: [String]) -> [String: Counter] {
-            Dictionary(uniqueKeysWithValues: types.map { ($0, Counter(label: label, dimensions: [("type", $0)])) })
+        // Indexed by `InType`'s raw value.
+        func counters(_ label: String, _ types: [String]) -> [Counter] {
+            types.map { Counter(label: label, dimensions: [("type", $0)]) }
         }
-        messagesIn = counters("gatehouse_device_messages_in_total", Self.inTypes.filter { $0 != "invalid" })
-        bytesIn = counters("gatehouse_device_bytes_in_total", Self.inTypes)
+        messagesIn = counters("gatehouse_device_messages_in_total", InType.allCases.dropLast().map(\.name))
+        bytesIn = counters("gatehouse_device_bytes_in_total", InType.allCases.map(\.name))
         messagesOut = Self.outTypes.map { Counter(label: "gatehouse_mqtt_messages_out_total", dimensions: [("type", $0)]) }
         bytesOut = Self.outTypes.map { Counter(label: "gatehouse_mqtt_bytes_out_total", dimensions: [("type", $0)]) }
     }
 
     func connected(_ count: Int) { connections.record(count) }
 
-    /// A well-formed message of `type` (one of `inTypes`) that the gateway takes on.
-    func received(_ type: String) {
+    /// A well-formed message of `type` that the gateway takes on.
+    func received(_ type: InType) {
+        assert(type != .invalid, "an invalid message is counted in bytes only")
         inCount.add(1, ordering: .relaxed)
-        messagesIn[type]?.increment()
+        messagesIn[type.rawValue].increment()
     }
 
     /// Bytes of one device message as it arrived (compressed, if it was), by `type`.
-    func receivedBytes(_ count: Int, type: String) { bytesIn[type]?.increment(by: count) }
+    func receivedBytes(_ count: Int, type: InType) { bytesIn[type.rawValue].increment(by: count) }
 
     /// One message published, of the type at `typeIndex` in `outTypes` (`outTypeIndex`).
     func published(typeIndex: Int, bytes: Int) {

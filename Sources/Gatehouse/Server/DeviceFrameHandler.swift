@@ -211,10 +211,10 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
         // checked on its own (1007 rather than bad_message) only when it did not parse.
         let parsed = DeviceMessage.parse(text)
         if case .failure = parsed, String(validating: text.bindMemory(to: UInt8.self), as: UTF8.self) == nil {
-            environment.metrics.receivedBytes(wireBytes, type: "invalid")
+            environment.metrics.receivedBytes(wireBytes, type: .invalid)
             return session.close(.invalidUTF8, reason: .invalidUTF8, text: "text frame is not valid UTF-8")
         }
-        let type = if case .success(let message) = parsed { message.body.type } else { "invalid" }
+        let type: GatewayMetrics.InType = if case .success(let message) = parsed { .init(message.body) } else { .invalid }
         environment.metrics.receivedBytes(wireBytes, type: type)
         switch parsed {
         case .success(let message) where !withinRate:
@@ -232,7 +232,7 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
             return session.close(.messageTooBig, reason: .messageTooBig, text: "binary message over \(sizeLimits.media) bytes")
         }
         let parsed = data.withUnsafeReadableBytes { MediaFrame.parseHeader($0) }
-        environment.metrics.receivedBytes(wireBytes, type: (try? parsed.get()) == nil ? "invalid" : "media")
+        environment.metrics.receivedBytes(wireBytes, type: (try? parsed.get()) == nil ? .invalid : .media)
         guard withinRate else { return refuseOverRate(seq: nil, session: session) }
         switch parsed {
         case .success(let (header, offset)):
