@@ -7,8 +7,8 @@ import Synchronization
 /// What a device connection hands on: its well-formed messages and its end. `DeviceHub` is the real one;
 /// `DeviceFrameHandler` tests record what arrives.
 protocol DeviceMessageSink: Sendable {
-    /// One well-formed text message; `settings` are the connection's current snapshot. Returns why the
-    /// message is refused as a bad one after all (a state document that would grow too big), if it is.
+    /// One well-formed text message, on the session's event loop; `settings` are the connection's current snapshot.
+    /// Returns why the message is refused as a bad one after all (a state document that would grow too big), if it is.
     func handle(_ message: DeviceMessage, from session: DeviceSession, settings: LiveSettings) -> BadMessageError?
     /// One well-formed binary media frame.
     func handleMedia(header: MediaHeader, payload: ByteBuffer, from session: DeviceSession)
@@ -239,7 +239,7 @@ final class DeviceHub: DeviceMessageSink {
             if let discovery = settings.homeAssistant { homeAssistant.discoverSensors(in: data, of: device, discovery) }
             let delivery: Durability = (qos ?? telemetryQoS) == 0 ? .bestEffort(.atMostOnce, device: device, source: session) : safely
             let payload = TelemetryPayload.encode(ts: ts, seq: seq, data: data)
-            link.publish(OutboundMessage(topic: topics.telemetry(device), payload: payload), delivery, completion: answer)
+            link.publish(OutboundMessage(topic: session.telemetryTopic(topics), payload: payload), delivery, completion: answer)
         case .state(let patch):
             guard let document = directory.applyStatePatch(patch, of: device, now: now, maxBytes: settings.limits.maxStateBytes) else {
                 return BadMessageError(seq: seq, message: "the merged state would be longer than \(settings.limits.maxStateBytes) bytes")

@@ -32,6 +32,9 @@ final class DeviceSession: PublishSource {
     private let reading = Mutex(ReadGate())
     private let closing = Mutex<OfflineReason?>(nil)
     private let activity: Mutex<Activity>
+    /// Made on the device's first telemetry and kept (every telemetry message built it again); only touched on the
+    /// channel's loop, where the device's messages are handled. An idle device has none.
+    nonisolated(unsafe) private var telemetryTopicCache: String?
 
     /// What the status page shows of a device's traffic.
     struct Activity: Sendable {
@@ -58,6 +61,14 @@ final class DeviceSession: PublishSource {
         self.output = output
         self.metrics = metrics
         self.activity = Mutex(Activity(lastSeen: connectedAt, rate: RateEstimate(nowMs: connectedAt)))
+    }
+
+    /// The device's telemetry topic under `topics`; on the channel's loop.
+    func telemetryTopic(_ topics: Topics) -> String {
+        if let topic = telemetryTopicCache { return topic }
+        let topic = topics.telemetry(device)
+        telemetryTopicCache = topic
+        return topic
     }
 
     /// Counts one message from the device.
