@@ -9,7 +9,7 @@ extension EmbeddedChannel {
     /// send-queue cap), after what is in the pipeline, and returns the cap, which a `DeviceSession` writes its encoded
     /// frames to.
     func addDeviceOutput(maxSendQueueBytes: Int = 1 << 20) throws -> SendQueueLimit {
-        let output = SendQueueLimit(maxBytes: maxSendQueueBytes, tlsBelow: false)
+        let output = SendQueueLimit(maxBytes: maxSendQueueBytes, tlsBelow: false, nioEncoderBelow: true)
         try pipeline.syncOperations.addHandler(WebSocketFrameEncoder())
         try pipeline.syncOperations.addHandler(output)
         return output

@@ -43,7 +43,7 @@ import Testing
         let (channel, recorder) = (EmbeddedChannel(), Recorder())
         if tlsBelow { try channel.pipeline.syncOperations.addHandler(HoldUntilFlush()) }
         try channel.pipeline.syncOperations.addHandler(WebSocketFrameEncoder())
-        try channel.pipeline.syncOperations.addHandler(SendQueueLimit(maxBytes: 1000, tlsBelow: tlsBelow))
+        try channel.pipeline.syncOperations.addHandler(SendQueueLimit(maxBytes: 1000, tlsBelow: tlsBelow, nioEncoderBelow: true))
         try channel.pipeline.syncOperations.addHandler(recorder)
         return (channel, recorder)
     }
@@ -109,7 +109,7 @@ import Testing
     /// Without NIO's encoder below (a device upgraded by the fast path) the limit encodes what it passes on, as a
     /// server's frames: unmasked, the shortest length.
     @Test func withoutNIOsEncoderBelowItEncodesTheFramesItself() throws {
-        let channel = EmbeddedChannel(handler: SendQueueLimit(maxBytes: 1000, tlsBelow: false))
+        let channel = EmbeddedChannel(handler: SendQueueLimit(maxBytes: 1000, tlsBelow: false, nioEncoderBelow: false))
         try channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .pong, data: ByteBuffer(string: "x"))).wait()
         try channel.writeAndFlush(frame(.text, bytes: 200)).wait()
         try channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: ByteBuffer(bytes: [0x03, 0xE8]))).wait()

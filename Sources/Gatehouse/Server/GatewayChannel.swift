@@ -50,12 +50,15 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
             let result = channel.eventLoop.makePromise(of: UpgradeResult.self)
             let steps = DeviceUpgradeFastPath<UpgradeResult>.Steps(
                 admit: { head, channel in
-                    let decision = gateway.admission.admit(head, clientCertificate: Self.clientCertificate(channel))
+                    let certificate = Self.clientCertificate(channel, tls: gateway.deviceTLS)
+                    let decision = gateway.admission.admit(head, clientCertificate: certificate)
                     admission.value = decision
                     guard case .accept(_, let headers, _) = decision else { return nil }
                     return headers
                 },
-                upgraded: { channel in try installDevice(on: channel, admission: admission.value, pending: pending) },
+                upgraded: { channel in
+                    try installDevice(on: channel, admission: admission.value, pending: pending, nioEncoder: false)
+                },
                 fallBack: { channel in try httpPipeline(on: channel, admission: admission, pending: pending, logger: logger) }
             )
             let maxFrameSize = Self.maxFrameSize(gateway.settings.now.limits)
@@ -77,8 +80,11 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
         }
     }
 
-    /// Serves an admitted device on its upgraded channel (the WebSocket handlers are in place).
-    private func installDevice(on channel: any Channel, admission: Admission?, pending: UInt64) throws -> UpgradeResult {
+    /// Serves an admitted device on its upgraded channel, where the WebSocket handlers are in place: with `nioEncoder`,
+    /// NIO's frame encoder too (NIO's upgrader installs one, `DeviceUpgradeFastPath` does not).
+    private func installDevice(
+        on channel: any Channel, admission: Admission?, pending: UInt64, nioEncoder: Bool
+    ) throws -> UpgradeResult {
         guard case .accept(let claims, _, let compressed) = admission else {
             throw ChannelError.inappropriateOperationForState
         }
@@ -86,7 +92,8 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
         let handler = DeviceFrameHandler(gateway.deviceFrames, deflate: compressed ? try PerMessageDeflate() : nil)
         // Every frame to the device passes the send-queue cap: below the frame decoder and the protocol error handler
         // (whose close frames it encodes), above NIO's frame encoder where NIO's upgrader installed one.
-        let output = SendQueueLimit(maxBytes: limits.maxSendQueueBytes, tlsBelow: gateway.deviceTLS != nil)
+        let output = SendQueueLimit(
+            maxBytes: limits.maxSendQueueBytes, tlsBelow: gateway.deviceTLS != nil, nioEncoderBelow: nioEncoder)
         let decoder = try channel.pipeline.syncOperations.handler(type: ByteToMessageHandler<WebSocketFrameDecoder>.self)
         try channel.pipeline.syncOperations.addHandler(output, position: .before(decoder))
         try channel.pipeline.syncOperations.addHandler(handler)
@@ -117,7 +124,8 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
                     break
                 }
                 // The fast path may have decided already (a refusal): a request is admitted once.
-                let decision = admission.value ?? gateway.admission.admit(head, clientCertificate: Self.clientCertificate(channel))
+                let decision = admission.value
+                    ?? gateway.admission.admit(head, clientCertificate: Self.clientCertificate(channel, tls: gateway.deviceTLS))
                 admission.value = decision
                 if case .accept(_, let headers, _) = decision {
                     return channel.eventLoop.makeSucceededFuture(headers)
@@ -127,7 +135,7 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
             upgradePipelineHandler: { channel, _ in
                 channel.eventLoop.makeCompletedFuture {
                     if let accepted = stream.value { return .stream(try gateway.install(accepted, on: channel)) }
-                    return try installDevice(on: channel, admission: admission.value, pending: pending)
+                    return try installDevice(on: channel, admission: admission.value, pending: pending, nioEncoder: true)
                 }
             }
         )
@@ -154,8 +162,11 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
         return try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: configuration)
     }
 
-    private static func clientCertificate(_ channel: any Channel) -> NIOSSLCertificate? {
-        try? channel.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).peerCertificate
+    /// The device's TLS client certificate, if it sent one. Without TLS there is no handler to ask (a lookup that
+    /// fails throws: an allocated error per connection).
+    private static func clientCertificate(_ channel: any Channel, tls: DeviceTLS?) -> NIOSSLCertificate? {
+        guard tls != nil else { return nil }
+        return try? channel.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).peerCertificate
     }
 
     func handle(value: Value, logger: Logger) async {

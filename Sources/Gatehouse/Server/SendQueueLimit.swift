@@ -36,11 +36,15 @@ final class SendQueueLimit: ChannelOutboundHandler, RemovableChannelHandler {
     /// Our own context, and NIO's frame encoder's if it sits below: bytes written there go on to the socket (through
     /// TLS), past the encoder.
     private var context: ChannelHandlerContext?
+    private let nioEncoderBelow: Bool
     private var encoder: ChannelHandlerContext?
 
-    init(maxBytes: Int, tlsBelow: Bool) {
+    /// `nioEncoderBelow`: NIO's frame encoder sits below (said rather than looked up: a lookup that fails throws, an
+    /// allocated error per connection).
+    init(maxBytes: Int, tlsBelow: Bool, nioEncoderBelow: Bool) {
         self.maxBytes = maxBytes
         self.heldUntilFlush = tlsBelow
+        self.nioEncoderBelow = nioEncoderBelow
     }
 
     /// What waits to be written to the device. NIO counts every byte written to the socket until its write
@@ -53,7 +57,9 @@ final class SendQueueLimit: ChannelOutboundHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        guard nioEncoderBelow else { return }
         encoder = try? context.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self)
+        assert(encoder != nil, "NIO's frame encoder was said to sit below")
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
