@@ -3,12 +3,24 @@ public struct DeviceMessage: Sendable, Equatable {
     /// The sequence number that asks for an `ack`; `nil` when the device wants none.
     public var seq: UInt64?
     /// What the message says.
-    public var body: DeviceMessageBody
+    public var body: DeviceMessageBody {
+        didSet { compactData = nil }
+    }
+    /// A telemetry message's `data` exactly as the device wrote it, when that is already its compact JSON (no
+    /// whitespace, escape or repeated key in it), the usual case: its payload copies these bytes instead of writing
+    /// `data` again (``TelemetryPayload/encode(ts:seq:data:compactData:)``). Set by ``parse(_:)-(UnsafeRawBufferPointer)``;
+    /// nil for a message made otherwise, or once its body changes.
+    public private(set) var compactData: [UInt8]?
 
     /// Creates a message.
     public init(seq: UInt64?, body: DeviceMessageBody) {
         self.seq = seq
         self.body = body
+    }
+
+    /// Equal `seq` and body (``compactData`` is the body's own bytes).
+    public static func == (lhs: DeviceMessage, rhs: DeviceMessage) -> Bool {
+        lhs.seq == rhs.seq && lhs.body == rhs.body
     }
 
     /// The error object a `response` with status `error` gets when the device sent none.
@@ -25,8 +37,9 @@ public struct DeviceMessage: Sendable, Equatable {
     /// fields are ignored; `null` counts as absent for optional fields.
     public static func parse(_ bytes: UnsafeRawBufferPointer) -> Result<DeviceMessage, BadMessageError> {
         let value: JSONValue
+        var parser = JSONParser(bytes: bytes, maxDepth: JSONValue.defaultMaxDepth, member: "data")
         do {
-            value = try JSONValue(parsing: bytes)
+            value = try parser.parseDocument()
         } catch {
             return .failure(BadMessageError(message: "invalid JSON: \(error)"))
         }
@@ -42,7 +55,11 @@ public struct DeviceMessage: Sendable, Equatable {
             }
         }
         do {
-            return .success(DeviceMessage(seq: seq, body: try parseBody(object)))
+            var message = DeviceMessage(seq: seq, body: try parseBody(object))
+            if case .telemetry = message.body, let range = parser.compactTextOfMember {
+                message.compactData = Array(UnsafeRawBufferPointer(rebasing: bytes[range]))
+            }
+            return .success(message)
         } catch {
             return .failure(BadMessageError(seq: seq, message: error.message))
         }

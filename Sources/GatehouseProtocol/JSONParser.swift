@@ -11,10 +11,20 @@ struct JSONParser {
     private var depth = 0
     /// Reused for strings that contain escapes.
     private var scratch: [UInt8] = []
+    /// Places so far where the text differs from the compact JSON that serializing what was parsed writes: whitespace
+    /// between tokens, an escape, a repeated key. A value's text is its compact JSON when none was counted within it.
+    private var rewrites = 0
+    /// The root object's member whose text is looked at (see ``compactTextOfMember``).
+    private let member: String?
+    /// Where the text of the root object's member `member` is, when it is exactly its compact JSON (for the last one
+    /// if the key repeats, as the last one wins); nil otherwise.
+    private(set) var compactTextOfMember: Range<Int>?
 
-    init(bytes: UnsafeRawBufferPointer, maxDepth: Int) {
+    /// `member`: a key of the root object whose text's range to keep if it is compact (``compactTextOfMember``).
+    init(bytes: UnsafeRawBufferPointer, maxDepth: Int, member: String? = nil) {
         self.bytes = bytes
         self.maxDepth = maxDepth
+        self.member = member
     }
 
     /// Parses the whole input as one JSON value surrounded by optional whitespace.
@@ -69,10 +79,16 @@ struct JSONParser {
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw failure("expected ':'") }
             index += 1
             skipWhitespace()
+            let (start, rewritesBefore) = (index, rewrites)
             let value = try parseValue()
+            if depth == 1, key == member {
+                compactTextOfMember = rewrites == rewritesBefore ? start..<index : nil
+            }
             // Most objects have a handful of keys: one allocation instead of one per doubling.
             if object.isEmpty { object.entries.reserveCapacity(4) }
+            let count = object.count
             object.updateValue(value, forKey: key)
+            if object.count == count { rewrites += 1 }
             skipWhitespace()
             guard index < bytes.count else { throw failure("unterminated object") }
             let separator = bytes[index]
@@ -169,6 +185,7 @@ struct JSONParser {
 
     /// Continues a string at its first backslash, collecting the decoded bytes in `scratch`.
     private mutating func parseEscapedString(from start: Int) throws(JSONParseError) -> String {
+        rewrites += 1
         scratch.removeAll(keepingCapacity: true)
         scratch.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start..<index]))
         while index < bytes.count {
@@ -287,13 +304,17 @@ struct JSONParser {
         index += length
     }
 
+    @inline(__always)
     private mutating func skipWhitespace() {
-        while index < bytes.count {
-            switch bytes[index] {
-            case 0x20, 0x09, 0x0A, 0x0D: index += 1
-            default: return
-            }
+        let start = index
+        while index < bytes.count, Self.isWhitespace(bytes[index]) {
+            index += 1
         }
+        if index != start { rewrites += 1 }
+    }
+
+    private static func isWhitespace(_ byte: UInt8) -> Bool {
+        byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D
     }
 
     private func failure(_ message: String) -> JSONParseError {
@@ -326,6 +347,9 @@ struct JSONParser {
 }
 
 extension JSONValue {
+    /// How deep arrays and objects may nest unless a parse says otherwise; `[]` is depth 1.
+    public static let defaultMaxDepth = 64
+
     /// Parses exactly one JSON value (with optional surrounding whitespace) from UTF-8 bytes.
     ///
     /// - Parameters:
@@ -333,13 +357,13 @@ extension JSONValue {
     ///   - maxDepth: the deepest nesting of arrays and objects accepted; `[]` is depth 1.
     /// - Throws: ``JSONParseError`` for anything that is not strict RFC 8259 JSON, for invalid UTF-8,
     ///   lone surrogate escapes, numbers that overflow a `Double`, and nesting deeper than `maxDepth`.
-    public init(parsing bytes: UnsafeRawBufferPointer, maxDepth: Int = 64) throws(JSONParseError) {
+    public init(parsing bytes: UnsafeRawBufferPointer, maxDepth: Int = JSONValue.defaultMaxDepth) throws(JSONParseError) {
         var parser = JSONParser(bytes: bytes, maxDepth: maxDepth)
         self = try parser.parseDocument()
     }
 
     /// Parses exactly one JSON value from UTF-8 bytes; see ``init(parsing:maxDepth:)-(UnsafeRawBufferPointer,_)``.
-    public init(parsing bytes: [UInt8], maxDepth: Int = 64) throws(JSONParseError) {
+    public init(parsing bytes: [UInt8], maxDepth: Int = JSONValue.defaultMaxDepth) throws(JSONParseError) {
         let result: Result<JSONValue, JSONParseError> = bytes.withUnsafeBytes { buffer in
             Result { () throws(JSONParseError) -> JSONValue in try JSONValue(parsing: buffer, maxDepth: maxDepth) }
         }
@@ -347,7 +371,7 @@ extension JSONValue {
     }
 
     /// Parses exactly one JSON value from a string; see ``init(parsing:maxDepth:)-(UnsafeRawBufferPointer,_)``.
-    public init(parsing string: String, maxDepth: Int = 64) throws(JSONParseError) {
+    public init(parsing string: String, maxDepth: Int = JSONValue.defaultMaxDepth) throws(JSONParseError) {
         var copy = string
         let result: Result<JSONValue, JSONParseError> = copy.withUTF8 { utf8 in
             Result { () throws(JSONParseError) -> JSONValue in

@@ -24,3 +24,108 @@ import Testing
         #expect(TelemetryPayload.encode(ts: ts!, seq: 3, data: data) == object.serialized())
     }
 }
+
+/// A parsed telemetry message keeps its `data` text when that is already the compact JSON the payload would write
+/// (``DeviceMessage/compactData``), and only then.
+@Suite struct CompactTelemetryDataTests {
+    func parse(_ wire: String) throws -> DeviceMessage {
+        try DeviceMessage.parse(Array(wire.utf8)).get()
+    }
+
+    @Test func keptWhenCompact() throws {
+        let message = try parse(#" {"type":"telemetry", "seq":1,"data":{"t":21.5,"on":true,"mode":"é","l":[1,{"x":null}]} } "#)
+        #expect(message.compactData == Array(#"{"t":21.5,"on":true,"mode":"é","l":[1,{"x":null}]}"#.utf8))
+    }
+
+    @Test(arguments: [
+        #"{"type":"telemetry","data":{"t": 21.5}}"#,
+        #"{"type":"telemetry","data":{"t":[1 ]}}"#,
+        #"{"type":"telemetry","data":{"t":"a\nb"}}"#,
+        #"{"type":"telemetry","data":{"t":"\u0041"}}"#,
+        #"{"type":"telemetry","data":{"t\/":1}}"#,
+        #"{"type":"telemetry","data":{"t":1,"t":2}}"#,
+        #"{"type":"telemetry","data":{"a":{"t":1,"t":2}}}"#,
+        #"{"type":"telemetry","data":{"t":1},"data":{"u":[ ]}}"#,
+    ])
+    func droppedWhenWrittenOtherwise(_ wire: String) throws {
+        let message = try parse(wire)
+        #expect(message.compactData == nil)
+        guard case .telemetry(let data, _, _) = message.body else { Issue.record("not telemetry"); return }
+        #expect(TelemetryPayload.encode(ts: JSONNumber(1), seq: nil, data: data).count > 0)
+    }
+
+    @Test func theLastOfARepeatedDataKeyWins() throws {
+        let message = try parse(#"{"type":"telemetry","data":{"t" : 1},"data":{"u":2}}"#)
+        #expect(message.compactData == Array(#"{"u":2}"#.utf8))
+        #expect(message.body == .telemetry(data: ["u": 2], ts: nil, qos: nil))
+    }
+
+    @Test func onlyForTelemetryAndDroppedWithAChangedBody() throws {
+        #expect(try parse(#"{"type":"state","data":{"t":1}}"#).compactData == nil)
+        var message = try parse(#"{"type":"telemetry","data":{"t":1}}"#)
+        #expect(message.compactData != nil)
+        #expect(message == DeviceMessage(seq: nil, body: .telemetry(data: ["t": 1], ts: nil, qos: nil)))
+        message.body = .telemetry(data: ["t": 2], ts: nil, qos: nil)
+        #expect(message.compactData == nil)
+    }
+
+    /// Random telemetry texts, some compact and some written otherwise: whenever the text is kept it is exactly what
+    /// serializing the parsed `data` writes, so the payload is the same either way.
+    @Test func keptTextIsAlwaysTheSerializedData() throws {
+        var random = SplitMix64(seed: 20261206)
+        var kept = 0
+        for _ in 0..<3000 {
+            let wire = #"{"type":"telemetry","seq":7,"data":"# + Self.object(depth: 0, &random) + "}"
+            guard case .success(let message) = DeviceMessage.parse(Array(wire.utf8)),
+                case .telemetry(let data, _, _) = message.body
+            else { continue }
+            if let compact = message.compactData {
+                kept += 1
+                #expect(compact == data.serialized(), "\(wire)")
+                #expect(
+                    TelemetryPayload.encode(ts: JSONNumber(5), seq: 7, data: data, compactData: compact)
+                        == TelemetryPayload.encode(ts: JSONNumber(5), seq: 7, data: data))
+            }
+        }
+        // Both kinds occur, so the comparison above is not vacuous.
+        #expect(kept > 300 && kept < 2700, "kept \(kept) of 3000")
+    }
+
+    static func object(depth: Int, _ random: inout SplitMix64) -> String {
+        let keys = [#""a""#, #""b""#, #""temp""#, #""é""#, #""\u0061""#, #""q\"""#]
+        let members = (0..<Int.random(in: 0...3, using: &random)).map { _ in
+            space(&random) + keys.randomElement(using: &random)! + space(&random) + ":" + space(&random) + value(depth: depth + 1, &random)
+        }
+        return "{" + members.joined(separator: ",") + space(&random) + "}"
+    }
+
+    static func value(depth: Int, _ random: inout SplitMix64) -> String {
+        switch Int.random(in: 0..<(depth < 3 ? 6 : 4), using: &random) {
+        case 0: ["0", "-1", "21.5", "1e3", "-0.5E-2", "18446744073709551616"].randomElement(using: &random)!
+        case 1: ["true", "false", "null"].randomElement(using: &random)!
+        case 2, 3: "\"" + ["x", "é", "\\n", "\\/", "\\u00e9", "\\\"", "ok"].randomElement(using: &random)! + "\""
+        case 4: "[" + (0..<Int.random(in: 0...2, using: &random)).map { _ in value(depth: depth + 1, &random) }.joined(separator: ",") + "]"
+        default: object(depth: depth, &random)
+        }
+    }
+
+    /// Usually nothing, sometimes whitespace.
+    static func space(_ random: inout SplitMix64) -> String {
+        Int.random(in: 0..<12, using: &random) == 0 ? [" ", "\n", "\t"].randomElement(using: &random)! : ""
+    }
+}
+
+/// A seeded generator (SplitMix64), so a failing case can be run again.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

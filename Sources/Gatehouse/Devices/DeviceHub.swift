@@ -238,7 +238,7 @@ final class DeviceHub: DeviceMessageSink {
             session.noteTelemetry(data, ts: ts)
             if let discovery = settings.homeAssistant { homeAssistant.discoverSensors(in: data, of: device, discovery) }
             let delivery: Durability = (qos ?? telemetryQoS) == 0 ? .bestEffort(.atMostOnce, device: device, source: session) : safely
-            let payload = TelemetryPayload.encode(ts: ts, seq: seq, data: data)
+            let payload = TelemetryPayload.encode(ts: ts, seq: seq, data: data, compactData: message.compactData)
             link.publish(OutboundMessage(topic: session.telemetryTopic(topics), payload: payload), delivery, completion: answer)
         case .state(let patch):
             guard let document = directory.applyStatePatch(patch, of: device, now: now, maxBytes: settings.limits.maxStateBytes) else {
