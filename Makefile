@@ -73,9 +73,11 @@ soak: build
 ## over device messages and media headers for FUZZ_SECONDS, from the committed
 ## corpus (Fuzz/corpus); new interesting inputs are added to it. Crashes are saved in Fuzz/.
 FUZZ_SECONDS ?= 120
+# Swift's `-sanitize=fuzzer` does not instrument Swift code for coverage by itself with this toolchain: without the
+# `-sanitize-coverage` below the fuzzer sees no new input as interesting and mutates a single one blindly.
 fuzz:
 	GATEHOUSE_FUZZ=1 $(SWIFT) build -c release --build-path .build-fuzz --product FuzzDeviceMessages \
-	  --sanitize=fuzzer --sanitize=address
+	  --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp
 	cd Fuzz && ASAN_OPTIONS=detect_leaks=0 ../.build-fuzz/release/FuzzDeviceMessages -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -detect_leaks=0 \
 	  -dict=device-messages.dict corpus/device-messages
 
