@@ -6,7 +6,7 @@ public struct DeviceMessage: Sendable, Equatable {
     public var body: DeviceMessageBody {
         didSet { compactData = nil }
     }
-    /// A telemetry message's `data` exactly as the device wrote it, when that is already its compact JSON (no
+    /// A telemetry message's `data` exactly as the device wrote it, if that is its compact JSON for sure (no
     /// whitespace, escape or repeated key in it), the usual case: its payload copies these bytes instead of writing
     /// `data` again (``TelemetryPayload/encode(ts:seq:data:compactData:)``). Set by ``parse(_:)-(UnsafeRawBufferPointer)``;
     /// nil for a message made otherwise, or once its body changes.
@@ -18,7 +18,7 @@ public struct DeviceMessage: Sendable, Equatable {
         self.body = body
     }
 
-    /// Equal `seq` and body (``compactData`` is the body's own bytes).
+    /// Equal `seq` and body: ``compactData``, when set, is the body's `data` serialized, so it adds nothing.
     public static func == (lhs: DeviceMessage, rhs: DeviceMessage) -> Bool {
         lhs.seq == rhs.seq && lhs.body == rhs.body
     }

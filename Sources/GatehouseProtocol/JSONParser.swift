@@ -11,13 +11,14 @@ struct JSONParser {
     private var depth = 0
     /// Reused for strings that contain escapes.
     private var scratch: [UInt8] = []
-    /// Places so far where the text differs from the compact JSON that serializing what was parsed writes: whitespace
-    /// between tokens, an escape, a repeated key. A value's text is its compact JSON when none was counted within it.
+    /// Places so far where the text may differ from the compact JSON that serializing what was parsed writes:
+    /// whitespace between tokens, an escape (any: the writer's own forms too), a repeated key. A value's text is its
+    /// compact JSON if none was counted within it.
     private var rewrites = 0
     /// The root object's member whose text is looked at (see ``compactTextOfMember``).
     private let member: String?
-    /// Where the text of the root object's member `member` is, when it is exactly its compact JSON (for the last one
-    /// if the key repeats, as the last one wins); nil otherwise.
+    /// Where the text of the root object's member `member` is, if it is exactly its compact JSON (for the last one if
+    /// the key repeats, as the last one wins; see `rewrites`); nil when it may not be.
     private(set) var compactTextOfMember: Range<Int>?
 
     /// `member`: a key of the root object whose text's range to keep if it is compact (``compactTextOfMember``).

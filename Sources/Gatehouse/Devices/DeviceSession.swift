@@ -32,8 +32,9 @@ final class DeviceSession: PublishSource {
     private let reading = Mutex(ReadGate())
     private let closing = Mutex<OfflineReason?>(nil)
     private let activity: Mutex<Activity>
-    /// Made on the device's first telemetry and kept (every telemetry message built it again); only touched on the
-    /// channel's loop, where the device's messages are handled. An idle device has none.
+    /// The telemetry topic, made on the device's first telemetry and kept, so that each message need not build it;
+    /// nil (no string, only the field) on a device that has sent none. Only touched on the channel's loop, where the
+    /// device's messages are handled.
     nonisolated(unsafe) private var telemetryTopicCache: String?
 
     /// What the status page shows of a device's traffic.
@@ -63,8 +64,10 @@ final class DeviceSession: PublishSource {
         self.activity = Mutex(Activity(lastSeen: connectedAt, rate: RateEstimate(nowMs: connectedAt)))
     }
 
-    /// The device's telemetry topic under `topics`; on the channel's loop.
+    /// The device's telemetry topic under `topics`, which must be the same on every call (the hub's); on the channel's
+    /// loop.
     func telemetryTopic(_ topics: Topics) -> String {
+        channel.eventLoop.assertInEventLoop()
         if let topic = telemetryTopicCache { return topic }
         let topic = topics.telemetry(device)
         telemetryTopicCache = topic

@@ -42,7 +42,17 @@ final class GatewayMetrics: Sendable {
         case hello, telemetry, state, event, response, media, invalid
 
         /// The `type` label.
-        var name: String { "\(self)" }
+        var name: String {
+            switch self {
+            case .hello: "hello"
+            case .telemetry: "telemetry"
+            case .state: "state"
+            case .event: "event"
+            case .response: "response"
+            case .media: "media"
+            case .invalid: "invalid"
+            }
+        }
 
         init(_ body: DeviceMessageBody) {
             self =
@@ -95,7 +105,7 @@ final class GatewayMetrics: Sendable {
 
     /// A well-formed message of `type` that the gateway takes on.
     func received(_ type: InType) {
-        assert(type != .invalid, "an invalid message is counted in bytes only")
+        guard type != .invalid else { return assertionFailure("an invalid message is counted in bytes only") }
         inCount.add(1, ordering: .relaxed)
         messagesIn[type.rawValue].increment()
     }
