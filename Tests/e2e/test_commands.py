@@ -450,7 +450,33 @@ def test_pending_command_delivered_by_another_gateway(gateway, mqtt):
     d = b.connect(b.token(dev))
     d.expect("command", id="roam-1", name="ping")
     d.send_json({"type": "response", "id": "roam-1", "status": "ok"})
-    assert final(mqtt, a, dev, "ping", "roam-1")["status"] == "ok"
+    answer = final(mqtt, a, dev, "ping", "roam-1")
+    assert answer["status"] == "ok", answer
+
+
+def test_queued_copy_of_a_request_delivered_here_is_only_cleared(gateway, mqtt):
+    """A request can be queued by one gateway (its shared copy came while the device was nowhere) and delivered by
+    another, which handled its own copy only after the device had connected there (its network thread was behind:
+    seen once in the suite, behind test_pending_command_delivered_by_another_gateway). The queued copy must neither
+    reach the device again nor be answered `rejected`: one delivery, one final response. The test plays the gateway
+    that queued it and publishes its retained `pending/<id>` itself, after the delivery."""
+    g = gateway()
+    dev = uid("twice")
+    mqtt.subscribe(f"{g.base}/{dev}/#")
+    d = g.connect(g.token(dev))
+    mqtt.wait_json(g.topic(dev, "availability"), lambda x: x["state"] == "online")
+    request(mqtt, g, dev, "ping", {"id": "twice-1"})
+    d.expect("command", id="twice-1", name="ping")
+    now = int(time.time() * 1000)
+    queued = {"id": "twice-1", "command": "ping", "params": {}, "timeout_ms": 10000, "queued_at": now,
+              "expires_at": now + 30000, "gateway": "gw-elsewhere"}
+    mqtt.publish(g.topic(dev, "pending/twice-1"), json.dumps(queued), retain=True)
+    mqtt.wait_for(lambda x: x.topic == g.topic(dev, "pending/twice-1") and not x.payload)
+    d.expect_no_frame(0.3)
+    d.send_json({"type": "response", "id": "twice-1", "status": "ok"})
+    answer = final(mqtt, g, dev, "ping", "twice-1")
+    assert answer["status"] == "ok", answer
+    no_more_responses(mqtt, g, dev, within=0.5)
 
 
 def test_default_timeout_from_config(gateway, mqtt):

@@ -40,6 +40,15 @@ final class CommandBook: Sendable {
         open.withLock { $0[device]?[id.text] != nil }
     }
 
+    /// Whether `command`, queued, is open here already: the same id, command and Response Topic (the same request).
+    func hasDelivered(_ command: PendingCommand) -> Bool {
+        open.withLock { open in
+            guard let delivered = open[command.device]?[command.id.text] else { return false }
+            return delivered.name == command.name && delivered.replyTo?.topic == command.replyTo?.topic
+                && delivered.replyTo?.correlationData == command.replyTo?.correlationData
+        }
+    }
+
     /// Records a delivered command.
     func insert(_ command: OpenCommand) {
         open.withLock { $0[command.device, default: [:]][command.id.text] = command }

@@ -253,9 +253,15 @@ final class CommandRouter: Sendable {
     }
 
     /// Hands a newly connected device the commands queued for it, oldest first, clearing each.
+    ///
+    /// A request may have been queued by another gateway and delivered here too: its shared copy went to that
+    /// gateway while the device was nowhere, and this gateway handled its own copy (the holder's) only after the
+    /// device had connected here. Such a command, open here already, is only cleared: one delivery, one final
+    /// response (a second delivery answered `rejected`, "already open").
     func deliverQueued(to session: DeviceSession) {
         for command in pending.takeAll(device: session.device) {
             clearPending(device: session.device, id: command.id.text)
+            if open.hasDelivered(command) { continue }
             deliver(command.id, name: command.name, params: command.params,
                     timeoutMs: command.timeoutMs, replyTo: command.replyTo, to: session)
         }
