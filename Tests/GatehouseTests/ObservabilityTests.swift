@@ -1,3 +1,4 @@
+import GatehouseProtocol
 import Testing
 
 @testable import Gatehouse
@@ -20,5 +21,16 @@ import Testing
     ])
     func publishedTopicTypes(topic: String, type: String) {
         #expect(GatewayMetrics.outTypes[GatewayMetrics.outTypeIndex(topic: topic, base: "gh")] == type)
+    }
+
+    /// Device messages are counted under their `type` as the wire spells it.
+    @Test func receivedTypesAreLabelledAsOnTheWire() throws {
+        let bodies: [DeviceMessageBody] = [
+            .hello(DeviceHello(kind: nil, model: nil, firmware: nil, capabilities: nil)),
+            .telemetry(data: [:], ts: nil, qos: nil), .state(data: [:]), .event(name: "e", data: .null, ts: nil),
+            .response(id: try #require(CommandID(json: "c-1")), status: .ok, data: .null, error: nil),
+        ]
+        for body in bodies { #expect(GatewayMetrics.InType(body).name == body.type) }
+        #expect(GatewayMetrics.InType.media.name == "media" && GatewayMetrics.InType.invalid.name == "invalid")
     }
 }

@@ -41,18 +41,11 @@ final class GatewayMetrics: Sendable {
         // `invalid` last: it has no message counter.
         case hello, telemetry, state, event, response, media, invalid
 
+        /// The `type` labels, in the cases' order: spelled out, so that renaming a case renames no label.
+        private static let labels = ["hello", "telemetry", "state", "event", "response", "media", "invalid"]
+
         /// The `type` label.
-        var name: String {
-            switch self {
-            case .hello: "hello"
-            case .telemetry: "telemetry"
-            case .state: "state"
-            case .event: "event"
-            case .response: "response"
-            case .media: "media"
-            case .invalid: "invalid"
-            }
-        }
+        var name: String { Self.labels[rawValue] }
 
         init(_ body: DeviceMessageBody) {
             self =
