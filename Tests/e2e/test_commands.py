@@ -479,6 +479,35 @@ def test_queued_copy_of_a_request_delivered_here_is_only_cleared(gateway, mqtt):
     no_more_responses(mqtt, g, dev, within=0.5)
 
 
+def test_queued_copy_of_a_request_answered_here_is_only_cleared(gateway, mqtt):
+    """As above, with the device quicker than the queued copy: it has answered already when the copy arrives. The
+    copy, queued before the delivery, is cleared; a later request with the same id, queued after it, is delivered."""
+    g = gateway()
+    dev = uid("late")
+    mqtt.subscribe(f"{g.base}/{dev}/#")
+    d = g.connect(g.token(dev))
+    mqtt.wait_json(g.topic(dev, "availability"), lambda x: x["state"] == "online")
+    queued_at = now_ms()
+    request(mqtt, g, dev, "ping", {"id": "late-1"})
+    d.expect("command", id="late-1", name="ping")
+    d.send_json({"type": "response", "id": "late-1", "status": "ok"})
+    assert final(mqtt, g, dev, "ping", "late-1")["status"] == "ok"
+
+    def queue(at):
+        copy = {"id": "late-1", "command": "ping", "params": {}, "timeout_ms": 10000, "queued_at": at,
+                "expires_at": at + 30000, "gateway": "gw-elsewhere"}
+        mqtt.publish(g.topic(dev, "pending/late-1"), json.dumps(copy), retain=True)
+        mqtt.wait_for(lambda x: x.topic == g.topic(dev, "pending/late-1") and not x.payload)
+
+    queue(queued_at - 1)
+    d.expect_no_frame(0.3)
+    no_more_responses(mqtt, g, dev, within=0.3)
+    queue(now_ms() + 1)
+    d.expect("command", id="late-1", name="ping")
+    d.send_json({"type": "response", "id": "late-1", "status": "ok"})
+    assert final(mqtt, g, dev, "ping", "late-1")["status"] == "ok"
+
+
 def test_default_timeout_from_config(gateway, mqtt):
     g = gateway(commands={"default_timeout_ms": 700})
     dev = uid("dflt")

@@ -29,6 +29,11 @@ struct ReplyTo: Sendable {
 /// gets its one final response, so a timeout and a late answer can never both be published.
 final class CommandBook: Sendable {
     private let open = Mutex<[String: [String: OpenCommand]]>([:])
+    /// Commands taken out lately, oldest first (at most `rememberedFinished`, none older than `finishedMemoryMs`): a
+    /// queued copy of one of them that arrives late is not delivered again (``hasDelivered(_:)``).
+    private let finished = Mutex(CircularBuffer<OpenCommand>())
+    static let rememberedFinished = 4096
+    static let finishedMemoryMs: Int64 = 60_000
 
     /// Number of commands open for a device.
     func count(for device: String) -> Int {
@@ -40,13 +45,16 @@ final class CommandBook: Sendable {
         open.withLock { $0[device]?[id.text] != nil }
     }
 
-    /// Whether `command`, queued, is open here already: the same id, command and Response Topic (the same request).
+    /// Whether `command`, queued, was delivered here already: it is open, or finished lately after a delivery that
+    /// came no sooner than it was queued; the same id, command and Response Topic (the same request).
     func hasDelivered(_ command: PendingCommand) -> Bool {
-        open.withLock { open in
-            guard let delivered = open[command.device]?[command.id.text] else { return false }
-            return delivered.name == command.name && delivered.replyTo?.topic == command.replyTo?.topic
+        func isSame(_ delivered: OpenCommand) -> Bool {
+            delivered.device == command.device && delivered.id == command.id && delivered.name == command.name
+                && delivered.replyTo?.topic == command.replyTo?.topic
                 && delivered.replyTo?.correlationData == command.replyTo?.correlationData
         }
+        if let delivered = open.withLock({ $0[command.device]?[command.id.text] }), isSame(delivered) { return true }
+        return finished.withLock { $0.contains { isSame($0) && $0.sentAt >= command.queuedAt } }
     }
 
     /// Records a delivered command.
@@ -77,16 +85,33 @@ final class CommandBook: Sendable {
             return taken
         }
         for command in taken { command.timer?.cancel() }
+        remember(taken)
         return taken.sorted { ($0.sentAt, $0.id.text) < ($1.sentAt, $1.id.text) }
     }
 
     /// Removes and returns a command; nil if it already finished.
     func take(_ idText: String, device: String) -> OpenCommand? {
-        open.withLock { open in
+        let command: OpenCommand? = open.withLock { open in
             let command = open[device]?.removeValue(forKey: idText)
             if open[device]?.isEmpty == true { open[device] = nil }
-            command?.timer?.cancel()
             return command
+        }
+        command?.timer?.cancel()
+        if let command { remember([command]) }
+        return command
+    }
+
+    private func remember(_ commands: [OpenCommand]) {
+        guard !commands.isEmpty else { return }
+        let oldest = nowMs() - Self.finishedMemoryMs
+        finished.withLock { finished in
+            for var command in commands {
+                command.timer = nil
+                finished.append(command)
+            }
+            while let first = finished.first, finished.count > Self.rememberedFinished || first.sentAt < oldest {
+                finished.removeFirst()
+            }
         }
     }
 }

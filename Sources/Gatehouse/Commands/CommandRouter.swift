@@ -256,8 +256,9 @@ final class CommandRouter: Sendable {
     ///
     /// A request may have been queued by another gateway and delivered here too: its shared copy went to that
     /// gateway while the device was nowhere, and this gateway handled its own copy (the holder's) only after the
-    /// device had connected here. Such a command, open here already, is only cleared: one delivery, one final
-    /// response (a second delivery answered `rejected`, "already open").
+    /// device had connected here. Such a command, open here or answered lately (`CommandBook.hasDelivered`), is only
+    /// cleared: one delivery, one final response (a second delivery answered `rejected`, "already open", or reached
+    /// the device again).
     func deliverQueued(to session: DeviceSession) {
         for command in pending.takeAll(device: session.device) {
             clearPending(device: session.device, id: command.id.text)
