@@ -252,7 +252,8 @@ public enum TelemetryPayload {
     ///   rather than written again.
     public static func encode(ts: JSONNumber, seq: UInt64?, data: JSONObject, compactData: [UInt8]? = nil) -> [UInt8] {
         var out: [UInt8] = []
-        // Room for the whole payload, or a typical reading, so the buffer is allocated once.
+        // Room for the whole payload (48: the keys and punctuation, 22 bytes, and a `seq` of up to 20 digits), or for a
+        // typical reading, so the buffer is allocated once.
         out.reserveCapacity(compactData.map { 48 + ts.text.utf8.count + $0.count } ?? 256)
         JSONWriter.appendRaw(#"{"ts":"#, to: &out)
         JSONWriter.appendRaw(ts.text, to: &out)
