@@ -130,6 +130,10 @@ final class ClientCore: Sendable {
     /// From the broker's CONNACK (success) until that connection ends: the network loop serves the connection
     /// with its own pass only then (see `NetworkLoop.pass`). Written and read on the network thread.
     let linkUp = Atomic<Bool>(false)
+    /// Packets libmosquitto queued of its own accord while reading (the PUBACK of each incoming QoS 1 message, the
+    /// PUBREC or PUBCOMP of QoS 2), as far as the callbacks show them: the network loop's pass corks its write when
+    /// there is more than one packet to write. Counted and taken on the network thread.
+    let packetsQueuedByReads = Atomic<Int>(0)
     /// Sends between `beginSend` and their registration (an atomic, so a publish takes the mutex only once).
     let sendsInProgress = Atomic<Int>(0)
     let logger: Logger
@@ -253,6 +257,7 @@ final class ClientCore: Sendable {
 
     func handleMessage(_ message: UnsafePointer<mosquitto_message>, properties: OpaquePointer?) {
         let raw = message.pointee
+        if raw.qos > 0 { packetsQueuedByReads.wrappingAdd(1, ordering: .relaxed) }
         let payload =
             raw.payloadlen > 0
             ? [UInt8](UnsafeRawBufferPointer(start: raw.payload, count: Int(raw.payloadlen))) : []

@@ -19,8 +19,8 @@ import Darwin
 ///   one byte per pass, so N packets queued meant N passes of the whole loop (select, read, write, keepalive)
 ///   after the pass that had already written them all. This loop is woken through ``LoopWaker`` instead, only
 ///   when it sleeps, and never reads the socket pair (once full, libmosquitto's writes to it fail at once).
-/// - A pass writes with `TCP_CORK` set on the broker's socket, unless it read nothing and has one publisher's
-///   packet to write (two system calls for nothing). libmosquitto writes each packet with its own `write()`; with
+/// - A pass writes with `TCP_CORK` set on the broker's socket when it has more than one packet to write (for one,
+///   the two system calls would buy nothing). libmosquitto writes each packet with its own `write()`; with
 ///   `TCP_NODELAY` each of those went to the broker as its own segment, and on loopback the writer pays for the
 ///   receiver's side too. Corked, the packets one pass sends (every publish the PUBACKs read in that pass
 ///   released) leave as one segment when the pass uncorks, at its end: nothing waits.
@@ -120,7 +120,7 @@ final class NetworkLoop: @unchecked Sendable {
     private var isStoppingBeforeAccepted: Bool { isStopping && !core.linkUp.load(ordering: .relaxed) }
 
     /// One pass, as `mosquitto_loop` makes it: wait up to a second for the socket (or a wake-up), read what
-    /// arrived, write what is queued (corked, unless the pass read nothing and writes one publisher's packet), then
+    /// arrived, write what is queued (corked, unless it is one packet), then
     /// keepalive. Returns the first failure and `errno` as it left it.
     private func pass() -> (MosquittoResultCode, Int32) {
         let socket = mosquitto_socket(handle)
@@ -136,10 +136,11 @@ final class NetworkLoop: @unchecked Sendable {
         }
         // Also what the callbacks of the reads above queued (the next publishes, the PUBACKs of incoming QoS 1).
         if ready & Int16(POLLOUT) != 0 || mosquitto_want_write(handle) {
-            // A lone packet queued by a publisher (a command's answer at a quiet time) leaves at once either way:
-            // corking it would only cost two system calls. After a read, libmosquitto may have queued packets of its
-            // own (the PUBACKs of incoming QoS 1 messages), which `wake()` does not count: corked.
-            let cork = waker.takeQueuedCount() > 1 || ready & Int16(POLLIN) != 0
+            // A lone packet leaves at once either way: corking it would only cost two system calls. Packets come
+            // from publishers (counted by `wake()`) and from libmosquitto itself while it read (its answers to
+            // incoming QoS 1 and 2 messages).
+            let queued = waker.takeQueuedCount() + core.packetsQueuedByReads.exchange(0, ordering: .relaxed)
+            let cork = queued > 1
             if cork { setCork(socket, true) }
             let rc = MosquittoResultCode(mosquitto_loop_write(handle, 1))
             let error = errno
