@@ -202,6 +202,47 @@ import Testing
         #expect(autoRead() == true && session.isClosing)
     }
 
+    /// The heartbeat (30 s here) on the embedded loop's clock. (The channel never was active: the close reason tells.)
+    func advance(seconds: Int64) { channel.embeddedEventLoop.advanceTime(by: .seconds(seconds)) }
+
+    @Test func aSilentDeviceIsPingedThenDroppedTwoPeriodsAfterItWasLastHeard() throws {
+        advance(seconds: 29)
+        #expect(try written().isEmpty)
+        advance(seconds: 1)
+        #expect(try written().map(\.opcode) == [.ping])
+        advance(seconds: 29)
+        #expect(session.closeReason == nil)
+        advance(seconds: 1)
+        #expect(session.closeReason == .heartbeatTimeout)
+    }
+
+    @Test func aDeviceThatAnswersItsPingsStays() throws {
+        for _ in 0..<4 {
+            advance(seconds: 30)
+            try channel.writeInbound(frame(.pong, Array("hb".utf8)))
+        }
+        advance(seconds: 30)
+        let pings = try written().filter { $0.opcode == .ping }.count
+        #expect(session.closeReason == nil && pings == 5)
+    }
+
+    @Test func aDevicesOwnPingsDoNotKeepItAlive() throws {
+        for seconds in [20, 20, 20] as [Int64] {
+            advance(seconds: seconds)
+            try channel.writeInbound(frame(.ping, Array("p".utf8)))
+        }
+        #expect(session.closeReason == .heartbeatTimeout)
+    }
+
+    @Test func aDeviceHeldBackByTheOutboxIsNotSilent() throws {
+        session.setReadingPaused(true, order: 1)
+        advance(seconds: 90)
+        #expect(session.closeReason == nil)
+        session.setReadingPaused(false, order: 2)
+        advance(seconds: 60)
+        #expect(session.closeReason == .heartbeatTimeout)
+    }
+
     @Test func anOverflowingSendQueueDropsTheConnection() throws {
         channel.pipeline.fireUserInboundEventTriggered(SendQueueLimit.Overflow(queuedBytes: 2 << 20))
         #expect(!channel.isActive && session.closeReason == .heartbeatTimeout && sink.ended.withLock { $0 })

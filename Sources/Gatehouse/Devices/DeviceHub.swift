@@ -42,7 +42,7 @@ final class DeviceHub: DeviceMessageSink {
     /// Live view (§8): told about camera connections and handed live frames.
     private let live: LiveView?
     /// The frames for the devices of each event loop (see `LoopFrames`).
-    private let loopFrames = LoopFramesDirectory()
+    private let loopFrames = PerEventLoop { LoopFrames(loop: $0) }
 
     init(
         gatewayID: String, topics: Topics, heartbeatSeconds: Int, telemetryQoS: Int, link: BrokerLink, directory: DeviceDirectory,
@@ -81,7 +81,7 @@ final class DeviceHub: DeviceMessageSink {
         let session = DeviceSession(
             device: device, tokenKind: claims.kind, tokenID: claims.tokenID,
             number: directory.nextSessionNumber(device, now: now),
-            connectedAt: now, remote: remote, channel: channel, output: output, frames: loopFrames.frames(for: channel.eventLoop),
+            connectedAt: now, remote: remote, channel: channel, output: output, frames: loopFrames[channel.eventLoop],
             metrics: metrics
         )
         if let previous = directory.attach(session) {

@@ -150,17 +150,3 @@ final class LoopFrames: Sendable {
         }
     }
 }
-
-/// The `LoopFrames` of every event loop that has devices, made as the first device on a loop connects.
-final class LoopFramesDirectory: Sendable {
-    private let byLoop = Mutex<[ObjectIdentifier: LoopFrames]>([:])
-
-    func frames(for loop: any EventLoop) -> LoopFrames {
-        byLoop.withLock { byLoop in
-            if let frames = byLoop[ObjectIdentifier(loop)] { return frames }
-            let frames = LoopFrames(loop: loop)
-            byLoop[ObjectIdentifier(loop)] = frames
-            return frames
-        }
-    }
-}

@@ -9,7 +9,7 @@ import NIOWebSocket
 /// messages, tells the session when the device stops reading (writability), and hands each well-formed
 /// message to its sink (`DeviceHub`). One instance per connection; no locks (everything runs on one loop);
 /// the live settings are a per-connection snapshot, refreshed only after a reload.
-final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
+final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler, HeartbeatMember {
     typealias InboundIn = WebSocketFrame
     typealias OutboundOut = WebSocketFrame
 
@@ -19,14 +19,16 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
         let store: SettingsStore
         let metrics: GatewayMetrics
         let logger: Logger
-        let heartbeatSeconds: Int
+        /// Each event loop's heartbeats, a period of `gateway.heartbeat_s`.
+        let heartbeats: PerEventLoop<NIOLoopBound<HeartbeatWheel>>
 
         init(sink: any DeviceMessageSink, settings: SettingsStore, metrics: GatewayMetrics, logger: Logger, heartbeatSeconds: Int) {
             self.sink = sink
             self.store = settings
             self.metrics = metrics
             self.logger = logger
-            self.heartbeatSeconds = heartbeatSeconds
+            let period = TimeAmount.seconds(Int64(heartbeatSeconds))
+            heartbeats = PerEventLoop { loop in NIOLoopBound(HeartbeatWheel(period: period, loop: loop), eventLoop: loop) }
         }
     }
 
@@ -35,8 +37,13 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let deflate: PerMessageDeflate?
     private var session: DeviceSession?
     private var fragments: (opcode: WebSocketOpcode, compressed: Bool, data: ByteBuffer)?
-    private var lastHeard = NIODeadline.now()
-    private var heartbeat: RepeatedTask?
+    /// Its loop's heartbeats, once started.
+    private var heartbeats: HeartbeatWheel?
+    var heartbeatPosition: HeartbeatWheel.Position?
+    /// A frame other than a ping came since the last heartbeat.
+    private var heard = false
+    /// Heartbeats in a row that found nothing heard since the one before.
+    private var silentBeats: UInt8 = 0
     private var badMessageTimes: [NIODeadline] = []
     /// Per-device rates (`limits.max_messages_per_s`, `limits.max_bytes_per_s`), for this connection.
     private var messageRate: TokenBucket
@@ -65,23 +72,16 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Binds the session once the gateway accepted it, and starts the heartbeat.
     func start(_ session: DeviceSession, loop: any EventLoop) {
         self.session = session
-        let period = TimeAmount.seconds(Int64(environment.heartbeatSeconds))
-        let handler = NIOLoopBound(self, eventLoop: loop)
-        heartbeat = loop.scheduleRepeatedTask(initialDelay: period, delay: period) { _ in
-            // A device held back by the outbox is not read, pongs included: it is not silent.
-            if session.isReadingPaused { handler.value.lastHeard = .now() }
-            let lastHeard = handler.value.lastHeard
-            if NIODeadline.now() - lastHeard >= period * 2 { return session.drop(.heartbeatTimeout) }
-            let ping = session.channel.allocator.buffer(string: "hb")
-            session.channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .ping, data: ping), promise: nil)
-        }
+        let heartbeats = environment.heartbeats[loop].value
+        heartbeats.add(self)
+        self.heartbeats = heartbeats
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
         guard let session else { return }
         // A ping is not an answer: a device that pings without reading what it is sent must not look alive.
-        if frame.opcode != .ping { lastHeard = .now() }
+        if frame.opcode != .ping { heard = true }
         if session.isClosing {
             // We sent our close frame: only the peer's answer matters now; what it sent meanwhile is not handled.
             if frame.opcode == .connectionClose { context.close(promise: nil) }
@@ -311,6 +311,18 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.fireUserInboundEventTriggered(event)
     }
 
+    /// Once every `heartbeat_s` (``HeartbeatWheel``): pings the device, or drops it when two heartbeats in a row
+    /// found that nothing was heard from it since the one before (no answer for two periods).
+    func heartbeat() {
+        guard let session else { return }
+        // A device held back by the outbox is not read, pongs included: it is not silent.
+        silentBeats = heard || session.isReadingPaused ? 0 : min(silentBeats + 1, 2)
+        heard = false
+        if silentBeats >= 2 { return session.drop(.heartbeatTimeout) }
+        let ping = session.channel.allocator.buffer(string: "hb")
+        session.channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .ping, data: ping), promise: nil)
+    }
+
     /// A device that does not read what it is sent (NIO's write buffer is over its high-water mark) is not read
     /// either until it catches up: otherwise every message it sends adds an answer to the pile.
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -319,7 +331,7 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        heartbeat?.cancel()
+        heartbeats?.remove(self)
         if let session {
             session.noteEnded(.connectionLost)
             environment.metrics.closed(session.closeReason ?? .connectionLost)
