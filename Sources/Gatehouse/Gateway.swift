@@ -100,6 +100,7 @@ public final class Gateway: Sendable {
         let directory = self.directory
         let readiness = self.readiness
         pendingConnections = PendingConnections(settings: settings, metrics: metrics)
+        pendingConnections.sweepHandshakes(every: .milliseconds(250), on: MultiThreadedEventLoopGroup.singleton.any())
         if let warning = PendingConnections.fileLimitWarning(config.limits) { logger.warning("\(warning)") }
         admission = DeviceAdmission(
             credentials: credentials, settings: settings, directory: directory, readiness: readiness,

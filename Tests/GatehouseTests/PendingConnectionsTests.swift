@@ -34,4 +34,21 @@ import Testing
         channels[2].embeddedEventLoop.run()  // an EmbeddedChannel completes its closeFuture on the next run
         #expect(pending.count == 1)
     }
+
+    @Test func handshakesOverTheTimeoutAreClosedOldestFirstAndAnsweredOnesNever() throws {
+        let config = GatewayConfig(source: ConfigSource(yamlText: "limits: {handshake_timeout_s: 10}", environment: [:]))
+        let pending = PendingConnections(settings: SettingsStore(config), metrics: GatewayMetrics())
+        let channels = (0..<4).map { _ in EmbeddedChannel() }
+        for channel in channels { try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait() }
+        let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
+        let tickets = channels.enumerated().map { pending.add($1, now: start + .seconds(Int64($0))) }
+        pending.handshakeEnded(tickets[0])  // answered (plain HTTP): open, but no longer on its first request
+        pending.finished(tickets[2])  // became a device
+        pending.closeTimedOutHandshakes(now: start + .milliseconds(10_999))
+        #expect(channels.map(\.isActive) == [true, true, true, true])
+        pending.closeTimedOutHandshakes(now: start + .milliseconds(12_999))
+        #expect(channels.map(\.isActive) == [true, false, true, true])
+        pending.closeTimedOutHandshakes(now: start + .seconds(20))
+        #expect(channels.map(\.isActive) == [true, false, true, false])
+    }
 }

@@ -70,12 +70,8 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
                 result.fail(error)
                 throw error
             }
-            // A client that has not sent its request within the handshake timeout is dropped (slowloris).
-            let timeout = channel.eventLoop.scheduleTask(in: .seconds(Int64(gateway.settings.now.limits.handshakeTimeoutSeconds))) {
-                gateway.metrics.limitHit("handshake_timeout")
-                channel.close(promise: nil)
-            }
-            result.futureResult.whenComplete { _ in timeout.cancel() }
+            // Until then, a client that has not sent its request within the handshake timeout is dropped (slowloris).
+            result.futureResult.whenComplete { _ in gateway.pendingConnections.handshakeEnded(pending) }
             return Value(upgradeResult: result.futureResult, channel: channel)
         }
     }
@@ -83,7 +79,7 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
     /// Serves an admitted device on its upgraded channel, where the WebSocket handlers are in place: with `nioEncoder`,
     /// NIO's frame encoder too (NIO's upgrader installs one, `DeviceUpgradeFastPath` does not).
     private func installDevice(
-        on channel: any Channel, admission: Admission?, pending: UInt64, nioEncoder: Bool
+        on channel: any Channel, admission: Admission?, pending: PendingConnections.Ticket, nioEncoder: Bool
     ) throws -> UpgradeResult {
         guard case .accept(let claims, _, let compressed) = admission else {
             throw ChannelError.inappropriateOperationForState
@@ -106,7 +102,7 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
 
     /// NIO's HTTP pipeline with its WebSocket upgrader, for every request the fast path does not upgrade: plain
     /// HTTP (the router, MJPEG streams), live viewers and the status feed, refusals, and unusual device requests.
-    private func httpPipeline(on channel: any Channel, admission: NIOLoopBoundBox<Admission?>, pending: UInt64,
+    private func httpPipeline(on channel: any Channel, admission: NIOLoopBoundBox<Admission?>, pending: PendingConnections.Ticket,
                               logger: Logger) throws -> EventLoopFuture<UpgradeResult> {
         let gateway = self.gateway
         let stream = NIOLoopBoundBox<StreamUpgrade?>(nil, eventLoop: channel.eventLoop)

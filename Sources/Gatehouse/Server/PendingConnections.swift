@@ -7,25 +7,41 @@ import Synchronization
 /// one beyond that closes the oldest. So clients that never finish their handshake can neither use up the
 /// process's file descriptors (devices and the broker link need them) nor keep a real device out: a device
 /// finishes its handshake in milliseconds, long before it becomes the oldest. `limits.handshake_timeout_s`
-/// ends each of them anyway.
+/// ends each of them anyway: one timer sweeps them (``sweepHandshakes(every:on:)``), oldest first.
+///
+/// Why not a timer per connection, as before: NIO cancels a scheduled task by searching the loop's whole queue of
+/// them, which holds a heartbeat for every device on that loop, and every connection cancelled its timeout
+/// (docs/benchmarks.md).
 final class PendingConnections: Sendable {
-    private let open = Mutex(OldestFirst<any Channel>())
+    private let state = Mutex(State())
     private let settings: SettingsStore
     private let metrics: GatewayMetrics
+
+    private struct State {
+        var open = OldestFirst<any Channel>()
+        /// The connections still on their first request, with when they began (so the oldest comes first).
+        var handshakes = OldestFirst<(channel: any Channel, began: NIODeadline)>()
+    }
+
+    /// A connection's place in both lists.
+    struct Ticket: Sendable {
+        fileprivate let open: UInt64
+        fileprivate let handshake: UInt64
+    }
 
     init(settings: SettingsStore, metrics: GatewayMetrics) {
         self.settings = settings
         self.metrics = metrics
     }
 
-    /// Counts `channel` as pending until `finished(_:)` or its close; closes the oldest pending connections
-    /// beyond the cap. Returns the ticket for `finished(_:)`.
-    func add(_ channel: any Channel) -> UInt64 {
+    /// Counts `channel` as pending until `finished(_:)` or its close, and as handshaking until
+    /// `handshakeEnded(_:)`; closes the oldest pending connections beyond the cap.
+    func add(_ channel: any Channel, now: NIODeadline = .now()) -> Ticket {
         let limit = settings.now.limits.maxPendingConnections
-        let (ticket, evicted) = open.withLock { open in
+        let (ticket, evicted) = state.withLock { state in
             var evicted: [any Channel] = []
-            while open.count >= limit, let oldest = open.removeOldest() { evicted.append(oldest) }
-            return (open.add(channel), evicted)
+            while state.open.count >= limit, let oldest = state.open.removeOldest() { evicted.append(oldest) }
+            return (Ticket(open: state.open.add(channel), handshake: state.handshakes.add((channel, now))), evicted)
         }
         for old in evicted {
             metrics.limitHit("pending_connections")
@@ -35,13 +51,44 @@ final class PendingConnections: Sendable {
         return ticket
     }
 
+    /// The connection's first request was answered (upgraded, or handed to HTTP): the handshake timeout is over.
+    func handshakeEnded(_ ticket: Ticket) {
+        _ = state.withLock { $0.handshakes.remove(ticket.handshake) }
+    }
+
     /// The connection became a device (or closed): it no longer counts.
-    func finished(_ ticket: UInt64) {
-        _ = open.withLock { $0.remove(ticket) }
+    func finished(_ ticket: Ticket) {
+        state.withLock { state in
+            _ = state.open.remove(ticket.open)
+            _ = state.handshakes.remove(ticket.handshake)
+        }
+    }
+
+    /// Closes the connections that began `limits.handshake_timeout_s` or longer before `now` and are still on their
+    /// first request (slowloris).
+    func closeTimedOutHandshakes(now: NIODeadline = .now()) {
+        let timeout = TimeAmount.seconds(Int64(settings.now.limits.handshakeTimeoutSeconds))
+        let timedOut = state.withLock { state in
+            var timedOut: [any Channel] = []
+            while let oldest = state.handshakes.removeOldest(if: { now - $0.began >= timeout }) { timedOut.append(oldest.channel) }
+            return timedOut
+        }
+        for channel in timedOut {
+            metrics.limitHit("handshake_timeout")
+            channel.close(promise: nil)
+        }
+    }
+
+    /// Runs ``closeTimedOutHandshakes(now:)`` every `interval` on `loop`, for as long as this object exists.
+    func sweepHandshakes(every interval: TimeAmount, on loop: any EventLoop) {
+        loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] task in
+            guard let self else { return task.cancel() }
+            closeTimedOutHandshakes()
+        }
     }
 
     /// Connections counted now.
-    var count: Int { open.withLock { $0.count } }
+    var count: Int { state.withLock { $0.open.count } }
 
     /// A warning when devices plus pending connections (plus a reserve for the broker link, the spool and the
     /// listener) could exceed the process's open-file limit; nil when they fit.
@@ -76,8 +123,14 @@ struct OldestFirst<Value> {
     }
 
     mutating func removeOldest() -> Value? {
+        removeOldest(if: { _ in true })
+    }
+
+    /// Removes the oldest entry if `isDue` says so.
+    mutating func removeOldest(if isDue: (Value) -> Bool) -> Value? {
         guard !entries.isEmpty else { return nil }
         while entries[oldest] == nil { oldest += 1 }
+        guard isDue(entries[oldest]!) else { return nil }
         return entries.removeValue(forKey: oldest)
     }
 }
