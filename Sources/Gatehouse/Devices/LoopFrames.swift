@@ -23,6 +23,12 @@ final class LoopFrames: Sendable {
 
     let loop: any EventLoop
     private let queue = Mutex(Queue())
+    /// Loop-only state, kept between deliveries with its capacity so that a delivery allocates no arrays: the items'
+    /// array the next delivery swaps for the queue's, and the buffers by device.
+    private nonisolated(unsafe) var spareItems: [Item] = []
+    private nonisolated(unsafe) var batches = Batches()
+    /// Beyond this many items, a delivery's array is not kept (a burst's worth of memory would stay with the loop).
+    private static let keptItems = 1024
 
     private struct Queue {
         var items: [Item] = []
@@ -88,12 +94,13 @@ final class LoopFrames: Sendable {
     }
 
     private func deliver() {
-        let items = queue.withLock { queue in
+        loop.assertInEventLoop()
+        var items = spareItems
+        spareItems = []
+        queue.withLock { queue in
             queue.delivery = .none
-            defer { queue.items = [] }
-            return queue.items
+            swap(&items, &queue.items)
         }
-        var batches = Batches()
         for item in items {
             switch item {
             case .ack(let session, let seq):
@@ -106,6 +113,10 @@ final class LoopFrames: Sendable {
             }
         }
         batches.write()
+        if items.capacity <= Self.keptItems {
+            items.removeAll(keepingCapacity: true)
+            spareItems = items
+        }
     }
 
     /// A device's buffer in one delivery is written once it holds this much, and another begun: the send-queue cap
