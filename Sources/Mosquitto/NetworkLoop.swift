@@ -138,7 +138,7 @@ final class NetworkLoop: @unchecked Sendable {
         if ready & Int16(POLLOUT) != 0 || mosquitto_want_write(handle) {
             // A lone packet leaves at once either way: corking it would only cost two system calls. Packets come
             // from publishers (counted by `wake()`) and from libmosquitto itself while it read (its answers to
-            // incoming QoS 1 and 2 messages).
+            // incoming QoS 1 messages, and the publishes that PUBACKs release from its queue).
             let queued = waker.takeQueuedCount() + core.packetsQueuedByReads.exchange(0, ordering: .relaxed)
             let cork = queued > 1
             if cork { setCork(socket, true) }

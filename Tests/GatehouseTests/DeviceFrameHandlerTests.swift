@@ -205,7 +205,7 @@ import Testing
     /// The heartbeat (30 s here) on the embedded loop's clock. (The channel never was active: the close reason tells.)
     func advance(seconds: Int64) { channel.embeddedEventLoop.advanceTime(by: .seconds(seconds)) }
 
-    @Test func aSilentDeviceIsPingedThenDroppedTwoPeriodsAfterItWasLastHeard() throws {
+    @Test func aSilentDeviceIsPingedAfterAPeriodAndDroppedAfterTwo() throws {
         advance(seconds: 29)
         #expect(try written().isEmpty)
         advance(seconds: 1)
@@ -224,6 +224,17 @@ import Testing
         advance(seconds: 30)
         let pings = try written().filter { $0.opcode == .ping }.count
         #expect(session.closeReason == nil && pings == 5)
+    }
+
+    @Test func aDeviceHeardOnceIsDroppedTwoPeriodsAfterThat() throws {
+        advance(seconds: 30)
+        try channel.writeInbound(frame(.pong, Array("hb".utf8)))
+        advance(seconds: 30)
+        #expect(session.closeReason == nil)
+        advance(seconds: 30)
+        #expect(session.closeReason == nil)
+        advance(seconds: 30)
+        #expect(session.closeReason == .heartbeatTimeout)
     }
 
     @Test func aDevicesOwnPingsDoNotKeepItAlive() throws {

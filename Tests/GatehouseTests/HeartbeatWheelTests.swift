@@ -68,7 +68,7 @@ import Testing
     @Test func aBeatThatEndsAnotherMemberOfItsTickSkipsIt() {
         let ending = Member(loop), ended = Member(loop), other = Member(loop)
         for member in [ending, ended, other] { wheel.add(member) }
-        ending.onBeat = { [wheel] in
+        ending.onBeat = { [wheel, unowned ending] in
             wheel.remove(ending)
             wheel.remove(ended)
         }

@@ -44,11 +44,27 @@ import Testing
         let tickets = channels.enumerated().map { pending.add($1, now: start + .seconds(Int64($0))) }
         pending.handshakeEnded(tickets[0])  // answered (plain HTTP): open, but no longer on its first request
         pending.finished(tickets[2])  // became a device
-        pending.closeTimedOutHandshakes(now: start + .milliseconds(10_999))
-        #expect(channels.map(\.isActive) == [true, true, true, true])
-        pending.closeTimedOutHandshakes(now: start + .milliseconds(12_999))
-        #expect(channels.map(\.isActive) == [true, false, true, true])
-        pending.closeTimedOutHandshakes(now: start + .seconds(20))
-        #expect(channels.map(\.isActive) == [true, false, true, false])
+        // Each is closed on its own loop: an EmbeddedChannel's runs its tasks on `run()`.
+        func sweep(at now: NIODeadline) -> [Bool] {
+            pending.closeTimedOutHandshakes(now: now)
+            for channel in channels { channel.embeddedEventLoop.run() }
+            return channels.map(\.isActive)
+        }
+        #expect(sweep(at: start + .milliseconds(10_999)) == [true, true, true, true])
+        #expect(sweep(at: start + .milliseconds(12_999)) == [true, false, true, true])
+        #expect(sweep(at: start + .seconds(20)) == [true, false, true, false])
+    }
+
+    @Test func aHandshakeThatEndsBeforeItsLoopClosesItStaysOpen() throws {
+        let config = GatewayConfig(source: ConfigSource(yamlText: "limits: {handshake_timeout_s: 10}", environment: [:]))
+        let pending = PendingConnections(settings: SettingsStore(config), metrics: GatewayMetrics())
+        let channel = EmbeddedChannel()
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
+        let ticket = pending.add(channel, now: start)
+        pending.closeTimedOutHandshakes(now: start + .seconds(11))  // the close is queued on the channel's loop
+        pending.finished(ticket)  // meanwhile, on that loop, the device was upgraded
+        channel.embeddedEventLoop.run()
+        #expect(channel.isActive)
     }
 }

@@ -119,32 +119,40 @@ final class TestBroker: Sendable {
         try? FileManager.default.removeItem(at: directory)
     }
 
-    /// Ports this process handed out: the kernel may give a port back from `bind(0)` as soon as the probe socket
-    /// closes, and two brokers of tests running in parallel on one port would answer each other's clients.
+    /// Ports this process handed out, so that two brokers of tests running in parallel never share one.
     private static let handedOut = Mutex<Set<Int>>([])
 
-    /// A loopback port nothing listens on, never the same twice in this process.
+    /// A loopback port nothing listens on, never the same twice in this process, and outside the kernel's range of
+    /// ephemeral ports: a port from `bind(0)` is in that range, and any client socket of any process (the tests'
+    /// own, by the thousand) could be given it as its local port before the broker binds it, which then exits.
     static func freePort() throws -> Int {
-        while true {
-            let port = try unboundPort()
+        let ephemeral = ephemeralPorts()
+        let below = max(0, ephemeral.lowerBound - 1024), above = max(0, 65535 - ephemeral.upperBound)
+        for _ in 0..<1000 where below + above > 0 {
+            let pick = Int.random(in: 0..<(below + above))
+            let port = pick < below ? 1024 + pick : ephemeral.upperBound + 1 + (pick - below)
+            guard canBind(port: port) else { continue }
             if handedOut.withLock({ $0.insert(port).inserted }) { return port }
         }
+        throw BrokerError(message: "no free loopback port outside the ephemeral range \(ephemeral)")
     }
 
-    private static func unboundPort() throws -> Int {
+    /// `net.ipv4.ip_local_port_range`, or Linux's default where it cannot be read.
+    private static func ephemeralPorts() -> ClosedRange<Int> {
+        let text = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)) ?? ""
+        let bounds = text.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
+        guard bounds.count == 2, bounds[0] <= bounds[1] else { return 32768...60999 }
+        return bounds[0]...bounds[1]
+    }
+
+    private static func canBind(port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw BrokerError(message: "socket() failed") }
+        guard fd >= 0 else { return false }
         defer { close(fd) }
-        var address = loopback(port: 0)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        var address = loopback(port: port)
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
-        guard bound == 0 else { throw BrokerError(message: "bind() failed") }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     static func canConnect(port: Int) -> Bool {

@@ -70,16 +70,33 @@ def uid(prefix: str = "dev") -> str:
 _handed_out: set[int] = set()
 
 
+def ephemeral_ports() -> range:
+    """net.ipv4.ip_local_port_range (Linux's default where it cannot be read)."""
+    try:
+        low, high = (int(x) for x in open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return range(low, high + 1)
+
+
 def free_port() -> int:
-    """A loopback port nothing listens on, never the same twice in this run: the kernel may give a probed port back
-    at the next bind(0), and a test's broker and gateway on one port would be a failure by chance."""
+    """A loopback port nothing listens on, never the same twice in this run (a test's broker and gateway on one port
+    would be a failure by chance), and outside the kernel's ephemeral range: a port from bind(0) is in it, and any
+    client socket of any process could be given it as its local port before the server binds it, which then fails."""
+    ephemeral = ephemeral_ports()
+    below, above = max(0, ephemeral.start - 1024), max(0, 65536 - ephemeral.stop)
     while True:
+        pick = secrets.randbelow(below + above)
+        port = 1024 + pick if pick < below else ephemeral.stop + pick - below
+        if port in _handed_out:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _handed_out:
-            _handed_out.add(port)
-            return port
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
 
 
 def wait_port(port: int, timeout: float) -> bool:

@@ -23,11 +23,12 @@ final class LoopFrames: Sendable {
 
     let loop: any EventLoop
     private let queue = Mutex(Queue())
-    /// Loop-only state, kept between deliveries with its capacity so that a delivery allocates no arrays: the items'
-    /// array the next delivery swaps for the queue's, and the buffers by device.
+    /// Loop-only state, kept between deliveries with its capacity so that a delivery of up to `keptItems` items for as
+    /// many devices allocates no arrays: the items' array the next delivery swaps for the queue's, and the buffers by
+    /// device.
     private nonisolated(unsafe) var spareItems: [Item] = []
     private nonisolated(unsafe) var batches = Batches()
-    /// Beyond this many items, a delivery's array is not kept (a burst's worth of memory would stay with the loop).
+    /// Beyond this many items (or devices), a delivery's lists are not kept (a burst's worth of memory would stay).
     private static let keptItems = 1024
 
     private struct Queue {
@@ -153,11 +154,13 @@ final class LoopFrames: Sendable {
             return slots[ObjectIdentifier(session)]
         }
 
-        /// Writes and flushes each device's buffer (at the end, and before an action: it comes after them).
+        /// Writes and flushes each device's buffer (at the end, and before an action: it comes after them). The
+        /// lists keep their capacity for the next delivery, unless a delivery to very many devices grew them.
         mutating func write() {
             for (session, frames) in batches { session.write(encoded: frames) }
-            batches.removeAll(keepingCapacity: true)
-            slots.removeAll(keepingCapacity: true)
+            let keep = batches.count <= LoopFrames.keptItems
+            batches.removeAll(keepingCapacity: keep)
+            slots.removeAll(keepingCapacity: keep)
         }
     }
 }

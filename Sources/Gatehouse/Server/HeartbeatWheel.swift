@@ -46,7 +46,9 @@ final class HeartbeatWheel {
         slots[slot].append(member)
         members += 1
         if timer == nil {
-            timer = loop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { _ in self.beat() }
+            // The timer keeps the wheel until the last member leaves and `remove` cancels it.
+            let wheel = NIOLoopBound(self, eventLoop: loop)
+            timer = loop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { _ in wheel.value.beat() }
         }
     }
 

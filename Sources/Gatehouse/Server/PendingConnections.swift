@@ -9,9 +9,9 @@ import Synchronization
 /// finishes its handshake in milliseconds, long before it becomes the oldest. `limits.handshake_timeout_s`
 /// ends each of them anyway: one timer sweeps them (``sweepHandshakes(every:on:)``), oldest first.
 ///
-/// Why not a timer per connection, as before: NIO cancels a scheduled task by searching the loop's whole queue of
-/// them, which holds a heartbeat for every device on that loop, and every connection cancelled its timeout
-/// (docs/benchmarks.md).
+/// Why not a timer per connection, as before: every connection scheduled one and then cancelled it, and NIO cancels
+/// a scheduled task by searching the loop's whole queue of them (in a connect storm, every other connection's
+/// timeout; docs/benchmarks.md).
 final class PendingConnections: Sendable {
     private let state = Mutex(State())
     private let settings: SettingsStore
@@ -21,6 +21,8 @@ final class PendingConnections: Sendable {
         var open = OldestFirst<any Channel>()
         /// The connections still on their first request, with when they began (so the oldest comes first).
         var handshakes = OldestFirst<(channel: any Channel, began: NIODeadline)>()
+        /// Handshakes over the timeout whose close waits for their event loop (by handshake ticket).
+        var expiring: Set<UInt64> = []
     }
 
     /// A connection's place in both lists.
@@ -53,7 +55,10 @@ final class PendingConnections: Sendable {
 
     /// The connection's first request was answered (upgraded, or handed to HTTP): the handshake timeout is over.
     func handshakeEnded(_ ticket: Ticket) {
-        _ = state.withLock { $0.handshakes.remove(ticket.handshake) }
+        state.withLock { state in
+            _ = state.handshakes.remove(ticket.handshake)
+            state.expiring.remove(ticket.handshake)
+        }
     }
 
     /// The connection became a device (or closed): it no longer counts.
@@ -61,21 +66,29 @@ final class PendingConnections: Sendable {
         state.withLock { state in
             _ = state.open.remove(ticket.open)
             _ = state.handshakes.remove(ticket.handshake)
+            state.expiring.remove(ticket.handshake)
         }
     }
 
     /// Closes the connections that began `limits.handshake_timeout_s` or longer before `now` and are still on their
-    /// first request (slowloris).
+    /// first request (slowloris). Each is closed on its own event loop, where its handshake ends: one that ended
+    /// before that (its device just upgraded) stays open.
     func closeTimedOutHandshakes(now: NIODeadline = .now()) {
         let timeout = TimeAmount.seconds(Int64(settings.now.limits.handshakeTimeoutSeconds))
         let timedOut = state.withLock { state in
-            var timedOut: [any Channel] = []
-            while let oldest = state.handshakes.removeOldest(if: { now - $0.began >= timeout }) { timedOut.append(oldest.channel) }
+            var timedOut: [(ticket: UInt64, channel: any Channel)] = []
+            while let (ticket, oldest) = state.handshakes.removeOldest(if: { now - $0.began >= timeout }) {
+                state.expiring.insert(ticket)
+                timedOut.append((ticket, oldest.channel))
+            }
             return timedOut
         }
-        for channel in timedOut {
-            metrics.limitHit("handshake_timeout")
-            channel.close(promise: nil)
+        for (ticket, channel) in timedOut {
+            channel.eventLoop.execute { [self] in
+                guard state.withLock({ $0.expiring.remove(ticket) != nil }) else { return }
+                metrics.limitHit("handshake_timeout")
+                channel.close(promise: nil)
+            }
         }
     }
 
@@ -123,14 +136,15 @@ struct OldestFirst<Value> {
     }
 
     mutating func removeOldest() -> Value? {
-        removeOldest(if: { _ in true })
+        removeOldest(if: { _ in true })?.value
     }
 
-    /// Removes the oldest entry if `isDue` says so.
-    mutating func removeOldest(if isDue: (Value) -> Bool) -> Value? {
+    /// Removes the oldest entry if `isDue` says so; returns it with its ticket.
+    mutating func removeOldest(if isDue: (Value) -> Bool) -> (ticket: UInt64, value: Value)? {
         guard !entries.isEmpty else { return nil }
         while entries[oldest] == nil { oldest += 1 }
-        guard isDue(entries[oldest]!) else { return nil }
-        return entries.removeValue(forKey: oldest)
+        guard let value = entries[oldest], isDue(value) else { return nil }
+        entries[oldest] = nil
+        return (oldest, value)
     }
 }
