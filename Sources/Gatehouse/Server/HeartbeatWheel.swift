@@ -29,7 +29,7 @@ final class HeartbeatWheel {
     private var slots = [[any HeartbeatMember]](repeating: [], count: slotCount)
     /// The slot the next tick beats.
     private var next = 0
-    private var members = 0
+    private var memberCount = 0
     /// Runs while the wheel has members.
     private var timer: RepeatedTask?
 
@@ -44,7 +44,7 @@ final class HeartbeatWheel {
         let slot = (next + Self.slotCount - 1) % Self.slotCount
         member.heartbeatPosition = Position(slot: Int32(slot), index: Int32(slots[slot].count))
         slots[slot].append(member)
-        members += 1
+        memberCount += 1
         if timer == nil {
             // The timer keeps the wheel until the last member leaves and `remove` cancels it.
             let wheel = NIOLoopBound(self, eventLoop: loop)
@@ -63,8 +63,8 @@ final class HeartbeatWheel {
             slots[slot][Int(position.index)] = last
             last.heartbeatPosition = position
         }
-        members -= 1
-        if members == 0 {
+        memberCount -= 1
+        if memberCount == 0 {
             timer?.cancel()
             timer = nil
         }
