@@ -70,7 +70,8 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
                 result.fail(error)
                 throw error
             }
-            // Until then, a client that has not sent its request within the handshake timeout is dropped (slowloris).
+            // Until its first request is answered, a connection counts as a handshake, which `PendingConnections`
+            // drops after the handshake timeout (slowloris).
             result.futureResult.whenComplete { _ in gateway.pendingConnections.handshakeEnded(pending) }
             return Value(upgradeResult: result.futureResult, channel: channel)
         }
