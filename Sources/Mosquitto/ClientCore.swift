@@ -334,7 +334,7 @@ final class ClientCore: Sendable {
         waiter?.resume()
     }
 
-    func handleConnect(handle: OpaquePointer, reasonCode: Int32, flags: Int32) {
+    func handleConnect(handle: OpaquePointer, reasonCode: Int32, flags: Int32, receiveMaximum: Int) {
         guard reasonCode == 0 else {
             let reason = MQTTReasonCode(reasonCode)
             let error = MosquittoError(
@@ -386,11 +386,11 @@ final class ClientCore: Sendable {
             "Connected to MQTT broker",
             metadata: [
                 "mqtt.broker": "\(address)", "mqtt.sessionPresent": "\(sessionPresent)",
-                "mqtt.resubscribed": "\(sent.count)",
+                "mqtt.resubscribed": "\(sent.count)", "mqtt.receiveMaximum": "\(receiveMaximum)",
             ]
         )
         for waiter in waiters { waiter.continuation.resume() }
-        report(.connected(sessionPresent: sessionPresent))
+        report(.connected(sessionPresent: sessionPresent, receiveMaximum: receiveMaximum))
     }
 
     /// `rc` is what libmosquitto 2.0.11 hands the disconnect callback: the broker's MQTT 5 reason code (>= 0x80)

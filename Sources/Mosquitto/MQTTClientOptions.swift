@@ -48,7 +48,9 @@ public struct MQTTClientOptions: Sendable {
     /// Start every connection with a fresh session. Default true. With false the broker keeps the session only
     /// while connected (libmosquitto 2.0.11 cannot send a session expiry with an asynchronous connect).
     public var cleanStart: Bool
-    /// Maximum number of unacknowledged QoS 1 publishes on the wire; further ones wait in libmosquitto's queue. Default 100.
+    /// Maximum number of unacknowledged QoS 1 publishes on the wire (libmosquitto also stays within the broker's Receive
+    /// Maximum, ``MQTTConnectionEvent/connected(sessionPresent:receiveMaximum:)``); further ones wait in libmosquitto's
+    /// queue. Default 100.
     public var maxInflight: Int
     /// How long to wait between connection attempts (first connect, lost connection, fatal error).
     /// Default: 1 s growing with the square of the attempt up to 30 s, half of each delay random.

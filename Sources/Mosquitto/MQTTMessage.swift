@@ -113,7 +113,9 @@ public struct MQTTWill: Sendable {
 /// A change of the broker connection.
 public enum MQTTConnectionEvent: Sendable {
     /// The broker accepted the connection; `sessionPresent` is true when it resumed an old session.
-    case connected(sessionPresent: Bool)
+    /// `receiveMaximum` is the broker's limit on QoS 1 and 2 publishes unanswered at once (its CONNACK's Receive
+    /// Maximum, 65,535 when it sets none): libmosquitto holds back any beyond it, while QoS 0 publishes go at once.
+    case connected(sessionPresent: Bool, receiveMaximum: Int)
     /// The connection ended or a connection attempt failed; `reason` is a human-readable cause.
     case disconnected(reason: String)
 }

@@ -110,4 +110,12 @@ enum MQTTPropertyID {
     static let contentType = Int32(MQTT_PROP_CONTENT_TYPE.rawValue)
     static let userProperty = Int32(MQTT_PROP_USER_PROPERTY.rawValue)
     static let subscriptionIdentifier = Int32(MQTT_PROP_SUBSCRIPTION_IDENTIFIER.rawValue)
+    static let receiveMaximum = Int32(MQTT_PROP_RECEIVE_MAXIMUM.rawValue)
+
+    /// The Receive Maximum in a CONNACK's `properties`; MQTT 5's default (65,535) when it has none.
+    static func receiveMaximum(in properties: OpaquePointer?) -> Int {
+        var value: UInt16 = 0
+        guard mosquitto_property_read_int16(properties, receiveMaximum, &value, false) != nil, value > 0 else { return 65_535 }
+        return Int(value)
+    }
 }

@@ -63,10 +63,11 @@ extension MosquittoClient {
     /// libmosquitto's write to its wake-up socket pair, which nobody drains (``NetworkLoop``). Left there, each
     /// pass would handle one packet only.
     static func installCallbacks(_ handle: OpaquePointer) {
-        mosquitto_connect_v5_callback_set(handle) { mosq, userdata, reasonCode, flags, _ in
+        mosquitto_connect_v5_callback_set(handle) { mosq, userdata, reasonCode, flags, properties in
             defer { errno = 0 }
             guard let mosq else { return }
-            ClientCore.from(userdata).handleConnect(handle: mosq, reasonCode: reasonCode, flags: flags)
+            ClientCore.from(userdata).handleConnect(
+                handle: mosq, reasonCode: reasonCode, flags: flags, receiveMaximum: MQTTPropertyID.receiveMaximum(in: properties))
         }
         mosquitto_disconnect_v5_callback_set(handle) { _, userdata, reasonCode, _ in
             ClientCore.from(userdata).handleDisconnect(rc: reasonCode)

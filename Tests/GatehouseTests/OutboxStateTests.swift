@@ -175,15 +175,54 @@ import Testing
         var state = connected(window: 1)
         _ = submit(0, into: &state)
         _ = submit(1, into: &state)  // waits
-        // Behind the waiting one, and without taking room in the window once its turn comes.
+        // Behind the waiting one, and without taking room in the window once its turn comes; it goes once fewer
+        // than the window's publishes are unanswered (libmosquitto then holds none of them back).
         #expect(handedOver(state.submitBestEffort(bestEffort(2, qos: .atMostOnce, device: "a"), source: nil), &state).isEmpty)
-        #expect(handedOver(state.published(id: 0, device: "a"), &state).map(\.entry) == [entry(1), entry(2)])
+        #expect(handedOver(state.published(id: 0, device: "a"), &state).map(\.entry) == [entry(1)])
+        #expect(handedOver(state.published(id: 1, device: "a"), &state).map(\.entry) == [entry(2)])
+        #expect(state.inFlight == 0)
         _ = state.brokerDisconnected()
         _ = state.brokerConnected()  // spooling until the replay catches up
         #expect(state.mode == .spooling)
         #expect(state.submitBestEffort(bestEffort(3, qos: .atMostOnce, device: "a"), source: nil).refused.count == 1)
         // The gateway's own QoS 0 (health) has nothing to overtake.
         #expect(handedOver(state.submitBestEffort(bestEffort(4, qos: .atMostOnce), source: nil), &state).count == 1)
+    }
+
+    @Test func theWindowIsNoLargerThanTheBrokersReceiveMaximum() {
+        var state = OutboxState(window: 4, spoolIsEmpty: true)
+        _ = state.brokerLinkUp(receiveMaximum: 2)
+        _ = state.brokerConnected()
+        #expect(state.window == 2 && state.highWater == 4)
+        #expect(submit(0, into: &state).count == 1)
+        #expect(submit(1, into: &state).count == 1)
+        #expect(submit(2, into: &state).isEmpty)  // libmosquitto would have held it back: it waits here
+        // So a QoS 0 message of the device, which libmosquitto would write at once, waits behind it.
+        #expect(handedOver(state.submitBestEffort(bestEffort(3, qos: .atMostOnce, device: "a"), source: nil), &state).isEmpty)
+        #expect(handedOver(state.published(id: 0, device: "a"), &state).map(\.entry) == [entry(2)])
+        #expect(handedOver(state.published(id: 1, device: "a"), &state).map(\.entry) == [entry(3)])
+        // The next connection's broker allows more: the window grows up to `mqtt.max_inflight`, no further.
+        _ = state.brokerDisconnected()
+        _ = state.brokerLinkUp(receiveMaximum: 65_535)
+        #expect(state.window == 4)
+    }
+
+    @Test func theReplayFillsMaxInflightAndLiveMessagesWaitUntilLibmosquittoHoldsNoneBack() {
+        var state = OutboxState(window: 4, spoolIsEmpty: false)
+        _ = state.brokerLinkUp(receiveMaximum: 2)
+        _ = state.brokerConnected()
+        state.replayPassStarted()
+        // No device's message is published live meanwhile, so the replay may fill `mqtt.max_inflight`.
+        #expect(state.reserveReplay(limit: 10) == 4)
+        state.releaseReplayRoom(1)  // the pass found three entries
+        _ = state.spoolCaughtUp()
+        // Three replayed entries are unanswered, one of them held back by libmosquitto: live messages of either
+        // QoS wait until fewer than the broker's 2 are.
+        #expect(submit(0, into: &state).isEmpty)
+        #expect(handedOver(state.submitBestEffort(bestEffort(1, qos: .atMostOnce, device: "a"), source: nil), &state).isEmpty)
+        #expect(handedOver(state.replayFinished(), &state).isEmpty)
+        #expect(handedOver(state.replayFinished(), &state).map(\.entry) == [entry(0)])
+        #expect(handedOver(state.replayFinished(), &state).map(\.entry) == [entry(1)])
     }
 
     @Test func messagesWrittenAheadAreNeitherCopiedNorSpooledAgain() {

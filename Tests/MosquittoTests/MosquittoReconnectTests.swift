@@ -164,13 +164,30 @@ import Testing
         client.stop()
         var events: [MQTTConnectionEvent] = []
         for await event in client.connectionEvents { events.append(event) }
-        guard case .connected(sessionPresent: false) = events.first else {
+        // mosquitto's default `max_inflight_messages`, 20, is its CONNACK's Receive Maximum.
+        guard case .connected(sessionPresent: false, receiveMaximum: 20) = events.first else {
             Issue.record("expected .connected first, got \(events)")
             return
         }
         guard case .disconnected = events.dropFirst().first else {
             Issue.record("expected .disconnected second, got \(events)")
             return
+        }
+    }
+
+    @Test func connectedEventCarriesTheBrokersReceiveMaximum() async throws {
+        for (config, expected) in [("max_inflight_messages 7", 7), ("max_inflight_messages 0", 65_535)] {
+            let broker = try await TestBroker.started(extraConfig: config)
+            let client = try MosquittoClient(options: testOptions(broker), logger: quietLogger)
+            try await client.connect()
+            client.stop()
+            var receiveMaximum: Int?
+            for await event in client.connectionEvents {
+                if case .connected(_, let value) = event { receiveMaximum = value }
+            }
+            // 0 is "no limit" to mosquitto: it sends no Receive Maximum, which means 65,535 in MQTT 5.
+            #expect(receiveMaximum == expected, "\(config)")
+            broker.stop()
         }
     }
 

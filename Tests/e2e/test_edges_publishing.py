@@ -117,6 +117,31 @@ def test_qos0_never_overtakes_the_same_devices_spooled_messages(gateway, fresh_b
     assert not overtaking, f"QoS 0 messages published ahead of spooled ones: {overtaking[:5]}"
 
 
+def test_qos0_never_overtakes_qos1_messages_beyond_the_brokers_receive_maximum(gateway, fresh_broker, mqtt_factory, paused):
+    """§3.2 with a broker slower than the device: mosquitto lets 20 QoS 1 publishes be unanswered at once (its
+    CONNACK's Receive Maximum) against the gateway's `max_inflight` of 1,000. libmosquitto holds back any
+    QoS 1 publish beyond 20 but writes a QoS 0 one at once, so the window must not hand it more than 20."""
+    burst = 100
+    pause, resume = paused
+    g = gateway(broker=fresh_broker, limits={"max_messages_per_s": 0})
+    dev = uid("order")
+    d = g.connect(g.token(dev))
+    observer = mqtt_factory(fresh_broker)
+    observer.subscribe(f"{g.base}/{dev}/telemetry", qos=0)  # QoS 0: the broker forwards in the order it read
+    before = messages_out(g)
+    pause()
+    for seq in range(1, burst + 1):
+        d.send_json({"type": "telemetry", "seq": seq, "data": {"n": seq}})
+    d.send_json({"type": "telemetry", "seq": 0, "qos": 0, "data": {"n": 0}})
+    wait_until(lambda: messages_out(g) >= before + burst + 1, 10, interval=0.05)
+    resume()
+    # A QoS 0 message is acked once handed over, so its ack may come first.
+    acks = [d.recv_json(timeout=10) for _ in range(burst + 1)]
+    assert sorted(a["seq"] for a in acks if a["type"] == "ack") == list(range(burst + 1)), acks
+    seen = [m.json()["data"]["n"] for m in observer.collect(lambda m: True, 1.0)]
+    assert seen == list(range(1, burst + 1)) + [0], f"published out of order: the QoS 0 message came at position {seen.index(0) + 1}"
+
+
 def test_a_stop_that_cannot_confirm_offline_leaves_with_the_will(gateway, fresh_broker, mqtt_factory, paused):
     """A backlog the broker does not confirm in time keeps the gateway's `offline` from being confirmed: the
     gateway then leaves with its Will (a clean DISCONNECT would suppress it)."""

@@ -8,21 +8,22 @@ import NIOCore
 ///
 /// The rules:
 /// - While the broker is connected and nothing is spooled (`direct`), a message is published at once if
-///   the window (`mqtt.max_inflight`) has room and nothing waits; otherwise it waits in memory, and the
-///   device whose message reaches the high-water mark is paused. PUBACKs free the window, move waiting
-///   messages out in order, and below half the high-water mark every paused device is resumed. Steady
-///   overload therefore writes nothing to disk and creates no duplicates.
+///   the window (`mqtt.max_inflight`, or the broker's Receive Maximum if lower) has room and nothing waits;
+///   otherwise it waits in memory, and the device whose message reaches the high-water mark is paused.
+///   PUBACKs free the window, move waiting messages out in order, and below half the high-water mark every
+///   paused device is resumed. Steady overload therefore writes nothing to disk and creates no duplicates.
 /// - When the broker is lost (`spooling`), what waits in memory and every later message goes to the spool,
 ///   until the replay has read everything back with the broker connected again.
 /// - A device's messages still waiting for their PUBACK are copied into the spool ahead of that device's
 ///   first spooled message: should the gateway stop before they are confirmed, the spool still holds them
 ///   in order. That copy is the only source of duplicates, and it happens only after a broker fault.
 /// - Best-effort messages are never spooled. At QoS 1 they share the window with everything else, so no
-///   more than `window` publishes ever wait for a PUBACK (libmosquitto's 16-bit message ids cannot wrap
+///   more than `maxWindow` publishes ever wait for a PUBACK (libmosquitto's 16-bit message ids cannot wrap
 ///   onto a waiting one). While the broker is away they are refused at once, not queued in libmosquitto to
 ///   surface stale after the reconnect: the gateway republishes what it owns then. A device's QoS 0
 ///   message waits behind that device's earlier ones, and is refused while messages are spooled, so it
-///   never overtakes them.
+///   never overtakes them. Nor does it overtake those libmosquitto holds back (beyond the broker's Receive
+///   Maximum): a QoS 0 message goes while fewer than the window's publishes await a PUBACK.
 /// - A message `spooled` already (write-ahead, for the embedded broker: the spool keeps it until the broker
 ///   has saved it, and the spool's rewind publishes it again after a broker fault) is neither copied nor
 ///   spooled again; when the broker is lost before it went out, it is simply forgotten here.
@@ -103,8 +104,16 @@ struct OutboxState {
         var refused: [Message] = []
     }
 
-    /// Messages allowed to wait for a PUBACK at once (live and replayed).
-    let window: Int
+    /// QoS 1 publishes allowed to wait for a PUBACK at once while publishing live: `maxWindow`, or the broker's
+    /// Receive Maximum when that is lower (`brokerLinkUp`). libmosquitto holds back the QoS 1 publishes beyond the
+    /// Receive Maximum but writes a QoS 0 one at once, so a device's QoS 0 message would overtake its earlier QoS 1
+    /// ones; within this window it holds none back.
+    private(set) var window: Int
+    /// `mqtt.max_inflight`: the window of the spool's replay. It may fill libmosquitto's queue beyond the broker's
+    /// Receive Maximum, since no device's message is published live while the spool is replayed (QoS 0 ones are
+    /// refused): with the replay paced by a window of 20, each PUBACK cost a pass on the replay queue, and a
+    /// replayed message a quarter more CPU (docs/benchmarks.md).
+    let maxWindow: Int
     /// Waiting messages at which the submitting source is paused; resumed at half.
     let highWater: Int
     private(set) var mode: Mode
@@ -128,6 +137,7 @@ struct OutboxState {
 
     init(window: Int, spoolIsEmpty: Bool) {
         self.window = max(1, window)
+        self.maxWindow = self.window
         self.highWater = max(2, window)
         self.mode = spoolIsEmpty ? .direct : .spooling
     }
@@ -189,7 +199,7 @@ struct OutboxState {
         }
         message.id = nextID
         nextID &+= 1
-        if waiting.isEmpty, !message.usesWindow || inFlight < window {
+        if waiting.isEmpty, mayStart(message) {
             start(message, into: &effects)
         } else {
             wait(message, source: source, into: &effects)
@@ -220,8 +230,10 @@ struct OutboxState {
 
     // MARK: Broker connection
 
-    /// The client is connected; must-be-safe messages keep going to the spool until `brokerConnected`.
-    mutating func brokerLinkUp() -> Effects {
+    /// The client is connected, to a broker that lets `receiveMaximum` QoS 1 publishes be unanswered at once;
+    /// must-be-safe messages keep going to the spool until `brokerConnected`.
+    mutating func brokerLinkUp(receiveMaximum: Int) -> Effects {
+        window = max(1, min(maxWindow, receiveMaximum))
         linkUp = true
         return refill()
     }
@@ -269,7 +281,7 @@ struct OutboxState {
     /// Reserves room in the window for up to `limit` spooled entries; returns how many.
     mutating func reserveReplay(limit: Int) -> Int {
         guard mode == .spooling, connected, !stopped else { return 0 }
-        let room = max(0, min(limit, window - inFlight))
+        let room = max(0, min(limit, maxWindow - inFlight))
         inFlight += room
         return room
     }
@@ -363,8 +375,18 @@ struct OutboxState {
         return effects
     }
 
+    /// Whether `message` (a best-effort one, or the first that waits) may go to libmosquitto now. A QoS 1 one needs
+    /// room in the window: the replay's while spooling, the live one otherwise. A QoS 0 one, which libmosquitto
+    /// writes at once, waits while libmosquitto may hold QoS 1 publishes back: strictly below the live window, since
+    /// in a PUBACK's callback libmosquitto has yet to release the publish it held back for it. While spooling only
+    /// the gateway's own QoS 0 messages come here (a device's are refused): they overtake nothing.
+    private func mayStart(_ message: Message) -> Bool {
+        if message.usesWindow { return inFlight < (mode == .spooling ? maxWindow : window) }
+        return mode == .spooling || inFlight < window
+    }
+
     private mutating func startWaiting(_ effects: inout Effects) {
-        while let next = waiting.first, !next.usesWindow || inFlight < window {
+        while let next = waiting.first, mayStart(next) {
             start(waiting.removeFirst(), into: &effects)
         }
     }

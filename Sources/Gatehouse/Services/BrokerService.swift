@@ -21,9 +21,9 @@ struct BrokerService: Service {
             messages: { gateway.routing.route($0) },
             events: { event in
                 switch event {
-                case .connected:
+                case .connected(_, let receiveMaximum):
                     gateway.metrics.brokerConnectionAccepted()
-                    gateway.link.linkUp()
+                    gateway.link.linkUp(receiveMaximum: receiveMaximum)
                     resynchronise.yield(gateway.routing.connectionGeneration)
                 case .disconnected(let reason):
                     gateway.routing.brokerLost()
