@@ -4,6 +4,7 @@ Each test gives the gateway its own loopback port and data directory for the emb
 object that is never started stands for its address, so the usual MQTT clients can talk to it.
 """
 
+import ctypes
 import json
 import os
 import signal
@@ -60,6 +61,32 @@ def embedded(gateway, tmp_path):
     return make
 
 
+def nodelay_of_connections(pid: int, port: int) -> list[bool]:
+    """TCP_NODELAY of every connection process `pid` accepted on local `port`, read from its own sockets (copies of
+    them taken with pidfd_getfd, which needs root as the tests run)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    sys_pidfd_open, sys_pidfd_getfd = 434, 438  # x86_64 and aarch64 alike
+    inodes = set()
+    for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == "01":  # ESTABLISHED
+            inodes.add(fields[9])
+    pidfd = libc.syscall(sys_pidfd_open, pid, 0)
+    assert pidfd >= 0, os.strerror(ctypes.get_errno())
+    found = []
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            if os.readlink(f"/proc/{pid}/fd/{fd}").removeprefix("socket:[").removesuffix("]") not in inodes:
+                continue
+            copy = libc.syscall(sys_pidfd_getfd, pidfd, int(fd), 0)
+            assert copy >= 0, os.strerror(ctypes.get_errno())
+            with socket.socket(fileno=copy) as s:
+                found.append(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0)
+    finally:
+        os.close(pidfd)
+    return found
+
+
 def test_without_mqtt_url_the_gateway_runs_its_own_broker(embedded, mqtt_factory):
     g, e = embedded()
     conf = (e.dir / "mosquitto.conf").read_text()
@@ -75,6 +102,9 @@ def test_without_mqtt_url_the_gateway_runs_its_own_broker(embedded, mqtt_factory
     assert body["data"] == {"t": 21.5}
     # Its output is in the gateway's log.
     assert "mosquitto: " in g.log()
+    # Nagle's algorithm is off on its connections (the gateway's, the observer's): with mosquitto's default, what
+    # it sends while its previous message to a client is unacknowledged waits for that client's delayed ACK.
+    assert nodelay_of_connections(e.pid(), e.port) == [True, True]
 
 
 def current_pid(e: Embedded) -> int | None:
