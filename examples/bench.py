@@ -10,21 +10,25 @@ with a healthy broker: the spool is only for a broker that cannot be reached).
 Flow B0: the same at QoS 0 (acked once handed to libmosquitto).
 Flow C (spool): the broker is stopped and the same devices send again: every message is acked from the gateway's
 disk spool (group commit); then the broker is started again and the spool drains into it.
-Prints messages/s and CPU microseconds per message of the gateway, the broker and the load generator (from /proc),
-and the ratios the goals are stated in: gateway ÷ broker on the baseline flow of the same QoS.
-Everything binds to loopback and stops by itself.
+Flows A and B (and A and B0) run in turns, BENCH_ROUNDS times each: one round of each in a row, so that the host's
+noise (two runs of one flow here differ by up to ~20 %) reaches the floor and the gateway alike.
+Prints messages/s and CPU microseconds per message of the gateway, the broker and the load generator (from /proc) of
+each flow's median round (by the CPU per message that counts: the broker's for a floor, the gateway's otherwise) and
+that figure of every round, and the ratios the goals are stated in: the gateway's median ÷ the floor's median, of the
+same QoS. Everything binds to loopback and stops by itself.
 
 Environment: BIN (default .build/release), BENCH_DEVICES (50), BENCH_MESSAGES (2000), BENCH_WINDOW (64),
-BENCH_INFLIGHT (the gateway's mqtt.max_inflight, 100).
+BENCH_INFLIGHT (the gateway's mqtt.max_inflight, 100), BENCH_ROUNDS (3; 1 with BENCH_QUICK=1; odd, for a true median).
 """
 import json, os, subprocess, tempfile, time
 
-from bench_common import CPU, Broker, Gateway, Processes, Subscriber, disk_writes, header, per_unit, telemetry
+from bench_common import CPU, Broker, Gateway, Processes, Subscriber, disk_writes, header, per_unit, sized, telemetry
 
 DEVICES = int(os.environ.get("BENCH_DEVICES", "50"))
 MESSAGES = int(os.environ.get("BENCH_MESSAGES", "2000"))
 # The gateway's in-flight window (mqtt.max_inflight): small enough that the devices keep it full.
 INFLIGHT = os.environ.get("BENCH_INFLIGHT", "100")
+ROUNDS = max(1, sized("BENCH_ROUNDS", 3, 1))
 PAYLOAD = json.dumps({"ts": 1, "seq": 1, "data": {"temperature": 21.5, "setpoint": 21.0, "heating": True, "mode": "auto"}})
 
 
@@ -42,25 +46,50 @@ def direct_flow(broker, qos):
     return time.monotonic() - start, cpu.take()["broker"]
 
 
+class Flow:
+    """One flow's rounds: per round messages/s and CPU µs per message of the broker, the gateway and the generator."""
+
+    def __init__(self, label, key):
+        self.label, self.key, self.rounds = label, key, []
+
+    def add(self, messages, seconds, broker=None, gateway=None, load=None):
+        us = lambda cpu: None if cpu is None else per_unit(cpu, messages)
+        self.rounds.append(dict(rate=messages / seconds, broker=us(broker), gateway=us(gateway), load=us(load)))
+
+    @property
+    def median(self):
+        """The round whose figure `key` is the median."""
+        return sorted(self.rounds, key=lambda r: r[self.key])[len(self.rounds) // 2]
+
+    def every_round(self):
+        return ", ".join(f"{r[self.key]:.1f}" for r in self.rounds)
+
+
 def main():
     total = DEVICES * MESSAGES
     header("telemetry", f"{DEVICES} devices x {MESSAGES} messages = {total} per flow, window {os.environ.get('BENCH_WINDOW', '64')}, "
-           f"gateway max_inflight {INFLIGHT}")
+           f"gateway max_inflight {INFLIGHT}, {ROUNDS} rounds of each flow in turns")
     work = tempfile.mkdtemp(prefix="gatehouse-bench-")
+    floor1, gateway1 = Flow("mosquitto_pub -> mosquitto, QoS 1 (floor)", "broker"), Flow("device -> gatehouse -> mosquitto, QoS 1", "gateway")
+    floor0, gateway0 = Flow("mosquitto_pub -> mosquitto, QoS 0 (floor)", "broker"), Flow("device -> gatehouse -> mosquitto, QoS 0", "gateway")
+    acked = nacked = arrived = unique = disk = acked0 = nacked0 = 0
     with Processes() as procs:
         broker = Broker(procs, work)
         gateway = Gateway(procs, work, broker, MQTT_MAX_INFLIGHT=INFLIGHT)
-        direct_s, direct_cpu = direct_flow(broker, 1)
-        direct0_s, direct0_cpu = direct_flow(broker, 0)
+        for turn in range(ROUNDS):
+            floor1.add(total, *direct_flow(broker, 1))
+            subscriber = Subscriber(procs, broker.port, f"{work}/q1-{turn}.txt")
+            disk0 = disk_writes(gateway.pid)
+            ok, refused, seconds, cpu = telemetry(procs, work, gateway, DEVICES, MESSAGES, f"q1r{turn}", qos=1, broker=broker.pid)
+            gateway1.add(ok, seconds, cpu["broker"], cpu["gateway"], cpu["load"])
+            got, seen = subscriber.wait(total)
+            acked, nacked, arrived, unique = acked + ok, nacked + refused, arrived + got, unique + len(seen)
+            disk += disk_writes(gateway.pid) - disk0
 
-        subscriber = Subscriber(procs, broker.port, f"{work}/q1.txt")
-        disk0 = disk_writes(gateway.pid)
-        acked, nacked, q1_s, q1_cpu = telemetry(procs, work, gateway, DEVICES, MESSAGES, "q1", qos=1, broker=broker.pid)
-        arrived, seen = subscriber.wait(total)
-        unique = len(seen)
-        disk = disk_writes(gateway.pid) - disk0
-
-        acked0, nacked0, q0_s, q0_cpu = telemetry(procs, work, gateway, DEVICES, MESSAGES, "q0", qos=0, broker=broker.pid)
+            floor0.add(total, *direct_flow(broker, 0))
+            ok, refused, seconds, cpu = telemetry(procs, work, gateway, DEVICES, MESSAGES, f"q0r{turn}", qos=0, broker=broker.pid)
+            gateway0.add(ok, seconds, cpu["broker"], cpu["gateway"], cpu["load"])
+            acked0, nacked0 = acked0 + ok, nacked0 + refused
 
         broker.stop()
         deadline = time.monotonic() + 15
@@ -74,22 +103,24 @@ def main():
             time.sleep(0.05)
         drain_s, drained_cpu = time.monotonic() - start, drain_cpu.take()
 
-    floor1, floor0 = per_unit(direct_cpu, total), per_unit(direct0_cpu, total)
-    gw1, gw0 = per_unit(q1_cpu["gateway"], acked), per_unit(q0_cpu["gateway"], acked0)
-    print(f"   {'flow':44} {'msgs/s':>8} {'broker µs/msg':>14} {'gateway µs/msg':>15} {'load µs/msg':>12}")
-    rows = [("mosquitto_pub -> mosquitto, QoS 1 (floor)", total / direct_s, floor1, None, None),
-            ("device -> gatehouse -> mosquitto, QoS 1", acked / q1_s, per_unit(q1_cpu["broker"], acked), gw1, per_unit(q1_cpu["load"], acked)),
-            ("mosquitto_pub -> mosquitto, QoS 0 (floor)", total / direct0_s, floor0, None, None),
-            ("device -> gatehouse -> mosquitto, QoS 0", acked0 / q0_s, per_unit(q0_cpu["broker"], acked0), gw0, per_unit(q0_cpu["load"], acked0)),
-            ("device -> gatehouse -> spool (broker down)", spooled / spool_s, None, per_unit(spool_cpu["gateway"], spooled), per_unit(spool_cpu["load"], spooled)),
-            ("spool -> mosquitto (drain, incl. reconnect)", depth / drain_s, per_unit(drained_cpu["broker"], depth), per_unit(drained_cpu["gateway"], depth), None)]
+    spool_flow, drain_flow = Flow("device -> gatehouse -> spool (broker down)", "gateway"), Flow("spool -> mosquitto (drain, incl. reconnect)", "gateway")
+    spool_flow.add(spooled, spool_s, gateway=spool_cpu["gateway"], load=spool_cpu["load"])
+    drain_flow.add(depth, drain_s, broker=drained_cpu["broker"], gateway=drained_cpu["gateway"])
+    print(f"   {'flow (median round)':44} {'msgs/s':>8} {'broker µs/msg':>14} {'gateway µs/msg':>15} {'load µs/msg':>12}   every round")
     dash = lambda v: "-" if v is None else f"{v:.1f}"
-    for label, rate, broker_us, gateway_us, load_us in rows:
-        print(f"   {label:44} {rate:>8.0f} {dash(broker_us):>14} {dash(gateway_us):>15} {dash(load_us):>12}")
-    print(f"   gateway ÷ floor: QoS 1 {gw1 / floor1:.2f} (goal ≤ 1.0), QoS 0 {gw0 / floor0:.2f} (goal ≤ 0.5); QoS 1 ÷ QoS 0 {gw1 / gw0:.2f}")
-    print(f"   QoS 1: acked {acked}, nacked {nacked}; {arrived} arrived at the broker for {unique} distinct messages "
-          f"({arrived - unique} duplicates, {total - unique} missing); gateway disk writes {disk} bytes")
-    print(f"   QoS 0: acked {acked0}, nacked {nacked0}")
+    for flow in (floor1, gateway1, floor0, gateway0, spool_flow, drain_flow):
+        r = flow.median
+        rounds = flow.every_round() if len(flow.rounds) > 1 else ""
+        print(f"   {flow.label:44} {r['rate']:>8.0f} {dash(r['broker']):>14} {dash(r['gateway']):>15} {dash(r['load']):>12}   {rounds}")
+    gw1, gw0 = gateway1.median["gateway"], gateway0.median["gateway"]
+    print(f"   gateway ÷ floor (medians): QoS 1 {gw1 / floor1.median['broker']:.2f} (goal ≤ 1.0), "
+          f"QoS 0 {gw0 / floor0.median['broker']:.2f} (goal ≤ 0.5); QoS 1 ÷ QoS 0 {gw1 / gw0:.2f}")
+    if ROUNDS > 1:
+        print("   every round's ratio: QoS 1 " + ", ".join(f"{g['gateway'] / f['broker']:.2f}" for g, f in zip(gateway1.rounds, floor1.rounds))
+              + "; QoS 0 " + ", ".join(f"{g['gateway'] / f['broker']:.2f}" for g, f in zip(gateway0.rounds, floor0.rounds)))
+    print(f"   QoS 1 ({ROUNDS} rounds): acked {acked}, nacked {nacked}; {arrived} arrived at the broker for {unique} distinct messages "
+          f"({arrived - unique} duplicates, {total * ROUNDS - unique} missing); gateway disk writes {disk} bytes")
+    print(f"   QoS 0 ({ROUNDS} rounds): acked {acked0}, nacked {nacked0}")
     print(f"   broker down: acked {spooled} from the spool, nacked {spool_nacked}; {depth:.0f} spooled entries drained in {drain_s:.1f} s "
           f"(includes the gateway's reconnect backoff)")
 

@@ -90,6 +90,9 @@ final class ClientCore: Sendable {
         /// Why the latest connection attempt failed, until one succeeds; lets `connect()` fail fast even if
         /// the failure came before it started waiting.
         var lastFailure: MosquittoError?
+        /// libmosquitto's limit on QoS 1 and 2 publishes unanswered at once (its `inflight_maximum`), as it sets it:
+        /// a CONNACK's Receive Maximum replaces it, one without keeps the last; nil until then (`sendMaximum`).
+        var inflightLimit: Int?
         var nextID = 0
 
         mutating func makeID() -> Int {
@@ -334,7 +337,8 @@ final class ClientCore: Sendable {
         waiter?.resume()
     }
 
-    func handleConnect(handle: OpaquePointer, reasonCode: Int32, flags: Int32, receiveMaximum: Int) {
+    /// `receiveMaximum`: the CONNACK's, nil when it has none.
+    func handleConnect(handle: OpaquePointer, reasonCode: Int32, flags: Int32, receiveMaximum: Int?) {
         guard reasonCode == 0 else {
             let reason = MQTTReasonCode(reasonCode)
             let error = MosquittoError(
@@ -349,15 +353,17 @@ final class ClientCore: Sendable {
         }
         acceptedConnections.add(1, ordering: .relaxed)
         linkUp.store(true, ordering: .relaxed)
-        let (groups, waiters) = state.withLock { state in
+        let (groups, waiters, inflightLimit) = state.withLock { state in
             state.connected = true
             state.generation += 1
             state.lastFailure = nil
+            let inflightLimit = receiveMaximum ?? state.inflightLimit ?? options.sendMaximum
+            state.inflightLimit = inflightLimit
             // QoS 0 packets queued on the old connection were dropped with it and will never be reported.
             state.qos0Mids.removeAll()
             let waiters = Array(state.connectWaiters.values)
             state.connectWaiters.removeAll()
-            return (state.groups.sorted { $0.key < $1.key }, waiters)
+            return (state.groups.sorted { $0.key < $1.key }, waiters, inflightLimit)
         }
         // Resubscribe from inside the callback: the SUBACKs are read by this same thread, so they cannot
         // arrive before the ids are recorded below.
@@ -386,11 +392,11 @@ final class ClientCore: Sendable {
             "Connected to MQTT broker",
             metadata: [
                 "mqtt.broker": "\(address)", "mqtt.sessionPresent": "\(sessionPresent)",
-                "mqtt.resubscribed": "\(sent.count)", "mqtt.receiveMaximum": "\(receiveMaximum)",
+                "mqtt.resubscribed": "\(sent.count)", "mqtt.inflightLimit": "\(inflightLimit)",
             ]
         )
         for waiter in waiters { waiter.continuation.resume() }
-        report(.connected(sessionPresent: sessionPresent, receiveMaximum: receiveMaximum))
+        report(.connected(sessionPresent: sessionPresent, inflightLimit: inflightLimit))
     }
 
     /// `rc` is what libmosquitto 2.0.11 hands the disconnect callback: the broker's MQTT 5 reason code (>= 0x80)

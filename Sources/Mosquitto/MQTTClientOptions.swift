@@ -48,9 +48,9 @@ public struct MQTTClientOptions: Sendable {
     /// Start every connection with a fresh session. Default true. With false the broker keeps the session only
     /// while connected (libmosquitto 2.0.11 cannot send a session expiry with an asynchronous connect).
     public var cleanStart: Bool
-    /// Maximum number of unacknowledged QoS 1 publishes on the wire (libmosquitto also stays within the broker's Receive
-    /// Maximum, ``MQTTConnectionEvent/connected(sessionPresent:receiveMaximum:)``); further ones wait in libmosquitto's
-    /// queue. Default 100.
+    /// Maximum number of unacknowledged QoS 1 publishes on the wire until the broker says otherwise (its CONNACK's
+    /// Receive Maximum replaces it in libmosquitto, ``MQTTConnectionEvent/connected(sessionPresent:inflightLimit:)``);
+    /// further ones wait in libmosquitto's queue. Default 100.
     public var maxInflight: Int
     /// How long to wait between connection attempts (first connect, lost connection, fatal error).
     /// Default: 1 s growing with the square of the attempt up to 30 s, half of each delay random.
@@ -176,4 +176,9 @@ extension String {
         else { return "" }
         return Substring(scalars[first...last])
     }
+}
+
+extension MQTTClientOptions {
+    /// `maxInflight` as libmosquitto takes it (`MOSQ_OPT_SEND_MAXIMUM`, 1...65,535).
+    var sendMaximum: Int { min(max(maxInflight, 1), 65_535) }
 }

@@ -113,9 +113,11 @@ public struct MQTTWill: Sendable {
 /// A change of the broker connection.
 public enum MQTTConnectionEvent: Sendable {
     /// The broker accepted the connection; `sessionPresent` is true when it resumed an old session.
-    /// `receiveMaximum` is the broker's limit on QoS 1 and 2 publishes unanswered at once (its CONNACK's Receive
-    /// Maximum, 65,535 when it sets none): libmosquitto holds back any beyond it, while QoS 0 publishes go at once.
-    case connected(sessionPresent: Bool, receiveMaximum: Int)
+    /// `inflightLimit` is how many QoS 1 and 2 publishes libmosquitto lets be unanswered at once on this connection:
+    /// the broker's Receive Maximum from its CONNACK (which replaces ``MQTTClientOptions/maxInflight``), or when a
+    /// CONNACK has none the limit libmosquitto kept from before. It holds back any publish beyond it, while it writes
+    /// QoS 0 ones at once.
+    case connected(sessionPresent: Bool, inflightLimit: Int)
     /// The connection ended or a connection attempt failed; `reason` is a human-readable cause.
     case disconnected(reason: String)
 }

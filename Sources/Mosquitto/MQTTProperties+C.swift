@@ -112,10 +112,10 @@ enum MQTTPropertyID {
     static let subscriptionIdentifier = Int32(MQTT_PROP_SUBSCRIPTION_IDENTIFIER.rawValue)
     static let receiveMaximum = Int32(MQTT_PROP_RECEIVE_MAXIMUM.rawValue)
 
-    /// The Receive Maximum in a CONNACK's `properties`; MQTT 5's default (65,535) when it has none.
-    static func receiveMaximum(in properties: OpaquePointer?) -> Int {
+    /// The Receive Maximum in a CONNACK's `properties`, nil when it has none.
+    static func receiveMaximum(in properties: OpaquePointer?) -> Int? {
         var value: UInt16 = 0
-        guard mosquitto_property_read_int16(properties, receiveMaximum, &value, false) != nil, value > 0 else { return 65_535 }
+        guard mosquitto_property_read_int16(properties, receiveMaximum, &value, false) != nil, value > 0 else { return nil }
         return Int(value)
     }
 }

@@ -22,7 +22,7 @@ extension MosquittoClient {
         // Commands and acks are small and latency-sensitive; don't let Nagle hold them back.
         try check(mosquitto_int_option(handle, MOSQ_OPT_TCP_NODELAY, 1), "cannot set TCP_NODELAY")
         try check(
-            mosquitto_int_option(handle, MOSQ_OPT_SEND_MAXIMUM, Int32(clamping: min(max(options.maxInflight, 1), 65535))),
+            mosquitto_int_option(handle, MOSQ_OPT_SEND_MAXIMUM, Int32(options.sendMaximum)),
             "invalid maxInflight \(options.maxInflight)"
         )
         if options.username != nil || options.password != nil {

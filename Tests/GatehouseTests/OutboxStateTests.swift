@@ -191,7 +191,7 @@ import Testing
 
     @Test func theWindowIsNoLargerThanTheBrokersReceiveMaximum() {
         var state = OutboxState(window: 4, spoolIsEmpty: true)
-        _ = state.brokerLinkUp(receiveMaximum: 2)
+        _ = state.brokerLinkUp(inflightLimit: 2)
         _ = state.brokerConnected()
         #expect(state.window == 2 && state.highWater == 4)
         #expect(submit(0, into: &state).count == 1)
@@ -203,13 +203,13 @@ import Testing
         #expect(handedOver(state.published(id: 1, device: "a"), &state).map(\.entry) == [entry(3)])
         // The next connection's broker allows more: the window grows up to `mqtt.max_inflight`, no further.
         _ = state.brokerDisconnected()
-        _ = state.brokerLinkUp(receiveMaximum: 65_535)
+        _ = state.brokerLinkUp(inflightLimit: 65_535)
         #expect(state.window == 4)
     }
 
     @Test func theReplayFillsMaxInflightAndLiveMessagesWaitUntilLibmosquittoHoldsNoneBack() {
         var state = OutboxState(window: 4, spoolIsEmpty: false)
-        _ = state.brokerLinkUp(receiveMaximum: 2)
+        _ = state.brokerLinkUp(inflightLimit: 2)
         _ = state.brokerConnected()
         state.replayPassStarted()
         // No device's message is published live meanwhile, so the replay may fill `mqtt.max_inflight`.

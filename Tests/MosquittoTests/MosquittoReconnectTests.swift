@@ -165,7 +165,7 @@ import Testing
         var events: [MQTTConnectionEvent] = []
         for await event in client.connectionEvents { events.append(event) }
         // mosquitto's default `max_inflight_messages`, 20, is its CONNACK's Receive Maximum.
-        guard case .connected(sessionPresent: false, receiveMaximum: 20) = events.first else {
+        guard case .connected(sessionPresent: false, inflightLimit: 20) = events.first else {
             Issue.record("expected .connected first, got \(events)")
             return
         }
@@ -175,20 +175,40 @@ import Testing
         }
     }
 
-    @Test func connectedEventCarriesTheBrokersReceiveMaximum() async throws {
-        for (config, expected) in [("max_inflight_messages 7", 7), ("max_inflight_messages 0", 65_535)] {
-            let broker = try await TestBroker.started(extraConfig: config)
-            let client = try MosquittoClient(options: testOptions(broker), logger: quietLogger)
-            try await client.connect()
-            client.stop()
-            var receiveMaximum: Int?
-            for await event in client.connectionEvents {
-                if case .connected(_, let value) = event { receiveMaximum = value }
-            }
-            // 0 is "no limit" to mosquitto: it sends no Receive Maximum, which means 65,535 in MQTT 5.
-            #expect(receiveMaximum == expected, "\(config)")
-            broker.stop()
+    /// libmosquitto takes a CONNACK's Receive Maximum as its limit on unanswered publishes, and keeps its limit when a
+    /// CONNACK has none (mosquitto sends none with `max_inflight_messages 0`, no limit): the event says what it applies.
+    @Test func connectedEventCarriesLibmosquittosInflightLimit() async throws {
+        let limited = try await TestBroker.started(extraConfig: "max_inflight_messages 7")
+        var options = try testOptions(limited)
+        options.maxInflight = 300
+        let client = try MosquittoClient(options: options, logger: quietLogger)
+        try await client.connect()
+        limited.stop()
+        #expect(try await eventually { !client.isConnected })
+        let unlimited = try TestBroker(extraConfig: "max_inflight_messages 0", port: limited.port)
+        try await unlimited.start()
+        #expect(try await eventually(timeout: .seconds(10)) { client.isConnected })
+        client.stop()
+        unlimited.stop()
+        var limits: [Int] = []
+        for await event in client.connectionEvents {
+            if case .connected(_, let limit) = event { limits.append(limit) }
         }
+        #expect(limits == [7, 7])
+
+        // A first CONNACK without one leaves `maxInflight`.
+        let fresh = try await TestBroker.started(extraConfig: "max_inflight_messages 0")
+        var freshOptions = try testOptions(fresh)
+        freshOptions.maxInflight = 300
+        let second = try MosquittoClient(options: freshOptions, logger: quietLogger)
+        try await second.connect()
+        second.stop()
+        fresh.stop()
+        var firstLimit: Int?
+        for await event in second.connectionEvents {
+            if case .connected(_, let limit) = event { firstLimit = limit }
+        }
+        #expect(firstLimit == 300)
     }
 
     @Test func stopFailsWaitingCallsAndReturnsPromptlyWhileBrokerIsDown() async throws {

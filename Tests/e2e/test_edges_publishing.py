@@ -139,7 +139,8 @@ def test_qos0_never_overtakes_qos1_messages_beyond_the_brokers_receive_maximum(g
     acks = [d.recv_json(timeout=10) for _ in range(burst + 1)]
     assert sorted(a["seq"] for a in acks if a["type"] == "ack") == list(range(burst + 1)), acks
     seen = [m.json()["data"]["n"] for m in observer.collect(lambda m: True, 1.0)]
-    assert seen == list(range(1, burst + 1)) + [0], f"published out of order: the QoS 0 message came at position {seen.index(0) + 1}"
+    position = seen.index(0) + 1 if 0 in seen else None
+    assert seen == list(range(1, burst + 1)) + [0], f"published out of order or lost: the QoS 0 message at position {position}"
 
 
 def test_a_stop_that_cannot_confirm_offline_leaves_with_the_will(gateway, fresh_broker, mqtt_factory, paused):

@@ -59,9 +59,9 @@ final class BrokerLink: Sendable {
     /// go out again and the spool is replayed.
     func connected() { outbox.brokerConnected() }
 
-    /// The client connected, to a broker with this Receive Maximum; the gateway resynchronises before
-    /// `connected()` (best-effort messages may go).
-    func linkUp(receiveMaximum: Int) { outbox.brokerLinkUp(receiveMaximum: receiveMaximum) }
+    /// The client connected, with libmosquitto's limit on unanswered publishes for this connection (the broker's
+    /// Receive Maximum); the gateway resynchronises before `connected()` (best-effort messages may go).
+    func linkUp(inflightLimit: Int) { outbox.brokerLinkUp(inflightLimit: inflightLimit) }
 
     /// The broker connection was lost.
     func disconnected() { outbox.brokerDisconnected() }

@@ -104,10 +104,10 @@ final class Outbox: Sendable {
         perform(state.withLock { $0.brokerConnected() })
     }
 
-    /// The client is connected, the gateway not yet resynchronised: best-effort messages may go. The broker
-    /// lets `receiveMaximum` QoS 1 publishes be unanswered at once: the window is no larger.
-    func brokerLinkUp(receiveMaximum: Int) {
-        perform(state.withLock { $0.brokerLinkUp(receiveMaximum: receiveMaximum) })
+    /// The client is connected, the gateway not yet resynchronised: best-effort messages may go. libmosquitto
+    /// lets `inflightLimit` QoS 1 publishes be unanswered at once on this connection: the live window is no larger.
+    func brokerLinkUp(inflightLimit: Int) {
+        perform(state.withLock { $0.brokerLinkUp(inflightLimit: inflightLimit) })
     }
 
     /// The broker is gone: what waits in memory goes to the spool, and so does everything after it.

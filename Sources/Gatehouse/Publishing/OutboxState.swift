@@ -104,10 +104,10 @@ struct OutboxState {
         var refused: [Message] = []
     }
 
-    /// QoS 1 publishes allowed to wait for a PUBACK at once while publishing live: `maxWindow`, or the broker's
-    /// Receive Maximum when that is lower (`brokerLinkUp`). libmosquitto holds back the QoS 1 publishes beyond the
-    /// Receive Maximum but writes a QoS 0 one at once, so a device's QoS 0 message would overtake its earlier QoS 1
-    /// ones; within this window it holds none back.
+    /// QoS 1 publishes allowed to wait for a PUBACK at once while publishing live: `maxWindow`, or libmosquitto's
+    /// limit for the connection (the broker's Receive Maximum) when that is lower (`brokerLinkUp`). libmosquitto holds
+    /// back the QoS 1 publishes beyond its limit but writes a QoS 0 one at once, so a device's QoS 0 message would
+    /// overtake its earlier QoS 1 ones; within this window it holds none back.
     private(set) var window: Int
     /// `mqtt.max_inflight`: the window of the spool's replay. It may fill libmosquitto's queue beyond the broker's
     /// Receive Maximum, since no device's message is published live while the spool is replayed (QoS 0 ones are
@@ -171,7 +171,7 @@ struct OutboxState {
         }
         let message = Message(id: nextID, entry: entry, device: device, completion: completion, spooled: spooled)
         nextID &+= 1
-        if waiting.isEmpty, inFlight < window {
+        if waiting.isEmpty, mayStart(message) {
             start(message, into: &effects)
         } else {
             wait(message, source: source, into: &effects)
@@ -230,10 +230,10 @@ struct OutboxState {
 
     // MARK: Broker connection
 
-    /// The client is connected, to a broker that lets `receiveMaximum` QoS 1 publishes be unanswered at once;
-    /// must-be-safe messages keep going to the spool until `brokerConnected`.
-    mutating func brokerLinkUp(receiveMaximum: Int) -> Effects {
-        window = max(1, min(maxWindow, receiveMaximum))
+    /// The client is connected, and libmosquitto lets `inflightLimit` QoS 1 publishes be unanswered at once (the
+    /// broker's Receive Maximum); must-be-safe messages keep going to the spool until `brokerConnected`.
+    mutating func brokerLinkUp(inflightLimit: Int) -> Effects {
+        window = max(1, min(maxWindow, inflightLimit))
         linkUp = true
         return refill()
     }
@@ -379,7 +379,7 @@ struct OutboxState {
     /// room in the window: the replay's while spooling, the live one otherwise. A QoS 0 one, which libmosquitto
     /// writes at once, waits while libmosquitto may hold QoS 1 publishes back: strictly below the live window, since
     /// in a PUBACK's callback libmosquitto has yet to release the publish it held back for it. While spooling only
-    /// the gateway's own QoS 0 messages come here (a device's are refused): they overtake nothing.
+    /// the gateway's own QoS 0 messages come here (a device's are refused): nothing orders them after held ones.
     private func mayStart(_ message: Message) -> Bool {
         if message.usesWindow { return inFlight < (mode == .spooling ? maxWindow : window) }
         return mode == .spooling || inFlight < window

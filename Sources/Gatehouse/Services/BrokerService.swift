@@ -21,9 +21,9 @@ struct BrokerService: Service {
             messages: { gateway.routing.route($0) },
             events: { event in
                 switch event {
-                case .connected(_, let receiveMaximum):
+                case .connected(_, let inflightLimit):
                     gateway.metrics.brokerConnectionAccepted()
-                    gateway.link.linkUp(receiveMaximum: receiveMaximum)
+                    gateway.link.linkUp(inflightLimit: inflightLimit)
                     resynchronise.yield(gateway.routing.connectionGeneration)
                 case .disconnected(let reason):
                     gateway.routing.brokerLost()
