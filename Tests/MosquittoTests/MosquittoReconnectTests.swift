@@ -179,36 +179,37 @@ import Testing
     /// CONNACK has none (mosquitto sends none with `max_inflight_messages 0`, no limit): the event says what it applies.
     @Test func connectedEventCarriesLibmosquittosInflightLimit() async throws {
         let limited = try await TestBroker.started(extraConfig: "max_inflight_messages 7")
-        var options = try testOptions(limited)
-        options.maxInflight = 300
-        let client = try MosquittoClient(options: options, logger: quietLogger)
+        let client = try clientAllowing300(limited)
         try await client.connect()
         limited.stop()
         #expect(try await eventually { !client.isConnected })
         let unlimited = try TestBroker(extraConfig: "max_inflight_messages 0", port: limited.port)
         try await unlimited.start()
         #expect(try await eventually(timeout: .seconds(10)) { client.isConnected })
+        #expect(await inflightLimits(client, stopping: unlimited) == [7, 7])
+
+        // A first CONNACK without one leaves `maxInflight`.
+        let fresh = try await TestBroker.started(extraConfig: "max_inflight_messages 0")
+        let second = try clientAllowing300(fresh)
+        try await second.connect()
+        #expect(await inflightLimits(second, stopping: fresh) == [300])
+    }
+
+    private func clientAllowing300(_ broker: TestBroker) throws -> MosquittoClient {
+        var options = try testOptions(broker)
+        options.maxInflight = 300
+        return try MosquittoClient(options: options, logger: quietLogger)
+    }
+
+    /// Stops `client` and `broker`; the limits its `.connected` events carried.
+    private func inflightLimits(_ client: MosquittoClient, stopping broker: TestBroker) async -> [Int] {
         client.stop()
-        unlimited.stop()
+        broker.stop()
         var limits: [Int] = []
         for await event in client.connectionEvents {
             if case .connected(_, let limit) = event { limits.append(limit) }
         }
-        #expect(limits == [7, 7])
-
-        // A first CONNACK without one leaves `maxInflight`.
-        let fresh = try await TestBroker.started(extraConfig: "max_inflight_messages 0")
-        var freshOptions = try testOptions(fresh)
-        freshOptions.maxInflight = 300
-        let second = try MosquittoClient(options: freshOptions, logger: quietLogger)
-        try await second.connect()
-        second.stop()
-        fresh.stop()
-        var firstLimit: Int?
-        for await event in second.connectionEvents {
-            if case .connected(_, let limit) = event { firstLimit = limit }
-        }
-        #expect(firstLimit == 300)
+        return limits
     }
 
     @Test func stopFailsWaitingCallsAndReturnsPromptlyWhileBrokerIsDown() async throws {
