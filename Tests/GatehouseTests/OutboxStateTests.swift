@@ -121,6 +121,22 @@ import Testing
         #expect(submit(12, into: &state).isEmpty)
     }
 
+    @Test func aRefusalThatMayPassHoldsTheReplayAndTheCatchUpUntilItRestarts() {
+        var state = OutboxState(window: 3, spoolIsEmpty: false)
+        _ = state.brokerConnected()
+        state.replayPassStarted()
+        #expect(state.reserveReplay(limit: 10) == 3)
+        let first = state.replayRefusedForNow()
+        #expect(first.holds && !first.effects.replay && state.inFlight == 2)
+        #expect(!state.replayRefusedForNow().holds)  // a second refusal joins the hold
+        #expect(state.reserveReplay(limit: 10) == 0 && !state.requestReplay())
+        _ = state.spoolCaughtUp()
+        #expect(state.mode == .spooling)  // live messages may not overtake the refused entry
+        #expect(state.replayRestarts().replay)
+        state.replayPassStarted()
+        #expect(state.reserveReplay(limit: 10) == 2)
+    }
+
     @Test func leftoversAtShutdownAreInArrivalOrder() {
         var state = connected(window: 1)
         _ = state.submit(entry(0), device: "b", source: nil, completion: nil)

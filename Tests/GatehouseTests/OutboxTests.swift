@@ -26,15 +26,15 @@ import Testing
             }
         }
 
-        /// Sends up to `count` PUBACKs, oldest first; returns how many.
+        /// Sends up to `count` PUBACKs, oldest first, with `refusal` as their reason when given; returns how many.
         @discardableResult
-        func acknowledge(_ count: Int = .max) -> Int {
+        func acknowledge(_ count: Int = .max, refusal: MosquittoError? = nil) -> Int {
             let batch = state.withLock { state in
                 let batch = Array(state.unanswered.prefix(count))
                 state.unanswered.removeFirst(batch.count)
                 return batch
             }
-            for completion in batch { completion(nil) }
+            for completion in batch { completion(refusal) }
             return batch.count
         }
 
@@ -137,6 +137,32 @@ import Testing
         await eventually { !outbox.isSpooling }
         outbox.send(message(0, 30), device: "d0", source: nil, completion: nil)
         #expect(broker.received.count == seqs.count + 1)
+        _ = await outbox.stop(grace: .milliseconds(10))
+    }
+
+    @Test func aReplayedMessageRefusedForNowGoesAgainWithEverythingAfterItInOrder() async throws {
+        let (outbox, broker, spool) = try makeOutbox(window: 4)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let outcomes = Outcomes()
+        for seq in 0..<10 { outbox.send(message(0, seq), device: "d0", source: nil, completion: outcomes.record("\(seq)")) }
+        await eventually { outcomes.all.count == 10 }  // spooled: the broker was never connected
+        outbox.brokerConnected()
+        await eventually { broker.unansweredCount == 4 }
+        broker.acknowledge(1)
+        let busy = MosquittoError(code: .publishRejected, message: "quota exceeded", reasonCode: .quotaExceeded)
+        broker.acknowledge(1, refusal: busy)  // entry 1, for a reason that may pass
+        broker.acknowledge()  // entries 2 and 3 (and 4, had the replay gone on)
+        #expect(broker.received.count == 4 || broker.received.count == 5)
+        // A second later the replay starts again from entry 1, the oldest unconfirmed one.
+        await eventually {
+            broker.acknowledge()
+            return spool.stats().depth == 0 && !outbox.isSpooling
+        }
+        let seqs = broker.received.map { Int(String(decoding: $0.payload, as: UTF8.self))! }
+        // Each entry's last copy reaches the broker in order: entry 1 does not come after 2 and 3 for good.
+        let lastCopies = (0..<10).map { seq in seqs.lastIndex(of: seq)! }
+        #expect(lastCopies == lastCopies.sorted(), "\(seqs)")
+        #expect(Array(seqs.drop { $0 != 1 }.dropFirst().drop { $0 != 1 }) == Array(1..<10), "\(seqs)")
         _ = await outbox.stop(grace: .milliseconds(10))
     }
 

@@ -251,7 +251,8 @@ final class Outbox: Sendable {
     }
 
     /// Publishes one spooled entry; it leaves the spool on its PUBACK, or when the broker refuses it for
-    /// good. A refusal that may pass (quota exceeded, unspecified error) is retried a second later.
+    /// good. After a refusal that may pass (quota exceeded, unspecified error) the replay holds, and a second later
+    /// starts again from the oldest unconfirmed entry (`restartReplay`).
     private func replayOne(_ entry: SpoolEntry, ticket: Spool.Ticket) {
         publish(entry) { error in
             if let error, error.code == .closed {
@@ -265,9 +266,12 @@ final class Outbox: Sendable {
                 return
             }
             if let error, !Self.isPermanent(error) {
-                self.logger.warning("the broker refused a spooled message for now; retrying", metadata: [
+                let (effects, holds) = self.state.withLock { $0.replayRefusedForNow() }
+                self.perform(effects)
+                guard holds else { return }
+                self.logger.warning("the broker refused a spooled message for now; replaying again from it in a second", metadata: [
                     "topic": "\(entry.topic)", "error": "\(error.message)"])
-                self.replayQueue.asyncAfter(deadline: .now() + .seconds(1)) { self.replayOne(entry, ticket: ticket) }
+                self.replayQueue.asyncAfter(deadline: .now() + .seconds(1)) { self.restartReplay() }
                 return
             }
             if let error {
@@ -277,6 +281,15 @@ final class Outbox: Sendable {
             self.spool.acknowledge(ticket)
             self.perform(self.state.withLock { $0.replayFinished() })
         }
+    }
+
+    /// After a refusal that may pass: every entry still in the spool is read again, oldest first, the refused one
+    /// with what came after it (the rewind is made holding `state`, like every append).
+    private func restartReplay() {
+        perform(state.withLock { state in
+            spool.rewind()
+            return state.replayRestarts()
+        })
     }
 
     /// PUBACK reasons a retry cannot change (the Mosquitto module decides which: `isPermanentRejection`).

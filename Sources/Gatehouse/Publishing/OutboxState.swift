@@ -131,6 +131,9 @@ struct OutboxState {
     private var paused: [ObjectIdentifier: any PublishSource] = [:]
     private var readingDecisions: UInt64 = 0
     private var replayScheduled = false
+    /// A replayed entry was refused for a reason that may pass: no pass and no catch-up until the replay starts
+    /// again from it (`replayRestarts`).
+    private var replayHeld = false
     /// Decided for publishing, not yet handed to the broker; `draining` while some thread hands them over.
     private var toPublish: [Message] = []
     private var draining = false
@@ -268,7 +271,7 @@ struct OutboxState {
     /// Claims a replay pass (after a group commit, a timer tick); false when one is scheduled already or
     /// there is nothing to replay now.
     mutating func requestReplay() -> Bool {
-        guard mode == .spooling, connected, !stopped, !replayScheduled else { return false }
+        guard mode == .spooling, connected, !stopped, !replayScheduled, !replayHeld else { return false }
         replayScheduled = true
         return true
     }
@@ -280,7 +283,7 @@ struct OutboxState {
 
     /// Reserves room in the window for up to `limit` spooled entries; returns how many.
     mutating func reserveReplay(limit: Int) -> Int {
-        guard mode == .spooling, connected, !stopped else { return 0 }
+        guard mode == .spooling, connected, !stopped, !replayHeld else { return 0 }
         let room = max(0, min(limit, maxWindow - inFlight))
         inFlight += room
         return room
@@ -289,6 +292,24 @@ struct OutboxState {
     /// A replayed entry is done (confirmed, dropped or expired): its room goes to the next one.
     mutating func replayFinished() -> Effects {
         inFlight -= 1
+        return refill()
+    }
+
+    /// The broker refused a replayed entry for a reason that may pass (quota exceeded, server busy). Retried on its
+    /// own, it would reach the broker after the entries read after it, and after the catch-up after the device's
+    /// live messages: the replay holds (its room is free) until the caller rewinds the spool and calls
+    /// `replayRestarts`, so that the entry and everything after it go again, in order (duplicates, not losses).
+    /// Returns true for the first refusal of a hold: only that caller schedules the restart.
+    mutating func replayRefusedForNow() -> (effects: Effects, holds: Bool) {
+        inFlight -= 1
+        let holds = !replayHeld
+        replayHeld = true
+        return (refill(), holds)
+    }
+
+    /// The spool was rewound after `replayRefusedForNow`: the replay goes on from its oldest unconfirmed entry.
+    mutating func replayRestarts() -> Effects {
+        replayHeld = false
         return refill()
     }
 
@@ -302,7 +323,7 @@ struct OutboxState {
     /// straight to the broker again. The replayed entries still in flight were handed to libmosquitto
     /// first, so they reach the broker first.
     mutating func spoolCaughtUp() -> Effects {
-        guard mode == .spooling, connected else { return Effects() }
+        guard mode == .spooling, connected, !replayHeld else { return Effects() }
         mode = .direct
         return refill()
     }
