@@ -137,6 +137,24 @@ import Testing
         #expect(state.reserveReplay(limit: 10) == 2)
     }
 
+    @Test func aRefusalAfterTheCatchUpSpoolsLiveMessagesAgainBehindTheRefusedEntry() {
+        var state = OutboxState(window: 2, spoolIsEmpty: false)
+        _ = state.brokerConnected()
+        state.replayPassStarted()
+        #expect(state.reserveReplay(limit: 10) == 2)
+        state.releaseReplayRoom(1)  // one replayed entry still in flight at the catch-up
+        _ = state.spoolCaughtUp()
+        #expect(state.mode == .direct)
+        #expect(submit(0, into: &state).count == 1)
+        #expect(submit(1, into: &state).isEmpty)  // waits for room
+        let refusal = state.replayRefusedForNow()  // the replayed entry
+        #expect(refusal.holds && state.mode == .spooling)
+        // The room it frees takes no live message out: the waiting one is spooled, behind a copy of the device's
+        // unconfirmed one, and the rewind reads the refused entry again ahead of both.
+        #expect(!refusal.effects.drain)
+        #expect(refusal.effects.spool.map(\.entry) == [entry(0), entry(1)])
+    }
+
     @Test func leftoversAtShutdownAreInArrivalOrder() {
         var state = connected(window: 1)
         _ = state.submit(entry(0), device: "b", source: nil, completion: nil)

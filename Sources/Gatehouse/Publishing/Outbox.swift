@@ -47,17 +47,12 @@ final class Outbox: Sendable {
 
     /// Takes one must-be-safe message of `device`; `completion` says when it is safe, or why it was refused.
     func send(_ entry: SpoolEntry, device: String, source: (any PublishSource)?, completion: PublishCompletion?) {
-        var refused: [(PublishCompletion, PublishOutcome)] = []
-        let effects = state.withLock { state in
+        decideSpooling { state in
             if writeAhead, state.publishesDirectly, let effects = submitWrittenAhead(entry, device: device, source: source, completion: completion, &state) {
                 return effects
             }
-            let effects = state.submit(entry, device: device, source: source, completion: completion)
-            appendToSpool(effects.spool, refused: &refused)
-            return effects
+            return state.submit(entry, device: device, source: source, completion: completion)
         }
-        for (completion, outcome) in refused { completion(outcome) }
-        perform(effects)
     }
 
     /// Takes one best-effort message (never spooled; see `OutboxState`); `completion` runs on the PUBACK
@@ -112,16 +107,12 @@ final class Outbox: Sendable {
 
     /// The broker is gone: what waits in memory goes to the spool, and so does everything after it.
     func brokerDisconnected() {
-        var refused: [(PublishCompletion, PublishOutcome)] = []
-        let effects = state.withLock { state in
+        decideSpooling { state in
             let effects = state.brokerDisconnected()
             // What the broker acknowledged may be lost with it: read it all again (after what was already read).
             if writeAhead { spool.rewind() }
-            appendToSpool(effects.spool, refused: &refused)
             return effects
         }
-        for (completion, outcome) in refused { completion(outcome) }
-        perform(effects)
     }
 
     /// Sets the test for spooled entries the replay leaves out: documents the broker already has in a newer
@@ -137,6 +128,19 @@ final class Outbox: Sendable {
 
     /// True from losing the broker until the replay has caught up.
     var isSpooling: Bool { state.withLock { $0.mode == .spooling } }
+
+    /// Runs `decide` holding `state` and appends what it spools before letting go (appends are made holding it:
+    /// "Locks and their order" in docs/architecture.md); then answers what the spool refused and performs the rest.
+    private func decideSpooling(_ decide: (inout OutboxState) -> OutboxState.Effects) {
+        var refused: [(PublishCompletion, PublishOutcome)] = []
+        let effects = state.withLock { state in
+            let effects = decide(&state)
+            appendToSpool(effects.spool, refused: &refused)
+            return effects
+        }
+        for (completion, outcome) in refused { completion(outcome) }
+        perform(effects)
+    }
 
     /// Called with `state` held (see the type's comment).
     private func appendToSpool(_ items: [(entry: SpoolEntry, completion: PublishCompletion?)], refused: inout [(PublishCompletion, PublishOutcome)]) {
@@ -266,8 +270,12 @@ final class Outbox: Sendable {
                 return
             }
             if let error, !Self.isPermanent(error) {
-                let (effects, holds) = self.state.withLock { $0.replayRefusedForNow() }
-                self.perform(effects)
+                var holds = false
+                self.decideSpooling { state in
+                    let refusal = state.replayRefusedForNow()
+                    holds = refusal.holds
+                    return refusal.effects
+                }
                 guard holds else { return }
                 self.logger.warning("the broker refused a spooled message for now; replaying again from it in a second", metadata: [
                     "topic": "\(entry.topic)", "error": "\(error.message)"])

@@ -299,12 +299,16 @@ struct OutboxState {
     /// own, it would reach the broker after the entries read after it, and after the catch-up after the device's
     /// live messages: the replay holds (its room is free) until the caller rewinds the spool and calls
     /// `replayRestarts`, so that the entry and everything after it go again, in order (duplicates, not losses).
+    /// After the catch-up (an entry still in flight then) live messages go to the spool again meanwhile, behind it.
     /// Returns true for the first refusal of a hold: only that caller schedules the restart.
     mutating func replayRefusedForNow() -> (effects: Effects, holds: Bool) {
         inFlight -= 1
         let holds = !replayHeld
         replayHeld = true
-        return (refill(), holds)
+        var effects = Effects()
+        enterSpooling(&effects)  // first: the freed room must not take a waiting live message out
+        refill(into: &effects)
+        return (effects, holds)
     }
 
     /// The spool was rewound after `replayRefusedForNow`: the replay goes on from its oldest unconfirmed entry.
@@ -384,6 +388,11 @@ struct OutboxState {
     /// high-water mark, a spool replay continues.
     private mutating func refill() -> Effects {
         var effects = Effects()
+        refill(into: &effects)
+        return effects
+    }
+
+    private mutating func refill(into effects: inout Effects) {
         switch mode {
         case .direct where connected:
             startWaiting(&effects)
@@ -393,7 +402,6 @@ struct OutboxState {
             if linkUp { startWaiting(&effects) }
             if mode == .spooling { effects.replay = requestReplay() }
         }
-        return effects
     }
 
     /// Whether `message` (a best-effort one, or the first that waits) may go to libmosquitto now. A QoS 1 one needs
