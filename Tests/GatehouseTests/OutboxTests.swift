@@ -158,9 +158,11 @@ import Testing
             broker.acknowledge()
             return spool.stats().depth == 0 && !outbox.isSpooling
         }
+        #expect(spool.stats().depth == 0 && !outbox.isSpooling)
         let seqs = broker.received.map { Int(String(decoding: $0.payload, as: UTF8.self))! }
+        #expect(Set(seqs) == Set(0..<10))
         // Each entry's last copy reaches the broker in order: entry 1 does not come after 2 and 3 for good.
-        let lastCopies = (0..<10).map { seq in seqs.lastIndex(of: seq)! }
+        let lastCopies = (0..<10).map { seq in seqs.lastIndex(of: seq) ?? -1 }
         #expect(lastCopies == lastCopies.sorted(), "\(seqs)")
         #expect(Array(seqs.drop { $0 != 1 }.dropFirst().drop { $0 != 1 }) == Array(1..<10), "\(seqs)")
         _ = await outbox.stop(grace: .milliseconds(10))

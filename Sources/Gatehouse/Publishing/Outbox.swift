@@ -17,7 +17,7 @@ import Synchronization
 /// so that what the broker may have lost is published again (duplicates, never losses). When the spool cannot
 /// take it (disk full), it is safe on the PUBACK alone, as with an external broker.
 ///
-/// Spool appends (and the write-ahead rewind) are made while holding `state`; publishes, completions and
+/// Spool appends (and the rewinds) are made while holding `state`; publishes, completions and
 /// pausing devices happen after it is released. Why, and the lock order: "Locks and their order" in
 /// docs/architecture.md.
 final class Outbox: Sendable {
@@ -85,7 +85,7 @@ final class Outbox: Sendable {
             switch outcome {
             case .refused(.brokerUnavailable, _): return
             case .refused(_, let reason):
-                // Acked from disk already: like a spooled message the broker refuses, it is dropped.
+                // Acked from disk already, and not read again (a replayed one refused for now would be): it is dropped.
                 logger.error("the broker refused a message; dropping it", metadata: ["topic": "\(topic)", "error": "\(reason)"])
             case .safe: break
             }
@@ -126,7 +126,7 @@ final class Outbox: Sendable {
         state.withLock { ($0.waitingCount, $0.pausedCount) }
     }
 
-    /// True from losing the broker until the replay has caught up.
+    /// True from losing the broker (or a replayed entry's refusal for now) until the replay has caught up.
     var isSpooling: Bool { state.withLock { $0.mode == .spooling } }
 
     /// Runs `decide` holding `state` and appends what it spools before letting go (appends are made holding it:
@@ -240,7 +240,12 @@ final class Outbox: Sendable {
                 return
             }
             let isSuperseded = superseded.withLock { $0 }
-            for item in batch {
+            for (index, item) in batch.enumerated() {
+                // Held by a refusal meanwhile: the rest is read again after the restart's rewind.
+                guard !state.withLock({ $0.isReplayHeld }) else {
+                    state.withLock { $0.releaseReplayRoom(batch.count - index) }
+                    return
+                }
                 if item.expired {
                     spool.acknowledge(item.ticket, expired: true)
                     perform(state.withLock { $0.replayFinished() })
@@ -272,6 +277,8 @@ final class Outbox: Sendable {
             if let error, !Self.isPermanent(error) {
                 var holds = false
                 self.decideSpooling { state in
+                    // Again holding `state`: a restart (its rewind holds it too) may have come since the check above.
+                    guard self.spool.isCurrent(ticket) else { return state.replayFinished() }
                     let refusal = state.replayRefusedForNow()
                     holds = refusal.holds
                     return refusal.effects

@@ -13,7 +13,8 @@ import NIOCore
 ///   PUBACKs free the window, move waiting messages out in order, and below half the high-water mark every
 ///   paused device is resumed. Steady overload therefore writes nothing to disk and creates no duplicates.
 /// - When the broker is lost (`spooling`), what waits in memory and every later message goes to the spool,
-///   until the replay has read everything back with the broker connected again.
+///   until the replay has read everything back with the broker connected again. So too when the broker refuses a
+///   replayed entry for a reason that may pass: the replay starts again from the oldest unconfirmed entry.
 /// - A device's messages still waiting for their PUBACK are copied into the spool ahead of that device's
 ///   first spooled message: should the gateway stop before they are confirmed, the spool still holds them
 ///   in order. That copy is the only source of duplicates, and it happens only after a broker fault.
@@ -295,21 +296,29 @@ struct OutboxState {
         return refill()
     }
 
-    /// The broker refused a replayed entry for a reason that may pass (quota exceeded, server busy). Retried on its
-    /// own, it would reach the broker after the entries read after it, and after the catch-up after the device's
-    /// live messages: the replay holds (its room is free) until the caller rewinds the spool and calls
-    /// `replayRestarts`, so that the entry and everything after it go again, in order (duplicates, not losses).
-    /// After the catch-up (an entry still in flight then) live messages go to the spool again meanwhile, behind it.
+    /// The broker refused a replayed entry for a reason that may pass (quota exceeded, unspecified error). Retried
+    /// on its own, it would reach the broker after the entries read after it, and after the catch-up after the
+    /// device's live messages: the replay holds (its room is free) until the caller rewinds the spool and calls
+    /// `replayRestarts`, so that every unconfirmed entry, the refused one among them, goes again in order
+    /// (duplicates, not losses). After the catch-up (the entry was still in flight then) live messages go to the
+    /// spool again, behind it, with copies of those not yet confirmed (whichever device refused entry was).
     /// Returns true for the first refusal of a hold: only that caller schedules the restart.
     mutating func replayRefusedForNow() -> (effects: Effects, holds: Bool) {
         inFlight -= 1
         let holds = !replayHeld
         replayHeld = true
         var effects = Effects()
-        enterSpooling(&effects)  // first: the freed room must not take a waiting live message out
+        if mode == .direct {
+            for messages in unconfirmed.values { effects.spool += messages.map { ($0.entry, nil) } }
+            unconfirmed.removeAll()
+            enterSpooling(&effects)  // before the refill: the freed room must not take a waiting live message out
+        }
         refill(into: &effects)
         return (effects, holds)
     }
+
+    /// A refusal holds the replay until it restarts (`replayRefusedForNow`).
+    var isReplayHeld: Bool { replayHeld }
 
     /// The spool was rewound after `replayRefusedForNow`: the replay goes on from its oldest unconfirmed entry.
     mutating func replayRestarts() -> Effects {

@@ -270,8 +270,9 @@ final class Spool: Sendable {
         state.withLock { $0.isCurrent(ticket) }
     }
 
-    /// The broker may have lost what it acknowledged lately (the embedded broker died before saving): every
-    /// entry still in the log, kept or not yet acknowledged, is read and published again, oldest first.
+    /// The broker may have lost what it acknowledged lately (the embedded broker died before saving), or refused a
+    /// replayed entry for now (the outbox replays in order from there): every entry still in the log, kept or not
+    /// yet acknowledged, is read and published again, oldest first.
     /// Tickets handed out before are void.
     func rewind() {
         state.withLock { $0.rewind() }
