@@ -126,13 +126,14 @@ import Testing
         _ = state.brokerConnected()
         state.replayPassStarted()
         #expect(state.reserveReplay(limit: 10) == 3)
-        let first = state.replayRefusedForNow()
-        #expect(first.holds && !first.effects.replay && state.inFlight == 2)
-        #expect(!state.replayRefusedForNow().holds)  // a second refusal joins the hold
+        let start = ContinuousClock.now
+        let first = state.replayRefusedForNow(at: start)
+        #expect(first.restartAfter == .seconds(1) && !first.effects.replay && state.inFlight == 2)
+        #expect(state.replayRefusedForNow(at: start).restartAfter == nil)  // a second refusal joins the hold
         #expect(state.reserveReplay(limit: 10) == 0 && !state.requestReplay())
         _ = state.spoolCaughtUp()
         #expect(state.mode == .spooling)  // live messages may not overtake the refused entry
-        #expect(state.replayRestarts().replay)
+        #expect(state.replayRestarts(at: start + .seconds(1)).replay)
         state.replayPassStarted()
         #expect(state.reserveReplay(limit: 10) == 2)
     }
@@ -148,8 +149,8 @@ import Testing
         #expect(handedOver(state.submit(entry(5), device: "b", source: nil, completion: nil), &state).count == 1)
         #expect(submit(0, into: &state).count == 1)
         #expect(submit(1, into: &state).isEmpty)  // waits for room
-        let refusal = state.replayRefusedForNow()  // the replayed entry, of a device we cannot tell
-        #expect(refusal.holds && state.mode == .spooling)
+        let refusal = state.replayRefusedForNow(at: .now)  // the replayed entry, of a device we cannot tell
+        #expect(refusal.restartAfter != nil && state.mode == .spooling)
         // The room it frees takes no live message out. The waiting one is spooled, behind copies of every device's
         // unconfirmed ones (b's has nothing waiting behind it), and the rewind reads the refused entry again first.
         #expect(!refusal.effects.drain)
@@ -157,6 +158,27 @@ import Testing
         #expect(Set(spooled.map(\.payload)) == Set([entry(5), entry(0), entry(1)].map(\.payload)))
         #expect(spooled.firstIndex(of: entry(0))! < spooled.firstIndex(of: entry(1))!)
         #expect(spooled.count == 3)
+    }
+
+    @Test func aBrokerThatRefusesAgainSoonAfterARestartIsWaitedForLonger() {
+        var state = OutboxState(window: 3, spoolIsEmpty: false)
+        _ = state.brokerConnected()
+        var now = ContinuousClock.now
+        var waits: [Duration] = []
+        for _ in 0..<7 {
+            state.replayPassStarted()
+            _ = state.reserveReplay(limit: 1)
+            let wait = state.replayRefusedForNow(at: now).restartAfter!
+            waits.append(wait)
+            now += wait
+            _ = state.replayRestarts(at: now)
+            now += .milliseconds(100)  // refused again right after the restart
+        }
+        #expect(waits == [1, 2, 4, 8, 16, 30, 30].map { Duration.seconds($0) })
+        // Refused again only long after the last restart: back to a second.
+        state.replayPassStarted()
+        _ = state.reserveReplay(limit: 1)
+        #expect(state.replayRefusedForNow(at: now + .seconds(120)).restartAfter == .seconds(1))
     }
 
     @Test func leftoversAtShutdownAreInArrivalOrder() {

@@ -261,7 +261,8 @@ final class Outbox: Sendable {
 
     /// Publishes one spooled entry; it leaves the spool on its PUBACK, or when the broker refuses it for
     /// good. After a refusal that may pass (quota exceeded, unspecified error) the replay holds, and a second later
-    /// starts again from the oldest unconfirmed entry (`restartReplay`).
+    /// (longer if the broker refuses again soon after, up to 30 s) starts again from the oldest unconfirmed entry
+    /// (`restartReplay`).
     private func replayOne(_ entry: SpoolEntry, ticket: Spool.Ticket) {
         publish(entry) { error in
             if let error, error.code == .closed {
@@ -275,18 +276,20 @@ final class Outbox: Sendable {
                 return
             }
             if let error, !Self.isPermanent(error) {
-                var holds = false
+                var restartAfter: Duration?
                 self.decideSpooling { state in
                     // Again holding `state`: a restart (its rewind holds it too) may have come since the check above.
                     guard self.spool.isCurrent(ticket) else { return state.replayFinished() }
-                    let refusal = state.replayRefusedForNow()
-                    holds = refusal.holds
+                    let refusal = state.replayRefusedForNow(at: .now)
+                    restartAfter = refusal.restartAfter
                     return refusal.effects
                 }
-                guard holds else { return }
-                self.logger.warning("the broker refused a spooled message for now; replaying again from it in a second", metadata: [
-                    "topic": "\(entry.topic)", "error": "\(error.message)"])
-                self.replayQueue.asyncAfter(deadline: .now() + .seconds(1)) { self.restartReplay() }
+                guard let restartAfter else { return }
+                self.logger.warning("the broker refused a spooled message for now; replaying again from it later", metadata: [
+                    "topic": "\(entry.topic)", "error": "\(error.message)", "retry_in": "\(restartAfter)"])
+                let (seconds, attoseconds) = restartAfter.components
+                let delay = DispatchTimeInterval.milliseconds(Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000))
+                self.replayQueue.asyncAfter(deadline: .now() + delay) { self.restartReplay() }
                 return
             }
             if let error {
@@ -303,7 +306,7 @@ final class Outbox: Sendable {
     private func restartReplay() {
         perform(state.withLock { state in
             spool.rewind()
-            return state.replayRestarts()
+            return state.replayRestarts(at: .now)
         })
     }
 

@@ -135,6 +135,12 @@ struct OutboxState {
     /// A replayed entry was refused for a reason that may pass: no pass and no catch-up until the replay starts
     /// again from it (`replayRestarts`).
     private var replayHeld = false
+    /// The last restart after a hold, and the wait before it: a broker that refuses again soon after a restart makes
+    /// the next wait twice as long (up to `longestHold`), so that it is not sent the whole window again every second.
+    private var lastRestart: ContinuousClock.Instant?
+    private var holdWait = Self.shortestHold
+    static let shortestHold = Duration.seconds(1)
+    static let longestHold = Duration.seconds(30)
     /// Decided for publishing, not yet handed to the broker; `draining` while some thread hands them over.
     private var toPublish: [Message] = []
     private var draining = false
@@ -302,10 +308,16 @@ struct OutboxState {
     /// `replayRestarts`, so that every unconfirmed entry, the refused one among them, goes again in order
     /// (duplicates, not losses). After the catch-up (the entry was still in flight then) live messages go to the
     /// spool again, behind it, with copies of those not yet confirmed (whichever device refused entry was).
-    /// Returns true for the first refusal of a hold: only that caller schedules the restart.
-    mutating func replayRefusedForNow() -> (effects: Effects, holds: Bool) {
+    /// Returns how long to hold for the first refusal of a hold (only that caller schedules the restart), nil for the
+    /// others.
+    mutating func replayRefusedForNow(at now: ContinuousClock.Instant) -> (effects: Effects, restartAfter: Duration?) {
         inFlight -= 1
-        let holds = !replayHeld
+        var restartAfter: Duration?
+        if !replayHeld {
+            let refusedSoonAfterRestart = lastRestart.map { now - $0 < holdWait * 2 } ?? false
+            holdWait = refusedSoonAfterRestart ? min(holdWait * 2, Self.longestHold) : Self.shortestHold
+            restartAfter = holdWait
+        }
         replayHeld = true
         var effects = Effects()
         if mode == .direct {
@@ -314,15 +326,16 @@ struct OutboxState {
             enterSpooling(&effects)  // before the refill: the freed room must not take a waiting live message out
         }
         refill(into: &effects)
-        return (effects, holds)
+        return (effects, restartAfter)
     }
 
     /// A refusal holds the replay until it restarts (`replayRefusedForNow`).
     var isReplayHeld: Bool { replayHeld }
 
     /// The spool was rewound after `replayRefusedForNow`: the replay goes on from its oldest unconfirmed entry.
-    mutating func replayRestarts() -> Effects {
+    mutating func replayRestarts(at now: ContinuousClock.Instant) -> Effects {
         replayHeld = false
+        lastRestart = now
         return refill()
     }
 
