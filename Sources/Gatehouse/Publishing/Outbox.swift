@@ -287,9 +287,8 @@ final class Outbox: Sendable {
                 guard let restartAfter else { return }
                 self.logger.warning("the broker refused a spooled message for now; replaying again from it later", metadata: [
                     "topic": "\(entry.topic)", "error": "\(error.message)", "retry_in": "\(restartAfter)"])
-                let (seconds, attoseconds) = restartAfter.components
-                let delay = DispatchTimeInterval.milliseconds(Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000))
-                self.replayQueue.asyncAfter(deadline: .now() + delay) { self.restartReplay() }
+                // Whole seconds (`OutboxState.shortestHold` doubled).
+                self.replayQueue.asyncAfter(deadline: .now() + .seconds(Int(restartAfter.components.seconds))) { self.restartReplay() }
                 return
             }
             if let error {

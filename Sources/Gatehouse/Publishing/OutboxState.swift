@@ -134,7 +134,7 @@ struct OutboxState {
     private var replayScheduled = false
     /// A replayed entry was refused for a reason that may pass: no pass and no catch-up until the replay starts
     /// again from it (`replayRestarts`).
-    private var replayHeld = false
+    private(set) var isReplayHeld = false
     /// The last restart after a hold, and the wait before it: a broker that refuses again soon after a restart makes
     /// the next wait twice as long (up to `longestHold`), so that it is not sent the whole window again every second.
     private var lastRestart: ContinuousClock.Instant?
@@ -278,7 +278,7 @@ struct OutboxState {
     /// Claims a replay pass (after a group commit, a timer tick); false when one is scheduled already or
     /// there is nothing to replay now.
     mutating func requestReplay() -> Bool {
-        guard mode == .spooling, connected, !stopped, !replayScheduled, !replayHeld else { return false }
+        guard mode == .spooling, connected, !stopped, !replayScheduled, !isReplayHeld else { return false }
         replayScheduled = true
         return true
     }
@@ -290,7 +290,7 @@ struct OutboxState {
 
     /// Reserves room in the window for up to `limit` spooled entries; returns how many.
     mutating func reserveReplay(limit: Int) -> Int {
-        guard mode == .spooling, connected, !stopped, !replayHeld else { return 0 }
+        guard mode == .spooling, connected, !stopped, !isReplayHeld else { return 0 }
         let room = max(0, min(limit, maxWindow - inFlight))
         inFlight += room
         return room
@@ -307,18 +307,18 @@ struct OutboxState {
     /// device's live messages: the replay holds (its room is free) until the caller rewinds the spool and calls
     /// `replayRestarts`, so that every unconfirmed entry, the refused one among them, goes again in order
     /// (duplicates, not losses). After the catch-up (the entry was still in flight then) live messages go to the
-    /// spool again, behind it, with copies of those not yet confirmed (whichever device refused entry was).
+    /// spool again, behind it, with copies of those not yet confirmed (whichever device the refused entry was of).
     /// Returns how long to hold for the first refusal of a hold (only that caller schedules the restart), nil for the
     /// others.
     mutating func replayRefusedForNow(at now: ContinuousClock.Instant) -> (effects: Effects, restartAfter: Duration?) {
         inFlight -= 1
         var restartAfter: Duration?
-        if !replayHeld {
+        if !isReplayHeld {
             let refusedSoonAfterRestart = lastRestart.map { now - $0 < holdWait * 2 } ?? false
             holdWait = refusedSoonAfterRestart ? min(holdWait * 2, Self.longestHold) : Self.shortestHold
             restartAfter = holdWait
         }
-        replayHeld = true
+        isReplayHeld = true
         var effects = Effects()
         if mode == .direct {
             for messages in unconfirmed.values { effects.spool += messages.map { ($0.entry, nil) } }
@@ -329,12 +329,9 @@ struct OutboxState {
         return (effects, restartAfter)
     }
 
-    /// A refusal holds the replay until it restarts (`replayRefusedForNow`).
-    var isReplayHeld: Bool { replayHeld }
-
     /// The spool was rewound after `replayRefusedForNow`: the replay goes on from its oldest unconfirmed entry.
     mutating func replayRestarts(at now: ContinuousClock.Instant) -> Effects {
-        replayHeld = false
+        isReplayHeld = false
         lastRestart = now
         return refill()
     }
@@ -349,7 +346,7 @@ struct OutboxState {
     /// straight to the broker again. The replayed entries still in flight were handed to libmosquitto
     /// first, so they reach the broker first.
     mutating func spoolCaughtUp() -> Effects {
-        guard mode == .spooling, connected, !replayHeld else { return Effects() }
+        guard mode == .spooling, connected, !isReplayHeld else { return Effects() }
         mode = .direct
         return refill()
     }
