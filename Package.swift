@@ -62,9 +62,15 @@ let package = Package(
             providers: [.apt(["libjpeg62-turbo-dev"])]
         ),
         .target(
+            // read, write and close for the whole process, buffered only for libmosquitto's socket on the MQTT
+            // network thread (Sources/Mosquitto/NetworkLoop.swift says why; hand-written: no package does this).
+            name: "CSocketBuffers"
+        ),
+        .target(
             name: "Mosquitto",
             dependencies: [
                 "CMosquitto",
+                "CSocketBuffers",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

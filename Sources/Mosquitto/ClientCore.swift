@@ -133,12 +133,6 @@ final class ClientCore: Sendable {
     /// From the broker's CONNACK (success) until that connection ends: the network loop serves the connection
     /// with its own pass only then (see `NetworkLoop.pass`). Written and read on the network thread.
     let linkUp = Atomic<Bool>(false)
-    /// Packets libmosquitto may have queued of its own accord while reading, as far as the callbacks show them: the
-    /// PUBACK of each incoming QoS 1 message, and for each PUBACK received, the publish it then releases from its own
-    /// queue (it holds publishes beyond the broker's Receive Maximum, 20 for mosquitto; counted whether or not it
-    /// holds any: a cork too many costs two system calls, one too few a segment per packet). The network loop's pass
-    /// corks its write when there is more than one packet to write. Counted and taken on the network thread.
-    let packetsQueuedByReads = Atomic<Int>(0)
     /// Sends between `beginSend` and their registration (an atomic, so a publish takes the mutex only once).
     let sendsInProgress = Atomic<Int>(0)
     let logger: Logger
@@ -250,20 +244,18 @@ final class ClientCore: Sendable {
     // MARK: Callbacks (network thread)
 
     func handlePublishAck(mid: Int32, reasonCode: Int32) {
-        let (waiter, wasPublishAck): (PublishWaiter?, Bool) = state.withLock { state in
-            if let waiter = state.publishWaiters.removeValue(forKey: mid) { return (waiter, true) }
+        let waiter: PublishWaiter? = state.withLock { state in
+            if let waiter = state.publishWaiters.removeValue(forKey: mid) { return waiter }
             // libmosquitto reports a QoS 0 publish as written, from its write: no PUBACK was read.
-            if state.qos0Mids.remove(mid) != nil { return (nil, false) }
+            if state.qos0Mids.remove(mid) != nil { return nil }
             if sendsInProgress.load(ordering: .sequentiallyConsistent) > 0 { state.earlyPublishAcks[mid] = reasonCode }
-            return (nil, true)
+            return nil
         }
-        if wasPublishAck { packetsQueuedByReads.wrappingAdd(1, ordering: .relaxed) }
         waiter?.resume(with: .success(reasonCode))
     }
 
     func handleMessage(_ message: UnsafePointer<mosquitto_message>, properties: OpaquePointer?) {
         let raw = message.pointee
-        if raw.qos > 0 { packetsQueuedByReads.wrappingAdd(1, ordering: .relaxed) }
         let payload =
             raw.payloadlen > 0
             ? [UInt8](UnsafeRawBufferPointer(start: raw.payload, count: Int(raw.payloadlen))) : []

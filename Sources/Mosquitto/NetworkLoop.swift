@@ -19,11 +19,11 @@ import Darwin
 ///   one byte per pass, so N packets queued meant N passes of the whole loop (select, read, write, keepalive)
 ///   after the pass that had already written them all. This loop is woken through ``LoopWaker`` instead, only
 ///   when it sleeps, and never reads the socket pair (once full, libmosquitto's writes to it fail at once).
-/// - A pass writes with `TCP_CORK` set on the broker's socket when it has more than one packet to write (for one,
-///   the two system calls would buy nothing). libmosquitto writes each packet with its own `write()`; with
-///   `TCP_NODELAY` each of those went to the broker as its own segment, and on loopback the writer pays for the
-///   receiver's side too. Corked, the packets one pass sends (every publish the PUBACKs read in that pass
-///   released) leave as one segment when the pass uncorks, at its end: nothing waits.
+/// - The broker's socket is read and written through ``SocketBuffers`` while a pass runs (from the CONNACK on).
+///   libmosquitto reads each packet with up to three `read()`s (its first byte, its length, the rest: three for a
+///   PUBACK) and writes each with its own `write()`; a pass now fills a buffer with one `read()` and sends all it
+///   wrote with one `write()` at its end (every publish the PUBACKs read in that pass released, in one segment:
+///   on loopback the writer pays for the receiver's side too). That replaced a `TCP_CORK` around the writes.
 /// - Work that the callbacks hand to ``AfterPass`` (the device loops' wake-ups for their acks) runs at the end of the
 ///   pass, after its writes: a thread woken mid-pass preempted this one on a busy box, and the pass's publishes waited.
 /// - The wait between reconnect attempts follows ``MQTTReconnectPolicy/delay(attempt:)`` (jitter included) and
@@ -39,6 +39,8 @@ final class NetworkLoop: @unchecked Sendable {
     private let handle: OpaquePointer
     private let core: ClientCore
     private let waker: LoopWaker
+    /// The broker's socket's buffers; used on the network thread only.
+    private let buffers: SocketBuffers
     private var thread = pthread_t()
     /// Set by `finish`: the loop ends once libmosquitto has no socket (the DISCONNECT was written, or there was no
     /// connection), as `loop_forever` ends in libmosquitto's "disconnecting" state.
@@ -52,6 +54,7 @@ final class NetworkLoop: @unchecked Sendable {
         self.handle = handle
         self.core = core
         self.waker = waker
+        self.buffers = try SocketBuffers()
         mosquitto_threaded_set(handle, true)
         let retained = Unmanaged.passRetained(self).toOpaque()
         let rc = pthread_create(&thread, nil, { argument in
@@ -120,34 +123,47 @@ final class NetworkLoop: @unchecked Sendable {
     private var isStoppingBeforeAccepted: Bool { isStopping && !core.linkUp.load(ordering: .relaxed) }
 
     /// One pass, as `mosquitto_loop` makes it: wait up to a second for the socket (or a wake-up), read what
-    /// arrived, write what is queued (corked, unless it is one packet), then
-    /// keepalive. Returns the first failure and `errno` as it left it.
+    /// arrived, write what is queued, then keepalive. Returns the first failure and `errno` as it left it.
     private func pass() -> (MosquittoResultCode, Int32) {
         let socket = mosquitto_socket(handle)
-        guard socket >= 0 else { return (.noConnection, 0) }
+        guard socket >= 0 else {
+            buffers.reset()
+            return (.noConnection, 0)
+        }
         // Before the CONNACK, libmosquitto's own pass: in 2.0.11 only `mosquitto_loop` completes a non-blocking
         // connect's TLS handshake (this loop's pass would see the socket writable and spin without sending it).
-        guard core.linkUp.load(ordering: .relaxed) else { return connectingPass(socket) }
-        let (ready, error) = waker.waitForSocket(socket) { Int16(POLLIN) | (mosquitto_want_write(handle) ? Int16(POLLOUT) : 0) }
+        guard core.linkUp.load(ordering: .relaxed) else {
+            buffers.reset()
+            return connectingPass(socket)
+        }
+        let result = buffers.serving(socket) { bufferedPass(socket) }
+        if result.0 != .success || mosquitto_socket(handle) < 0 { buffers.reset() }
+        return result
+    }
+
+    /// A pass of a connection the broker accepted, with the socket's reads and writes going through `buffers`.
+    private func bufferedPass(_ socket: Int32) -> (MosquittoResultCode, Int32) {
+        // Input already in the buffer is not in the socket any more: a poll would not show it.
+        let (ready, error) = waker.waitForSocket(socket, wait: !buffers.hasInput) {
+            Int16(POLLIN) | (mosquitto_want_write(handle) || buffers.hasOutput ? Int16(POLLOUT) : 0)
+        }
         guard error == 0 else { return error == EINTR ? (.success, 0) : (.errno, error) }
-        if ready & Int16(POLLIN | POLLHUP | POLLERR) != 0 {
-            let rc = MosquittoResultCode(mosquitto_loop_read(handle, 1))
-            if rc != .success || mosquitto_socket(handle) < 0 { return (rc, errno) }
+        if ready & Int16(POLLIN | POLLHUP | POLLERR) != 0 || buffers.hasInput {
+            // libmosquitto reads no more packets per call than it has messages in flight: again while the buffer
+            // holds more. Each call takes at least a byte, or fails (a failed write is reported here too).
+            repeat {
+                let rc = MosquittoResultCode(mosquitto_loop_read(handle, 1))
+                if rc != .success || mosquitto_socket(handle) < 0 { return (rc, errno) }
+            } while buffers.hasInput
         }
         // Also what the callbacks of the reads above queued (the next publishes, the PUBACKs of incoming QoS 1).
         if ready & Int16(POLLOUT) != 0 || mosquitto_want_write(handle) {
-            // A lone packet leaves at once either way: corking it would only cost two system calls. Packets come
-            // from publishers (counted by `wake()`) and from libmosquitto itself while it read (its answers to
-            // incoming QoS 1 messages, and the publishes that PUBACKs release from its queue).
-            let queued = waker.takeQueuedCount() + core.packetsQueuedByReads.exchange(0, ordering: .relaxed)
-            let cork = queued > 1
-            if cork { setCork(socket, true) }
             let rc = MosquittoResultCode(mosquitto_loop_write(handle, 1))
-            let error = errno
-            // Only the socket corked above: if the write closed it, the number may already belong to another file.
-            if cork, mosquitto_socket(handle) == socket { setCork(socket, false) }
-            if rc != .success || mosquitto_socket(handle) < 0 { return (rc, error) }
+            if rc != .success || mosquitto_socket(handle) < 0 { return (rc, errno) }
         }
+        // What the socket does not take now waits for the next pass (which polls for POLLOUT); a failure is
+        // reported to libmosquitto by that pass's read.
+        buffers.flush()
         return (MosquittoResultCode(mosquitto_loop_misc(handle)), errno)
     }
 
@@ -171,13 +187,6 @@ final class NetworkLoop: @unchecked Sendable {
         }
         return (MosquittoResultCode(mosquitto_loop(handle, 1000, 1)), errno)
     }
-
-    private func setCork(_ socket: Int32, _ on: Bool) {
-        #if os(Linux)
-        var value: Int32 = on ? 1 : 0
-        _ = setsockopt(socket, Int32(IPPROTO_TCP), TCP_CORK, &value, socklen_t(MemoryLayout<Int32>.size))
-        #endif
-    }
 }
 
 /// Wakes the network thread from its `poll`: a pipe it polls beside the broker's socket. Only a thread that finds
@@ -187,8 +196,6 @@ final class LoopWaker: Sendable {
     private let readEnd: Int32
     private let writeEnd: Int32
     private let asleep = Atomic<Bool>(false)
-    /// Wake-ups (packets queued) since the network thread last took the count.
-    private let queued = Atomic<Int>(0)
 
     init() throws(MosquittoError) {
         var ends: [Int32] = [-1, -1]
@@ -207,9 +214,8 @@ final class LoopWaker: Sendable {
         close(writeEnd)
     }
 
-    /// Wakes the network thread if it waits; called after queueing a packet (from any thread), and counts it.
+    /// Wakes the network thread if it waits; called after queueing a packet (from any thread).
     func wake() {
-        queued.wrappingAdd(1, ordering: .relaxed)
         // The fences pair up: either this thread sees the flag, or the network thread sees the queued packet.
         atomicMemoryFence(ordering: .sequentiallyConsistent)
         guard asleep.load(ordering: .sequentiallyConsistent), asleep.exchange(false, ordering: .sequentiallyConsistent) else { return }
@@ -217,16 +223,11 @@ final class LoopWaker: Sendable {
         _ = write(writeEnd, &byte, 1)
     }
 
-    /// The packets queued through ``wake()`` since the last call.
-    func takeQueuedCount() -> Int {
-        queued.exchange(0, ordering: .relaxed)
-    }
-
-    /// Waits up to a second until `socket` is ready for what `events` asks (evaluated once the thread counts as
-    /// asleep, so that a packet queued meanwhile either shows in it or wakes the poll), or a wake-up. Returns the
-    /// socket's `revents`, or the error.
-    func waitForSocket(_ socket: Int32, events: () -> Int16) -> (revents: Int16, error: Int32) {
-        wait(socket, events: events, timeout: 1000)
+    /// Waits up to a second (not at all unless `wait`) until `socket` is ready for what `events` asks (evaluated
+    /// once the thread counts as asleep, so that a packet queued meanwhile either shows in it or wakes the poll),
+    /// or a wake-up. Returns the socket's `revents`, or the error.
+    func waitForSocket(_ socket: Int32, wait: Bool, events: () -> Int16) -> (revents: Int16, error: Int32) {
+        self.wait(socket, events: events, timeout: wait ? 1000 : 0)
     }
 
     /// Sleeps until `deadline`, or until `cancelled` says so when woken. Set what `cancelled` reads before waking.

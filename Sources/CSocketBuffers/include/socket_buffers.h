@@ -1,0 +1,48 @@
+#ifndef GATEHOUSE_SOCKET_BUFFERS_H
+#define GATEHOUSE_SOCKET_BUFFERS_H
+#include <stdbool.h>
+#include <stddef.h>
+
+/* User-space buffers for one socket that a C library reads and writes with plain read(2), write(2) and close(2):
+   libmosquitto, on the MQTT client's network thread (Sources/Mosquitto/NetworkLoop.swift says why).
+
+   With glibc, this target defines read, write and close, which take the C library's place for the whole process
+   (libmosquitto's calls included: an executable's definitions come first). They pass every call straight through
+   to glibc's own (`__read`, `__write`, `__close`), except on a thread between socket_buffers_begin and
+   socket_buffers_end, and there only for the socket the buffers were begun with:
+   - read() is served from an input buffer that one read(2) of up to its size fills. Once a fill came back short
+     (the socket had no more), read() says EAGAIN until the next begin, even if more has arrived since: the caller
+     polls the socket before its next begin, and the poll sees it. That saves the read(2) that would only say so.
+   - write() appends to an output buffer; socket_buffers_flush writes it with one write(2). A full buffer is
+     flushed first; if the socket takes none of it, write() says EAGAIN, as the socket would.
+   - close() flushes what it can first (a DISCONNECT written just before the close still leaves) and forgets
+     the socket, so nothing is ever written to a later file with the same number.
+   A write(2) that fails for good (the connection was reset) is reported by the next buffered read(): the library
+   then ends the connection as it would after a failed read of its own. Without glibc nothing is interposed, and
+   the buffers stay empty. */
+
+typedef struct socket_buffers socket_buffers;
+
+socket_buffers *socket_buffers_create(size_t input_capacity, size_t output_capacity);
+void socket_buffers_destroy(socket_buffers *buffers);
+
+/* The calling thread's reads and writes of `fd` go through `buffers` until socket_buffers_end. Buffers begun with
+   another socket (the connection was replaced) first drop what they held. */
+void socket_buffers_begin(socket_buffers *buffers, int fd);
+void socket_buffers_end(void);
+
+/* Drops what the buffers hold and forgets their socket: the connection ended. */
+void socket_buffers_reset(socket_buffers *buffers);
+
+/* Writes the output buffer to the socket, as much as it takes. Returns 0, or the errno of a write that failed for
+   good (which the next buffered read() reports too). */
+int socket_buffers_flush(socket_buffers *buffers);
+
+/* Input read from the socket that the library has not taken yet (or a failed write to report): read again
+   before waiting for the socket. */
+bool socket_buffers_has_input(const socket_buffers *buffers);
+
+/* Output the socket has not taken yet: wait until it is writable, then flush. */
+bool socket_buffers_has_output(const socket_buffers *buffers);
+
+#endif

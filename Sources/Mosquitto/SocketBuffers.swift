@@ -1,0 +1,41 @@
+import CSocketBuffers
+
+/// User-space buffers for the broker's socket, which libmosquitto reads and writes with plain `read`, `write` and
+/// `close`: while ``serving(_:_:)`` runs, the calling thread's calls on that socket go through the buffers
+/// (Sources/CSocketBuffers/include/socket_buffers.h tells how; ``NetworkLoop`` why). Used by one thread at a time.
+final class SocketBuffers {
+    private let buffers: OpaquePointer
+
+    /// 16 KiB in: a pass's PUBACKs, or the start of a larger message (its body is read straight into
+    /// libmosquitto's own buffer). 64 KiB out: a pass's publishes; a fuller buffer is written out as it fills.
+    init(inputCapacity: Int = 16 * 1024, outputCapacity: Int = 64 * 1024) throws(MosquittoError) {
+        guard let buffers = socket_buffers_create(inputCapacity, outputCapacity) else {
+            throw MosquittoError(code: .other, message: "cannot allocate the MQTT socket's buffers")
+        }
+        self.buffers = buffers
+    }
+
+    deinit { socket_buffers_destroy(buffers) }
+
+    /// Runs `body` with this thread's reads and writes of `socket` going through the buffers. Buffers that served
+    /// another socket drop what they held first.
+    func serving<Result>(_ socket: Int32, _ body: () -> Result) -> Result {
+        socket_buffers_begin(buffers, socket)
+        defer { socket_buffers_end() }
+        return body()
+    }
+
+    /// Drops what the buffers hold: the connection ended.
+    func reset() { socket_buffers_reset(buffers) }
+
+    /// Writes the output to the socket, as much as it takes now. A write that fails for good is reported by the
+    /// next buffered read (to libmosquitto, which then ends the connection), and returned here.
+    @discardableResult
+    func flush() -> Int32 { socket_buffers_flush(buffers) }
+
+    /// Input not yet taken, or a failed write to report: read before waiting for the socket.
+    var hasInput: Bool { socket_buffers_has_input(buffers) }
+
+    /// Output the socket has not taken yet.
+    var hasOutput: Bool { socket_buffers_has_output(buffers) }
+}

@@ -1,0 +1,278 @@
+@testable import Mosquitto
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The buffers libmosquitto's socket goes through on the network thread: this process's `read`, `write` and
+/// `close` serve the socket from them between `serving`'s begin and end, and pass everything else through. The
+/// kernel's side is checked with `recv`/`send`, which the buffers leave alone.
+@Suite struct SocketBuffersTests {
+    @Test func readsAreServedFromOneFillUntilTheNextPass() throws {
+        let (ours, peer) = try socketPair()
+        defer { closeBoth(ours, peer) }
+        let buffers = try SocketBuffers()
+        try send(peer, "abcd")
+        buffers.serving(ours) {
+            #expect(readText(ours, 1) == "a")
+            // One read took everything the socket had.
+            #expect(kernelBytes(ours) == 0)
+            try? send(peer, "efgh")
+            #expect(readText(ours, 10) == "bcd")
+            // The fill came back short: the socket had no more, and says so until the next pass.
+            #expect(readError(ours, 1) == EAGAIN)
+            #expect(!buffers.hasInput)
+        }
+        buffers.serving(ours) { #expect(readText(ours, 10) == "efgh") }
+        // Outside a pass the socket is read directly.
+        try send(peer, "ij")
+        #expect(readText(ours, 10) == "ij")
+    }
+
+    @Test func inputLeftInTheBufferIsServedByTheNextPass() throws {
+        let (ours, peer) = try socketPair()
+        defer { closeBoth(ours, peer) }
+        let buffers = try SocketBuffers()
+        try send(peer, "0123456789")
+        buffers.serving(ours) { #expect(readText(ours, 4) == "0123") }
+        #expect(buffers.hasInput)
+        buffers.serving(ours) { #expect(readText(ours, 10) == "456789") }
+        #expect(!buffers.hasInput)
+    }
+
+    @Test func aReadAsLargeAsTheBufferGoesStraightToItsDestination() throws {
+        let (ours, peer) = try socketPair()
+        defer { closeBoth(ours, peer) }
+        let buffers = try SocketBuffers(inputCapacity: 16, outputCapacity: 16)
+        let text = String(repeating: "0123456789", count: 10)
+        try send(peer, text)
+        buffers.serving(ours) {
+            #expect(readText(ours, 64) == String(text.prefix(64)))
+            #expect(kernelBytes(ours) == 36)
+            #expect(readText(ours, 8) == String(text.dropFirst(64).prefix(8)))
+            #expect(kernelBytes(ours) == 20)
+        }
+    }
+
+    @Test func writesLeaveTogetherWhenFlushed() throws {
+        let (ours, peer) = try socketPair()
+        defer { closeBoth(ours, peer) }
+        let buffers = try SocketBuffers()
+        buffers.serving(ours) {
+            #expect(writeText(ours, "hello") == 5)
+            #expect(writeText(ours, " world") == 6)
+            #expect(kernelBytes(peer) == 0)
+            #expect(buffers.hasOutput)
+            #expect(buffers.flush() == 0)
+        }
+        #expect(!buffers.hasOutput)
+        #expect(try receive(peer) == "hello world")
+    }
+
+    @Test func otherDescriptorsAndOtherThreadsPassThrough() async throws {
+        let (ours, peer) = try socketPair()
+        let (other, otherPeer) = try socketPair()
+        defer {
+            closeBoth(ours, peer)
+            closeBoth(other, otherPeer)
+        }
+        let buffers = try SocketBuffers()
+        try send(otherPeer, "x")
+        buffers.serving(ours) {
+            #expect(writeText(other, "direct") == 6)
+            #expect(readText(other, 10) == "x")
+            #expect(kernelBytes(otherPeer) == 6)
+        }
+        #expect(try receive(otherPeer) == "direct")
+        // While this thread serves `ours`, another thread's write to it is its own.
+        await confirmation { wrote in
+            buffers.serving(ours) {
+                let thread = Thread { if writeText(ours, "t") == 1 { wrote() } }
+                thread.join()
+            }
+        }
+        #expect(try receive(peer) == "t")
+    }
+
+    @Test func aFullBufferIsWrittenOutAsItFills() throws {
+        let (ours, peer) = try socketPair()
+        defer { closeBoth(ours, peer) }
+        let buffers = try SocketBuffers(inputCapacity: 16, outputCapacity: 8)
+        buffers.serving(ours) {
+            #expect(writeText(ours, "abcde") == 5)
+            #expect(writeText(ours, "fghij") == 3)  // as much as there is room for: libmosquitto writes the rest again
+            #expect(kernelBytes(peer) == 0)
+            #expect(writeText(ours, "ij") == 2)  // the full buffer went out first
+            #expect(kernelBytes(peer) == 8)
+        }
+        #expect(try receive(peer) == "abcdefgh")
+        buffers.serving(ours) { #expect(buffers.flush() == 0) }
+        #expect(try receive(peer) == "ij")
+    }
+
+    @Test func aSocketThatTakesNothingMoreSaysEAGAIN() throws {
+        let (ours, peer) = try socketPair()
+        defer { closeBoth(ours, peer) }
+        let kernelCapacity = fillUp(ours)
+        let buffers = try SocketBuffers(inputCapacity: 16, outputCapacity: 8)
+        buffers.serving(ours) {
+            #expect(writeText(ours, "12345678") == 8)
+            #expect(writeError(ours, "9") == EAGAIN)
+            #expect(buffers.flush() == 0)  // nothing taken, nothing failed: it waits
+            #expect(buffers.hasOutput)
+        }
+        #expect(drain(peer) == kernelCapacity)
+        buffers.serving(ours) { #expect(buffers.flush() == 0) }
+        #expect(!buffers.hasOutput)
+        #expect(try receive(peer) == "12345678")
+    }
+
+    @Test func closingTheSocketWritesWhatWasHeldFirst() throws {
+        let (ours, peer) = try socketPair()
+        defer { Glibc.close(peer) }
+        let buffers = try SocketBuffers()
+        buffers.serving(ours) {
+            #expect(writeText(ours, "bye") == 3)
+            #expect(Glibc.close(ours) == 0)
+            #expect(!buffers.hasOutput)
+        }
+        #expect(try receive(peer) == "bye")
+        #expect(try receive(peer) == "")  // end of stream
+    }
+
+    @Test func aWriteThatFailsIsReportedByTheNextRead() throws {
+        signal(SIGPIPE, SIG_IGN)  // as libmosquitto sets it
+        let (ours, peer) = try socketPair()
+        defer { Glibc.close(ours) }
+        Glibc.close(peer)
+        let buffers = try SocketBuffers()
+        buffers.serving(ours) {
+            #expect(writeText(ours, "lost") == 4)
+            #expect(buffers.flush() == EPIPE)
+            #expect(!buffers.hasOutput)
+            #expect(buffers.hasInput)
+            #expect(readError(ours, 1) == EPIPE)
+            #expect(writeError(ours, "x") == EPIPE)
+        }
+        buffers.reset()
+        #expect(!buffers.hasInput)
+    }
+
+    @Test func buffersBegunWithAnotherSocketDropWhatTheyHeld() throws {
+        let (first, firstPeer) = try socketPair()
+        let (second, secondPeer) = try socketPair()
+        defer {
+            closeBoth(first, firstPeer)
+            closeBoth(second, secondPeer)
+        }
+        let buffers = try SocketBuffers()
+        try send(firstPeer, "old input")
+        buffers.serving(first) {
+            #expect(readText(first, 3) == "old")
+            #expect(writeText(first, "old output") == 10)
+        }
+        #expect(buffers.hasInput && buffers.hasOutput)
+        buffers.serving(second) {
+            #expect(!buffers.hasInput && !buffers.hasOutput)
+            #expect(buffers.flush() == 0)
+        }
+        #expect(kernelBytes(firstPeer) == 0)
+        #expect(kernelBytes(secondPeer) == 0)
+    }
+}
+
+// MARK: - Sockets
+
+private struct SocketError: Error { let errno: Int32 }
+
+/// A connected pair of non-blocking stream sockets.
+private func socketPair() throws -> (Int32, Int32) {
+    var ends: [Int32] = [-1, -1]
+    guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0, &ends) == 0 else {
+        throw SocketError(errno: errno)
+    }
+    return (ends[0], ends[1])
+}
+
+private func closeBoth(_ a: Int32, _ b: Int32) {
+    Glibc.close(a)
+    Glibc.close(b)
+}
+
+/// Bytes waiting in the kernel for `fd` to read, seen with `recv`, which the buffers do not serve.
+private func kernelBytes(_ fd: Int32) -> Int {
+    var buffer = [UInt8](repeating: 0, count: 1 << 16)
+    return max(0, recv(fd, &buffer, buffer.count, Int32(MSG_PEEK | MSG_DONTWAIT)))
+}
+
+private func send(_ fd: Int32, _ text: String) throws {
+    let bytes = Array(text.utf8)
+    guard Glibc.send(fd, bytes, bytes.count, 0) == bytes.count else { throw SocketError(errno: errno) }
+}
+
+private func receive(_ fd: Int32) throws -> String {
+    var buffer = [UInt8](repeating: 0, count: 1 << 16)
+    let n = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+    guard n >= 0 else { throw SocketError(errno: errno) }
+    return String(decoding: buffer[..<n], as: UTF8.self)
+}
+
+/// Sends until the kernel takes no more; returns how much it took.
+private func fillUp(_ fd: Int32) -> Int {
+    let chunk = [UInt8](repeating: 0x2A, count: 4096)
+    var total = 0
+    while case let n = Glibc.send(fd, chunk, chunk.count, Int32(MSG_DONTWAIT)), n > 0 { total += n }
+    return total
+}
+
+/// Receives until the kernel has nothing; returns how much there was.
+private func drain(_ fd: Int32) -> Int {
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    var total = 0
+    while case let n = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT)), n > 0 { total += n }
+    return total
+}
+
+// MARK: - The calls libmosquitto makes
+
+private func readText(_ fd: Int32, _ count: Int) -> String? {
+    var buffer = [UInt8](repeating: 0, count: count)
+    let n = Glibc.read(fd, &buffer, count)
+    return n < 0 ? nil : String(decoding: buffer[..<n], as: UTF8.self)
+}
+
+private func readError(_ fd: Int32, _ count: Int) -> Int32 {
+    var buffer = [UInt8](repeating: 0, count: count)
+    return Glibc.read(fd, &buffer, count) < 0 ? errno : 0
+}
+
+private func writeText(_ fd: Int32, _ text: String) -> Int {
+    let bytes = Array(text.utf8)
+    return Glibc.write(fd, bytes, bytes.count)
+}
+
+private func writeError(_ fd: Int32, _ text: String) -> Int32 {
+    let bytes = Array(text.utf8)
+    return Glibc.write(fd, bytes, bytes.count) < 0 ? errno : 0
+}
+
+/// A plain thread, joined: the write under test must come from a thread that is not serving the socket.
+private final class Thread {
+    private var thread = pthread_t()
+
+    init(_ body: @escaping @Sendable () -> Void) {
+        let box = Unmanaged.passRetained(Box(body)).toOpaque()
+        pthread_create(&thread, nil, { argument in
+            Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue().body()
+            return nil
+        }, box)
+    }
+
+    func join() { pthread_join(thread, nil) }
+
+    private final class Box {
+        let body: @Sendable () -> Void
+        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+    }
+}
