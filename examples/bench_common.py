@@ -35,6 +35,8 @@ import base64, hashlib, hmac, json, subprocess
 
 BIN = os.environ.get("BIN", ".build/release")
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
+# Every private broker's max_inflight_messages, when set (mosquitto's default, 20, otherwise).
+BROKER_INFLIGHT = os.environ.get("BENCH_BROKER_INFLIGHT", "")
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEMO_CONFIG = os.path.join(HERE, "demo.yaml")
 
@@ -128,6 +130,8 @@ class Broker:
             f.write(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 1000000\n")
             if nodelay:  # mosquitto's default (false) lets Nagle hold a reply behind an unacked PUBACK for ~40 ms
                 f.write("set_tcp_nodelay true\n")
+            if BROKER_INFLIGHT:  # its Receive Maximum (20 by default), for the gateway's connection as for the floor's
+                f.write(f"max_inflight_messages {BROKER_INFLIGHT}\n")
             if websockets:
                 f.write(f"listener {self.ws_port} lo\nprotocol websockets\nsocket_domain ipv4\nallow_anonymous true\n")
                 if tls:  # (certificate, key) for the WebSocket listener: wss://

@@ -73,7 +73,7 @@ public final class Gateway: Sendable {
         let credentials = try CredentialStore(auth: config.auth, metrics: metrics, logger: logger)
         let deviceTLS = try config.gateway.tls.map { try DeviceTLS(files: $0) }
         self.deviceTLS = deviceTLS
-        self.embeddedBroker = config.mqtt.embedded.map { EmbeddedBroker(settings: $0, logger: logger) }
+        self.embeddedBroker = config.mqtt.embedded.map { EmbeddedBroker(settings: $0, receiveMaximum: config.mqtt.maxInflight, logger: logger) }
         var options = try MQTTClientOptions(config: config)
         let offline = BridgeState(state: .offline, ts: 0, version: Self.version)
         options.will = MQTTWill(topic: topics.bridgeState(id), payload: offline.encoded(), qos: .atLeastOnce, retain: true)

@@ -417,6 +417,7 @@ class MqttClient:
         self._subacks: dict[int, Any] = {}
         self._published: set[tuple[str, bytes]] = set()
         self._connected = threading.Event()
+        self.connack_properties: Properties | None = None
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
@@ -428,6 +429,7 @@ class MqttClient:
 
     def _on_connect(self, client, userdata, flags, reason_code, properties):
         if not reason_code.is_failure:
+            self.connack_properties = properties
             self._connected.set()
 
     def _on_message(self, client, userdata, message):

@@ -50,7 +50,9 @@ def test_install_into_destdir_builds_the_tree_and_is_idempotent(tmp_path):
                  "NoNewPrivileges=yes", "PrivateTmp=yes", "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
                  "Restart=on-failure", "WatchdogSec=", "KillMode=mixed", "ExecStart=/usr/local/bin/gatehouse --config /etc/gatehouse/gatehouse.yaml"):
         assert line in unit, line
-    assert "listener 1883 127.0.0.1" in (root / "etc/mosquitto/conf.d/gatehouse.conf").read_text()
+    broker_conf = (root / "etc/mosquitto/conf.d/gatehouse.conf").read_text().splitlines()
+    for line in ("listener 1883 127.0.0.1", "set_tcp_nodelay true", "max_inflight_messages 1000"):
+        assert line in broker_conf, line
     acl = (root / "etc/mosquitto/gatehouse.acl").read_text()
     gateway_part, control_part = acl.split("\nuser control\n")
     gateway_writes = [line for line in gateway_part.splitlines() if line.startswith("topic write") or line.startswith("topic readwrite gatehouse")]

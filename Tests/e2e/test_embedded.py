@@ -91,12 +91,15 @@ def nodelay_of_connections(pid: int, port: int) -> list[bool]:
 
 
 def test_without_mqtt_url_the_gateway_runs_its_own_broker(embedded, mqtt_factory):
-    g, e = embedded()
+    g, e = embedded(mqtt={"max_inflight": 300})
     conf = (e.dir / "mosquitto.conf").read_text()
     assert f"listener {e.port} 127.0.0.1" in conf, conf
     assert "persistence true" in conf and f"persistence_location {e.dir}/" in conf, conf
     assert pid_alive(e.pid())
     client = mqtt_factory(e.address)
+    # Its Receive Maximum is the gateway's window, not mosquitto's default of 20 (which would hold the gateway,
+    # every device on one connection, to 20 unanswered messages).
+    assert client.connack_properties.ReceiveMaximum == 300
     client.subscribe(f"{g.base}/#")
     device_id, dev = g.device(kind="sensor")
     dev.send_json({"type": "telemetry", "seq": 1, "data": {"t": 21.5}})
