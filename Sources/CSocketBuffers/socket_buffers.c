@@ -1,6 +1,7 @@
 #include "socket_buffers.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -9,10 +10,11 @@ struct socket_buffers {
     int fd;                /* the socket served, -1 for none */
     unsigned char *input;
     size_t input_capacity, input_start, input_end;
-    bool input_drained;    /* since begin, a read(2) came back short: the socket had no more */
+    bool input_read;       /* since begin, the socket was read: a pass reads it once */
     unsigned char *output;
     size_t output_capacity, output_length;
     int failure;           /* errno of a write(2) that failed for good, 0 for none */
+    int close_wait_ms;     /* how long a close waits for a socket that does not take what is held */
 };
 
 /* The buffers of the socket this thread serves, between begin and end. */
@@ -33,7 +35,7 @@ extern int __close(int fd);
 #define INTERPOSING 0
 #endif
 
-socket_buffers *socket_buffers_create(size_t input_capacity, size_t output_capacity) {
+socket_buffers *socket_buffers_create(size_t input_capacity, size_t output_capacity, int close_wait_ms) {
     socket_buffers *buffers = calloc(1, sizeof *buffers);
     if (buffers == NULL) return NULL;
     buffers->input = malloc(input_capacity);
@@ -45,6 +47,7 @@ socket_buffers *socket_buffers_create(size_t input_capacity, size_t output_capac
     buffers->fd = -1;
     buffers->input_capacity = input_capacity;
     buffers->output_capacity = output_capacity;
+    buffers->close_wait_ms = close_wait_ms;
     return buffers;
 }
 
@@ -67,7 +70,7 @@ void socket_buffers_begin(socket_buffers *buffers, int fd) {
         socket_buffers_reset(buffers);
         buffers->fd = fd;
     }
-    buffers->input_drained = false;
+    buffers->input_read = false;
     current = buffers;
 }
 
@@ -77,6 +80,10 @@ void socket_buffers_end(void) {
 
 bool socket_buffers_has_input(const socket_buffers *buffers) {
     return buffers->input_start < buffers->input_end || buffers->failure != 0;
+}
+
+size_t socket_buffers_input_length(const socket_buffers *buffers) {
+    return buffers->input_end - buffers->input_start;
 }
 
 bool socket_buffers_has_output(const socket_buffers *buffers) {
@@ -114,21 +121,17 @@ static ssize_t buffered_read(socket_buffers *buffers, void *destination, size_t 
     }
     if (count == 0) return 0;
     if (buffers->input_start == buffers->input_end) {
-        if (buffers->input_drained) {
+        if (buffers->input_read) {
             errno = EAGAIN;
             return -1;
         }
+        buffers->input_read = true;
         /* A large read (a big incoming message's body) goes straight to its destination. */
-        if (count >= buffers->input_capacity) {
-            ssize_t n = libc_read(buffers->fd, destination, count);
-            if (n >= 0 && (size_t)n < count) buffers->input_drained = true;
-            return n;
-        }
+        if (count >= buffers->input_capacity) return libc_read(buffers->fd, destination, count);
         ssize_t n = libc_read(buffers->fd, buffers->input, buffers->input_capacity);
         if (n <= 0) return n;
         buffers->input_start = 0;
         buffers->input_end = (size_t)n;
-        if ((size_t)n < buffers->input_capacity) buffers->input_drained = true;
     }
     size_t available = buffers->input_end - buffers->input_start;
     size_t taken = count < available ? count : available;
@@ -153,6 +156,8 @@ static ssize_t buffered_write(socket_buffers *buffers, const void *source, size_
             return -1;
         }
     }
+    /* A large write (a big message) goes straight to the socket when nothing waits before it. */
+    if (buffers->output_length == 0 && count >= buffers->output_capacity) return libc_write(buffers->fd, source, count);
     size_t room = buffers->output_capacity - buffers->output_length;
     size_t taken = count < room ? count : room;
     memcpy(buffers->output + buffers->output_length, source, taken);
@@ -176,7 +181,11 @@ int close(int fd) {
     socket_buffers *buffers = current;
     if (buffers != NULL && fd == buffers->fd) {
         int saved = errno;
-        (void)socket_buffers_flush(buffers);
+        /* A broker reading slowly may not take it at once: wait for it, in steps, for so long. */
+        for (int waited = 0; socket_buffers_flush(buffers) == 0 && buffers->output_length > 0 && waited < buffers->close_wait_ms; waited += 100) {
+            struct pollfd writable = {.fd = fd, .events = POLLOUT};
+            if (poll(&writable, 1, 100) < 0 && errno != EINTR) break;
+        }
         socket_buffers_reset(buffers);
         errno = saved;
     }

@@ -77,7 +77,7 @@ final class NetworkLoop: @unchecked Sendable {
             stopping.store(true, ordering: .sequentiallyConsistent)
             disconnect()
         }
-        waker.wake()
+        waker.wakeNow()
         pthread_join(thread, nil)
     }
 
@@ -150,11 +150,13 @@ final class NetworkLoop: @unchecked Sendable {
         guard error == 0 else { return error == EINTR ? (.success, 0) : (.errno, error) }
         if ready & Int16(POLLIN | POLLHUP | POLLERR) != 0 || buffers.hasInput {
             // libmosquitto reads no more packets per call than it has messages in flight: again while the buffer
-            // holds more. Each call takes at least a byte, or fails (a failed write is reported here too).
+            // holds more (one read of the socket per pass bounds it) and the last call took some of it.
+            var left: Int
             repeat {
+                left = buffers.inputLength
                 let rc = MosquittoResultCode(mosquitto_loop_read(handle, 1))
                 if rc != .success || mosquitto_socket(handle) < 0 { return (rc, errno) }
-            } while buffers.hasInput
+            } while buffers.inputLength > 0 && buffers.inputLength < left
         }
         // Also what the callbacks of the reads above queued (the next publishes, the PUBACKs of incoming QoS 1).
         if ready & Int16(POLLOUT) != 0 || mosquitto_want_write(handle) {
@@ -164,6 +166,7 @@ final class NetworkLoop: @unchecked Sendable {
         // What the socket does not take now waits for the next pass (which polls for POLLOUT); a failure is
         // reported to libmosquitto by that pass's read.
         buffers.flush()
+        errno = 0
         return (MosquittoResultCode(mosquitto_loop_misc(handle)), errno)
     }
 
@@ -214,8 +217,17 @@ final class LoopWaker: Sendable {
         close(writeEnd)
     }
 
-    /// Wakes the network thread if it waits; called after queueing a packet (from any thread).
+    /// Whether the network thread waits (for tests).
+    var isAsleep: Bool { asleep.load(ordering: .sequentiallyConsistent) }
+
+    /// Wakes the network thread if it waits; called after queueing a packet (from any thread). Inside a
+    /// ``PublishBatch`` the wake-up waits for the batch's end.
     func wake() {
+        if PublishBatch.hold(self) { return }
+        wakeNow()
+    }
+
+    func wakeNow() {
         // The fences pair up: either this thread sees the flag, or the network thread sees the queued packet.
         atomicMemoryFence(ordering: .sequentiallyConsistent)
         guard asleep.load(ordering: .sequentiallyConsistent), asleep.exchange(false, ordering: .sequentiallyConsistent) else { return }

@@ -1,15 +1,14 @@
-@testable import Mosquitto
-import Testing
-
 #if canImport(Glibc)
+@testable import Mosquitto
 import Glibc
-#endif
+import Synchronization
+import Testing
 
 /// The buffers libmosquitto's socket goes through on the network thread: this process's `read`, `write` and
 /// `close` serve the socket from them between `serving`'s begin and end, and pass everything else through. The
 /// kernel's side is checked with `recv`/`send`, which the buffers leave alone.
 @Suite struct SocketBuffersTests {
-    @Test func readsAreServedFromOneFillUntilTheNextPass() throws {
+    @Test func readsAreServedFromOneReadUntilTheNextPass() throws {
         let (ours, peer) = try socketPair()
         defer { closeBoth(ours, peer) }
         let buffers = try SocketBuffers()
@@ -20,7 +19,7 @@ import Glibc
             #expect(kernelBytes(ours) == 0)
             try? send(peer, "efgh")
             #expect(readText(ours, 10) == "bcd")
-            // The fill came back short: the socket had no more, and says so until the next pass.
+            // The socket was read once in this pass: it says EAGAIN until the next, though it has more.
             #expect(readError(ours, 1) == EAGAIN)
             #expect(!buffers.hasInput)
         }
@@ -41,6 +40,21 @@ import Glibc
         #expect(!buffers.hasInput)
     }
 
+    @Test func aPassReadsTheSocketOnceHoweverMuchItHas() throws {
+        let (ours, peer) = try socketPair()
+        defer { closeBoth(ours, peer) }
+        let buffers = try SocketBuffers(inputCapacity: 16, outputCapacity: 16)
+        let text = String(repeating: "0123456789", count: 4)
+        try send(peer, text)
+        buffers.serving(ours) {
+            #expect(readText(ours, 10) == "0123456789")
+            #expect(readText(ours, 10) == "012345")
+            #expect(readError(ours, 1) == EAGAIN)  // a flood cannot hold the pass in its reads
+            #expect(kernelBytes(ours) == 24)
+        }
+        buffers.serving(ours) { #expect(readText(ours, 100) == String(text.dropFirst(16))) }
+    }
+
     @Test func aReadAsLargeAsTheBufferGoesStraightToItsDestination() throws {
         let (ours, peer) = try socketPair()
         defer { closeBoth(ours, peer) }
@@ -50,8 +64,25 @@ import Glibc
         buffers.serving(ours) {
             #expect(readText(ours, 64) == String(text.prefix(64)))
             #expect(kernelBytes(ours) == 36)
+            #expect(!buffers.hasInput)
+        }
+        buffers.serving(ours) {
             #expect(readText(ours, 8) == String(text.dropFirst(64).prefix(8)))
             #expect(kernelBytes(ours) == 20)
+        }
+    }
+
+    @Test func aWriteAsLargeAsTheBufferGoesStraightToTheSocket() throws {
+        let (ours, peer) = try socketPair()
+        defer { closeBoth(ours, peer) }
+        let buffers = try SocketBuffers(inputCapacity: 16, outputCapacity: 8)
+        buffers.serving(ours) {
+            #expect(writeText(ours, "0123456789") == 10)
+            #expect(!buffers.hasOutput)
+            #expect(kernelBytes(peer) == 10)
+            #expect(writeText(ours, "ab") == 2)  // held again: something small
+            #expect(writeText(ours, "0123456789") == 6)  // behind it, into the buffer: order is kept
+            #expect(kernelBytes(peer) == 10)
         }
     }
 
@@ -88,7 +119,7 @@ import Glibc
         // While this thread serves `ours`, another thread's write to it is its own.
         await confirmation { wrote in
             buffers.serving(ours) {
-                let thread = Thread { if writeText(ours, "t") == 1 { wrote() } }
+                let thread = PlainThread { if writeText(ours, "t") == 1 { wrote() } }
                 thread.join()
             }
         }
@@ -115,17 +146,18 @@ import Glibc
         let (ours, peer) = try socketPair()
         defer { closeBoth(ours, peer) }
         let kernelCapacity = fillUp(ours)
-        let buffers = try SocketBuffers(inputCapacity: 16, outputCapacity: 8)
+        let buffers = try SocketBuffers(inputCapacity: 16, outputCapacity: 16)
         buffers.serving(ours) {
-            #expect(writeText(ours, "12345678") == 8)
-            #expect(writeError(ours, "9") == EAGAIN)
+            #expect(writeText(ours, "0123456789") == 10)
+            #expect(writeText(ours, "abcdefgh") == 6)
+            #expect(writeError(ours, "gh") == EAGAIN)
             #expect(buffers.flush() == 0)  // nothing taken, nothing failed: it waits
             #expect(buffers.hasOutput)
         }
         #expect(drain(peer) == kernelCapacity)
         buffers.serving(ours) { #expect(buffers.flush() == 0) }
         #expect(!buffers.hasOutput)
-        #expect(try receive(peer) == "12345678")
+        #expect(try receive(peer) == "0123456789abcdef")
     }
 
     @Test func closingTheSocketWritesWhatWasHeldFirst() throws {
@@ -134,11 +166,37 @@ import Glibc
         let buffers = try SocketBuffers()
         buffers.serving(ours) {
             #expect(writeText(ours, "bye") == 3)
+            errno = EINTR
             #expect(Glibc.close(ours) == 0)
+            #expect(errno == EINTR)  // libmosquitto's errno, as it left it
             #expect(!buffers.hasOutput)
         }
         #expect(try receive(peer) == "bye")
         #expect(try receive(peer) == "")  // end of stream
+    }
+
+    @Test func closingWaitsForASocketThatTakesWhatWasHeldLater() throws {
+        let (ours, peer) = try socketPair()
+        defer { Glibc.close(peer) }
+        let kernelCapacity = fillUp(ours)
+        // A wait far longer than the reader's delay: the test does not depend on how the threads are scheduled.
+        let buffers = try SocketBuffers(inputCapacity: 16, outputCapacity: 16, closeWaitMilliseconds: 30_000)
+        let received = Mutex([UInt8]())
+        let reader = PlainThread {
+            usleep(200_000)  // the close below has found the socket full by then
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while case let n = Glibc.recv(peer, &buffer, buffer.count, 0), n > 0 {
+                received.withLock { $0 += buffer[..<n] }
+            }
+        }
+        buffers.serving(ours) {
+            #expect(writeText(ours, "DISCONNECT") == 10)
+            #expect(Glibc.close(ours) == 0)
+        }
+        reader.join()
+        let bytes = received.withLock { $0 }
+        #expect(bytes.count == kernelCapacity + 10)
+        #expect(String(decoding: bytes.suffix(10), as: UTF8.self) == "DISCONNECT")
     }
 
     @Test func aWriteThatFailsIsReportedByTheNextRead() throws {
@@ -157,6 +215,29 @@ import Glibc
         }
         buffers.reset()
         #expect(!buffers.hasInput)
+    }
+
+    @Test func libmosquittoFindsTheseFunctions() throws {
+        // The dynamic linker binds libmosquitto's calls as `dlsym` finds them in the global scope (the executable
+        // first): not the C library's, and the one found for `read` reads through the buffers.
+        let global = UnsafeMutableRawPointer(bitPattern: 0)  // RTLD_DEFAULT
+        let libc = try #require(dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD))
+        defer { dlclose(libc) }
+        for name in ["read", "write", "close"] {
+            let found = try #require(dlsym(global, name))
+            #expect(found != dlsym(libc, name), "\(name)")
+        }
+        typealias Read = @convention(c) (Int32, UnsafeMutableRawPointer?, Int) -> Int
+        let globalRead = unsafeBitCast(dlsym(global, "read"), to: Read.self)
+        let (ours, peer) = try socketPair()
+        defer { closeBoth(ours, peer) }
+        let buffers = try SocketBuffers()
+        try send(peer, "abcd")
+        buffers.serving(ours) {
+            var byte: UInt8 = 0
+            #expect(globalRead(ours, &byte, 1) == 1)
+            #expect(kernelBytes(ours) == 0)
+        }
     }
 
     @Test func buffersBegunWithAnotherSocketDropWhatTheyHeld() throws {
@@ -257,22 +338,4 @@ private func writeError(_ fd: Int32, _ text: String) -> Int32 {
     return Glibc.write(fd, bytes, bytes.count) < 0 ? errno : 0
 }
 
-/// A plain thread, joined: the write under test must come from a thread that is not serving the socket.
-private final class Thread {
-    private var thread = pthread_t()
-
-    init(_ body: @escaping @Sendable () -> Void) {
-        let box = Unmanaged.passRetained(Box(body)).toOpaque()
-        pthread_create(&thread, nil, { argument in
-            Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue().body()
-            return nil
-        }, box)
-    }
-
-    func join() { pthread_join(thread, nil) }
-
-    private final class Box {
-        let body: @Sendable () -> Void
-        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-    }
-}
+#endif

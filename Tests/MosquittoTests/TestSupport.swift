@@ -99,3 +99,25 @@ final class UnansweredPort: Sendable {
         close(listener)
     }
 }
+
+#if canImport(Glibc)
+/// A plain thread (not one of Swift's), started at once and joined: for what must happen on a thread of its own.
+final class PlainThread {
+    private var thread = pthread_t()
+
+    init(_ body: @escaping @Sendable () -> Void) {
+        let box = Unmanaged.passRetained(Box(body)).toOpaque()
+        pthread_create(&thread, nil, { argument in
+            Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue().body()
+            return nil
+        }, box)
+    }
+
+    func join() { pthread_join(thread, nil) }
+
+    private final class Box {
+        let body: @Sendable () -> Void
+        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+    }
+}
+#endif

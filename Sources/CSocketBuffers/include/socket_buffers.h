@@ -10,20 +10,24 @@
    (libmosquitto's calls included: an executable's definitions come first). They pass every call straight through
    to glibc's own (`__read`, `__write`, `__close`), except on a thread between socket_buffers_begin and
    socket_buffers_end, and there only for the socket the buffers were begun with:
-   - read() is served from an input buffer that one read(2) of up to its size fills. Once a fill came back short
-     (the socket had no more), read() says EAGAIN until the next begin, even if more has arrived since: the caller
-     polls the socket before its next begin, and the poll sees it. That saves the read(2) that would only say so.
+   - read() is served from an input buffer that one read(2) of up to its size fills, once between a begin and
+     its end: then read() says EAGAIN, even if more has arrived since. The caller polls the socket before its next
+     begin, and the poll sees it; meanwhile a flood of input cannot hold the caller in its reads, and the read(2)
+     that would only say EAGAIN is saved. A read as large as the buffer goes straight to its destination.
    - write() appends to an output buffer; socket_buffers_flush writes it with one write(2). A full buffer is
-     flushed first; if the socket takes none of it, write() says EAGAIN, as the socket would.
-   - close() flushes what it can first (a DISCONNECT written just before the close still leaves) and forgets
-     the socket, so nothing is ever written to a later file with the same number.
+     flushed first; if the socket takes none of it, write() says EAGAIN, as the socket would. A write as large as
+     the buffer goes straight to the socket when nothing is held.
+   - close() first sends what is held (a DISCONNECT written just before the close still leaves), waiting a while
+     for a socket that does not take it at once, and forgets the socket, so nothing is ever written to a later
+     file with the same number.
    A write(2) that fails for good (the connection was reset) is reported by the next buffered read(): the library
    then ends the connection as it would after a failed read of its own. Without glibc nothing is interposed, and
    the buffers stay empty. */
 
 typedef struct socket_buffers socket_buffers;
 
-socket_buffers *socket_buffers_create(size_t input_capacity, size_t output_capacity);
+/* `close_wait_ms`: how long a close waits for a socket that does not take what is held at once. */
+socket_buffers *socket_buffers_create(size_t input_capacity, size_t output_capacity, int close_wait_ms);
 void socket_buffers_destroy(socket_buffers *buffers);
 
 /* The calling thread's reads and writes of `fd` go through `buffers` until socket_buffers_end. Buffers begun with
@@ -41,6 +45,9 @@ int socket_buffers_flush(socket_buffers *buffers);
 /* Input read from the socket that the library has not taken yet (or a failed write to report): read again
    before waiting for the socket. */
 bool socket_buffers_has_input(const socket_buffers *buffers);
+
+/* Bytes of input the library has not taken yet. */
+size_t socket_buffers_input_length(const socket_buffers *buffers);
 
 /* Output the socket has not taken yet: wait until it is writable, then flush. */
 bool socket_buffers_has_output(const socket_buffers *buffers);

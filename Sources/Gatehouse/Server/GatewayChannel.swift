@@ -88,7 +88,8 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
         let limits = gateway.settings.now.limits
         let handler = DeviceFrameHandler(gateway.deviceFrames, deflate: compressed ? try PerMessageDeflate() : nil)
         // Every frame to the device passes the send-queue cap: below the frame decoder and the protocol error handler
-        // (whose close frames it encodes), above NIO's frame encoder where NIO's upgrader installed one.
+        // (whose close frames it encodes), above NIO's frame encoder where NIO's upgrader installed one. Every read
+        // passes it too, on its way to the decoder (a publish batch per read).
         let output = SendQueueLimit(
             maxBytes: limits.maxSendQueueBytes, tlsBelow: gateway.deviceTLS != nil, nioEncoderBelow: nioEncoder)
         let decoder = try channel.pipeline.syncOperations.handler(type: ByteToMessageHandler<WebSocketFrameDecoder>.self)

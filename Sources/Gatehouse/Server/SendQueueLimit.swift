@@ -1,3 +1,4 @@
+import Mosquitto
 import NIOCore
 import NIOWebSocket
 
@@ -13,10 +14,14 @@ import NIOWebSocket
 /// - Nothing is written after a close frame (RFC 6455 5.5.1), so a closing connection's queue stops growing.
 /// - Frames the gateway encoded itself (``write(encoded:)``: `LoopFrames` writes each device's answers of one delivery
 ///   as one buffer, at most ``LoopFrames/batchBytes`` at a time) go from here to the socket, under the same rules.
+/// - Every read passes here on its way to the frame decoder, as one `PublishBatch`: the messages of one read wake the
+///   MQTT network thread once. Here, because a handler of its own would cost every device a context (0.16 KiB).
 /// - It encodes the frames it passes on itself (``ByteBuffer/writeServerFrame(_:)``), unless NIO's frame encoder sits
 ///   below (a device upgraded by NIO's upgrader, not by `DeviceUpgradeFastPath`): a device's connection without NIO's
 ///   encoder keeps one handler and its header buffer less.
-final class SendQueueLimit: ChannelOutboundHandler, RemovableChannelHandler {
+final class SendQueueLimit: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
     typealias OutboundIn = WebSocketFrame
     /// With NIO's encoder below; else it writes `ByteBuffer`s (as `NIOAny`, the encoded frames).
     typealias OutboundOut = WebSocketFrame
@@ -65,6 +70,10 @@ final class SendQueueLimit: ChannelOutboundHandler, RemovableChannelHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
         encoder = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        PublishBatch.run { context.fireChannelRead(data) }
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
