@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 struct socket_buffers {
@@ -19,6 +20,9 @@ struct socket_buffers {
 
 /* The buffers of the socket this thread serves, between begin and end. */
 static __thread socket_buffers *current;
+
+/* Whether socketpair() fails on this thread. */
+static __thread bool refusing_socket_pairs;
 
 #if defined(__GLIBC__)
 /* The C library's own functions, under the other names glibc exports them by. Elsewhere nothing is interposed:
@@ -76,6 +80,10 @@ void socket_buffers_begin(socket_buffers *buffers, int fd) {
 
 void socket_buffers_end(void) {
     current = NULL;
+}
+
+void socket_buffers_refuse_socket_pairs(bool refuse) {
+    refusing_socket_pairs = refuse;
 }
 
 bool socket_buffers_has_input(const socket_buffers *buffers) {
@@ -190,5 +198,12 @@ int close(int fd) {
         errno = saved;
     }
     return libc_close(fd);
+}
+int socketpair(int domain, int type, int protocol, int pair[2]) {
+    if (refusing_socket_pairs) {
+        errno = EMFILE;
+        return -1;
+    }
+    return (int)syscall(SYS_socketpair, domain, type, protocol, pair);
 }
 #endif

@@ -62,11 +62,13 @@ public final class MosquittoClient: @unchecked Sendable {
             eventContinuation: eventContinuation
         )
         guard
-            let handle = mosquitto_new(
-                options.clientID.isEmpty ? nil : options.clientID,
-                options.cleanStart,
-                Unmanaged.passUnretained(core).toOpaque()
-            )
+            let handle = SocketBuffers.withoutSocketPairs({
+                mosquitto_new(
+                    options.clientID.isEmpty ? nil : options.clientID,
+                    options.cleanStart,
+                    Unmanaged.passUnretained(core).toOpaque()
+                )
+            })
         else {
             throw MosquittoError(
                 code: .other,
@@ -440,9 +442,11 @@ public final class MosquittoClient: @unchecked Sendable {
             // Only reached when the network loop has returned (or is returning) by itself: the join is quick.
             joinNetworkThread()
         }
-        let rc = MosquittoResultCode(
-            mosquitto_connect_bind_async(handle, options.host, Int32(clamping: options.port), Int32(clamping: options.keepalive), nil)
-        )
+        let rc = SocketBuffers.withoutSocketPairs {
+            MosquittoResultCode(
+                mosquitto_connect_bind_async(handle, options.host, Int32(clamping: options.port), Int32(clamping: options.keepalive), nil)
+            )
+        }
         guard rc == .success else { return (rc, MosquittoError.describe(rc)) }
         if lifecycle.withLock({ $0.network == nil }) {
             do {

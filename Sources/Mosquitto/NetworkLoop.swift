@@ -18,7 +18,8 @@ import Darwin
 /// - libmosquitto wakes its thread through a socket pair: one byte per queued packet, and `mosquitto_loop` reads
 ///   one byte per pass, so N packets queued meant N passes of the whole loop (select, read, write, keepalive)
 ///   after the pass that had already written them all. This loop is woken through ``LoopWaker`` instead, only
-///   when it sleeps, and never reads the socket pair (once full, libmosquitto's writes to it fail at once).
+///   when it sleeps (and once per ``PublishBatch``), and libmosquitto goes without its socket pair
+///   (``SocketBuffers/withoutSocketPairs(_:)``): once full, its writes to it failed, a system call per publish.
 /// - The broker's socket is read and written through ``SocketBuffers`` while a pass runs (from the CONNACK on).
 ///   libmosquitto reads each packet with up to three `read()`s (its first byte, its length, the rest: three for a
 ///   PUBACK) and writes each with its own `write()`; a pass now fills a buffer with one `read()` and sends all it
@@ -170,11 +171,18 @@ final class NetworkLoop: @unchecked Sendable {
         return (MosquittoResultCode(mosquitto_loop_misc(handle)), errno)
     }
 
-    /// A pass before the CONNACK. With TLS, a connection that failed (refused, reset) is ended here: libmosquitto
+    /// A pass before the CONNACK: wait for the socket as `mosquitto_loop` would (for what `mosquitto_want_write`
+    /// says), but here, where ``LoopWaker`` can end the wait (libmosquitto has no socket pair to be woken through,
+    /// see ``SocketBuffers/withoutSocketPairs(_:)``), then `mosquitto_loop` without a wait of its own.
+    /// With TLS, a connection that failed (refused, reset) is ended here: libmosquitto
     /// 2.0.11 takes the TLS library's error on such a socket for "handshake still under way" and would go round
     /// at full speed until the keepalive gave up. Ended as libmosquitto ends a failed attempt: the disconnect
     /// callback, then the wait and `mosquitto_reconnect_async`, which closes the socket.
     private func connectingPass(_ socket: Int32) -> (MosquittoResultCode, Int32) {
+        let (_, error) = waker.waitForSocket(socket, wait: true) {
+            Int16(POLLIN) | (mosquitto_want_write(handle) ? Int16(POLLOUT) : 0)
+        }
+        guard error == 0 || error == EINTR else { return (.errno, error) }
         if core.options.tls != nil {
             // POLLHUP: refused or reset (the TLS library has already taken the socket's error, so it says which no more).
             var probe = pollfd(fd: socket, events: 0, revents: 0)
@@ -188,7 +196,7 @@ final class NetworkLoop: @unchecked Sendable {
                 return (.errno, error)
             }
         }
-        return (MosquittoResultCode(mosquitto_loop(handle, 1000, 1)), errno)
+        return (MosquittoResultCode(mosquitto_loop(handle, 0, 1)), errno)
     }
 }
 

@@ -27,6 +27,16 @@ final class SocketBuffers {
         return body()
     }
 
+    /// Runs `body` with `socketpair` failing on this thread: libmosquitto, created (`mosquitto_new`) and connected
+    /// (`mosquitto_connect_*`, which makes a new pair) so, goes without its socket pair. It would write a byte to it
+    /// for every packet queued, to wake a loop of its own that ``NetworkLoop`` replaces (a failing system call per
+    /// publish, once the pair was full).
+    static func withoutSocketPairs<Result>(_ body: () -> Result) -> Result {
+        socket_buffers_refuse_socket_pairs(true)
+        defer { socket_buffers_refuse_socket_pairs(false) }
+        return body()
+    }
+
     /// Drops what the buffers hold: the connection ended.
     func reset() { socket_buffers_reset(buffers) }
 

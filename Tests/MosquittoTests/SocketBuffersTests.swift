@@ -182,6 +182,7 @@ import Testing
         // A wait far longer than the reader's delay: the test does not depend on how the threads are scheduled.
         let buffers = try SocketBuffers(inputCapacity: 16, outputCapacity: 16, closeWaitMilliseconds: 30_000)
         let received = Mutex([UInt8]())
+        _ = fcntl(peer, F_SETFL, fcntl(peer, F_GETFL) & ~O_NONBLOCK)  // the reader reads until the end of the stream
         let reader = PlainThread {
             usleep(200_000)  // the close below has found the socket full by then
             var buffer = [UInt8](repeating: 0, count: 4096)
@@ -238,6 +239,22 @@ import Testing
             #expect(globalRead(ours, &byte, 1) == 1)
             #expect(kernelBytes(ours) == 0)
         }
+    }
+
+    @Test func socketPairsFailOnlyWhereRefused() async throws {
+        var ends: [Int32] = [-1, -1]
+        let refused = SocketBuffers.withoutSocketPairs { () -> Int32? in
+            // Another thread meanwhile makes its own.
+            let other = PlainThread {
+                var ends: [Int32] = [-1, -1]
+                if socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &ends) == 0 { closeBoth(ends[0], ends[1]) } else { abort() }
+            }
+            other.join()
+            return socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &ends) == 0 ? nil : errno
+        }
+        #expect(refused == EMFILE)
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &ends) == 0)
+        closeBoth(ends[0], ends[1])
     }
 
     @Test func buffersBegunWithAnotherSocketDropWhatTheyHeld() throws {

@@ -6,10 +6,10 @@
 /* User-space buffers for one socket that a C library reads and writes with plain read(2), write(2) and close(2):
    libmosquitto, on the MQTT client's network thread (Sources/Mosquitto/NetworkLoop.swift says why).
 
-   With glibc, this target defines read, write and close, which take the C library's place for the whole process
-   (libmosquitto's calls included: an executable's definitions come first). They pass every call straight through
-   to glibc's own (`__read`, `__write`, `__close`), except on a thread between socket_buffers_begin and
-   socket_buffers_end, and there only for the socket the buffers were begun with:
+   With glibc, this target defines read, write and close (and socketpair, below), which take the C library's place
+   for the whole process (libmosquitto's calls included: an executable's definitions come first). They pass every
+   call straight through to glibc's own (`__read`, `__write`, `__close`), except on a thread between
+   socket_buffers_begin and socket_buffers_end, and there only for the socket the buffers were begun with:
    - read() is served from an input buffer that one read(2) of up to its size fills, once between a begin and
      its end: then read() says EAGAIN, even if more has arrived since. The caller polls the socket before its next
      begin, and the poll sees it; meanwhile a flood of input cannot hold the caller in its reads, and the read(2)
@@ -21,8 +21,13 @@
      for a socket that does not take it at once, and forgets the socket, so nothing is ever written to a later
      file with the same number.
    A write(2) that fails for good (the connection was reset) is reported by the next buffered read(): the library
-   then ends the connection as it would after a failed read of its own. Without glibc nothing is interposed, and
-   the buffers stay empty. */
+   then ends the connection as it would after a failed read of its own.
+
+   It also defines socketpair, which fails (EMFILE) on a thread between socket_buffers_refuse_socket_pairs(true)
+   and (false), and otherwise makes the system call: libmosquitto, created and connected so, goes without the
+   socket pair it would write a byte to for every packet queued (NetworkLoop.swift never reads it).
+
+   Without glibc nothing is interposed, and the buffers stay empty. */
 
 typedef struct socket_buffers socket_buffers;
 
@@ -34,6 +39,9 @@ void socket_buffers_destroy(socket_buffers *buffers);
    another socket (the connection was replaced) first drop what they held. */
 void socket_buffers_begin(socket_buffers *buffers, int fd);
 void socket_buffers_end(void);
+
+/* Makes socketpair() fail on the calling thread (true) or work again (false). */
+void socket_buffers_refuse_socket_pairs(bool refuse);
 
 /* Drops what the buffers hold and forgets their socket: the connection ended. */
 void socket_buffers_reset(socket_buffers *buffers);
