@@ -130,7 +130,8 @@ class Broker:
             f.write(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 1000000\n")
             if nodelay:  # mosquitto's default (false) lets Nagle hold a reply behind an unacked PUBACK for ~40 ms
                 f.write("set_tcp_nodelay true\n")
-            if BROKER_INFLIGHT:  # its Receive Maximum (20 by default), for the gateway's connection as for the floor's
+            # Its Receive Maximum (20 by default) for MQTT 5 clients: the gateway's, not mosquitto_pub's (3.1.1).
+            if BROKER_INFLIGHT:
                 f.write(f"max_inflight_messages {BROKER_INFLIGHT}\n")
             if websockets:
                 f.write(f"listener {self.ws_port} lo\nprotocol websockets\nsocket_domain ipv4\nallow_anonymous true\n")
