@@ -5,6 +5,7 @@ spooled messages, and the gateway's `offline` when a stop cannot confirm it."""
 import os
 import signal
 import time
+from typing import Callable
 
 import pytest
 
@@ -161,3 +162,57 @@ def test_a_stop_that_cannot_confirm_offline_leaves_with_the_will(gateway, fresh_
     resume()
     state = fetch_retained_json(fresh_broker, g.bridge("state"), lambda s: s["state"] == "offline", timeout=10)
     assert state["state"] == "offline", state
+
+
+def queued_towards(port: int) -> int:
+    """Bytes written towards local TCP `port` and not yet read by it: what its connections' senders have not
+    sent yet plus what its own sockets have received and not read (/proc/net/tcp)."""
+    total = 0
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        fields = line.split()
+        local, remote = (int(f.split(":")[1], 16) for f in fields[1:3])
+        tx, rx = (int(x, 16) for x in fields[4].split(":"))
+        if remote == port:
+            total += tx
+        elif local == port:
+            total += rx
+    return total
+
+
+def steady(read: Callable[[], int], pause: float = 0.3) -> int | None:
+    """`read()` if it is not zero and the same again `pause` seconds later, else None."""
+    first = read()
+    time.sleep(pause)
+    return first if first and read() == first else None
+
+
+def test_a_burst_the_paused_broker_cannot_take_arrives_whole_and_in_order(gateway, fresh_broker, mqtt_factory, paused):
+    """More QoS 0 telemetry (13 MB) than the sockets between the gateway and a paused broker hold: the gateway's
+    writes to the broker wait for the socket (its buffered writes included), and once the broker reads again every
+    message arrives, whole and in order, on the same connection."""
+    burst, pad = 800, "x" * 16_000
+    pause, resume = paused
+    g = gateway(broker=fresh_broker, limits={"max_messages_per_s": 0, "max_bytes_per_s": 0})
+    dev = uid("burst")
+    d = g.connect(g.token(dev))
+    observer = mqtt_factory(fresh_broker)
+    observer.subscribe(f"{g.base}/{dev}/telemetry", qos=0)  # QoS 0: the broker forwards in the order it read
+    pause()
+    for seq in range(1, burst + 1):
+        d.send_json({"type": "telemetry", "seq": seq, "qos": 0, "data": {"n": seq, "pad": pad}})
+    for seq in range(1, burst + 1):
+        d.expect_ack(seq, timeout=30)  # handed to the MQTT client
+    # The sockets towards the broker fill up and take no more: the rest waits in the gateway.
+    settled = wait_until(lambda: steady(lambda: queued_towards(fresh_broker.port)), 30, interval=0.1)
+    assert settled and settled < burst * len(pad) // 2, f"{settled} bytes queued in the sockets: no backpressure"
+    resume()
+    seen: list[int] = []
+    deadline = time.monotonic() + 60
+    while len(seen) < burst and time.monotonic() < deadline:
+        for m in observer.collect(lambda m: True, 0.2):
+            body = m.json()
+            assert body["data"]["pad"] == pad, f"message {body['data']['n']} arrived damaged"
+            seen.append(body["data"]["n"])
+    assert seen == list(range(1, burst + 1)), f"{len(seen)} of {burst} arrived, first out of place: " + str(
+        next((n for i, n in enumerate(seen) if n != i + 1), None))
+    assert g.running
