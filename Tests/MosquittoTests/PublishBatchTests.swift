@@ -18,7 +18,7 @@ import Testing
         #expect(try await eventually(timeout: .seconds(10)) { sleeper.hasReturned })
     }
 
-    @Test func outsideABatchTheWakeUpIsAtOnce() async throws {
+    @Test func outsideABatchTheWakeUpIsNotHeld() async throws {
         let sleeper = try await Sleeper()
         defer { sleeper.thread.join() }
         sleeper.waker.wake()
@@ -36,7 +36,8 @@ private struct Sleeper {
 
     /// Returns once the thread counts as asleep.
     init() async throws {
-        let (waker, state) = (try LoopWaker(), state)
+        let waker = try LoopWaker()
+        let state = self.state
         self.waker = waker
         thread = PlainThread {
             waker.sleep(until: .now + .seconds(60)) { state.stop.load(ordering: .sequentiallyConsistent) }
