@@ -168,6 +168,33 @@ import Testing
         _ = await outbox.stop(grace: .milliseconds(10))
     }
 
+    @Test func aMessageWrittenAheadAndRefusedForNowGoesAgainFromTheSpoolInOrder() async throws {
+        let (outbox, broker, spool) = try makeOutbox(window: 4, writeAhead: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        outbox.brokerConnected()
+        let outcomes = Outcomes()
+        for seq in 0..<10 { outbox.send(message(0, seq), device: "d0", source: nil, completion: outcomes.record("\(seq)")) }
+        // Every one acked once durable in the spool; four in flight.
+        await eventually { broker.unansweredCount == 4 && outcomes.all.count == 10 }
+        #expect(outcomes.all.values.allSatisfy { $0 == [.safe] })
+        broker.acknowledge(1)
+        let busy = MosquittoError(code: .publishRejected, message: "quota exceeded", reasonCode: .quotaExceeded)
+        broker.acknowledge(1, refusal: busy)  // entry 1, acked to its device already, for a reason that may pass
+        #expect(outbox.isSpooling)
+        // A second later the spool is read again from the oldest entry it still has: entry 1 goes again.
+        await eventually {
+            broker.acknowledge()
+            return spool.stats().depth == 0 && !outbox.isSpooling
+        }
+        let seqs = broker.received.map { Int(String(decoding: $0.payload, as: UTF8.self))! }
+        #expect(Set(seqs) == Set(0..<10))
+        #expect(seqs.filter { $0 == 1 }.count == 2, "\(seqs)")
+        let lastCopies = (0..<10).map { seq in seqs.lastIndex(of: seq) ?? -1 }
+        #expect(lastCopies == lastCopies.sorted(), "\(seqs)")
+        #expect(outcomes.all.count == 10 && outcomes.all.values.allSatisfy { $0 == [.safe] })
+        _ = await outbox.stop(grace: .milliseconds(10))
+    }
+
     @Test func writeAheadKeepsWhatTheBrokerAcknowledgedAndPublishesItAgainAfterTheBrokerIsLost() async throws {
         let (outbox, broker, spool) = try makeOutbox(window: 8, writeAhead: true, keepAcknowledgedMs: 60_000)
         defer { try? FileManager.default.removeItem(atPath: dir) }

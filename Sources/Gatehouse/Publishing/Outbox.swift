@@ -85,7 +85,8 @@ final class Outbox: Sendable {
             switch outcome {
             case .refused(.brokerUnavailable, _): return
             case .refused(_, let reason):
-                // Acked from disk already, and not read again (a replayed one refused for now would be): it is dropped.
+                // Refused for good, after it was acked from disk: it is dropped. (One refused for now never gets
+                // here: `publishLive` has it replayed from the spool.)
                 logger.error("the broker refused a message; dropping it", metadata: ["topic": "\(topic)", "error": "\(reason)"])
             case .safe: break
             }
@@ -174,6 +175,11 @@ final class Outbox: Sendable {
     private func publishLive(_ message: OutboxState.Message) {
         guard !message.isBestEffort else { return publishBestEffort(message) }
         publish(message.entry) { error in
+            if message.spooled, let error, error.code == .publishRejected, !Self.isPermanent(error) {
+                // Written ahead and acked from the spool, which still has it (its completion is not called, so the
+                // entry stays): the replay goes again from it, as for a replayed entry refused so.
+                return self.holdReplay(refusedWith: error, topic: message.entry.topic) { $0.replayRefusedForNow(at: .now) }
+            }
             let effects = self.state.withLock { $0.published(id: message.id, device: message.device) }
             message.completion?(error.map(PublishOutcome.init) ?? .safe)
             self.perform(effects)
@@ -276,20 +282,11 @@ final class Outbox: Sendable {
                 return
             }
             if let error, !Self.isPermanent(error) {
-                var restartAfter: Duration?
-                self.decideSpooling { state in
+                return self.holdReplay(refusedWith: error, topic: entry.topic) { state in
                     // Again holding `state`: a restart (its rewind holds it too) may have come since the check above.
-                    guard self.spool.isCurrent(ticket) else { return state.replayFinished() }
-                    let refusal = state.replayRefusedForNow(at: .now)
-                    restartAfter = refusal.restartAfter
-                    return refusal.effects
+                    guard self.spool.isCurrent(ticket) else { return (state.replayFinished(), nil) }
+                    return state.replayRefusedForNow(at: .now)
                 }
-                guard let restartAfter else { return }
-                self.logger.warning("the broker refused a spooled message for now; replaying again from it later", metadata: [
-                    "topic": "\(entry.topic)", "error": "\(error.message)", "retry_in": "\(restartAfter)"])
-                // Whole seconds (`OutboxState.shortestHold` doubled).
-                self.replayQueue.asyncAfter(deadline: .now() + .seconds(Int(restartAfter.components.seconds))) { self.restartReplay() }
-                return
             }
             if let error {
                 self.logger.error("the broker refused a spooled message; dropping it", metadata: [
@@ -298,6 +295,25 @@ final class Outbox: Sendable {
             self.spool.acknowledge(ticket)
             self.perform(self.state.withLock { $0.replayFinished() })
         }
+    }
+
+    /// A spooled entry (replayed, or written ahead) refused for a reason that may pass: the replay holds, as `decide`
+    /// says, and the first refusal of a hold schedules the restart (`restartReplay`).
+    private func holdReplay(
+        refusedWith error: MosquittoError, topic: String,
+        _ decide: (inout OutboxState) -> (effects: OutboxState.Effects, restartAfter: Duration?)
+    ) {
+        var restartAfter: Duration?
+        decideSpooling { state in
+            let refusal = decide(&state)
+            restartAfter = refusal.restartAfter
+            return refusal.effects
+        }
+        guard let restartAfter else { return }
+        logger.warning("the broker refused a spooled message for now; replaying again from it later", metadata: [
+            "topic": "\(topic)", "error": "\(error.message)", "retry_in": "\(restartAfter)"])
+        // Whole seconds (`OutboxState.shortestHold` doubled).
+        replayQueue.asyncAfter(deadline: .now() + .seconds(Int(restartAfter.components.seconds))) { self.restartReplay() }
     }
 
     /// After a refusal that may pass: every entry still in the spool is read again, oldest first, the refused one

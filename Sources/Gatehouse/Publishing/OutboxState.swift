@@ -308,6 +308,8 @@ struct OutboxState {
     /// `replayRestarts`, so that every unconfirmed entry, the refused one among them, goes again in order
     /// (duplicates, not losses). After the catch-up (the entry was still in flight then) live messages go to the
     /// spool again, behind it, with copies of those not yet confirmed (whichever device the refused entry was of).
+    /// A live message written ahead (the embedded broker) and refused so is handled the same way: acked from the
+    /// spool, it is still there, uses the window as a replayed entry does, and is not in `unconfirmed`.
     /// Returns how long to hold for the first refusal of a hold (only that caller schedules the restart), nil for the
     /// others.
     mutating func replayRefusedForNow(at now: ContinuousClock.Instant) -> (effects: Effects, restartAfter: Duration?) {
