@@ -3,6 +3,9 @@
 
 Flow A (baseline, the floor): N `mosquitto_pub -l` clients (libmosquitto over TCP) publish M messages each to a
 private mosquitto, at QoS 1 and at QoS 0: the broker's CPU per message.
+Flow A' (a second reference): the same N clients as flow B, with the same window, speaking MQTT over TCP to the
+broker themselves (examples/bench_clients.c in its mqtt mode): what the broker spends on the devices' own messages
+when there is no gateway in front of them.
 Flow B: N devices (examples/bench_clients.c, raw WebSocket) send M telemetry messages each with `seq`, at most
 BENCH_WINDOW unanswered; the gateway publishes each at QoS 1 and acks it after the broker's PUBACK. A subscriber
 counts what reaches the broker (duplicates), and /proc/<gateway>/io tells what the gateway wrote to disk (nothing,
@@ -10,7 +13,7 @@ with a healthy broker: the spool is only for a broker that cannot be reached).
 Flow B0: the same at QoS 0 (acked once handed to libmosquitto).
 Flow C (spool): the broker is stopped and the same devices send again: every message is acked from the gateway's
 disk spool (group commit); then the broker is started again and the spool drains into it.
-Flows A and B (and A and B0) run in turns, BENCH_ROUNDS times each: one round of each in a row, so that the host's
+Flows A, A' and B (and those at QoS 0) run in turns, BENCH_ROUNDS times each: one round of each in a row, so that the host's
 noise (two runs of one flow here differ by up to ~20 %) reaches the floor and the gateway alike.
 Prints messages/s and CPU microseconds per message of the gateway, the broker and the load generator (from /proc) of
 each flow's median round (by the CPU per message that counts: the broker's for a floor, the gateway's otherwise) and
@@ -22,7 +25,8 @@ BENCH_INFLIGHT (the gateway's mqtt.max_inflight, 100), BENCH_ROUNDS (3; 1 with B
 """
 import json, os, subprocess, tempfile, time
 
-from bench_common import CPU, Broker, Gateway, Processes, Subscriber, disk_writes, header, per_unit, sized, telemetry
+from bench_common import (CPU, Broker, Gateway, Processes, Subscriber, direct_telemetry, disk_writes, header, per_unit, sized,
+                          telemetry)
 
 DEVICES = int(os.environ.get("BENCH_DEVICES", "50"))
 MESSAGES = int(os.environ.get("BENCH_MESSAGES", "2000"))
@@ -72,12 +76,15 @@ def main():
     work = tempfile.mkdtemp(prefix="gatehouse-bench-")
     floor1, gateway1 = Flow("mosquitto_pub -> mosquitto, QoS 1 (floor)", "broker"), Flow("device -> gatehouse -> mosquitto, QoS 1", "gateway")
     floor0, gateway0 = Flow("mosquitto_pub -> mosquitto, QoS 0 (floor)", "broker"), Flow("device -> gatehouse -> mosquitto, QoS 0", "gateway")
+    direct1, direct0 = Flow("the devices' MQTT -> mosquitto, QoS 1", "broker"), Flow("the devices' MQTT -> mosquitto, QoS 0", "broker")
     acked = nacked = arrived = unique = disk = acked0 = nacked0 = 0
     with Processes() as procs:
         broker = Broker(procs, work)
         gateway = Gateway(procs, work, broker, MQTT_MAX_INFLIGHT=INFLIGHT)
         for turn in range(ROUNDS):
             floor1.add(total, *direct_flow(broker, 1))
+            ok, seconds, cpu = direct_telemetry(procs, work, broker, DEVICES, MESSAGES, f"m1r{turn}", qos=1)
+            direct1.add(ok, seconds, cpu["broker"], load=cpu["load"])
             subscriber = Subscriber(procs, broker.port, f"{work}/q1-{turn}.txt")
             disk0 = disk_writes(gateway.pid)
             ok, refused, seconds, cpu = telemetry(procs, work, gateway, DEVICES, MESSAGES, f"q1r{turn}", qos=1, broker=broker.pid)
@@ -87,6 +94,8 @@ def main():
             disk += disk_writes(gateway.pid) - disk0
 
             floor0.add(total, *direct_flow(broker, 0))
+            ok, seconds, cpu = direct_telemetry(procs, work, broker, DEVICES, MESSAGES, f"m0r{turn}", qos=0)
+            direct0.add(ok, seconds, cpu["broker"], load=cpu["load"])
             ok, refused, seconds, cpu = telemetry(procs, work, gateway, DEVICES, MESSAGES, f"q0r{turn}", qos=0, broker=broker.pid)
             gateway0.add(ok, seconds, cpu["broker"], cpu["gateway"], cpu["load"])
             acked0, nacked0 = acked0 + ok, nacked0 + refused
@@ -108,7 +117,7 @@ def main():
     drain_flow.add(depth, drain_s, broker=drained_cpu["broker"], gateway=drained_cpu["gateway"])
     print(f"   {'flow (median round)':44} {'msgs/s':>8} {'broker µs/msg':>14} {'gateway µs/msg':>15} {'load µs/msg':>12}   every round")
     dash = lambda v: "-" if v is None else f"{v:.1f}"
-    for flow in (floor1, gateway1, floor0, gateway0, spool_flow, drain_flow):
+    for flow in (floor1, direct1, gateway1, floor0, direct0, gateway0, spool_flow, drain_flow):
         r = flow.median
         rounds = flow.every_round() if len(flow.rounds) > 1 else ""
         print(f"   {flow.label:44} {r['rate']:>8.0f} {dash(r['broker']):>14} {dash(r['gateway']):>15} {dash(r['load']):>12}   {rounds}")
@@ -118,6 +127,9 @@ def main():
     if ROUNDS > 1:
         print("   every round's ratio: QoS 1 " + ", ".join(f"{g['gateway'] / f['broker']:.2f}" for g, f in zip(gateway1.rounds, floor1.rounds))
               + "; QoS 0 " + ", ".join(f"{g['gateway'] / f['broker']:.2f}" for g, f in zip(gateway0.rounds, floor0.rounds)))
+    ratio = lambda gateway, broker: f"{gateway / broker:.2f}" if broker else "- (too little broker CPU to measure)"
+    print(f"   gateway ÷ the broker's CPU for the devices' own MQTT (medians, no gateway in front): "
+          f"QoS 1 {ratio(gw1, direct1.median['broker'])}, QoS 0 {ratio(gw0, direct0.median['broker'])}")
     print(f"   QoS 1 ({ROUNDS} rounds): acked {acked}, nacked {nacked}; {arrived} arrived at the broker for {unique} distinct messages "
           f"({arrived - unique} duplicates, {total * ROUNDS - unique} missing); gateway disk writes {disk} bytes")
     print(f"   QoS 0 ({ROUNDS} rounds): acked {acked0}, nacked {nacked0}")

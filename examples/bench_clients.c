@@ -8,6 +8,10 @@
  * MODE mqttws:  mosquitto's WebSocket listener (subprotocol mqtt), an MQTT 3.1.1 CONNECT (clean session,
  *               keepalive 0); connected = CONNACK accepted.
  * MODE gateway-tls, mqttws-tls: the same over TLS (OpenSSL, the server's certificate not verified).
+ * MODE mqtt:    plain MQTT 3.1.1 over TCP straight to mosquitto (the same CONNECT), for telemetry only: with
+ *               MESSAGES, each client publishes to bench/ID/telemetry what the gateway would publish for a device,
+ *               at most WINDOW unanswered at QoS 1 (a PUBACK answers one) and WINDOW per write at QoS 0 (counted as
+ *               answered once written): the devices' flow without the gateway, for its floor.
  * REQUESTS is a file with one complete HTTP upgrade request per line ("\r\n" escaped as "|"), minted by Python.
  * At most INFLIGHT handshakes are in progress at a time; a failed one is tried again up to twice.
  * Every client answers pings with pongs; with RESPOND 1 a gateway client answers each `command` frame with
@@ -49,11 +53,12 @@ struct conn {
     unsigned char buf[BUF];
     /* telemetry: messages sent and answered, and frames not yet written */
     int sent, answered, outlen, outoff;
+    int unflushed;  /* mqtt mode at QoS 0: messages in `out` that count as answered once written */
     unsigned char *out;
     SSL *ssl;  /* with TLS */
 };
 
-static int mqtt, respond, port, active, opened, failed, lost, count;
+static int mqtt, raw_mqtt, respond, port, active, opened, failed, lost, count;
 static int messages, window, qos, sending, finished_devices;
 static double rate;
 static int phase_locked;
@@ -89,6 +94,8 @@ static ssize_t io_read(struct conn *c, void *buf, size_t n) {
     errno = (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) ? EAGAIN : ECONNRESET;
     return -1;
 }
+
+static void answered(struct conn *c, int ok);
 
 static void close_conn(struct conn *c) {
     epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
@@ -149,26 +156,54 @@ static void flush_out(struct conn *c) {
         c->outoff += w;
     }
     c->outoff = c->outlen = 0;
+    for (; c->unflushed > 0; c->unflushed--) answered(c, 1);
 }
 
-/* Queues as many telemetry frames as the window allows and writes them at once. */
-static void pump(struct conn *c) {
-    if (!sending || c->state != OPEN || c->outlen) return;
-    double phase = phase_locked ? 0 : (double)(c - conns) / count;
-    long due = rate > 0 ? (long)(rate * (now() - send_started) + 1 - phase) : messages;
-    while (c->sent < messages && c->sent - c->answered < window && c->sent < due) {
-        char json[160];
+/* Appends one message to `out`: a masked telemetry text frame for the gateway, or (mqtt) a PUBLISH of what the
+   gateway would publish for it. */
+static void append_message(struct conn *c) {
+    char json[160];
+    unsigned char *f = c->out + c->outlen;
+    if (!raw_mqtt) {
         int n = snprintf(json, sizeof json, "{\"type\":\"telemetry\",\"seq\":%d,\"qos\":%d,\"data\":{\"temperature\":21.5,"
                          "\"setpoint\":21.0,\"heating\":true,\"mode\":\"auto\"}}", c->sent + 1, qos);
-        unsigned char *f = c->out + c->outlen;
         f[0] = 0x81;
         f[1] = 0x80 | n;
         memset(f + 2, 0, 4);  /* a zero masking key */
         memcpy(f + 6, json, n);
         c->outlen += 6 + n;
-        c->sent++;
+        return;
     }
-    flush_out(c);
+    char topic[96];
+    int t = snprintf(topic, sizeof topic, "bench/%s/telemetry", c->id);
+    int n = snprintf(json, sizeof json, "{\"ts\":1764979200000,\"seq\":%d,\"data\":{\"temperature\":21.5,\"setpoint\":21.0,"
+                     "\"heating\":true,\"mode\":\"auto\"}}", c->sent + 1);
+    int id = c->sent % 65535 + 1, length = 2 + t + (qos ? 2 : 0) + n, h = 0;
+    f[h++] = 0x30 | (qos << 1);
+    f[h++] = length < 128 ? length : 0x80 | (length & 0x7f);
+    if (length >= 128) f[h++] = length >> 7;
+    f[h++] = t >> 8;
+    f[h++] = t & 0xff;
+    memcpy(f + h, topic, t);
+    h += t;
+    if (qos) { f[h++] = id >> 8; f[h++] = id & 0xff; }
+    memcpy(f + h, json, n);
+    c->outlen += h + n;
+}
+
+/* Queues as many telemetry messages as the window allows and writes them at once; in mqtt mode at QoS 0, which has
+   no answers, again once they are written. */
+static void pump(struct conn *c) {
+    while (sending && c->state == OPEN && !c->outlen) {
+        double phase = phase_locked ? 0 : (double)(c - conns) / count;
+        long due = rate > 0 ? (long)(rate * (now() - send_started) + 1 - phase) : messages;
+        int batch = 0;
+        for (; c->sent < messages && c->sent - c->answered < window && c->sent < due; c->sent++, batch++) append_message(c);
+        if (!batch) return;
+        c->unflushed = raw_mqtt && qos == 0 ? batch : 0;
+        flush_out(c);
+        if (!c->unflushed && !(raw_mqtt && qos == 0)) return;
+    }
 }
 
 static void answered(struct conn *c, int ok) {
@@ -205,12 +240,52 @@ static void handle_frame(struct conn *c, int opcode, unsigned char *p, size_t n)
     }
 }
 
-/* Sends the HTTP upgrade request once the connection (and TLS) is up. */
+/* An MQTT 3.1.1 CONNECT: clean session, keepalive 0, the client's ID. */
+static int connect_packet(struct conn *c, unsigned char *pkt) {
+    int idlen = strlen(c->id), rem = 12 + idlen;
+    unsigned char head[] = { 0x10, rem, 0, 4, 'M', 'Q', 'T', 'T', 4, 2, 0, 0, 0, idlen };
+    memcpy(pkt, head, sizeof head);
+    memcpy(pkt + sizeof head, c->id, idlen);
+    return sizeof head + idlen;
+}
+
+/* Sends the HTTP upgrade request (mqtt: the CONNECT) once the connection (and TLS) is up. */
 static void upgrade(struct conn *c) {
     struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
     epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
+    if (raw_mqtt) {
+        unsigned char pkt[96];
+        c->state = WAITING;
+        if (io_write(c, pkt, connect_packet(c, pkt)) < 0) finish(c, 0);
+        return;
+    }
     c->state = UPGRADING;
     if (io_write(c, c->request, strlen(c->request)) < 0) finish(c, 0);
+}
+
+/* mqtt mode: the CONNACK, then PUBACKs; other packets are skipped. False once the connection was given up. */
+static int handle_packets(struct conn *c) {
+    while (c->len >= 2) {
+        int length = 0, shift = 0, off = 1;
+        while (off < c->len && off < 5) {
+            length |= (c->buf[off] & 0x7f) << shift;
+            shift += 7;
+            if (!(c->buf[off++] & 0x80)) break;
+        }
+        if (off + length > c->len) break;
+        int type = c->buf[0] & 0xf0;
+        if (c->state == WAITING) {
+            int ok = type == 0x20 && length == 2 && c->buf[off + 1] == 0;
+            if (!ok) snprintf(last_error, sizeof last_error, "no CONNACK accepting the connection");
+            finish(c, ok);
+            if (!ok) return 0;
+        } else if (type == 0x40 && sending) {
+            answered(c, 1);
+        }
+        memmove(c->buf, c->buf + off + length, c->len - off - length);
+        c->len -= off + length;
+    }
+    return 1;
 }
 
 /* One step of the TLS handshake, waiting for whichever direction OpenSSL needs next. */
@@ -251,12 +326,13 @@ static void readable(struct conn *c) {
             c->state = WAITING;
             if (mqtt) {
                 unsigned char pkt[96];
-                int idlen = strlen(c->id), rem = 12 + idlen;
-                unsigned char head[] = { 0x10, rem, 0, 4, 'M', 'Q', 'T', 'T', 4, 2, 0, 0, 0, idlen };
-                memcpy(pkt, head, sizeof head);
-                memcpy(pkt + sizeof head, c->id, idlen);
-                send_frame(c, 2, pkt, sizeof head + idlen);
+                send_frame(c, 2, pkt, connect_packet(c, pkt));
             }
+        }
+        if (raw_mqtt) {
+            if (!handle_packets(c)) return;
+            pump(c);
+            continue;
         }
         while (c->len >= 2 && (c->state == WAITING || c->state == OPEN)) {
             size_t n = c->buf[1] & 0x7f, off = 2;
@@ -282,6 +358,7 @@ int main(int argc, char **argv) {
     if (argc == 11) rate = atof(argv[10]);
     phase_locked = getenv("BENCH_PHASE_LOCKED") != NULL;
     mqtt = strncmp(argv[1], "mqttws", 6) == 0;
+    raw_mqtt = strcmp(argv[1], "mqtt") == 0;
     if (strstr(argv[1], "-tls")) {
         tls = SSL_CTX_new(TLS_client_method());
         SSL_CTX_set_verify(tls, SSL_VERIFY_NONE, NULL);

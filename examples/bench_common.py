@@ -244,7 +244,8 @@ def client_binary():
 class ClientFleet:
     """`n` clients spread over load-generator processes (examples/bench_clients.c, epoll and raw sockets, at most
     `per_process` each: a process may open 20,000 files). `mode` is "gateway" (device tokens signed with `key`,
-    `kind` in the token) or "mqttws" (MQTT over mosquitto's WebSocket listener), with "-tls" for wss://. `ready()` waits until every
+    `kind` in the token), "mqttws" (MQTT over mosquitto's WebSocket listener), with "-tls" for wss://, or "mqtt" (MQTT over
+    TCP straight to mosquitto, for telemetry only). `ready()` waits until every
     process has read its requests, `go()` starts them all at once and returns (connected, failed, seconds until
     the last process was done, errors), `close()` ends them and returns how many connections the server closed.
     With `messages`, `send()` makes every device send that many telemetry messages at `qos`, `window` unanswered at
@@ -363,6 +364,24 @@ def telemetry(procs, work, gateway, devices, messages, prefix, qos=1, window=WIN
     used = cpu.take()
     fleet.close()
     return acked, nacked, seconds, used
+
+
+def direct_telemetry(procs, work, broker, devices, messages, prefix, qos=1, window=WINDOW):
+    """The same devices' telemetry without the gateway: each of `devices` clients of the generator speaks MQTT 3.1.1
+    over TCP to `broker` itself and publishes `messages` messages like those the gateway publishes for a device, at
+    most `window` unanswered (QoS 1) or per write (QoS 0). Returns (answered, seconds, CPU seconds of the broker and
+    the generator over the sending): the floor for the same clients, the same window and the same broker."""
+    fleet = ClientFleet(procs, work, "mqtt", broker.port, devices, prefix=prefix, messages=messages, window=window, qos=qos)
+    fleet.ready()
+    connected, failed, _, errors = fleet.go()
+    if failed:
+        raise RuntimeError(f"{failed} of {devices} MQTT clients could not connect: {errors[:1]}")
+    wait_quiet(broker.pid)
+    cpu = CPU(broker=broker.pid, load=fleet.pids)
+    answered, _, seconds = fleet.send()
+    used = cpu.take()
+    fleet.close()
+    return answered, seconds, used
 
 
 def self_signed(work):
