@@ -4,7 +4,9 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 struct socket_buffers {
@@ -154,6 +156,7 @@ static ssize_t buffered_write(socket_buffers *buffers, const void *source, size_
         return -1;
     }
     if (buffers->output_length == buffers->output_capacity) {
+        int saved = errno;
         int failure = socket_buffers_flush(buffers);
         if (failure != 0) {
             errno = failure;
@@ -163,6 +166,8 @@ static ssize_t buffered_write(socket_buffers *buffers, const void *source, size_
             errno = EAGAIN;
             return -1;
         }
+        /* The flush's EAGAIN (it took only part) is not this write's: a caller may read errno after a success. */
+        errno = saved;
     }
     /* A large write (a big message) goes straight to the socket when nothing waits before it. */
     if (buffers->output_length == 0 && count >= buffers->output_capacity) return libc_write(buffers->fd, source, count);
@@ -185,14 +190,53 @@ ssize_t write(int fd, const void *buffer, size_t count) {
     return libc_write(fd, buffer, count);
 }
 
+/* Milliseconds left until `deadline` (CLOCK_MONOTONIC), 0 once it passed. */
+static int milliseconds_until(const struct timespec *deadline) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long long left = (deadline->tv_sec - now.tv_sec) * 1000LL + (deadline->tv_nsec - now.tv_nsec) / 1000000;
+    return left > 0 ? (int)left : 0;
+}
+
+/* Reads and drops what arrives on `fd` until its end (the peer closed too), an error or `deadline`. */
+static void drop_input_until_end(int fd, const struct timespec *deadline) {
+    unsigned char sink[4096];
+    for (;;) {
+        ssize_t n = libc_read(fd, sink, sizeof sink);
+        if (n > 0 || (n < 0 && errno == EINTR)) continue;
+        if (n == 0 || errno != EAGAIN) return;
+        int left = milliseconds_until(deadline);
+        struct pollfd readable = {.fd = fd, .events = POLLIN};
+        if (left == 0 || (poll(&readable, 1, left) < 0 && errno != EINTR)) return;
+    }
+}
+
 int close(int fd) {
     socket_buffers *buffers = current;
     if (buffers != NULL && fd == buffers->fd) {
         int saved = errno;
-        /* A broker reading slowly may not take it at once: wait for it, in steps, for so long. */
-        for (int waited = 0; socket_buffers_flush(buffers) == 0 && buffers->output_length > 0 && waited < buffers->close_wait_ms; waited += 100) {
+        struct timespec deadline;
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_sec += buffers->close_wait_ms / 1000;
+        deadline.tv_nsec += (long)(buffers->close_wait_ms % 1000) * 1000000;
+        if (deadline.tv_nsec >= 1000000000) {
+            deadline.tv_sec += 1;
+            deadline.tv_nsec -= 1000000000;
+        }
+        bool held = buffers->output_length > 0;
+        /* A broker reading slowly may not take it at once: wait for it until the deadline (however often the socket
+           takes a little). */
+        int left;
+        while (socket_buffers_flush(buffers) == 0 && buffers->output_length > 0 && (left = milliseconds_until(&deadline)) > 0) {
             struct pollfd writable = {.fd = fd, .events = POLLOUT};
-            if (poll(&writable, 1, 100) < 0 && errno != EINTR) break;
+            if (poll(&writable, 1, left) < 0 && errno != EINTR) break;
+        }
+        if (held && buffers->output_length == 0 && buffers->failure == 0) {
+            /* Closed with input unread (or arriving after), the socket is reset, and the kernel drops what it has not
+               sent yet, the DISCONNECT among it: the broker is told our end instead, and what it sends until it closes
+               too is read and dropped, within the same deadline. */
+            shutdown(fd, SHUT_WR);
+            drop_input_until_end(fd, &deadline);
         }
         socket_buffers_reset(buffers);
         errno = saved;

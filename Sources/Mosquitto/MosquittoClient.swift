@@ -439,7 +439,9 @@ public final class MosquittoClient: @unchecked Sendable {
         dispatchPrecondition(condition: .onQueue(operations))
         guard core.state.withLock({ $0.phase == .running }) else { return nil }
         if restartingLoop {
-            // Only reached when the network loop has returned (or is returning) by itself: the join is quick.
+            // Only a loop that returned (or is returning) by itself is replaced, and its join is quick. A retry left
+            // from a loop that ended before a failed `connect()` may find the next `connect()`'s loop, healthy.
+            if let network = lifecycle.withLock({ $0.network }), !network.hasEnded { return (.success, "") }
             joinNetworkThread()
         }
         let rc = SocketBuffers.withoutSocketPairs {
@@ -493,6 +495,10 @@ public final class MosquittoClient: @unchecked Sendable {
     /// Undoes a failed `connect()`: the client is idle again and may be started later. Only on `operations`.
     private func haltLoop() {
         dispatchPrecondition(condition: .onQueue(operations))
+        lifecycle.withLock { lifecycle in
+            defer { lifecycle.retry = nil }
+            return lifecycle.retry
+        }?.cancel()
         joinNetworkThread { _ = mosquitto_disconnect_v5(handle, 0, nil) }
         core.state.withLock { state in
             state.connected = false

@@ -46,6 +46,8 @@ final class NetworkLoop: @unchecked Sendable {
     /// Set by `finish`: the loop ends once libmosquitto has no socket (the DISCONNECT was written, or there was no
     /// connection), as `loop_forever` ends in libmosquitto's "disconnecting" state.
     private let stopping = Atomic<Bool>(false)
+    /// Set when the loop returns by itself (a fatal error), before it tells the client.
+    private let ended = Atomic<Bool>(false)
     /// Held around each `mosquitto_reconnect_async` and around the client's disconnect in `finish`, so that no
     /// reconnect starts after the client asked to stop.
     private let reconnecting = Mutex(())
@@ -100,6 +102,7 @@ final class NetworkLoop: @unchecked Sendable {
             if isStoppingBeforeAccepted { return }
             // Quit after fatal errors, as loop_forever does, and have the client start over.
             if rc.endsNetworkThread || error == EPROTO {
+                ended.store(true, ordering: .sequentiallyConsistent)
                 if !isStopping { core.networkLoopEnded() }
                 return
             }
@@ -119,6 +122,9 @@ final class NetworkLoop: @unchecked Sendable {
     }
 
     private var isStopping: Bool { stopping.load(ordering: .sequentiallyConsistent) }
+
+    /// Whether the loop returned by itself, after an error libmosquitto considers fatal.
+    var hasEnded: Bool { ended.load(ordering: .sequentiallyConsistent) }
 
     /// Asked to stop while the broker has not accepted the current connection (or there is none).
     private var isStoppingBeforeAccepted: Bool { isStopping && !core.linkUp.load(ordering: .relaxed) }
@@ -148,7 +154,13 @@ final class NetworkLoop: @unchecked Sendable {
         let (ready, error) = waker.waitForSocket(socket, wait: !buffers.hasInput) {
             Int16(POLLIN) | (mosquitto_want_write(handle) || buffers.hasOutput ? Int16(POLLOUT) : 0)
         }
-        guard error == 0 else { return error == EINTR ? (.success, 0) : (.errno, error) }
+        if error == EINTR { return (.success, 0) }
+        guard error == 0 else {
+            // `poll` itself failed (no memory): libmosquitto knows nothing of it, and the reconnect that follows
+            // closes the socket without telling. The connection is ended here as libmosquitto ends a lost one.
+            core.handleDisconnect(rc: MosquittoResultCode.errno.rawValue)
+            return (.errno, error)
+        }
         if ready & Int16(POLLIN | POLLHUP | POLLERR) != 0 || buffers.hasInput {
             // libmosquitto reads no more packets per call than it has messages in flight: again while the buffer
             // holds more (one read of the socket per pass bounds it) and the last call took some of it.

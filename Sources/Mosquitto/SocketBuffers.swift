@@ -9,7 +9,9 @@ final class SocketBuffers {
     /// 16 KiB in: a pass's PUBACKs, or the start of a larger message (its body is read straight into
     /// libmosquitto's own buffer). 64 KiB out: a pass's publishes; a fuller buffer is written out as it fills.
     /// `closeWaitMilliseconds`: how long closing the socket waits for it to take what is held (the DISCONNECT, to a
-    /// broker that reads slowly); after that the rest is dropped, as by a connection that is lost.
+    /// broker that reads slowly) and then for the broker to close its end (what it sends meanwhile is read and
+    /// dropped: input unread at the close would have the connection reset); after that the rest is dropped, as by a
+    /// connection that is lost.
     init(inputCapacity: Int = 16 * 1024, outputCapacity: Int = 64 * 1024, closeWaitMilliseconds: Int32 = 1000) throws(MosquittoError) {
         guard let buffers = socket_buffers_create(inputCapacity, outputCapacity, closeWaitMilliseconds) else {
             throw MosquittoError(code: .other, message: "cannot allocate the MQTT socket's buffers")

@@ -163,7 +163,8 @@ import Testing
     @Test func closingTheSocketWritesWhatWasHeldFirst() throws {
         let (ours, peer) = try socketPair()
         defer { Glibc.close(peer) }
-        let buffers = try SocketBuffers()
+        // The peer never closes its end: the close stops waiting for it at its deadline.
+        let buffers = try SocketBuffers(closeWaitMilliseconds: 200)
         buffers.serving(ours) {
             #expect(writeText(ours, "bye") == 3)
             errno = EINTR
@@ -189,6 +190,7 @@ import Testing
             while case let n = Glibc.recv(peer, &buffer, buffer.count, 0), n > 0 {
                 received.withLock { $0 += buffer[..<n] }
             }
+            shutdown(peer, Int32(SHUT_WR))  // as the broker closes after a DISCONNECT: the close waits for that too
         }
         buffers.serving(ours) {
             #expect(writeText(ours, "DISCONNECT") == 10)
@@ -198,6 +200,81 @@ import Testing
         let bytes = received.withLock { $0 }
         #expect(bytes.count == kernelCapacity + 10)
         #expect(String(decoding: bytes.suffix(10), as: UTF8.self) == "DISCONNECT")
+    }
+
+    @Test func closingWaitsUntilItsDeadlineHoweverOftenTheSocketTakesALittle() throws {
+        // Small kernel buffers, so that what is held leaves in well over a hundred small steps, each waking the close.
+        let (ours, peer) = try tcpPair(bufferSize: 4096)
+        defer { Glibc.close(peer) }
+        let held = 1 << 20
+        // 5 s: far more than the steps take; a wait that counted 100 ms per wake-up gave up after 50 of them.
+        let buffers = try SocketBuffers(inputCapacity: 16, outputCapacity: held, closeWaitMilliseconds: 5000)
+        let received = Mutex(0)
+        let reader = PlainThread {
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while case let n = Glibc.recv(peer, &buffer, buffer.count, 0), n > 0 {
+                received.withLock { $0 += n }
+                usleep(200)
+            }
+            shutdown(peer, Int32(SHUT_WR))
+        }
+        buffers.serving(ours) {
+            let chunk = String(repeating: "x", count: held / 16)
+            for _ in 0..<16 { #expect(writeText(ours, chunk) == chunk.utf8.count) }
+            #expect(Glibc.close(ours) == 0)
+        }
+        reader.join()
+        #expect(received.withLock { $0 } == held)
+    }
+
+    @Test func closingWithInputUnreadStillDeliversWhatWasHeld() throws {
+        // Closed with input unread, a TCP socket is reset, and the kernel drops what it has not sent yet.
+        let (ours, peer) = try tcpPair(bufferSize: 4096)
+        defer { Glibc.close(peer) }
+        try send(peer, "PUBACK")  // what the broker sent last, not read by the library
+        let kernelCapacity = fillUp(ours)  // the broker does not read for now: the DISCONNECT waits in our kernel
+        let buffers = try SocketBuffers(closeWaitMilliseconds: 30_000)
+        let outcome = Mutex((bytes: 0, tail: [UInt8](), error: Int32(0)))
+        let reader = PlainThread {
+            usleep(200_000)  // the close has sent what was held into the kernel and waits by then
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let n = Glibc.recv(peer, &buffer, buffer.count, 0)
+                if n <= 0 {
+                    if n < 0 { outcome.withLock { $0.error = errno } }
+                    break
+                }
+                outcome.withLock { $0.bytes += n; $0.tail = Array(($0.tail + buffer[..<n]).suffix(10)) }
+            }
+            shutdown(peer, Int32(SHUT_WR))
+        }
+        buffers.serving(ours) {
+            #expect(writeText(ours, "DISCONNECT") == 10)
+            #expect(Glibc.close(ours) == 0)
+        }
+        reader.join()
+        let (bytes, tail, error) = outcome.withLock { $0 }
+        #expect(error == 0, "the connection was reset: \(String(cString: strerror(error)))")
+        #expect(bytes == kernelCapacity + 10)
+        #expect(String(decoding: tail, as: UTF8.self) == "DISCONNECT")
+    }
+
+    @Test func aWriteThatSucceedsLeavesErrnoAsItWas() throws {
+        let (ours, peer) = try socketPair()
+        defer { closeBoth(ours, peer) }
+        _ = fillUp(ours)
+        let buffers = try SocketBuffers(inputCapacity: 16, outputCapacity: 64 * 1024)
+        let chunk = String(repeating: "x", count: 1024)
+        buffers.serving(ours) {
+            for _ in 0..<64 { #expect(writeText(ours, chunk) == 1024) }  // held: the buffer is full now
+        }
+        #expect(drain(peer, upTo: 16 * 1024) > 0)  // room in the kernel for part of what is held
+        buffers.serving(ours) {
+            // The full buffer is flushed first: the kernel takes part of it, then says EAGAIN; the write succeeds.
+            errno = 0
+            #expect(writeText(ours, chunk) == 1024)
+            #expect(errno == 0)  // libmosquitto reads errno after a read or write that succeeded (OpenSSL's too)
+        }
     }
 
     @Test func aWriteThatFailsIsReportedByTheNextRead() throws {
@@ -293,6 +370,37 @@ private func socketPair() throws -> (Int32, Int32) {
     return (ends[0], ends[1])
 }
 
+/// A connected TCP pair on loopback, ours non-blocking, both with kernel buffers of about `bufferSize` (set before
+/// the connection, so that the window is small too).
+private func tcpPair(bufferSize: Int32) throws -> (Int32, Int32) {
+    let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { Glibc.close(listener) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    var size = bufferSize
+    _ = setsockopt(listener, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+    _ = setsockopt(listener, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+    let ours = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    _ = setsockopt(ours, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+    _ = setsockopt(ours, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+    let connected = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+            bind(listener, address, length) == 0 && listen(listener, 1) == 0 && getsockname(listener, address, &length) == 0
+                && connect(ours, address, length) == 0
+        }
+    }
+    let peer = connected ? accept(listener, nil, nil) : -1
+    guard peer >= 0 else {
+        let error = errno
+        Glibc.close(ours)
+        throw SocketError(errno: error)
+    }
+    _ = fcntl(ours, F_SETFL, fcntl(ours, F_GETFL) | O_NONBLOCK)
+    return (ours, peer)
+}
+
 private func closeBoth(_ a: Int32, _ b: Int32) {
     Glibc.close(a)
     Glibc.close(b)
@@ -324,11 +432,11 @@ private func fillUp(_ fd: Int32) -> Int {
     return total
 }
 
-/// Receives until the kernel has nothing; returns how much there was.
-private func drain(_ fd: Int32) -> Int {
+/// Receives until the kernel has nothing (or `limit` was received); returns how much there was.
+private func drain(_ fd: Int32, upTo limit: Int = .max) -> Int {
     var buffer = [UInt8](repeating: 0, count: 4096)
     var total = 0
-    while case let n = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT)), n > 0 { total += n }
+    while total < limit, case let n = recv(fd, &buffer, min(buffer.count, limit - total), Int32(MSG_DONTWAIT)), n > 0 { total += n }
     return total
 }
 

@@ -18,7 +18,9 @@
      flushed first; if the socket takes none of it, write() says EAGAIN, as the socket would. A write as large as
      the buffer goes straight to the socket when nothing is held.
    - close() first sends what is held (a DISCONNECT written just before the close still leaves), waiting a while
-     for a socket that does not take it at once, and forgets the socket, so nothing is ever written to a later
+     for a socket that does not take it at once; then, within the same while, shuts down its sending side and reads
+     and drops what arrives until the peer closes too (input unread at the close would make the kernel reset the
+     connection and drop what it had not sent yet). It forgets the socket, so nothing is ever written to a later
      file with the same number.
    A write(2) that fails for good (the connection was reset) is reported by the next buffered read(): the library
    then ends the connection as it would after a failed read of its own.
