@@ -190,12 +190,12 @@ ssize_t write(int fd, const void *buffer, size_t count) {
     return libc_write(fd, buffer, count);
 }
 
-/* Milliseconds left until `deadline` (CLOCK_MONOTONIC), 0 once it passed. */
+/* Milliseconds left until `deadline` (CLOCK_MONOTONIC), rounded up, 0 once it passed. */
 static int milliseconds_until(const struct timespec *deadline) {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    long long left = (deadline->tv_sec - now.tv_sec) * 1000LL + (deadline->tv_nsec - now.tv_nsec) / 1000000;
-    return left > 0 ? (int)left : 0;
+    long long left = (deadline->tv_sec - now.tv_sec) * 1000000000LL + (deadline->tv_nsec - now.tv_nsec);
+    return left > 0 ? (int)((left + 999999) / 1000000) : 0;
 }
 
 /* Reads and drops what arrives on `fd` until its end (the peer closed too), an error or `deadline`. */
@@ -203,11 +203,11 @@ static void drop_input_until_end(int fd, const struct timespec *deadline) {
     unsigned char sink[4096];
     for (;;) {
         ssize_t n = libc_read(fd, sink, sizeof sink);
-        if (n > 0 || (n < 0 && errno == EINTR)) continue;
-        if (n == 0 || errno != EAGAIN) return;
-        int left = milliseconds_until(deadline);
+        int left = milliseconds_until(deadline);  /* also for a peer that keeps sending */
+        if (n == 0 || left == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) return;
+        if (n > 0 || errno == EINTR) continue;
         struct pollfd readable = {.fd = fd, .events = POLLIN};
-        if (left == 0 || (poll(&readable, 1, left) < 0 && errno != EINTR)) return;
+        if (poll(&readable, 1, left) < 0 && errno != EINTR) return;
     }
 }
 

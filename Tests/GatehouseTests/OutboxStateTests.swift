@@ -138,6 +138,19 @@ import Testing
         #expect(state.reserveReplay(limit: 10) == 2)
     }
 
+    @Test func aWrittenAheadMessageRefusedForNowFreesItsRoomAndHoldsWithoutSpoolingItAgain() {
+        var state = connected(window: 2)
+        let written = state.submit(entry(0), device: "a", source: nil, completion: nil, spooled: true, ticket: 7)
+        #expect(handedOver(written, &state).map(\.ticket) == [7])
+        #expect(submit(1, into: &state).count == 1)  // not written ahead (the disk was full): in `unconfirmed`
+        #expect(submit(2, into: &state).isEmpty)  // waits for room
+        let refusal = state.replayRefusedForNow(at: .now)  // entry 0's refusal
+        #expect(refusal.restartAfter == .seconds(1) && state.mode == .spooling && state.inFlight == 1)
+        // Entry 0 is still in the spool, where the rewind reads it: only the others go there, 1 before 2.
+        #expect(refusal.effects.spool.map(\.entry) == [entry(1), entry(2)])
+        #expect(!refusal.effects.drain)
+    }
+
     @Test func aRefusalAfterTheCatchUpSpoolsLiveMessagesAgainBehindTheRefusedEntry() {
         var state = OutboxState(window: 3, spoolIsEmpty: false)
         _ = state.brokerConnected()

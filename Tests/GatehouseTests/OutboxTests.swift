@@ -195,6 +195,31 @@ import Testing
         _ = await outbox.stop(grace: .milliseconds(10))
     }
 
+    @Test func aWrittenAheadMessageRefusedForNowAfterARewindIsLeftToTheReplay() async throws {
+        let (outbox, broker, spool) = try makeOutbox(window: 8, writeAhead: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        outbox.brokerConnected()
+        let outcomes = Outcomes()
+        for seq in 0..<4 { outbox.send(message(0, seq), device: "d0", source: nil, completion: outcomes.record("\(seq)")) }
+        await eventually { broker.unansweredCount == 4 && outcomes.all.count == 4 }
+        // The broker is lost and back before it answered: the spool is rewound (the four tickets are void) and
+        // replays them.
+        outbox.brokerDisconnected()
+        outbox.brokerConnected()
+        await eventually { broker.unansweredCount == 8 }
+        let busy = MosquittoError(code: .publishRejected, message: "quota exceeded", reasonCode: .quotaExceeded)
+        broker.acknowledge(1, refusal: busy)  // the first publish's refusal, late: its replayed copy is out already
+        #expect(!outbox.isHoldingReplay)
+        await eventually {
+            broker.acknowledge()
+            return spool.stats().depth == 0 && !outbox.isSpooling
+        }
+        let seqs = broker.received.map { Int(String(decoding: $0.payload, as: UTF8.self))! }
+        #expect(seqs == Array(0..<4) + Array(0..<4))
+        #expect(outcomes.all.count == 4 && outcomes.all.values.allSatisfy { $0 == [.safe] })
+        _ = await outbox.stop(grace: .milliseconds(10))
+    }
+
     @Test func writeAheadKeepsWhatTheBrokerAcknowledgedAndPublishesItAgainAfterTheBrokerIsLost() async throws {
         let (outbox, broker, spool) = try makeOutbox(window: 8, writeAhead: true, keepAcknowledgedMs: 60_000)
         defer { try? FileManager.default.removeItem(atPath: dir) }

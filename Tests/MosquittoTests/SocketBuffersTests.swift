@@ -168,7 +168,10 @@ import Testing
         buffers.serving(ours) {
             #expect(writeText(ours, "bye") == 3)
             errno = EINTR
+            let closing = ContinuousClock.now
             #expect(Glibc.close(ours) == 0)
+            #expect(ContinuousClock.now - closing >= .milliseconds(200))  // waited for the peer's end
+            #expect(ContinuousClock.now - closing < .seconds(10))  // and no longer than its deadline (with room)
             #expect(errno == EINTR)  // libmosquitto's errno, as it left it
             #expect(!buffers.hasOutput)
         }

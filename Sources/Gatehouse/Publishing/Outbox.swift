@@ -92,7 +92,7 @@ final class Outbox: Sendable {
             }
             if let ticket { spool.acknowledge(ticket) }
         }
-        return state.submit(entry, device: device, source: source, completion: settled, spooled: true)
+        return state.submit(entry, device: device, source: source, completion: settled, spooled: true, ticket: ticket)
     }
 
     /// The broker accepted a connection: waiting messages go out, or the spool is replayed.
@@ -127,8 +127,11 @@ final class Outbox: Sendable {
         state.withLock { ($0.waitingCount, $0.pausedCount) }
     }
 
-    /// True from losing the broker (or a replayed entry's refusal for now) until the replay has caught up.
+    /// True from losing the broker (or a spooled entry's refusal for now) until the replay has caught up.
     var isSpooling: Bool { state.withLock { $0.mode == .spooling } }
+
+    /// True while the replay holds after a refusal for now, until it starts again (tests).
+    var isHoldingReplay: Bool { state.withLock { $0.isReplayHeld } }
 
     /// Runs `decide` holding `state` and appends what it spools before letting go (appends are made holding it:
     /// "Locks and their order" in docs/architecture.md); then answers what the spool refused and performs the rest.
@@ -177,8 +180,14 @@ final class Outbox: Sendable {
         publish(message.entry) { error in
             if message.spooled, let error, error.code == .publishRejected, !Self.isPermanent(error) {
                 // Written ahead and acked from the spool, which still has it (its completion is not called, so the
-                // entry stays): the replay goes again from it, as for a replayed entry refused so.
-                return self.holdReplay(refusedWith: error, topic: message.entry.topic) { $0.replayRefusedForNow(at: .now) }
+                // entry stays): the replay goes again from it, as for a replayed entry refused so. Unless the
+                // spool's reader reads it anyway (a rewind since made its ticket void, or it never skipped it).
+                return self.holdReplay(refusedWith: error, topic: message.entry.topic) { state in
+                    guard let ticket = message.ticket, self.spool.isCurrent(ticket) else {
+                        return (state.published(id: message.id, device: message.device), nil)
+                    }
+                    return state.replayRefusedForNow(at: .now)
+                }
             }
             let effects = self.state.withLock { $0.published(id: message.id, device: message.device) }
             message.completion?(error.map(PublishOutcome.init) ?? .safe)
@@ -268,7 +277,7 @@ final class Outbox: Sendable {
     /// Publishes one spooled entry; it leaves the spool on its PUBACK, or when the broker refuses it for
     /// good. After a refusal that may pass (quota exceeded, unspecified error) the replay holds, and a second later
     /// (longer if the broker refuses again soon after, up to 30 s) starts again from the oldest unconfirmed entry
-    /// (`restartReplay`).
+    /// (`restartReplay`). A live message written ahead and refused so is held the same way (`publishLive`).
     private func replayOne(_ entry: SpoolEntry, ticket: Spool.Ticket) {
         publish(entry) { error in
             if let error, error.code == .closed {

@@ -14,7 +14,8 @@ import NIOCore
 ///   paused device is resumed. Steady overload therefore writes nothing to disk and creates no duplicates.
 /// - When the broker is lost (`spooling`), what waits in memory and every later message goes to the spool,
 ///   until the replay has read everything back with the broker connected again. So too when the broker refuses a
-///   replayed entry for a reason that may pass: the replay starts again from the oldest unconfirmed entry.
+///   spooled entry (replayed, or a live one written ahead) for a reason that may pass: the replay starts again from
+///   the oldest unconfirmed entry.
 /// - A device's messages still waiting for their PUBACK are copied into the spool ahead of that device's
 ///   first spooled message: should the gateway stop before they are confirmed, the spool still holds them
 ///   in order. That copy is the only source of duplicates, and it happens only after a broker fault.
@@ -49,9 +50,10 @@ struct OutboxState {
             let qos: MQTTQoS
             let properties: MQTTProperties
             let spooled: Bool
+            let ticket: Spool.Ticket?
 
             init(entry: SpoolEntry, device: String, completion: PublishCompletion?, isBestEffort: Bool, qos: MQTTQoS,
-                 properties: MQTTProperties, spooled: Bool) {
+                 properties: MQTTProperties, spooled: Bool, ticket: Spool.Ticket?) {
                 self.entry = entry
                 self.device = device
                 self.completion = completion
@@ -59,14 +61,16 @@ struct OutboxState {
                 self.qos = qos
                 self.properties = properties
                 self.spooled = spooled
+                self.ticket = ticket
             }
         }
 
         init(id: UInt64, entry: SpoolEntry, device: String, completion: PublishCompletion? = nil, isBestEffort: Bool = false,
-             qos: MQTTQoS = .atLeastOnce, properties: MQTTProperties = MQTTProperties(), spooled: Bool = false) {
+             qos: MQTTQoS = .atLeastOnce, properties: MQTTProperties = MQTTProperties(), spooled: Bool = false,
+             ticket: Spool.Ticket? = nil) {
             self.id = id
             self.body = Body(entry: entry, device: device, completion: completion, isBestEffort: isBestEffort, qos: qos,
-                             properties: properties, spooled: spooled)
+                             properties: properties, spooled: spooled, ticket: ticket)
         }
 
         var entry: SpoolEntry { body.entry }
@@ -81,6 +85,8 @@ struct OutboxState {
         var usesWindow: Bool { body.qos != .atMostOnce }
         /// Already in the spool (write-ahead): never appended again.
         var spooled: Bool { body.spooled }
+        /// Written ahead: the spool's ticket, which its reader skips while it is current (nil: read like any other).
+        var ticket: Spool.Ticket? { body.ticket }
     }
 
     /// A pause or resume of a source. `order` grows with every such decision, so a source that hears of
@@ -132,8 +138,8 @@ struct OutboxState {
     private var paused: [ObjectIdentifier: any PublishSource] = [:]
     private var readingDecisions: UInt64 = 0
     private var replayScheduled = false
-    /// A replayed entry was refused for a reason that may pass: no pass and no catch-up until the replay starts
-    /// again from it (`replayRestarts`).
+    /// A spooled entry (replayed, or written ahead) was refused for a reason that may pass: no pass and no catch-up
+    /// until the replay starts again from it (`replayRestarts`).
     private(set) var isReplayHeld = false
     /// The last restart after a hold, and the wait before it: a broker that refuses again soon after a restart makes
     /// the next wait twice as long (up to `longestHold`), so that it is not sent the whole window again every second.
@@ -169,9 +175,10 @@ struct OutboxState {
     // MARK: Messages
 
     /// One must-be-safe message of `device`; `spooled` when the caller wrote it ahead to the spool (only while
-    /// `publishesDirectly`).
+    /// `publishesDirectly`), with the spool's `ticket`.
     mutating func submit(
-        _ entry: SpoolEntry, device: String, source: (any PublishSource)?, completion: PublishCompletion?, spooled: Bool = false
+        _ entry: SpoolEntry, device: String, source: (any PublishSource)?, completion: PublishCompletion?, spooled: Bool = false,
+        ticket: Spool.Ticket? = nil
     ) -> Effects {
         var effects = Effects()
         guard publishesDirectly else {
@@ -179,7 +186,7 @@ struct OutboxState {
             if !spooled { spool(entry, device: device, completion: completion, into: &effects) }
             return effects
         }
-        let message = Message(id: nextID, entry: entry, device: device, completion: completion, spooled: spooled)
+        let message = Message(id: nextID, entry: entry, device: device, completion: completion, spooled: spooled, ticket: ticket)
         nextID &+= 1
         if waiting.isEmpty, mayStart(message) {
             start(message, into: &effects)
