@@ -11,7 +11,8 @@
  * MODE mqtt:    plain MQTT 3.1.1 over TCP straight to mosquitto (the same CONNECT), for telemetry only: with
  *               MESSAGES, each client publishes to bench/ID/telemetry what the gateway would publish for a device,
  *               at most WINDOW unanswered at QoS 1 (a PUBACK answers one) and WINDOW per write at QoS 0 (counted as
- *               answered once written): the devices' flow without the gateway, for its floor.
+ *               answered once written; after the last one a PINGREQ, whose PINGRESP says the broker has read them
+ *               all, ends the client's run): the devices' flow without the gateway, for its reference.
  * REQUESTS is a file with one complete HTTP upgrade request per line ("\r\n" escaped as "|"), minted by Python.
  * At most INFLIGHT handshakes are in progress at a time; a failed one is tried again up to twice.
  * Every client answers pings with pongs; with RESPOND 1 a gateway client answers each `command` frame with
@@ -206,13 +207,25 @@ static void pump(struct conn *c) {
     }
 }
 
-static void answered(struct conn *c, int ok) {
-    c->answered++;
-    if (ok) acked++; else nacked++;
-    if (c->answered == messages && ++finished_devices == opened) {
+/* A client's messages are all answered (mqtt at QoS 0: the broker has read them). */
+static void finished(void) {
+    if (++finished_devices == opened) {
         printf("{\"event\":\"sent\",\"acked\":%ld,\"nacked\":%ld,\"seconds\":%.3f}\n", acked, nacked, now() - send_started);
         fflush(stdout);
     }
+}
+
+static void answered(struct conn *c, int ok) {
+    c->answered++;
+    if (ok) acked++; else nacked++;
+    if (c->answered < messages) return;
+    if (raw_mqtt && qos == 0) {
+        /* Written is not read: the broker answers a PINGREQ after everything the connection sent before it. */
+        static const unsigned char pingreq[] = { 0xc0, 0 };
+        if (io_write(c, pingreq, sizeof pingreq) < 0) { /* the peer is gone: noticed on read */ }
+        return;
+    }
+    finished();
 }
 
 static void handle_frame(struct conn *c, int opcode, unsigned char *p, size_t n) {
@@ -266,13 +279,13 @@ static void upgrade(struct conn *c) {
 /* mqtt mode: the CONNACK, then PUBACKs; other packets are skipped. False once the connection was given up. */
 static int handle_packets(struct conn *c) {
     while (c->len >= 2) {
-        int length = 0, shift = 0, off = 1;
-        while (off < c->len && off < 5) {
+        int length = 0, shift = 0, off = 1, complete = 0;
+        while (!complete && off < c->len && off < 5) {
             length |= (c->buf[off] & 0x7f) << shift;
             shift += 7;
-            if (!(c->buf[off++] & 0x80)) break;
+            complete = !(c->buf[off++] & 0x80);
         }
-        if (off + length > c->len) break;
+        if (!complete || off + length > c->len) break;  /* the rest has not arrived */
         int type = c->buf[0] & 0xf0;
         if (c->state == WAITING) {
             int ok = type == 0x20 && length == 2 && c->buf[off + 1] == 0;
@@ -281,6 +294,8 @@ static int handle_packets(struct conn *c) {
             if (!ok) return 0;
         } else if (type == 0x40 && sending) {
             answered(c, 1);
+        } else if (type == 0xd0 && sending) {
+            finished();  /* the PINGRESP after a QoS 0 run */
         }
         memmove(c->buf, c->buf + off + length, c->len - off - length);
         c->len -= off + length;
