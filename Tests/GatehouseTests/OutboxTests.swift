@@ -39,6 +39,8 @@ import Testing
         }
 
         var received: [SpoolEntry] { state.withLock { $0.received } }
+        /// The `seq`s (the payloads of `message(_:_:)`) of what was received, in order.
+        var receivedSeqs: [Int] { received.map { Int(String(decoding: $0.payload, as: UTF8.self))! } }
         var unansweredCount: Int { state.withLock { $0.unanswered.count } }
     }
 
@@ -71,6 +73,17 @@ import Testing
 
     func message(_ device: Int, _ seq: Int) -> SpoolEntry {
         SpoolEntry(topic: "t/d\(device)/telemetry", payload: Array("\(seq)".utf8), receivedAt: nowMs())
+    }
+
+    /// A PUBACK reason that may pass.
+    static let quotaExceeded = MosquittoError(code: .publishRejected, message: "quota exceeded", reasonCode: .quotaExceeded)
+
+    /// Answers everything the broker gets until the replay has caught up and the spool is empty (bounded).
+    func acknowledgeUntilCaughtUp(_ outbox: Outbox, _ broker: MemoryBroker, _ spool: Spool) async {
+        await eventually {
+            broker.acknowledge()
+            return spool.stats().depth == 0 && !outbox.isSpooling
+        }
     }
 
     /// Waits (bounded) until `condition` holds.
@@ -123,7 +136,7 @@ import Testing
             broker.acknowledge()
             return spool.stats().depth == 0 && outcomes.all.count == 30 && broker.unansweredCount == 0
         }
-        let seqs = broker.received.map { Int(String(decoding: $0.payload, as: UTF8.self))! }
+        let seqs = broker.receivedSeqs
         // Every message arrived; repeats only of what was unconfirmed at the outage, and never out of order after its first arrival.
         #expect(Set(seqs) == Set(0..<30))
         var lastNew = -1
@@ -149,17 +162,13 @@ import Testing
         outbox.brokerConnected()
         await eventually { broker.unansweredCount == 4 }
         broker.acknowledge(1)
-        let busy = MosquittoError(code: .publishRejected, message: "quota exceeded", reasonCode: .quotaExceeded)
-        broker.acknowledge(1, refusal: busy)  // entry 1, for a reason that may pass
+        broker.acknowledge(1, refusal: Self.quotaExceeded)  // entry 1, for a reason that may pass
         broker.acknowledge()  // entries 2 and 3 (and 4, had the replay gone on)
         #expect(broker.received.count == 4 || broker.received.count == 5)
         // A second later the replay starts again from entry 1, the oldest unconfirmed one.
-        await eventually {
-            broker.acknowledge()
-            return spool.stats().depth == 0 && !outbox.isSpooling
-        }
+        await acknowledgeUntilCaughtUp(outbox, broker, spool)
         #expect(spool.stats().depth == 0 && !outbox.isSpooling)
-        let seqs = broker.received.map { Int(String(decoding: $0.payload, as: UTF8.self))! }
+        let seqs = broker.receivedSeqs
         #expect(Set(seqs) == Set(0..<10))
         // Each entry's last copy reaches the broker in order: entry 1 does not come after 2 and 3 for good.
         let lastCopies = (0..<10).map { seq in seqs.lastIndex(of: seq) ?? -1 }
@@ -178,15 +187,11 @@ import Testing
         await eventually { broker.unansweredCount == 4 && outcomes.all.count == 10 }
         #expect(outcomes.all.values.allSatisfy { $0 == [.safe] })
         broker.acknowledge(1)
-        let busy = MosquittoError(code: .publishRejected, message: "quota exceeded", reasonCode: .quotaExceeded)
-        broker.acknowledge(1, refusal: busy)  // entry 1, acked to its device already, for a reason that may pass
+        broker.acknowledge(1, refusal: Self.quotaExceeded)  // entry 1, acked to its device already, for a reason that may pass
         #expect(outbox.isSpooling)
         // A second later the spool is read again from the oldest entry it still has: entry 1 goes again.
-        await eventually {
-            broker.acknowledge()
-            return spool.stats().depth == 0 && !outbox.isSpooling
-        }
-        let seqs = broker.received.map { Int(String(decoding: $0.payload, as: UTF8.self))! }
+        await acknowledgeUntilCaughtUp(outbox, broker, spool)
+        let seqs = broker.receivedSeqs
         #expect(Set(seqs) == Set(0..<10))
         #expect(seqs.filter { $0 == 1 }.count == 2, "\(seqs)")
         let lastCopies = (0..<10).map { seq in seqs.lastIndex(of: seq) ?? -1 }
@@ -207,14 +212,10 @@ import Testing
         outbox.brokerDisconnected()
         outbox.brokerConnected()
         await eventually { broker.unansweredCount == 8 }
-        let busy = MosquittoError(code: .publishRejected, message: "quota exceeded", reasonCode: .quotaExceeded)
-        broker.acknowledge(1, refusal: busy)  // the first publish's refusal, late: its replayed copy is out already
+        broker.acknowledge(1, refusal: Self.quotaExceeded)  // the first publish's refusal, late: its replayed copy is out already
         #expect(!outbox.isHoldingReplay)
-        await eventually {
-            broker.acknowledge()
-            return spool.stats().depth == 0 && !outbox.isSpooling
-        }
-        let seqs = broker.received.map { Int(String(decoding: $0.payload, as: UTF8.self))! }
+        await acknowledgeUntilCaughtUp(outbox, broker, spool)
+        let seqs = broker.receivedSeqs
         #expect(seqs == Array(0..<4) + Array(0..<4))
         #expect(outcomes.all.count == 4 && outcomes.all.values.allSatisfy { $0 == [.safe] })
         _ = await outbox.stop(grace: .milliseconds(10))
@@ -235,7 +236,7 @@ import Testing
         outbox.send(message(0, 20), device: "d0", source: nil, completion: outcomes.record("20"))
         outbox.brokerConnected()
         await eventually { broker.acknowledge(); return broker.received.count == 41 && !outbox.isSpooling }
-        let seqs = broker.received.map { Int(String(decoding: $0.payload, as: UTF8.self))! }
+        let seqs = broker.receivedSeqs
         #expect(seqs == Array(0..<20) + Array(0...20))
         #expect(outcomes.all.count == 21 && outcomes.all.values.allSatisfy { $0 == [.safe] })
         _ = await outbox.stop(grace: .milliseconds(10))
