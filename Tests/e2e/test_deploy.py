@@ -33,6 +33,24 @@ def digest(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def acl_grants_write(part, topic):
+    """Whether one user's part of a mosquitto ACL lets it publish `topic` (`topic write`/`readwrite` lines, with
+    mosquitto's `+` and `#`)."""
+    def matches(pattern, levels):
+        for i, p in enumerate(pattern):
+            if p == "#":
+                return True
+            if i >= len(levels) or (p != "+" and p != levels[i]):
+                return False
+        return len(pattern) == len(levels)
+    for line in part.splitlines():
+        words = line.split()
+        if len(words) == 3 and words[0] == "topic" and words[1] in ("write", "readwrite"):
+            if matches(words[2].split("/"), topic.split("/")):
+                return True
+    return False
+
+
 def test_install_into_destdir_builds_the_tree_and_is_idempotent(tmp_path):
     root = tmp_path / "root"
     install(root)
@@ -59,6 +77,17 @@ def test_install_into_destdir_builds_the_tree_and_is_idempotent(tmp_path):
     assert gateway_writes and not [w for w in gateway_writes if "/request" in w or w.endswith("/set") or w.endswith("/#") and "gatehouse/#" in w], \
         f"the gateway user may not publish commands: {gateway_writes}"
     assert "topic write gatehouse/+/request/#" in control_part and "topic write gatehouse/+/set" in control_part
+    # Every topic the gateway publishes (mosquitto 2.0 disconnects a client whose publish it denies), and every
+    # control topic operators publish.
+    gateway_topics = ["telemetry", "state", "meta", "availability", "event/x", "media/x", "response/x", "pending/x",
+                      "desired", "delta"]
+    for topic in [f"gatehouse/dev1/{level}" for level in gateway_topics] + [
+            "gatehouse/bridge/gw1/state", "gatehouse/bridge/gw1/health", "gatehouse/bridge/gw1/response/x",
+            "homeassistant/sensor/dev1/config", "gatehouse/ctl/abc/reply"]:
+        assert acl_grants_write(gateway_part, topic), f"the gateway user may not publish {topic}"
+    for topic in ("gatehouse/dev1/request/reboot", "gatehouse/dev1/set", "gatehouse/dev1/desired/set",
+                  "gatehouse/bridge/gw1/request/x"):
+        assert acl_grants_write(control_part, topic), f"the control user may not publish {topic}"
     if shutil.which("mosquitto_passwd"):
         users = [line.split(":")[0] for line in (root / "etc/mosquitto/gatehouse.passwd").read_text().splitlines()]
         assert users == ["gatehouse", "control"], users
