@@ -354,16 +354,7 @@ def telemetry(procs, work, gateway, devices, messages, prefix, qos=1, window=WIN
     a task per device, needed more CPU per message than the gateway)."""
     fleet = ClientFleet(procs, work, "gateway", gateway.http_port, devices, prefix=prefix, key=gateway.key,
                         messages=messages, window=window, qos=qos)
-    fleet.ready()
-    connected, failed, _, errors = fleet.go()
-    if failed:
-        raise RuntimeError(f"{failed} of {devices} devices could not connect: {errors[:1]}")
-    wait_quiet(gateway.pid)
-    cpu = CPU(gateway=gateway.pid, load=fleet.pids, **pids)
-    acked, nacked, seconds = fleet.send()
-    used = cpu.take()
-    fleet.close()
-    return acked, nacked, seconds, used
+    return measured_send(fleet, f"of {devices} devices", gateway.pid, gateway=gateway.pid, **pids)
 
 
 def direct_telemetry(procs, work, broker, devices, messages, prefix, qos=1, window=WINDOW):
@@ -372,16 +363,24 @@ def direct_telemetry(procs, work, broker, devices, messages, prefix, qos=1, wind
     most `window` unanswered (QoS 1) or per write (QoS 0). Returns (answered, seconds, CPU seconds of the broker and
     the generator over the sending): the floor for the same clients, the same window and the same broker."""
     fleet = ClientFleet(procs, work, "mqtt", broker.port, devices, prefix=prefix, messages=messages, window=window, qos=qos)
+    answered, _, seconds, used = measured_send(fleet, f"of {devices} MQTT clients", broker.pid, broker=broker.pid)
+    return answered, seconds, used
+
+
+def measured_send(fleet, clients, server_pid, **pids):
+    """Connects `fleet` (not measured; `clients` names them in an error), waits until `server_pid` has settled, then
+    has every client send its messages. Returns (acked, nacked, seconds, CPU seconds of the generator and `pids` over
+    the sending), and ends the fleet."""
     fleet.ready()
-    connected, failed, _, errors = fleet.go()
+    _, failed, _, errors = fleet.go()
     if failed:
-        raise RuntimeError(f"{failed} of {devices} MQTT clients could not connect: {errors[:1]}")
-    wait_quiet(broker.pid)
-    cpu = CPU(broker=broker.pid, load=fleet.pids)
-    answered, _, seconds = fleet.send()
+        raise RuntimeError(f"{failed} {clients} could not connect: {errors[:1]}")
+    wait_quiet(server_pid)
+    cpu = CPU(load=fleet.pids, **pids)
+    acked, nacked, seconds = fleet.send()
     used = cpu.take()
     fleet.close()
-    return answered, seconds, used
+    return acked, nacked, seconds, used
 
 
 def self_signed(work):

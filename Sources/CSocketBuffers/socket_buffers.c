@@ -190,16 +190,21 @@ ssize_t write(int fd, const void *buffer, size_t count) {
     return libc_write(fd, buffer, count);
 }
 
-/* Milliseconds left until `deadline` (CLOCK_MONOTONIC), rounded up, 0 once it passed. */
-static int milliseconds_until(const struct timespec *deadline) {
+/* Now on CLOCK_MONOTONIC, in nanoseconds. */
+static long long monotonic_ns(void) {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    long long left = (deadline->tv_sec - now.tv_sec) * 1000000000LL + (deadline->tv_nsec - now.tv_nsec);
+    return now.tv_sec * 1000000000LL + now.tv_nsec;
+}
+
+/* Milliseconds left until `deadline` (monotonic_ns), rounded up, 0 once it passed. */
+static int milliseconds_until(long long deadline) {
+    long long left = deadline - monotonic_ns();
     return left > 0 ? (int)((left + 999999) / 1000000) : 0;
 }
 
 /* Reads and drops what arrives on `fd` until its end (the peer closed too), an error or `deadline`. */
-static void drop_input_until_end(int fd, const struct timespec *deadline) {
+static void drop_input_until_end(int fd, long long deadline) {
     unsigned char sink[4096];
     for (;;) {
         ssize_t n = libc_read(fd, sink, sizeof sink);
@@ -215,19 +220,12 @@ int close(int fd) {
     socket_buffers *buffers = current;
     if (buffers != NULL && fd == buffers->fd) {
         int saved = errno;
-        struct timespec deadline;
-        clock_gettime(CLOCK_MONOTONIC, &deadline);
-        deadline.tv_sec += buffers->close_wait_ms / 1000;
-        deadline.tv_nsec += (long)(buffers->close_wait_ms % 1000) * 1000000;
-        if (deadline.tv_nsec >= 1000000000) {
-            deadline.tv_sec += 1;
-            deadline.tv_nsec -= 1000000000;
-        }
+        long long deadline = monotonic_ns() + buffers->close_wait_ms * 1000000LL;
         bool held = buffers->output_length > 0;
         /* A broker reading slowly may not take it at once: wait for it until the deadline (however often the socket
            takes a little). */
         int left;
-        while (socket_buffers_flush(buffers) == 0 && buffers->output_length > 0 && (left = milliseconds_until(&deadline)) > 0) {
+        while (socket_buffers_flush(buffers) == 0 && buffers->output_length > 0 && (left = milliseconds_until(deadline)) > 0) {
             struct pollfd writable = {.fd = fd, .events = POLLOUT};
             if (poll(&writable, 1, left) < 0 && errno != EINTR) break;
         }
@@ -236,7 +234,7 @@ int close(int fd) {
                sent yet, the DISCONNECT among it: the broker is told our end instead, and what it sends until it closes
                too is read and dropped, within the same deadline. */
             shutdown(fd, SHUT_WR);
-            drop_input_until_end(fd, &deadline);
+            drop_input_until_end(fd, deadline);
         }
         socket_buffers_reset(buffers);
         errno = saved;

@@ -379,10 +379,7 @@ public final class MosquittoClient: @unchecked Sendable {
             return ClientCore.Waiters(takingFrom: &state)
         }
         guard let waiters else { return }
-        lifecycle.withLock { lifecycle in
-            defer { lifecycle.retry = nil }
-            return lifecycle.retry
-        }?.cancel()
+        cancelRetry()
         let reason = publishingWill ? Int32(MQTT_RC_DISCONNECT_WITH_WILL_MSG.rawValue) : 0
         shutDown {
             // An attempt that ran before this one may have started the loop: this undoes it.
@@ -492,13 +489,18 @@ public final class MosquittoClient: @unchecked Sendable {
         superseded?.cancel()
     }
 
-    /// Undoes a failed `connect()`: the client is idle again and may be started later. Only on `operations`.
-    private func haltLoop() {
-        dispatchPrecondition(condition: .onQueue(operations))
+    /// Cancels the retry task, if one is scheduled.
+    private func cancelRetry() {
         lifecycle.withLock { lifecycle in
             defer { lifecycle.retry = nil }
             return lifecycle.retry
         }?.cancel()
+    }
+
+    /// Undoes a failed `connect()`: the client is idle again and may be started later. Only on `operations`.
+    private func haltLoop() {
+        dispatchPrecondition(condition: .onQueue(operations))
+        cancelRetry()
         joinNetworkThread { _ = mosquitto_disconnect_v5(handle, 0, nil) }
         core.state.withLock { state in
             state.connected = false

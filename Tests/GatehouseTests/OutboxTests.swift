@@ -71,6 +71,20 @@ import Testing
         return (Outbox(client: broker, spool: spool, window: window, writeAhead: writeAhead, logger: Logger(label: "test")), broker, spool)
     }
 
+    /// Device 0's messages `seqs`, each outcome recorded under its seq.
+    func send(_ seqs: Range<Int>, to outbox: Outbox, recording outcomes: Outcomes) {
+        for seq in seqs { outbox.send(message(0, seq), device: "d0", source: nil, completion: outcomes.record("\(seq)")) }
+    }
+
+    /// A write-ahead outbox with the broker connected, and device 0's messages `seqs` sent to it.
+    func writtenAhead(window: Int, keepAcknowledgedMs: Int64 = 0, sending seqs: Range<Int>) throws -> (Outbox, MemoryBroker, Spool, Outcomes) {
+        let (outbox, broker, spool) = try makeOutbox(window: window, writeAhead: true, keepAcknowledgedMs: keepAcknowledgedMs)
+        outbox.brokerConnected()
+        let outcomes = Outcomes()
+        send(seqs, to: outbox, recording: outcomes)
+        return (outbox, broker, spool, outcomes)
+    }
+
     func message(_ device: Int, _ seq: Int) -> SpoolEntry {
         SpoolEntry(topic: "t/d\(device)/telemetry", payload: Array("\(seq)".utf8), receivedAt: nowMs())
     }
@@ -122,10 +136,10 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         outbox.brokerConnected()
         let outcomes = Outcomes()
-        for seq in 0..<10 { outbox.send(message(0, seq), device: "d0", source: nil, completion: outcomes.record("\(seq)")) }
+        send(0..<10, to: outbox, recording: outcomes)
         broker.acknowledge(2)
         outbox.brokerDisconnected()
-        for seq in 10..<30 { outbox.send(message(0, seq), device: "d0", source: nil, completion: outcomes.record("\(seq)")) }
+        send(10..<30, to: outbox, recording: outcomes)
         // Acked from disk while the broker is away (the 2 in flight wait for their PUBACK).
         // 0 and 1 were confirmed; 2...5 were in flight at the outage and wait for their PUBACK (libmosquitto
         // resends them after reconnecting); 6...29 are acked once spooled, 2...5 copied in ahead of them.
@@ -157,7 +171,7 @@ import Testing
         let (outbox, broker, spool) = try makeOutbox(window: 4)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let outcomes = Outcomes()
-        for seq in 0..<10 { outbox.send(message(0, seq), device: "d0", source: nil, completion: outcomes.record("\(seq)")) }
+        send(0..<10, to: outbox, recording: outcomes)
         await eventually { outcomes.all.count == 10 }  // spooled: the broker was never connected
         outbox.brokerConnected()
         await eventually { broker.unansweredCount == 4 }
@@ -178,11 +192,8 @@ import Testing
     }
 
     @Test func aMessageWrittenAheadAndRefusedForNowGoesAgainFromTheSpoolInOrder() async throws {
-        let (outbox, broker, spool) = try makeOutbox(window: 4, writeAhead: true)
+        let (outbox, broker, spool, outcomes) = try writtenAhead(window: 4, sending: 0..<10)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        outbox.brokerConnected()
-        let outcomes = Outcomes()
-        for seq in 0..<10 { outbox.send(message(0, seq), device: "d0", source: nil, completion: outcomes.record("\(seq)")) }
         // Every one acked once durable in the spool; four in flight.
         await eventually { broker.unansweredCount == 4 && outcomes.all.count == 10 }
         #expect(outcomes.all.values.allSatisfy { $0 == [.safe] })
@@ -201,11 +212,8 @@ import Testing
     }
 
     @Test func aWrittenAheadMessageRefusedForNowAfterARewindIsLeftToTheReplay() async throws {
-        let (outbox, broker, spool) = try makeOutbox(window: 8, writeAhead: true)
+        let (outbox, broker, spool, outcomes) = try writtenAhead(window: 8, sending: 0..<4)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        outbox.brokerConnected()
-        let outcomes = Outcomes()
-        for seq in 0..<4 { outbox.send(message(0, seq), device: "d0", source: nil, completion: outcomes.record("\(seq)")) }
         await eventually { broker.unansweredCount == 4 && outcomes.all.count == 4 }
         // The broker is lost and back before it answered: the spool is rewound (the four tickets are void) and
         // replays them.
@@ -222,11 +230,8 @@ import Testing
     }
 
     @Test func writeAheadKeepsWhatTheBrokerAcknowledgedAndPublishesItAgainAfterTheBrokerIsLost() async throws {
-        let (outbox, broker, spool) = try makeOutbox(window: 8, writeAhead: true, keepAcknowledgedMs: 60_000)
+        let (outbox, broker, spool, outcomes) = try writtenAhead(window: 8, keepAcknowledgedMs: 60_000, sending: 0..<20)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        outbox.brokerConnected()
-        let outcomes = Outcomes()
-        for seq in 0..<20 { outbox.send(message(0, seq), device: "d0", source: nil, completion: outcomes.record("\(seq)")) }
         await eventually { broker.acknowledge(); return broker.received.count == 20 && outcomes.all.count == 20 }
         // Safe once durable in the spool, which keeps them after their PUBACK (the broker's unsaved window).
         #expect(outcomes.all.values.allSatisfy { $0 == [.safe] })
