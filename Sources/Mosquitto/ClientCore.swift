@@ -90,9 +90,6 @@ final class ClientCore: Sendable {
         /// Why the latest connection attempt failed, until one succeeds; lets `connect()` fail fast even if
         /// the failure came before it started waiting.
         var lastFailure: MosquittoError?
-        /// libmosquitto's limit on QoS 1 and 2 publishes unanswered at once (its `inflight_maximum`), as it sets it:
-        /// a CONNACK's Receive Maximum replaces it, one without keeps the last; nil until then (`sendMaximum`).
-        var inflightLimit: Int?
         var nextID = 0
 
         mutating func makeID() -> Int {
@@ -111,6 +108,8 @@ final class ClientCore: Sendable {
     }
 
     let state = Mutex(State())
+    /// Shared by every call into the handle from outside the network thread; taken alone for a fresh session.
+    let session = SessionLock()
     /// Set by the client: restarts the connection when the network thread gave up (see `networkLoopEnded`).
     let onNetworkThreadExit = Mutex<Hook?>(nil)
 
@@ -164,6 +163,12 @@ final class ClientCore: Sendable {
 
     static var closedError: MosquittoError {
         MosquittoError(code: .closed, message: "the MQTT client was stopped")
+    }
+
+    var connectionLostError: MosquittoError {
+        MosquittoError(
+            code: .connectionLost,
+            message: "the connection to the broker at \(address) ended before the broker answered; it may or may not have the message")
     }
 
     // MARK: Senders (any thread)
@@ -349,8 +354,9 @@ final class ClientCore: Sendable {
             state.connected = true
             state.generation += 1
             state.lastFailure = nil
-            let inflightLimit = receiveMaximum ?? state.inflightLimit ?? options.sendMaximum
-            state.inflightLimit = inflightLimit
+            // libmosquitto's limit on publishes unanswered at once: the CONNACK's Receive Maximum, or else the one the
+            // fresh session was configured with.
+            let inflightLimit = receiveMaximum ?? options.sendMaximum
             // QoS 0 packets queued on the old connection were dropped with it and will never be reported.
             state.qos0Mids.removeAll()
             let waiters = Array(state.connectWaiters.values)
@@ -441,6 +447,18 @@ final class ClientCore: Sendable {
             )
         }
         report(.disconnected(reason: reason))
+    }
+
+    /// A fresh session starts (`MosquittoClient.startFreshSession`, holding the handle alone): the publishes of the
+    /// last one, which libmosquitto is about to forget, are taken out to be failed, with what was parked for them.
+    func takeSessionPublishes() -> [PublishWaiter] {
+        state.withLock { state in
+            let waiters = Array(state.publishWaiters.values)
+            state.publishWaiters.removeAll()
+            state.earlyPublishAcks.removeAll()
+            state.qos0Mids.removeAll()
+            return waiters
+        }
     }
 
     /// The network loop returned without being asked to (an error after which it does not reconnect by itself:

@@ -56,6 +56,48 @@ extension MosquittoClient {
         }
     }
 
+    /// Empties the handle before a connection attempt: the publishes of the session that ended are failed with
+    /// `.connectionLost`, and libmosquitto forgets them. It would otherwise send its unanswered QoS 1 publishes again first
+    /// thing on the next connection, and a broker that closes the connection on a message it refuses (mosquitto 2.0 does,
+    /// for one its ACL denies) would be sent that message again on every reconnect, keeping the link down for good.
+    /// The retries are the caller's (the gateway's spool). `mosquitto_reinitialise` frees and re-creates everything in the
+    /// handle, so it runs with the handle alone (``SessionLock``), and the options and callbacks are applied again.
+    /// Returns why the handle cannot be set up again (a TLS file gone since the start), nil on success.
+    static func startFreshSession(_ handle: OpaquePointer, core: ClientCore) -> MosquittoError? {
+        let options = core.options
+        let (waiters, failure) = core.session.exclusively { () -> ([ClientCore.PublishWaiter], MosquittoError?) in
+            let waiters = core.takeSessionPublishes()
+            let rc = MosquittoResultCode(
+                mosquitto_reinitialise(
+                    handle, options.clientID.isEmpty ? nil : options.clientID, options.cleanStart,
+                    Unmanaged.passUnretained(core).toOpaque()))
+            guard rc == .success else { return (waiters, MosquittoError(rc: rc, context: "cannot start a new MQTT session")) }
+            do {
+                try configure(handle, options: options)
+            } catch {
+                return (waiters, error as? MosquittoError ?? MosquittoError(code: .other, message: "\(error)"))
+            }
+            installCallbacks(handle)
+            mosquitto_threaded_set(handle, true)
+            return (waiters, nil)
+        }
+        let lost = core.connectionLostError
+        for waiter in waiters { waiter.resume(with: .failure(lost)) }
+        return failure
+    }
+
+    /// A fresh session (`startFreshSession`), then a non-blocking connection attempt to the options' broker.
+    static func connectAfresh(_ handle: OpaquePointer, core: ClientCore) -> (rc: MosquittoResultCode, reason: String) {
+        if let failure = startFreshSession(handle, core: core) { return (.unknown, failure.message) }
+        let options = core.options
+        let rc = SocketBuffers.withoutSocketPairs {
+            MosquittoResultCode(
+                mosquitto_connect_bind_async(handle, options.host, Int32(clamping: options.port), Int32(clamping: options.keepalive), nil)
+            )
+        }
+        return (rc, rc == .success ? "" : MosquittoError.describe(rc))
+    }
+
     /// Routes libmosquitto's callbacks (network thread) to the `ClientCore` behind the userdata pointer.
     ///
     /// Each callback clears `errno` when it returns. `mosquitto_loop_read` stops reading after a packet when

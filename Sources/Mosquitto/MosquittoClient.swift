@@ -7,12 +7,14 @@ import Synchronization
 ///
 /// `@unchecked Sendable` is sound because the only non-Sendable stored property is the C handle, a `let`
 /// that is never reassigned; libmosquitto guards its own state with internal mutexes once the network
-/// thread runs, and all Swift-side mutable state lives in `ClientCore` behind a `Mutex`. The handle is
+/// thread runs, a fresh session (which re-creates those mutexes) takes the handle alone (``SessionLock``), and all
+/// Swift-side mutable state lives in `ClientCore` behind a `Mutex`. The handle is
 /// destroyed in `deinit`, after `stop()` has joined the network thread, so no callback can outlive it.
 ///
 /// Locks and their order (a thread holding one may only take those to its right):
 ///
 ///     operations (serial queue) → lifecycle (Mutex) → core.state (Mutex)
+///     NetworkLoop.reconnecting (Mutex) → core.session (SessionLock) → core.state (Mutex)
 ///
 /// The calls into libmosquitto that block or join (`connect`, starting and joining the network loop, `disconnect`)
 /// run only on `operations`, which serialises them, and never inside a `Mutex`: the mutexes guard Swift
@@ -175,9 +177,10 @@ public final class MosquittoClient: @unchecked Sendable {
 
     /// Publishes a message.
     ///
-    /// QoS 0 returns once libmosquitto has the message (and throws `.notConnected` while disconnected, since
-    /// QoS 0 is not queued). QoS 1 returns when the broker's PUBACK arrives; while the broker is unreachable it
-    /// keeps waiting, because libmosquitto queues the message and sends it after reconnecting.
+    /// QoS 0 returns once libmosquitto has the message. QoS 1 returns when the broker's PUBACK arrives. Either throws
+    /// `.notConnected` while there is no connection. A QoS 1 publish is answered on the connection it went out on: if
+    /// that connection ends first it throws `.connectionLost` and is not sent again (whether the broker got it is
+    /// unknown; a retry is the caller's).
     ///
     /// - Throws: `MosquittoError` `.publishRejected` if the PUBACK carries a failure reason (>= 0x80),
     ///   `.closed` after `stop()`, `.other` for an invalid topic or oversized payload.
@@ -190,10 +193,7 @@ public final class MosquittoClient: @unchecked Sendable {
     ) async throws {
         let reason: Int32 = try await withCheckedThrowingContinuation { continuation in
             do {
-                guard let mid = try enqueue(topic: topic, payload: payload, qos: qos, retain: retain, properties: properties) else {
-                    return continuation.resume(returning: 0)
-                }
-                core.registerPublish(mid: mid, waiter: .continuation(continuation))
+                try send(topic: topic, payload: payload, qos: qos, retain: retain, properties: properties, waiter: .continuation(continuation))
             } catch {
                 continuation.resume(throwing: error)
             }
@@ -203,11 +203,11 @@ public final class MosquittoClient: @unchecked Sendable {
 
     /// Publishes without suspending: the message is in libmosquitto's queue when this returns (so calls
     /// from one thread keep their order), and `completion` runs with nil once the PUBACK arrives (QoS 1) or at
-    /// once (QoS 0), or with the error. It must not block. It runs on the network thread, except when the PUBACK
-    /// arrived before this call had registered the completion (on a busy box), or when nothing was queued (QoS 0,
-    /// an error): then on the caller's thread, before this returns.
+    /// once (QoS 0), or with the error (as `publish` throws it). It must not block. It runs on the network thread, except
+    /// when the PUBACK arrived before this call had registered the completion (on a busy box), or when nothing was
+    /// queued (QoS 0): then on the caller's thread, before this returns.
     ///
-    /// - Throws: what `publish` throws before anything was queued.
+    /// - Throws: what `publish` throws before anything was sent (then `completion` never runs).
     public func publish(
         topic: String,
         payload: [UInt8],
@@ -216,46 +216,50 @@ public final class MosquittoClient: @unchecked Sendable {
         properties: MQTTProperties = .init(),
         completion: @escaping @Sendable (MosquittoError?) -> Void
     ) throws {
-        guard let mid = try enqueue(topic: topic, payload: payload, qos: qos, retain: retain, properties: properties) else {
-            return completion(nil)
-        }
-        core.registerPublish(mid: mid, waiter: .completion(topic: topic, completion))
+        try send(topic: topic, payload: payload, qos: qos, retain: retain, properties: properties, waiter: .completion(topic: topic, completion))
     }
 
-    /// Hands a message to libmosquitto; returns the mid to wait for (QoS 1) or nil (QoS 0, done).
-    private func enqueue(topic: String, payload: [UInt8], qos: MQTTQoS, retain: Bool, properties: MQTTProperties) throws -> Int32? {
+    /// Hands a message to libmosquitto and registers `waiter` for its PUBACK (QoS 1), or answers it at once (QoS 0).
+    /// Both while no fresh session can start: a waiter registered after one would wait for a PUBACK that never comes.
+    private func send(
+        topic: String, payload: [UInt8], qos: MQTTQoS, retain: Bool, properties: MQTTProperties, waiter: ClientCore.PublishWaiter
+    ) throws {
         var mid: Int32 = 0
-        core.beginSend()
         // The closures capture the handle, not `self`: retaining the client (which has a weak reference, so a side
         // table) costs an atomic on that table, on every publish.
-        let handle = handle
-        // `withCString` lends a native string's own bytes (or a stack copy of a small one); the implicit
-        // String-to-pointer conversion copies the topic into a new array on every publish.
-        let rc = topic.withCString { cTopic in
-            properties.withCProperties { cProperties in
-                payload.withUnsafeBytes { bytes in
-                    MosquittoResultCode(
-                        mosquitto_publish_v5(
-                            handle, &mid, cTopic, Int32(clamping: bytes.count), bytes.baseAddress, qos.rawValue, retain, cProperties
+        let (handle, core) = (handle, core)
+        let rc = core.session.sharing {
+            core.beginSend()
+            // `withCString` lends a native string's own bytes (or a stack copy of a small one); the implicit
+            // String-to-pointer conversion copies the topic into a new array on every publish.
+            let rc = topic.withCString { cTopic in
+                properties.withCProperties { cProperties in
+                    payload.withUnsafeBytes { bytes in
+                        MosquittoResultCode(
+                            mosquitto_publish_v5(
+                                handle, &mid, cTopic, Int32(clamping: bytes.count), bytes.baseAddress, qos.rawValue, retain, cProperties
+                            )
                         )
-                    )
+                    }
                 }
             }
+            if qos == .atMostOnce {
+                core.finishQoS0Publish(mid: rc == .success ? mid : nil)
+            } else if rc == .success {
+                core.registerPublish(mid: mid, waiter: waiter)
+            } else {
+                // NO_CONN: libmosquitto queued it all the same, and the next fresh session (before the next connection
+                // attempt) forgets it; one queued between that and the connection is sent unanswered (a duplicate at worst).
+                core.abandonSend()
+            }
+            return rc
         }
         waker.wake()
-        if qos == .atMostOnce {
-            core.finishQoS0Publish(mid: rc == .success ? mid : nil)
-            guard rc == .success else {
-                throw MosquittoError(rc: rc, context: "cannot publish to \(topic)")
-            }
-            return nil
-        }
-        // NO_CONN for QoS 1 means "queued until reconnected": the message is already in libmosquitto's queue.
-        guard rc == .success || rc == .noConnection else {
-            core.abandonSend()
+        guard rc == .success else {
+            if rc == .noConnection, core.state.withLock({ $0.phase == .stopped }) { throw ClientCore.closedError }
             throw MosquittoError(rc: rc, context: "cannot publish to \(topic)")
         }
-        return mid
+        if qos == .atMostOnce { waiter.resume(with: .success(0)) }
     }
 
     static func rejection(topic: String, reason: MQTTReasonCode) -> MosquittoError {
@@ -295,17 +299,19 @@ public final class MosquittoClient: @unchecked Sendable {
             }
             // Not connected: the next on_connect subscribes every remembered group, this one included.
             guard registration.connected else { return }
-            core.beginSend()
-            var mid: Int32 = 0
-            let rc = ClientCore.sendSubscribe(
-                handle: handle, filters: filters, qos: qos, identifier: identifier, retainAsPublished: retainAsPublished, mid: &mid)
+            core.session.sharing {
+                core.beginSend()
+                var mid: Int32 = 0
+                let rc = ClientCore.sendSubscribe(
+                    handle: handle, filters: filters, qos: qos, identifier: identifier, retainAsPublished: retainAsPublished, mid: &mid)
+                core.registerSubscribe(
+                    groupID: registration.groupID,
+                    generation: registration.generation,
+                    mid: rc == .success ? mid : nil,
+                    rc: rc
+                )
+            }
             waker.wake()
-            core.registerSubscribe(
-                groupID: registration.groupID,
-                generation: registration.generation,
-                mid: rc == .success ? mid : nil,
-                rc: rc
-            )
         }
         let refused = zip(filters, codes.map(MQTTReasonCode.init)).filter { $0.1.isFailure }
         if let (_, reason) = refused.first {
@@ -343,12 +349,15 @@ public final class MosquittoClient: @unchecked Sendable {
         // A subscribe still waiting for its connection whose filters were all removed has nothing left to do.
         for waiter in emptied { waiter.resume(returning: []) }
         guard connected else { return }
-        core.beginSend()
         var mid: Int32 = 0
-        let rc = ClientCore.sendUnsubscribe(handle: handle, filters: filters, mid: &mid)
+        let rc = core.session.sharing {
+            core.beginSend()
+            let rc = ClientCore.sendUnsubscribe(handle: handle, filters: filters, mid: &mid)
+            if rc != .success { core.abandonSend() }
+            return rc
+        }
         waker.wake()
         guard rc == .success else {
-            core.abandonSend()
             if rc == .noConnection { return }
             throw MosquittoError(rc: rc, context: "cannot unsubscribe from \(filters.joined(separator: ", "))")
         }
@@ -441,12 +450,8 @@ public final class MosquittoClient: @unchecked Sendable {
             if let network = lifecycle.withLock({ $0.network }), !network.hasEnded { return (.success, "") }
             joinNetworkThread()
         }
-        let rc = SocketBuffers.withoutSocketPairs {
-            MosquittoResultCode(
-                mosquitto_connect_bind_async(handle, options.host, Int32(clamping: options.port), Int32(clamping: options.keepalive), nil)
-            )
-        }
-        guard rc == .success else { return (rc, MosquittoError.describe(rc)) }
+        let (rc, reason) = Self.connectAfresh(handle, core: core)
+        guard rc == .success else { return (rc, reason) }
         if lifecycle.withLock({ $0.network == nil }) {
             do {
                 let network = try NetworkLoop(handle: handle, core: core, waker: waker)

@@ -15,6 +15,9 @@ public struct MosquittoError: Error, Sendable, CustomStringConvertible {
         case notConnected
         /// The broker answered a QoS 1 publish with a failure reason code (>= 0x80).
         case publishRejected
+        /// The connection a QoS 1 publish went out on ended before the broker answered: the broker may or may not have
+        /// it. The client does not send it again (see `MosquittoClient.publish`).
+        case connectionLost
         /// The broker refused at least one filter of a subscription.
         case subscribeRejected
         /// The operation did not finish in time.

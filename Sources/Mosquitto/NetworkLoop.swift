@@ -11,7 +11,8 @@ import Darwin
 ///
 /// It does what libmosquitto 2.0.11's `mosquitto_loop_forever` does (wait for the socket, read, write, keep the
 /// connection alive; reconnect with backoff after a lost connection; return after an error libmosquitto considers
-/// fatal, and after the client's own DISCONNECT). Until the broker's CONNACK a pass is libmosquitto's own
+/// fatal, and after the client's own DISCONNECT), except that every connection starts a fresh session
+/// (``MosquittoClient/startFreshSession(_:core:)``) instead of sending the last one's unanswered publishes again. Until the broker's CONNACK a pass is libmosquitto's own
 /// (`mosquitto_loop`, which completes a non-blocking connect and drives the TLS handshake); from then on it is built
 /// from libmosquitto's pieces (`mosquitto_loop_read`, `_write`, `_misc`) around a `poll` of ours, for three reasons,
 /// each measured (docs/benchmarks.md, "Optimisations"):
@@ -48,7 +49,7 @@ final class NetworkLoop: @unchecked Sendable {
     private let stopping = Atomic<Bool>(false)
     /// Set when the loop returns by itself (a fatal error), before it tells the client.
     private let ended = Atomic<Bool>(false)
-    /// Held around each `mosquitto_reconnect_async` and around the client's disconnect in `finish`, so that no
+    /// Held around each fresh session and reconnect, and around the client's disconnect in `finish`, so that no
     /// reconnect starts after the client asked to stop.
     private let reconnecting = Mutex(())
 
@@ -107,13 +108,16 @@ final class NetworkLoop: @unchecked Sendable {
                 return
             }
             if core.acceptedConnections.load(ordering: .relaxed) != acceptedBefore { attempt = 0 }
+            // The session ends with its connection, now rather than at the next attempt: its unanswered publishes fail
+            // at once (their retries are the caller's), not after the wait.
+            reconnecting.withLock { _ in if !isStopping { _ = MosquittoClient.startFreshSession(handle, core: core) } }
             while true {
                 if isStopping { return }
                 waker.sleep(until: .now + policy.delay(attempt: attempt)) { isStopping }
                 attempt += 1
                 // Non-blocking, as the first attempt: the passes complete the connect, and a stop does not wait for it.
                 let reconnected: Bool? = reconnecting.withLock { _ in
-                    isStopping ? nil : MosquittoResultCode(mosquitto_reconnect_async(handle)) == .success
+                    isStopping ? nil : MosquittoClient.connectAfresh(handle, core: core).rc == .success
                 }
                 guard let reconnected else { return }
                 if reconnected { break }

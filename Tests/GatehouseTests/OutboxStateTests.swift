@@ -1,4 +1,6 @@
+import GatehouseProtocol
 import Mosquitto
+import Synchronization
 import Testing
 
 @testable import Gatehouse
@@ -93,7 +95,7 @@ import Testing
         let lost = state.brokerDisconnected()
         #expect(state.mode == .spooling)
         #expect(lost.spool.map(\.entry) == [entry(0), entry(1), entry(2)])
-        #expect(lost.spool[0].completion == nil)  // the copy: its PUBACK (after reconnecting) still answers it
+        #expect(lost.spool.allSatisfy { $0.completion != nil })  // the copy answers entry 0 unless its PUBACK came first
         #expect(lost.reading.map(\.paused) == [false])
         // Later messages go to the spool too, without copying entry 0 again.
         #expect(state.submit(entry(3), device: "a", source: nil, completion: nil).spool.map(\.entry) == [entry(3)])
@@ -203,16 +205,34 @@ import Testing
         #expect(state.takeLeftovers().spool.map(\.entry) == [entry(0), entry(1), entry(2)])
     }
 
-    /// A message handed to the broker completes through its publisher (on the PUBACK, or when the client stops): its
-    /// leftover copy for the spool has no completion, or the device would be answered twice. A waiting one keeps its.
-    @Test func leftoversCarryOnlyTheWaitingMessagesCompletions() {
+    /// A message handed to the broker is answered by its PUBACK or by its copy in the spool, whichever comes first, and
+    /// only once: here the PUBACK comes after the copy was made, and the copy's append completes after that.
+    @Test func aMessageCopiedToTheSpoolIsAnsweredOnce() {
         var state = connected(window: 1)
-        _ = state.submit(entry(0), device: "a", source: nil, completion: { _ in })
+        let answers = Mutex<[PublishOutcome]>([])
+        let published = state.submit(entry(0), device: "a", source: nil, completion: { outcome in answers.withLock { $0.append(outcome) } })
+        let inFlight = handedOver(published, &state)
         _ = state.submit(entry(1), device: "a", source: nil, completion: { _ in })
         state.stop()
         let spool = state.takeLeftovers().spool
         #expect(spool.map(\.entry) == [entry(0), entry(1)])
-        #expect(spool.map { $0.completion != nil } == [false, true])
+        inFlight[0].answer(.safe)
+        spool[0].completion?(.refused(.spoolFull, "full"))
+        #expect(answers.withLock { $0 } == [.safe])
+    }
+
+    /// A live message whose connection ended before its PUBACK goes to the spool with its device's other unconfirmed
+    /// messages, in order, each answered by its copy; the others' failures that follow find nothing left to move.
+    @Test func aMessageTheConnectionLostGoesToTheSpoolWithItsDevicesOthers() {
+        var state = connected(window: 3)
+        for index in 0..<3 { _ = state.submit(entry(index), device: index == 1 ? "b" : "a", source: nil, completion: nil) }
+        _ = state.brokerDisconnected()
+        let lost = state.lostWithConnection(device: "a")
+        #expect(lost.spool.map(\.entry) == [entry(0), entry(2)])
+        #expect(lost.spool.allSatisfy { $0.completion != nil })
+        #expect(state.lostWithConnection(device: "a").spool.isEmpty)
+        #expect(state.lostWithConnection(device: "b").spool.map(\.entry) == [entry(1)])
+        #expect(!state.isBusy)
     }
 
     func bestEffort(_ index: Int, qos: MQTTQoS = .atLeastOnce, device: String = "") -> OutboxState.Message {

@@ -178,18 +178,94 @@ import Glibc
         // cannot be provoked this way.
     }
 
+    /// A QoS 1 publish whose connection ends before the PUBACK fails with `.connectionLost` and is not sent again:
+    /// libmosquitto sent a session's unanswered publishes first thing on the next connection, so a broker that closes
+    /// the connection on a message it refuses, before its refusal leaves (mosquitto 2.0 may), was sent it on every
+    /// connection and closed each, for good. The next connection stays up and carries what follows.
+    @Test func aPublishTheBrokerClosesTheConnectionOnFailsAndIsNotSentAgain() async throws {
+        let broker = try ProtocolBreakingBroker(.closesOnPublish)
+        defer { broker.close() }
+        var options = try MQTTClientOptions(url: broker.url, clientID: "closed-on-\(UInt32.random(in: 0...UInt32.max))")
+        options.reconnect = MQTTReconnectPolicy(minimumDelay: .milliseconds(100), maximumDelay: .milliseconds(100), jitter: 0)
+        let client = try MosquittoClient(options: options, logger: quietLogger)
+        defer { client.stop() }
+        try await client.connect()
+        let error = await #expect(throws: MosquittoError.self) {
+            try await client.publish(topic: "refused/x", payload: [1], qos: .atLeastOnce)
+        }
+        #expect(error?.code == .connectionLost)
+        #expect(try await eventually { broker.connections == 2 && client.isConnected })
+        // Five reconnect delays: nothing was sent on the new connection, which the broker therefore keeps.
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(broker.publishes == 1 && broker.connections == 2)
+    }
+
+    /// With mosquitto itself (2.0.11 closes the connection of a client whose publish its ACL denies when
+    /// `max_queued_messages` is 0): the publishes answered, refused or with their connection, and the next connection
+    /// stays up and carries the next one.
+    @Test func aPublishMosquittoDeniesAndClosesTheConnectionOnLeavesTheNextConnectionUp() async throws {
+        let broker = try await TestBroker.started(extraConfig: "max_queued_messages 0", acl: "topic readwrite #\ntopic deny denied/#\n")
+        var options = try testOptions(broker)
+        options.reconnect = MQTTReconnectPolicy(minimumDelay: .milliseconds(100), maximumDelay: .milliseconds(100), jitter: 0)
+        let client = try MosquittoClient(options: options, logger: quietLogger)
+        defer { client.stop() }
+        let connections = Mutex(0)
+        client.handle(messages: { _ in }, events: { event in
+            if case .connected = event { connections.withLock { $0 += 1 } }
+        })
+        try await client.connect()
+        let answers = Mutex<[MosquittoError.Code?]>([])
+        let record: @Sendable (MosquittoError?) -> Void = { error in answers.withLock { $0.append(error?.code) } }
+        for topic in ["denied/x"] + (0..<20).map({ "allowed/\($0)" }) {
+            do {
+                try client.publish(topic: topic, payload: [1], qos: .atLeastOnce, completion: record)
+            } catch let error as MosquittoError {
+                record(error)  // the connection closed already
+            }
+        }
+        #expect(try await eventually { answers.withLock { $0.count } == 21 })
+        #expect(answers.withLock { $0.allSatisfy { [nil, .publishRejected, .connectionLost, .notConnected].contains($0) } })
+        try await client.waitUntilConnected(timeout: .seconds(5))
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(connections.withLock { $0 } == 2)
+        try await client.publish(topic: "allowed/after", payload: [3], qos: .atLeastOnce)
+    }
+
+    /// A QoS 1 publish is answered on its connection: while there is none, it fails at once, and a connection that ends
+    /// before the PUBACK fails it with `.connectionLost` (this one never answers: the broker is stopped first).
+    @Test func aPublishWithoutItsConnectionFails() async throws {
+        let broker = try await TestBroker.started()
+        let client = try MosquittoClient(options: testOptions(broker), logger: quietLogger)
+        defer { client.stop() }
+        let early = #expect(throws: MosquittoError.self) {
+            try client.publish(topic: "early/x", payload: [1], qos: .atLeastOnce) { _ in }
+        }
+        #expect(early?.code == .notConnected)
+        try await client.connect()
+        broker.kill()
+        #expect(try await eventually { !client.isConnected })
+        let outage = await #expect(throws: MosquittoError.self) {
+            try await client.publish(topic: "outage/x", payload: [1], qos: .atLeastOnce)
+        }
+        #expect(outage?.code == .notConnected)
+    }
+
     /// A PUBACK's completion runs on the network thread; what it hands to `AfterPass` runs at the end of that pass,
-    /// while the client keeps running (not only when its thread ends). Published before the connection, so that the
-    /// PUBACK cannot arrive before `publish` has registered the completion (which then runs on the caller's thread).
+    /// while the client keeps running (not only when its thread ends). Published from the connected event, on the
+    /// network thread, so that the PUBACK cannot arrive before `publish` has registered the completion (which then
+    /// runs on the caller's thread).
     @Test func workACompletionHandsOnRunsAtTheEndOfItsPass() async throws {
         let broker = try await TestBroker.started()
         let client = try MosquittoClient(options: testOptions(broker), logger: quietLogger)
         defer { client.stop() }
         let seen = Mutex<(onNetworkThread: Bool, ran: Bool)>((false, false))
-        try client.publish(topic: "after/x", payload: [1], qos: .atLeastOnce) { _ in
-            seen.withLock { $0.onNetworkThread = AfterPass.isNetworkThread }
-            AfterPass.run { seen.withLock { $0.ran = true } }
-        }
+        client.handle(messages: { _ in }, events: { [unowned client] event in
+            guard case .connected = event else { return }
+            try? client.publish(topic: "after/x", payload: [1], qos: .atLeastOnce) { _ in
+                seen.withLock { $0.onNetworkThread = AfterPass.isNetworkThread }
+                AfterPass.run { seen.withLock { $0.ran = true } }
+            }
+        })
         try await client.connect()
         #expect(try await eventually { seen.withLock { $0.ran } })
         #expect(seen.withLock { $0.onNetworkThread })

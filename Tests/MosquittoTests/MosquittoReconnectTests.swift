@@ -43,7 +43,7 @@ import Testing
         try await inbox.waitFor(count: 1)
     }
 
-    @Test func reconnectsResubscribesAndDeliversQueuedPublishAfterBrokerRestart() async throws {
+    @Test func reconnectsAndResubscribesAfterBrokerRestart() async throws {
         let broker = try await TestBroker.started()
         defer { broker.stop() }
         let client = try MosquittoClient(options: testOptions(broker), logger: quietLogger)
@@ -55,12 +55,8 @@ import Testing
 
         broker.kill()
         #expect(try await eventually { !client.isConnected })
-        let queued = Task { try await client.publish(topic: "queued/x", payload: [1], qos: .atLeastOnce) }
-        try await Task.sleep(for: .milliseconds(300))
-
         try await broker.start()
         try await client.waitUntilConnected(timeout: .seconds(10))
-        try await queued.value
 
         // The subscription was renewed on the new broker (which has no memory of it).
         let other = try MosquittoClient(options: testOptions(broker), logger: quietLogger)
@@ -148,7 +144,7 @@ import Testing
         let clock = ContinuousClock()
         let start = clock.now
         while clock.now - start < .seconds(2) {
-            try client.publish(topic: "outage/x", payload: [1], qos: .atLeastOnce) { _ in }
+            _ = try? client.publish(topic: "outage/x", payload: [1], qos: .atLeastOnce) { _ in }
             try await Task.sleep(for: .milliseconds(2))
         }
         // One attempt per 500 ms wait at most (4 in 2 s), not one per publish.
@@ -175,8 +171,9 @@ import Testing
         }
     }
 
-    /// libmosquitto takes a CONNACK's Receive Maximum as its limit on unanswered publishes, and keeps its limit when a
-    /// CONNACK has none (mosquitto sends none with `max_inflight_messages 0`, no limit): the event says what it applies.
+    /// libmosquitto takes a CONNACK's Receive Maximum as its limit on unanswered publishes; a CONNACK without one
+    /// (mosquitto sends none with `max_inflight_messages 0`, no limit) leaves `maxInflight`, since every connection
+    /// starts a fresh session: the event says what it applies.
     @Test func connectedEventCarriesLibmosquittosInflightLimit() async throws {
         let limited = try await TestBroker.started(extraConfig: "max_inflight_messages 7")
         let client = try clientAllowing300(limited)
@@ -186,9 +183,8 @@ import Testing
         let unlimited = try TestBroker(extraConfig: "max_inflight_messages 0", port: limited.port)
         try await unlimited.start()
         #expect(try await eventually(timeout: .seconds(10)) { client.isConnected })
-        #expect(await inflightLimits(client, stopping: unlimited) == [7, 7])
+        #expect(await inflightLimits(client, stopping: unlimited) == [7, 300])
 
-        // A first CONNACK without one leaves `maxInflight`.
         let fresh = try await TestBroker.started(extraConfig: "max_inflight_messages 0")
         let second = try clientAllowing300(fresh)
         try await second.connect()

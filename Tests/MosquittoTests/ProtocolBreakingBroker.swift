@@ -12,11 +12,15 @@ import Darwin
 /// libmosquitto answers that with `MOSQ_ERR_PROTOCOL`, one of the errors after which its network thread
 /// ends instead of reconnecting, so each connection ends in a fatal disconnect.
 /// With `hangsUpAfterConnack` it closes the connection after the CONNACK instead: a lost connection, after which
-/// the network thread waits its backoff and reconnects by itself.
+/// the network thread waits its backoff and reconnects by itself. With `closesOnPublish` it answers the CONNACK alone,
+/// and closes the connection when a PUBLISH arrives, without answering it (as mosquitto 2.0 may for one it refuses).
 final class ProtocolBreakingBroker: Sendable {
+    enum Behaviour: Sendable { case breaksProtocol, hangsUpAfterConnack, closesOnPublish }
+
     let port: Int
     private let listener: Int32
     private let counter = Counter()
+    private let publishCounter = Counter()
     private let closed = Atomic<Bool>(false)
 
     private final class Counter: Sendable {
@@ -25,10 +29,16 @@ final class ProtocolBreakingBroker: Sendable {
 
     /// Connections accepted so far.
     var connections: Int { counter.value.load(ordering: .relaxed) }
+    /// PUBLISH packets received so far (`closesOnPublish`).
+    var publishes: Int { publishCounter.value.load(ordering: .relaxed) }
 
     var url: String { "mqtt://127.0.0.1:\(port)" }
 
-    init(hangsUpAfterConnack: Bool = false) throws {
+    convenience init(hangsUpAfterConnack: Bool = false) throws {
+        try self.init(hangsUpAfterConnack ? .hangsUpAfterConnack : .breaksProtocol)
+    }
+
+    init(_ behaviour: Behaviour) throws {
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard listener >= 0 else { throw BrokerError(message: "socket() failed") }
         var yes: Int32 = 1
@@ -49,7 +59,7 @@ final class ProtocolBreakingBroker: Sendable {
         }
         port = Int(UInt16(bigEndian: address.sin_port))
         self.listener = listener
-        let counter = self.counter
+        let (counter, publishCounter) = (self.counter, self.publishCounter)
         Thread.detachNewThread {
             while true {
                 let fd = accept(listener, nil, nil)
@@ -58,14 +68,13 @@ final class ProtocolBreakingBroker: Sendable {
                     return  // closed
                 }
                 counter.value.wrappingAdd(1, ordering: .relaxed)
-                Thread.detachNewThread { Self.serve(fd, hangUp: hangsUpAfterConnack) }
+                Thread.detachNewThread { Self.serve(fd, behaviour, publishes: publishCounter) }
             }
         }
     }
 
-    /// Reads the CONNECT, answers CONNACK (success, no properties) plus a CONNECT, then waits for the client to hang
-    /// up; or, with `hangUp`, closes the connection right after the CONNACK.
-    private static func serve(_ fd: Int32, hangUp: Bool) {
+    /// Reads the CONNECT, answers CONNACK (success, no properties) and goes on as `behaviour` says.
+    private static func serve(_ fd: Int32, _ behaviour: Behaviour, publishes: Counter) {
         defer { Glibc.close(fd) }
         var timeout = timeval(tv_sec: 2, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
@@ -73,19 +82,37 @@ final class ProtocolBreakingBroker: Sendable {
             var byte: UInt8 = 0
             return recv(fd, &byte, 1, 0) == 1 ? byte : nil
         }
-        guard readByte() == 0x10 else { return }
-        var remaining = 0
-        var shift = 0
-        while let byte = readByte() {
-            remaining |= Int(byte & 0x7F) << shift
-            shift += 7
-            if byte & 0x80 == 0 { break }
+        /// Reads one packet; returns its first byte.
+        func readPacket() -> UInt8? {
+            guard let type = readByte() else { return nil }
+            var remaining = 0
+            var shift = 0
+            while let byte = readByte() {
+                remaining |= Int(byte & 0x7F) << shift
+                shift += 7
+                if byte & 0x80 == 0 { break }
+            }
+            for _ in 0..<remaining { guard readByte() != nil else { return nil } }
+            return type
         }
-        for _ in 0..<remaining { guard readByte() != nil else { return } }
-        let reply: [UInt8] = hangUp ? [0x20, 0x03, 0x00, 0x00, 0x00] : [0x20, 0x03, 0x00, 0x00, 0x00, 0x10, 0x00]
+        guard readPacket() == 0x10 else { return }
+        let reply: [UInt8] = behaviour == .breaksProtocol ? [0x20, 0x03, 0x00, 0x00, 0x00, 0x10, 0x00] : [0x20, 0x03, 0x00, 0x00, 0x00]
         _ = reply.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        if hangUp { return }
-        while readByte() != nil {}
+        switch behaviour {
+        case .hangsUpAfterConnack:
+            return
+        case .breaksProtocol:
+            while readByte() != nil {}
+        case .closesOnPublish:
+            var timeout = timeval(tv_sec: 30, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            while let type = readPacket() {
+                if type & 0xF0 == 0x30 {
+                    publishes.value.wrappingAdd(1, ordering: .relaxed)
+                    return
+                }
+            }
+        }
     }
 
     /// Stops accepting. Idempotent: closing a descriptor number twice could close another test's socket.

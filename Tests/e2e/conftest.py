@@ -20,6 +20,7 @@ import http.client
 import json
 import math
 import os
+import re
 import secrets
 import signal
 import socket
@@ -108,6 +109,15 @@ def wait_port(port: int, timeout: float) -> bool:
         except OSError:
             time.sleep(0.01)
     return False
+
+
+def metric(g, name, **labels) -> float:
+    """The value of metric `name` with exactly `labels` on `g`'s /metrics (0 when it is not there yet)."""
+    text = g.http_get("/metrics")[2].decode()
+    label = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    pattern = rf"^{name}{{{label}}} (\S+)$" if label else rf"^{name} (\S+)$"
+    m = re.search(pattern, text, re.M)
+    return float(m.group(1)) if m else 0.0
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.05) -> Any:
@@ -247,6 +257,8 @@ class Broker:
         self.proc: subprocess.Popen | None = None
         self.log_path = self.dir / "mosquitto.log"
         self.conf_path = self.dir / "mosquitto.conf"
+        # Lines added to the config at the next start (an ACL, say).
+        self.extra_config = ""
 
     @property
     def url(self) -> str:
@@ -258,7 +270,7 @@ class Broker:
             # A spool replay is a burst: mosquitto's default 1000-message queue per subscriber would drop
             # QoS 1 messages on the way to a slow test observer, which is not what the tests measure.
             "max_queued_messages 0\n"
-            "log_dest stderr\nlog_type all\n"
+            "log_dest stderr\nlog_type all\n" + self.extra_config
         )
         log = open(self.log_path, "ab")
         try:

@@ -6,7 +6,6 @@ that must reach a device that keeps sending."""
 import base64
 import json
 import os
-import re
 import resource
 import secrets
 import shutil
@@ -19,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import GATEHOUSE_BIN, REVOKED_DEVICE, closed_by_peer, report_figures, run_ctl, uid, wait_until
+from conftest import GATEHOUSE_BIN, REVOKED_DEVICE, closed_by_peer, metric, report_figures, run_ctl, uid, wait_until
 
 MiB = 1 << 20
 
@@ -57,14 +56,6 @@ class PeakRSS(threading.Thread):
         self.done.set()
         self.join(2)
         return self.peak
-
-
-def metric(g, name, **labels):
-    text = g.http_get("/metrics")[2].decode()
-    label = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    pattern = rf"^{name}{{{label}}} (\S+)$" if label else rf"^{name} (\S+)$"
-    m = re.search(pattern, text, re.M)
-    return float(m.group(1)) if m else 0.0
 
 
 def masked(opcode, payload=b"", fin=True):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TcpForwarder, report_figures, uid, wait_until
+from conftest import TcpForwarder, metric, report_figures, uid, wait_until
 from streams import Observer, StreamDevice, account
 
 DEVICES = 20
@@ -175,6 +175,74 @@ def test_spool_full_nacks_and_keeps_what_it_acked(gateway, broker, link):
     d.send_json({"type": "telemetry", "seq": 1000, "data": {"fill": filler}})
     d.expect_ack(1000, timeout=10)
     report_figures(f"[spool full] sent=120 acked={len(acked)} nacked={len(nacked)} arrived={len(acked)} lost=0")
+    observer.close()
+
+
+def test_spooled_messages_the_broker_refuses_for_good_are_dropped_and_counted(gateway, fresh_broker):
+    """Acked from the spool during an outage, then refused by the broker when it is back (larger than its
+    `message_size_limit`): dropped (logged and counted), while the other messages arrive."""
+    g = gateway(broker=fresh_broker)
+    big, small = uid("big"), uid("small")
+    sockets = {dev: g.connect(g.token(dev)) for dev in (big, small)}
+    fresh_broker.stop()
+    assert wait_until(lambda: readyz(g) == 503, 10)
+    for seq in range(5):
+        sockets[big].send_json({"type": "telemetry", "seq": seq, "data": {"fill": "x" * 2000}})
+        sockets[small].send_json({"type": "telemetry", "seq": seq, "data": {"n": seq}})
+    for d in sockets.values():
+        for seq in range(5):
+            d.expect_ack(seq, timeout=10)  # on disk
+    fresh_broker.extra_config = "message_size_limit 1000\n"
+    fresh_broker.start()
+    observer = Observer(fresh_broker, g.base)
+    refused = lambda: metric(g, "gatehouse_spool_dropped_total", reason="refused")
+    assert wait_until(lambda: refused() == 5 and metric(g, "gatehouse_spool_entries") == 0, 40), \
+        (refused(), metric(g, "gatehouse_spool_entries"))
+    sockets[small].send_json({"type": "telemetry", "seq": 5, "data": {"n": 5}})
+    sockets[small].expect_ack(5, timeout=10)
+    assert wait_until(lambda: 5 in observer.arrivals.get(small, []), 10)
+    assert big not in observer.arrivals
+    assert metric(g, "gatehouse_spool_replay_holds_total") == 0  # too large is for good: nothing held
+    assert "dropping it" in g.log_path.read_text()
+    observer.close()
+
+
+def test_messages_the_broker_denies_do_not_keep_the_link_down(gateway, fresh_broker, tmp_path):
+    """mosquitto 2.0 closes the connection of a client whose publish its ACL denies, and when more packets follow
+    the refusal is often lost with the connection (the gateway has then acked the message from its spool). Each
+    denied message costs the link one reconnect: the gateway does not send it again first thing on every
+    connection (it did, and the link stayed down). Sent alone and closed on three times in a row, a spooled
+    message is dropped as refused; one whose refusal arrives is dropped (or nacked) at once."""
+    g = gateway(broker=fresh_broker)
+    denied, allowed = uid("denied"), uid("allowed")
+    acl = tmp_path / "acl"
+    acl.write_text(f"topic readwrite #\ntopic deny {g.base}/{denied}/telemetry\n")
+    sockets = {dev: g.connect(g.token(dev)) for dev in (denied, allowed)}
+    fresh_broker.stop()
+    # mosquitto started as root would read the ACL as its own user, who may not enter the test's directory.
+    fresh_broker.extra_config = f"user root\nacl_file {acl}\n"
+    fresh_broker.start()
+    assert wait_until(lambda: readyz(g) == 200, 15)
+    observer = Observer(fresh_broker, g.base)
+    # The denied device's messages among the other's: the broker closes with their publishes unread.
+    for seq in range(20):
+        if seq < 5:
+            sockets[denied].send_json({"type": "telemetry", "seq": seq, "data": {"n": seq}})
+        sockets[allowed].send_json({"type": "telemetry", "seq": seq, "data": {"n": seq}})
+    answers = [sockets[denied].recv_json(timeout=30) for _ in range(5)]
+    assert all(a["type"] == "ack" or a["error"]["code"] == "broker_rejected" for a in answers), answers
+    for seq in range(20):
+        sockets[allowed].expect_ack(seq, timeout=30)
+    refused = lambda: metric(g, "gatehouse_spool_dropped_total", reason="refused")
+    acked = sum(a["type"] == "ack" for a in answers)
+    assert wait_until(lambda: metric(g, "gatehouse_spool_entries") == 0 and refused() >= acked, 60), \
+        (metric(g, "gatehouse_spool_entries"), refused(), answers)
+    assert wait_until(lambda: readyz(g) == 200, 15)
+    connects = metric(g, "gatehouse_broker_connects_total")
+    time.sleep(3)
+    assert metric(g, "gatehouse_broker_connects_total") == connects, "the link still goes down"
+    assert wait_until(lambda: set(observer.arrivals.get(allowed, [])) == set(range(20)), 15), observer.arrivals.get(allowed)
+    assert denied not in observer.arrivals
     observer.close()
 
 

@@ -1,19 +1,10 @@
 """Limits (issue 4): per-device message and byte rates, new connections per second, the handshake
 timeout against slowloris clients; each answered clearly to the device and counted in /metrics."""
 
-import re
 import socket
 import time
 
-from conftest import closed_by_peer, uid, wait_until
-
-
-def metric(g, name, **labels):
-    text = g.http_get("/metrics")[2].decode()
-    label = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    pattern = rf"^{name}{{{label}}} (\S+)$" if label else rf"^{name} (\S+)$"
-    m = re.search(pattern, text, re.M)
-    return float(m.group(1)) if m else 0.0
+from conftest import closed_by_peer, metric, uid, wait_until
 
 
 def test_message_rate_limit_nacks_rate_limited(gateway):

@@ -26,6 +26,8 @@ final class GatewayMetrics: Sendable {
     private let spoolDroppedFull = Counter(label: "gatehouse_spool_dropped_total", dimensions: [("reason", "full")])
     private let spoolDroppedExpired = Counter(label: "gatehouse_spool_dropped_total", dimensions: [("reason", "max_age")])
     private let spoolCounted = Mutex<(dropped: Int, expired: Int)>((0, 0))
+    private let spoolDroppedRefused = Counter(label: "gatehouse_spool_dropped_total", dimensions: [("reason", "refused")])
+    private let replayHolds = Counter(label: "gatehouse_spool_replay_holds_total")
     private let brokerConnected = Gauge(label: "gatehouse_broker_connected")
     private let brokerConnects = Counter(label: "gatehouse_broker_connects_total")
     private let devicesWithDeltaGauge = Gauge(label: "gatehouse_desired_devices_with_delta")
@@ -152,6 +154,12 @@ final class GatewayMetrics: Sendable {
 
     /// Devices whose known delta is not empty.
     func devicesWithDelta(_ count: Int) { devicesWithDeltaGauge.record(count) }
+
+    /// A message acked from the spool (replayed, or written ahead) that the broker refused for good: dropped.
+    func spooledMessageRefused() { spoolDroppedRefused.increment() }
+
+    /// The replay held after the broker refused a spooled message for a reason that may pass.
+    func replayHeld() { replayHolds.increment() }
 
     /// The spool and broker link as of now (called when `/metrics` is scraped).
     func record(spool: Spool.Stats, brokerConnected connected: Bool) {

@@ -18,7 +18,7 @@ final class BrokerLink: Sendable {
 
     init(client: MosquittoClient, spool: Spool, window: Int, writeAhead: Bool, base: String, metrics: GatewayMetrics, logger: Logger) {
         self.client = client
-        self.outbox = Outbox(client: client, spool: spool, window: window, writeAhead: writeAhead, logger: logger)
+        self.outbox = Outbox(client: client, spool: spool, window: window, writeAhead: writeAhead, metrics: metrics, logger: logger)
         self.metrics = metrics
         self.base = base
         self.logger = logger

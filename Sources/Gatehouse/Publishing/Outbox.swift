@@ -9,12 +9,14 @@ import Synchronization
 /// broker cannot be reached. `OutboxState` makes every decision; this class performs them.
 ///
 /// A message is safe, and its completion reports `.safe`, on the broker's PUBACK or once it is durably
-/// spooled: nowhere else.
+/// spooled: nowhere else. The MQTT client answers a publish on the connection it went out on and never sends it
+/// again: when that connection ends first, a live message goes to the spool, and the spool is rewound so that a
+/// replayed one is read again.
 ///
 /// With `writeAhead` (the embedded broker, which acknowledges before it saves) every message is also
 /// written to the spool as it is published: it is safe once durable there, the spool keeps it for the
-/// broker's unsaved window after its PUBACK, and when the broker connection is lost the spool is rewound,
-/// so that what the broker may have lost is published again (duplicates, never losses). When the spool cannot
+/// broker's unsaved window after its PUBACK, and the rewind when the broker connection is lost publishes again
+/// what the broker may have lost (duplicates, never losses). When the spool cannot
 /// take it (disk full), it is safe on the PUBACK alone, as with an external broker.
 ///
 /// Spool appends (and the rewinds) are made while holding `state`; publishes, completions and
@@ -24,6 +26,8 @@ final class Outbox: Sendable {
     let spool: Spool
     private let client: any BrokerPublisher
     private let writeAhead: Bool
+    /// Refusals of spooled messages (nil in tests).
+    private let metrics: GatewayMetrics?
     private let logger: Logger
     /// Replay runs here, one pass at a time.
     private let replayQueue = DispatchQueue(label: "gatehouse.replay")
@@ -31,10 +35,11 @@ final class Outbox: Sendable {
     /// Spooled entries the replay leaves out (acknowledged, not published); see `dropFromReplay`.
     private let superseded = Mutex<ClosureBox<SpoolEntry, Bool>?>(nil)
 
-    init(client: any BrokerPublisher, spool: Spool, window: Int, writeAhead: Bool = false, logger: Logger) {
+    init(client: any BrokerPublisher, spool: Spool, window: Int, writeAhead: Bool = false, metrics: GatewayMetrics? = nil, logger: Logger) {
         self.client = client
         self.spool = spool
         self.writeAhead = writeAhead
+        self.metrics = metrics
         self.logger = logger
         self.state = Mutex(OutboxState(window: window, spoolIsEmpty: spool.isEmpty))
         spool.onDurable { [weak self] in self?.scheduleReplay() }
@@ -78,7 +83,7 @@ final class Outbox: Sendable {
         } catch {
             return nil
         }
-        let (spool, logger, topic) = (self.spool, self.logger, entry.topic)
+        let (spool, metrics, logger, topic) = (self.spool, self.metrics, self.logger, entry.topic)
         // Its PUBACK (or a refusal for good) lets the entry leave the spool after the broker's unsaved window; a
         // lost connection leaves it for the rewind.
         let settled: PublishCompletion = { outcome in
@@ -88,6 +93,7 @@ final class Outbox: Sendable {
                 // Refused for good, after it was acked from disk: it is dropped. (One refused for now never gets
                 // here: `publishLive` has it replayed from the spool.)
                 logger.error("the broker refused a message; dropping it", metadata: ["topic": "\(topic)", "error": "\(reason)"])
+                metrics?.spooledMessageRefused()
             case .safe: break
             }
             if let ticket { spool.acknowledge(ticket) }
@@ -110,8 +116,9 @@ final class Outbox: Sendable {
     func brokerDisconnected() {
         decideSpooling { state in
             let effects = state.brokerDisconnected()
-            // What the broker acknowledged may be lost with it: read it all again (after what was already read).
-            if writeAhead { spool.rewind() }
+            // Replayed entries still unanswered are not sent again by the client, and with write-ahead what the broker
+            // acknowledged may be lost with it: every entry still in the spool is read again.
+            spool.rewind()
             return effects
         }
     }
@@ -158,7 +165,7 @@ final class Outbox: Sendable {
     }
 
     private func perform(_ effects: OutboxState.Effects) {
-        for message in effects.refused { message.completion?(Self.refusal(of: message)) }
+        for message in effects.refused { message.answer(Self.refusal(of: message)) }
         for decision in effects.reading { decision.source.setReadingPaused(decision.paused, order: decision.order) }
         if effects.drain { drainPublishes() }
         if effects.replay { replayQueue.async { self.replay() } }
@@ -178,6 +185,11 @@ final class Outbox: Sendable {
     private func publishLive(_ message: OutboxState.Message) {
         guard !message.isBestEffort else { return publishBestEffort(message) }
         publish(message.entry) { error in
+            if !message.spooled, let error, Self.isConnectionLoss(error) {
+                // Not sent again by the client: the spool takes it (a written-ahead one is there already, and the
+                // rewind at the disconnect has it read again).
+                return self.decideSpooling { $0.lostWithConnection(device: message.device) }
+            }
             if message.spooled, let error, error.code == .publishRejected, !Self.isPermanent(error) {
                 // Written ahead and acked from the spool, which still has it (its completion is not called, so the
                 // entry stays): the replay goes again from it, as for a replayed entry refused so. Unless the
@@ -190,7 +202,7 @@ final class Outbox: Sendable {
                 }
             }
             let effects = self.state.withLock { $0.published(id: message.id, device: message.device) }
-            message.completion?(error.map(PublishOutcome.init) ?? .safe)
+            message.answer(error.map(PublishOutcome.init) ?? .safe)
             self.perform(effects)
         }
     }
@@ -199,7 +211,7 @@ final class Outbox: Sendable {
         publish(message.entry, qos: message.qos, properties: message.properties) { error in
             let effects = message.usesWindow ? self.state.withLock { $0.bestEffortPublished() } : OutboxState.Effects()
             if let error { self.logger.warning("publish to \(message.entry.topic) failed: \(error.message)") }
-            message.completion?(error.map(PublishOutcome.init) ?? .safe)
+            message.answer(error.map(PublishOutcome.init) ?? .safe)
             self.perform(effects)
         }
     }
@@ -256,18 +268,22 @@ final class Outbox: Sendable {
             }
             let isSuperseded = superseded.withLock { $0 }
             for (index, item) in batch.enumerated() {
-                // Held by a refusal meanwhile: the rest is read again after the restart's rewind.
-                guard !state.withLock({ $0.isReplayHeld }) else {
+                let isLeftOut = item.expired || isSuperseded?.call(item.entry) == true
+                switch state.withLock({ $0.replayStep(for: item.entry, publishing: !isLeftOut) }) {
+                case .hold:
+                    // Held by a refusal meanwhile: the rest is read again after the restart's rewind.
                     state.withLock { $0.releaseReplayRoom(batch.count - index) }
                     return
-                }
-                if item.expired {
-                    spool.acknowledge(item.ticket, expired: true)
-                    perform(state.withLock { $0.replayFinished() })
-                } else if isSuperseded?.call(item.entry) == true {
+                case .setAside:
+                    logger.error("the broker closed the connection on a spooled message, sent alone, again and again; dropping it as refused",
+                                 metadata: ["topic": "\(item.entry.topic)", "times": "\(ReplayProbe.lossesToRefuse)"])
+                    metrics?.spooledMessageRefused()
                     spool.acknowledge(item.ticket)
                     perform(state.withLock { $0.replayFinished() })
-                } else {
+                case .publish where isLeftOut:
+                    spool.acknowledge(item.ticket, expired: item.expired)
+                    perform(state.withLock { $0.replayFinished() })
+                case .publish:
                     replayOne(item.entry, ticket: item.ticket)
                 }
             }
@@ -285,6 +301,15 @@ final class Outbox: Sendable {
                 self.perform(self.state.withLock { $0.replayFinished() })
                 return
             }
+            if let error, Self.isConnectionLoss(error) {
+                // Read again from the spool: after the rewind at the disconnect (`brokerDisconnected`), or, read after
+                // that rewind (a pass that began before the disconnect), after one now, while the broker is away.
+                self.perform(self.state.withLock { state in
+                    if self.spool.isCurrent(ticket) { self.spool.rewind() }
+                    return state.replayFinished()
+                })
+                return
+            }
             if error != nil, !self.spool.isCurrent(ticket) {
                 // The spool was rewound since: the entry is read and published again from there.
                 self.perform(self.state.withLock { $0.replayFinished() })
@@ -300,9 +325,10 @@ final class Outbox: Sendable {
             if let error {
                 self.logger.error("the broker refused a spooled message; dropping it", metadata: [
                     "topic": "\(entry.topic)", "error": "\(error.message)"])
+                self.metrics?.spooledMessageRefused()
             }
             self.spool.acknowledge(ticket)
-            self.perform(self.state.withLock { $0.replayFinished() })
+            self.perform(self.state.withLock { $0.replayFinished(answered: true) })
         }
     }
 
@@ -319,6 +345,7 @@ final class Outbox: Sendable {
             return refusal.effects
         }
         guard let restartAfter else { return }
+        metrics?.replayHeld()
         logger.warning("the broker refused a spooled message for now; replaying again from it later", metadata: [
             "topic": "\(topic)", "error": "\(error.message)", "retry_in": "\(restartAfter)"])
         // Whole seconds (`OutboxState.shortestHold` doubled).
@@ -334,10 +361,16 @@ final class Outbox: Sendable {
         })
     }
 
+    /// The broker may or may not have the message, and the client does not send it again: no connection when it was
+    /// published, or the connection ended before the PUBACK.
+    private static func isConnectionLoss(_ error: MosquittoError) -> Bool {
+        error.code == .connectionLost || error.code == .notConnected
+    }
+
     /// PUBACK reasons a retry cannot change (the Mosquitto module decides which: `isPermanentRejection`).
     /// Errors before anything was queued (e.g. oversize) are permanent too.
     private static func isPermanent(_ error: MosquittoError) -> Bool {
-        guard error.code == .publishRejected, error.reasonCode != nil else { return error.code != .notConnected }
+        guard error.code == .publishRejected, error.reasonCode != nil else { return !isConnectionLoss(error) }
         return error.isPermanentRejection
     }
 
@@ -357,9 +390,7 @@ final class Outbox: Sendable {
             let leftovers = state.takeLeftovers()
             // Under the lock, like every append: a message submitted after `stop()` lands behind these.
             appendToSpool(leftovers.spool, refused: &refused)
-            for message in leftovers.refused {
-                if let completion = message.completion { refused.append((completion, Self.refusal(of: message))) }
-            }
+            for message in leftovers.refused { refused.append((message.answeringCopy, Self.refusal(of: message))) }
             return leftovers.spool.count
         }
         for (completion, outcome) in refused { completion(outcome) }

@@ -1,5 +1,6 @@
 import Mosquitto
 import NIOCore
+import Synchronization
 
 /// Every decision of the outbox, with no I/O and no locks: which must-be-safe message goes to the broker
 /// now, which waits in memory for room in the in-flight window, which goes to the spool, and which
@@ -13,12 +14,15 @@ import NIOCore
 ///   PUBACKs free the window, move waiting messages out in order, and below half the high-water mark every
 ///   paused device is resumed. Steady overload therefore writes nothing to disk and creates no duplicates.
 /// - When the broker is lost (`spooling`), what waits in memory and every later message goes to the spool,
-///   until the replay has read everything back with the broker connected again. So too when the broker refuses a
+///   until the replay has read everything back with the broker connected again. If the connection ended with
+///   publishes unanswered, the replay's window starts at one again (`ReplayProbe`). So too when the broker refuses a
 ///   spooled entry (replayed, or a live one written ahead) for a reason that may pass: the replay starts again from
 ///   the oldest unconfirmed entry.
 /// - A device's messages still waiting for their PUBACK are copied into the spool ahead of that device's
 ///   first spooled message: should the gateway stop before they are confirmed, the spool still holds them
-///   in order. That copy is the only source of duplicates, and it happens only after a broker fault.
+///   in order. A live message whose connection ended before its PUBACK goes to the spool the same way, with its
+///   device's others (the MQTT client does not send it again). Each is answered once: by its PUBACK, or once its
+///   copy is durable. The copy is the only source of duplicates, and it happens only after a broker fault.
 /// - Best-effort messages are never spooled. At QoS 1 they share the window with everything else, so no
 ///   more than `maxWindow` publishes ever wait for a PUBACK (libmosquitto's 16-bit message ids cannot wrap
 ///   onto a waiting one). While the broker is away they are refused at once, not queued in libmosquitto to
@@ -51,6 +55,9 @@ struct OutboxState {
             let properties: MQTTProperties
             let spooled: Bool
             let ticket: Spool.Ticket?
+            /// Set by the first `answer`: a message copied to the spool is answered by its PUBACK or by its copy's
+            /// append, whichever comes first, and only by that one.
+            private let answered = Atomic<Bool>(false)
 
             init(entry: SpoolEntry, device: String, completion: PublishCompletion?, isBestEffort: Bool, qos: MQTTQoS,
                  properties: MQTTProperties, spooled: Bool, ticket: Spool.Ticket?) {
@@ -62,6 +69,12 @@ struct OutboxState {
                 self.properties = properties
                 self.spooled = spooled
                 self.ticket = ticket
+            }
+
+            /// Runs the completion with `outcome`, unless it ran already.
+            @Sendable func answer(_ outcome: PublishOutcome) {
+                guard !answered.exchange(true, ordering: .acquiringAndReleasing) else { return }
+                completion?(outcome)
             }
         }
 
@@ -75,7 +88,10 @@ struct OutboxState {
 
         var entry: SpoolEntry { body.entry }
         var device: String { body.device }
-        var completion: PublishCompletion? { body.completion }
+        /// Answers the message's submitter once (see `Body.answer`).
+        func answer(_ outcome: PublishOutcome) { body.answer(outcome) }
+        /// What a copy of the message in the spool answers it with.
+        var answeringCopy: PublishCompletion { body.answer }
         /// Best effort: never spooled, refused while the broker is away.
         var isBestEffort: Bool { body.isBestEffort }
         var qos: MQTTQoS { body.qos }
@@ -102,7 +118,7 @@ struct OutboxState {
         /// Messages were queued for publishing and no other thread is publishing: this caller drains
         /// `nextToPublish(into:)` until it is empty, so messages reach the broker in the order decided.
         var drain = false
-        /// Append to the spool, in this order; copies of unconfirmed messages have no completion.
+        /// Append to the spool, in this order; a copy of an unconfirmed message answers it once (`Message.answer`).
         var spool: [(entry: SpoolEntry, completion: PublishCompletion?)] = []
         var reading: [ReadingDecision] = []
         /// Start a replay pass on the replay queue.
@@ -132,8 +148,8 @@ struct OutboxState {
     private var stopped = false
     private var nextID: UInt64 = 0
     private var waiting = CircularBuffer<Message>()
-    /// Live messages handed to the broker, neither confirmed nor copied to the spool, by device, oldest first. Their
-    /// completions are the publisher's (it runs them on the PUBACK): what is copied from here to the spool has none.
+    /// Live messages handed to the broker, neither confirmed nor copied to the spool, by device, oldest first. A copy
+    /// in the spool answers the message when durable, unless its PUBACK came first (`Message.answer`).
     private var unconfirmed: [String: CircularBuffer<Message>] = [:]
     private var paused: [ObjectIdentifier: any PublishSource] = [:]
     private var readingDecisions: UInt64 = 0
@@ -147,6 +163,9 @@ struct OutboxState {
     private var holdWait = Self.shortestHold
     static let shortestHold = Duration.seconds(1)
     static let longestHold = Duration.seconds(30)
+    /// Narrows the replay's window after a connection ended with publishes unanswered, and finds a spooled message
+    /// the broker closes the connection on.
+    private var probe = ReplayProbe()
     /// Decided for publishing, not yet handed to the broker; `draining` while some thread hands them over.
     private var toPublish: [Message] = []
     private var draining = false
@@ -245,6 +264,18 @@ struct OutboxState {
         return refill()
     }
 
+    /// The connection a live message went out on ended before the broker answered it (or there was none): it goes to
+    /// the spool with the rest of its device's unconfirmed messages, in order, unless a later message of that device
+    /// took them there already.
+    mutating func lostWithConnection(device: String) -> Effects {
+        inFlight -= 1
+        var effects = Effects()
+        enterSpooling(&effects)
+        for message in unconfirmed.removeValue(forKey: device) ?? [] { effects.spool.append((message.entry, message.answeringCopy)) }
+        refill(into: &effects)
+        return effects
+    }
+
     // MARK: Broker connection
 
     /// The client is connected, and libmosquitto lets `inflightLimit` QoS 1 publishes be unanswered at once (the
@@ -262,6 +293,7 @@ struct OutboxState {
     }
 
     mutating func brokerDisconnected() -> Effects {
+        probe.connectionLost(unanswered: inFlight)
         connected = false
         linkUp = false
         var effects = Effects()
@@ -295,17 +327,32 @@ struct OutboxState {
         replayScheduled = false
     }
 
-    /// Reserves room in the window for up to `limit` spooled entries; returns how many.
+    /// Reserves room in the window (narrower while `probe` says so) for up to `limit` spooled entries; returns how many.
     mutating func reserveReplay(limit: Int) -> Int {
         guard mode == .spooling, connected, !stopped, !isReplayHeld else { return 0 }
-        let room = max(0, min(limit, maxWindow - inFlight))
+        let room = max(0, min(limit, (probe.window ?? maxWindow) - inFlight))
         inFlight += room
         return room
     }
 
-    /// A replayed entry is done (confirmed, dropped or expired): its room goes to the next one.
-    mutating func replayFinished() -> Effects {
+    /// What the replay does with an entry it read (`publishing` it, unless it leaves it out for another reason).
+    enum ReplayStep { case publish, hold, setAside }
+
+    /// Called for each entry a pass read: `hold` (the replay holds: leave the rest to the restart), `setAside` (the
+    /// broker closed the connection on it, alone, time and again: see `ReplayProbe`), or go on.
+    mutating func replayStep(for entry: SpoolEntry, publishing: Bool) -> ReplayStep {
+        if isReplayHeld { return .hold }
+        guard publishing else { return .publish }
+        if probe.setsAside(entry) { return .setAside }
+        probe.publishing(entry)
+        return .publish
+    }
+
+    /// A replayed entry is done (confirmed, dropped or expired; `answered` when by the broker): its room goes to the
+    /// next one.
+    mutating func replayFinished(answered: Bool = false) -> Effects {
         inFlight -= 1
+        if answered { probe.answered(fullWindow: maxWindow) }
         return refill()
     }
 
@@ -321,6 +368,7 @@ struct OutboxState {
     /// others.
     mutating func replayRefusedForNow(at now: ContinuousClock.Instant) -> (effects: Effects, restartAfter: Duration?) {
         inFlight -= 1
+        probe.answered(fullWindow: maxWindow)
         var restartAfter: Duration?
         if !isReplayHeld {
             let refusedSoonAfterRestart = lastRestart.map { now - $0 < holdWait * 2 } ?? false
@@ -330,7 +378,7 @@ struct OutboxState {
         isReplayHeld = true
         var effects = Effects()
         if mode == .direct {
-            for messages in unconfirmed.values { effects.spool += messages.map { ($0.entry, nil) } }
+            for messages in unconfirmed.values { effects.spool += messages.map { ($0.entry, $0.answeringCopy) } }
             unconfirmed.removeAll()
             enterSpooling(&effects)  // before the refill: the freed room must not take a waiting live message out
         }
@@ -370,13 +418,12 @@ struct OutboxState {
     /// At the end of the shutdown grace: the live messages not confirmed and those still waiting, oldest
     /// first, for the spool (their devices also hold them and resend them after reconnecting).
     mutating func takeLeftovers() -> (spool: [(entry: SpoolEntry, completion: PublishCompletion?)], refused: [Message]) {
-        // The unconfirmed ones without their completions, which stay with their publishers (see `unconfirmed`).
-        let published = unconfirmed.values.flatMap { $0 }.map { (message: $0, completion: PublishCompletion?.none) }
-        let waited = waiting.filter { !$0.spooled }.map { (message: $0, completion: $0.completion) }
+        let published = unconfirmed.values.flatMap { $0 }.map { (message: $0, completion: $0.answeringCopy) }
+        let waited = waiting.filter { !$0.spooled }.map { (message: $0, completion: $0.answeringCopy) }
         let left = (published + waited).sorted { $0.message.id < $1.message.id }
         unconfirmed = [:]
         waiting.removeAll()
-        let spool = left.filter { !$0.message.isBestEffort }.map { ($0.message.entry, $0.completion) }
+        let spool = left.filter { !$0.message.isBestEffort }.map { ($0.message.entry, Optional($0.completion)) }
         return (spool, left.map(\.message).filter(\.isBestEffort))
     }
 
@@ -456,14 +503,14 @@ struct OutboxState {
                 effects.refused.append(message)
             } else if !message.spooled {
                 // A message written ahead is in the spool already, where a rewind has it read again.
-                spool(message.entry, device: message.device, completion: message.completion, into: &effects)
+                spool(message.entry, device: message.device, completion: message.answeringCopy, into: &effects)
             }
         }
         resumeAll(&effects)
     }
 
     private mutating func spool(_ entry: SpoolEntry, device: String, completion: PublishCompletion?, into effects: inout Effects) {
-        for earlier in unconfirmed.removeValue(forKey: device) ?? [] { effects.spool.append((earlier.entry, nil)) }
+        for earlier in unconfirmed.removeValue(forKey: device) ?? [] { effects.spool.append((earlier.entry, earlier.answeringCopy)) }
         effects.spool.append((entry, completion))
     }
 
