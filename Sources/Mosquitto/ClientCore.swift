@@ -110,6 +110,9 @@ final class ClientCore: Sendable {
     let state = Mutex(State())
     /// Shared by every call into the handle from outside the network thread; taken alone for a fresh session.
     let session = SessionLock()
+    /// False from a fresh session until its connection attempt is under way: a publish meanwhile is refused without
+    /// reaching libmosquitto, which would send it unanswered once connected (after the caller was told it failed).
+    let sessionConnecting = Atomic<Bool>(false)
     /// Set by the client: restarts the connection when the network thread gave up (see `networkLoopEnded`).
     let onNetworkThreadExit = Mutex<Hook?>(nil)
 
@@ -178,9 +181,10 @@ final class ClientCore: Sendable {
         sendsInProgress.wrappingAdd(1, ordering: .sequentiallyConsistent)
     }
 
-    /// Registers the waiter for a QoS 1 publish that libmosquitto accepted (or queued) as `mid`.
-    func registerPublish(mid: Int32, waiter: PublishWaiter) {
-        let outcome: Result<Int32, MosquittoError>? = state.withLock { state in
+    /// Registers the waiter for a QoS 1 publish that libmosquitto accepted as `mid`; returns its outcome instead when it
+    /// has one already (its PUBACK came first, or the client stopped), for the caller to resume it with.
+    func registerPublish(mid: Int32, waiter: PublishWaiter) -> Result<Int32, MosquittoError>? {
+        state.withLock { state in
             // After the lookups below: ending the last send discards parked acks, ours included.
             defer { state.endSend(sendsInProgress) }
             if state.phase == .stopped { return .failure(Self.closedError) }
@@ -188,7 +192,6 @@ final class ClientCore: Sendable {
             state.publishWaiters[mid] = waiter
             return nil
         }
-        if let outcome { waiter.resume(with: outcome) }
     }
 
     /// Records a QoS 0 publish (so its "sent" notification is not mistaken for a PUBACK), or just ends the send.

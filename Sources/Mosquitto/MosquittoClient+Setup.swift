@@ -1,4 +1,6 @@
 import CMosquitto
+import Logging
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -66,6 +68,7 @@ extension MosquittoClient {
     static func startFreshSession(_ handle: OpaquePointer, core: ClientCore) -> MosquittoError? {
         let options = core.options
         let (waiters, failure) = core.session.exclusively { () -> ([ClientCore.PublishWaiter], MosquittoError?) in
+            core.sessionConnecting.store(false, ordering: .relaxed)
             let waiters = core.takeSessionPublishes()
             let rc = MosquittoResultCode(
                 mosquitto_reinitialise(
@@ -83,6 +86,9 @@ extension MosquittoClient {
         }
         let lost = core.connectionLostError
         for waiter in waiters { waiter.resume(with: .failure(lost)) }
+        if let failure {
+            core.logger.warning("Cannot set up the MQTT client for the next connection", metadata: ["mqtt.error": "\(failure.message)"])
+        }
         return failure
     }
 
@@ -90,12 +96,15 @@ extension MosquittoClient {
     static func connectAfresh(_ handle: OpaquePointer, core: ClientCore) -> (rc: MosquittoResultCode, reason: String) {
         if let failure = startFreshSession(handle, core: core) { return (.unknown, failure.message) }
         let options = core.options
+        // Resolves the host name here: publishes meanwhile are refused (`sessionConnecting`), not queued.
         let rc = SocketBuffers.withoutSocketPairs {
             MosquittoResultCode(
                 mosquitto_connect_bind_async(handle, options.host, Int32(clamping: options.port), Int32(clamping: options.keepalive), nil)
             )
         }
-        return (rc, rc == .success ? "" : MosquittoError.describe(rc))
+        let reason = rc == .success ? "" : MosquittoError.describe(rc)
+        if rc == .success { core.sessionConnecting.store(true, ordering: .releasing) }
+        return (rc, reason)
     }
 
     /// Routes libmosquitto's callbacks (network thread) to the `ClientCore` behind the userdata pointer.

@@ -16,6 +16,8 @@ import Synchronization
 ///     operations (serial queue) → lifecycle (Mutex) → core.state (Mutex)
 ///     NetworkLoop.reconnecting (Mutex) → core.session (SessionLock) → core.state (Mutex)
 ///
+/// The completions of the publishes a fresh session fails run inside `reconnecting` (or on `operations`), after
+/// `core.session` is released: they may take the caller's locks, which must never wait for the client's.
 /// The calls into libmosquitto that block or join (`connect`, starting and joining the network loop, `disconnect`)
 /// run only on `operations`, which serialises them, and never inside a `Mutex`: the mutexes guard Swift
 /// state for the moment it takes to read or flip it. libmosquitto's network thread takes the mutexes
@@ -134,7 +136,7 @@ public final class MosquittoClient: @unchecked Sendable {
         guard try beginRunning() else { return }
         guard let (rc, reason) = operations.sync(execute: { attemptConnection() }), rc != .success else { return }
         let message = "cannot reach broker at \(options.address): \(reason)"
-        logger.warning("MQTT broker unreachable; retrying in the background", metadata: ["mqtt.error": "\(message)"])
+        logger.debug("MQTT broker unreachable; retrying in the background", metadata: ["mqtt.error": "\(message)"])
         core.report(.disconnected(reason: message))
         scheduleRetry()
     }
@@ -205,7 +207,8 @@ public final class MosquittoClient: @unchecked Sendable {
     /// from one thread keep their order), and `completion` runs with nil once the PUBACK arrives (QoS 1) or at
     /// once (QoS 0), or with the error (as `publish` throws it). It must not block. It runs on the network thread, except
     /// when the PUBACK arrived before this call had registered the completion (on a busy box), or when nothing was
-    /// queued (QoS 0): then on the caller's thread, before this returns.
+    /// queued (QoS 0): then on the caller's thread, before this returns; and `.connectionLost` after an error that ended
+    /// the network thread comes from the client's `operations` queue, with the next connection attempt.
     ///
     /// - Throws: what `publish` throws before anything was sent (then `completion` never runs).
     public func publish(
@@ -228,7 +231,9 @@ public final class MosquittoClient: @unchecked Sendable {
         // The closures capture the handle, not `self`: retaining the client (which has a weak reference, so a side
         // table) costs an atomic on that table, on every publish.
         let (handle, core) = (handle, core)
+        var outcome: Result<Int32, MosquittoError>?
         let rc = core.session.sharing {
+            guard core.sessionConnecting.load(ordering: .acquiring) else { return MosquittoResultCode.noConnection }
             core.beginSend()
             // `withCString` lends a native string's own bytes (or a stack copy of a small one); the implicit
             // String-to-pointer conversion copies the topic into a new array on every publish.
@@ -246,10 +251,10 @@ public final class MosquittoClient: @unchecked Sendable {
             if qos == .atMostOnce {
                 core.finishQoS0Publish(mid: rc == .success ? mid : nil)
             } else if rc == .success {
-                core.registerPublish(mid: mid, waiter: waiter)
+                outcome = core.registerPublish(mid: mid, waiter: waiter)
             } else {
-                // NO_CONN: libmosquitto queued it all the same, and the next fresh session (before the next connection
-                // attempt) forgets it; one queued between that and the connection is sent unanswered (a duplicate at worst).
+                // NO_CONN (the connection was lost): libmosquitto queued it all the same; the fresh session that follows
+                // forgets it.
                 core.abandonSend()
             }
             return rc
@@ -259,7 +264,8 @@ public final class MosquittoClient: @unchecked Sendable {
             if rc == .noConnection, core.state.withLock({ $0.phase == .stopped }) { throw ClientCore.closedError }
             throw MosquittoError(rc: rc, context: "cannot publish to \(topic)")
         }
-        if qos == .atMostOnce { waiter.resume(with: .success(0)) }
+        // Outside the lock: a completion may publish again.
+        if qos == .atMostOnce { waiter.resume(with: .success(0)) } else if let outcome { waiter.resume(with: outcome) }
     }
 
     static func rejection(topic: String, reason: MQTTReasonCode) -> MosquittoError {

@@ -111,6 +111,8 @@ final class NetworkLoop: @unchecked Sendable {
             // The session ends with its connection, now rather than at the next attempt: its unanswered publishes fail
             // at once (their retries are the caller's), not after the wait.
             reconnecting.withLock { _ in if !isStopping { _ = MosquittoClient.startFreshSession(handle, core: core) } }
+            // What the failed publishes' completions handed on (the devices' nacks, say) runs now, not after the wait.
+            endPass()
             while true {
                 if isStopping { return }
                 waker.sleep(until: .now + policy.delay(attempt: attempt)) { isStopping }
@@ -193,7 +195,7 @@ final class NetworkLoop: @unchecked Sendable {
     /// With TLS, a connection that failed (refused, reset) is ended here: libmosquitto
     /// 2.0.11 takes the TLS library's error on such a socket for "handshake still under way" and would go round
     /// at full speed until the keepalive gave up. Ended as libmosquitto ends a failed attempt: the disconnect
-    /// callback, then the wait and `mosquitto_reconnect_async`, which closes the socket.
+    /// callback, then a fresh session (`mosquitto_reinitialise` closes the socket), the wait and the next attempt.
     private func connectingPass(_ socket: Int32) -> (MosquittoResultCode, Int32) {
         let (_, error) = waker.waitForSocket(socket, wait: true) {
             Int16(POLLIN) | (mosquitto_want_write(handle) ? Int16(POLLOUT) : 0)

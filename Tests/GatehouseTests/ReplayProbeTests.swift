@@ -5,12 +5,13 @@ import Testing
 @Suite struct ReplayProbeTests {
     let first = SpoolEntry(topic: "t/a", payload: [1], receivedAt: 0)
     let second = SpoolEntry(topic: "t/b", payload: [2], receivedAt: 0)
+    let now = ContinuousClock.now
 
     @Test func aLossWithPublishesUnansweredNarrowsTheWindowWhichGrowsWithEachAnswer() {
         var probe = ReplayProbe()
-        probe.connectionLost(unanswered: 0)
+        probe.connectionLost(unanswered: 0, at: now)
         #expect(probe.window == nil)
-        probe.connectionLost(unanswered: 5)
+        probe.connectionLost(unanswered: 5, at: now)
         #expect(probe.window == 1)
         for expected in [2, 3] {
             probe.answered(fullWindow: 4)
@@ -22,12 +23,12 @@ import Testing
 
     @Test func anEntryOutAloneAtThreeLossesInARowIsSetAsideOnce() {
         var probe = ReplayProbe()
-        probe.connectionLost(unanswered: 3)
+        probe.connectionLost(unanswered: 3, at: now)
         for loss in 1...ReplayProbe.lossesToRefuse {
             let setAside1 = probe.setsAside(first)
             #expect(!setAside1, "after \(loss - 1) losses")
-            probe.publishing(first)
-            probe.connectionLost(unanswered: 1)
+            probe.publishing(first, at: now)
+            probe.connectionLost(unanswered: 1, at: now)
         }
         let setAside2 = probe.setsAside(second)
         #expect(!setAside2)
@@ -40,45 +41,45 @@ import Testing
 
     @Test func anAnswerOrAnotherEntryOutAloneStartsTheCountAgain() {
         var probe = ReplayProbe()
-        probe.connectionLost(unanswered: 2)
+        probe.connectionLost(unanswered: 2, at: now)
         for _ in 1..<ReplayProbe.lossesToRefuse {
-            probe.publishing(first)
-            probe.connectionLost(unanswered: 1)
+            probe.publishing(first, at: now)
+            probe.connectionLost(unanswered: 1, at: now)
         }
-        probe.publishing(second)
-        probe.connectionLost(unanswered: 1)
-        probe.publishing(first)
-        probe.connectionLost(unanswered: 1)
+        probe.publishing(second, at: now)
+        probe.connectionLost(unanswered: 1, at: now)
+        probe.publishing(first, at: now)
+        probe.connectionLost(unanswered: 1, at: now)
         let setAside5 = probe.setsAside(first)
         #expect(!setAside5)
         // With the first answered, the count is gone too.
         for _ in 1..<ReplayProbe.lossesToRefuse {
-            probe.publishing(first)
-            probe.connectionLost(unanswered: 1)
+            probe.publishing(first, at: now)
+            probe.connectionLost(unanswered: 1, at: now)
         }
         probe.answered(fullWindow: 8)
-        probe.connectionLost(unanswered: 1)
-        probe.publishing(first)
-        probe.connectionLost(unanswered: 1)
+        probe.connectionLost(unanswered: 1, at: now)
+        probe.publishing(first, at: now)
+        probe.connectionLost(unanswered: 1, at: now)
         let setAside6 = probe.setsAside(first)
         #expect(!setAside6)
     }
 
-    /// Only a loss while the entry was out alone counts: not one with other publishes unanswered, nor one at full speed.
-    @Test func aLossWithOthersUnansweredCountsNothing() {
+    /// Only a loss soon after the entry went out alone counts (other publishes unanswered beside it do not matter),
+    /// and not one at full speed.
+    @Test func onlyALossSoonAfterTheEntryWentOutAloneCounts() {
         var probe = ReplayProbe()
         for _ in 1...ReplayProbe.lossesToRefuse + 1 {
-            probe.publishing(first)
-            probe.connectionLost(unanswered: 1)  // the first time at full speed: the window was not one
+            probe.publishing(first, at: now)
+            probe.connectionLost(unanswered: 2, at: now)  // the first time at full speed: the window was not one
         }
-        let setAside7 = probe.setsAside(first)
-        #expect(setAside7)  // the last three counted
-        probe.connectionLost(unanswered: 2)
+        let counted = probe.setsAside(first)
+        #expect(counted)
         for _ in 1...ReplayProbe.lossesToRefuse {
-            probe.publishing(first)
-            probe.connectionLost(unanswered: 2)
+            probe.publishing(first, at: now)
+            probe.connectionLost(unanswered: 1, at: now + ReplayProbe.closeWithin + .milliseconds(1))
         }
-        let setAside8 = probe.setsAside(first)
-        #expect(!setAside8)
+        let late = probe.setsAside(first)
+        #expect(!late)
     }
 }

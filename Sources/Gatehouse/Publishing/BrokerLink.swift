@@ -28,7 +28,8 @@ final class BrokerLink: Sendable {
     var isConnected: Bool { client.isConnected }
 
     /// Publishes `message`; `completion` runs once with the outcome (for best effort: on the PUBACK at
-    /// QoS 1, at once at QoS 0), on libmosquitto's network thread or the spool's queue. It must not block.
+    /// QoS 1, at once at QoS 0), on libmosquitto's network thread, the client's `operations` queue (a publish its
+    /// connection lost, after a fatal error), the spool's queue or the caller's thread. It must not block.
     func publish(_ message: OutboundMessage, _ durability: Durability, completion: PublishCompletion? = nil) {
         metrics.published(typeIndex: GatewayMetrics.outTypeIndex(topic: message.topic, base: base), bytes: message.payload.count)
         switch durability {

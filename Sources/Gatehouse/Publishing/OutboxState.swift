@@ -292,8 +292,8 @@ struct OutboxState {
         return refill()
     }
 
-    mutating func brokerDisconnected() -> Effects {
-        probe.connectionLost(unanswered: inFlight)
+    mutating func brokerDisconnected(at now: ContinuousClock.Instant = .now) -> Effects {
+        probe.connectionLost(unanswered: inFlight, at: now)
         connected = false
         linkUp = false
         var effects = Effects()
@@ -340,11 +340,11 @@ struct OutboxState {
 
     /// Called for each entry a pass read: `hold` (the replay holds: leave the rest to the restart), `setAside` (the
     /// broker closed the connection on it, alone, time and again: see `ReplayProbe`), or go on.
-    mutating func replayStep(for entry: SpoolEntry, publishing: Bool) -> ReplayStep {
+    mutating func replayStep(for entry: SpoolEntry, publishing: Bool, at now: ContinuousClock.Instant = .now) -> ReplayStep {
         if isReplayHeld { return .hold }
         guard publishing else { return .publish }
         if probe.setsAside(entry) { return .setAside }
-        probe.publishing(entry)
+        probe.publishing(entry, at: now)
         return .publish
     }
 

@@ -6,36 +6,40 @@
 ///
 /// After a connection ended with publishes unanswered, the replay starts again with a window of one, which grows by
 /// one with each answer up to the full window (so a healthy link is back at full speed after as many answers). An
-/// entry that was the only publish unanswered when the connection ended, `lossesToRefuse` connections in a row, is
-/// taken as refused: the replay sets it aside (acknowledges it unsent) when it reads it again. A link that fails that
-/// often, each time while one message is out, would lose that message too: it is counted and logged, like a refusal.
+/// entry that was out alone and unanswered when the connection ended within `closeWithin` of its publish,
+/// `lossesToRefuse` connections in a row, is taken as refused: the replay sets it aside (acknowledges it unsent) when
+/// it reads it again. (Best-effort publishes the gateway makes meanwhile do not count: they are not sent again.) A
+/// link that fails that often, each time that soon after the same message went out alone, would lose that message
+/// too: it is counted and logged, like a refusal.
 struct ReplayProbe {
     static let lossesToRefuse = 3
+    /// A broker closes the connection on a message it refuses as soon as it reads it.
+    static let closeWithin = Duration.seconds(2)
 
     /// The replay's window while probing; nil at full speed.
     private(set) var window: Int?
-    /// The entry the replay published while the window was one, until it is answered.
-    private var alone: SpoolEntry?
+    /// The entry the replay published while the window was one, and when, until it is answered.
+    private var alone: (entry: SpoolEntry, at: ContinuousClock.Instant)?
     /// The entry that was out alone at the last connection losses, and how many in a row.
     private var suspect: SpoolEntry?
     private var losses = 0
 
-    /// The connection ended with `unanswered` publishes of any kind awaiting their answer.
-    mutating func connectionLost(unanswered: Int) {
-        if window == 1, unanswered == 1, let alone {
-            if alone == suspect {
+    /// The connection ended `now`, with `unanswered` publishes of any kind awaiting their answer.
+    mutating func connectionLost(unanswered: Int, at now: ContinuousClock.Instant) {
+        if let alone, now - alone.at <= Self.closeWithin {
+            if alone.entry == suspect {
                 losses += 1
             } else {
-                (suspect, losses) = (alone, 1)
+                (suspect, losses) = (alone.entry, 1)
             }
         }
         alone = nil
         if unanswered > 0 { window = 1 }
     }
 
-    /// The replay publishes `entry`.
-    mutating func publishing(_ entry: SpoolEntry) {
-        if window == 1 { alone = entry }
+    /// The replay publishes `entry` `now`.
+    mutating func publishing(_ entry: SpoolEntry, at now: ContinuousClock.Instant) {
+        if window == 1 { alone = (entry, now) }
     }
 
     /// The broker answered a replayed entry (PUBACK or refusal): the link carries publishes, the window grows.

@@ -12,6 +12,7 @@ struct BrokerService: Service {
 
     func run() async throws {
         let stopping = StopFlag()
+        let link = LinkLog()
         let (resynchronisations, resynchronise) = AsyncStream.makeStream(of: UInt64.self)
         // On the client's network thread, in the order things happen on the connection: a request reaches its
         // device one thread hop sooner, a burst waits in the broker's socket rather than in a queue, and the
@@ -22,15 +23,21 @@ struct BrokerService: Service {
             events: { event in
                 switch event {
                 case .connected(_, let inflightLimit):
+                    link.connected()
                     gateway.metrics.brokerConnectionAccepted()
                     gateway.link.linkUp(inflightLimit: inflightLimit)
                     resynchronise.yield(gateway.routing.connectionGeneration)
                 case .disconnected(let reason):
                     gateway.routing.brokerLost()
+                    let address = gateway.link.client.options.address
                     if stopping.isSet {
-                        gateway.logger.info("disconnected from the broker at \(gateway.link.client.options.address) (shutting down)")
+                        gateway.logger.info("disconnected from the broker at \(address) (shutting down)")
                     } else {
-                        gateway.logger.warning("lost the broker at \(gateway.link.client.options.address): \(reason); reconnecting")
+                        switch link.disconnected() {
+                        case .lost: gateway.logger.warning("lost the broker at \(address): \(reason); reconnecting")
+                        case .unreachable: gateway.logger.warning("broker unreachable at \(address): \(reason); retrying in the background")
+                        case .stillUnreachable: gateway.logger.debug("broker still unreachable at \(address): \(reason)")
+                        }
                     }
                 }
             })
@@ -63,4 +70,20 @@ private final class StopFlag: Sendable {
     private let value = Mutex(false)
     var isSet: Bool { value.withLock { $0 } }
     func set() { value.withLock { $0 = true } }
+}
+
+/// What a `.disconnected` event says, for the log: a connection lost, or the first failed attempt since the last
+/// connection (said once: the client retries every few seconds while the broker is away).
+private final class LinkLog: Sendable {
+    enum Loss { case lost, unreachable, stillUnreachable }
+    private let state = Mutex((up: false, saidUnreachable: false))
+
+    func connected() { state.withLock { $0 = (up: true, saidUnreachable: false) } }
+
+    func disconnected() -> Loss {
+        state.withLock { state in
+            defer { state = (up: false, saidUnreachable: true) }
+            return state.up ? .lost : state.saidUnreachable ? .stillUnreachable : .unreachable
+        }
+    }
 }
