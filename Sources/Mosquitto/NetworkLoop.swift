@@ -33,8 +33,8 @@ import Darwin
 ///
 /// When it returns by itself (after a fatal error) it tells the client, whose retry task starts a new one.
 ///
-/// Publishing threads never write to the socket (`mosquitto_threaded_set`): libmosquitto queues their packets, and
-/// the client wakes this thread (``LoopWaker/wake()``).
+/// Publishing threads never write to the socket (`mosquitto_threaded_set`, made by every fresh session): libmosquitto
+/// queues their packets, and the client wakes this thread (``LoopWaker/wake()``).
 final class NetworkLoop: @unchecked Sendable {
     // @unchecked: `thread` is written only in init, `handle` is a `let`; libmosquitto guards its state with its own
     // mutexes in threaded mode, and everything else here is atomic or behind a Mutex.
@@ -59,7 +59,6 @@ final class NetworkLoop: @unchecked Sendable {
         self.core = core
         self.waker = waker
         self.buffers = try SocketBuffers()
-        mosquitto_threaded_set(handle, true)
         let retained = Unmanaged.passRetained(self).toOpaque()
         let rc = pthread_create(&thread, nil, { argument in
             let loop = Unmanaged<NetworkLoop>.fromOpaque(argument!).takeRetainedValue()

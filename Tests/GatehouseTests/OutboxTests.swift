@@ -100,6 +100,19 @@ import Testing
         return (outbox, broker, spool, outcomes)
     }
 
+    /// Device 0's messages `seqs` spooled (the broker was never connected, each acked from disk), then the broker
+    /// connected and the replay's first `window` entries awaiting their PUBACK.
+    func replaying(window: Int, spooled seqs: Range<Int>) async throws -> (Outbox, MemoryBroker, Spool) {
+        let (outbox, broker, spool) = try makeOutbox(window: window)
+        let outcomes = Outcomes()
+        send(seqs, to: outbox, recording: outcomes)
+        await eventually { outcomes.all.count == seqs.count }
+        #expect(outcomes.all.values.allSatisfy { $0 == [.safe] })
+        outbox.brokerConnected()
+        await eventually { broker.unansweredCount == window }
+        return (outbox, broker, spool)
+    }
+
     func message(_ device: Int, _ seq: Int) -> SpoolEntry {
         SpoolEntry(topic: "t/d\(device)/telemetry", payload: Array("\(seq)".utf8), receivedAt: nowMs())
     }
@@ -177,13 +190,8 @@ import Testing
     /// Replayed entries in flight when the connection ends are read again from the spool on the next connection (the
     /// client does not resend them), oldest first, and nothing holds the replay.
     @Test func replayedEntriesTheConnectionLostAreReadAgainInOrder() async throws {
-        let (outbox, broker, spool) = try makeOutbox(window: 4)
+        let (outbox, broker, spool) = try await replaying(window: 4, spooled: 0..<10)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let outcomes = Outcomes()
-        send(0..<10, to: outbox, recording: outcomes)
-        await eventually { outcomes.all.count == 10 }  // spooled: the broker was never connected
-        outbox.brokerConnected()
-        await eventually { broker.unansweredCount == 4 }
         broker.acknowledge(1)
         await eventually { broker.unansweredCount == 4 }  // 1...4
         outbox.brokerDisconnected()
@@ -230,13 +238,8 @@ import Testing
     }
 
     @Test func aReplayedMessageRefusedForNowGoesAgainWithEverythingAfterItInOrder() async throws {
-        let (outbox, broker, spool) = try makeOutbox(window: 4)
+        let (outbox, broker, spool) = try await replaying(window: 4, spooled: 0..<10)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let outcomes = Outcomes()
-        send(0..<10, to: outbox, recording: outcomes)
-        await eventually { outcomes.all.count == 10 }  // spooled: the broker was never connected
-        outbox.brokerConnected()
-        await eventually { broker.unansweredCount == 4 }
         broker.acknowledge(1)
         broker.acknowledge(1, refusal: Self.quotaExceeded)  // entry 1, for a reason that may pass
         broker.acknowledge()  // entries 2 and 3 (and 4, had the replay gone on)

@@ -22,7 +22,8 @@ import Synchronization
 ///   first spooled message: should the gateway stop before they are confirmed, the spool still holds them
 ///   in order. A live message whose connection ended before its PUBACK goes to the spool the same way, with its
 ///   device's others (the MQTT client does not send it again). Each is answered once: by its PUBACK, or once its
-///   copy is durable. The copy is the only source of duplicates, and it happens only after a broker fault.
+///   copy is durable. Duplicates come only after a broker fault: from these copies, and from publishes the broker
+///   took before their connection ended without the PUBACK reaching the gateway.
 /// - Best-effort messages are never spooled. At QoS 1 they share the window with everything else, so no
 ///   more than `maxWindow` publishes ever wait for a PUBACK (libmosquitto's 16-bit message ids cannot wrap
 ///   onto a waiting one). While the broker is away they are refused at once, not queued in libmosquitto to
