@@ -60,8 +60,8 @@ extension MosquittoClient {
 
     /// Empties the handle before a connection attempt: the publishes of the session that ended are failed with
     /// `.connectionLost`, and libmosquitto forgets them. It would otherwise send its unanswered QoS 1 publishes again first
-    /// thing on the next connection, and a broker that closes the connection on a message it refuses (mosquitto 2.0 does,
-    /// for one its ACL denies) would be sent that message again on every reconnect, keeping the link down for good.
+    /// thing on the next connection, and a broker that closes the connection on a message it refuses (mosquitto 2.0.11 does,
+    /// with `max_queued_messages 0`) would be sent that message again on every reconnect, keeping the link down for good.
     /// The retries are the caller's (the gateway's spool). `mosquitto_reinitialise` frees and re-creates everything in the
     /// handle, so it runs with the handle alone (``SessionLock``), and the options and callbacks are applied again.
     /// Returns why the handle cannot be set up again (a TLS file gone since the start), nil on success.

@@ -203,7 +203,7 @@ import Testing
         _ = await outbox.stop(grace: .milliseconds(10))
     }
 
-    /// A spooled message the broker closes the connection on instead of answering (mosquitto 2.0 may, for one its ACL
+    /// A spooled message the broker closes the connection on instead of answering (mosquitto 2.0.11 may, for one its ACL
     /// denies): after a loss the replay sends one entry at a time, and a message out alone at three losses in a row is
     /// set aside. The others arrive, in order, and the replay catches up.
     @Test func aSpooledMessageTheBrokerClosesTheConnectionOnIsSetAside() async throws {

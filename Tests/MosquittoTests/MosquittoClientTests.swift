@@ -200,9 +200,9 @@ import Glibc
         #expect(broker.publishes == 1 && broker.connections == 2)
     }
 
-    /// With mosquitto itself (2.0.11 closes the connection of a client whose publish its ACL denies when
-    /// `max_queued_messages` is 0): the publishes answered, refused or with their connection, and the next connection
-    /// stays up and carries the next one.
+    /// With mosquitto itself (2.0.11 closes the connection of a client whose publish it refuses, for its ACL or its
+    /// `message_size_limit`, when `max_queued_messages` is 0): the publishes answered, refused or with their connection,
+    /// and the next connection stays up and carries the next one.
     @Test func aPublishMosquittoDeniesAndClosesTheConnectionOnLeavesTheNextConnectionUp() async throws {
         let broker = try await TestBroker.started(extraConfig: "max_queued_messages 0", acl: "topic readwrite #\ntopic deny denied/#\n")
         var options = try testOptions(broker)

@@ -208,7 +208,8 @@ def test_spooled_messages_the_broker_refuses_for_good_are_dropped_and_counted(ga
 
 
 def test_messages_the_broker_denies_do_not_keep_the_link_down(gateway, fresh_broker, tmp_path):
-    """mosquitto 2.0 closes the connection of a client whose publish its ACL denies, and when more packets follow
+    """mosquitto 2.0.11 with `max_queued_messages 0` (the tests' broker) closes the connection of a client whose
+    publish its ACL denies, and when more packets follow
     the refusal is often lost with the connection (the gateway has then acked the message from its spool). Each
     denied message costs the link one reconnect: the gateway does not send it again first thing on every
     connection (it did, and the link stayed down). Sent alone and closed on three times in a row, a spooled
