@@ -308,7 +308,8 @@ public final class MosquittoClient: @unchecked Sendable {
             core.session.sharing {
                 core.beginSend()
                 var mid: Int32 = 0
-                let rc = ClientCore.sendSubscribe(
+                // Between a fresh session and its connection attempt, sent by the next on_connect instead.
+                let rc = !core.sessionConnecting.load(ordering: .acquiring) ? .noConnection : ClientCore.sendSubscribe(
                     handle: handle, filters: filters, qos: qos, identifier: identifier, retainAsPublished: retainAsPublished, mid: &mid)
                 core.registerSubscribe(
                     groupID: registration.groupID,
@@ -358,7 +359,8 @@ public final class MosquittoClient: @unchecked Sendable {
         var mid: Int32 = 0
         let rc = core.session.sharing {
             core.beginSend()
-            let rc = ClientCore.sendUnsubscribe(handle: handle, filters: filters, mid: &mid)
+            let rc = !core.sessionConnecting.load(ordering: .acquiring)
+                ? .noConnection : ClientCore.sendUnsubscribe(handle: handle, filters: filters, mid: &mid)
             if rc != .success { core.abandonSend() }
             return rc
         }
@@ -447,24 +449,25 @@ public final class MosquittoClient: @unchecked Sendable {
     /// libmosquitto 2.0.11 has no `connect_bind_async_v5`, so CONNECT carries no properties (the protocol is still
     /// MQTT 5, set as an option). When the asynchronous connect fails at once (connection refused on loopback,
     /// DNS failure) libmosquitto's network thread does not retry by itself, hence `scheduleRetry()`.
-    private func attemptConnection(restartingLoop: Bool = false) -> (rc: MosquittoResultCode, reason: String)? {
+    private func attemptConnection() -> (rc: MosquittoResultCode, reason: String)? {
         dispatchPrecondition(condition: .onQueue(operations))
         guard core.state.withLock({ $0.phase == .running }) else { return nil }
-        if restartingLoop {
-            // Only a loop that returned (or is returning) by itself is replaced, and its join is quick. A retry left
-            // from a loop that ended before a failed `connect()` may find the next `connect()`'s loop, healthy.
-            if let network = lifecycle.withLock({ $0.network }), !network.hasEnded { return (.success, "") }
+        if let network = lifecycle.withLock({ $0.network }) {
+            // A running loop reconnects by itself, and a fresh session must not pull the handle from under it (a retry
+            // left from a loop that ended before a failed `connect()` may find the next `connect()`'s loop, healthy).
+            // Only a loop that returned (or is returning) by itself is replaced, and its join is quick.
+            guard network.hasEnded else { return (.success, "") }
             joinNetworkThread()
         }
         let (rc, reason) = Self.connectAfresh(handle, core: core)
         guard rc == .success else { return (rc, reason) }
-        if lifecycle.withLock({ $0.network == nil }) {
-            do {
-                let network = try NetworkLoop(handle: handle, core: core, waker: waker)
-                lifecycle.withLock { $0.network = network }
-            } catch {
-                return (.errno, error.message)
-            }
+        do {
+            let network = try NetworkLoop(handle: handle, core: core, waker: waker)
+            lifecycle.withLock { $0.network = network }
+        } catch {
+            // No thread to serve the attempt: the session goes, its socket with it.
+            _ = Self.startFreshSession(handle, core: core)
+            return (.errno, error.message)
         }
         return (rc, "")
     }
@@ -480,7 +483,7 @@ public final class MosquittoClient: @unchecked Sendable {
             var attempt = 0
             while true {
                 do { try await Task.sleep(for: policy.delay(attempt: attempt)) } catch { return }
-                guard let self, let (rc, reason) = await self.onOperations({ self.attemptConnection(restartingLoop: true) })
+                guard let self, let (rc, reason) = await self.onOperations({ self.attemptConnection() })
                 else { return }
                 if rc == .success { return }
                 self.logger.debug(
@@ -513,6 +516,9 @@ public final class MosquittoClient: @unchecked Sendable {
         dispatchPrecondition(condition: .onQueue(operations))
         cancelRetry()
         joinNetworkThread { _ = mosquitto_disconnect_v5(handle, 0, nil) }
+        // The attempt's session goes with it (its socket too): a publish until the next attempt fails at once, and one
+        // made meanwhile is answered.
+        _ = Self.startFreshSession(handle, core: core)
         core.state.withLock { state in
             state.connected = false
             if state.phase == .running { state.phase = .idle }

@@ -146,7 +146,7 @@ import Testing
         #expect(handedOver(written, &state).map(\.ticket) == [7])
         #expect(submit(1, into: &state).count == 1)  // not written ahead (the disk was full): in `unconfirmed`
         #expect(submit(2, into: &state).isEmpty)  // waits for room
-        let refusal = state.replayRefusedForNow(at: .now)  // entry 0's refusal
+        let refusal = state.replayRefusedForNow(at: .now, replayed: false)  // entry 0's refusal
         #expect(refusal.restartAfter == .seconds(1) && state.mode == .spooling && state.inFlight == 1)
         // Entry 0 is still in the spool, where the rewind reads it: only the others go there, 1 before 2.
         #expect(refusal.effects.spool.map(\.entry) == [entry(1), entry(2)])

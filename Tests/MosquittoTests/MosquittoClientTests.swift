@@ -231,6 +231,21 @@ import Glibc
         try await client.publish(topic: "allowed/after", payload: [3], qos: .atLeastOnce)
     }
 
+    /// A `connect()` that timed out leaves no session behind: a publish then fails at once instead of waiting for a
+    /// connection nobody serves.
+    @Test func aPublishAfterAConnectThatTimedOutFailsAtOnce() async throws {
+        let broker = try ProtocolBreakingBroker(.neverAnswers)
+        defer { broker.close() }
+        let client = try MosquittoClient(options: MQTTClientOptions(url: broker.url, clientID: "silent-\(UInt32.random(in: 0...UInt32.max))"), logger: quietLogger)
+        defer { client.stop() }
+        let timedOut = await #expect(throws: MosquittoError.self) { try await client.connect(timeout: .milliseconds(300)) }
+        #expect(timedOut?.code == .timeout)
+        let publish = #expect(throws: MosquittoError.self) {
+            try client.publish(topic: "after/x", payload: [1], qos: .atLeastOnce) { _ in }
+        }
+        #expect(publish?.code == .notConnected)
+    }
+
     /// A QoS 1 publish is answered on its connection: while there is none, it fails at once, and a connection that ends
     /// before the PUBACK fails it with `.connectionLost` (this one never answers: the broker is stopped first).
     @Test func aPublishWithoutItsConnectionFails() async throws {

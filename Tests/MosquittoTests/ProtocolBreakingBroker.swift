@@ -14,8 +14,9 @@ import Darwin
 /// With `hangsUpAfterConnack` it closes the connection after the CONNACK instead: a lost connection, after which
 /// the network thread waits its backoff and reconnects by itself. With `closesOnPublish` it answers the CONNACK alone,
 /// and closes the connection when a PUBLISH arrives, without answering it (as mosquitto 2.0 may for one it refuses).
+/// With `neverAnswers` it reads the CONNECT and answers nothing, until the client hangs up.
 final class ProtocolBreakingBroker: Sendable {
-    enum Behaviour: Sendable { case breaksProtocol, hangsUpAfterConnack, closesOnPublish }
+    enum Behaviour: Sendable { case breaksProtocol, hangsUpAfterConnack, closesOnPublish, neverAnswers }
 
     let port: Int
     private let listener: Int32
@@ -96,10 +97,15 @@ final class ProtocolBreakingBroker: Sendable {
             return type
         }
         guard readPacket() == 0x10 else { return }
+        if behaviour == .neverAnswers {
+            var byte: UInt8 = 0
+            while case let read = recv(fd, &byte, 1, 0), read == 1 || (read < 0 && (errno == EAGAIN || errno == EINTR)) {}
+            return
+        }
         let reply: [UInt8] = behaviour == .breaksProtocol ? [0x20, 0x03, 0x00, 0x00, 0x00, 0x10, 0x00] : [0x20, 0x03, 0x00, 0x00, 0x00]
         _ = reply.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         switch behaviour {
-        case .hangsUpAfterConnack:
+        case .hangsUpAfterConnack, .neverAnswers:
             return
         case .breaksProtocol:
             while readByte() != nil {}

@@ -198,7 +198,7 @@ final class Outbox: Sendable {
                     guard let ticket = message.ticket, self.spool.isCurrent(ticket) else {
                         return (state.published(id: message.id, device: message.device), nil)
                     }
-                    return state.replayRefusedForNow(at: .now)
+                    return state.replayRefusedForNow(at: .now, replayed: false)
                 }
             }
             let effects = self.state.withLock { $0.published(id: message.id, device: message.device) }

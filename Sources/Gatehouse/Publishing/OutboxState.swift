@@ -167,6 +167,9 @@ struct OutboxState {
     /// Narrows the replay's window after a connection ended with publishes unanswered, and finds a spooled message
     /// the broker closes the connection on.
     private var probe = ReplayProbe()
+    /// Replayed entries reserved or awaiting their answer: the part of `inFlight` the probe's window limits (best-effort
+    /// publishes of the gateway may go beside them).
+    private var replaying = 0
     /// Decided for publishing, not yet handed to the broker; `draining` while some thread hands them over.
     private var toPublish: [Message] = []
     private var draining = false
@@ -331,8 +334,9 @@ struct OutboxState {
     /// Reserves room in the window (narrower while `probe` says so) for up to `limit` spooled entries; returns how many.
     mutating func reserveReplay(limit: Int) -> Int {
         guard mode == .spooling, connected, !stopped, !isReplayHeld else { return 0 }
-        let room = max(0, min(limit, (probe.window ?? maxWindow) - inFlight))
+        let room = max(0, min(limit, maxWindow - inFlight, (probe.window ?? maxWindow) - replaying))
         inFlight += room
+        replaying += room
         return room
     }
 
@@ -353,6 +357,7 @@ struct OutboxState {
     /// next one.
     mutating func replayFinished(answered: Bool = false) -> Effects {
         inFlight -= 1
+        replaying -= 1
         if answered { probe.answered(fullWindow: maxWindow) }
         return refill()
     }
@@ -367,8 +372,9 @@ struct OutboxState {
     /// spool, it is still there, uses the window as a replayed entry does, and is not in `unconfirmed`.
     /// Returns how long to hold for the first refusal of a hold (only that caller schedules the restart), nil for the
     /// others.
-    mutating func replayRefusedForNow(at now: ContinuousClock.Instant) -> (effects: Effects, restartAfter: Duration?) {
+    mutating func replayRefusedForNow(at now: ContinuousClock.Instant, replayed: Bool = true) -> (effects: Effects, restartAfter: Duration?) {
         inFlight -= 1
+        if replayed { replaying -= 1 }
         probe.answered(fullWindow: maxWindow)
         var restartAfter: Duration?
         if !isReplayHeld {
@@ -398,6 +404,7 @@ struct OutboxState {
     /// PUBACK or timer tick starts one (requesting one here would spin while nothing is readable).
     mutating func releaseReplayRoom(_ count: Int) {
         inFlight -= count
+        replaying -= count
     }
 
     /// The spool has nothing left to read (checked under the same lock as the appends): live messages go
@@ -406,6 +413,7 @@ struct OutboxState {
     mutating func spoolCaughtUp() -> Effects {
         guard mode == .spooling, connected, !isReplayHeld else { return Effects() }
         mode = .direct
+        probe.caughtUp()
         return refill()
     }
 

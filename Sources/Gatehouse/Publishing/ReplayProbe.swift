@@ -50,6 +50,12 @@ struct ReplayProbe {
         window = current + 1 >= fullWindow ? nil : current + 1
     }
 
+    /// The replay caught up: the next one starts at full speed unless a loss says otherwise.
+    mutating func caughtUp() {
+        window = nil
+        alone = nil
+    }
+
     /// Whether the replay sets `entry` aside instead of publishing it; the suspicion ends with it.
     mutating func setsAside(_ entry: SpoolEntry) -> Bool {
         guard losses >= Self.lossesToRefuse, entry == suspect else { return false }
