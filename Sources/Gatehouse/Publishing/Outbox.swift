@@ -280,10 +280,10 @@ final class Outbox: Sendable {
                     metrics?.spooledMessageRefused()
                     spool.acknowledge(item.ticket)
                     perform(state.withLock { $0.replayFinished() })
-                case .publish where isLeftOut:
+                case .proceed where isLeftOut:
                     spool.acknowledge(item.ticket, expired: item.expired)
                     perform(state.withLock { $0.replayFinished() })
-                case .publish:
+                case .proceed:
                     replayOne(item.entry, ticket: item.ticket)
                 }
             }

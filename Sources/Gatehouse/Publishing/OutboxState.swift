@@ -340,17 +340,18 @@ struct OutboxState {
         return room
     }
 
-    /// What the replay does with an entry it read (`publishing` it, unless it leaves it out for another reason).
-    enum ReplayStep { case publish, hold, setAside }
+    /// What the replay does with an entry it read: `hold` (the replay holds: leave the rest to the restart), `setAside`
+    /// (the broker closed the connection on it, alone, time and again: see `ReplayProbe`), or `proceed` (publish it,
+    /// or leave it out for a reason of the caller's: expired, superseded).
+    enum ReplayStep { case proceed, hold, setAside }
 
-    /// Called for each entry a pass read: `hold` (the replay holds: leave the rest to the restart), `setAside` (the
-    /// broker closed the connection on it, alone, time and again: see `ReplayProbe`), or go on.
+    /// Called for each entry a pass read; `publishing` when the caller publishes it if told to proceed.
     mutating func replayStep(for entry: SpoolEntry, publishing: Bool, at now: ContinuousClock.Instant = .now) -> ReplayStep {
         if isReplayHeld { return .hold }
-        guard publishing else { return .publish }
+        guard publishing else { return .proceed }
         if probe.setsAside(entry) { return .setAside }
         probe.publishing(entry, at: now)
-        return .publish
+        return .proceed
     }
 
     /// A replayed entry is done (confirmed, dropped or expired; `answered` when by the broker): its room goes to the
