@@ -24,7 +24,7 @@ extension DeviceMessage {
             if let firmware = hello.firmware { object["firmware"] = .string(firmware) }
             if let capabilities = hello.capabilities { object["capabilities"] = .object(capabilities) }
         case .telemetry(let data, let ts, let qos):
-            object["data"] = .object(data)
+            object["data"] = .object(data.object)
             if let ts { object["ts"] = .number(ts) }
             if let qos { object["qos"] = .number(qos) }
         case .state(let data):

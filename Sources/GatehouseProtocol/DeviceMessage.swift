@@ -3,24 +3,12 @@ public struct DeviceMessage: Sendable, Equatable {
     /// The sequence number that asks for an `ack`; `nil` when the device wants none.
     public var seq: UInt64?
     /// What the message says.
-    public var body: DeviceMessageBody {
-        didSet { compactData = nil }
-    }
-    /// A telemetry message's `data` exactly as the device wrote it, if that is its compact JSON for sure (no
-    /// whitespace, escape or repeated key in it), the usual case: its payload copies these bytes instead of writing
-    /// `data` again (``TelemetryPayload/encode(ts:seq:data:compactData:)``). Set by ``parse(_:)-(UnsafeRawBufferPointer)``;
-    /// nil for a message made otherwise, or once its body changes.
-    public private(set) var compactData: [UInt8]?
+    public var body: DeviceMessageBody
 
     /// Creates a message.
     public init(seq: UInt64?, body: DeviceMessageBody) {
         self.seq = seq
         self.body = body
-    }
-
-    /// Equal `seq` and body: ``compactData``, when set, is the body's `data` serialized, so it adds nothing.
-    public static func == (lhs: DeviceMessage, rhs: DeviceMessage) -> Bool {
-        lhs.seq == rhs.seq && lhs.body == rhs.body
     }
 
     /// The error object a `response` with status `error` gets when the device sent none.
@@ -35,11 +23,20 @@ public struct DeviceMessage: Sendable, Equatable {
     /// missing required field, or a `seq` that is not an integer in `0...2^64-1` written as plain
     /// digits. The error carries the `seq` when the object had a valid one. Unknown extra
     /// fields are ignored; `null` counts as absent for optional fields.
+    ///
+    /// Most messages are telemetry that ``TelemetryScanner`` reads without building their `data`; the others are
+    /// parsed into a tree first (``parseTree(_:)``), with the same outcome.
     public static func parse(_ bytes: UnsafeRawBufferPointer) -> Result<DeviceMessage, BadMessageError> {
+        if let telemetry = TelemetryScanner.scan(bytes) { return .success(telemetry) }
+        return parseTree(bytes)
+    }
+
+    /// Parses one text frame into a tree of JSON values first: every message, as ``parse(_:)-(UnsafeRawBufferPointer)``
+    /// would without its fast path (the reference that tests and the fuzzer hold the fast path to).
+    public static func parseTree(_ bytes: UnsafeRawBufferPointer) -> Result<DeviceMessage, BadMessageError> {
         let value: JSONValue
-        var parser = JSONParser(bytes: bytes, maxDepth: JSONValue.defaultMaxDepth, member: "data")
         do {
-            value = try parser.parseDocument()
+            value = try JSONValue(parsing: bytes)
         } catch {
             return .failure(BadMessageError(message: "invalid JSON: \(error)"))
         }
@@ -55,11 +52,7 @@ public struct DeviceMessage: Sendable, Equatable {
             }
         }
         do {
-            var message = DeviceMessage(seq: seq, body: try parseBody(object))
-            if case .telemetry = message.body, let range = parser.compactTextOfMember {
-                message.compactData = Array(UnsafeRawBufferPointer(rebasing: bytes[range]))
-            }
-            return .success(message)
+            return .success(DeviceMessage(seq: seq, body: try parseBody(object)))
         } catch {
             return .failure(BadMessageError(seq: seq, message: error.message))
         }
@@ -84,7 +77,7 @@ public struct DeviceMessage: Sendable, Equatable {
                 )
             )
         case "telemetry":
-            return .telemetry(data: try object.requiredObject("data"), ts: try parseTimestamp(object), qos: try parseQoS(object))
+            return .telemetry(data: TelemetryData(try object.requiredObject("data")), ts: try parseTimestamp(object), qos: try parseQoS(object))
         case "state":
             return .state(data: try object.requiredObject("data"))
         case "event":

@@ -3,7 +3,7 @@ public enum DeviceMessageBody: Sendable, Equatable {
     /// `hello`: published retained to `<base>/<dev>/meta`.
     case hello(DeviceHello)
     /// `telemetry`: `data` object, optional integer `ts`, optional `qos` 0 or 1.
-    case telemetry(data: JSONObject, ts: JSONNumber?, qos: Int?)
+    case telemetry(data: TelemetryData, ts: JSONNumber?, qos: Int?)
     /// `state`: `data` object, merged into the retained state.
     case state(data: JSONObject)
     /// `event`: a valid event `name`; `data` is an object (`{}` when absent) or `null`; `ts` (integer) passes through like telemetry's.

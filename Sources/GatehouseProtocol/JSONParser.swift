@@ -11,21 +11,9 @@ struct JSONParser {
     private var depth = 0
     /// Reused for strings that contain escapes.
     private var scratch: [UInt8] = []
-    /// Places so far where the text may differ from the compact JSON that serializing what was parsed writes:
-    /// whitespace between tokens, an escape (any: the writer's own forms too), a repeated key. A value's text is its
-    /// compact JSON if none was counted within it.
-    private var rewrites = 0
-    /// The root object's member whose text is looked at (see ``compactTextOfMember``).
-    private let member: String?
-    /// Where the text of the root object's member `member` is, if it is exactly its compact JSON (for the last one if
-    /// the key repeats, as the last one wins; see `rewrites`); nil when it may not be.
-    private(set) var compactTextOfMember: Range<Int>?
-
-    /// `member`: a key of the root object whose text's range to keep if it is compact (``compactTextOfMember``).
-    init(bytes: UnsafeRawBufferPointer, maxDepth: Int, member: String? = nil) {
+    init(bytes: UnsafeRawBufferPointer, maxDepth: Int) {
         self.bytes = bytes
         self.maxDepth = maxDepth
-        self.member = member
     }
 
     /// Parses the whole input as one JSON value surrounded by optional whitespace.
@@ -80,16 +68,10 @@ struct JSONParser {
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw failure("expected ':'") }
             index += 1
             skipWhitespace()
-            let (start, rewritesBefore) = (index, rewrites)
             let value = try parseValue()
-            if depth == 1, key == member {
-                compactTextOfMember = rewrites == rewritesBefore ? start..<index : nil
-            }
             // Most objects have a handful of keys: one allocation instead of one per doubling.
             if object.isEmpty { object.entries.reserveCapacity(4) }
-            let count = object.count
             object.updateValue(value, forKey: key)
-            if object.count == count { rewrites += 1 }
             skipWhitespace()
             guard index < bytes.count else { throw failure("unterminated object") }
             let separator = bytes[index]
@@ -186,7 +168,6 @@ struct JSONParser {
 
     /// Continues a string at its first backslash, collecting the decoded bytes in `scratch`.
     private mutating func parseEscapedString(from start: Int) throws(JSONParseError) -> String {
-        rewrites += 1
         scratch.removeAll(keepingCapacity: true)
         scratch.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start..<index]))
         while index < bytes.count {
@@ -307,11 +288,9 @@ struct JSONParser {
 
     @inline(__always)
     private mutating func skipWhitespace() {
-        let start = index
         while index < bytes.count, Self.isWhitespace(bytes[index]) {
             index += 1
         }
-        if index != start { rewrites += 1 }
     }
 
     private static func isWhitespace(_ byte: UInt8) -> Bool {

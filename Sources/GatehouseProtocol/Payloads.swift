@@ -248,13 +248,11 @@ extension BridgeResponse: JSONPayload {}
 /// `<base>/<dev>/telemetry`: `{"ts":…,"seq":…,"data":{…}}` (`seq` only when the device sent one), written
 /// straight to bytes: it is built once per device message, the gateway's hottest path.
 public enum TelemetryPayload {
-    /// - Parameter compactData: `data`'s compact JSON, when the caller has it (``DeviceMessage/compactData``): copied
-    ///   rather than written again.
-    public static func encode(ts: JSONNumber, seq: UInt64?, data: JSONObject, compactData: [UInt8]? = nil) -> [UInt8] {
+    public static func encode(ts: JSONNumber, seq: UInt64?, data: TelemetryData) -> [UInt8] {
         var out: [UInt8] = []
         // Room for the whole payload (48: the keys and punctuation, 22 bytes, and a `seq` of up to 20 digits), or for a
         // typical reading, so the buffer is allocated once.
-        out.reserveCapacity(compactData.map { 48 + ts.text.utf8.count + $0.count } ?? 256)
+        out.reserveCapacity(data.knownByteCount.map { 48 + ts.text.utf8.count + $0 } ?? 256)
         JSONWriter.appendRaw(#"{"ts":"#, to: &out)
         JSONWriter.appendRaw(ts.text, to: &out)
         if let seq {
@@ -262,7 +260,7 @@ public enum TelemetryPayload {
             JSONWriter.appendRaw(String(seq), to: &out)
         }
         JSONWriter.appendRaw(#","data":"#, to: &out)
-        if let compactData { out.append(contentsOf: compactData) } else { data.serialize(into: &out) }
+        data.serialize(into: &out)
         out.append(UInt8(ascii: "}"))
         return out
     }

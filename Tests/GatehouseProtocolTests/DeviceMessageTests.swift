@@ -37,7 +37,7 @@ struct DeviceMessageTests {
             Issue.record("not telemetry")
             return
         }
-        #expect(data["temperature"]?.numberValue?.text == "21.50")
+        #expect(data.object["temperature"]?.numberValue?.text == "21.50")
         #expect(ts?.text == "1763731200000")
         #expect(qos == 0)
         #expect(try message(#"{"type":"telemetry","data":{}}"#).body == .telemetry(data: [:], ts: nil, qos: nil))

@@ -78,7 +78,7 @@ extension SimulatedDevice {
     /// Sends one telemetry message, acknowledged, without waiting for its answer.
     func sendTelemetry(_ data: JSONObject, settings: SimSettings) async throws {
         let ts = JSONNumber(Int64(Date().timeIntervalSince1970 * 1000))
-        _ = try await self.client.enqueue(.telemetry(data: data, ts: ts, qos: settings.qos))
+        _ = try await self.client.enqueue(.telemetry(data: TelemetryData(data), ts: ts, qos: settings.qos))
     }
 }
 

@@ -236,9 +236,9 @@ final class DeviceHub: DeviceMessageSink {
         case .telemetry(let data, let ts, let qos):
             let ts = ts ?? JSONNumber(now)
             session.noteTelemetry(data, ts: ts)
-            if let discovery = settings.homeAssistant { homeAssistant.discoverSensors(in: data, of: device, discovery) }
+            if let discovery = settings.homeAssistant { homeAssistant.discoverSensors(in: data.object, of: device, discovery) }
             let delivery: Durability = (qos ?? telemetryQoS) == 0 ? .bestEffort(.atMostOnce, device: device, source: session) : safely
-            let payload = TelemetryPayload.encode(ts: ts, seq: seq, data: data, compactData: message.compactData)
+            let payload = TelemetryPayload.encode(ts: ts, seq: seq, data: data)
             link.publish(OutboundMessage(topic: session.telemetryTopic(topics), payload: payload), delivery, completion: answer)
         case .state(let patch):
             guard let document = directory.applyStatePatch(patch, of: device, now: now, maxBytes: settings.limits.maxStateBytes) else {

@@ -34,7 +34,7 @@ extension Gateway {
                 ("delta", desiredState.delta.map(JSONValue.object) ?? .null),
                 ("delta_pending_since", desiredState.pendingSince.map { .number(JSONNumber($0)) } ?? .null),
                 ("reported", directory.stateDocument(session.device).map { .object($0.data) } ?? .null),
-                ("telemetry", session.latestTelemetry.map { .object(JSONObject([("ts", .number($0.ts)), ("data", .object($0.data))])) } ?? .null),
+                ("telemetry", session.latestTelemetry.map { .object(JSONObject([("ts", .number($0.ts)), ("data", .object($0.data.object))])) } ?? .null),
                 ("live", live.summary(of: session.device) ?? .null),
             ]))
         }
