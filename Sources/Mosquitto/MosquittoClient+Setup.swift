@@ -70,10 +70,13 @@ extension MosquittoClient {
         let (waiters, failure) = core.session.exclusively { () -> ([ClientCore.PublishWaiter], MosquittoError?) in
             core.sessionConnecting.store(false, ordering: .relaxed)
             let waiters = core.takeSessionPublishes()
-            let rc = MosquittoResultCode(
-                mosquitto_reinitialise(
-                    handle, options.clientID.isEmpty ? nil : options.clientID, options.cleanStart,
-                    Unmanaged.passUnretained(core).toOpaque()))
+            // Without a socket pair, like the first session (`SocketBuffers.withoutSocketPairs`).
+            let rc = SocketBuffers.withoutSocketPairs {
+                MosquittoResultCode(
+                    mosquitto_reinitialise(
+                        handle, options.clientID.isEmpty ? nil : options.clientID, options.cleanStart,
+                        Unmanaged.passUnretained(core).toOpaque()))
+            }
             guard rc == .success else { return (waiters, MosquittoError(rc: rc, context: "cannot start a new MQTT session")) }
             do {
                 try configure(handle, options: options)

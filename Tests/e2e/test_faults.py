@@ -328,3 +328,31 @@ def test_expiry_is_answered_by_another_gateway_when_the_queuing_one_is_gone(gate
     assert body["status"] == "expired", body
     assert 3.5 <= waited <= 6, f"expired after {waited:.1f}s for a 4 s TTL"
     assert not mqtt.collect(lambda x: x.topic == a.topic(dev, "response/ping"), 1.0), "exactly one expired response"
+
+
+def unix_sockets(pid: int) -> int:
+    """How many UNIX sockets the process holds (its /proc/<pid>/fd against /proc/net/unix)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue  # closed meanwhile
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:["):-1])
+    with open("/proc/net/unix") as table:
+        next(table)  # the header; the inode is the seventh column
+        return sum(1 for line in table if line.split()[6] in inodes)
+
+
+def test_the_broker_client_holds_no_socket_pair_across_reconnects(gateway, link):
+    """libmosquitto would write a byte to a socket pair for every publish, to wake a loop of its own that the gateway
+    does not run: once the pair is full, a failing system call per message. The client goes without one, also in
+    the fresh session every connection starts with (the first connection's, and the reconnect's)."""
+    g = gateway(mqtt={"url": f"mqtt://127.0.0.1:{link.port}"})
+    assert unix_sockets(g.proc.pid) == 0
+    link.cut()
+    assert wait_until(lambda: readyz(g) == 503, 10), "readyz must be 503 while the broker is away"
+    link.restore()
+    assert wait_until(lambda: readyz(g) == 200, 40), f"gateway did not reconnect:\n{g.log_tail()}"
+    assert unix_sockets(g.proc.pid) == 0
