@@ -100,11 +100,8 @@ extension MosquittoClient {
         if let failure = startFreshSession(handle, core: core) { return (.unknown, failure.message) }
         let options = core.options
         // Resolves the host name here: publishes meanwhile are refused (`sessionConnecting`), not queued.
-        let rc = SocketBuffers.withoutSocketPairs {
-            MosquittoResultCode(
-                mosquitto_connect_bind_async(handle, options.host, Int32(clamping: options.port), Int32(clamping: options.keepalive), nil)
-            )
-        }
+        let rc = MosquittoResultCode(
+            mosquitto_connect_bind_async(handle, options.host, Int32(clamping: options.port), Int32(clamping: options.keepalive), nil))
         let reason = rc == .success ? "" : MosquittoError.describe(rc)
         if rc == .success { core.sessionConnecting.store(true, ordering: .releasing) }
         return (rc, reason)
@@ -113,8 +110,8 @@ extension MosquittoClient {
     /// Routes libmosquitto's callbacks (network thread) to the `ClientCore` behind the userdata pointer.
     ///
     /// Each callback clears `errno` when it returns. `mosquitto_loop_read` stops reading after a packet when
-    /// `errno` says EAGAIN, as its last read would; but a callback that publishes leaves EAGAIN behind too, from
-    /// libmosquitto's write to its wake-up socket pair, which nobody drains (``NetworkLoop``). Left there, each
+    /// `errno` says EAGAIN, as its last read would; but a callback may leave EAGAIN behind too (one that published
+    /// did, from libmosquitto's write to its full socket pair, before the client went without one). Left there, each
     /// pass would handle one packet only.
     static func installCallbacks(_ handle: OpaquePointer) {
         mosquitto_connect_v5_callback_set(handle) { mosq, userdata, reasonCode, flags, properties in

@@ -29,9 +29,8 @@ final class SocketBuffers {
         return body()
     }
 
-    /// Runs `body` with `socketpair` failing on this thread: libmosquitto, created (`mosquitto_new`), started afresh
-    /// (`mosquitto_reinitialise`, which makes a new pair) and connected (`mosquitto_connect_*`) so, goes without its
-    /// socket pair. It would write a byte to it
+    /// Runs `body` with `socketpair` failing on this thread: libmosquitto, created (`mosquitto_new`) and started afresh
+    /// (`mosquitto_reinitialise`, which makes the pair in 2.0; connecting makes none) so, goes without its socket pair. It would write a byte to it
     /// for every packet queued, to wake a loop of its own that ``NetworkLoop`` replaces (a failing system call per
     /// publish, once the pair was full).
     static func withoutSocketPairs<Result>(_ body: () -> Result) -> Result {

@@ -15,15 +15,17 @@ import Testing
         #expect(text(JSONNumber(5), .max, [:]) == #"{"ts":5,"seq":18446744073709551615,"data":{}}"#)
     }
 
-    /// Read the general way (escapes) and by the fast path (compact ASCII): the payload is the serialized object.
+    /// Read the general way (escapes) and by the fast path (compact ASCII, kept as text): the payload is the
+    /// serialized object.
     @Test(arguments: [
-        #"{"type":"telemetry","seq":3,"ts":12,"data":{"a \"b\"":[1,2e3,{"c":null}],"é":"\u0001\n"}}"#,
-        #"{"type":"telemetry","seq":3,"ts":12,"data":{"a":[1,2e3,{"c":null}],"e":"x"}}"#,
+        (#"{"type":"telemetry","seq":3,"ts":12,"data":{"a \"b\"":[1,2e3,{"c":null}],"é":"\u0001\n"}}"#, false),
+        (#"{"type":"telemetry","seq":3,"ts":12,"data":{"a":[1,2e3,{"c":null}],"e":"x"}}"#, true),
     ])
-    func matchesTheSerializedObjectForAParsedMessage(_ wire: String) throws {
+    func matchesTheSerializedObjectForAParsedMessage(_ wire: String, keptAsText: Bool) throws {
         guard case .success(let message) = DeviceMessage.parse(Array(wire.utf8)),
             case .telemetry(let data, let ts, _) = message.body
         else { Issue.record("not a telemetry message"); return }
+        #expect((data.knownByteCount != nil) == keptAsText)
         let object: JSONValue = ["ts": .number(ts!), "seq": .number(UInt64(3)), "data": .object(data.object)]
         #expect(TelemetryPayload.encode(ts: ts!, seq: 3, data: data) == object.serialized())
     }

@@ -67,6 +67,17 @@ import Testing
         #expect(scan(wire) == nil)
     }
 
+    /// `DeviceMessage.parse` takes the fast path when it can, and the tree's answer otherwise: the last of a repeated
+    /// `data` wins.
+    @Test func parseTakesTheFastPathFirst() throws {
+        let fast = try DeviceMessage.parse(Array(#"{"type":"telemetry","data":{"t":1}}"#.utf8)).get()
+        guard case .telemetry(let data, _, _) = fast.body else { Issue.record("not telemetry"); return }
+        #expect(data.knownByteCount == 7)
+        let repeated = try DeviceMessage.parse(Array(#"{"type":"telemetry","data":{"t" : 1},"data":{"u":2}}"#.utf8)).get()
+        guard case .telemetry(let last, _, _) = repeated.body else { Issue.record("not telemetry"); return }
+        #expect(last == ["u": 2] && last.knownByteCount == nil)
+    }
+
     @Test func objectsOfMoreKeysThanItTracksGoToTheTree() throws {
         func wire(keys: Int) -> String {
             #"{"type":"telemetry","data":{"# + (0..<keys).map { #""k\#($0)":\#($0)"# }.joined(separator: ",") + "}}"
