@@ -224,6 +224,8 @@ final class LoopWaker: Sendable {
     private let readEnd: Int32
     private let writeEnd: Int32
     private let asleep = Atomic<Bool>(false)
+    /// An `errno` the next wait returns instead of polling (tests: `poll` failing, which nothing else provokes).
+    private let injectedPollFailure = Atomic<Int32>(0)
 
     init() throws(MosquittoError) {
         var ends: [Int32] = [-1, -1]
@@ -244,6 +246,12 @@ final class LoopWaker: Sendable {
 
     /// Whether the network thread waits (for tests).
     var isAsleep: Bool { asleep.load(ordering: .sequentiallyConsistent) }
+
+    /// Has the next wait fail with `error` instead of polling, and wakes the thread for it (tests).
+    func failNextPoll(with error: Int32) {
+        injectedPollFailure.store(error, ordering: .sequentiallyConsistent)
+        wakeNow()
+    }
 
     /// Wakes the network thread if it waits; called after queueing a packet (from any thread). Inside a
     /// ``PublishBatch`` the wake-up waits for the batch's end.
@@ -284,6 +292,10 @@ final class LoopWaker: Sendable {
         if cancelled() {
             asleep.store(false, ordering: .sequentiallyConsistent)
             return (0, ECANCELED)
+        }
+        if injectedPollFailure.load(ordering: .relaxed) != 0 {
+            asleep.store(false, ordering: .sequentiallyConsistent)
+            return (0, injectedPollFailure.exchange(0, ordering: .relaxed))
         }
         var fds = (pollfd(fd: socket, events: events(), revents: 0), pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0))
         let ready = withUnsafeMutableBytes(of: &fds) { poll($0.baseAddress!.assumingMemoryBound(to: pollfd.self), 2, timeout) }

@@ -467,3 +467,32 @@ private func writeError(_ fd: Int32, _ text: String) -> Int32 {
 }
 
 #endif
+
+/// Faults of the network loop's own system calls, injected (nothing else provokes them).
+@Suite struct NetworkLoopFaultTests {
+    /// `poll` failing (ENOMEM) ends the connection as a lost one: libmosquitto is not told, and the reconnect that
+    /// follows closes the socket, so without it the client would go on as connected (no `.disconnected`) while a new
+    /// connection was made under it.
+    @Test func aFailingPollEndsTheConnectionAsALostOne() async throws {
+        let broker = try await TestBroker.started()
+        defer { broker.stop() }
+        var options = try testOptions(broker)
+        options.reconnect = MQTTReconnectPolicy(minimumDelay: .milliseconds(50), maximumDelay: .milliseconds(50))
+        let client = try MosquittoClient(options: options, logger: quietLogger)
+        defer { client.stop() }
+        let seen = Mutex<[String]>([])
+        let events = Task {
+            for await event in client.connectionEvents {
+                let name = if case .connected = event { "connected" } else { "disconnected" }
+                seen.withLock { $0.append(name) }
+            }
+        }
+        defer { events.cancel() }
+        try await client.connect()
+        try await client.publish(topic: "poll/before", payload: [1], qos: .atLeastOnce)
+        client.waker.failNextPoll(with: ENOMEM)
+        #expect(try await eventually { seen.withLock { $0.count } >= 3 })
+        #expect(seen.withLock { $0.prefix(3) } == ["connected", "disconnected", "connected"])
+        try await client.publish(topic: "poll/after", payload: [2], qos: .atLeastOnce)
+    }
+}
