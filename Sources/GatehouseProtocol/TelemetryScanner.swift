@@ -4,10 +4,10 @@ import Glibc
 /// `telemetry` message whose `data` is compact JSON in plain ASCII, read without building a tree of it (its bytes
 /// become the ``TelemetryData``).
 ///
-/// It answers only when sure, and says nil for everything else: another `type`, a malformed message, whitespace, an
-/// escape or a byte over 0x7F inside `data`, a repeated key (top level: a known one), a number the scan cannot
-/// vouch for, an object of more than ``maxKeys`` keys. The general parser then decides, and for every message this
-/// one reads, reads the same (a differential test holds them to it).
+/// It answers only when sure, and says nil for everything else: another `type`, a malformed message, whitespace
+/// inside `data`, a string with an escape or a byte outside printable ASCII, a repeated key (top level: a known one),
+/// a number the scan cannot vouch for, an object of more than ``maxKeys`` keys. The general parser then decides, and
+/// for every message this one reads, reads the same (a differential test holds them to it).
 struct TelemetryScanner {
     private let bytes: UnsafeRawBufferPointer
     private var index = 0
