@@ -99,7 +99,7 @@ struct TelemetryScanner {
         case UInt8(ascii: "t"): return take("true")
         case UInt8(ascii: "f"): return take("false")
         case UInt8(ascii: "n"): return take("null")
-        default: return number() != nil
+        default: return numberText() != nil
         }
     }
 
@@ -146,13 +146,19 @@ struct TelemetryScanner {
         return nil
     }
 
-    /// A number, through the general parser's own scan and overflow check.
-    private mutating func number() -> JSONNumber? {
+    /// A number, through the general parser's own scan and overflow check: the range of its text. (Inside `data` that
+    /// is all a number needs, no `JSONNumber` of it.)
+    private mutating func numberText() -> Range<Int>? {
         guard let scan = JSONNumber.scan(bytes, from: index) else { return nil }
-        let text = UnsafeRawBufferPointer(rebasing: bytes[index..<scan.end])
-        if scan.mayOverflow, !JSONNumber.fitsDouble(text) { return nil }
+        let range = index..<scan.end
+        if scan.mayOverflow, !JSONNumber.fitsDouble(UnsafeRawBufferPointer(rebasing: bytes[range])) { return nil }
         index = scan.end
-        return JSONNumber(validatedText: String(decoding: text, as: UTF8.self))
+        return range
+    }
+
+    /// A number of the message's own fields (`seq`, `ts`, `qos`).
+    private mutating func number() -> JSONNumber? {
+        numberText().map { JSONNumber(validatedText: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[$0]), as: UTF8.self)) }
     }
 
     // MARK: Bytes

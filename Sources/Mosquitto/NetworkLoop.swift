@@ -12,10 +12,10 @@ import Darwin
 /// It does what libmosquitto 2.0.11's `mosquitto_loop_forever` does (wait for the socket, read, write, keep the
 /// connection alive; reconnect with backoff after a lost connection; return after an error libmosquitto considers
 /// fatal, and after the client's own DISCONNECT), except that every connection starts a fresh session
-/// (``MosquittoClient/startFreshSession(_:core:)``) instead of sending the last one's unanswered publishes again. Until the broker's CONNACK a pass is libmosquitto's own
-/// (`mosquitto_loop`, which completes a non-blocking connect and drives the TLS handshake); from then on it is built
-/// from libmosquitto's pieces (`mosquitto_loop_read`, `_write`, `_misc`) around a `poll` of ours, for three reasons,
-/// each measured (docs/benchmarks.md, "Optimisations"):
+/// (``MosquittoClient/startFreshSession(_:core:)``) instead of sending the last one's unanswered publishes again.
+/// Until the broker's CONNACK a pass is libmosquitto's own (`mosquitto_loop`, which completes a non-blocking connect
+/// and drives the TLS handshake); from then on it is built from libmosquitto's pieces (`mosquitto_loop_read`,
+/// `_write`, `_misc`) around a `poll` of ours, for three reasons, each measured (docs/benchmarks.md, "Optimisations"):
 /// - libmosquitto wakes its thread through a socket pair: one byte per queued packet, and `mosquitto_loop` reads
 ///   one byte per pass, so N packets queued meant N passes of the whole loop (select, read, write, keepalive)
 ///   after the pass that had already written them all. This loop is woken through ``LoopWaker`` instead, only

@@ -30,9 +30,9 @@ final class SocketBuffers {
     }
 
     /// Runs `body` with `socketpair` failing on this thread: libmosquitto, created (`mosquitto_new`) and started afresh
-    /// (`mosquitto_reinitialise`, which makes the pair in 2.0; connecting makes none) so, goes without its socket pair. It would write a byte to it
-    /// for every packet queued, to wake a loop of its own that ``NetworkLoop`` replaces (a failing system call per
-    /// publish, once the pair was full).
+    /// (`mosquitto_reinitialise`, which makes the pair in 2.0; connecting makes none) so, goes without its socket pair.
+    /// It would write a byte to it for every packet queued, to wake a loop of its own that ``NetworkLoop`` replaces (a
+    /// failing system call per publish, once the pair was full).
     static func withoutSocketPairs<Result>(_ body: () -> Result) -> Result {
         socket_buffers_refuse_socket_pairs(true)
         defer { socket_buffers_refuse_socket_pairs(false) }

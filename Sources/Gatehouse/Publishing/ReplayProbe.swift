@@ -1,8 +1,8 @@
 /// Finds a spooled message the broker closes the connection on instead of answering it, so that it does not keep the
 /// broker link down for good. mosquitto 2.0.11 with `max_queued_messages 0` closes the connection of a client whose
 /// publish it refuses (its ACL, its `message_size_limit`), and when more of the client's packets are still unread the
-/// refusal may be lost with the connection. The replay would then send that message first after every reconnect, and lose the link each
-/// time.
+/// refusal may be lost with the connection. The replay would then send that message first after every reconnect, and
+/// lose the link each time.
 ///
 /// After a connection ended with publishes unanswered, the replay starts again with a window of one, which grows by
 /// one with each answer up to the full window (so a healthy link is back at full speed after as many answers). An
