@@ -37,6 +37,8 @@ BIN = os.environ.get("BIN", ".build/release")
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
 # Every private broker's max_inflight_messages, when set (mosquitto's default, 20, otherwise).
 BROKER_INFLIGHT = os.environ.get("BENCH_BROKER_INFLIGHT", "")
+# Every private broker with `set_tcp_nodelay true` (as deploy/ and the embedded broker set it), when 1.
+BROKER_NODELAY = os.environ.get("BENCH_BROKER_NODELAY", "") not in ("", "0")
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEMO_CONFIG = os.path.join(HERE, "demo.yaml")
 
@@ -122,13 +124,14 @@ class Broker:
     name (`lo`) but not to an address, and which only starts beside a plain listener: hence `listener PORT lo`
     with `socket_domain ipv4` (127.0.0.1 only) next to the TCP one."""
 
-    def __init__(self, procs, work, websockets=False, name="m", nodelay=False, tls=None):
+    def __init__(self, procs, work, websockets=False, name="m", nodelay=None, tls=None):
         self.procs, self.port = procs, free_port()
         self.ws_port = free_port() if websockets else None
         self.conf = f"{work}/{name}.conf"
         with open(self.conf, "w") as f:
             f.write(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 1000000\n")
-            if nodelay:  # mosquitto's default (false) lets Nagle hold a reply behind an unacked PUBACK for ~40 ms
+            # mosquitto's default (false) lets Nagle hold a reply behind an unacked PUBACK for ~40 ms
+            if nodelay if nodelay is not None else BROKER_NODELAY:
                 f.write("set_tcp_nodelay true\n")
             # Its Receive Maximum (20 by default) for MQTT 5 clients: the gateway's, not mosquitto_pub's (3.1.1).
             if BROKER_INFLIGHT:

@@ -4,7 +4,8 @@ while N devices (examples/bench_clients.c) send M messages each, as in bench.py'
 message of the gateway and the broker; then read the profile with `perf report -i <OUT> --children`.
 
 Environment: BIN (default .build/release), QOS (1), DEVICES (50), MESSAGES (2000), OUT (perf data file,
-default /tmp/gatehouse.perf.data; `none` for no profiler), STRACE (a file: count system calls instead), COUNT=1
+default /tmp/gatehouse.perf.data; `none` for no profiler), SUBSCRIBER=1 (a QoS 1 subscriber on the telemetry, as
+in bench.py's flow), STRACE (a file: count system calls instead), COUNT=1
 (count instead: allocations, through a uprobe on the C library's malloc, system calls and context switches, per message and thread,
 over the whole run, the devices' connects included;
 for where the allocations come from, `perf record -e probe_libc:malloc -c 97 -g -p <gateway pid>` while the
@@ -12,10 +13,11 @@ probe exists). Everything binds to 127.0.0.1 and stops by itself.
 """
 import collections, os, re, subprocess, tempfile
 
-from bench_common import Broker, Gateway, Processes, telemetry
+from bench_common import Broker, Gateway, Processes, Subscriber, telemetry
 
 QOS, DEVICES, MESSAGES = os.environ.get("QOS", "1"), os.environ.get("DEVICES", "50"), os.environ.get("MESSAGES", "2000")
 OUT, STRACE, COUNT = os.environ.get("OUT", "/tmp/gatehouse.perf.data"), os.environ.get("STRACE"), os.environ.get("COUNT")
+SUBSCRIBER = os.environ.get("SUBSCRIBER", "") not in ("", "0")
 COUNTED = {"probe_libc:malloc": "mallocs", "raw_syscalls:sys_enter": "system calls", "context-switches": "context switches"}
 
 
@@ -64,10 +66,11 @@ def profile():
             profiler = procs.start(["perf", "stat", "--per-thread", "-e", ",".join(COUNTED), "-o", counts, "-p", str(gateway.pid)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         elif STRACE:
-            profiler = procs.start(["strace", "-c", "-f", "-o", STRACE, "-p", str(gateway.pid)], stderr=subprocess.DEVNULL)
+            profiler = procs.start(["strace", *os.environ.get("STRACE_ARGS", "-c").split(), "-f", "-o", STRACE, "-p", str(gateway.pid)], stderr=subprocess.DEVNULL)
         elif OUT != "none":
             profiler = procs.start(["perf", "record", "-F", "1999", "-g", "-o", OUT, "-p", str(gateway.pid)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subscriber = Subscriber(procs, broker.port, os.path.join(work, "subscriber.txt")) if SUBSCRIBER else None
         acked, _, seconds, cpu = telemetry(procs, work, gateway, int(DEVICES), int(MESSAGES), "p", qos=int(QOS), broker=broker.pid)
         gw_cpu, broker_cpu = cpu["gateway"], cpu["broker"]
         if profiler:
@@ -78,6 +81,9 @@ def profile():
               + ("; with COUNT the CPU includes the probe's cost" if COUNT else ""))
         if COUNT:
             print_counts(counts, acked)
+        if subscriber:
+            got, seen = subscriber.wait(acked)
+            print(f"   the subscriber: {got} arrived for {len(seen)} distinct messages")
 
 
 if __name__ == "__main__":

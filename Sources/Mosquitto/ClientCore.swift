@@ -135,6 +135,15 @@ final class ClientCore: Sendable {
     /// From the broker's CONNACK (success) until that connection ends: the network loop serves the connection
     /// with its own pass only then (see `NetworkLoop.pass`). Written and read on the network thread.
     let linkUp = Atomic<Bool>(false)
+    /// QoS 1 publishes handed to libmosquitto and not answered (`publishWaiters.count`, for the network thread).
+    let unansweredPublishes = Atomic<Int>(0)
+    /// How many publishes libmosquitto keeps unanswered at once on the current connection (set at its CONNACK).
+    let inflightLimit = Atomic<Int>(0)
+    /// The PUBACKs the broker owes: the publishes libmosquitto has sent (it holds those beyond its limit back) and not
+    /// seen answered. Read by the network thread between passes, when everything sendable has been written.
+    var expectedPubacks: Int {
+        min(unansweredPublishes.load(ordering: .relaxed), inflightLimit.load(ordering: .relaxed))
+    }
     /// Sends between `beginSend` and their registration (an atomic, so a publish takes the mutex only once).
     let sendsInProgress = Atomic<Int>(0)
     let logger: Logger
@@ -190,6 +199,7 @@ final class ClientCore: Sendable {
             if state.phase == .stopped { return .failure(Self.closedError) }
             if let reason = state.earlyPublishAcks.removeValue(forKey: mid) { return .success(reason) }
             state.publishWaiters[mid] = waiter
+            unansweredPublishes.store(state.publishWaiters.count, ordering: .relaxed)
             return nil
         }
     }
@@ -253,7 +263,10 @@ final class ClientCore: Sendable {
 
     func handlePublishAck(mid: Int32, reasonCode: Int32) {
         let waiter: PublishWaiter? = state.withLock { state in
-            if let waiter = state.publishWaiters.removeValue(forKey: mid) { return waiter }
+            if let waiter = state.publishWaiters.removeValue(forKey: mid) {
+                unansweredPublishes.store(state.publishWaiters.count, ordering: .relaxed)
+                return waiter
+            }
             // libmosquitto reports a QoS 0 publish as written, from its write: no PUBACK was read.
             if state.qos0Mids.remove(mid) != nil { return nil }
             if sendsInProgress.load(ordering: .sequentiallyConsistent) > 0 { state.earlyPublishAcks[mid] = reasonCode }
@@ -360,6 +373,7 @@ final class ClientCore: Sendable {
             // libmosquitto's limit on publishes unanswered at once: the CONNACK's Receive Maximum, or else the one the
             // fresh session was configured with.
             let inflightLimit = receiveMaximum ?? options.sendMaximum
+            self.inflightLimit.store(inflightLimit, ordering: .relaxed)
             // QoS 0 packets queued on the old connection were dropped with it and will never be reported.
             state.qos0Mids.removeAll()
             let waiters = Array(state.connectWaiters.values)
@@ -458,6 +472,7 @@ final class ClientCore: Sendable {
         state.withLock { state in
             let waiters = Array(state.publishWaiters.values)
             state.publishWaiters.removeAll()
+            unansweredPublishes.store(0, ordering: .relaxed)
             state.earlyPublishAcks.removeAll()
             state.qos0Mids.removeAll()
             return waiters

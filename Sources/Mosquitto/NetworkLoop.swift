@@ -43,6 +43,8 @@ final class NetworkLoop: @unchecked Sendable {
     private let waker: LoopWaker
     /// The broker's socket's buffers; used on the network thread only.
     private let buffers: SocketBuffers
+    /// The broker's socket's low-water mark; used on the network thread only.
+    private var coalescing = PubackCoalescing()
     private var thread = pthread_t()
     /// Set by `finish`: the loop ends once libmosquitto has no socket (the DISCONNECT was written, or there was no
     /// connection), as `loop_forever` ends in libmosquitto's "disconnecting" state.
@@ -139,26 +141,36 @@ final class NetworkLoop: @unchecked Sendable {
     private func pass() -> (MosquittoResultCode, Int32) {
         let socket = mosquitto_socket(handle)
         guard socket >= 0 else {
-            buffers.reset()
+            connectionEnded()
             return (.noConnection, 0)
         }
         // Before the CONNACK, libmosquitto's own pass: in 2.0.11 only `mosquitto_loop` completes a non-blocking
         // connect's TLS handshake (this loop's pass would see the socket writable and spin without sending it).
         guard core.linkUp.load(ordering: .relaxed) else {
-            buffers.reset()
+            connectionEnded()
             return connectingPass(socket)
         }
         let result = buffers.serving(socket) { bufferedPass(socket) }
-        if result.0 != .success || mosquitto_socket(handle) < 0 { buffers.reset() }
+        if result.0 != .success || mosquitto_socket(handle) < 0 { connectionEnded() }
         return result
+    }
+
+    /// Forgets what belonged to the broker's socket (there is none, or a new one is being connected).
+    private func connectionEnded() {
+        buffers.reset()
+        coalescing.reset()
     }
 
     /// A pass of a connection the broker accepted, with the socket's reads and writes going through `buffers`.
     private func bufferedPass(_ socket: Int32) -> (MosquittoResultCode, Int32) {
         // Input already in the buffer is not in the socket any more: a poll would not show it.
-        let (ready, error) = waker.waitForSocket(socket, wait: !buffers.hasInput) {
+        let timeout =
+            buffers.hasInput
+            ? 0 : coalescing.prepare(socket, expectedAcks: buffers.hasOutput ? 0 : core.expectedPubacks, now: .now)
+        let (ready, ranOut, error) = waker.waitForSocket(socket, timeout: timeout) {
             Int16(POLLIN) | (mosquitto_want_write(handle) || buffers.hasOutput ? Int16(POLLOUT) : 0)
         }
+        if ranOut, timeout > 0 { coalescing.waitRanOut(now: .now) }
         if error == EINTR { return (.success, 0) }
         guard error == 0 else {
             // `poll` itself failed (no memory): libmosquitto knows nothing of it, and the reconnect that follows
@@ -196,7 +208,7 @@ final class NetworkLoop: @unchecked Sendable {
     /// at full speed until the keepalive gave up. Ended as libmosquitto ends a failed attempt: the disconnect
     /// callback, then a fresh session (`mosquitto_reinitialise` closes the socket), the wait and the next attempt.
     private func connectingPass(_ socket: Int32) -> (MosquittoResultCode, Int32) {
-        let (_, error) = waker.waitForSocket(socket, wait: true) {
+        let (_, _, error) = waker.waitForSocket(socket, timeout: PubackCoalescing.idleWait) {
             Int16(POLLIN) | (mosquitto_want_write(handle) ? Int16(POLLOUT) : 0)
         }
         guard error == 0 || error == EINTR else { return (.errno, error) }
@@ -268,11 +280,11 @@ final class LoopWaker: Sendable {
         _ = write(writeEnd, &byte, 1)
     }
 
-    /// Waits up to a second (not at all unless `wait`) until `socket` is ready for what `events` asks (evaluated
-    /// once the thread counts as asleep, so that a packet queued meanwhile either shows in it or wakes the poll),
-    /// or a wake-up. Returns the socket's `revents`, or the error.
-    func waitForSocket(_ socket: Int32, wait: Bool, events: () -> Int16) -> (revents: Int16, error: Int32) {
-        self.wait(socket, events: events, timeout: wait ? 1000 : 0)
+    /// Waits up to `timeout` milliseconds until `socket` is ready for what `events` asks (evaluated once the thread
+    /// counts as asleep, so that a packet queued meanwhile either shows in it or wakes the poll), or a wake-up.
+    /// Returns the socket's `revents` and whether the time ran out (neither ready nor woken), or the error.
+    func waitForSocket(_ socket: Int32, timeout: Int32, events: () -> Int16) -> (revents: Int16, ranOut: Bool, error: Int32) {
+        self.wait(socket, events: events, timeout: timeout)
     }
 
     /// Sleeps until `deadline`, or until `cancelled` says so when woken. Set what `cancelled` reads before waking.
@@ -286,16 +298,18 @@ final class LoopWaker: Sendable {
 
     /// Counts as asleep, then polls `socket` (none: -1) and the pipe for up to `timeout` ms; returns ECANCELED at
     /// once, without polling, if `cancelled` says so by then.
-    private func wait(_ socket: Int32, events: () -> Int16, timeout: Int32, cancelled: () -> Bool = { false }) -> (revents: Int16, error: Int32) {
+    private func wait(
+        _ socket: Int32, events: () -> Int16, timeout: Int32, cancelled: () -> Bool = { false }
+    ) -> (revents: Int16, ranOut: Bool, error: Int32) {
         asleep.store(true, ordering: .sequentiallyConsistent)
         atomicMemoryFence(ordering: .sequentiallyConsistent)
         if cancelled() {
             asleep.store(false, ordering: .sequentiallyConsistent)
-            return (0, ECANCELED)
+            return (0, false, ECANCELED)
         }
         if injectedPollFailure.load(ordering: .relaxed) != 0 {
             asleep.store(false, ordering: .sequentiallyConsistent)
-            return (0, injectedPollFailure.exchange(0, ordering: .relaxed))
+            return (0, false, injectedPollFailure.exchange(0, ordering: .relaxed))
         }
         var fds = (pollfd(fd: socket, events: events(), revents: 0), pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0))
         let ready = withUnsafeMutableBytes(of: &fds) { poll($0.baseAddress!.assumingMemoryBound(to: pollfd.self), 2, timeout) }
@@ -305,6 +319,6 @@ final class LoopWaker: Sendable {
             var sink: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
             while withUnsafeMutableBytes(of: &sink, { read(readEnd, $0.baseAddress, $0.count) }) > 0 {}
         }
-        return (ready < 0 ? 0 : fds.0.revents, error)
+        return (ready < 0 ? 0 : fds.0.revents, ready == 0, error)
     }
 }

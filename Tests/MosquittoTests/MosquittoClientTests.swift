@@ -200,6 +200,28 @@ import Glibc
         #expect(broker.publishes == 1 && broker.connections == 2)
     }
 
+    /// A broker that holds its PUBACKs back (Nagle's algorithm, until the client's TCP acknowledgement) while the
+    /// network thread waits for several at once (``PubackCoalescing``): the wait runs out and the one PUBACK that came
+    /// is read. Five publishes owed, the socket's mark asks for two PUBACKs; a mark that stayed up would hold the
+    /// first publish's answer for good.
+    @Test func aPubackAloneWhileOthersAreHeldBackIsReadAfterAShortWait() async throws {
+        let broker = try ProtocolBreakingBroker(.answersOnlyTheFirstPublish)
+        defer { broker.close() }
+        let client = try MosquittoClient(
+            options: MQTTClientOptions(url: broker.url, clientID: "held-\(UInt32.random(in: 0...UInt32.max))"), logger: quietLogger)
+        defer { client.stop() }
+        try await client.connect()
+        let answered = Mutex<[Int: MosquittoError?]>([:])
+        for index in 0..<ProtocolBreakingBroker.heldPublishes {
+            try client.publish(topic: "held/\(index)", payload: [UInt8(index)], qos: .atLeastOnce) { error in
+                answered.withLock { $0[index] = error }
+            }
+        }
+        #expect(try await eventually { answered.withLock { $0[0] != nil } })
+        #expect(answered.withLock { $0.count == 1 && $0[0]! == nil })
+        #expect(broker.publishes == ProtocolBreakingBroker.heldPublishes)
+    }
+
     /// With mosquitto itself (2.0.11 closes the connection of a client whose publish it refuses, for its ACL or its
     /// `message_size_limit`, when `max_queued_messages` is 0): the publishes answered, refused or with their connection,
     /// and the next connection stays up and carries the next one.

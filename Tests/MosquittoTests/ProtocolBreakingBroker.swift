@@ -14,9 +14,13 @@ import Darwin
 /// With `hangsUpAfterConnack` it closes the connection after the CONNACK instead: a lost connection, after which
 /// the network thread waits its backoff and reconnects by itself. With `closesOnPublish` it answers the CONNACK alone,
 /// and closes the connection when a PUBLISH arrives, without answering it (as mosquitto 2.0 may for one it refuses).
-/// With `neverAnswers` it reads the CONNECT and answers nothing, until the client hangs up.
+/// With `neverAnswers` it reads the CONNECT and answers nothing, until the client hangs up. With
+/// `answersOnlyTheFirstPublish` it reads ``heldPublishes`` PUBLISHes, answers the first with a PUBACK and holds the
+/// others' back for good, as a broker with Nagle's algorithm on holds them until the client's TCP acknowledgement.
 final class ProtocolBreakingBroker: Sendable {
-    enum Behaviour: Sendable { case breaksProtocol, hangsUpAfterConnack, closesOnPublish, neverAnswers }
+    enum Behaviour: Sendable { case breaksProtocol, hangsUpAfterConnack, closesOnPublish, neverAnswers, answersOnlyTheFirstPublish }
+
+    static let heldPublishes = 5
 
     let port: Int
     private let listener: Int32
@@ -83,8 +87,8 @@ final class ProtocolBreakingBroker: Sendable {
             var byte: UInt8 = 0
             return recv(fd, &byte, 1, 0) == 1 ? byte : nil
         }
-        /// Reads one packet; returns its first byte.
-        func readPacket() -> UInt8? {
+        /// Reads one packet; returns its first byte and the rest after the length.
+        func readPacket() -> (type: UInt8, body: [UInt8])? {
             guard let type = readByte() else { return nil }
             var remaining = 0
             var shift = 0
@@ -93,10 +97,14 @@ final class ProtocolBreakingBroker: Sendable {
                 shift += 7
                 if byte & 0x80 == 0 { break }
             }
-            for _ in 0..<remaining { guard readByte() != nil else { return nil } }
-            return type
+            var body: [UInt8] = []
+            for _ in 0..<remaining {
+                guard let byte = readByte() else { return nil }
+                body.append(byte)
+            }
+            return (type, body)
         }
-        guard readPacket() == 0x10 else { return }
+        guard readPacket()?.type == 0x10 else { return }
         if behaviour == .neverAnswers {
             var byte: UInt8 = 0
             while case let read = recv(fd, &byte, 1, 0), read == 1 || (read < 0 && (errno == EAGAIN || errno == EINTR)) {}
@@ -112,10 +120,26 @@ final class ProtocolBreakingBroker: Sendable {
         case .closesOnPublish:
             var timeout = timeval(tv_sec: 30, tv_usec: 0)
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            while let type = readPacket() {
+            while let (type, _) = readPacket() {
                 if type & 0xF0 == 0x30 {
                     publishes.value.wrappingAdd(1, ordering: .relaxed)
                     return
+                }
+            }
+        case .answersOnlyTheFirstPublish:
+            var timeout = timeval(tv_sec: 30, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            var first: [UInt8]?
+            while let (type, body) = readPacket() {
+                guard type & 0xF0 == 0x30, body.count >= 2 else { continue }
+                let topicLength = Int(body[0]) << 8 | Int(body[1])
+                guard body.count >= 2 + topicLength + 2 else { return }
+                // QoS 1: the packet identifier follows the topic.
+                if first == nil { first = Array(body[(2 + topicLength)..<(4 + topicLength)]) }
+                let count = publishes.value.wrappingAdd(1, ordering: .relaxed).newValue
+                if count == heldPublishes, let first {
+                    let puback: [UInt8] = [0x40, 0x02] + first
+                    _ = puback.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
                 }
             }
         }

@@ -12,12 +12,12 @@ import Testing
         let (ours, peer) = try socketPair()
         defer { closeBoth(ours, peer) }
         let buffers = try SocketBuffers()
-        try send(peer, "abcd")
+        try sendText(peer, "abcd")
         buffers.serving(ours) {
             #expect(readText(ours, 1) == "a")
             // One read took everything the socket had.
             #expect(kernelBytes(ours) == 0)
-            try? send(peer, "efgh")
+            try? sendText(peer, "efgh")
             #expect(readText(ours, 10) == "bcd")
             // The socket was read once in this pass: it says EAGAIN until the next, though it has more.
             #expect(readError(ours, 1) == EAGAIN)
@@ -25,7 +25,7 @@ import Testing
         }
         buffers.serving(ours) { #expect(readText(ours, 10) == "efgh") }
         // Outside a pass the socket is read directly.
-        try send(peer, "ij")
+        try sendText(peer, "ij")
         #expect(readText(ours, 10) == "ij")
     }
 
@@ -33,7 +33,7 @@ import Testing
         let (ours, peer) = try socketPair()
         defer { closeBoth(ours, peer) }
         let buffers = try SocketBuffers()
-        try send(peer, "0123456789")
+        try sendText(peer, "0123456789")
         buffers.serving(ours) { #expect(readText(ours, 4) == "0123") }
         #expect(buffers.hasInput)
         buffers.serving(ours) { #expect(readText(ours, 10) == "456789") }
@@ -45,7 +45,7 @@ import Testing
         defer { closeBoth(ours, peer) }
         let buffers = try SocketBuffers(inputCapacity: 16, outputCapacity: 16)
         let text = String(repeating: "0123456789", count: 4)
-        try send(peer, text)
+        try sendText(peer, text)
         buffers.serving(ours) {
             #expect(readText(ours, 10) == "0123456789")
             #expect(readText(ours, 10) == "012345")
@@ -60,7 +60,7 @@ import Testing
         defer { closeBoth(ours, peer) }
         let buffers = try SocketBuffers(inputCapacity: 16, outputCapacity: 16)
         let text = String(repeating: "0123456789", count: 10)
-        try send(peer, text)
+        try sendText(peer, text)
         buffers.serving(ours) {
             #expect(readText(ours, 64) == String(text.prefix(64)))
             #expect(kernelBytes(ours) == 36)
@@ -98,7 +98,7 @@ import Testing
             #expect(buffers.flush() == 0)
         }
         #expect(!buffers.hasOutput)
-        #expect(try receive(peer) == "hello world")
+        #expect(try receiveText(peer) == "hello world")
     }
 
     @Test func otherDescriptorsAndOtherThreadsPassThrough() async throws {
@@ -109,13 +109,13 @@ import Testing
             closeBoth(other, otherPeer)
         }
         let buffers = try SocketBuffers()
-        try send(otherPeer, "x")
+        try sendText(otherPeer, "x")
         buffers.serving(ours) {
             #expect(writeText(other, "direct") == 6)
             #expect(readText(other, 10) == "x")
             #expect(kernelBytes(otherPeer) == 6)
         }
-        #expect(try receive(otherPeer) == "direct")
+        #expect(try receiveText(otherPeer) == "direct")
         // While this thread serves `ours`, another thread's write to it is its own.
         await confirmation { wrote in
             buffers.serving(ours) {
@@ -123,7 +123,7 @@ import Testing
                 thread.join()
             }
         }
-        #expect(try receive(peer) == "t")
+        #expect(try receiveText(peer) == "t")
     }
 
     @Test func aFullBufferIsWrittenOutAsItFills() throws {
@@ -137,9 +137,9 @@ import Testing
             #expect(writeText(ours, "ij") == 2)  // the full buffer went out first
             #expect(kernelBytes(peer) == 8)
         }
-        #expect(try receive(peer) == "abcdefgh")
+        #expect(try receiveText(peer) == "abcdefgh")
         buffers.serving(ours) { #expect(buffers.flush() == 0) }
-        #expect(try receive(peer) == "ij")
+        #expect(try receiveText(peer) == "ij")
     }
 
     @Test func aSocketThatTakesNothingMoreSaysEAGAIN() throws {
@@ -157,7 +157,7 @@ import Testing
         #expect(drain(peer) == kernelCapacity)
         buffers.serving(ours) { #expect(buffers.flush() == 0) }
         #expect(!buffers.hasOutput)
-        #expect(try receive(peer) == "0123456789abcdef")
+        #expect(try receiveText(peer) == "0123456789abcdef")
     }
 
     @Test func closingTheSocketWritesWhatWasHeldFirst() throws {
@@ -175,8 +175,8 @@ import Testing
             #expect(errno == EINTR)  // libmosquitto's errno, as it left it
             #expect(!buffers.hasOutput)
         }
-        #expect(try receive(peer) == "bye")
-        #expect(try receive(peer) == "")  // end of stream
+        #expect(try receiveText(peer) == "bye")
+        #expect(try receiveText(peer) == "")  // end of stream
     }
 
     @Test func closingWaitsForASocketThatTakesWhatWasHeldLater() throws {
@@ -234,7 +234,7 @@ import Testing
         // Closed with input unread, a TCP socket is reset, and the kernel drops what it has not sent yet.
         let (ours, peer) = try tcpPair(bufferSize: 4096)
         defer { Glibc.close(peer) }
-        try send(peer, "PUBACK")  // what the broker sent last, not read by the library
+        try sendText(peer, "PUBACK")  // what the broker sent last, not read by the library
         let kernelCapacity = fillUp(ours)  // the broker does not read for now: the DISCONNECT waits in our kernel
         let buffers = try SocketBuffers(closeWaitMilliseconds: 30_000)
         let outcome = Mutex((bytes: 0, tail: [UInt8](), error: Int32(0)))
@@ -313,7 +313,7 @@ import Testing
         let (ours, peer) = try socketPair()
         defer { closeBoth(ours, peer) }
         let buffers = try SocketBuffers()
-        try send(peer, "abcd")
+        try sendText(peer, "abcd")
         buffers.serving(ours) {
             var byte: UInt8 = 0
             #expect(globalRead(ours, &byte, 1) == 1)
@@ -345,7 +345,7 @@ import Testing
             closeBoth(second, secondPeer)
         }
         let buffers = try SocketBuffers()
-        try send(firstPeer, "old input")
+        try sendText(firstPeer, "old input")
         buffers.serving(first) {
             #expect(readText(first, 3) == "old")
             #expect(writeText(first, "old output") == 10)
@@ -358,89 +358,6 @@ import Testing
         #expect(kernelBytes(firstPeer) == 0)
         #expect(kernelBytes(secondPeer) == 0)
     }
-}
-
-// MARK: - Sockets
-
-private struct SocketError: Error { let errno: Int32 }
-
-/// A connected pair of non-blocking stream sockets.
-private func socketPair() throws -> (Int32, Int32) {
-    var ends: [Int32] = [-1, -1]
-    guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0, &ends) == 0 else {
-        throw SocketError(errno: errno)
-    }
-    return (ends[0], ends[1])
-}
-
-/// A connected TCP pair on loopback, ours non-blocking, both with kernel buffers of about `bufferSize` (set before
-/// the connection, so that the window is small too).
-private func tcpPair(bufferSize: Int32) throws -> (Int32, Int32) {
-    let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { Glibc.close(listener) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    var size = bufferSize
-    _ = setsockopt(listener, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-    _ = setsockopt(listener, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-    let ours = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    _ = setsockopt(ours, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-    _ = setsockopt(ours, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-    let connected = withUnsafeMutablePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
-            bind(listener, address, length) == 0 && listen(listener, 1) == 0 && getsockname(listener, address, &length) == 0
-                && connect(ours, address, length) == 0
-        }
-    }
-    let peer = connected ? accept(listener, nil, nil) : -1
-    guard peer >= 0 else {
-        let error = errno
-        Glibc.close(ours)
-        throw SocketError(errno: error)
-    }
-    _ = fcntl(ours, F_SETFL, fcntl(ours, F_GETFL) | O_NONBLOCK)
-    return (ours, peer)
-}
-
-private func closeBoth(_ a: Int32, _ b: Int32) {
-    Glibc.close(a)
-    Glibc.close(b)
-}
-
-/// Bytes waiting in the kernel for `fd` to read, seen with `recv`, which the buffers do not serve.
-private func kernelBytes(_ fd: Int32) -> Int {
-    var buffer = [UInt8](repeating: 0, count: 1 << 16)
-    return max(0, recv(fd, &buffer, buffer.count, Int32(MSG_PEEK | MSG_DONTWAIT)))
-}
-
-private func send(_ fd: Int32, _ text: String) throws {
-    let bytes = Array(text.utf8)
-    guard Glibc.send(fd, bytes, bytes.count, 0) == bytes.count else { throw SocketError(errno: errno) }
-}
-
-private func receive(_ fd: Int32) throws -> String {
-    var buffer = [UInt8](repeating: 0, count: 1 << 16)
-    let n = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
-    guard n >= 0 else { throw SocketError(errno: errno) }
-    return String(decoding: buffer[..<n], as: UTF8.self)
-}
-
-/// Sends until the kernel takes no more; returns how much it took.
-private func fillUp(_ fd: Int32) -> Int {
-    let chunk = [UInt8](repeating: 0x2A, count: 4096)
-    var total = 0
-    while case let n = Glibc.send(fd, chunk, chunk.count, Int32(MSG_DONTWAIT)), n > 0 { total += n }
-    return total
-}
-
-/// Receives until the kernel has nothing (or `limit` was received); returns how much there was.
-private func drain(_ fd: Int32, upTo limit: Int = .max) -> Int {
-    var buffer = [UInt8](repeating: 0, count: 4096)
-    var total = 0
-    while total < limit, case let n = recv(fd, &buffer, min(buffer.count, limit - total), Int32(MSG_DONTWAIT)), n > 0 { total += n }
-    return total
 }
 
 // MARK: - The calls libmosquitto makes

@@ -35,7 +35,9 @@ final class TestBroker: Sendable {
             listener \(self.port) 127.0.0.1
             allow_anonymous \(anonymous)
             persistence false
-            log_dest none
+            log_dest file \(directory.appendingPathComponent("mosquitto.log").path)
+            log_type error
+            log_type warning
             max_queued_messages 100000
             \(extraConfig)
 
@@ -60,7 +62,8 @@ final class TestBroker: Sendable {
             var status: Int32 = 0
             if waitpid(pid, &status, WNOHANG) == pid {
                 process.withLock { $0 = nil }
-                throw BrokerError(message: "mosquitto exited at start (status \(status)) on port \(port)")
+                let log = (try? String(contentsOf: directory.appendingPathComponent("mosquitto.log"), encoding: .utf8)) ?? ""
+                throw BrokerError(message: "mosquitto exited at start (status \(status)) on port \(port): \(log)")
             }
             // Someone else's listener on the port would answer too: only ours counts as started.
             if Self.canConnect(port: port), Self.process(pid, listensOn: port) { return }
