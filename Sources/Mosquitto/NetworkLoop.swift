@@ -28,6 +28,8 @@ import Darwin
 ///   on loopback the writer pays for the receiver's side too). That replaced a `TCP_CORK` around the writes.
 /// - Work that the callbacks hand to ``AfterPass`` (the device loops' wake-ups for their acks) runs at the end of the
 ///   pass, after its writes: a thread woken mid-pass preempted this one on a busy box, and the pass's publishes waited.
+/// - The wait for the socket holds out for half the PUBACKs the broker owes (``PubackCoalescing``): a broker writes
+///   each as it goes, and the thread woke for one or two at a time.
 /// - The wait between reconnect attempts follows ``MQTTReconnectPolicy/delay(attempt:)`` (jitter included) and
 ///   ends at once when the client stops (and only then: publishing during an outage does not shorten it).
 ///

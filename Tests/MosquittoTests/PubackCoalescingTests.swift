@@ -91,6 +91,24 @@ import Testing
         #expect(!coalescing.isPaused)
     }
 
+    @Test func aFewWaitsRunningOutAmongManyThatDoNotKeepItOn() throws {
+        let (ours, peer) = try tcpPair(bufferSize: 1 << 16)
+        defer { closeBoth(ours, peer) }
+        var coalescing = PubackCoalescing()
+        var now = ContinuousClock.now
+        for _ in 0..<(PubackCoalescing.strikes * 2) {
+            #expect(coalescing.prepare(ours, expectedAcks: 20, now: now) == PubackCoalescing.wait)
+            now += .milliseconds(5)
+            coalescing.waitRanOut(now: now)
+            _ = coalescing.prepare(ours, expectedAcks: 20, now: now)
+            // A busy broker's slow moment among waits that got their PUBACKs.
+            for _ in 0..<(PubackCoalescing.strikeShare * 2) {
+                #expect(coalescing.prepare(ours, expectedAcks: 20, now: now) == PubackCoalescing.wait)
+            }
+        }
+        #expect(!coalescing.isPaused)
+    }
+
     @Test func strikesFurtherApartThanThePauseNeverTurnItOff() throws {
         let (ours, peer) = try tcpPair(bufferSize: 1 << 16)
         defer { closeBoth(ours, peer) }
