@@ -172,7 +172,7 @@ final class NetworkLoop: @unchecked Sendable {
         let (ready, ranOut, error) = waker.waitForSocket(socket, timeout: timeout) {
             Int16(POLLIN) | (mosquitto_want_write(handle) || buffers.hasOutput ? Int16(POLLOUT) : 0)
         }
-        if ranOut, timeout > 0 { coalescing.waitRanOut(now: .now) }
+        if ranOut, timeout > 0 { coalescing.waitRanOut(socket, now: .now) }
         if error == EINTR { return (.success, 0) }
         guard error == 0 else {
             // `poll` itself failed (no memory): libmosquitto knows nothing of it, and the reconnect that follows

@@ -13,14 +13,13 @@ import Darwin
 ///
 /// A wait with a raised mark ends after ``wait`` whatever the socket holds, and the next one is for the first byte
 /// again: a broker that is slow for a moment (a busy box) delays some acks by that much, no more. A broker with
-/// Nagle's algorithm on (mosquitto's default, `set_tcp_nodelay false`) rarely lets the mark be reached: it sends its
-/// first PUBACK and holds the rest until that one's TCP acknowledgement, which the kernel delays while nothing
-/// reads (up to 40 ms). So when, within ``pause`` of the first, ``strikes`` waits have run out and they are one in
-/// ``strikeShare`` of the raised waits or more, the coalescing is off for ``pause``: such a broker costs three waits
-/// of 5 ms every 5 seconds at most, and the thread wakes as it did before. A broker that is only slow now and then
-/// runs out a few of thousands and keeps it. Nothing else depends on the mark: the socket is readable at once when
-/// the broker closes it or fails, a wake-up (a publish queued) ends the wait as always, and a read takes whatever
-/// has arrived.
+/// Nagle's algorithm on (mosquitto's default, `set_tcp_nodelay false`) often keeps the mark from being reached: it
+/// sends its first PUBACK and holds the rest until that one's TCP acknowledgement, which the kernel delays while
+/// nothing reads it (40 ms or more). Its waits run out with that first PUBACK waiting, where a slow broker's mostly
+/// run out with nothing: ``strikes`` waits that run out with bytes waiting, within ``pause``, turn the coalescing off
+/// for ``pause``. Such a broker costs three waits of 5 ms every 5 seconds at most, and the thread wakes as it did
+/// before. Nothing else depends on the mark: the socket is readable at once when the broker closes it or fails, a
+/// wake-up (a publish queued) ends the wait as always, and a read takes whatever has arrived.
 struct PubackCoalescing {
     /// A PUBACK without properties (MQTT 5 and 3.1.1 alike).
     static let pubackBytes = 4
@@ -30,10 +29,8 @@ struct PubackCoalescing {
     /// How long a wait with a raised mark lasts at most, in milliseconds: long enough for a busy box's broker to
     /// answer half its window (2 ms ran out a few times a second in `make bench`'s flow with a subscriber; 5 never).
     static let wait: Int32 = 5
-    /// How many waits that run out within ``pause`` turn the coalescing off (if they are one in ``strikeShare`` of
-    /// the raised waits since the first of them, or more), and for how long.
+    /// How many waits that run out with bytes waiting, within ``pause``, turn the coalescing off, and for how long.
     static let strikes = 3
-    static let strikeShare = 8
     static let pause: Duration = .seconds(5)
     /// How long any other wait lasts, in milliseconds (a pass then keeps the connection alive).
     static let idleWait: Int32 = 1000
@@ -41,10 +38,9 @@ struct PubackCoalescing {
     private var mark: Int32 = 1
     /// A wait ran out: the next one is for what has come.
     private var lowerOnce = false
-    /// Since the first wait that ran out lately (at `strikesSince`): how many did, and how many had a raised mark.
-    private var strikesSince: ContinuousClock.Instant?
+    /// Waits that ran out with bytes waiting since `strikesSince`.
     private var ranOut = 0
-    private var raised = 0
+    private var strikesSince: ContinuousClock.Instant?
     private var pausedUntil: ContinuousClock.Instant?
 
     /// The socket's low-water mark as this struct last set it.
@@ -66,22 +62,23 @@ struct PubackCoalescing {
             // A mark the socket refuses leaves the thread waking as it did before: no harm.
             if setsockopt(socket, SOL_SOCKET, SO_RCVLOWAT, &value, socklen_t(MemoryLayout<Int32>.size)) == 0 { mark = wanted }
         }
-        guard mark > 1 else { return Self.idleWait }
-        raised &+= 1
-        return Self.wait
+        return mark > 1 ? Self.wait : Self.idleWait
     }
 
-    /// The wait ended with nothing ready: with a raised mark, the broker is slow or holds its PUBACKs back. The next
-    /// wait is for the first byte; enough such waits (see the type) turn the coalescing off for ``pause``.
-    mutating func waitRanOut(now: ContinuousClock.Instant) {
+    /// The wait on `socket` ended with nothing ready: with a raised mark, the broker is slow or holds its PUBACKs
+    /// back. The next wait is for the first byte; ``strikes`` such waits with bytes waiting, within ``pause``, turn
+    /// the coalescing off for ``pause``.
+    mutating func waitRanOut(_ socket: Int32, now: ContinuousClock.Instant) {
         guard mark > 1 else { return }
         lowerOnce = true
+        var waiting: Int32 = 0
+        guard ioctl(socket, UInt(FIONREAD), &waiting) == 0, waiting > 0 else { return }
         if let since = strikesSince, now - since < Self.pause {
             ranOut += 1
         } else {
-            (strikesSince, ranOut, raised) = (now, 1, 1)
+            (strikesSince, ranOut) = (now, 1)
         }
-        guard ranOut >= Self.strikes, ranOut * Self.strikeShare >= raised else { return }
+        guard ranOut >= Self.strikes else { return }
         pausedUntil = now + Self.pause
         strikesSince = nil
     }
