@@ -139,8 +139,9 @@ final class ClientCore: Sendable {
     let unansweredPublishes = Atomic<Int>(0)
     /// How many publishes libmosquitto keeps unanswered at once on the current connection (set at its CONNACK).
     let inflightLimit = Atomic<Int>(0)
-    /// The PUBACKs the broker owes: the publishes libmosquitto has sent (it holds those beyond its limit back) and not
-    /// seen answered. Read by the network thread between passes, when everything sendable has been written.
+    /// The PUBACKs the broker owes, about: the publishes registered and not answered, up to libmosquitto's limit (it
+    /// holds those beyond it back). Read by the network thread before it waits, when what was queued has been written
+    /// or makes the wait end at once (`mosquitto_want_write`).
     var expectedPubacks: Int {
         min(unansweredPublishes.load(ordering: .relaxed), inflightLimit.load(ordering: .relaxed))
     }

@@ -51,6 +51,9 @@ final class NetworkLoop: @unchecked Sendable {
     /// Set by `finish`: the loop ends once libmosquitto has no socket (the DISCONNECT was written, or there was no
     /// connection), as `loop_forever` ends in libmosquitto's "disconnecting" state.
     private let stopping = Atomic<Bool>(false)
+    /// How long a wait for the socket lasts at most, in milliseconds, unless ``PubackCoalescing`` bounds it (a pass
+    /// then keeps the connection alive).
+    private static let idleWait: Int32 = 1000
     /// Set when the loop returns by itself (a fatal error), before it tells the client.
     private let ended = Atomic<Bool>(false)
     /// Held around each fresh session and reconnect, and around the client's disconnect in `finish`, so that no
@@ -138,8 +141,9 @@ final class NetworkLoop: @unchecked Sendable {
     /// Asked to stop while the broker has not accepted the current connection (or there is none).
     private var isStoppingBeforeAccepted: Bool { isStopping && !core.linkUp.load(ordering: .relaxed) }
 
-    /// One pass, as `mosquitto_loop` makes it: wait up to a second for the socket (or a wake-up), read what
-    /// arrived, write what is queued, then keepalive. Returns the first failure and `errno` as it left it.
+    /// One pass, as `mosquitto_loop` makes it: wait for the socket (up to a second, or as ``PubackCoalescing`` bounds
+    /// it) or a wake-up, read what arrived, write what is queued, then keepalive. Returns the first failure and
+    /// `errno` as it left it.
     private func pass() -> (MosquittoResultCode, Int32) {
         let socket = mosquitto_socket(handle)
         guard socket >= 0 else {
@@ -166,13 +170,17 @@ final class NetworkLoop: @unchecked Sendable {
     /// A pass of a connection the broker accepted, with the socket's reads and writes going through `buffers`.
     private func bufferedPass(_ socket: Int32) -> (MosquittoResultCode, Int32) {
         // Input already in the buffer is not in the socket any more: a poll would not show it.
-        let timeout =
-            buffers.hasInput
-            ? 0 : coalescing.prepare(socket, expectedAcks: buffers.hasOutput ? 0 : core.expectedPubacks, now: .now)
-        let (ready, ranOut, error) = waker.waitForSocket(socket, timeout: timeout) {
+        let coalescedWait =
+            buffers.hasInput ? nil : coalescing.prepare(socket, expectedAcks: buffers.hasOutput ? 0 : core.expectedPubacks, now: .now)
+        let (revents, ranOut, error) = waker.waitForSocket(socket, timeout: buffers.hasInput ? 0 : coalescedWait ?? Self.idleWait) {
             Int16(POLLIN) | (mosquitto_want_write(handle) || buffers.hasOutput ? Int16(POLLOUT) : 0)
         }
-        if ranOut, timeout > 0 { coalescing.waitRanOut(socket, now: .now) }
+        var ready = revents
+        if coalescedWait != nil,
+            coalescing.waitEnded(socket, readable: ready & Int16(POLLIN | POLLHUP | POLLERR) != 0, ranOut: ranOut, now: .now)
+        {
+            ready |= Int16(POLLIN)
+        }
         if error == EINTR { return (.success, 0) }
         guard error == 0 else {
             // `poll` itself failed (no memory): libmosquitto knows nothing of it, and the reconnect that follows
@@ -210,7 +218,7 @@ final class NetworkLoop: @unchecked Sendable {
     /// at full speed until the keepalive gave up. Ended as libmosquitto ends a failed attempt: the disconnect
     /// callback, then a fresh session (`mosquitto_reinitialise` closes the socket), the wait and the next attempt.
     private func connectingPass(_ socket: Int32) -> (MosquittoResultCode, Int32) {
-        let (_, _, error) = waker.waitForSocket(socket, timeout: PubackCoalescing.idleWait) {
+        let (_, _, error) = waker.waitForSocket(socket, timeout: Self.idleWait) {
             Int16(POLLIN) | (mosquitto_want_write(handle) ? Int16(POLLOUT) : 0)
         }
         guard error == 0 || error == EINTR else { return (.errno, error) }

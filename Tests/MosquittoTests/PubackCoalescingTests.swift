@@ -6,21 +6,24 @@ import Testing
 /// The broker's socket's low-water mark, on a real TCP connection over loopback: the kernel's side is read back
 /// with `getsockopt` and `poll`, as the network thread's wait sees it.
 @Suite struct PubackCoalescingTests {
+    private static let patience = Int32(PubackCoalescing.patience / .milliseconds(1))
+    private static let mark = Int32(10 * PubackCoalescing.pubackBytes)
+
     @Test func theMarkAsksForHalfThePubacksOwedAndNoMoreThanItsCap() throws {
         let (ours, peer) = try tcpPair(bufferSize: 1 << 16)
         defer { closeBoth(ours, peer) }
         var coalescing = PubackCoalescing()
         let now = ContinuousClock.now
-        #expect(coalescing.prepare(ours, expectedAcks: 20, now: now) == PubackCoalescing.wait)
-        #expect(receiveLowWaterMark(ours) == 40)
-        // Fewer than four owed: the first is worth waking for.
-        #expect(coalescing.prepare(ours, expectedAcks: 3, now: now) == PubackCoalescing.idleWait)
+        #expect(coalescing.prepare(ours, expectedAcks: 20, now: now) == Self.patience)
+        #expect(receiveLowWaterMark(ours) == Self.mark)
+        // Fewer than four owed: the first is worth waking for, and the caller waits as it would.
+        #expect(coalescing.prepare(ours, expectedAcks: 3, now: now) == nil)
         #expect(receiveLowWaterMark(ours) == 1)
         // A broker with a large Receive Maximum: a device's ack does not wait for hundreds of others.
-        #expect(coalescing.prepare(ours, expectedAcks: 1_000, now: now) == PubackCoalescing.wait)
+        #expect(coalescing.prepare(ours, expectedAcks: 1_000, now: now) == Self.patience)
         #expect(receiveLowWaterMark(ours) == Int32(PubackCoalescing.mostAcks * PubackCoalescing.pubackBytes))
         // Output waiting for the socket: the wait is for the socket to take it.
-        #expect(coalescing.prepare(ours, expectedAcks: 0, now: now) == PubackCoalescing.idleWait)
+        #expect(coalescing.prepare(ours, expectedAcks: 0, now: now) == nil)
         #expect(receiveLowWaterMark(ours) == 1)
     }
 
@@ -30,40 +33,59 @@ import Testing
         var coalescing = PubackCoalescing()
         _ = coalescing.prepare(ours, expectedAcks: 20, now: .now)
         try sendText(peer, String(repeating: "@", count: 36))
-        // Loopback delivers within the send: the bytes are there, and not enough.
-        #expect(kernelBytes(ours) == 36)
-        #expect(readable(ours) == false)
+        try waitUntilArrived(ours, 36)
+        #expect(!readable(ours))
         try sendText(peer, "@@@@")
-        #expect(readable(ours) == true)
+        try waitUntilArrived(ours, 40)
+        #expect(readable(ours))
         #expect(try receiveText(ours).count == 40)
         // Below the mark a read still takes what has come, and a peer that closes makes the socket readable.
         try sendText(peer, "@@@@")
-        #expect(readable(ours) == false)
+        try waitUntilArrived(ours, 4)
+        #expect(!readable(ours))
         #expect(try receiveText(ours) == "@@@@")
         shutdown(peer, Int32(SHUT_WR))
-        #expect(readable(ours) == true)
+        #expect(readable(ours, withinMilliseconds: 5000))
     }
 
-    @Test func aWaitThatRunsOutIsFollowedByOneForTheFirstByte() throws {
+    /// Wake-ups (publishes queued) do not restart the wait: what came below the mark is read `patience` after the
+    /// first wait began, however often the thread was woken meanwhile.
+    @Test func wakeUpsKeepTheDeadlineOfTheFirstWait() throws {
+        let (ours, peer) = try tcpPair(bufferSize: 1 << 16)
+        defer { closeBoth(ours, peer) }
+        var coalescing = PubackCoalescing()
+        let start = ContinuousClock.now
+        #expect(coalescing.prepare(ours, expectedAcks: 20, now: start) == Self.patience)
+        #expect(coalescing.waitEnded(ours, readable: false, ranOut: false, now: start + .milliseconds(3)) == false)
+        #expect(coalescing.prepare(ours, expectedAcks: 20, now: start + .milliseconds(3)) == Self.patience - 3)
+        #expect(coalescing.waitEnded(ours, readable: false, ranOut: false, now: start + .seconds(1)) == false)
+        #expect(coalescing.prepare(ours, expectedAcks: 20, now: start + .seconds(1)) == 0)
+        // Readable: a new wait gets the whole patience again.
+        #expect(coalescing.waitEnded(ours, readable: true, ranOut: false, now: start + .seconds(1)) == false)
+        #expect(coalescing.prepare(ours, expectedAcks: 20, now: start + .seconds(1)) == Self.patience)
+    }
+
+    @Test func aWaitThatRunsOutHasWhatCameReadAndIsFollowedByOneForTheFirstByte() throws {
         let (ours, peer) = try tcpPair(bufferSize: 1 << 16)
         defer { closeBoth(ours, peer) }
         var coalescing = PubackCoalescing()
         let start = ContinuousClock.now
         _ = coalescing.prepare(ours, expectedAcks: 20, now: start)
         try sendText(peer, "@@@@")
-        #expect(readable(ours) == false)
-        coalescing.waitRanOut(ours, now: start + .milliseconds(5))
-        #expect(coalescing.prepare(ours, expectedAcks: 20, now: start + .milliseconds(5)) == PubackCoalescing.idleWait)
-        #expect(readable(ours) == true)
-        // One wait only, and not yet paused.
-        #expect(coalescing.prepare(ours, expectedAcks: 20, now: start + .milliseconds(6)) == PubackCoalescing.wait)
-        #expect(receiveLowWaterMark(ours) == 40)
+        try waitUntilArrived(ours, 4)
+        #expect(!readable(ours))
+        #expect(coalescing.waitEnded(ours, readable: false, ranOut: true, now: start + .milliseconds(5)) == true)
+        #expect(coalescing.prepare(ours, expectedAcks: 20, now: start + .milliseconds(5)) == nil)
+        #expect(readable(ours))
+        // One wait only, and one strike is no pause.
+        #expect(coalescing.prepare(ours, expectedAcks: 20, now: start + .milliseconds(6)) == Self.patience)
+        #expect(receiveLowWaterMark(ours) == Self.mark)
         #expect(!coalescing.isPaused)
-        // A wait with the kernel's mark that runs out (an idle connection) is no strike.
+        // A wait without a raised mark that runs out (an idle connection) is neither.
         _ = coalescing.prepare(ours, expectedAcks: 0, now: start)
-        coalescing.waitRanOut(ours, now: start + .seconds(1))
-        coalescing.waitRanOut(ours, now: start + .seconds(1))
-        coalescing.waitRanOut(ours, now: start + .seconds(1))
+        for _ in 0..<PubackCoalescing.strikes {
+            #expect(coalescing.waitEnded(ours, readable: false, ranOut: true, now: start + .seconds(1)) == false)
+        }
         #expect(!coalescing.isPaused)
     }
 
@@ -72,44 +94,46 @@ import Testing
         let (ours, peer) = try tcpPair(bufferSize: 1 << 16)
         defer { closeBoth(ours, peer) }
         try sendText(peer, "@@@@")
+        try waitUntilArrived(ours, 4)
         var coalescing = PubackCoalescing()
         let start = ContinuousClock.now
         var now = start
         for strike in 1...PubackCoalescing.strikes {
             #expect(!coalescing.isPaused)
-            #expect(coalescing.prepare(ours, expectedAcks: 20, now: now) == PubackCoalescing.wait, "strike \(strike)")
-            now += .milliseconds(5)
-            coalescing.waitRanOut(ours, now: now)
-            _ = coalescing.prepare(ours, expectedAcks: 20, now: now)  // the wait for the first byte
+            #expect(coalescing.prepare(ours, expectedAcks: 20, now: now) == Self.patience, "strike \(strike)")
+            now += PubackCoalescing.patience
+            #expect(coalescing.waitEnded(ours, readable: false, ranOut: true, now: now) == true)
+            #expect(coalescing.prepare(ours, expectedAcks: 20, now: now) == nil)  // the wait for the first byte
             now += .milliseconds(100)
         }
         #expect(coalescing.isPaused)
         let paused = now - .milliseconds(100)
-        #expect(coalescing.prepare(ours, expectedAcks: 20, now: now) == PubackCoalescing.idleWait)
+        #expect(coalescing.prepare(ours, expectedAcks: 20, now: now) == nil)
         #expect(receiveLowWaterMark(ours) == 1)
-        #expect(coalescing.prepare(ours, expectedAcks: 20, now: paused + PubackCoalescing.pause - .milliseconds(1)) == PubackCoalescing.idleWait)
-        #expect(coalescing.prepare(ours, expectedAcks: 20, now: paused + PubackCoalescing.pause) == PubackCoalescing.wait)
-        #expect(receiveLowWaterMark(ours) == 40)
+        #expect(coalescing.prepare(ours, expectedAcks: 20, now: paused + PubackCoalescing.pause - .milliseconds(1)) == nil)
+        #expect(coalescing.prepare(ours, expectedAcks: 20, now: paused + PubackCoalescing.pause) == Self.patience)
+        #expect(receiveLowWaterMark(ours) == Self.mark)
         #expect(!coalescing.isPaused)
     }
 
-    /// A broker slow for a moment (a busy box) mostly leaves nothing at all by the end of the wait.
+    /// A busy broker, slow for a moment, mostly has sent nothing at all by the end of the wait.
     @Test func waitsThatRunOutWithNothingWaitingAreNoStrikes() throws {
         let (ours, peer) = try tcpPair(bufferSize: 1 << 16)
         defer { closeBoth(ours, peer) }
         var coalescing = PubackCoalescing()
         var now = ContinuousClock.now
         for _ in 0..<(PubackCoalescing.strikes * 2) {
-            #expect(coalescing.prepare(ours, expectedAcks: 20, now: now) == PubackCoalescing.wait)
-            now += .milliseconds(5)
-            coalescing.waitRanOut(ours, now: now)
-            #expect(coalescing.prepare(ours, expectedAcks: 20, now: now) == PubackCoalescing.idleWait)
+            #expect(coalescing.prepare(ours, expectedAcks: 20, now: now) == Self.patience)
+            now += PubackCoalescing.patience
+            #expect(coalescing.waitEnded(ours, readable: false, ranOut: true, now: now) == false)
+            #expect(coalescing.prepare(ours, expectedAcks: 20, now: now) == nil)
         }
         #expect(!coalescing.isPaused)
         try sendText(peer, "@@@@")
+        try waitUntilArrived(ours, 4)
         for _ in 0..<PubackCoalescing.strikes {
             _ = coalescing.prepare(ours, expectedAcks: 20, now: now)
-            coalescing.waitRanOut(ours, now: now)
+            #expect(coalescing.waitEnded(ours, readable: false, ranOut: true, now: now) == true)
             _ = coalescing.prepare(ours, expectedAcks: 20, now: now)
         }
         #expect(coalescing.isPaused)
@@ -119,11 +143,12 @@ import Testing
         let (ours, peer) = try tcpPair(bufferSize: 1 << 16)
         defer { closeBoth(ours, peer) }
         try sendText(peer, "@@@@")
+        try waitUntilArrived(ours, 4)
         var coalescing = PubackCoalescing()
         var now = ContinuousClock.now
         for _ in 0..<(PubackCoalescing.strikes * 3) {
-            #expect(coalescing.prepare(ours, expectedAcks: 20, now: now) == PubackCoalescing.wait)
-            coalescing.waitRanOut(ours, now: now)
+            #expect(coalescing.prepare(ours, expectedAcks: 20, now: now) == Self.patience)
+            #expect(coalescing.waitEnded(ours, readable: false, ranOut: true, now: now) == true)
             _ = coalescing.prepare(ours, expectedAcks: 20, now: now)
             now += PubackCoalescing.pause / (PubackCoalescing.strikes - 1)
         }
@@ -138,9 +163,9 @@ private func receiveLowWaterMark(_ fd: Int32) -> Int32 {
     return value
 }
 
-/// Whether `poll` reports the socket readable now.
-private func readable(_ fd: Int32) -> Bool {
+/// Whether `poll` reports the socket readable now (or within `milliseconds`).
+private func readable(_ fd: Int32, withinMilliseconds milliseconds: Int32 = 0) -> Bool {
     var probe = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-    return poll(&probe, 1, 0) == 1 && probe.revents & Int16(POLLIN) != 0
+    return poll(&probe, 1, milliseconds) == 1 && probe.revents & Int16(POLLIN) != 0
 }
 #endif

@@ -17,7 +17,7 @@ func socketPair() throws -> (Int32, Int32) {
 /// A connected TCP pair on loopback, ours non-blocking, both with kernel buffers of about `bufferSize` (set before
 /// the connection, so that the window is small too).
 func tcpPair(bufferSize: Int32) throws -> (Int32, Int32) {
-    let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     defer { Glibc.close(listener) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
@@ -26,7 +26,7 @@ func tcpPair(bufferSize: Int32) throws -> (Int32, Int32) {
     var size = bufferSize
     _ = setsockopt(listener, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
     _ = setsockopt(listener, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-    let ours = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    let ours = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     _ = setsockopt(ours, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
     _ = setsockopt(ours, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
     let connected = withUnsafeMutablePointer(to: &address) { pointer in
@@ -48,6 +48,16 @@ func tcpPair(bufferSize: Int32) throws -> (Int32, Int32) {
 func closeBoth(_ a: Int32, _ b: Int32) {
     Glibc.close(a)
     Glibc.close(b)
+}
+
+/// Waits (up to 5 s) until the kernel holds at least `count` bytes for `fd` to read: loopback mostly delivers within
+/// the peer's `send`, but a busy box may leave it to a kernel thread.
+func waitUntilArrived(_ fd: Int32, _ count: Int) throws {
+    let deadline = ContinuousClock.now + .seconds(5)
+    while kernelBytes(fd) < count {
+        guard ContinuousClock.now < deadline else { throw SocketError(errno: ETIMEDOUT) }
+        usleep(1000)
+    }
 }
 
 /// Bytes waiting in the kernel for `fd` to read, seen with `recv`, which the buffers do not serve.
