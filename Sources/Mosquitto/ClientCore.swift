@@ -135,15 +135,13 @@ final class ClientCore: Sendable {
     /// From the broker's CONNACK (success) until that connection ends: the network loop serves the connection
     /// with its own pass only then (see `NetworkLoop.pass`). Written and read on the network thread.
     let linkUp = Atomic<Bool>(false)
-    /// QoS 1 publishes handed to libmosquitto and not answered (`publishWaiters.count`, for the network thread).
-    let unansweredPublishes = Atomic<Int>(0)
     /// How many publishes libmosquitto keeps unanswered at once on the current connection (set at its CONNACK).
     let inflightLimit = Atomic<Int>(0)
     /// The PUBACKs the broker owes, about: the publishes registered and not answered, up to libmosquitto's limit (it
     /// holds those beyond it back). Read by the network thread before it waits, when what was queued has been written
     /// or makes the wait end at once (`mosquitto_want_write`).
     var expectedPubacks: Int {
-        min(unansweredPublishes.load(ordering: .relaxed), inflightLimit.load(ordering: .relaxed))
+        min(state.withLock { $0.publishWaiters.count }, inflightLimit.load(ordering: .relaxed))
     }
     /// Sends between `beginSend` and their registration (an atomic, so a publish takes the mutex only once).
     let sendsInProgress = Atomic<Int>(0)
@@ -200,7 +198,6 @@ final class ClientCore: Sendable {
             if state.phase == .stopped { return .failure(Self.closedError) }
             if let reason = state.earlyPublishAcks.removeValue(forKey: mid) { return .success(reason) }
             state.publishWaiters[mid] = waiter
-            unansweredPublishes.store(state.publishWaiters.count, ordering: .relaxed)
             return nil
         }
     }
@@ -264,10 +261,7 @@ final class ClientCore: Sendable {
 
     func handlePublishAck(mid: Int32, reasonCode: Int32) {
         let waiter: PublishWaiter? = state.withLock { state in
-            if let waiter = state.publishWaiters.removeValue(forKey: mid) {
-                unansweredPublishes.store(state.publishWaiters.count, ordering: .relaxed)
-                return waiter
-            }
+            if let waiter = state.publishWaiters.removeValue(forKey: mid) { return waiter }
             // libmosquitto reports a QoS 0 publish as written, from its write: no PUBACK was read.
             if state.qos0Mids.remove(mid) != nil { return nil }
             if sendsInProgress.load(ordering: .sequentiallyConsistent) > 0 { state.earlyPublishAcks[mid] = reasonCode }
@@ -473,7 +467,6 @@ final class ClientCore: Sendable {
         state.withLock { state in
             let waiters = Array(state.publishWaiters.values)
             state.publishWaiters.removeAll()
-            unansweredPublishes.store(0, ordering: .relaxed)
             state.earlyPublishAcks.removeAll()
             state.qos0Mids.removeAll()
             return waiters

@@ -393,7 +393,6 @@ public final class MosquittoClient: @unchecked Sendable {
         let waiters = core.state.withLock { state -> ClientCore.Waiters? in
             guard state.phase != .stopped else { return nil }
             state.phase = .stopped
-            core.unansweredPublishes.store(0, ordering: .relaxed)
             return ClientCore.Waiters(takingFrom: &state)
         }
         guard let waiters else { return }

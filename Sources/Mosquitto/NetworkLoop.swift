@@ -175,10 +175,9 @@ final class NetworkLoop: @unchecked Sendable {
         let (revents, ranOut, error) = waker.waitForSocket(socket, timeout: buffers.hasInput ? 0 : coalescedWait ?? Self.idleWait) {
             Int16(POLLIN) | (mosquitto_want_write(handle) || buffers.hasOutput ? Int16(POLLOUT) : 0)
         }
+        let readable = Int16(POLLIN | POLLHUP | POLLERR)
         var ready = revents
-        if coalescedWait != nil,
-            coalescing.waitEnded(socket, readable: ready & Int16(POLLIN | POLLHUP | POLLERR) != 0, ranOut: ranOut, now: .now)
-        {
+        if coalescedWait != nil, coalescing.waitEnded(socket, readable: ready & readable != 0, ranOut: ranOut, now: .now) {
             ready |= Int16(POLLIN)
         }
         if error == EINTR { return (.success, 0) }
@@ -188,7 +187,7 @@ final class NetworkLoop: @unchecked Sendable {
             core.handleDisconnect(rc: MosquittoResultCode.errno.rawValue)
             return (.errno, error)
         }
-        if ready & Int16(POLLIN | POLLHUP | POLLERR) != 0 || buffers.hasInput {
+        if ready & readable != 0 || buffers.hasInput {
             // libmosquitto reads no more packets per call than it has messages in flight: again while the buffer
             // holds more (one read of the socket per pass bounds it) and the last call took some of it.
             var left: Int
