@@ -51,9 +51,9 @@ final class NetworkLoop: @unchecked Sendable {
     /// Set by `finish`: the loop ends once libmosquitto has no socket (the DISCONNECT was written, or there was no
     /// connection), as `loop_forever` ends in libmosquitto's "disconnecting" state.
     private let stopping = Atomic<Bool>(false)
-    /// How long a wait for the socket lasts at most, in milliseconds, unless ``PubackCoalescing`` bounds it (a pass
-    /// then keeps the connection alive).
-    private static let idleWait: Int32 = 1000
+    /// How long a wait for the socket lasts at most, unless ``PubackCoalescing`` bounds it (a pass then keeps the
+    /// connection alive).
+    private static let idleWait: Duration = .seconds(1)
     /// Set when the loop returns by itself (a fatal error), before it tells the client.
     private let ended = Atomic<Bool>(false)
     /// Held around each fresh session and reconnect, and around the client's disconnect in `finish`, so that no
@@ -172,12 +172,12 @@ final class NetworkLoop: @unchecked Sendable {
         // Input already in the buffer is not in the socket any more: a poll would not show it.
         let coalescedWait =
             buffers.hasInput ? nil : coalescing.prepare(socket, expectedAcks: buffers.hasOutput ? 0 : core.expectedPubacks, now: .now)
-        let (revents, ranOut, error) = waker.waitForSocket(socket, timeout: buffers.hasInput ? 0 : coalescedWait ?? Self.idleWait) {
+        let (revents, ranOut, error) = waker.waitForSocket(socket, timeout: buffers.hasInput ? .zero : coalescedWait ?? Self.idleWait) {
             Int16(POLLIN) | (mosquitto_want_write(handle) || buffers.hasOutput ? Int16(POLLOUT) : 0)
         }
         let readable = Int16(POLLIN | POLLHUP | POLLERR)
         var ready = revents
-        if coalescedWait != nil, coalescing.waitEnded(socket, readable: ready & readable != 0, ranOut: ranOut, now: .now) {
+        if coalescedWait != nil, coalescing.waitEnded(socket, readable: ready & readable != 0, ranOut: ranOut) {
             ready |= Int16(POLLIN)
         }
         if error == EINTR { return (.success, 0) }
@@ -289,26 +289,24 @@ final class LoopWaker: Sendable {
         _ = write(writeEnd, &byte, 1)
     }
 
-    /// Waits up to `timeout` milliseconds until `socket` is ready for what `events` asks (evaluated once the thread
+    /// Waits up to `timeout` until `socket` is ready for what `events` asks (evaluated once the thread
     /// counts as asleep, so that a packet queued meanwhile either shows in it or wakes the poll), or a wake-up.
     /// Returns the socket's `revents` and whether the time ran out (neither ready nor woken), or the error.
-    func waitForSocket(_ socket: Int32, timeout: Int32, events: () -> Int16) -> (revents: Int16, ranOut: Bool, error: Int32) {
+    func waitForSocket(_ socket: Int32, timeout: Duration, events: () -> Int16) -> (revents: Int16, ranOut: Bool, error: Int32) {
         self.wait(socket, events: events, timeout: timeout)
     }
 
     /// Sleeps until `deadline`, or until `cancelled` says so when woken. Set what `cancelled` reads before waking.
     func sleep(until deadline: ContinuousClock.Instant, unless cancelled: () -> Bool) {
         while case let left = deadline - .now, left > .zero {
-            let (seconds, attoseconds) = left.components
-            let milliseconds = min(Int64(Int32.max), seconds * 1000 + attoseconds / 1_000_000_000_000_000 + 1)
-            if wait(-1, events: { 0 }, timeout: Int32(milliseconds), cancelled: cancelled).error == ECANCELED { return }
+            if wait(-1, events: { 0 }, timeout: left, cancelled: cancelled).error == ECANCELED { return }
         }
     }
 
-    /// Counts as asleep, then polls `socket` (none: -1) and the pipe for up to `timeout` ms; returns ECANCELED at
+    /// Counts as asleep, then polls `socket` (none: -1) and the pipe for up to `timeout`; returns ECANCELED at
     /// once, without polling, if `cancelled` says so by then.
     private func wait(
-        _ socket: Int32, events: () -> Int16, timeout: Int32, cancelled: () -> Bool = { false }
+        _ socket: Int32, events: () -> Int16, timeout: Duration, cancelled: () -> Bool = { false }
     ) -> (revents: Int16, ranOut: Bool, error: Int32) {
         asleep.store(true, ordering: .sequentiallyConsistent)
         atomicMemoryFence(ordering: .sequentiallyConsistent)
@@ -321,7 +319,7 @@ final class LoopWaker: Sendable {
             return (0, false, injectedPollFailure.exchange(0, ordering: .relaxed))
         }
         var fds = (pollfd(fd: socket, events: events(), revents: 0), pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0))
-        let ready = withUnsafeMutableBytes(of: &fds) { poll($0.baseAddress!.assumingMemoryBound(to: pollfd.self), 2, timeout) }
+        let ready = withUnsafeMutableBytes(of: &fds) { Self.poll($0.baseAddress!.assumingMemoryBound(to: pollfd.self), 2, timeout) }
         let error = ready < 0 ? errno : 0
         asleep.store(false, ordering: .sequentiallyConsistent)
         if fds.1.revents != 0 {
@@ -329,5 +327,17 @@ final class LoopWaker: Sendable {
             while withUnsafeMutableBytes(of: &sink, { read(readEnd, $0.baseAddress, $0.count) }) > 0 {}
         }
         return (ready < 0 ? 0 : fds.0.revents, ready == 0, error)
+    }
+
+    /// `poll` with a timeout finer than its milliseconds (``PubackCoalescing/patience`` is a fraction of one): `ppoll`
+    /// where there is one.
+    private static func poll(_ fds: UnsafeMutablePointer<pollfd>, _ count: nfds_t, _ timeout: Duration) -> Int32 {
+        let (seconds, attoseconds) = max(timeout, .zero).components
+        #if os(Linux)
+        var limit = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
+        return ppoll(fds, count, &limit, nil)
+        #else
+        return Darwin.poll(fds, count, Int32(min(Int64(Int32.max), seconds * 1000 + (attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000)))
+        #endif
     }
 }

@@ -13,47 +13,38 @@ import Darwin
 ///
 /// Whatever comes below the mark (PUBACKs, and anything else the broker sends meanwhile: a command, a PINGRESP)
 /// waits ``patience`` at most, counted from the first wait with the mark raised, across wake-ups; then it is read,
-/// and the next wait is for the first byte again. A broker with Nagle's algorithm on (mosquitto's default,
-/// `set_tcp_nodelay false`) often keeps the mark from being reached: it sends its first PUBACK and holds the rest
-/// until that one's TCP acknowledgement, which the kernel delays (40 ms or more) unless something reads it. Its
-/// waits run out with that first PUBACK waiting, where a busy broker's mostly run out with nothing: ``strikes``
-/// waits that run out with bytes waiting (a small command's too), within ``pause``, turn the coalescing off for
-/// ``pause``. Such a broker costs three waits of 5 ms every 5 seconds, and the thread wakes as it did before. With
-/// TLS the mark counts the records' bytes, so it is reached sooner (after a few PUBACKs) and coalesces less. Nothing
-/// else changes: the socket is readable at once when the broker closes it or fails, a wake-up (a publish queued)
-/// ends a wait as always, and a read takes whatever has arrived.
+/// and the next wait is for the first byte again. That bound is also what paces a broker with Nagle's algorithm on
+/// (mosquitto's default, `set_tcp_nodelay false`): it sends its first PUBACK and holds the rest until that one's
+/// TCP acknowledgement, which the kernel delays (40 ms or more) until this thread reads it or writes. So such a
+/// broker's waits run out, each with one PUBACK waiting; reading it and writing the publishes it released
+/// acknowledges it, and the broker sends all it held in one segment, which the next wait (for the first byte)
+/// takes at once: two wake-ups per ``patience`` where without the mark the thread and the broker answered each
+/// other one PUBACK at a time. With TLS the mark counts the records' bytes, so it is reached sooner (after a few
+/// PUBACKs) and coalesces less. Nothing else changes: the socket is readable at once when the broker closes it or
+/// fails, a wake-up (a publish queued) ends a wait as always, and a read takes whatever has arrived.
 struct PubackCoalescing {
     /// A PUBACK without properties (MQTT 5 and 3.1.1 alike).
     static let pubackBytes = 4
+    /// How long what came below the mark waits at most. It bounds what the mark adds to a command's or an ack's
+    /// way, and paces a broker with Nagle's algorithm on. 0.25 to 2 ms all cost about the same per message
+    /// (`bench_profile.py` with its subscriber, either broker; docs/benchmarks.md); 5 ms left a Nagle broker's
+    /// batches waiting long enough that the coalescing had to be turned off for it.
+    static let patience: Duration = .microseconds(500)
     /// The most PUBACKs a wait holds out for: a broker with a large Receive Maximum would otherwise keep a device's
     /// ack waiting for hundreds of others.
     static let mostAcks = 32
-    /// How long what came below the mark waits at most: long enough for a busy box's broker to answer half its
-    /// window (2 ms ran out 6 to 11 times per 100,000 messages in `bench.py`'s flow with its subscriber; 5, once at most).
-    static let patience: Duration = .milliseconds(5)
-    /// How many waits that run out with bytes waiting, within ``pause``, turn the coalescing off, and for how long.
-    static let strikes = 3
-    static let pause: Duration = .seconds(5)
 
     private var mark: Int32 = 1
     /// When what came below the raised mark must be read; kept across wake-ups.
     private var deadline: ContinuousClock.Instant?
     /// A wait ran out: the next one is for what has come.
     private var lowerOnce = false
-    /// Waits that ran out with bytes waiting since `strikesSince`.
-    private var strikeCount = 0
-    private var strikesSince: ContinuousClock.Instant?
-    private var pausedUntil: ContinuousClock.Instant?
-
-    /// Whether the coalescing is off after waits that ran out (until the first ``prepare`` after the pause).
-    var isPaused: Bool { pausedUntil != nil }
 
     /// Sets `socket`'s low-water mark for the PUBACKs the broker owes (`expectedAcks`; 0 while output waits for the
-    /// socket, which the wait is then for). Returns how long the wait may last with the mark raised, in
-    /// milliseconds (0 once ``patience`` is up), or nil without a raised mark: then the caller waits as it would.
-    mutating func prepare(_ socket: Int32, expectedAcks: Int, now: @autoclosure () -> ContinuousClock.Instant) -> Int32? {
-        if let until = pausedUntil, now() >= until { pausedUntil = nil }
-        let acks = pausedUntil == nil && !lowerOnce ? min(expectedAcks / 2, Self.mostAcks) : 0
+    /// socket, which the wait is then for). Returns how long the wait may last with the mark raised (zero once
+    /// ``patience`` is up), or nil without a raised mark: then the caller waits as it would.
+    mutating func prepare(_ socket: Int32, expectedAcks: Int, now: @autoclosure () -> ContinuousClock.Instant) -> Duration? {
+        let acks = lowerOnce ? 0 : min(expectedAcks / 2, Self.mostAcks)
         lowerOnce = false
         let wanted = acks > 1 ? Int32(acks * Self.pubackBytes) : 1
         if wanted != mark {
@@ -68,32 +59,19 @@ struct PubackCoalescing {
         let now = now()
         let end = deadline ?? now + Self.patience
         deadline = end
-        let (seconds, attoseconds) = max(end - now, .zero).components
-        return Int32(seconds * 1000 + (attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000)
+        return max(end - now, .zero)
     }
 
     /// A wait that ``prepare`` bounded ended: `readable`, the socket was ready (what came below the mark is read
     /// with the rest); `ranOut`, neither it nor a wake-up was, and ``patience`` is up. Returns whether the pass should
-    /// read the socket all the same: bytes are waiting below the mark. The next wait is then for the first byte, and
-    /// ``strikes`` such waits within ``pause`` turn the coalescing off for ``pause``.
-    mutating func waitEnded(_ socket: Int32, readable: Bool, ranOut: Bool, now: @autoclosure () -> ContinuousClock.Instant) -> Bool {
+    /// read the socket all the same: bytes are waiting below the mark. The next wait is then for the first byte.
+    mutating func waitEnded(_ socket: Int32, readable: Bool, ranOut: Bool) -> Bool {
         if readable { deadline = nil }
         guard ranOut, mark > 1 else { return false }
         deadline = nil
         lowerOnce = true
         var byte: UInt8 = 0
-        guard recv(socket, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) == 1 else { return false }
-        let now = now()
-        if let since = strikesSince, now - since < Self.pause {
-            strikeCount += 1
-        } else {
-            (strikesSince, strikeCount) = (now, 1)
-        }
-        if strikeCount >= Self.strikes {
-            pausedUntil = now + Self.pause
-            strikesSince = nil
-        }
-        return true
+        return recv(socket, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) == 1
     }
 
     /// The connection ended: its successor's socket starts with the kernel's mark (1 byte).

@@ -6,7 +6,7 @@ import Testing
 /// The broker's socket's low-water mark, on a real TCP connection over loopback: the kernel's side is read back
 /// with `getsockopt` and `poll`, as the network thread's wait sees it.
 @Suite struct PubackCoalescingTests {
-    private static let patience = Int32(PubackCoalescing.patience / .milliseconds(1))
+    private static let patience = PubackCoalescing.patience
     private static let mark = Int32(10 * PubackCoalescing.pubackBytes)
 
     @Test func theMarkAsksForHalfThePubacksOwedAndNoMoreThanItsCap() throws {
@@ -55,13 +55,14 @@ import Testing
         defer { closeBoth(ours, peer) }
         var coalescing = PubackCoalescing()
         let start = ContinuousClock.now
+        let woken = start + Self.patience * 0.6
         #expect(coalescing.prepare(ours, expectedAcks: 20, now: start) == Self.patience)
-        #expect(coalescing.waitEnded(ours, readable: false, ranOut: false, now: start + .milliseconds(3)) == false)
-        #expect(coalescing.prepare(ours, expectedAcks: 20, now: start + .milliseconds(3)) == Self.patience - 3)
-        #expect(coalescing.waitEnded(ours, readable: false, ranOut: false, now: start + .seconds(1)) == false)
-        #expect(coalescing.prepare(ours, expectedAcks: 20, now: start + .seconds(1)) == 0)
+        #expect(coalescing.waitEnded(ours, readable: false, ranOut: false) == false)
+        #expect(coalescing.prepare(ours, expectedAcks: 20, now: woken) == Self.patience - (woken - start))
+        #expect(coalescing.waitEnded(ours, readable: false, ranOut: false) == false)
+        #expect(coalescing.prepare(ours, expectedAcks: 20, now: start + .seconds(1)) == .zero)
         // Readable: a new wait gets the whole patience again.
-        #expect(coalescing.waitEnded(ours, readable: true, ranOut: false, now: start + .seconds(1)) == false)
+        #expect(coalescing.waitEnded(ours, readable: true, ranOut: false) == false)
         #expect(coalescing.prepare(ours, expectedAcks: 20, now: start + .seconds(1)) == Self.patience)
     }
 
@@ -74,85 +75,50 @@ import Testing
         try sendText(peer, "@@@@")
         try waitUntilArrived(ours, 4)
         #expect(!readable(ours))
-        #expect(coalescing.waitEnded(ours, readable: false, ranOut: true, now: start + .milliseconds(5)) == true)
-        #expect(coalescing.prepare(ours, expectedAcks: 20, now: start + .milliseconds(5)) == nil)
+        #expect(coalescing.waitEnded(ours, readable: false, ranOut: true) == true)
+        #expect(coalescing.prepare(ours, expectedAcks: 20, now: start + Self.patience) == nil)
         #expect(readable(ours))
-        // One wait only, and one strike is no pause.
-        #expect(coalescing.prepare(ours, expectedAcks: 20, now: start + .milliseconds(6)) == Self.patience)
+        // One wait only.
+        #expect(coalescing.prepare(ours, expectedAcks: 20, now: start + Self.patience) == Self.patience)
         #expect(receiveLowWaterMark(ours) == Self.mark)
-        #expect(!coalescing.isPaused)
         // A wait without a raised mark that runs out (an idle connection) is neither.
         _ = coalescing.prepare(ours, expectedAcks: 0, now: start)
-        for _ in 0..<PubackCoalescing.strikes {
-            #expect(coalescing.waitEnded(ours, readable: false, ranOut: true, now: start + .seconds(1)) == false)
-        }
-        #expect(!coalescing.isPaused)
+        #expect(coalescing.waitEnded(ours, readable: false, ranOut: true) == false)
+        #expect(coalescing.prepare(ours, expectedAcks: 20, now: start + .seconds(1)) == Self.patience)
     }
 
-    /// A broker with Nagle's algorithm on: its first PUBACK waits, the rest are held back.
-    @Test func strikesWithinThePauseTurnTheCoalescingOffForThePause() throws {
-        let (ours, peer) = try tcpPair(bufferSize: 1 << 16)
-        defer { closeBoth(ours, peer) }
-        try sendText(peer, "@@@@")
-        try waitUntilArrived(ours, 4)
-        var coalescing = PubackCoalescing()
-        let start = ContinuousClock.now
-        var now = start
-        for strike in 1...PubackCoalescing.strikes {
-            #expect(!coalescing.isPaused)
-            #expect(coalescing.prepare(ours, expectedAcks: 20, now: now) == Self.patience, "strike \(strike)")
-            now += PubackCoalescing.patience
-            #expect(coalescing.waitEnded(ours, readable: false, ranOut: true, now: now) == true)
-            #expect(coalescing.prepare(ours, expectedAcks: 20, now: now) == nil)  // the wait for the first byte
-            now += .milliseconds(100)
-        }
-        #expect(coalescing.isPaused)
-        let paused = now - .milliseconds(100)
-        #expect(coalescing.prepare(ours, expectedAcks: 20, now: now) == nil)
-        #expect(receiveLowWaterMark(ours) == 1)
-        #expect(coalescing.prepare(ours, expectedAcks: 20, now: paused + PubackCoalescing.pause - .milliseconds(1)) == nil)
-        #expect(coalescing.prepare(ours, expectedAcks: 20, now: paused + PubackCoalescing.pause) == Self.patience)
-        #expect(receiveLowWaterMark(ours) == Self.mark)
-        #expect(!coalescing.isPaused)
-    }
-
-    /// A busy broker, slow for a moment, mostly has sent nothing at all by the end of the wait.
-    @Test func waitsThatRunOutWithNothingWaitingAreNoStrikes() throws {
+    /// A broker with Nagle's algorithm on sends its first PUBACK and holds the rest back until it is acknowledged:
+    /// every wait runs out with that one waiting, and the coalescing goes on all the same (it is what paces such a
+    /// broker), one wait for the first byte after each.
+    @Test func waitsThatKeepRunningOutWithAPubackWaitingKeepTheMark() throws {
         let (ours, peer) = try tcpPair(bufferSize: 1 << 16)
         defer { closeBoth(ours, peer) }
         var coalescing = PubackCoalescing()
         var now = ContinuousClock.now
-        for _ in 0..<(PubackCoalescing.strikes * 2) {
-            #expect(coalescing.prepare(ours, expectedAcks: 20, now: now) == Self.patience)
-            now += PubackCoalescing.patience
-            #expect(coalescing.waitEnded(ours, readable: false, ranOut: true, now: now) == false)
+        for round in 1...10 {
+            try sendText(peer, "@@@@")
+            try waitUntilArrived(ours, 4)
+            #expect(coalescing.prepare(ours, expectedAcks: 20, now: now) == Self.patience, "round \(round)")
+            #expect(receiveLowWaterMark(ours) == Self.mark)
+            now += Self.patience
+            #expect(coalescing.waitEnded(ours, readable: false, ranOut: true) == true)
             #expect(coalescing.prepare(ours, expectedAcks: 20, now: now) == nil)
+            #expect(try receiveText(ours) == "@@@@")
+            #expect(coalescing.waitEnded(ours, readable: true, ranOut: false) == false)
         }
-        #expect(!coalescing.isPaused)
-        try sendText(peer, "@@@@")
-        try waitUntilArrived(ours, 4)
-        for _ in 0..<PubackCoalescing.strikes {
-            _ = coalescing.prepare(ours, expectedAcks: 20, now: now)
-            #expect(coalescing.waitEnded(ours, readable: false, ranOut: true, now: now) == true)
-            _ = coalescing.prepare(ours, expectedAcks: 20, now: now)
-        }
-        #expect(coalescing.isPaused)
     }
 
-    @Test func strikesFurtherApartThanThePauseNeverTurnItOff() throws {
+    /// A busy broker, slow for a moment, mostly has sent nothing at all by the end of the wait: nothing to read,
+    /// and the next wait is for its first byte.
+    @Test func aWaitThatRunsOutWithNothingWaitingReadsNothing() throws {
         let (ours, peer) = try tcpPair(bufferSize: 1 << 16)
         defer { closeBoth(ours, peer) }
-        try sendText(peer, "@@@@")
-        try waitUntilArrived(ours, 4)
         var coalescing = PubackCoalescing()
-        var now = ContinuousClock.now
-        for _ in 0..<(PubackCoalescing.strikes * 3) {
-            #expect(coalescing.prepare(ours, expectedAcks: 20, now: now) == Self.patience)
-            #expect(coalescing.waitEnded(ours, readable: false, ranOut: true, now: now) == true)
-            _ = coalescing.prepare(ours, expectedAcks: 20, now: now)
-            now += PubackCoalescing.pause / (PubackCoalescing.strikes - 1)
-        }
-        #expect(!coalescing.isPaused)
+        let now = ContinuousClock.now
+        #expect(coalescing.prepare(ours, expectedAcks: 20, now: now) == Self.patience)
+        #expect(coalescing.waitEnded(ours, readable: false, ranOut: true) == false)
+        #expect(coalescing.prepare(ours, expectedAcks: 20, now: now + Self.patience) == nil)
+        #expect(receiveLowWaterMark(ours) == 1)
     }
 }
 
