@@ -28,8 +28,9 @@ import Darwin
 ///   on loopback the writer pays for the receiver's side too). That replaced a `TCP_CORK` around the writes.
 /// - Work that the callbacks hand to ``AfterPass`` (the device loops' wake-ups for their acks) runs at the end of the
 ///   pass, after its writes: a thread woken mid-pass preempted this one on a busy box, and the pass's publishes waited.
-/// - The wait for the socket holds out for half the PUBACKs the broker owes (``PubackCoalescing``): a broker writes
-///   each as it goes, and the thread woke for one or two at a time.
+/// - The wait for the socket holds out for half the PUBACKs the broker owes, for a while that adapts to the broker
+///   (``PubackCoalescing``): a broker writes each as it goes, and the thread woke for one or two at a time. The
+///   waits are bounded finer than a millisecond (`ppoll`).
 /// - The wait between reconnect attempts follows ``MQTTReconnectPolicy/delay(attempt:)`` (jitter included) and
 ///   ends at once when the client stops (and only then: publishing during an outage does not shorten it).
 ///
@@ -170,14 +171,21 @@ final class NetworkLoop: @unchecked Sendable {
     /// A pass of a connection the broker accepted, with the socket's reads and writes going through `buffers`.
     private func bufferedPass(_ socket: Int32) -> (MosquittoResultCode, Int32) {
         // Input already in the buffer is not in the socket any more: a poll would not show it.
-        let coalescedWait =
-            buffers.hasInput ? nil : coalescing.prepare(socket, expectedAcks: buffers.hasOutput ? 0 : core.expectedPubacks, now: .now)
-        let (revents, ranOut, error) = waker.waitForSocket(socket, timeout: buffers.hasInput ? .zero : coalescedWait ?? Self.idleWait) {
+        let waits = !buffers.hasInput
+        var timeout = Duration.zero
+        if waits {
+            // Output waiting for the socket: the wait is for the socket to take it.
+            let pubacks = core.pubacks
+            timeout =
+                coalescing.prepare(socket, owed: buffers.hasOutput ? 0 : pubacks.owed, answered: pubacks.answered, now: .now)
+                ?? Self.idleWait
+        }
+        let (revents, ranOut, error) = waker.waitForSocket(socket, timeout: timeout) {
             Int16(POLLIN) | (mosquitto_want_write(handle) || buffers.hasOutput ? Int16(POLLOUT) : 0)
         }
         let readable = Int16(POLLIN | POLLHUP | POLLERR)
         var ready = revents
-        if coalescedWait != nil, coalescing.waitEnded(socket, readable: ready & readable != 0, ranOut: ranOut) {
+        if waits, coalescing.waitEnded(socket, readable: ready & readable != 0, ranOut: ranOut) {
             ready |= Int16(POLLIN)
         }
         if error == EINTR { return (.success, 0) }

@@ -12,70 +12,125 @@ import Darwin
 /// Half, so that the broker still has the other half to handle while this thread answers.
 ///
 /// Whatever comes below the mark (PUBACKs, and anything else the broker sends meanwhile: a command, a PINGRESP)
-/// waits ``patience`` at most, counted from the first wait with the mark raised, across wake-ups; then it is read,
-/// and the next wait is for the first byte again. That bound is also what paces a broker with Nagle's algorithm on
-/// (mosquitto's default, `set_tcp_nodelay false`): it sends its first PUBACK and holds the rest until that one's
-/// TCP acknowledgement, which the kernel delays (40 ms or more) until this thread reads it or writes. So such a
-/// broker's waits run out, each with one PUBACK waiting; reading it and writing the publishes it released
-/// acknowledges it, and the broker sends all it held in one segment, which the next wait (for the first byte)
-/// takes at once: two wake-ups per ``patience`` where without the mark the thread and the broker answered each
-/// other one PUBACK at a time. With TLS the mark counts the records' bytes, so it is reached sooner (after a few
-/// PUBACKs) and coalesces less. Nothing else changes: the socket is readable at once when the broker closes it or
-/// fails, a wake-up (a publish queued) ends a wait as always, and a read takes whatever has arrived.
+/// waits the current ``patience`` at most, counted from the first wait with the mark raised, across wake-ups; then
+/// it is read, and the next wait is for the first byte again. That bound is also what paces a broker with Nagle's
+/// algorithm on (mosquitto's default, `set_tcp_nodelay false`): it sends its first PUBACK and holds the rest until
+/// that one's TCP acknowledgement, which the kernel delays (40 ms or more) until this thread reads or writes. So
+/// such a broker's waits run out, each with one PUBACK waiting; reading it and writing the publishes it released
+/// acknowledges it, the broker sends all it held in one segment, and the wait for the first byte takes that at once.
+/// Without the mark, thread and broker answered each other one PUBACK at a time.
+///
+/// The patience adapts to the broker, between ``shortestPatience`` and ``longestPatience``: after a wait that ran
+/// out, if the PUBACKs that came until the following wait ended answer all the broker owed when it began, the broker
+/// had been waiting for this thread, and the patience shrinks; otherwise it grows. A fixed 0.5 ms cut the CPU per
+/// message of a Nagle broker busy with a subscriber by half but held a fast one to a third of its rate.
+///
+/// With TLS the mark counts the records' bytes, so it is reached sooner (after a few PUBACKs) and coalesces less.
+/// Nothing else changes: the socket is readable at once when the broker closes it or fails, a wake-up (a publish
+/// queued) ends a wait as always, and a read takes whatever has arrived.
 struct PubackCoalescing {
     /// A PUBACK without properties (MQTT 5 and 3.1.1 alike).
     static let pubackBytes = 4
-    /// How long what came below the mark waits at most. It bounds what the mark adds to a command's or an ack's
-    /// way, and paces a broker with Nagle's algorithm on. 0.25 to 2 ms all cost about the same per message
-    /// (`bench_profile.py` with its subscriber, either broker; docs/benchmarks.md); 5 ms left a Nagle broker's
-    /// batches waiting long enough that the coalescing had to be turned off for it.
-    static let patience: Duration = .microseconds(500)
     /// The most PUBACKs a wait holds out for: a broker with a large Receive Maximum would otherwise keep a device's
     /// ack waiting for hundreds of others.
     static let mostAcks = 32
+    /// The bounds of how long what came below the mark waits. The longest bounds what the mark adds to a command's
+    /// or an ack's way; 5 ms left a Nagle broker's batches waiting so long that the coalescing had to be turned off
+    /// for it.
+    static let shortestPatience: Duration = .microseconds(50)
+    static let longestPatience: Duration = .milliseconds(1)
+    static let initialPatience: Duration = .microseconds(250)
+
+    /// What the broker owed when a wait with the raised mark began, and how many PUBACKs had come by then.
+    struct Round: Equatable {
+        var owed: Int
+        var answered: Int
+    }
+
+    private enum Phase: Equatable {
+        case idle
+        /// A wait with the mark raised, until `deadline` across wake-ups.
+        case holding(deadline: ContinuousClock.Instant, Round)
+        /// That wait ran out: the next one is for the first byte (what the broker held back).
+        case ranOut(Round)
+        /// The wait for the first byte after a run-out.
+        case fetching(Round)
+        /// It ended with the socket readable: the next ``prepare`` judges the patience by the answers read.
+        case fetched(Round)
+    }
 
     private var mark: Int32 = 1
-    /// When what came below the raised mark must be read; kept across wake-ups.
-    private var deadline: ContinuousClock.Instant?
-    /// A wait ran out: the next one is for what has come.
-    private var lowerOnce = false
+    private var phase = Phase.idle
+    private(set) var patience = Self.initialPatience
 
-    /// Sets `socket`'s low-water mark for the PUBACKs the broker owes (`expectedAcks`; 0 while output waits for the
-    /// socket, which the wait is then for). Returns how long the wait may last with the mark raised (zero once
-    /// ``patience`` is up), or nil without a raised mark: then the caller waits as it would.
-    mutating func prepare(_ socket: Int32, expectedAcks: Int, now: @autoclosure () -> ContinuousClock.Instant) -> Duration? {
-        let acks = lowerOnce ? 0 : min(expectedAcks / 2, Self.mostAcks)
-        lowerOnce = false
-        let wanted = acks > 1 ? Int32(acks * Self.pubackBytes) : 1
-        if wanted != mark {
-            var value = wanted
-            // A mark the socket refuses leaves the thread waking as it did before: no harm.
-            if setsockopt(socket, SOL_SOCKET, SO_RCVLOWAT, &value, socklen_t(MemoryLayout<Int32>.size)) == 0 { mark = wanted }
+    /// Sets `socket`'s low-water mark for the PUBACKs the broker owes (`owed`; 0 while output waits for the socket,
+    /// which the wait is then for); `answered` counts the PUBACKs that have come on this connection. Returns how long
+    /// the wait may last with the mark raised (zero once the patience is up), or nil without a raised mark: then the
+    /// caller waits as it would.
+    mutating func prepare(_ socket: Int32, owed: Int, answered: Int, now: @autoclosure () -> ContinuousClock.Instant) -> Duration? {
+        var deadline: ContinuousClock.Instant?
+        var round = Round(owed: owed, answered: answered)
+        switch phase {
+        case .ranOut(let earlier):
+            setMark(socket, 1)
+            phase = .fetching(earlier)
+            return nil
+        case .fetched(let earlier):
+            adapt(fetchedAll: answered - earlier.answered >= earlier.owed)
+        case .holding(let end, let earlier):
+            (deadline, round) = (end, earlier)
+        case .idle, .fetching:
+            break
         }
+        let acks = min(owed / 2, Self.mostAcks)
+        setMark(socket, acks > 1 ? Int32(acks * Self.pubackBytes) : 1)
         guard mark > 1 else {
-            deadline = nil
+            phase = .idle
             return nil
         }
         let now = now()
-        let end = deadline ?? now + Self.patience
-        deadline = end
+        let end = deadline ?? now + patience
+        phase = .holding(deadline: end, round)
         return max(end - now, .zero)
     }
 
-    /// A wait that ``prepare`` bounded ended: `readable`, the socket was ready (what came below the mark is read
-    /// with the rest); `ranOut`, neither it nor a wake-up was, and ``patience`` is up. Returns whether the pass should
+    /// The wait after ``prepare`` ended: `readable`, the socket was ready (what came below the mark is read with
+    /// the rest); `ranOut`, neither it nor a wake-up was, and the patience is up. Returns whether the pass should
     /// read the socket all the same: bytes are waiting below the mark. The next wait is then for the first byte.
     mutating func waitEnded(_ socket: Int32, readable: Bool, ranOut: Bool) -> Bool {
-        if readable { deadline = nil }
-        guard ranOut, mark > 1 else { return false }
-        deadline = nil
-        lowerOnce = true
-        var byte: UInt8 = 0
-        return recv(socket, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) == 1
+        switch phase {
+        case .holding(_, let round) where ranOut:
+            phase = .ranOut(round)
+            var byte: UInt8 = 0
+            return recv(socket, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) == 1
+        case .holding where readable:
+            phase = .idle
+        case .fetching(let round):
+            phase = readable ? .fetched(round) : .idle
+        default:
+            break
+        }
+        return false
     }
 
-    /// The connection ended: its successor's socket starts with the kernel's mark (1 byte).
+    /// The connection ended: its successor's socket starts with the kernel's mark (1 byte). The patience is kept:
+    /// it is the broker's.
     mutating func reset() {
+        let patience = self.patience
         self = PubackCoalescing()
+        self.patience = patience
+    }
+
+    private mutating func setMark(_ socket: Int32, _ wanted: Int32) {
+        guard wanted != mark else { return }
+        var value = wanted
+        // A mark the socket refuses leaves the thread waking as it did before: no harm.
+        if setsockopt(socket, SOL_SOCKET, SO_RCVLOWAT, &value, socklen_t(MemoryLayout<Int32>.size)) == 0 { mark = wanted }
+    }
+
+    /// After a wait that ran out: all the broker owed was answered by the end of the next wait, so it had been
+    /// waiting for this thread (shorter), or not (longer).
+    private mutating func adapt(fetchedAll: Bool) {
+        patience = fetchedAll ? max(patience * 0.75, Self.shortestPatience) : min(patience * 1.25, Self.longestPatience)
     }
 }

@@ -6,7 +6,7 @@ import Testing
 /// The broker's socket's low-water mark, on a real TCP connection over loopback: the kernel's side is read back
 /// with `getsockopt` and `poll`, as the network thread's wait sees it.
 @Suite struct PubackCoalescingTests {
-    private static let patience = PubackCoalescing.patience
+    private static let patience = PubackCoalescing.initialPatience
     private static let mark = Int32(10 * PubackCoalescing.pubackBytes)
 
     @Test func theMarkAsksForHalfThePubacksOwedAndNoMoreThanItsCap() throws {
@@ -14,16 +14,16 @@ import Testing
         defer { closeBoth(ours, peer) }
         var coalescing = PubackCoalescing()
         let now = ContinuousClock.now
-        #expect(coalescing.prepare(ours, expectedAcks: 20, now: now) == Self.patience)
+        #expect(coalescing.prepare(ours, owed: 20, answered: 0, now: now) == Self.patience)
         #expect(receiveLowWaterMark(ours) == Self.mark)
         // Fewer than four owed: the first is worth waking for, and the caller waits as it would.
-        #expect(coalescing.prepare(ours, expectedAcks: 3, now: now) == nil)
+        #expect(coalescing.prepare(ours, owed: 3, answered: 0, now: now) == nil)
         #expect(receiveLowWaterMark(ours) == 1)
         // A broker with a large Receive Maximum: a device's ack does not wait for hundreds of others.
-        #expect(coalescing.prepare(ours, expectedAcks: 1_000, now: now) == Self.patience)
+        #expect(coalescing.prepare(ours, owed: 1_000, answered: 0, now: now) == Self.patience)
         #expect(receiveLowWaterMark(ours) == Int32(PubackCoalescing.mostAcks * PubackCoalescing.pubackBytes))
         // Output waiting for the socket: the wait is for the socket to take it.
-        #expect(coalescing.prepare(ours, expectedAcks: 0, now: now) == nil)
+        #expect(coalescing.prepare(ours, owed: 0, answered: 0, now: now) == nil)
         #expect(receiveLowWaterMark(ours) == 1)
     }
 
@@ -31,7 +31,7 @@ import Testing
         let (ours, peer) = try tcpPair(bufferSize: 1 << 16)
         defer { closeBoth(ours, peer) }
         var coalescing = PubackCoalescing()
-        _ = coalescing.prepare(ours, expectedAcks: 20, now: .now)
+        _ = coalescing.prepare(ours, owed: 20, answered: 0, now: .now)
         try sendText(peer, String(repeating: "@", count: 36))
         try waitUntilArrived(ours, 36)
         #expect(!readable(ours))
@@ -56,14 +56,14 @@ import Testing
         var coalescing = PubackCoalescing()
         let start = ContinuousClock.now
         let woken = start + Self.patience * 0.6
-        #expect(coalescing.prepare(ours, expectedAcks: 20, now: start) == Self.patience)
+        #expect(coalescing.prepare(ours, owed: 20, answered: 0, now: start) == Self.patience)
         #expect(coalescing.waitEnded(ours, readable: false, ranOut: false) == false)
-        #expect(coalescing.prepare(ours, expectedAcks: 20, now: woken) == Self.patience - (woken - start))
+        #expect(coalescing.prepare(ours, owed: 20, answered: 0, now: woken) == Self.patience - (woken - start))
         #expect(coalescing.waitEnded(ours, readable: false, ranOut: false) == false)
-        #expect(coalescing.prepare(ours, expectedAcks: 20, now: start + .seconds(1)) == .zero)
+        #expect(coalescing.prepare(ours, owed: 20, answered: 0, now: start + .seconds(1)) == .zero)
         // Readable: a new wait gets the whole patience again.
         #expect(coalescing.waitEnded(ours, readable: true, ranOut: false) == false)
-        #expect(coalescing.prepare(ours, expectedAcks: 20, now: start + .seconds(1)) == Self.patience)
+        #expect(coalescing.prepare(ours, owed: 20, answered: 10, now: start + .seconds(1)) == Self.patience)
     }
 
     @Test func aWaitThatRunsOutHasWhatCameReadAndIsFollowedByOneForTheFirstByte() throws {
@@ -71,20 +71,21 @@ import Testing
         defer { closeBoth(ours, peer) }
         var coalescing = PubackCoalescing()
         let start = ContinuousClock.now
-        _ = coalescing.prepare(ours, expectedAcks: 20, now: start)
+        _ = coalescing.prepare(ours, owed: 20, answered: 0, now: start)
         try sendText(peer, "@@@@")
         try waitUntilArrived(ours, 4)
         #expect(!readable(ours))
         #expect(coalescing.waitEnded(ours, readable: false, ranOut: true) == true)
-        #expect(coalescing.prepare(ours, expectedAcks: 20, now: start + Self.patience) == nil)
+        #expect(coalescing.prepare(ours, owed: 20, answered: 0, now: start + Self.patience) == nil)
         #expect(readable(ours))
-        // One wait only.
-        #expect(coalescing.prepare(ours, expectedAcks: 20, now: start + Self.patience) == Self.patience)
+        // One wait only (woken here, before anything came: the patience is not judged by it).
+        #expect(coalescing.waitEnded(ours, readable: false, ranOut: false) == false)
+        #expect(coalescing.prepare(ours, owed: 20, answered: 0, now: start + Self.patience) == Self.patience)
         #expect(receiveLowWaterMark(ours) == Self.mark)
         // A wait without a raised mark that runs out (an idle connection) is neither.
-        _ = coalescing.prepare(ours, expectedAcks: 0, now: start)
+        _ = coalescing.prepare(ours, owed: 0, answered: 0, now: start)
         #expect(coalescing.waitEnded(ours, readable: false, ranOut: true) == false)
-        #expect(coalescing.prepare(ours, expectedAcks: 20, now: start + .seconds(1)) == Self.patience)
+        #expect(coalescing.prepare(ours, owed: 20, answered: 0, now: start + .seconds(1)) == Self.patience)
     }
 
     /// A broker with Nagle's algorithm on sends its first PUBACK and holds the rest back until it is acknowledged:
@@ -98,11 +99,11 @@ import Testing
         for round in 1...10 {
             try sendText(peer, "@@@@")
             try waitUntilArrived(ours, 4)
-            #expect(coalescing.prepare(ours, expectedAcks: 20, now: now) == Self.patience, "round \(round)")
+            #expect(coalescing.prepare(ours, owed: 20, answered: 0, now: now) != nil, "round \(round)")
             #expect(receiveLowWaterMark(ours) == Self.mark)
-            now += Self.patience
+            now += PubackCoalescing.longestPatience
             #expect(coalescing.waitEnded(ours, readable: false, ranOut: true) == true)
-            #expect(coalescing.prepare(ours, expectedAcks: 20, now: now) == nil)
+            #expect(coalescing.prepare(ours, owed: 20, answered: 0, now: now) == nil)
             #expect(try receiveText(ours) == "@@@@")
             #expect(coalescing.waitEnded(ours, readable: true, ranOut: false) == false)
         }
@@ -115,10 +116,48 @@ import Testing
         defer { closeBoth(ours, peer) }
         var coalescing = PubackCoalescing()
         let now = ContinuousClock.now
-        #expect(coalescing.prepare(ours, expectedAcks: 20, now: now) == Self.patience)
+        #expect(coalescing.prepare(ours, owed: 20, answered: 0, now: now) == Self.patience)
         #expect(coalescing.waitEnded(ours, readable: false, ranOut: true) == false)
-        #expect(coalescing.prepare(ours, expectedAcks: 20, now: now + Self.patience) == nil)
+        #expect(coalescing.prepare(ours, owed: 20, answered: 0, now: now + Self.patience) == nil)
         #expect(receiveLowWaterMark(ours) == 1)
+    }
+
+    /// A broker that had answered all it owed by the time the PUBACKs it held back came waited for this thread: the
+    /// patience shrinks, down to its shortest. One still busy gets more, up to the longest.
+    @Test func thePatienceFollowsHowMuchTheBrokerHadAnsweredAfterARunOut() throws {
+        let (ours, peer) = try tcpPair(bufferSize: 1 << 16)
+        defer { closeBoth(ours, peer) }
+        var coalescing = PubackCoalescing()
+        var answered = 0
+        /// One wait that runs out, then the wait for the first byte, which ends readable; `fetched` PUBACKs came.
+        func runOut(fetched: Int) -> Duration? {
+            let now = ContinuousClock.now
+            let patience = coalescing.prepare(ours, owed: 20, answered: answered, now: now)
+            _ = coalescing.waitEnded(ours, readable: false, ranOut: true)
+            _ = coalescing.prepare(ours, owed: 20, answered: answered, now: now)
+            _ = coalescing.waitEnded(ours, readable: true, ranOut: false)
+            answered += fetched
+            return patience
+        }
+        #expect(runOut(fetched: 20) == Self.patience)
+        #expect(coalescing.prepare(ours, owed: 20, answered: answered, now: .now) == Self.patience * 0.75)
+        #expect(coalescing.waitEnded(ours, readable: true, ranOut: false) == false)
+        for _ in 0..<20 { _ = runOut(fetched: 25) }
+        #expect(coalescing.patience == PubackCoalescing.shortestPatience)
+        for _ in 0..<20 { _ = runOut(fetched: 19) }
+        _ = coalescing.prepare(ours, owed: 20, answered: answered, now: .now)
+        #expect(coalescing.patience == PubackCoalescing.longestPatience)
+        // A wait for the first byte that a wake-up ended says nothing of the broker.
+        let before = coalescing.patience
+        _ = coalescing.waitEnded(ours, readable: false, ranOut: true)
+        _ = coalescing.prepare(ours, owed: 20, answered: answered, now: .now)
+        _ = coalescing.waitEnded(ours, readable: false, ranOut: false)
+        _ = coalescing.prepare(ours, owed: 20, answered: answered + 20, now: .now)
+        #expect(coalescing.patience == before)
+        // It is the broker's: a new connection keeps it.
+        coalescing.reset()
+        #expect(coalescing.patience == before)
+        #expect(coalescing.prepare(ours, owed: 20, answered: 0, now: .now) == before)
     }
 }
 
