@@ -78,7 +78,7 @@ final class ClientCore: Sendable {
         /// Bumped on every connect and disconnect, so a sender can tell the connection changed under it.
         var generation = 0
         var publishWaiters: [Int32: PublishWaiter] = [:]
-        /// PUBACKs that answered a waiter, ever (the network thread's ``PubackCoalescing`` counts with it).
+        /// PUBACKs read on any connection, ever (the network thread's ``PubackCoalescing`` counts with it).
         var answeredPublishes = 0
         var earlyPublishAcks: [Int32: Int32] = [:]
         /// Ids of QoS 0 publishes; libmosquitto reports them as "sent" through the same callback as PUBACKs.
@@ -140,8 +140,7 @@ final class ClientCore: Sendable {
     /// How many publishes libmosquitto keeps unanswered at once on the current connection (set at its CONNACK).
     let inflightLimit = Atomic<Int>(0)
     /// The PUBACKs the broker owes, about (the publishes registered and not answered, up to libmosquitto's limit: it
-    /// holds those beyond it back), and how many have come so far. Read by the network thread before it waits, when
-    /// what was queued has been written or makes the wait end at once (`mosquitto_want_write`).
+    /// holds those beyond it back), and how many have come so far. Read by the network thread before each wait.
     var pubacks: (owed: Int, answered: Int) {
         let (waiting, answered) = state.withLock { ($0.publishWaiters.count, $0.answeredPublishes) }
         return (min(waiting, inflightLimit.load(ordering: .relaxed)), answered)
@@ -270,7 +269,10 @@ final class ClientCore: Sendable {
             }
             // libmosquitto reports a QoS 0 publish as written, from its write: no PUBACK was read.
             if state.qos0Mids.remove(mid) != nil { return nil }
-            if sendsInProgress.load(ordering: .sequentiallyConsistent) > 0 { state.earlyPublishAcks[mid] = reasonCode }
+            if sendsInProgress.load(ordering: .sequentiallyConsistent) > 0 {
+                state.earlyPublishAcks[mid] = reasonCode
+                state.answeredPublishes += 1
+            }
             return nil
         }
         waiter?.resume(with: .success(reasonCode))

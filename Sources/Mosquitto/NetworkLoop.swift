@@ -170,22 +170,19 @@ final class NetworkLoop: @unchecked Sendable {
 
     /// A pass of a connection the broker accepted, with the socket's reads and writes going through `buffers`.
     private func bufferedPass(_ socket: Int32) -> (MosquittoResultCode, Int32) {
+        let pubacks = core.pubacks
+        let bound = coalescing.prepare(
+            socket,
+            owed: buffers.hasOutput ? 0 : pubacks.owed,  // output waiting for the socket: the wait is for that
+            answered: pubacks.answered, now: .now)
         // Input already in the buffer is not in the socket any more: a poll would not show it.
-        let waits = !buffers.hasInput
-        var timeout = Duration.zero
-        if waits {
-            // Output waiting for the socket: the wait is for the socket to take it.
-            let pubacks = core.pubacks
-            timeout =
-                coalescing.prepare(socket, owed: buffers.hasOutput ? 0 : pubacks.owed, answered: pubacks.answered, now: .now)
-                ?? Self.idleWait
-        }
-        let (revents, ranOut, error) = waker.waitForSocket(socket, timeout: timeout) {
+        let hadInput = buffers.hasInput
+        let (revents, ranOut, error) = waker.waitForSocket(socket, timeout: hadInput ? .zero : bound ?? Self.idleWait) {
             Int16(POLLIN) | (mosquitto_want_write(handle) || buffers.hasOutput ? Int16(POLLOUT) : 0)
         }
         let readable = Int16(POLLIN | POLLHUP | POLLERR)
         var ready = revents
-        if waits, coalescing.waitEnded(socket, readable: ready & readable != 0, ranOut: ranOut) {
+        if coalescing.waitEnded(socket, readable: ready & readable != 0 || hadInput, ranOut: ranOut && !hadInput) {
             ready |= Int16(POLLIN)
         }
         if error == EINTR { return (.success, 0) }
@@ -340,12 +337,18 @@ final class LoopWaker: Sendable {
     /// `poll` with a timeout finer than its milliseconds (``PubackCoalescing/patience`` is a fraction of one): `ppoll`
     /// where there is one.
     private static func poll(_ fds: UnsafeMutablePointer<pollfd>, _ count: nfds_t, _ timeout: Duration) -> Int32 {
-        let (seconds, attoseconds) = max(timeout, .zero).components
         #if os(Linux)
-        var limit = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
+        var limit = timeLimit(timeout)
         return ppoll(fds, count, &limit, nil)
         #else
+        let (seconds, attoseconds) = max(timeout, .zero).components
         return Darwin.poll(fds, count, Int32(min(Int64(Int32.max), seconds * 1000 + (attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000)))
         #endif
+    }
+
+    /// `ppoll`'s form of a timeout (none below zero).
+    static func timeLimit(_ timeout: Duration) -> timespec {
+        let (seconds, attoseconds) = max(timeout, .zero).components
+        return timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
     }
 }

@@ -21,8 +21,8 @@ import Darwin
 /// Without the mark, thread and broker answered each other one PUBACK at a time.
 ///
 /// The patience adapts to the broker, between ``shortestPatience`` and ``longestPatience``: after a wait that ran
-/// out, if the PUBACKs that came until the following wait ended answer all the broker owed when it began, the broker
-/// had been waiting for this thread, and the patience shrinks; otherwise it grows. A fixed 0.5 ms cut the CPU per
+/// out, if the PUBACKs read by the end of the pass that fetched what the broker held back answer all it owed when
+/// the wait began, the broker had been waiting for this thread, and the patience shrinks; otherwise it grows. A fixed 0.5 ms cut the CPU per
 /// message of a Nagle broker busy with a subscriber by half but held a fast one to a third of its rate.
 ///
 /// With TLS the mark counts the records' bytes, so it is reached sooner (after a few PUBACKs) and coalesces less.
@@ -51,11 +51,10 @@ struct PubackCoalescing {
         case idle
         /// A wait with the mark raised, until `deadline` across wake-ups.
         case holding(deadline: ContinuousClock.Instant, Round)
-        /// That wait ran out: the next one is for the first byte (what the broker held back).
-        case ranOut(Round)
-        /// The wait for the first byte after a run-out.
+        /// That wait ran out: the next ones are for the first byte (what the broker held back), across wake-ups,
+        /// until the socket is readable.
         case fetching(Round)
-        /// It ended with the socket readable: the next ``prepare`` judges the patience by the answers read.
+        /// It was: the next ``prepare`` judges the patience by the PUBACKs read in that pass.
         case fetched(Round)
     }
 
@@ -71,15 +70,16 @@ struct PubackCoalescing {
         var deadline: ContinuousClock.Instant?
         var round = Round(owed: owed, answered: answered)
         switch phase {
-        case .ranOut(let earlier):
-            setMark(socket, 1)
-            phase = .fetching(earlier)
-            return nil
-        case .fetched(let earlier):
-            adapt(fetchedAll: answered - earlier.answered >= earlier.owed)
+        case .fetching(let earlier):
+            return fetch(socket, earlier)
+        case .holding(let end, let earlier) where now() >= end:
+            // Wake-ups ended every wait since the patience ran out: what came below the mark is read now.
+            return fetch(socket, earlier)
         case .holding(let end, let earlier):
             (deadline, round) = (end, earlier)
-        case .idle, .fetching:
+        case .fetched(let earlier):
+            adapt(fetchedAll: answered - earlier.answered >= earlier.owed)
+        case .idle:
             break
         }
         let acks = min(owed / 2, Self.mostAcks)
@@ -100,13 +100,13 @@ struct PubackCoalescing {
     mutating func waitEnded(_ socket: Int32, readable: Bool, ranOut: Bool) -> Bool {
         switch phase {
         case .holding(_, let round) where ranOut:
-            phase = .ranOut(round)
+            phase = .fetching(round)
             var byte: UInt8 = 0
             return recv(socket, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) == 1
         case .holding where readable:
             phase = .idle
-        case .fetching(let round):
-            phase = readable ? .fetched(round) : .idle
+        case .fetching(let round) where readable:
+            phase = .fetched(round)
         default:
             break
         }
@@ -121,10 +121,18 @@ struct PubackCoalescing {
         self.patience = patience
     }
 
+    /// The wait for the first byte after a run-out, until the socket is readable: what the broker held back.
+    private mutating func fetch(_ socket: Int32, _ round: Round) -> Duration? {
+        setMark(socket, 1)
+        phase = .fetching(round)
+        // A mark that did not come down (the socket is failing) must not keep bytes waiting for the idle wait.
+        return mark == 1 ? nil : Self.shortestPatience
+    }
+
     private mutating func setMark(_ socket: Int32, _ wanted: Int32) {
         guard wanted != mark else { return }
         var value = wanted
-        // A mark the socket refuses leaves the thread waking as it did before: no harm.
+        // A raised mark the socket refuses leaves the thread waking as it did before: no harm.
         if setsockopt(socket, SOL_SOCKET, SO_RCVLOWAT, &value, socklen_t(MemoryLayout<Int32>.size)) == 0 { mark = wanted }
     }
 

@@ -203,7 +203,7 @@ import Glibc
     /// A broker that holds its PUBACKs back (Nagle's algorithm, until the client's TCP acknowledgement) while the
     /// network thread waits for several at once (``PubackCoalescing``): the wait runs out and the one PUBACK that came
     /// is read. Five publishes owed, the socket's mark asks for two PUBACKs; a mark that stayed up would hold the
-    /// first publish's answer for good, and a wait not bounded by the coalescing's patience (0.5 ms) would hold it for
+    /// first publish's answer for good, and a wait not bounded by the coalescing's patience (1 ms at most) would hold it for
     /// the loop's idle second.
     @Test func aPubackAloneWhileOthersAreHeldBackIsReadAfterAShortWait() async throws {
         let broker = try ProtocolBreakingBroker(.answersOnlyTheFirstPublish)

@@ -49,7 +49,7 @@ import Testing
     }
 
     /// Wake-ups (publishes queued) do not restart the wait: what came below the mark is read `patience` after the
-    /// first wait began, however often the thread was woken meanwhile.
+    /// first wait began, however often the thread was woken meanwhile, also when a wake-up ended every wait since.
     @Test func wakeUpsKeepTheDeadlineOfTheFirstWait() throws {
         let (ours, peer) = try tcpPair(bufferSize: 1 << 16)
         defer { closeBoth(ours, peer) }
@@ -60,10 +60,12 @@ import Testing
         #expect(coalescing.waitEnded(ours, readable: false, ranOut: false) == false)
         #expect(coalescing.prepare(ours, owed: 20, answered: 0, now: woken) == Self.patience - (woken - start))
         #expect(coalescing.waitEnded(ours, readable: false, ranOut: false) == false)
-        #expect(coalescing.prepare(ours, owed: 20, answered: 0, now: start + .seconds(1)) == .zero)
+        #expect(coalescing.prepare(ours, owed: 20, answered: 0, now: start + Self.patience) == nil)
+        #expect(receiveLowWaterMark(ours) == 1)
         // Readable: a new wait gets the whole patience again.
         #expect(coalescing.waitEnded(ours, readable: true, ranOut: false) == false)
-        #expect(coalescing.prepare(ours, owed: 20, answered: 10, now: start + .seconds(1)) == Self.patience)
+        #expect(coalescing.prepare(ours, owed: 20, answered: 10, now: start + .seconds(1)) != nil)
+        #expect(receiveLowWaterMark(ours) == Self.mark)
     }
 
     @Test func aWaitThatRunsOutHasWhatCameReadAndIsFollowedByOneForTheFirstByte() throws {
@@ -78,14 +80,16 @@ import Testing
         #expect(coalescing.waitEnded(ours, readable: false, ranOut: true) == true)
         #expect(coalescing.prepare(ours, owed: 20, answered: 0, now: start + Self.patience) == nil)
         #expect(readable(ours))
-        // One wait only (woken here, before anything came: the patience is not judged by it).
+        // Until the socket is readable: a wake-up does not end it.
         #expect(coalescing.waitEnded(ours, readable: false, ranOut: false) == false)
-        #expect(coalescing.prepare(ours, owed: 20, answered: 0, now: start + Self.patience) == Self.patience)
+        #expect(coalescing.prepare(ours, owed: 20, answered: 0, now: start + Self.patience) == nil)
+        #expect(coalescing.waitEnded(ours, readable: true, ranOut: false) == false)
+        #expect(coalescing.prepare(ours, owed: 20, answered: 20, now: start + Self.patience) != nil)
         #expect(receiveLowWaterMark(ours) == Self.mark)
         // A wait without a raised mark that runs out (an idle connection) is neither.
         _ = coalescing.prepare(ours, owed: 0, answered: 0, now: start)
         #expect(coalescing.waitEnded(ours, readable: false, ranOut: true) == false)
-        #expect(coalescing.prepare(ours, owed: 20, answered: 0, now: start + .seconds(1)) == Self.patience)
+        #expect(coalescing.prepare(ours, owed: 20, answered: 20, now: start + .seconds(1)) == coalescing.patience)
     }
 
     /// A broker with Nagle's algorithm on sends its first PUBACK and holds the rest back until it is acknowledged:
@@ -147,17 +151,22 @@ import Testing
         for _ in 0..<20 { _ = runOut(fetched: 19) }
         _ = coalescing.prepare(ours, owed: 20, answered: answered, now: .now)
         #expect(coalescing.patience == PubackCoalescing.longestPatience)
-        // A wait for the first byte that a wake-up ended says nothing of the broker.
+        // A wake-up that ends the wait for the first byte is not judged: the broker's bytes are.
         let before = coalescing.patience
         _ = coalescing.waitEnded(ours, readable: false, ranOut: true)
         _ = coalescing.prepare(ours, owed: 20, answered: answered, now: .now)
         _ = coalescing.waitEnded(ours, readable: false, ranOut: false)
-        _ = coalescing.prepare(ours, owed: 20, answered: answered + 20, now: .now)
+        #expect(coalescing.prepare(ours, owed: 20, answered: answered, now: .now) == nil)
         #expect(coalescing.patience == before)
+        _ = coalescing.waitEnded(ours, readable: true, ranOut: false)
+        answered += 20
+        _ = coalescing.prepare(ours, owed: 20, answered: answered, now: .now)
+        #expect(coalescing.patience == before * 0.75)
+        _ = coalescing.waitEnded(ours, readable: true, ranOut: false)
         // It is the broker's: a new connection keeps it.
         coalescing.reset()
-        #expect(coalescing.patience == before)
-        #expect(coalescing.prepare(ours, owed: 20, answered: 0, now: .now) == before)
+        #expect(coalescing.patience == before * 0.75)
+        #expect(coalescing.prepare(ours, owed: 20, answered: 0, now: .now) == before * 0.75)
     }
 }
 
