@@ -192,15 +192,21 @@ final class ClientCore: Sendable {
     }
 
     /// Registers the waiter for a QoS 1 publish that libmosquitto accepted as `mid`; returns its outcome instead when it
-    /// has one already (its PUBACK came first, or the client stopped), for the caller to resume it with.
-    func registerPublish(mid: Int32, waiter: PublishWaiter) -> Result<Int32, MosquittoError>? {
+    /// has one already (its PUBACK came first, or the client stopped), for the caller to resume it with. Also returns
+    /// whether it waits behind a full window: libmosquitto then sends it as a PUBACK makes room, in the network
+    /// thread's pass, and waking that thread for it would be a pass for nothing (the spool's replay, whose window is
+    /// larger than the broker's, woke it for nearly half its passes).
+    func registerPublish(mid: Int32, waiter: PublishWaiter) -> (outcome: Result<Int32, MosquittoError>?, behindFullWindow: Bool) {
         state.withLock { state in
             // After the lookups below: ending the last send discards parked acks, ours included.
             defer { state.endSend(sendsInProgress) }
-            if state.phase == .stopped { return .failure(Self.closedError) }
-            if let reason = state.earlyPublishAcks.removeValue(forKey: mid) { return .success(reason) }
+            if state.phase == .stopped { return (.failure(Self.closedError), false) }
+            if let reason = state.earlyPublishAcks.removeValue(forKey: mid) { return (.success(reason), false) }
             state.publishWaiters[mid] = waiter
-            return nil
+            // At least the window's worth of the others are unanswered (one more, for a PUBACK whose waiter is being
+            // removed right now), so a PUBACK is still to come, and with it the pass that sends this one.
+            let window = inflightLimit.load(ordering: .relaxed)
+            return (nil, window > 0 && state.publishWaiters.count >= window + 2)
         }
     }
 

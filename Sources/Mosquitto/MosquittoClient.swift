@@ -232,6 +232,7 @@ public final class MosquittoClient: @unchecked Sendable {
         // table) costs an atomic on that table, on every publish.
         let (handle, core) = (handle, core)
         var outcome: Result<Int32, MosquittoError>?
+        var behindFullWindow = false
         let rc = core.session.sharing {
             guard core.sessionConnecting.load(ordering: .acquiring) else { return MosquittoResultCode.noConnection }
             core.beginSend()
@@ -251,7 +252,7 @@ public final class MosquittoClient: @unchecked Sendable {
             if qos == .atMostOnce {
                 core.finishQoS0Publish(mid: rc == .success ? mid : nil)
             } else if rc == .success {
-                outcome = core.registerPublish(mid: mid, waiter: waiter)
+                (outcome, behindFullWindow) = core.registerPublish(mid: mid, waiter: waiter)
             } else {
                 // NO_CONN (the connection was lost): libmosquitto queued it all the same; the fresh session that follows
                 // forgets it.
@@ -259,7 +260,7 @@ public final class MosquittoClient: @unchecked Sendable {
             }
             return rc
         }
-        waker.wake()
+        if !behindFullWindow { waker.wake() }
         guard rc == .success else {
             if rc == .noConnection, core.state.withLock({ $0.phase == .stopped }) { throw ClientCore.closedError }
             throw MosquittoError(rc: rc, context: "cannot publish to \(topic)")
