@@ -334,15 +334,16 @@ final class LoopWaker: Sendable {
         return (ready < 0 ? 0 : fds.0.revents, ready == 0, error)
     }
 
-    /// `poll` with a timeout finer than its milliseconds (``PubackCoalescing/patience`` is a fraction of one): `ppoll`
-    /// where there is one.
+    /// `poll` with a timeout finer than its milliseconds (``PubackCoalescing``'s patience is a fraction of one):
+    /// `ppoll` where there is one.
     private static func poll(_ fds: UnsafeMutablePointer<pollfd>, _ count: nfds_t, _ timeout: Duration) -> Int32 {
         #if os(Linux)
         var limit = timeLimit(timeout)
         return ppoll(fds, count, &limit, nil)
         #else
         let (seconds, attoseconds) = max(timeout, .zero).components
-        return Darwin.poll(fds, count, Int32(min(Int64(Int32.max), seconds * 1000 + (attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000)))
+        let milliseconds = seconds * 1000 + (attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000
+        return Darwin.poll(fds, count, Int32(min(Int64(Int32.max), milliseconds)))
         #endif
     }
 

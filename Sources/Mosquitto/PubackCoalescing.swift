@@ -22,14 +22,16 @@ import Darwin
 ///
 /// The patience adapts to the broker, between ``shortestPatience`` and ``longestPatience``: after a wait that ran
 /// out, if the PUBACKs read by the end of the pass that fetched what the broker held back answer all it owed when
-/// the wait began, the broker had been waiting for this thread, and the patience shrinks; otherwise it grows. A fixed 0.5 ms cut the CPU per
-/// message of a Nagle broker busy with a subscriber by half but held a fast one to a third of its rate.
+/// the wait began, the broker had been waiting for this thread, and the patience shrinks; otherwise it grows. A
+/// fixed 0.5 ms halved the CPU per message of a Nagle broker busy with a subscriber but held a fast one to a third
+/// of its rate.
 ///
 /// With TLS the mark counts the records' bytes, so it is reached sooner (after a few PUBACKs) and coalesces less.
 /// Nothing else changes: the socket is readable at once when the broker closes it or fails, a wake-up (a publish
 /// queued) ends a wait as always, and a read takes whatever has arrived.
 struct PubackCoalescing {
-    /// A PUBACK without properties (MQTT 5 and 3.1.1 alike).
+    /// The shortest PUBACK (MQTT 3.1.1's, and MQTT 5's without a reason code). mosquitto adds one when no client
+    /// subscribes to the topic (5 bytes): the mark is then reached after four fifths of the PUBACKs it counts.
     static let pubackBytes = 4
     /// The most PUBACKs a wait holds out for: a broker with a large Receive Maximum would otherwise keep a device's
     /// ack waiting for hundreds of others.
@@ -42,12 +44,12 @@ struct PubackCoalescing {
     static let initialPatience: Duration = .microseconds(250)
 
     /// What the broker owed when a wait with the raised mark began, and how many PUBACKs had come by then.
-    struct Round: Equatable {
+    private struct Round {
         var owed: Int
         var answered: Int
     }
 
-    private enum Phase: Equatable {
+    private enum Phase {
         case idle
         /// A wait with the mark raised, until `deadline` across wake-ups.
         case holding(deadline: ContinuousClock.Instant, Round)
