@@ -137,7 +137,8 @@ final class ClientCore: Sendable {
     /// From the broker's CONNACK (success) until that connection ends: the network loop serves the connection
     /// with its own pass only then (see `NetworkLoop.pass`). Written and read on the network thread.
     let linkUp = Atomic<Bool>(false)
-    /// How many publishes libmosquitto keeps unanswered at once on the current connection (set at its CONNACK).
+    /// How many publishes libmosquitto keeps unanswered at once on the current connection (set at its CONNACK; 0
+    /// between connections, when its limit is not this one).
     let inflightLimit = Atomic<Int>(0)
     /// The PUBACKs the broker owes, about (the publishes registered and not answered, up to libmosquitto's limit: it
     /// holds those beyond it back), and how many have come so far. Read by the network thread before each wait.
@@ -204,7 +205,8 @@ final class ClientCore: Sendable {
             if let reason = state.earlyPublishAcks.removeValue(forKey: mid) { return (.success(reason), false) }
             state.publishWaiters[mid] = waiter
             // At least the window's worth of the others are unanswered (one more, for a PUBACK whose waiter is being
-            // removed right now), so a PUBACK is still to come, and with it the pass that sends this one.
+            // removed right now): libmosquitto's window (this connection's, which `inflightLimit` is) is full, and
+            // it releases this one, in order, in the pass that reads the PUBACK that makes room for it.
             let window = inflightLimit.load(ordering: .relaxed)
             return (nil, window > 0 && state.publishWaiters.count >= window + 2)
         }
@@ -440,6 +442,7 @@ final class ClientCore: Sendable {
             reason = MosquittoError.describe(MosquittoResultCode(rc))
         }
         linkUp.store(false, ordering: .relaxed)
+        inflightLimit.store(0, ordering: .relaxed)
         let (unsubscribers, wasConnected, phase) = state.withLock { state in
             let wasConnected = state.connected
             state.connected = false

@@ -35,7 +35,8 @@ public final class MosquittoClient: @unchecked Sendable {
 
     private let handle: OpaquePointer
     private let core: ClientCore
-    /// Wakes the network thread when a packet was queued from another thread (internal: tests fail its poll).
+    /// Wakes the network thread when a packet for it to send was queued from another thread (internal: tests fail
+    /// its poll).
     let waker: LoopWaker
     private let logger: Logger
     /// Runs the blocking lifecycle calls into libmosquitto one at a time, outside every `Mutex`.

@@ -37,7 +37,8 @@ import Darwin
 /// When it returns by itself (after a fatal error) it tells the client, whose retry task starts a new one.
 ///
 /// Publishing threads never write to the socket (`mosquitto_threaded_set`, made by every fresh session): libmosquitto
-/// queues their packets, and the client wakes this thread (``LoopWaker/wake()``).
+/// queues their packets, and the client wakes this thread (``LoopWaker/wake()``), unless the packet is a QoS 1 publish
+/// that waits behind a full window (``ClientCore/registerPublish(mid:waiter:)``).
 final class NetworkLoop: @unchecked Sendable {
     // @unchecked: `thread` is written only in init, `handle` is a `let`; libmosquitto guards its state with its own
     // mutexes in threaded mode, and everything else here is atomic or behind a Mutex.
@@ -279,8 +280,8 @@ final class LoopWaker: Sendable {
         wakeNow()
     }
 
-    /// Wakes the network thread if it waits; called after queueing a packet (from any thread). Inside a
-    /// ``PublishBatch`` the wake-up waits for the batch's end.
+    /// Wakes the network thread if it waits; called after queueing a packet it is to send (from any thread). Inside
+    /// a ``PublishBatch`` the wake-up waits for the batch's end.
     func wake() {
         if PublishBatch.hold(self) { return }
         wakeNow()

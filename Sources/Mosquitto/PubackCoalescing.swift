@@ -28,7 +28,7 @@ import Darwin
 ///
 /// With TLS the mark counts the records' bytes, so it is reached sooner (after a few PUBACKs) and coalesces less.
 /// Nothing else changes: the socket is readable at once when the broker closes it or fails, a wake-up (a publish
-/// queued) ends a wait as always, and a read takes whatever has arrived.
+/// to send) ends a wait as always, and a read takes whatever has arrived.
 struct PubackCoalescing {
     /// The shortest PUBACK (MQTT 3.1.1's, and MQTT 5's without a reason code). mosquitto adds one when no client
     /// subscribes to the topic (5 bytes): the mark is then reached after four fifths of the PUBACKs it counts.

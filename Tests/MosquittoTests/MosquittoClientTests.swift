@@ -365,6 +365,38 @@ import Glibc
         #expect(inbox.messages.isEmpty)
     }
 
+    /// Publishes behind a window of 3 wake no thread (``ClientCore/registerPublish(mid:waiter:)``): each goes out
+    /// when a PUBACK makes room, on the first connection and on the next.
+    @Test func publishesBehindASmallWindowGoOutAsPubacksMakeRoom() async throws {
+        let broker = try await TestBroker.started(extraConfig: "max_inflight_messages 3")
+        var options = try testOptions(broker)
+        options.reconnect = MQTTReconnectPolicy(minimumDelay: .milliseconds(100), maximumDelay: .milliseconds(100), jitter: 0)
+        let client = try MosquittoClient(options: options, logger: quietLogger)
+        defer { client.stop() }
+        try await client.connect()
+        /// Publishes 100 from this thread at once (one PublishBatch, as a device's loop does); whether all were answered.
+        func publishAll(_ round: Int) async throws -> Bool {
+            let answered = Mutex<[MosquittoError?]>([])
+            try PublishBatch.run {
+                for index in 0..<100 {
+                    try client.publish(topic: "window/\(round)", payload: [UInt8(index)], qos: .atLeastOnce) { error in
+                        answered.withLock { $0.append(error) }
+                    }
+                }
+            }
+            return try await eventually(timeout: .seconds(10)) { answered.withLock { $0.count == 100 } }
+                && answered.withLock { $0.allSatisfy { $0 == nil } }
+        }
+        #expect(try await publishAll(1))
+        broker.stop()
+        #expect(try await eventually { !client.isConnected })
+        let again = try TestBroker(extraConfig: "max_inflight_messages 3", port: broker.port)
+        try await again.start()
+        defer { again.stop() }
+        #expect(try await eventually(timeout: .seconds(10)) { client.isConnected })
+        #expect(try await publishAll(2))
+    }
+
     @Test func tenThousandConcurrentQoS1PublishesComplete() async throws {
         let broker = try await TestBroker.started()
         let client = try MosquittoClient(options: testOptions(broker), logger: quietLogger)

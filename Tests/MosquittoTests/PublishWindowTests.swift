@@ -32,4 +32,12 @@ import Testing
         let core = Self.core(window: 0)
         #expect((1...10).map { Self.publish(core, mid: $0) }.allSatisfy { !$0 })
     }
+
+    /// Between connections libmosquitto's limit is not the last connection's: every publish wakes the thread again.
+    @Test func aLostConnectionForgetsItsWindow() {
+        let core = Self.core(window: 3)
+        #expect(Self.publish(core, mid: 1) == false)
+        core.handleDisconnect(rc: MosquittoResultCode.connectionLost.rawValue)
+        #expect((2...10).map { Self.publish(core, mid: $0) }.allSatisfy { !$0 })
+    }
 }
