@@ -365,8 +365,9 @@ import Glibc
         #expect(inbox.messages.isEmpty)
     }
 
-    /// Publishes behind a window of 3 wake no thread (``ClientCore/registerPublish(mid:waiter:)``): each goes out
-    /// when a PUBACK makes room, on the first connection and on the next.
+    /// Publishes behind a window of 3, which do not wake the network thread (``ClientCore/registerPublish(mid:waiter:)``),
+    /// all go out as PUBACKs make room, on the first connection and on the next (this checks that they are answered,
+    /// not that no wake-up happened).
     @Test func publishesBehindASmallWindowGoOutAsPubacksMakeRoom() async throws {
         let broker = try await TestBroker.started(extraConfig: "max_inflight_messages 3")
         var options = try testOptions(broker)

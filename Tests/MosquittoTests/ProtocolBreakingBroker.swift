@@ -44,7 +44,7 @@ final class ProtocolBreakingBroker: Sendable {
     }
 
     init(_ behaviour: Behaviour) throws {
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let listener = tcpSocket()
         guard listener >= 0 else { throw BrokerError(message: "socket() failed") }
         var yes: Int32 = 1
         setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))

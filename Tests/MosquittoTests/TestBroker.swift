@@ -148,11 +148,10 @@ final class TestBroker: Sendable {
         return bounds[0]...bounds[1]
     }
 
-    /// The probe is close-on-exec: a broker another test spawns meanwhile would otherwise inherit it and hold the port
-    /// bound for as long as it runs. The likely cause of a broker that exited at start (status 1, an empty log), twice
-    /// in one day of `make test`; not proven.
+    /// The probe is close-on-exec (``tcpSocket()``): an inherited one was the likely cause of a broker that exited at
+    /// start (status 1, an empty log), twice in one day of `make test`; not proven.
     private static func canBind(port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = tcpSocket()
         guard fd >= 0 else { return false }
         defer { close(fd) }
         var address = loopback(port: port)
@@ -162,7 +161,7 @@ final class TestBroker: Sendable {
     }
 
     static func canConnect(port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = tcpSocket()
         guard fd >= 0 else { return false }
         defer { close(fd) }
         var address = loopback(port: port)

@@ -14,10 +14,16 @@ func socketPair() throws -> (Int32, Int32) {
     return (ends[0], ends[1])
 }
 
+/// A TCP socket that no process the tests spawn inherits (close-on-exec): a test broker started meanwhile would
+/// otherwise hold its port for as long as it runs.
+func tcpSocket() -> Int32 {
+    socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+}
+
 /// A connected TCP pair on loopback, ours non-blocking, both with kernel buffers of about `bufferSize` (set before
 /// the connection, so that the window is small too).
 func tcpPair(bufferSize: Int32) throws -> (Int32, Int32) {
-    let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    let listener = tcpSocket()
     defer { Glibc.close(listener) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
@@ -26,7 +32,7 @@ func tcpPair(bufferSize: Int32) throws -> (Int32, Int32) {
     var size = bufferSize
     _ = setsockopt(listener, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
     _ = setsockopt(listener, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-    let ours = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    let ours = tcpSocket()
     _ = setsockopt(ours, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
     _ = setsockopt(ours, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
     let connected = withUnsafeMutablePointer(to: &address) { pointer in

@@ -57,8 +57,8 @@ final class EmbeddedBroker: Sendable {
     /// The generated mosquitto config: loopback only, persistence saved every `autosaveSeconds` and at exit, and
     /// Nagle's algorithm off (`set_tcp_nodelay`; mosquitto's default leaves it on): with it, a message the broker
     /// sends while its previous one to that client is unacknowledged waits for the client's delayed ACK, and every
-    /// command round trip took 44 ms (`bench_rtt.py` with the broker's default: p50 44.0 ms, against 0.26); and the
-    /// PUBACKs the network thread waits for in batches (`PubackCoalescing`) are held back too.
+    /// command round trip took 44 ms (`bench_rtt.py` with the broker's default: p50 44.0 ms, against 0.26). (It holds
+    /// back the PUBACKs the network thread waits for in batches too, which `PubackCoalescing` then fetches itself.)
     /// `max_inflight_messages` is also the Receive Maximum mosquitto announces to its clients: its default of 20
     /// would allow the gateway, which carries every device on one connection, 20 unanswered messages
     /// (`bench_profile.py`: 11.4–12.2 µs of gateway CPU per QoS 1 message, against 9.6–10.4 with 1,000).
