@@ -82,7 +82,7 @@ final class ClientCore: Sendable {
         var answeredPublishes = 0
         var earlyPublishAcks: [Int32: Int32] = [:]
         /// Ids of QoS 0 publishes; libmosquitto reports them as "sent" through the same callback as PUBACKs.
-        var qos0Mids: Set<Int32> = []
+        var qos0Mids = PacketIDSet()
         var groups: [Int: SubscriptionGroup] = [:]
         var subscribeMids: [Int32: Int] = [:]
         var earlySubacks: [Int32: [Int32]] = [:]
@@ -276,7 +276,7 @@ final class ClientCore: Sendable {
                 return waiter
             }
             // libmosquitto reports a QoS 0 publish as written, from its write: no PUBACK was read.
-            if state.qos0Mids.remove(mid) != nil { return nil }
+            if state.qos0Mids.remove(mid) { return nil }
             if sendsInProgress.load(ordering: .sequentiallyConsistent) > 0 {
                 state.earlyPublishAcks[mid] = reasonCode
                 state.answeredPublishes += 1

@@ -37,7 +37,7 @@ import Testing
         let config = GatewayConfig(source: ConfigSource(yamlText: yaml, environment: [:]))
         let handler = DeviceFrameHandler(
             .init(sink: sink, settings: SettingsStore(config), metrics: GatewayMetrics(), logger: Logger(label: "test"), heartbeatSeconds: 30),
-            deflate: nil)
+            maxFrameSize: GatewayChannel.maxFrameSize(config.limits), deflate: nil)
         let output = try channel.addDeviceOutput()
         try channel.pipeline.syncOperations.addHandler(handler)
         session = DeviceSession(
@@ -46,13 +46,15 @@ import Testing
         handler.start(session, loop: channel.eventLoop)
     }
 
-    func frame(_ opcode: WebSocketOpcode, _ bytes: [UInt8], fin: Bool = true, masked: Bool = true, rsv1: Bool = false, rsv2: Bool = false) -> WebSocketFrame {
+    /// A frame as a device sends it: its bytes on the wire.
+    func frame(_ opcode: WebSocketOpcode, _ bytes: [UInt8], fin: Bool = true, masked: Bool = true, rsv1: Bool = false, rsv2: Bool = false) -> ByteBuffer {
         var data = ByteBuffer(bytes: bytes)
         if masked { data.webSocketMask(mask) }
-        return WebSocketFrame(fin: fin, rsv1: rsv1, rsv2: rsv2, opcode: opcode, maskKey: masked ? mask : nil, data: data)
+        let frame = WebSocketFrame(fin: fin, rsv1: rsv1, rsv2: rsv2, opcode: opcode, maskKey: masked ? mask : nil, data: data)
+        return NIOFrameBytes.bytes(of: frame, allocator: channel.allocator)
     }
 
-    func text(_ string: String, fin: Bool = true) -> WebSocketFrame { frame(.text, Array(string.utf8), fin: fin) }
+    func text(_ string: String, fin: Bool = true) -> ByteBuffer { frame(.text, Array(string.utf8), fin: fin) }
 
     /// Everything written to the device so far.
     func written() throws -> [WebSocketFrame] {
@@ -125,6 +127,20 @@ import Testing
         let big = #"{"type":"telemetry","data":{"k":""# + String(repeating: "x", count: 70_000) + #""}}"#
         try channel.writeInbound(text(big))
         #expect(try closeCode() == 1009)
+    }
+
+    /// A frame over the frame size (the larger limit and 64 KiB) is refused from its header, with 1009, and skipped as
+    /// its payload arrives: the device's answer to our close frame, right behind it, ends the connection.
+    @Test func aFrameOverTheFrameSizeCloses1009AndIsSkipped() throws {
+        let small = try DeviceFrameHandlerTests(limits: "limits: {max_message_bytes: 1024, max_media_bytes: 1024}")
+        var wire = small.frame(.binary, [UInt8](repeating: 7, count: 70_000))
+        try small.channel.writeInbound(wire.readSlice(length: 1_000)!)
+        #expect(try small.closeCode() == 1009)
+        #expect(small.session.closeReason == .messageTooBig && small.session.isClosing)
+        var answer = small.frame(.connectionClose, [0x03, 0xF1])
+        wire.writeBuffer(&answer)
+        try small.channel.writeInbound(wire)
+        #expect(small.sink.ended.withLock { $0 } && small.sink.media.withLock { $0 } == 0)
     }
 
     @Test func fragmentsOverTheLimitClose1009BeforeTheEnd() throws {

@@ -112,7 +112,8 @@ import Testing
     final class Harness {
         let channel = EmbeddedChannel()
         let log = Log()
-        let frames = Collector<WebSocketFrame>()
+        /// What reaches the device's handlers: the bytes behind the request.
+        let deviceBytes = Collector<ByteBuffer>()
         let bytes = Collector<ByteBuffer>()
         let result: EventLoopPromise<String>
         /// Completes what NIO's pipeline would.
@@ -121,7 +122,7 @@ import Testing
         init(admit: Bool = true) throws {
             result = channel.eventLoop.makePromise()
             httpResult = channel.eventLoop.makePromise()
-            let (log, frames, bytes, httpResult) = (log, frames, bytes, httpResult)
+            let (log, deviceBytes, bytes, httpResult) = (log, deviceBytes, bytes, httpResult)
             let steps = DeviceUpgradeFastPath<String>.Steps(
                 admit: { head, _ in
                     log.admitted.append(head)
@@ -129,7 +130,7 @@ import Testing
                 },
                 upgraded: { channel in
                     log.upgraded += 1
-                    try channel.pipeline.syncOperations.addHandler(frames)
+                    try channel.pipeline.syncOperations.addHandler(deviceBytes)
                     return "device"
                 },
                 fallBack: { channel in
@@ -139,7 +140,7 @@ import Testing
                 }
             )
             try channel.pipeline.syncOperations.addHandler(
-                DeviceUpgradeFastPath(path: "/v1/connect", maxFrameSize: 1 << 16, steps: steps, result: result)
+                DeviceUpgradeFastPath(path: "/v1/connect", steps: steps, result: result)
             )
         }
 
@@ -184,13 +185,12 @@ import Testing
             + "Upgrade: websocket\r\nSec-WebSocket-Accept: \(Self.accept)\r\nConnection: upgrade\r\n\r\n")
         #expect(harness.log.admitted.map(\.uri) == ["/v1/connect?token=abc"])
         #expect((harness.log.upgraded, harness.log.fellBack) == (1, 0))
-        #expect(harness.frames.items.map { String(buffer: $0.unmaskedData) } == ["hello"])
+        #expect(harness.deviceBytes.items.map { Array(buffer: $0) } == [Self.maskedText("hello")])
         #expect(harness.fastPathRemoved)
         #expect(try harness.outcome() == "device")
-        // The WebSocket handlers are NIO's own, as its upgrader installs them, but its frame encoder: the device's
-        // `SendQueueLimit` encodes.
-        #expect((try? harness.channel.pipeline.syncOperations.handler(type: ByteToMessageHandler<WebSocketFrameDecoder>.self)) != nil)
-        #expect((try? harness.channel.pipeline.syncOperations.handler(type: WebSocketProtocolErrorHandler.self)) != nil)
+        // None of NIO's WebSocket handlers: the device's `SendQueueLimit` encodes, its `DeviceFrameHandler` decodes.
+        #expect((try? harness.channel.pipeline.syncOperations.handler(type: ByteToMessageHandler<WebSocketFrameDecoder>.self)) == nil)
+        #expect((try? harness.channel.pipeline.syncOperations.handler(type: WebSocketProtocolErrorHandler.self)) == nil)
         #expect((try? harness.channel.pipeline.syncOperations.handler(type: WebSocketFrameEncoder.self)) == nil)
     }
 

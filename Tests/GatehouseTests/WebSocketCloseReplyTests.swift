@@ -11,7 +11,7 @@ import Testing
     private final class Answerer: ChannelInboundHandler, Sendable {
         typealias InboundIn = WebSocketFrame
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            context.answerClose(unwrapInboundIn(data))
+            context.answerClose(unmaskedPayload: unwrapInboundIn(data).unmaskedData)
         }
     }
 

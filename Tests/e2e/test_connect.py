@@ -225,19 +225,25 @@ def test_device_id_from_token_not_from_messages(gw, mqtt):
     assert not mqtt.seen(lambda m: f"/{other}/" in m.topic)
 
 
-def test_message_sent_with_the_upgrade_request_is_answered(gw):
-    """A device may send its first frame in the same write as its upgrade request, without waiting for the 101:
-    the 101 (with the right Sec-WebSocket-Accept) comes first, then the welcome, then the message's ack."""
+@pytest.mark.parametrize("extra_header", ["", "Content-Length: 0\r\n"], ids=["fast-path", "nio-upgrader"])
+def test_message_sent_with_the_upgrade_request_is_answered(gw, extra_header):
+    """A device may send its first frames in the same write as its upgrade request, without waiting for the 101:
+    the 101 (with the right Sec-WebSocket-Accept) comes first, then the welcome, then the messages' acks. A request
+    the gateway's own upgrade leaves to NIO's (here, one with a Content-Length) is served the same."""
     key = base64.b64encode(secrets.token_bytes(16)).decode()
     request = (
         f"GET /v1/connect HTTP/1.1\r\nHost: 127.0.0.1:{gw.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer {gw.token(uid('eager'))}\r\n\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer {gw.token(uid('eager'))}\r\n"
+        f"{extra_header}\r\n"
     ).encode()
-    payload = json.dumps({"type": "telemetry", "seq": 7, "data": {"v": 1}}).encode()
-    mask = secrets.token_bytes(4)
-    frame = bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    def masked(message):
+        payload, mask = json.dumps(message).encode(), secrets.token_bytes(4)
+        length = bytes([0x80 | len(payload)]) if len(payload) < 126 else bytes([0x80 | 126]) + len(payload).to_bytes(2, "big")
+        return bytes([0x81]) + length + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+    frames = masked({"type": "telemetry", "seq": 7, "data": {"v": 1}}) + masked({"type": "telemetry", "seq": 8, "data": {"pad": "x" * 300}})
     with socket.create_connection(("127.0.0.1", gw.port), timeout=5) as s:
-        s.sendall(request + frame)
+        s.sendall(request + frames)
         received = b""
 
         def take(n):
@@ -266,3 +272,4 @@ def test_message_sent_with_the_upgrade_request_is_answered(gw):
 
         assert text()["type"] == "welcome"
         assert text() == {"type": "ack", "seq": 7}
+        assert text() == {"type": "ack", "seq": 8}

@@ -23,7 +23,7 @@ struct ServerWebSocket {
                 return true
             }
             closing = true
-            context.answerClose(frame)
+            context.answerClose(unmaskedPayload: frame.unmaskedData)
             return true
         default:
             return false

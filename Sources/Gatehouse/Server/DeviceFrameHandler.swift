@@ -4,13 +4,13 @@ import GatehouseProtocol
 import NIOCore
 import NIOWebSocket
 
-/// Reads one device's WebSocket frames on its event loop: reassembles fragments, enforces size and
-/// UTF-8 rules, answers pings (rate-limited, at most one pong waiting), runs the heartbeat, counts bad
+/// Reads one device's WebSocket frames on its event loop: cuts them from the bytes read (``InboundFrameParser``),
+/// reassembles fragments, enforces size and UTF-8 rules, answers pings (rate-limited, at most one pong waiting), runs the heartbeat, counts bad
 /// messages, tells the session when the device stops reading (writability), and hands each well-formed
 /// message to its sink (`DeviceHub`). One instance per connection; no locks (everything runs on one loop);
 /// the live settings are a per-connection snapshot, refreshed only after a reload.
 final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler, HeartbeatMember {
-    typealias InboundIn = WebSocketFrame
+    typealias InboundIn = ByteBuffer
     typealias OutboundOut = WebSocketFrame
 
     /// What every device's handler shares, in one object: each idle device keeps its handler.
@@ -36,6 +36,7 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler, 
     private var settings: LiveSettings
     private let deflate: PerMessageDeflate?
     private var session: DeviceSession?
+    private var parser: InboundFrameParser
     private var fragments: (opcode: WebSocketOpcode, compressed: Bool, data: ByteBuffer)?
     /// Its loop's heartbeats, once started.
     private var heartbeats: HeartbeatWheel?
@@ -57,8 +58,9 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler, 
     /// changes them for new connections only.
     private let sizeLimits: (text: Int, media: Int)
 
-    init(_ environment: Environment, deflate: PerMessageDeflate?) {
+    init(_ environment: Environment, maxFrameSize: Int, deflate: PerMessageDeflate?) {
         self.environment = environment
+        self.parser = InboundFrameParser(maxFrameSize: maxFrameSize)
         self.settings = environment.store.now
         self.deflate = deflate
         let limits = self.settings.limits
@@ -78,7 +80,27 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler, 
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = unwrapInboundIn(data)
+        parser.append(unwrapInboundIn(data))
+        while let step = parser.next() {
+            switch step {
+            case .frame(let frame): receive(frame, context: context)
+            case .refused(let refusal): refuse(refusal)
+            }
+        }
+    }
+
+    /// What NIO's protocol error handler answered for the frames its decoder refused: 1009 for one over the frame
+    /// size, 1002 for a broken control frame.
+    private func refuse(_ refusal: InboundFrameParser.Refusal) {
+        switch refusal {
+        case .tooLong:
+            session?.close(.messageTooBig, reason: .messageTooBig, text: "frame over \(parser.maxFrameSize) bytes")
+        case .fragmentedControlFrame, .longControlFrame:
+            session?.close(code: 1002, reason: .badMessages, text: "control frames must be whole and at most 125 bytes")
+        }
+    }
+
+    private func receive(_ frame: InboundFrame, context: ChannelHandlerContext) {
         guard let session else { return }
         // A ping is not an answer: a device that pings without reading what it is sent must not look alive.
         if frame.opcode != .ping { heard = true }
@@ -103,7 +125,7 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler, 
             if frame.opcode == .ping { answerPing(frame.unmaskedPayload(allocator: context.channel.allocator), context: context) }
         case .connectionClose:
             session.noteEnded(.disconnected)
-            context.answerClose(frame)
+            context.answerClose(unmaskedPayload: frame.unmaskedPayload(allocator: context.channel.allocator))
         case .text, .binary:
             guard fragments == nil else { return session.close(code: 1002, reason: .badMessages, text: "new message inside a fragmented one") }
             if frame.fin, frame.opcode == .text, !frame.rsv1, frame.length <= sizeLimits.text {

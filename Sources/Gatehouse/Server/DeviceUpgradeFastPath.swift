@@ -32,7 +32,6 @@ final class DeviceUpgradeFastPath<UpgradeResult: Sendable>: ChannelInboundHandle
     static var maxHeadBytes: Int { 16384 }
 
     private let path: String
-    private let maxFrameSize: Int
     private let steps: Steps
     private let result: EventLoopPromise<UpgradeResult>
     private var buffered: ByteBuffer?
@@ -40,9 +39,8 @@ final class DeviceUpgradeFastPath<UpgradeResult: Sendable>: ChannelInboundHandle
     private var searchFrom = 0
 
     /// `result` completes when the connection is upgraded here or by NIO's pipeline, and fails if it closes first.
-    init(path: String, maxFrameSize: Int, steps: Steps, result: EventLoopPromise<UpgradeResult>) {
+    init(path: String, steps: Steps, result: EventLoopPromise<UpgradeResult>) {
         self.path = path
-        self.maxFrameSize = maxFrameSize
         self.steps = steps
         self.result = result
     }
@@ -85,11 +83,9 @@ final class DeviceUpgradeFastPath<UpgradeResult: Sendable>: ChannelInboundHandle
         rest.moveReaderIndex(forwardBy: request.length)
         context.write(wrapOutboundOut(Self.switchingProtocols(key: request.key, headers: headers, allocator: context.channel.allocator)), promise: nil)
         do {
-            // What NIO's WebSocket upgrader installs (its error handler answers protocol errors with a close frame),
-            // but its frame encoder: the device's `SendQueueLimit` encodes (a handler and a header buffer less per device).
+            // None of what NIO's WebSocket upgrader installs: the device's `SendQueueLimit` encodes its frames, and
+            // its `DeviceFrameHandler` cuts the frames it sends (three handlers less per device).
             let pipeline = context.pipeline.syncOperations
-            try pipeline.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: maxFrameSize)))
-            try pipeline.addHandler(WebSocketProtocolErrorHandler())
             let upgraded = try steps.upgraded(context.channel)
             // Flushed with the device's first frames (its welcome, which a loop task queued before this one writes
             // and flushes): one system call and one TCP segment for both.

@@ -57,14 +57,13 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
                     return headers
                 },
                 upgraded: { channel in
-                    try installDevice(on: channel, admission: admission.value, pending: pending, nioEncoder: false)
+                    try installDevice(on: channel, admission: admission.value, pending: pending, nioUpgrader: false)
                 },
                 fallBack: { channel in try httpPipeline(on: channel, admission: admission, pending: pending, logger: logger) }
             )
-            let maxFrameSize = Self.maxFrameSize(gateway.settings.now.limits)
             do {
                 try channel.pipeline.syncOperations.addHandler(
-                    DeviceUpgradeFastPath(path: DeviceAdmission.connectPath, maxFrameSize: maxFrameSize, steps: steps, result: result)
+                    DeviceUpgradeFastPath(path: DeviceAdmission.connectPath, steps: steps, result: result)
                 )
             } catch {
                 result.fail(error)
@@ -77,24 +76,31 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
         }
     }
 
-    /// Serves an admitted device on its upgraded channel, where the WebSocket handlers are in place: with `nioEncoder`,
-    /// NIO's frame encoder too (NIO's upgrader installs one, `DeviceUpgradeFastPath` does not).
+    /// Serves an admitted device on its upgraded channel. With `nioUpgrader`, NIO's upgrader has installed its frame
+    /// encoder, decoder and protocol error handler (`DeviceUpgradeFastPath` installs none).
     private func installDevice(
-        on channel: any Channel, admission: Admission?, pending: PendingConnections.Ticket, nioEncoder: Bool
+        on channel: any Channel, admission: Admission?, pending: PendingConnections.Ticket, nioUpgrader: Bool
     ) throws -> UpgradeResult {
         guard case .accept(let claims, _, let compressed) = admission else {
             throw ChannelError.inappropriateOperationForState
         }
         let limits = gateway.settings.now.limits
-        let handler = DeviceFrameHandler(gateway.deviceFrames, deflate: compressed ? try PerMessageDeflate() : nil)
-        // Every frame to the device passes the send-queue cap: below the frame decoder and the protocol error handler
-        // (whose close frames it encodes), above NIO's frame encoder where NIO's upgrader installed one. Every read
-        // passes it too, on its way to the decoder (a publish batch per read).
+        let handler = DeviceFrameHandler(
+            gateway.deviceFrames, maxFrameSize: Self.maxFrameSize(limits), deflate: compressed ? try PerMessageDeflate() : nil)
+        // Every frame to the device passes the send-queue cap: below the protocol error handler (whose close frames
+        // it encodes), above NIO's frame encoder where NIO's upgrader installed one. Every read passes it too, on its
+        // way to the frames (a publish batch per read).
         let output = SendQueueLimit(
-            maxBytes: limits.maxSendQueueBytes, tlsBelow: gateway.deviceTLS != nil, nioEncoderBelow: nioEncoder)
-        let decoder = try channel.pipeline.syncOperations.handler(type: ByteToMessageHandler<WebSocketFrameDecoder>.self)
-        try channel.pipeline.syncOperations.addHandler(output, position: .before(decoder))
-        try channel.pipeline.syncOperations.addHandler(handler)
+            maxBytes: limits.maxSendQueueBytes, tlsBelow: gateway.deviceTLS != nil, nioEncoderBelow: nioUpgrader)
+        let pipeline = channel.pipeline.syncOperations
+        if nioUpgrader {
+            let decoder = try pipeline.handler(type: ByteToMessageHandler<WebSocketFrameDecoder>.self)
+            try pipeline.addHandler(output, position: .before(decoder))
+            try pipeline.addHandler(NIOFrameBytes())
+        } else {
+            try pipeline.addHandler(output)
+        }
+        try pipeline.addHandler(handler)
         gateway.pendingConnections.finished(pending)
         let remote = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "unknown"
         let session = gateway.devices.connected(claims: claims, channel: channel, output: output, remote: remote)
@@ -133,7 +139,7 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
             upgradePipelineHandler: { channel, _ in
                 channel.eventLoop.makeCompletedFuture {
                     if let accepted = stream.value { return .stream(try gateway.install(accepted, on: channel)) }
-                    return try installDevice(on: channel, admission: admission.value, pending: pending, nioEncoder: true)
+                    return try installDevice(on: channel, admission: admission.value, pending: pending, nioUpgrader: true)
                 }
             }
         )
@@ -212,7 +218,7 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
 }
 
 extension GatewayChannel {
-    /// Largest frame the decoder accepts (larger ones get 1009 from NIO's error handler). The headroom
+    /// Largest frame a device may send (larger ones get 1009). The headroom
     /// lets a frame just over a limit reach `DeviceFrameHandler`, which applies the exact per-type limits.
     static func maxFrameSize(_ limits: LimitsSection) -> Int { max(limits.maxMessageBytes, limits.maxMediaBytes) + 65536 + 2 }
 }

@@ -2,11 +2,11 @@ import NIOCore
 import NIOWebSocket
 
 extension ChannelHandlerContext {
-    /// Answers the peer's close frame with the same status code, then closes the connection once the answer
+    /// Answers the peer's close frame (its payload unmasked) with the same status code, then closes the connection once the answer
     /// is written (RFC 6455 §5.5.1). Every server-side WebSocket (devices, viewers, the status feed) ends so.
     /// A code that may not be sent (1005, 1006, 1015, unassigned ones) or a one-byte body is answered 1002.
-    func answerClose(_ frame: WebSocketFrame) {
-        var data = frame.unmaskedData
+    func answerClose(unmaskedPayload: ByteBuffer) {
+        var data = unmaskedPayload
         var reply = channel.allocator.buffer(capacity: 2)
         let code: WebSocketErrorCode =
             switch (data.readableBytes, data.readInteger(as: UInt16.self)) {

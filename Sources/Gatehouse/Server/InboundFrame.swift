@@ -1,10 +1,21 @@
 import NIOCore
 import NIOWebSocket
 
-extension WebSocketFrame {
-    /// The payload unmasked, as NIO's `unmaskedData` gives it, but eight bytes at a time straight into a new
-    /// buffer. NIO's copies the masked bytes first and then unmasks them one byte at a time; on the telemetry
-    /// flow that was about 2 % of the gateway's CPU.
+/// One WebSocket frame from a device, as `InboundFrameParser` cut it from the bytes read: its payload still masked,
+/// a slice of the read buffer (nothing is copied or allocated to make one).
+struct InboundFrame {
+    var fin: Bool
+    var rsv1: Bool
+    var rsv2: Bool
+    var rsv3: Bool
+    var opcode: WebSocketOpcode
+    var maskKey: WebSocketMaskingKey?
+    /// The payload as it arrived (masked when `maskKey` is set).
+    var data: ByteBuffer
+
+    var length: Int { data.readableBytes }
+
+    /// The payload unmasked, eight bytes at a time, into a new buffer.
     func unmaskedPayload(allocator: ByteBufferAllocator) -> ByteBuffer {
         guard maskKey != nil, data.readableBytes > 0 else { return data }
         let count = data.readableBytes
@@ -29,11 +40,9 @@ extension WebSocketFrame {
     /// Writes the payload unmasked to the start of `target` (at least `data.readableBytes` long).
     private func unmask(into target: UnsafeMutableRawBufferPointer) {
         guard let key = maskKey else { return }
-        // As in NIO: the key runs on from the extension data, which comes first.
-        let offset = (extensionData?.readableBytes ?? 0) % 4
         var pattern: UInt64 = 0
         withUnsafeMutableBytes(of: &pattern) { bytes in
-            for index in 0..<8 { bytes[index] = key[(index + offset) % 4] }
+            for index in 0..<8 { bytes[index] = key[index % 4] }
         }
         let count = data.readableBytes
         data.withUnsafeReadableBytes { source in
@@ -44,7 +53,7 @@ extension WebSocketFrame {
                 index += 8
             }
             while index < count {
-                target[index] = source[index] ^ key[(index + offset) % 4]
+                target[index] = source[index] ^ key[index % 4]
                 index += 1
             }
         }
