@@ -169,4 +169,76 @@ import Testing
             #expect(parser.next() == nil, "cut from the first \(end) bytes")
         }
     }
+
+    /// Random byte streams, mostly frame-shaped (any first byte, any length form, lengths around every limit, payloads
+    /// cut short), in random reads: up to where NIO's decoder throws, the same frames; where it throws, the matching
+    /// refusal. Seeded, so a failure repeats.
+    @Test func agreesWithNIOsDecoderOnRandomStreams() throws {
+        var random = Xorshift(state: 6455)
+        var refusals: [InboundFrameParser.Refusal: Int] = [:]
+        for round in 0..<2_000 {
+            let maxFrameSize = [125, 1_000, 2_000].randomElement(using: &random)!
+            let bytes = Self.randomStream(&random)
+            var reads: [ByteBuffer] = []
+            var at = 0
+            while at < bytes.readableBytes {
+                // Reads of a few bytes only for short streams: in a debug build, ByteBuffer takes microseconds a call.
+                let sizes = switch bytes.readableBytes { case ..<300: [1, 2, 5]; case ..<2_000: [3, 9, 64]; default: [64, 1_000, 4_096] }
+                let size = min(bytes.readableBytes - at, sizes.randomElement(using: &random)!)
+                reads.append(bytes.getSlice(at: at, length: size)!)
+                at += size
+            }
+            let nio = try Self.nios(reads, maxFrameSize: maxFrameSize)
+            var expected = nio.frames.map(Outcome.frame)
+            switch nio.error {
+            case .invalidFrameLength: expected.append(.refused(.tooLong))
+            case .fragmentedControlFrame: expected.append(.refused(.fragmentedControlFrame))
+            case .multiByteControlFrameLength: expected.append(.refused(.longControlFrame))
+            case nil: break
+            }
+            let ours = Self.ours(reads, maxFrameSize: maxFrameSize)
+            // Compared outside `#expect`, which would describe every frame's bytes of every round.
+            let agrees = Array(ours.prefix(expected.count)) == expected && (nio.error != nil || ours.count == expected.count)
+            #expect(agrees, "round \(round)")
+            if case .refused(let refusal) = expected.last { refusals[refusal, default: 0] += 1 }
+        }
+        // The streams reach every refusal often (and whole frames in the other rounds).
+        #expect(refusals.count == 3 && refusals.values.allSatisfy { $0 >= 50 }, "\(refusals)")
+    }
+
+    static func randomStream(_ random: inout Xorshift) -> ByteBuffer {
+        var bytes = ByteBuffer()
+        for _ in 0..<Int.random(in: 1...6, using: &random) {
+            bytes.writeInteger(UInt8.random(in: 0...255, using: &random))
+            let mask: UInt8 = Bool.random(using: &random) ? 0x80 : 0
+            let length = [0, 1, 125, 126, 127, 999, 1_000, 1_001, 2_001, 65_536, Int.random(in: 0...300, using: &random)]
+                .randomElement(using: &random)!
+            switch Int.random(in: 0..<8, using: &random) {
+            case 0: bytes.writeMultipleIntegers(mask | 127, UInt64.random(in: 0...UInt64.max, using: &random))
+            case 1: bytes.writeMultipleIntegers(mask | 126, UInt16(truncatingIfNeeded: length))
+            case 2: bytes.writeMultipleIntegers(mask | 127, UInt64(length))
+            default:
+                if length < 126 { bytes.writeInteger(mask | UInt8(length)) }
+                else { bytes.writeMultipleIntegers(mask | 126, UInt16(truncatingIfNeeded: length)) }
+            }
+            if mask != 0 { bytes.writeInteger(UInt32.random(in: 0...UInt32.max, using: &random)) }
+            // The payload, sometimes cut short (the stream then ends inside it); the longest always are.
+            let present = Int.random(in: 0..<10, using: &random) == 0 ? Int.random(in: 0...min(length, 400), using: &random) : min(length, 3_000)
+            bytes.writeRepeatingByte(UInt8(truncatingIfNeeded: present), count: present)
+            if present < length { break }
+        }
+        return bytes
+    }
+
+    /// xorshift64*: seeded, so that a failing round repeats.
+    struct Xorshift: RandomNumberGenerator {
+        var state: UInt64
+
+        mutating func next() -> UInt64 {
+            state ^= state >> 12
+            state ^= state << 25
+            state ^= state >> 27
+            return state &* 2_685_821_657_736_338_717
+        }
+    }
 }

@@ -6,11 +6,11 @@ import NIOWebSocket
 /// Why not NIO's `WebSocketFrameDecoder`: behind a `ByteToMessageHandler`, every frame cost a heap object (the
 /// frame's storage), a boxed `NIOAny` and a pass through two more handlers; on the QoS 0 telemetry flow that was
 /// about a tenth of the gateway's CPU (docs/benchmarks.md). This one cuts frames in place and checks what that
-/// decoder checks, in the same order: the length against `maxFrameSize`, then control frames (unfragmented, at most
-/// 125 bytes). A refused frame is skipped as its bytes arrive, so the device still reads our close frame and its
-/// answer to it is seen.
+/// decoder checks, at the same point (once the length is read) and in the same order: the length against
+/// `maxFrameSize`, then control frames (unfragmented, at most 125 bytes). A refused frame is skipped as its bytes
+/// arrive, so the device still reads our close frame and its answer to it is seen.
 struct InboundFrameParser {
-    enum Refusal: Equatable {
+    enum Refusal: Hashable {
         case tooLong
         case fragmentedControlFrame
         case longControlFrame
@@ -24,7 +24,7 @@ struct InboundFrameParser {
     let maxFrameSize: Int
     /// What was read and not cut yet: the start of a frame that has not arrived whole.
     private var unread: ByteBuffer?
-    /// Payload bytes of a refused frame that have not arrived yet: dropped as they do.
+    /// Bytes of a refused frame (its mask key and payload) that have not arrived yet: dropped as they do.
     private var skipping = 0
 
     init(maxFrameSize: Int) {
@@ -54,18 +54,19 @@ struct InboundFrameParser {
         guard let head = buffer.getInteger(at: start, as: UInt16.self) else { return nil }
         let first = UInt8(truncatingIfNeeded: head >> 8)
         let masked = head & 0x80 != 0
-        var headerLength = masked ? 6 : 2
+        var lengthEnd = 2
         var length = Int(head & 0x7F)
         if length == 126 {
-            headerLength += 2
+            lengthEnd += 2
             guard let word = buffer.getInteger(at: start + 2, as: UInt16.self) else { return nil }
             length = Int(word)
         } else if length == 127 {
-            headerLength += 8
+            lengthEnd += 8
             guard let word = buffer.getInteger(at: start + 2, as: UInt64.self) else { return nil }
             length = Int(clamping: word)
         }
-        guard buffer.readableBytes >= headerLength else { return nil }
+        let headerLength = lengthEnd + (masked ? 4 : 0)
+        // Judged once the length is read, before the mask key, as NIO's decoder does.
         let fin = first & 0x80 != 0
         let control = first & 0x08 != 0
         let refusal: Refusal? =
@@ -74,11 +75,12 @@ struct InboundFrameParser {
             else if control && length > 125 { .longControlFrame }
             else { nil }
         if let refusal {
-            buffer.moveReaderIndex(forwardBy: headerLength)
-            skipping = length
+            buffer.moveReaderIndex(forwardBy: lengthEnd)
+            skipping = length > Int.max - 4 ? Int.max : length + headerLength - lengthEnd
             _ = skipRefused(&buffer)
             return .refused(refusal)
         }
+        guard buffer.readableBytes >= headerLength else { return nil }
         guard buffer.readableBytes - headerLength >= length else { return nil }
         let maskKey = masked ? WebSocketMaskingKey(buffer.readableBytesView.dropFirst(headerLength - 4).prefix(4)) : nil
         let data = buffer.getSlice(at: start + headerLength, length: length)!
