@@ -24,7 +24,7 @@ import Testing
         init(_ frame: InboundFrame) {
             flags = (frame.fin ? 8 : 0) | (frame.rsv1 ? 4 : 0) | (frame.rsv2 ? 2 : 0) | (frame.rsv3 ? 1 : 0)
             opcode = UInt8(webSocketOpcode: frame.opcode)
-            mask = frame.maskKey.map(Array.init)
+            mask = frame.maskKey.map { withUnsafeBytes(of: $0, Array.init) }
             data = Array(buffer: frame.data)
         }
 

@@ -5,7 +5,9 @@ import Testing
 
 @Suite struct InboundFrameTests {
     static func frame(_ data: ByteBuffer, key: WebSocketMaskingKey?) -> InboundFrame {
-        InboundFrame(fin: true, rsv1: false, rsv2: false, rsv3: false, opcode: .text, maskKey: key, data: data)
+        // The key's bytes in their wire order, as the parser reads them.
+        let maskKey = key.map { Array($0).withUnsafeBytes { $0.load(as: UInt32.self) } }
+        return InboundFrame(fin: true, rsv1: false, rsv2: false, rsv3: false, opcode: .text, maskKey: maskKey, data: data)
     }
 
     /// Every length around the 8-byte steps: the same bytes as NIO's own unmasking.

@@ -9,7 +9,9 @@ struct InboundFrame {
     var rsv2: Bool
     var rsv3: Bool
     var opcode: WebSocketOpcode
-    var maskKey: WebSocketMaskingKey?
+    /// The mask key's four bytes as they came (a `UInt32` read in the host's byte order), when the frame is masked.
+    /// Not NIO's `WebSocketMaskingKey`: made from bytes, its generic initialiser allocated four times per frame.
+    var maskKey: UInt32?
     /// The payload as it arrived (masked when `maskKey` is set).
     var data: ByteBuffer
 
@@ -40,9 +42,11 @@ struct InboundFrame {
     /// Writes the payload unmasked to the start of `target` (at least `data.readableBytes` long).
     private func unmask(into target: UnsafeMutableRawBufferPointer) {
         guard let key = maskKey else { return }
+        // The key twice, byte for byte as it came: the mask of eight payload bytes.
         var pattern: UInt64 = 0
         withUnsafeMutableBytes(of: &pattern) { bytes in
-            for index in 0..<8 { bytes[index] = key[index % 4] }
+            bytes.storeBytes(of: key, as: UInt32.self)
+            bytes.storeBytes(of: key, toByteOffset: 4, as: UInt32.self)
         }
         let count = data.readableBytes
         data.withUnsafeReadableBytes { source in
@@ -52,9 +56,9 @@ struct InboundFrame {
                 target.storeBytes(of: word, toByteOffset: index, as: UInt64.self)
                 index += 8
             }
-            while index < count {
-                target[index] = source[index] ^ key[index % 4]
-                index += 1
+            // Fewer than eight left: the pattern's first bytes.
+            withUnsafeBytes(of: pattern) { mask in
+                for offset in 0..<(count - index) { target[index + offset] = source[index + offset] ^ mask[offset] }
             }
         }
     }

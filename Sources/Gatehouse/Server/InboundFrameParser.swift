@@ -82,7 +82,7 @@ struct InboundFrameParser {
         }
         guard buffer.readableBytes >= headerLength else { return nil }
         guard buffer.readableBytes - headerLength >= length else { return nil }
-        let maskKey = masked ? WebSocketMaskingKey(buffer.readableBytesView.dropFirst(headerLength - 4).prefix(4)) : nil
+        let maskKey = masked ? buffer.getInteger(at: start + lengthEnd, endianness: .host, as: UInt32.self) : nil
         let data = buffer.getSlice(at: start + headerLength, length: length)!
         buffer.moveReaderIndex(forwardBy: headerLength + length)
         return .frame(InboundFrame(
