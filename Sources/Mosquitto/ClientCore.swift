@@ -99,6 +99,12 @@ final class ClientCore: Sendable {
             return nextID
         }
 
+        /// The answer libmosquitto reported for `mid` before its sender registered it, if any. Looked up only when
+        /// there are such answers (rarely): even an empty dictionary hashes the key.
+        mutating func takeEarlyPublishAck(_ mid: Int32) -> Int32? {
+            earlyPublishAcks.isEmpty ? nil : earlyPublishAcks.removeValue(forKey: mid)
+        }
+
         /// Called under the lock when a sender has registered; drops orphaned acks once nobody can claim them.
         mutating func endSend(_ sendsInProgress: borrowing Atomic<Int>) {
             if sendsInProgress.wrappingSubtract(1, ordering: .sequentiallyConsistent).newValue == 0 {
@@ -202,7 +208,7 @@ final class ClientCore: Sendable {
             // After the lookups below: ending the last send discards parked acks, ours included.
             defer { state.endSend(sendsInProgress) }
             if state.phase == .stopped { return (.failure(Self.closedError), false) }
-            if let reason = state.earlyPublishAcks.removeValue(forKey: mid) { return (.success(reason), false) }
+            if let reason = state.takeEarlyPublishAck(mid) { return (.success(reason), false) }
             state.publishWaiters[mid] = waiter
             // At least the window's worth of the others are unanswered (one more, for a PUBACK whose waiter is being
             // removed right now): libmosquitto's window (this connection's, which `inflightLimit` is) is full, and
@@ -217,7 +223,7 @@ final class ClientCore: Sendable {
         state.withLock { state in
             // After the lookups below: ending the last send discards parked acks, ours included.
             defer { state.endSend(sendsInProgress) }
-            if let mid, state.earlyPublishAcks.removeValue(forKey: mid) == nil {
+            if let mid, state.takeEarlyPublishAck(mid) == nil {
                 state.qos0Mids.insert(mid)
             }
         }

@@ -16,7 +16,7 @@ import Testing
         let messages = Mutex<[DeviceMessage]>([])
         let media = Mutex(0)
         let ended = Mutex(false)
-        func handle(_ message: DeviceMessage, from session: DeviceSession, settings: LiveSettings) -> BadMessageError? {
+        func handle(_ message: DeviceMessage, from session: DeviceSession, settings: LiveSettings, nowMs: Int64) -> BadMessageError? {
             messages.withLock { $0.append(message) }
             return nil
         }

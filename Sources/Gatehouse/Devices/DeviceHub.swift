@@ -7,9 +7,10 @@ import Synchronization
 /// What a device connection hands on: its well-formed messages and its end. `DeviceHub` is the real one;
 /// `DeviceFrameHandler` tests record what arrives.
 protocol DeviceMessageSink: Sendable {
-    /// One well-formed text message, on the session's event loop; `settings` are the connection's current snapshot.
-    /// Returns why the message is refused as a bad one after all (a state document that would grow too big), if it is.
-    func handle(_ message: DeviceMessage, from session: DeviceSession, settings: LiveSettings) -> BadMessageError?
+    /// One well-formed text message, on the session's event loop, that arrived at `nowMs` (wall clock, ms); `settings`
+    /// are the connection's current snapshot. Returns why the message is refused as a bad one after all (a state
+    /// document that would grow too big), if it is.
+    func handle(_ message: DeviceMessage, from session: DeviceSession, settings: LiveSettings, nowMs now: Int64) -> BadMessageError?
     /// One well-formed binary media frame.
     func handleMedia(header: MediaHeader, payload: ByteBuffer, from session: DeviceSession)
     /// The connection closed.
@@ -224,9 +225,8 @@ final class DeviceHub: DeviceMessageSink {
     // MARK: Messages
 
     /// Handles one well-formed device message: publish it, then `ack` its `seq` once it is safe.
-    func handle(_ message: DeviceMessage, from session: DeviceSession, settings: LiveSettings) -> BadMessageError? {
+    func handle(_ message: DeviceMessage, from session: DeviceSession, settings: LiveSettings, nowMs now: Int64) -> BadMessageError? {
         let device = session.device
-        let now = nowMs()
         let seq = message.seq
         var answer: PublishCompletion?
         if let seq { answer = { outcome in session.answer(seq: seq, outcome) } }

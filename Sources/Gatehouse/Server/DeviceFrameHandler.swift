@@ -37,6 +37,9 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler, 
     private let deflate: PerMessageDeflate?
     private var session: DeviceSession?
     private var parser: InboundFrameParser
+    /// When the read being handled arrived, on both clocks: read once per read, not per message (every frame of a
+    /// read arrived together; on the telemetry flow the clock was three reads per message).
+    private var readAt = (wallMs: Int64(0), uptimeNanos: UInt64(0))
     private var fragments: (opcode: WebSocketOpcode, compressed: Bool, data: ByteBuffer)?
     /// Its loop's heartbeats, once started.
     private var heartbeats: HeartbeatWheel?
@@ -81,6 +84,7 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler, 
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         parser.append(unwrapInboundIn(data))
+        readAt = (nowMs(), NIODeadline.now().uptimeNanoseconds)
         while let step = parser.next() {
             switch step {
             case .frame(let frame): receive(frame, context: context)
@@ -182,7 +186,7 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler, 
     private func withinControlRate() -> Bool {
         settings = environment.store.refresh(settings)
         let perSecond = settings.limits.maxControlFramesPerSecond
-        let now = NIODeadline.now().uptimeNanoseconds
+        let now = readAt.uptimeNanos
         if controlRate.rate != Double(perSecond) { controlRate = TokenBucket(perSecond: perSecond, nowNanos: now) }
         return controlRate.take(nowNanos: now)
     }
@@ -201,7 +205,7 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler, 
     /// A whole message arrived: the live settings are refreshed, and the device's activity counts it.
     private func begin(_ session: DeviceSession) {
         settings = environment.store.refresh(settings)
-        session.noteMessage(nowMs: nowMs())
+        session.noteMessage(nowMs: readAt.wallMs)
     }
 
     /// A whole message that was fragmented or compressed, assembled in `wire`; or a binary one.
@@ -242,7 +246,9 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler, 
         case .success(let message) where !withinRate:
             refuseOverRate(seq: message.seq, session: session)
         case .success(let message):
-            if let refusal = environment.sink.handle(message, from: session, settings: settings) { rejected(refusal, session: session) }
+            if let refusal = environment.sink.handle(message, from: session, settings: settings, nowMs: readAt.wallMs) {
+                rejected(refusal, session: session)
+            }
         case .failure(let error):
             rejected(error, session: session)
         }
@@ -267,7 +273,7 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler, 
     /// Takes one message of `bytes` from the device's rate buckets; false when over either rate. Rates
     /// changed by a reload apply from the next message on.
     private func withinRates(bytes: Int, limits: LimitsSection) -> Bool {
-        let now = NIODeadline.now().uptimeNanoseconds
+        let now = readAt.uptimeNanos
         if messageRate.rate != Double(limits.maxMessagesPerSecond) { messageRate = TokenBucket(perSecond: limits.maxMessagesPerSecond, nowNanos: now) }
         if byteRate.rate != Double(limits.maxBytesPerSecond) { byteRate = TokenBucket(perSecond: limits.maxBytesPerSecond, nowNanos: now) }
         return messageRate.take(nowNanos: now) && byteRate.take(Double(bytes), nowNanos: now)
