@@ -5,9 +5,9 @@ import NIOCore
 import NIOWebSocket
 
 /// Reads one device's WebSocket frames on its event loop: cuts them from the bytes read (``InboundFrameParser``),
-/// reassembles fragments, enforces size and UTF-8 rules, answers pings (rate-limited, at most one pong waiting), runs the heartbeat, counts bad
-/// messages, tells the session when the device stops reading (writability), and hands each well-formed
-/// message to its sink (`DeviceHub`). One instance per connection; no locks (everything runs on one loop);
+/// reassembles fragments, enforces size and UTF-8 rules, answers pings (rate-limited, at most one pong waiting), runs
+/// the heartbeat, counts bad messages, tells the session when the device stops reading (writability), and hands each
+/// well-formed message to its sink (`DeviceHub`). One instance per connection; no locks (everything runs on one loop);
 /// the live settings are a per-connection snapshot, refreshed only after a reload.
 final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler, HeartbeatMember {
     typealias InboundIn = ByteBuffer
@@ -93,8 +93,9 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler, 
         }
     }
 
-    /// What NIO's protocol error handler answered for the frames its decoder refused: 1009 for one over the frame
-    /// size, 1002 for a broken control frame.
+    /// Closes for a frame the parser refused, with the codes NIO's protocol error handler used: 1009 for one over the
+    /// frame size, 1002 for a broken control frame. The parser skips the frame's bytes, so the device's answer to our
+    /// close frame is read and ends the connection.
     private func refuse(_ refusal: InboundFrameParser.Refusal) {
         switch refusal {
         case .tooLong:
@@ -318,6 +319,7 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler, 
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // NIO's decoder, on NIO's upgrade path (its protocol error handler sends the close frame).
         if let error = error as? NIOWebSocketError, error == .invalidFrameLength {
             session?.noteEnded(.messageTooBig)
         }
