@@ -72,14 +72,7 @@ public enum GatewayMessage: Sendable, Equatable {
         // The prefix, at most 20 digits and the closing brace.
         return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: prefixCount + 21) { out in
             _ = out.initialize(from: UnsafeBufferPointer(start: prefix.utf8Start, count: prefixCount))
-            var digits = seq
-            var end = prefixCount
-            repeat {
-                out[end] = UInt8(ascii: "0") + UInt8(digits % 10)
-                digits /= 10
-                end += 1
-            } while digits > 0
-            out[prefixCount..<end].reverse()
+            let end = JSONWriter.writeDecimal(seq, into: out, at: prefixCount)
             out[end] = UInt8(ascii: "}")
             return body(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: out[0...end])))
         }

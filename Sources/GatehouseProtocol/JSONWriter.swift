@@ -1,4 +1,5 @@
 /// Low-level helpers for writing JSON text into a byte buffer without building a ``JSONValue``.
+@usableFromInline
 enum JSONWriter {
     /// Appends `string` as a quoted, escaped JSON string.
     static func appendString(_ string: String, to buffer: inout [UInt8]) {
@@ -17,6 +18,29 @@ enum JSONWriter {
     static func appendKey(_ key: String, to buffer: inout [UInt8]) {
         appendString(key, to: &buffer)
         buffer.append(UInt8(ascii: ":"))
+    }
+
+    /// Writes `value`'s decimal digits (what `String(value)` makes) into `out` from `start`, where there is room for 20;
+    /// returns the index after the last.
+    @inlinable
+    static func writeDecimal(_ value: UInt64, into out: UnsafeMutableBufferPointer<UInt8>, at start: Int) -> Int {
+        var digits = value
+        var end = start
+        repeat {
+            out[end] = UInt8(ascii: "0") + UInt8(digits % 10)
+            digits /= 10
+            end += 1
+        } while digits > 0
+        out[start..<end].reverse()
+        return end
+    }
+
+    /// Appends `value`'s decimal digits, without making a `String` of them (this runs for every telemetry `seq`).
+    static func appendDecimal(_ value: UInt64, to buffer: inout [UInt8]) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            let end = writeDecimal(value, into: digits, at: 0)
+            buffer.append(contentsOf: UnsafeBufferPointer(rebasing: digits[..<end]))
+        }
     }
 
     /// Appends ASCII text verbatim (punctuation, keys known not to need escaping, numbers).

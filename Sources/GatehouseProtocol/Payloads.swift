@@ -257,7 +257,7 @@ public enum TelemetryPayload {
         JSONWriter.appendRaw(ts.text, to: &out)
         if let seq {
             JSONWriter.appendRaw(#","seq":"#, to: &out)
-            JSONWriter.appendRaw(String(seq), to: &out)
+            JSONWriter.appendDecimal(seq, to: &out)
         }
         JSONWriter.appendRaw(#","data":"#, to: &out)
         data.serialize(into: &out)

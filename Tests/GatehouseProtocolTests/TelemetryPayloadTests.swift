@@ -13,6 +13,7 @@ import Testing
         #expect(text(JSONNumber(1_700_000_000_000), 7, data) == #"{"ts":1700000000000,"seq":7,"data":{"temperature":21.5,"heating":true}}"#)
         #expect(text(JSONNumber(5), nil, data) == #"{"ts":5,"data":{"temperature":21.5,"heating":true}}"#)
         #expect(text(JSONNumber(5), .max, [:]) == #"{"ts":5,"seq":18446744073709551615,"data":{}}"#)
+        #expect(text(JSONNumber(5), 0, [:]) == #"{"ts":5,"seq":0,"data":{}}"#)
     }
 
     /// Read the general way (escapes) and by the fast path (compact ASCII, kept as text): the payload is the

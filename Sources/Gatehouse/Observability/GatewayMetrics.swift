@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import Mosquitto
 import CoreMetrics
@@ -77,12 +78,17 @@ final class GatewayMetrics: Sendable {
 
     private static func outTypeIndex(topic: UnsafeBufferPointer<UInt8>, base: UnsafeBufferPointer<UInt8>) -> Int {
         let slash = UInt8(ascii: "/")
-        guard topic.count > base.count, topic[base.count] == slash, topic.prefix(base.count).elementsEqual(base) else { return other }
+        guard topic.count > base.count, topic[base.count] == slash, same(topic[..<base.count], base[...]) else { return other }
         let device = base.count + 1
         guard let end = topic[device...].firstIndex(of: slash) else { return other }
-        if topic[device..<end].elementsEqual(outTypeBytes[bridge]) { return bridge }
+        if outTypeBytes[bridge].withUnsafeBufferPointer({ same(topic[device..<end], $0[...]) }) { return bridge }
         let level = topic[(end + 1)...].prefix { $0 != slash }
-        return outTypeBytes.firstIndex { $0.elementsEqual(level) } ?? other
+        return outTypeBytes.firstIndex { type in type.withUnsafeBufferPointer { same(level, $0[...]) } } ?? other
+    }
+
+    /// The same bytes, lengths compared first (`elementsEqual` walks both, element by element, through generic code).
+    private static func same(_ bytes: Slice<UnsafeBufferPointer<UInt8>>, _ other: Slice<UnsafeBufferPointer<UInt8>>) -> Bool {
+        bytes.count == other.count && (bytes.isEmpty || memcmp(UnsafeBufferPointer(rebasing: bytes).baseAddress!, UnsafeBufferPointer(rebasing: other).baseAddress!, bytes.count) == 0)
     }
 
     init() {
