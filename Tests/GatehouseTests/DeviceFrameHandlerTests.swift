@@ -143,6 +143,16 @@ import Testing
         #expect(small.sink.ended.withLock { $0 } && small.sink.media.withLock { $0 } == 0)
     }
 
+    /// RFC 6455 5.5.1: nothing comes after an endpoint's close frame; a message behind it in the same read is not handled.
+    @Test func nothingAfterTheDevicesCloseFrameIsHandled() throws {
+        var read = frame(.connectionClose, [0x03, 0xE8])
+        var behind = text(#"{"type":"telemetry","seq":9,"data":{}}"#)
+        read.writeBuffer(&behind)
+        try channel.writeInbound(read)
+        #expect(sink.messages.withLock { $0.isEmpty })
+        #expect(try closeCode() == 1000)
+    }
+
     @Test func fragmentsOverTheLimitClose1009BeforeTheEnd() throws {
         let piece = String(repeating: "x", count: 40_000)
         try channel.writeInbound(text(piece, fin: false))

@@ -158,6 +158,25 @@ import Testing
         #expect(Self.ours([bytes], maxFrameSize: 1_000) == [.refused(.tooLong)])
     }
 
+    /// Reads that never end where a frame ends: what was cut is not kept (a read's worth and a frame at most).
+    @Test func whatWasCutIsNotKept() {
+        let frame = WebSocketFrame(fin: true, opcode: .binary, maskKey: WebSocketMaskingKey([1, 2, 3, 4] as [UInt8])!,
+                                   data: ByteBuffer(repeating: 0x41, count: 94))
+        let stream = Self.wire(Array(repeating: frame, count: 10_001))  // 100 bytes each
+        var parser = InboundFrameParser(maxFrameSize: 1_000)
+        var frames = 0
+        var largest = 0
+        // A first read of 99 bytes, then reads of 100: every read but the last ends a byte before a frame's end.
+        let reads = [stream.getSlice(at: 0, length: 99)!] + Self.reads(stream.getSlice(at: 99, length: stream.readableBytes - 99)!, size: 100)
+        for read in reads {
+            parser.append(read)
+            while case .frame = parser.next() { frames += 1 }
+            largest = max(largest, parser.heldCapacity)
+        }
+        #expect(frames == 10_001)
+        #expect(largest <= 1_024, "kept \(largest) bytes of storage")
+    }
+
     /// Nothing is cut before a frame is whole, whichever part of its header or payload is missing.
     @Test func aPartialFrameWaits() {
         let frame = WebSocketFrame(fin: true, opcode: .text, maskKey: WebSocketMaskingKey([1, 2, 3, 4] as [UInt8])!,

@@ -37,6 +37,8 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler, 
     private let deflate: PerMessageDeflate?
     private var session: DeviceSession?
     private var parser: InboundFrameParser
+    /// The device sent its close frame.
+    private var peerClosed = false
     /// When the read being handled arrived, on both clocks: read once per read, not per message (every frame of a
     /// read arrived together; on the telemetry flow the clock was three reads per message).
     private var readAt = (wallMs: Int64(0), uptimeNanos: UInt64(0))
@@ -85,7 +87,8 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler, 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         parser.append(unwrapInboundIn(data))
         readAt = (nowMs(), NIODeadline.now().uptimeNanoseconds)
-        while let step = parser.next() {
+        // Nothing after the device's close frame is handled (RFC 6455 5.5.1: it sends no more data after it).
+        while !peerClosed, let step = parser.next() {
             switch step {
             case .frame(let frame): receive(frame, context: context)
             case .refused(let refusal): refuse(refusal)
@@ -111,7 +114,10 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler, 
         if frame.opcode != .ping { heard = true }
         if session.isClosing {
             // We sent our close frame: only the peer's answer matters now; what it sent meanwhile is not handled.
-            if frame.opcode == .connectionClose { context.close(promise: nil) }
+            if frame.opcode == .connectionClose {
+                peerClosed = true
+                context.close(promise: nil)
+            }
             return
         }
         guard frame.rsv2 == false, frame.rsv3 == false, !frame.rsv1 || (deflate != nil && frame.opcode.isDataStart) else {
@@ -129,6 +135,7 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler, 
             }
             if frame.opcode == .ping { answerPing(frame.unmaskedPayload(allocator: context.channel.allocator), context: context) }
         case .connectionClose:
+            peerClosed = true
             session.noteEnded(.disconnected)
             context.answerClose(unmaskedPayload: frame.unmaskedPayload(allocator: context.channel.allocator))
         case .text, .binary:

@@ -34,10 +34,16 @@ struct InboundFrameParser {
     /// Bytes read from the device, after those of earlier reads.
     mutating func append(_ bytes: ByteBuffer) {
         guard var held = unread.take() else { return unread = bytes }
+        // Only the frame not whole yet is kept: without this, a device whose reads never end on a frame's end would
+        // have every byte it ever sent kept here (as `ByteToMessageHandler` reclaims what it has read).
+        held.discardReadBytes()
         var bytes = bytes
         held.writeBuffer(&bytes)
         unread = held
     }
+
+    /// The bytes of the storage kept between reads (for tests).
+    var heldCapacity: Int { unread?.capacity ?? 0 }
 
     /// The next whole frame, or refused frame, of what was appended; nil until more arrives.
     mutating func next() -> Step? {
