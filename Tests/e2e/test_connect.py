@@ -228,8 +228,9 @@ def test_device_id_from_token_not_from_messages(gw, mqtt):
 @pytest.mark.parametrize("extra_header", ["", "Content-Length: 0\r\n"], ids=["fast-path", "nio-upgrader"])
 def test_message_sent_with_the_upgrade_request_is_answered(gw, extra_header):
     """A device may send its first frames in the same write as its upgrade request, without waiting for the 101:
-    the 101 (with the right Sec-WebSocket-Accept) comes first, then the welcome, then the messages' acks. A request
-    the gateway's own upgrade leaves to NIO's (here, one with a Content-Length) is served the same."""
+    the 101 (with the right Sec-WebSocket-Accept) comes first, then the welcome, then the messages' acks; a frame
+    that arrives in pieces is read once whole. A request the gateway's own upgrade leaves to NIO's (here, one with a
+    Content-Length) is served the same."""
     key = base64.b64encode(secrets.token_bytes(16)).decode()
     request = (
         f"GET /v1/connect HTTP/1.1\r\nHost: 127.0.0.1:{gw.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -273,3 +274,10 @@ def test_message_sent_with_the_upgrade_request_is_answered(gw, extra_header):
         assert text()["type"] == "welcome"
         assert text() == {"type": "ack", "seq": 7}
         assert text() == {"type": "ack", "seq": 8}
+        # A frame that arrives in pieces (its header split too) is read once whole.
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        split = masked({"type": "telemetry", "seq": 9, "data": {"pad": "y" * 200}})
+        for piece in (split[:1], split[1:3], split[3:100], split[100:]):
+            s.sendall(piece)
+            time.sleep(0.05)
+        assert text() == {"type": "ack", "seq": 9}
