@@ -2,11 +2,10 @@ import Crypto
 import Foundation
 import NIOCore
 import NIOHTTP1
-import NIOWebSocket
 
 /// The first handler of a connection (after TLS): reads the first request by hand and, when it is a plain
 /// WebSocket upgrade to the device path that admission accepts, answers `101 Switching Protocols` and installs
-/// the WebSocket handlers itself, synchronously, in one step.
+/// the device's handlers, synchronously, in one step.
 ///
 /// Why by hand: in a connect storm, NIO's HTTP parser and typed upgrader (a decoder, an encoder and an upgrade
 /// handler added and removed per connection, and a chain of generic futures) were more than a third of the
@@ -22,7 +21,7 @@ final class DeviceUpgradeFastPath<UpgradeResult: Sendable>: ChannelInboundHandle
     struct Steps {
         /// Admits the request: the `101`'s extra headers, or nil to let NIO's pipeline answer it.
         var admit: (HTTPRequestHead, any Channel) -> HTTPHeaders?
-        /// Installs the device's handlers after the WebSocket ones.
+        /// Installs the device's handlers.
         var upgraded: (any Channel) throws -> UpgradeResult
         /// Installs NIO's HTTP pipeline after this handler; its result is the connection's.
         var fallBack: (any Channel) throws -> EventLoopFuture<UpgradeResult>

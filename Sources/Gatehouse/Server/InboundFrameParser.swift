@@ -86,8 +86,7 @@ struct InboundFrameParser {
             _ = skipRefused(&buffer)
             return .refused(refusal)
         }
-        guard buffer.readableBytes >= headerLength else { return nil }
-        guard buffer.readableBytes - headerLength >= length else { return nil }
+        guard buffer.readableBytes >= headerLength, buffer.readableBytes - headerLength >= length else { return nil }
         let maskKey = masked ? buffer.getInteger(at: start + lengthEnd, endianness: .host, as: UInt32.self) : nil
         let data = buffer.getSlice(at: start + headerLength, length: length)!
         buffer.moveReaderIndex(forwardBy: headerLength + length)
@@ -96,7 +95,7 @@ struct InboundFrameParser {
             opcode: WebSocketOpcode(encodedWebSocketOpcode: first & 0x0F)!, maskKey: maskKey, data: data))
     }
 
-    /// Drops what has arrived of a refused frame's payload; true once all of it has.
+    /// Drops what has arrived of a refused frame's mask key and payload; true once all of it has.
     private mutating func skipRefused(_ buffer: inout ByteBuffer) -> Bool {
         guard skipping > 0 else { return true }
         let skipped = min(skipping, buffer.readableBytes)
