@@ -249,12 +249,22 @@ extension BridgeResponse: JSONPayload {}
 /// straight to bytes: it is built once per device message, the gateway's hottest path.
 public enum TelemetryPayload {
     public static func encode(ts: JSONNumber, seq: UInt64?, data: TelemetryData) -> [UInt8] {
+        encode(tsLength: ts.text.utf8.count, seq: seq, data: data) { JSONWriter.appendRaw(ts.text, to: &$0) }
+    }
+
+    /// With the gateway's time of receipt as `ts` (ms since 1970), written as digits: no `JSONNumber` of it.
+    public static func encode(receivedMs: Int64, seq: UInt64?, data: TelemetryData) -> [UInt8] {
+        guard receivedMs >= 0 else { return encode(ts: JSONNumber(receivedMs), seq: seq, data: data) }
+        return encode(tsLength: 20, seq: seq, data: data) { JSONWriter.appendDecimal(UInt64(receivedMs), to: &$0) }
+    }
+
+    private static func encode(tsLength: Int, seq: UInt64?, data: TelemetryData, ts: (inout [UInt8]) -> Void) -> [UInt8] {
         var out: [UInt8] = []
         // Room for the whole payload (48: the keys and punctuation, 22 bytes, and a `seq` of up to 20 digits), or for a
         // typical reading, so the buffer is allocated once.
-        out.reserveCapacity(data.knownByteCount.map { 48 + ts.text.utf8.count + $0 } ?? 256)
+        out.reserveCapacity(data.knownByteCount.map { 48 + tsLength + $0 } ?? 256)
         JSONWriter.appendRaw(#"{"ts":"#, to: &out)
-        JSONWriter.appendRaw(ts.text, to: &out)
+        ts(&out)
         if let seq {
             JSONWriter.appendRaw(#","seq":"#, to: &out)
             JSONWriter.appendDecimal(seq, to: &out)

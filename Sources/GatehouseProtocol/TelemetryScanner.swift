@@ -52,7 +52,7 @@ struct TelemetryScanner {
             case .type:
                 guard take(#""telemetry""#) else { return nil }
             case .seq:
-                guard let number = number(), number.isUnsignedDigits, let value = UInt64(number.text) else { return nil }
+                guard let text = numberText(), let value = unsignedValue(of: text) else { return nil }
                 seq = value
             case .ts:
                 if take("null") { break }
@@ -156,7 +156,21 @@ struct TelemetryScanner {
         return range
     }
 
-    /// A number of the message's own fields (`seq`, `ts`, `qos`).
+    /// The value of a number that is digits alone and fits a `UInt64` (a `seq`), read from its bytes: no `String` of it.
+    private func unsignedValue(of text: Range<Int>) -> UInt64? {
+        var value: UInt64 = 0
+        for index in text {
+            let digit = bytes[index] &- UInt8(ascii: "0")
+            guard digit < 10 else { return nil }
+            let (tenfold, overflowed) = value.multipliedReportingOverflow(by: 10)
+            let (sum, carried) = tenfold.addingReportingOverflow(UInt64(digit))
+            guard !overflowed, !carried else { return nil }
+            value = sum
+        }
+        return value
+    }
+
+    /// A number of the message's own fields (`ts`, `qos`).
     private mutating func number() -> JSONNumber? {
         numberText().map { JSONNumber(validatedText: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[$0]), as: UTF8.self)) }
     }

@@ -16,6 +16,14 @@ import Testing
         #expect(text(JSONNumber(5), 0, [:]) == #"{"ts":5,"seq":0,"data":{}}"#)
     }
 
+    /// The gateway's time of receipt as `ts`: the same payload as with that number as a `JSONNumber`.
+    @Test func theTimeOfReceiptIsWrittenAsItsNumber() {
+        let data = TelemetryData(["t": 1])
+        for (ms, seq) in [(Int64(1_700_000_000_123), UInt64?(7)), (0, nil), (-5, 1), (.max, .max)] {
+            #expect(TelemetryPayload.encode(receivedMs: ms, seq: seq, data: data) == TelemetryPayload.encode(ts: JSONNumber(ms), seq: seq, data: data))
+        }
+    }
+
     /// Read the general way (escapes) and by the fast path (compact ASCII, kept as text): the payload is the
     /// serialized object.
     @Test(arguments: [

@@ -234,11 +234,12 @@ final class DeviceHub: DeviceMessageSink {
         metrics.received(.init(message.body))
         switch message.body {
         case .telemetry(let data, let ts, let qos):
-            let ts = ts ?? JSONNumber(now)
-            session.noteTelemetry(data, ts: ts)
+            session.noteTelemetry(data, ts: ts, receivedMs: now)
             if let discovery = settings.homeAssistant { homeAssistant.discoverSensors(in: data.object, of: device, discovery) }
             let delivery: Durability = (qos ?? telemetryQoS) == 0 ? .bestEffort(.atMostOnce, device: device, source: session) : safely
-            let payload = TelemetryPayload.encode(ts: ts, seq: seq, data: data)
+            // Without the device's `ts`, the time of receipt (written as digits, no `JSONNumber` made of it).
+            let payload = ts.map { TelemetryPayload.encode(ts: $0, seq: seq, data: data) }
+                ?? TelemetryPayload.encode(receivedMs: now, seq: seq, data: data)
             link.publish(OutboundMessage(topic: session.telemetryTopic(topics), payload: payload), delivery, completion: answer)
         case .state(let patch):
             guard let document = directory.applyStatePatch(patch, of: device, now: now, maxBytes: settings.limits.maxStateBytes) else {

@@ -44,7 +44,7 @@ final class DeviceSession: PublishSource {
         var lastSeen: Int64
         var rate: RateEstimate
         /// The latest telemetry `data` and its `ts`, for the status page's charts.
-        var telemetry: (ts: JSONNumber, data: TelemetryData)?
+        var telemetry: (ts: JSONNumber?, receivedMs: Int64, data: TelemetryData)?
     }
 
     /// On the channel's event loop.
@@ -83,12 +83,15 @@ final class DeviceSession: PublishSource {
     }
 
     /// Keeps the latest telemetry for the status page.
-    func noteTelemetry(_ data: TelemetryData, ts: JSONNumber) {
-        activity.withLock { $0.telemetry = (ts, data) }
+    /// (`ts` is the device's, if it gave one; else the time of receipt stands for it.)
+    func noteTelemetry(_ data: TelemetryData, ts: JSONNumber?, receivedMs: Int64) {
+        activity.withLock { $0.telemetry = (ts, receivedMs, data) }
     }
 
     /// The latest telemetry, if any arrived on this connection.
-    var latestTelemetry: (ts: JSONNumber, data: TelemetryData)? { activity.withLock { $0.telemetry } }
+    var latestTelemetry: (ts: JSONNumber, data: TelemetryData)? {
+        activity.withLock { $0.telemetry }.map { ($0.ts ?? JSONNumber($0.receivedMs), $0.data) }
+    }
 
     /// Messages so far, the last one's time, and messages per second lately.
     func readActivity(nowMs: Int64) -> (messages: Int, lastSeen: Int64, perSecond: Double) {
