@@ -14,18 +14,21 @@ import Testing
         var mask: [UInt8]?
         var data: [UInt8]
 
+        init(fin: Bool, rsv: (Bool, Bool, Bool), opcode: WebSocketOpcode, mask: [UInt8]?, data: ByteBuffer) {
+            flags = (fin ? 8 : 0) | (rsv.0 ? 4 : 0) | (rsv.1 ? 2 : 0) | (rsv.2 ? 1 : 0)
+            self.opcode = UInt8(webSocketOpcode: opcode)
+            self.mask = mask
+            self.data = Array(buffer: data)
+        }
+
         init(_ frame: WebSocketFrame) {
-            flags = (frame.fin ? 8 : 0) | (frame.rsv1 ? 4 : 0) | (frame.rsv2 ? 2 : 0) | (frame.rsv3 ? 1 : 0)
-            opcode = UInt8(webSocketOpcode: frame.opcode)
-            mask = frame.maskKey.map(Array.init)
-            data = Array(buffer: frame.data)
+            self.init(fin: frame.fin, rsv: (frame.rsv1, frame.rsv2, frame.rsv3), opcode: frame.opcode,
+                      mask: frame.maskKey.map(Array.init), data: frame.data)
         }
 
         init(_ frame: InboundFrame) {
-            flags = (frame.fin ? 8 : 0) | (frame.rsv1 ? 4 : 0) | (frame.rsv2 ? 2 : 0) | (frame.rsv3 ? 1 : 0)
-            opcode = UInt8(webSocketOpcode: frame.opcode)
-            mask = frame.maskKey.map { withUnsafeBytes(of: $0, Array.init) }
-            data = Array(buffer: frame.data)
+            self.init(fin: frame.fin, rsv: (frame.rsv1, frame.rsv2, frame.rsv3), opcode: frame.opcode,
+                      mask: frame.maskKey.map { withUnsafeBytes(of: $0, Array.init) }, data: frame.data)
         }
 
         var description: String { "flags \(flags) opcode \(opcode) mask \(mask ?? []) \(data.count) bytes" }

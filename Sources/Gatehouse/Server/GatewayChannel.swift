@@ -218,7 +218,7 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
 }
 
 extension GatewayChannel {
-    /// Largest frame a device may send (larger ones get 1009). The headroom
-    /// lets a frame just over a limit reach `DeviceFrameHandler`, which applies the exact per-type limits.
+    /// Largest frame a device may send (larger ones get 1009 from its frame parser). The headroom lets a frame just
+    /// over a limit be read whole, so that `DeviceFrameHandler`'s exact per-type limits judge it.
     static func maxFrameSize(_ limits: LimitsSection) -> Int { max(limits.maxMessageBytes, limits.maxMediaBytes) + 65536 + 2 }
 }

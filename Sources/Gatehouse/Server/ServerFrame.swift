@@ -7,30 +7,39 @@ extension ByteBuffer {
     /// `WebSocketFrameEncoder`, which takes one frame per write and gives each a header buffer of its own; this way a
     /// device's answers of one delivery are one buffer and one write (`LoopFrames`).
     mutating func writeServerTextFrame(_ payload: UnsafeRawBufferPointer) {
-        writeServerFrame(first: 0x81, payload: payload)
+        writeFrame(first: 0x81, maskKey: nil, payload: payload)
     }
 
     /// Appends `frame` as a server sends it: its FIN, reserved bits and opcode, no mask (the gateway's frames have
     /// none, and have no extension data), the shortest length encoding, then its payload.
     mutating func writeServerFrame(_ frame: WebSocketFrame) {
-        assert(frame.maskKey == nil && frame.extensionData == nil, "the gateway's frames carry no mask and no extension data")
-        let first = UInt8(webSocketOpcode: frame.opcode) | (frame.fin ? 0x80 : 0) | (frame.rsv1 ? 0x40 : 0) | (frame.rsv2 ? 0x20 : 0)
-            | (frame.rsv3 ? 0x10 : 0)
-        frame.data.withUnsafeReadableBytes { writeServerFrame(first: first, payload: $0) }
+        assert(frame.maskKey == nil, "the gateway's frames carry no mask")
+        writeFrame(frame)
     }
 
-    private mutating func writeServerFrame(first: UInt8, payload: UnsafeRawBufferPointer) {
+    /// Appends `frame` as it goes on the wire: its FIN, reserved bits and opcode, the shortest length encoding, its
+    /// mask key if it has one, then its payload as it is (already masked, with a key). It has no extension data.
+    mutating func writeFrame(_ frame: WebSocketFrame) {
+        assert(frame.extensionData == nil, "frames here carry no extension data")
+        let first = UInt8(webSocketOpcode: frame.opcode) | (frame.fin ? 0x80 : 0) | (frame.rsv1 ? 0x40 : 0) | (frame.rsv2 ? 0x20 : 0)
+            | (frame.rsv3 ? 0x10 : 0)
+        frame.data.withUnsafeReadableBytes { writeFrame(first: first, maskKey: frame.maskKey, payload: $0) }
+    }
+
+    private mutating func writeFrame(first: UInt8, maskKey: WebSocketMaskingKey?, payload: UnsafeRawBufferPointer) {
         writeInteger(first)
+        let masked: UInt8 = maskKey == nil ? 0 : 0x80
         switch payload.count {
         case ..<126:
-            writeInteger(UInt8(payload.count))
+            writeInteger(masked | UInt8(payload.count))
         case ...Int(UInt16.max):
-            writeInteger(UInt8(126))
+            writeInteger(masked | 126)
             writeInteger(UInt16(payload.count))
         default:
-            writeInteger(UInt8(127))
+            writeInteger(masked | 127)
             writeInteger(UInt64(payload.count))
         }
+        if let maskKey { writeBytes(maskKey) }
         writeBytes(payload)
     }
 }
