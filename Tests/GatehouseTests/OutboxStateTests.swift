@@ -282,6 +282,37 @@ import Testing
         #expect(handedOver(state.submitBestEffort(bestEffort(4, qos: .atMostOnce), source: nil), &state).count == 1)
     }
 
+    @Test func aQoS0MessageSkipsTheQueuesOnlyWhenNothingOfItsDeviceCanStillBeOnItsWay() {
+        var state = OutboxState(window: 2, spoolIsEmpty: true)
+        #expect(!state.mayPublishAtMostOnceNow(device: "a") && !state.mayPublishAtMostOnceNow(device: ""))  // no broker
+        _ = state.brokerConnected()
+        #expect(state.mayPublishAtMostOnceNow(device: "a"))
+        // A thread hands messages over: its batch may hold the device's earlier ones, until it finds nothing more.
+        let started = state.submit(entry(0), device: "a", source: nil, completion: nil)
+        #expect(started.drain && !state.mayPublishAtMostOnceNow(device: "a"))
+        var batch: [OutboxState.Message] = []
+        let took = state.nextToPublish(into: &batch)
+        #expect(took && !state.mayPublishAtMostOnceNow(device: "a"))
+        batch.removeAll()
+        let tookMore = state.nextToPublish(into: &batch)
+        #expect(!tookMore && state.mayPublishAtMostOnceNow(device: "a"))
+        // The window is full (libmosquitto would hold back a QoS 1 publish beyond it, and write the QoS 0 one at
+        // once), or a message waits for room.
+        #expect(submit(1, into: &state).count == 1)
+        #expect(!state.mayPublishAtMostOnceNow(device: "a"))
+        #expect(submit(2, into: &state).isEmpty)
+        #expect(handedOver(state.published(id: 0, device: "a"), &state).map(\.entry) == [entry(2)])
+        #expect(!state.mayPublishAtMostOnceNow(device: "a"))
+        _ = state.published(id: 1, device: "a")
+        #expect(state.mayPublishAtMostOnceNow(device: "a") && state.mayPublishAtMostOnceNow(device: ""))
+        // While messages are spooled only the gateway's own may go: a device's would overtake its spooled ones.
+        _ = state.brokerDisconnected()
+        #expect(!state.mayPublishAtMostOnceNow(device: ""))
+        _ = state.brokerConnected()
+        #expect(state.mode == .spooling)
+        #expect(!state.mayPublishAtMostOnceNow(device: "a") && state.mayPublishAtMostOnceNow(device: ""))
+    }
+
     @Test func theWindowIsNoLargerThanTheBrokersReceiveMaximum() {
         var state = OutboxState(window: 4, spoolIsEmpty: true)
         _ = state.brokerLinkUp(inflightLimit: 2)

@@ -1,4 +1,5 @@
 import Foundation
+import GatehouseProtocol
 import Logging
 import Mosquitto
 import Synchronization
@@ -13,6 +14,7 @@ import Testing
         private struct State {
             var received: [SpoolEntry] = []
             var unanswered: [@Sendable (MosquittoError?) -> Void] = []
+            var failure: MosquittoError?
         }
         private let state = Mutex(State())
 
@@ -20,11 +22,15 @@ import Testing
             topic: String, payload: [UInt8], qos: MQTTQoS, retain: Bool, properties: MQTTProperties,
             completion: @escaping @Sendable (MosquittoError?) -> Void
         ) throws {
-            state.withLock {
-                $0.received.append(SpoolEntry(topic: topic, payload: payload, retain: retain, receivedAt: 0))
-                $0.unanswered.append(completion)
+            try state.withLock { (state: inout State) throws(MosquittoError) in
+                if let failure = state.failure { throw failure }
+                state.received.append(SpoolEntry(topic: topic, payload: payload, retain: retain, receivedAt: 0))
+                state.unanswered.append(completion)
             }
         }
+
+        /// Every publish from now on throws `failure` (as the client throws before it sends anything); nil: none.
+        func fail(with failure: MosquittoError?) { state.withLock { $0.failure = failure } }
 
         /// Sends up to `count` PUBACKs, oldest first, with `refusal` as their reason when given; returns how many.
         @discardableResult
@@ -234,6 +240,39 @@ import Testing
         #expect(Set(others) == Set([0, 1, 2, 4, 5, 6, 7]))
         let lastCopies = [0, 1, 2, 4, 5, 6, 7].map { others.lastIndex(of: $0) ?? -1 }
         #expect(lastCopies == lastCopies.sorted(), "\(others)")
+        _ = await outbox.stop(grace: .milliseconds(10))
+    }
+
+    @Test func aQoS0MessageThatSkipsTheQueuesIsAnsweredWhenThePublishReturns() async throws {
+        let (outbox, broker, _) = try makeOutbox(window: 4)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let message = OutboundMessage(topic: "t/d0/telemetry", payload: Array("0".utf8))
+        #expect(outbox.publishAtMostOnceNow(message, device: "d0") == nil)  // the broker is away: the queues refuse it
+        #expect(broker.received.isEmpty)
+        outbox.brokerConnected()
+        #expect(outbox.publishAtMostOnceNow(message, device: "d0") == .safe)
+        #expect(broker.receivedSeqs == [0])
+        // The client throws before it sends anything (here, the connection was just lost): that is the outcome.
+        broker.fail(with: MosquittoError(code: .notConnected, message: "not connected"))
+        #expect(outbox.publishAtMostOnceNow(message, device: "d0") == .refused(.brokerUnavailable, "not connected"))
+        broker.fail(with: MosquittoError(code: .other, message: "payload too large"))
+        let outcomes = Outcomes()
+        outbox.sendBestEffort(message, qos: .atMostOnce, device: "d0", source: nil, completion: outcomes.record("0"))
+        #expect(outcomes.all["0"] == [.refused(.brokerUnavailable, "payload too large")])
+        // Behind a must-be-safe message waiting for room, it waits too, and goes after it.
+        broker.fail(with: nil)
+        send(1..<6, to: outbox, recording: outcomes)  // four in flight, one waiting
+        #expect(outbox.publishAtMostOnceNow(OutboundMessage(topic: "t/d0/telemetry", payload: Array("6".utf8)), device: "d0") == nil)
+        outbox.queueBestEffort(
+            OutboundMessage(topic: "t/d0/telemetry", payload: Array("6".utf8)), qos: .atMostOnce, device: "d0", source: nil,
+            completion: outcomes.record("6"))
+        #expect(broker.receivedSeqs == [0, 1, 2, 3, 4])
+        // Message 0's answer and two PUBACKs: 5 goes, and 6 once fewer than the window's four await a PUBACK.
+        broker.acknowledge(3)
+        #expect(broker.receivedSeqs == [0, 1, 2, 3, 4, 5, 6])
+        #expect(outcomes.all["6"] == nil)
+        broker.acknowledge()  // the client's answer to a queued QoS 0 publish (at once, with a real one)
+        #expect(outcomes.all["6"] == [.safe])
         _ = await outbox.stop(grace: .milliseconds(10))
     }
 

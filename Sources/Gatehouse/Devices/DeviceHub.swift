@@ -228,37 +228,45 @@ final class DeviceHub: DeviceMessageSink {
     func handle(_ message: DeviceMessage, from session: DeviceSession, settings: LiveSettings, nowMs now: Int64) -> BadMessageError? {
         let device = session.device
         let seq = message.seq
-        var answer: PublishCompletion?
-        if let seq { answer = { outcome in session.answer(seq: seq, outcome) } }
+        // Made only where a completion is kept (a QoS 0 telemetry message usually has its outcome at once).
+        func answer() -> PublishCompletion? {
+            guard let seq else { return nil }
+            return { outcome in session.answer(seq: seq, outcome) }
+        }
         let safely = Durability.mustBeSafe(device: device, source: session)
         metrics.received(.init(message.body))
         switch message.body {
         case .telemetry(let data, let ts, let qos):
             session.noteTelemetry(data, ts: ts, receivedMs: now)
             if let discovery = settings.homeAssistant { homeAssistant.discoverSensors(in: data.object, of: device, discovery) }
-            let delivery: Durability = (qos ?? telemetryQoS) == 0 ? .bestEffort(.atMostOnce, device: device, source: session) : safely
             // Without the device's `ts`, the time of receipt (written as digits, no `JSONNumber` made of it).
             let payload = ts.map { TelemetryPayload.encode(ts: $0, seq: seq, data: data) }
                 ?? TelemetryPayload.encode(receivedMs: now, seq: seq, data: data)
-            link.publish(OutboundMessage(topic: session.telemetryTopic(topics), payload: payload), delivery, completion: answer)
+            let message = OutboundMessage(topic: session.telemetryTopic(topics), payload: payload)
+            if (qos ?? telemetryQoS) == 0 {
+                let outcome = link.publishAtMostOnce(message, device: device, source: session, later: answer)
+                if let outcome, let seq { session.answer(seq: seq, outcome) }
+            } else {
+                link.publish(message, safely, completion: answer())
+            }
         case .state(let patch):
             guard let document = directory.applyStatePatch(patch, of: device, now: now, maxBytes: settings.limits.maxStateBytes) else {
                 return BadMessageError(seq: seq, message: "the merged state would be longer than \(settings.limits.maxStateBytes) bytes")
             }
-            link.publish(OutboundMessage(topic: topics.state(device), payload: document.encoded(), retain: true), safely, completion: answer)
+            link.publish(OutboundMessage(topic: topics.state(device), payload: document.encoded(), retain: true), safely, completion: answer())
             desired.reportedStateChanged(document, of: device)
         case .event(let name, let data, let ts):
             let payload: JSONValue = ["ts": .number(ts ?? JSONNumber(now)), "data": data]
-            link.publish(OutboundMessage(topic: topics.event(device, name), payload: payload.serialized()), safely, completion: answer)
+            link.publish(OutboundMessage(topic: topics.event(device, name), payload: payload.serialized()), safely, completion: answer())
         case .hello(let hello):
             let meta = DeviceMeta(
                 ts: now, kind: hello.kind ?? session.tokenKind, model: hello.model,
                 firmware: hello.firmware, capabilities: hello.capabilities
             )
-            publishMeta(meta, of: device, source: session, completion: answer)
+            publishMeta(meta, of: device, source: session, completion: answer())
             homeAssistant.announce(device)
         case .response(let commandID, let status, let data, let error):
-            let answered = commands.answer(commandID, from: session, status: status, data: data, error: error, completion: answer)
+            let answered = commands.answer(commandID, from: session, status: status, data: data, error: error, completion: answer())
             if !answered, let seq {
                 session.answer(seq: seq, .refused(.unknownID, "no open command with id \(commandID.text)"))
             }

@@ -65,6 +65,35 @@ final class Outbox: Sendable {
     func sendBestEffort(
         _ message: OutboundMessage, qos: MQTTQoS, device: String?, source: (any PublishSource)?, completion: PublishCompletion?
     ) {
+        if qos == .atMostOnce, let outcome = publishAtMostOnceNow(message, device: device) {
+            completion?(outcome)
+            return
+        }
+        queueBestEffort(message, qos: qos, device: device, source: source, completion: completion)
+    }
+
+    /// A QoS 0 message handed to libmosquitto at once from this thread, past the queues, when their rules allow
+    /// (`OutboxState.mayPublishAtMostOnceNow`); nil when it must go through them (`queueBestEffort`). The client takes
+    /// the message or throws before `publish` returns, so the outcome is known here, and nothing is allocated for it
+    /// (a queued message's `Body`, a completion's context): most of the gateway's QoS 0 telemetry goes this way.
+    func publishAtMostOnceNow(_ message: OutboundMessage, device: String?) -> PublishOutcome? {
+        guard state.withLock({ $0.mayPublishAtMostOnceNow(device: device ?? "") }) else { return nil }
+        do {
+            try client.publish(
+                topic: message.topic, payload: message.payload, qos: .atMostOnce, retain: message.retain,
+                properties: message.properties, completion: { _ in })
+            return .safe
+        } catch {
+            let error = error as? MosquittoError ?? MosquittoError(code: .other, message: "\(error)")
+            logger.warning("publish to \(message.topic) failed: \(error.message)")
+            return PublishOutcome(error)
+        }
+    }
+
+    /// A best-effort message decided by `OutboxState.submitBestEffort`: published, queued behind others, or refused.
+    func queueBestEffort(
+        _ message: OutboundMessage, qos: MQTTQoS, device: String?, source: (any PublishSource)?, completion: PublishCompletion?
+    ) {
         let entry = SpoolEntry(topic: message.topic, payload: message.payload, retain: message.retain, receivedAt: 0)
         let submitted = OutboxState.Message(
             id: 0, entry: entry, device: device ?? "", completion: completion, isBestEffort: true, qos: qos,

@@ -247,6 +247,14 @@ struct OutboxState {
         return effects
     }
 
+    /// True when a QoS 0 message of `device` (empty: the gateway's own) may be handed to libmosquitto at once by the
+    /// caller, neither queued nor refused: `submitBestEffort` would start it, and no other thread is handing messages
+    /// over (a drain's batch may hold the device's earlier ones). Nothing of the device's is then between the
+    /// device and libmosquitto: its later messages come from its own thread, after this one. Nothing changes here.
+    func mayPublishAtMostOnceNow(device: String) -> Bool {
+        linkUp && !(mode == .spooling && !device.isEmpty) && waiting.isEmpty && !draining && (mode == .spooling || inFlight < window)
+    }
+
     /// The broker answered a best-effort QoS 1 publish: its room in the window is free.
     mutating func bestEffortPublished() -> Effects {
         inFlight -= 1
