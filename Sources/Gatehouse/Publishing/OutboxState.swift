@@ -249,8 +249,10 @@ struct OutboxState {
 
     /// True when a QoS 0 message of `device` (empty: the gateway's own) may be handed to libmosquitto at once by the
     /// caller, neither queued nor refused: `submitBestEffort` would start it, and no other thread is handing messages
-    /// over (a drain's batch may hold the device's earlier ones). Nothing of the device's is then between the
-    /// device and libmosquitto: its later messages come from its own thread, after this one. Nothing changes here;
+    /// over (a drain's batch may hold the device's earlier ones). Nothing the device sent before is then between it
+    /// and libmosquitto, and its later messages come from its own thread, after this one. (A message another thread
+    /// decides meanwhile for the device, such as its desired-state delta, may reach libmosquitto first: decided
+    /// concurrently, the two had no order to keep.) Nothing changes here;
     /// `mutating` only so that the lock hands it the state in place (called non-mutating, the whole state was copied
     /// and destroyed each time: 2 % of the samples of the QoS 0 flow).
     mutating func mayPublishAtMostOnceNow(device: String) -> Bool {
