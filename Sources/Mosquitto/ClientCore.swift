@@ -78,11 +78,13 @@ final class ClientCore: Sendable {
         /// Bumped on every connect and disconnect, so a sender can tell the connection changed under it.
         var generation = 0
         var publishWaiters: [Int32: PublishWaiter] = [:]
+        /// QoS 1 publishes libmosquitto gave an id still waiting for its PUBACK (its 16-bit ids are shared with QoS 0
+        /// publishes and wrap), oldest first: each of that id's PUBACKs answers the oldest waiter, as libmosquitto
+        /// matches them to its messages. Rare: looked up only when not empty.
+        var reusedIDWaiters: [Int32: [PublishWaiter]] = [:]
         /// PUBACKs read on any connection, ever (the network thread's ``PubackCoalescing`` counts with it).
         var answeredPublishes = 0
         var earlyPublishAcks: [Int32: Int32] = [:]
-        /// Ids of QoS 0 publishes; libmosquitto reports them as "sent" through the same callback as PUBACKs.
-        var qos0Mids = PacketIDSet()
         var groups: [Int: SubscriptionGroup] = [:]
         var subscribeMids: [Int32: Int] = [:]
         var earlySubacks: [Int32: [Int32]] = [:]
@@ -97,6 +99,31 @@ final class ClientCore: Sendable {
         mutating func makeID() -> Int {
             nextID += 1
             return nextID
+        }
+
+        /// QoS 1 publishes waiting for their PUBACK.
+        var unansweredPublishes: Int {
+            reusedIDWaiters.isEmpty ? publishWaiters.count : publishWaiters.count + reusedIDWaiters.values.reduce(0) { $0 + $1.count }
+        }
+
+        /// The oldest waiter for `mid`, which its PUBACK answers; the next one with that id (`reusedIDWaiters`) takes
+        /// its place.
+        mutating func takePublishWaiter(_ mid: Int32) -> PublishWaiter? {
+            guard let waiter = publishWaiters.removeValue(forKey: mid) else { return nil }
+            if !reusedIDWaiters.isEmpty, var later = reusedIDWaiters.removeValue(forKey: mid) {
+                publishWaiters[mid] = later.removeFirst()
+                if !later.isEmpty { reusedIDWaiters[mid] = later }
+            }
+            return waiter
+        }
+
+        /// Every QoS 1 publish waiting for its PUBACK, taken out (to be failed).
+        mutating func takeAllPublishWaiters() -> [PublishWaiter] {
+            var waiters = Array(publishWaiters.values)
+            for later in reusedIDWaiters.values { waiters += later }
+            publishWaiters.removeAll()
+            reusedIDWaiters.removeAll()
+            return waiters
         }
 
         /// The answer libmosquitto reported for `mid` before its sender registered it, if any. Looked up only when
@@ -143,13 +170,22 @@ final class ClientCore: Sendable {
     /// From the broker's CONNACK (success) until that connection ends: the network loop serves the connection
     /// with its own pass only then (see `NetworkLoop.pass`). Written and read on the network thread.
     let linkUp = Atomic<Bool>(false)
+    /// True while the network thread has libmosquitto read the broker's packets: a publish callback then reports a
+    /// PUBACK. At any other time it reports a QoS 0 publish written, which libmosquitto reports through the same
+    /// callback, with an id from the same 16-bit counter as QoS 1 publishes: 65,535 publishes after a QoS 1 one still
+    /// waiting for its PUBACK, a QoS 0 one has its id, so the id cannot tell them apart. (libmosquitto writes only on
+    /// the network thread, `mosquitto_threaded_set`.) From the CONNACK on, reads and writes are separate calls
+    /// (`mosquitto_loop_read`, `_write`); before it, `mosquitto_loop` does both, and a callback there counts as a
+    /// PUBACK, as every callback did before this flag (a mistake needs 65,535 publishes before one CONNACK).
+    /// Network thread only.
+    let readingPackets = Atomic<Bool>(false)
     /// How many publishes libmosquitto keeps unanswered at once on the current connection (set at its CONNACK; 0
     /// between connections, when its limit is not this one).
     let inflightLimit = Atomic<Int>(0)
     /// The PUBACKs the broker owes, about (the publishes registered and not answered, up to libmosquitto's limit: it
     /// holds those beyond it back), and how many have come so far. Read by the network thread before each wait.
     var pubacks: (owed: Int, answered: Int) {
-        let (waiting, answered) = state.withLock { ($0.publishWaiters.count, $0.answeredPublishes) }
+        let (waiting, answered) = state.withLock { ($0.unansweredPublishes, $0.answeredPublishes) }
         return (min(waiting, inflightLimit.load(ordering: .relaxed)), answered)
     }
     /// Sends between `beginSend` and their registration (an atomic, so a publish takes the mutex only once).
@@ -209,24 +245,21 @@ final class ClientCore: Sendable {
             defer { state.endSend(sendsInProgress) }
             if state.phase == .stopped { return (.failure(Self.closedError), false) }
             if let reason = state.takeEarlyPublishAck(mid) { return (.success(reason), false) }
-            state.publishWaiters[mid] = waiter
+            if let earlier = state.publishWaiters.updateValue(waiter, forKey: mid) {
+                state.publishWaiters[mid] = earlier
+                state.reusedIDWaiters[mid, default: []].append(waiter)
+            }
             // At least the window's worth of the others are unanswered (one more, for a PUBACK whose waiter is being
             // removed right now): libmosquitto's window (this connection's, which `inflightLimit` is) is full, and
             // it releases this one, in order, in the pass that reads the PUBACK that makes room for it.
             let window = inflightLimit.load(ordering: .relaxed)
-            return (nil, window > 0 && state.publishWaiters.count >= window + 2)
+            return (nil, window > 0 && state.unansweredPublishes >= window + 2)
         }
     }
 
-    /// Records a QoS 0 publish (so its "sent" notification is not mistaken for a PUBACK), or just ends the send.
-    func finishQoS0Publish(mid: Int32?) {
-        state.withLock { state in
-            // After the lookups below: ending the last send discards parked acks, ours included.
-            defer { state.endSend(sendsInProgress) }
-            if let mid, state.takeEarlyPublishAck(mid) == nil {
-                state.qos0Mids.insert(mid)
-            }
-        }
+    /// Ends the send of a QoS 0 publish (which has no answer to wait for; see `readingPackets`).
+    func finishQoS0Publish() {
+        state.withLock { $0.endSend(sendsInProgress) }
     }
 
     /// Registers a subscription group the caller sent itself (`mid` nil when the send failed with `rc`).
@@ -276,13 +309,13 @@ final class ClientCore: Sendable {
     // MARK: Callbacks (network thread)
 
     func handlePublishAck(mid: Int32, reasonCode: Int32) {
+        // Not reading the broker's packets: a QoS 0 publish was written, nothing was answered.
+        guard readingPackets.load(ordering: .relaxed) else { return }
         let waiter: PublishWaiter? = state.withLock { state in
-            if let waiter = state.publishWaiters.removeValue(forKey: mid) {
+            if let waiter = state.takePublishWaiter(mid) {
                 state.answeredPublishes += 1
                 return waiter
             }
-            // libmosquitto reports a QoS 0 publish as written, from its write: no PUBACK was read.
-            if state.qos0Mids.remove(mid) { return nil }
             if sendsInProgress.load(ordering: .sequentiallyConsistent) > 0 {
                 state.earlyPublishAcks[mid] = reasonCode
                 state.answeredPublishes += 1
@@ -391,8 +424,6 @@ final class ClientCore: Sendable {
             // fresh session was configured with.
             let inflightLimit = receiveMaximum ?? options.sendMaximum
             self.inflightLimit.store(inflightLimit, ordering: .relaxed)
-            // QoS 0 packets queued on the old connection were dropped with it and will never be reported.
-            state.qos0Mids.removeAll()
             let waiters = Array(state.connectWaiters.values)
             state.connectWaiters.removeAll()
             return (state.groups.sorted { $0.key < $1.key }, waiters, inflightLimit)
@@ -488,10 +519,8 @@ final class ClientCore: Sendable {
     /// last one, which libmosquitto is about to forget, are taken out to be failed, with what was parked for them.
     func takeSessionPublishes() -> [PublishWaiter] {
         state.withLock { state in
-            let waiters = Array(state.publishWaiters.values)
-            state.publishWaiters.removeAll()
+            let waiters = state.takeAllPublishWaiters()
             state.earlyPublishAcks.removeAll()
-            state.qos0Mids.removeAll()
             return waiters
         }
     }
@@ -556,11 +585,10 @@ extension ClientCore {
         var connects: [CheckedContinuation<Void, any Error>]
 
         init(takingFrom state: inout State) {
-            publishes = Array(state.publishWaiters.values)
+            publishes = state.takeAllPublishWaiters()
             subscribes = state.groups.values.compactMap(\.waiter)
             unsubscribes = Array(state.unsubscribeWaiters.values)
             connects = state.connectWaiters.values.map(\.continuation)
-            state.publishWaiters.removeAll()
             state.unsubscribeWaiters.removeAll()
             state.connectWaiters.removeAll()
             state.subscribeMids.removeAll()

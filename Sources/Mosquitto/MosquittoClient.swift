@@ -251,7 +251,7 @@ public final class MosquittoClient: @unchecked Sendable {
                 }
             }
             if qos == .atMostOnce {
-                core.finishQoS0Publish(mid: rc == .success ? mid : nil)
+                core.finishQoS0Publish()
             } else if rc == .success {
                 (outcome, behindFullWindow) = core.registerPublish(mid: mid, waiter: waiter)
             } else {

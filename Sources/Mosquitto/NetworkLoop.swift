@@ -196,6 +196,8 @@ final class NetworkLoop: @unchecked Sendable {
         if ready & readable != 0 || buffers.hasInput {
             // libmosquitto reads no more packets per call than it has messages in flight: again while the buffer
             // holds more (one read of the socket per pass bounds it) and the last call took some of it.
+            core.readingPackets.store(true, ordering: .relaxed)
+            defer { core.readingPackets.store(false, ordering: .relaxed) }
             var left: Int
             repeat {
                 left = buffers.inputLength
@@ -240,6 +242,10 @@ final class NetworkLoop: @unchecked Sendable {
                 return (.errno, error)
             }
         }
+        // Its reads may bring a PUBACK right behind the CONNACK (for a QoS 1 publish made before it), and its writes a
+        // QoS 0 publish's "written" with the same callback: taken for PUBACKs here (see `ClientCore.readingPackets`).
+        core.readingPackets.store(true, ordering: .relaxed)
+        defer { core.readingPackets.store(false, ordering: .relaxed) }
         return (MosquittoResultCode(mosquitto_loop(handle, 0, 1)), errno)
     }
 }

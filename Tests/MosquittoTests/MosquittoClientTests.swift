@@ -225,6 +225,48 @@ import Glibc
         #expect(broker.publishes == ProtocolBreakingBroker.heldPublishes)
     }
 
+    /// libmosquitto numbers QoS 0 and QoS 1 publishes from one 16-bit counter, and reports a QoS 0 publish as written
+    /// through the callback that reports PUBACKs: 65,535 publishes after a QoS 1 one still waiting for its PUBACK, a
+    /// QoS 0 one has its id. That one's being written is no PUBACK: the QoS 1 publish is not answered by it.
+    @Test func aQoS0PublishWithTheIdOfAnUnansweredQoS1OneDoesNotAnswerIt() async throws {
+        let broker = try ProtocolBreakingBroker(.neverAcknowledges)
+        defer { broker.close() }
+        let client = try MosquittoClient(
+            options: MQTTClientOptions(url: broker.url, clientID: "wrap-\(UInt32.random(in: 0...UInt32.max))"), logger: quietLogger)
+        defer { client.stop() }
+        try await client.connect()
+        let answered = Mutex<[MosquittoError?]>([])
+        try client.publish(topic: "wrap/1", payload: [1], qos: .atLeastOnce) { error in answered.withLock { $0.append(error) } }
+        for index in 0..<65_535 {
+            try client.publish(topic: "wrap/0", payload: [UInt8(truncatingIfNeeded: index)], qos: .atMostOnce) { _ in }
+        }
+        // The broker has read them all, so all were written (the callback runs as libmosquitto writes one).
+        #expect(try await eventually(timeout: .seconds(20)) { broker.publishes == 65_536 })
+        #expect(answered.withLock { $0.isEmpty })
+    }
+
+    /// 65,535 publishes after a QoS 1 one still waiting for its PUBACK, libmosquitto gives a QoS 1 one the same id
+    /// (the broker answers both, and libmosquitto matches its PUBACKs to them oldest first). Each gets its one answer:
+    /// here, when the client stops before the broker answered either.
+    @Test func twoUnansweredQoS1PublishesWithOneIdAreEachAnsweredOnce() async throws {
+        let broker = try ProtocolBreakingBroker(.neverAcknowledges)
+        defer { broker.close() }
+        let client = try MosquittoClient(
+            options: MQTTClientOptions(url: broker.url, clientID: "reuse-\(UInt32.random(in: 0...UInt32.max))"), logger: quietLogger)
+        try await client.connect()
+        let answered = Mutex<[String: [MosquittoError?]]>([:])
+        let record: @Sendable (String) -> @Sendable (MosquittoError?) -> Void = { key in { error in answered.withLock { $0[key, default: []].append(error) } } }
+        try client.publish(topic: "reuse/first", payload: [1], qos: .atLeastOnce, completion: record("first"))
+        for index in 0..<65_534 {
+            try client.publish(topic: "reuse/0", payload: [UInt8(truncatingIfNeeded: index)], qos: .atMostOnce) { _ in }
+        }
+        try client.publish(topic: "reuse/second", payload: [2], qos: .atLeastOnce, completion: record("second"))
+        #expect(try await eventually(timeout: .seconds(20)) { broker.publishes == 65_536 })
+        client.stop()
+        #expect(try await eventually { answered.withLock { $0.count == 2 } })
+        #expect(answered.withLock { $0["first"]?.count == 1 && $0["second"]?.count == 1 })
+    }
+
     /// With mosquitto itself (2.0.11 closes the connection of a client whose publish it refuses, for its ACL or its
     /// `message_size_limit`, when `max_queued_messages` is 0): the publishes answered, refused or with their connection,
     /// and the next connection stays up and carries the next one.

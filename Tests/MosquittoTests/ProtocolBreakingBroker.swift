@@ -17,8 +17,11 @@ import Darwin
 /// With `neverAnswers` it reads the CONNECT and answers nothing, until the client hangs up. With
 /// `answersOnlyTheFirstPublish` it reads ``heldPublishes`` PUBLISHes, answers the first with a PUBACK and holds the
 /// others' back for good, as a broker with Nagle's algorithm on holds them until the client's TCP acknowledgement.
+/// With `neverAcknowledges` it answers the CONNACK alone and reads (and counts) every PUBLISH, answering none.
 final class ProtocolBreakingBroker: Sendable {
-    enum Behaviour: Sendable { case breaksProtocol, hangsUpAfterConnack, closesOnPublish, neverAnswers, answersOnlyTheFirstPublish }
+    enum Behaviour: Sendable {
+        case breaksProtocol, hangsUpAfterConnack, closesOnPublish, neverAnswers, answersOnlyTheFirstPublish, neverAcknowledges
+    }
 
     static let heldPublishes = 5
 
@@ -115,6 +118,8 @@ final class ProtocolBreakingBroker: Sendable {
         switch behaviour {
         case .hangsUpAfterConnack, .neverAnswers:
             return
+        case .neverAcknowledges:
+            countPublishes(fd, into: publishes)
         case .breaksProtocol:
             while readByte() != nil {}
         case .closesOnPublish:
@@ -142,6 +147,32 @@ final class ProtocolBreakingBroker: Sendable {
                     _ = puback.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
                 }
             }
+        }
+    }
+
+    /// Reads the connection in bulk until it ends, counting the PUBLISH packets in it (fast enough for tens of thousands).
+    private static func countPublishes(_ fd: Int32, into publishes: Counter) {
+        var timeout = timeval(tv_sec: 30, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var pending: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while case let count = recv(fd, &chunk, chunk.count, 0), count > 0 {
+            pending += chunk[..<count]
+            var start = 0
+            // Whole packets: the first byte, a variable-length remaining length, the rest.
+            while pending.count - start >= 2 {
+                var remaining = 0, shift = 0, at = start + 1
+                while at < pending.count, at - start <= 4 {
+                    remaining |= Int(pending[at] & 0x7F) << shift
+                    shift += 7
+                    at += 1
+                    if pending[at - 1] & 0x80 == 0 { break }
+                }
+                guard pending[at - 1] & 0x80 == 0, pending.count - at >= remaining else { break }
+                if pending[start] & 0xF0 == 0x30 { publishes.value.wrappingAdd(1, ordering: .relaxed) }
+                start = at + remaining
+            }
+            pending.removeFirst(start)
         }
     }
 
