@@ -373,7 +373,9 @@ def direct_telemetry(procs, work, broker, devices, messages, prefix, qos=1, wind
 def measured_send(fleet, clients, server_pid, **pids):
     """Connects `fleet` (not measured; `clients` names them in an error), waits until `server_pid` has settled, then
     has every client send its messages. Returns (acked, nacked, seconds, CPU seconds of the generator and `pids` over
-    the sending), and ends the fleet."""
+    the sending and what it left to do), and ends the fleet. A QoS 0 message is acked once handed to libmosquitto, so
+    the gateway may still be writing (and the broker reading) when the last ack arrives: the CPU is taken once every
+    process in `pids` has settled."""
     fleet.ready()
     _, failed, _, errors = fleet.go()
     if failed:
@@ -381,6 +383,8 @@ def measured_send(fleet, clients, server_pid, **pids):
     wait_quiet(server_pid)
     cpu = CPU(load=fleet.pids, **pids)
     acked, nacked, seconds = fleet.send()
+    for pid in pids.values():
+        wait_quiet(pid)
     used = cpu.take()
     fleet.close()
     return acked, nacked, seconds, used
