@@ -175,10 +175,21 @@ final class ClientCore: Sendable {
     /// callback, with an id from the same 16-bit counter as QoS 1 publishes: 65,535 publishes after a QoS 1 one still
     /// waiting for its PUBACK, a QoS 0 one has its id, so the id cannot tell them apart. (libmosquitto writes only on
     /// the network thread, `mosquitto_threaded_set`.) From the CONNACK on, reads and writes are separate calls
-    /// (`mosquitto_loop_read`, `_write`); before it, `mosquitto_loop` does both, and a callback there counts as a
-    /// PUBACK, as every callback did before this flag (a mistake needs 65,535 publishes before one CONNACK).
-    /// Network thread only.
+    /// (`mosquitto_loop_read`, `_write`); before it, `mosquitto_loop` does both, and a callback there answers the
+    /// publish waiting for its id if there is one (a mistake needs 65,535 publishes before one CONNACK), else counts as
+    /// a QoS 0 publish written (`inLibmosquittoLoop`). Network thread only.
     let readingPackets = Atomic<Bool>(false)
+    /// True while libmosquitto's own loop runs (`mosquitto_loop`, before the CONNACK): a callback without a publish
+    /// waiting for its id is then taken for a QoS 0 publish written. Network thread only.
+    let inLibmosquittoLoop = Atomic<Bool>(false)
+    /// QoS 0 publishes libmosquitto has queued and not yet written: one more for each it took, one less for each it
+    /// reports written. Zeroed by each fresh session, whose `mosquitto_reinitialise` drops what was queued (publishes
+    /// are shut out meanwhile).
+    let unwrittenAtMostOnce = Atomic<Int>(0)
+    /// Someone waits for `unwrittenAtMostOnce` to fall below half `options.maxQueuedAtMostOnce`
+    /// (`MosquittoClient.wantRoomForAtMostOnce`); then `roomForAtMostOnce` runs, once.
+    let roomForAtMostOnceWanted = Atomic<Bool>(false)
+    let roomForAtMostOnce = Mutex<Hook?>(nil)
     /// How many publishes libmosquitto keeps unanswered at once on the current connection (set at its CONNACK; 0
     /// between connections, when its limit is not this one).
     let inflightLimit = Atomic<Int>(0)
@@ -257,9 +268,29 @@ final class ClientCore: Sendable {
         }
     }
 
-    /// Ends the send of a QoS 0 publish (which has no answer to wait for; see `readingPackets`).
-    func finishQoS0Publish() {
+    /// Ends the send of a QoS 0 publish (which has no answer to wait for; see `readingPackets`), counting it as
+    /// unwritten if libmosquitto took it.
+    func finishQoS0Publish(accepted: Bool) {
+        if accepted { unwrittenAtMostOnce.wrappingAdd(1, ordering: .sequentiallyConsistent) }
         state.withLock { $0.endSend(sendsInProgress) }
+    }
+
+    /// Runs the room hook if someone waits for it and fewer than half the allowed QoS 0 publishes are unwritten.
+    /// Sequentially consistent, as the counter's changes and the wish's store: a waiter stores its wish and then
+    /// reads the counter, the network thread changes the counter and then reads the wish, and one of them must see
+    /// the other's write, or the wake-up is lost.
+    func offerRoomForAtMostOnce() {
+        guard roomForAtMostOnceWanted.load(ordering: .sequentiallyConsistent),
+            unwrittenAtMostOnce.load(ordering: .sequentiallyConsistent) < options.maxQueuedAtMostOnce / 2,
+            roomForAtMostOnceWanted.exchange(false, ordering: .acquiringAndReleasing)
+        else { return }
+        roomForAtMostOnce.withLock { $0 }?.run()
+    }
+
+    /// libmosquitto wrote a QoS 0 publish.
+    private func atMostOnceWritten() {
+        unwrittenAtMostOnce.wrappingSubtract(1, ordering: .sequentiallyConsistent)
+        offerRoomForAtMostOnce()
     }
 
     /// Registers a subscription group the caller sent itself (`mid` nil when the send failed with `rc`).
@@ -310,18 +341,24 @@ final class ClientCore: Sendable {
 
     func handlePublishAck(mid: Int32, reasonCode: Int32) {
         // Not reading the broker's packets: a QoS 0 publish was written, nothing was answered.
-        guard readingPackets.load(ordering: .relaxed) else { return }
+        guard readingPackets.load(ordering: .relaxed) else { return atMostOnceWritten() }
+        // In libmosquitto's own loop, which also writes, one no publish waits for is most likely a QoS 0 one written.
+        let mayBeWritten = inLibmosquittoLoop.load(ordering: .relaxed)
+        var written = false
         let waiter: PublishWaiter? = state.withLock { state in
             if let waiter = state.takePublishWaiter(mid) {
                 state.answeredPublishes += 1
                 return waiter
             }
-            if sendsInProgress.load(ordering: .sequentiallyConsistent) > 0 {
+            if mayBeWritten {
+                written = true
+            } else if sendsInProgress.load(ordering: .sequentiallyConsistent) > 0 {
                 state.earlyPublishAcks[mid] = reasonCode
                 state.answeredPublishes += 1
             }
             return nil
         }
+        if written { atMostOnceWritten() }
         waiter?.resume(with: .success(reasonCode))
     }
 

@@ -52,6 +52,10 @@ public struct MQTTClientOptions: Sendable {
     /// Receive Maximum replaces it in libmosquitto, ``MQTTConnectionEvent/connected(sessionPresent:inflightLimit:)``);
     /// further ones wait in libmosquitto's queue. Default 100.
     public var maxInflight: Int
+    /// QoS 0 publishes libmosquitto may hold unwritten (its queue has no limit of its own) before
+    /// ``MosquittoClient/hasRoomForAtMostOnce`` says no: a broker slower than the publishers would otherwise grow it
+    /// without bound. Default 4,096.
+    public var maxQueuedAtMostOnce: Int
     /// How long to wait between connection attempts (first connect, lost connection, fatal error).
     /// Default: 1 s growing with the square of the attempt up to 30 s, half of each delay random.
     public var reconnect: MQTTReconnectPolicy
@@ -68,6 +72,7 @@ public struct MQTTClientOptions: Sendable {
         self.will = nil
         self.cleanStart = true
         self.maxInflight = 100
+        self.maxQueuedAtMostOnce = 4_096
         self.reconnect = MQTTReconnectPolicy()
     }
 

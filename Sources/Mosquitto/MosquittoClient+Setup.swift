@@ -70,6 +70,7 @@ extension MosquittoClient {
         let (waiters, failure) = core.session.exclusively { () -> ([ClientCore.PublishWaiter], MosquittoError?) in
             core.sessionConnecting.store(false, ordering: .relaxed)
             let waiters = core.takeSessionPublishes()
+            core.unwrittenAtMostOnce.store(0, ordering: .sequentiallyConsistent)  // `mosquitto_reinitialise` drops them
             // Without a socket pair, like the first session (`SocketBuffers.withoutSocketPairs`).
             let rc = SocketBuffers.withoutSocketPairs {
                 MosquittoResultCode(
@@ -89,6 +90,7 @@ extension MosquittoClient {
         }
         let lost = core.connectionLostError
         for waiter in waiters { waiter.resume(with: .failure(lost)) }
+        core.offerRoomForAtMostOnce()
         if let failure {
             core.logger.warning("Cannot set up the MQTT client for the next connection", metadata: ["mqtt.error": "\(failure.message)"])
         }

@@ -251,7 +251,7 @@ public final class MosquittoClient: @unchecked Sendable {
                 }
             }
             if qos == .atMostOnce {
-                core.finishQoS0Publish()
+                core.finishQoS0Publish(accepted: rc == .success)
             } else if rc == .success {
                 (outcome, behindFullWindow) = core.registerPublish(mid: mid, waiter: waiter)
             } else {
@@ -268,6 +268,27 @@ public final class MosquittoClient: @unchecked Sendable {
         }
         // Outside the lock: a completion may publish again.
         if qos == .atMostOnce { waiter.resume(with: .success(0)) } else if let outcome { waiter.resume(with: outcome) }
+    }
+
+    /// Whether fewer than ``MQTTClientOptions/maxQueuedAtMostOnce`` QoS 0 publishes wait unwritten in libmosquitto,
+    /// whose queue has no limit of its own: a caller that publishes QoS 0 faster than the broker takes it holds back
+    /// while this is false, until ``onRoomForAtMostOnce(_:)``'s hook runs.
+    public var hasRoomForAtMostOnce: Bool {
+        core.unwrittenAtMostOnce.load(ordering: .sequentiallyConsistent) < core.options.maxQueuedAtMostOnce
+    }
+
+    /// Sets what runs after ``wantRoomForAtMostOnce()``, once fewer than half the allowed QoS 0 publishes are unwritten:
+    /// on the network thread (as it writes them, or starts a fresh session, which drops them), or on the caller's.
+    /// It must not block.
+    public func onRoomForAtMostOnce(_ hook: @escaping @Sendable () -> Void) {
+        core.roomForAtMostOnce.withLock { $0 = ClientCore.Hook(hook) }
+    }
+
+    /// Asks for the hook of ``onRoomForAtMostOnce(_:)`` to run once, when there is room: at once, on this thread, if
+    /// there is already.
+    public func wantRoomForAtMostOnce() {
+        core.roomForAtMostOnceWanted.store(true, ordering: .sequentiallyConsistent)
+        core.offerRoomForAtMostOnce()
     }
 
     static func rejection(topic: String, reason: MQTTReasonCode) -> MosquittoError {

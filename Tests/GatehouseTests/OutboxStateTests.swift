@@ -319,6 +319,22 @@ import Testing
         #expect(!goesAtOnce(state, "a") && goesAtOnce(state, ""))
     }
 
+    @Test func qos0MessagesWaitWhileTheClientsQueueIsFull() {
+        var state = connected(window: 4)
+        state.atMostOnceQueueFull()
+        #expect(!goesAtOnce(state, "a") && !goesAtOnce(state, ""))
+        #expect(handedOver(state.submitBestEffort(bestEffort(0, qos: .atMostOnce, device: "a"), source: nil), &state).isEmpty)
+        // A QoS 1 message has its own limit (the window), but waits behind the QoS 0 one, in order.
+        #expect(submit(1, into: &state).isEmpty)
+        #expect(handedOver(state.atMostOnceRoomMade(), &state).map(\.entry) == [entry(0), entry(1)])
+        #expect(goesAtOnce(state, "a"))
+        // A new connection's client starts with an empty queue.
+        state.atMostOnceQueueFull()
+        _ = state.brokerDisconnected()
+        _ = state.brokerLinkUp(inflightLimit: 4)
+        #expect(goesAtOnce(state, ""))
+    }
+
     @Test func theWindowIsNoLargerThanTheBrokersReceiveMaximum() {
         var state = OutboxState(window: 4, spoolIsEmpty: true)
         _ = state.brokerLinkUp(inflightLimit: 2)

@@ -15,8 +15,29 @@ import Testing
             var received: [SpoolEntry] = []
             var unanswered: [@Sendable (MosquittoError?) -> Void] = []
             var failure: MosquittoError?
+            var atMostOnceRoom = true
+            var roomWanted = false
+            var roomHook: (@Sendable () -> Void)?
         }
         private let state = Mutex(State())
+
+        var hasRoomForAtMostOnce: Bool { state.withLock { $0.atMostOnceRoom } }
+        func onRoomForAtMostOnce(_ hook: @escaping @Sendable () -> Void) { state.withLock { $0.roomHook = hook } }
+        func wantRoomForAtMostOnce() {
+            state.withLock { $0.roomWanted = true }
+            setRoomForAtMostOnce(hasRoomForAtMostOnce)
+        }
+
+        /// Whether the client's queue of unwritten QoS 0 publishes has room; room made runs the hook if it was wanted.
+        func setRoomForAtMostOnce(_ room: Bool) {
+            let hook = state.withLock { state -> (@Sendable () -> Void)? in
+                state.atMostOnceRoom = room
+                guard room, state.roomWanted else { return nil }
+                state.roomWanted = false
+                return state.roomHook
+            }
+            hook?()
+        }
 
         func publish(
             topic: String, payload: [UInt8], qos: MQTTQoS, retain: Bool, properties: MQTTProperties,
@@ -273,6 +294,35 @@ import Testing
         #expect(outcomes.all["6"] == nil)
         broker.acknowledge()  // the client's answer to a queued QoS 0 publish (at once, with a real one)
         #expect(outcomes.all["6"] == [.safe])
+        _ = await outbox.stop(grace: .milliseconds(10))
+    }
+
+    @Test func qos0MessagesWaitWhileTheClientsQueueIsFullAndPauseTheirDevice() async throws {
+        let (outbox, broker, _) = try makeOutbox(window: 4)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        outbox.brokerConnected()
+        let device = Device()
+        let outcomes = Outcomes()
+        func send(_ seq: Int) {
+            outbox.sendBestEffort(
+                OutboundMessage(topic: "t/d0/telemetry", payload: Array("\(seq)".utf8)), qos: .atMostOnce, device: "d0",
+                source: device, completion: outcomes.record("\(seq)"))
+        }
+        send(0)
+        #expect(outcomes.all["0"] == [.safe] && broker.receivedSeqs == [0])
+        // The broker takes them slower than they come: the next ones wait, and the device is paused at the high-water
+        // mark (the window, 4).
+        broker.setRoomForAtMostOnce(false)
+        for seq in 1...5 { send(seq) }
+        #expect(broker.receivedSeqs == [0] && outcomes.all.count == 1)
+        #expect(device.paused.withLock { $0.now } && outbox.backlog.waiting == 5)
+        // Room again: they go in order, answered as the client answers (here, when the memory broker does), and the
+        // device reads again.
+        broker.setRoomForAtMostOnce(true)
+        #expect(broker.receivedSeqs == Array(0...5))
+        #expect(!device.paused.withLock { $0.now } && outbox.backlog.waiting == 0)
+        broker.acknowledge()
+        #expect(outcomes.all.count == 6 && outcomes.all.values.allSatisfy { $0 == [.safe] })
         _ = await outbox.stop(grace: .milliseconds(10))
     }
 

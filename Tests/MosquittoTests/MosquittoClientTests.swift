@@ -267,6 +267,35 @@ import Glibc
         #expect(answered.withLock { $0["first"]?.count == 1 && $0["second"]?.count == 1 })
     }
 
+    /// libmosquitto queues QoS 0 publishes without limit: while the broker reads nothing, the client says it has no
+    /// room once `maxQueuedAtMostOnce` wait unwritten, and calls the hook once the broker has read them.
+    @Test func theQueueOfUnwrittenQoS0PublishesSaysWhenItIsFullAndWhenItHasRoomAgain() async throws {
+        let broker = try ProtocolBreakingBroker(.readsWhenTold)
+        defer { broker.close() }
+        var options = try MQTTClientOptions(url: broker.url, clientID: "stall-\(UInt32.random(in: 0...UInt32.max))")
+        options.maxQueuedAtMostOnce = 16
+        let client = try MosquittoClient(options: options, logger: quietLogger)
+        defer { client.stop() }
+        try await client.connect()
+        let roomMade = Mutex(0)
+        client.onRoomForAtMostOnce { roomMade.withLock { $0 += 1 } }
+        let payload = [UInt8](repeating: 0x61, count: 65_536)
+        var published = 0
+        // The socket's buffers fill first (a few MB), then libmosquitto's queue.
+        while client.hasRoomForAtMostOnce, published < 2_000 {
+            try client.publish(topic: "stall", payload: payload, qos: .atMostOnce) { _ in }
+            published += 1
+            if published % 16 == 0 { try await Task.sleep(for: .milliseconds(5)) }  // the network thread writes what it can
+        }
+        #expect(!client.hasRoomForAtMostOnce && published < 2_000)
+        client.wantRoomForAtMostOnce()
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(roomMade.withLock { $0 } == 0 && !client.hasRoomForAtMostOnce)
+        broker.startReading()
+        #expect(try await eventually(timeout: .seconds(20)) { broker.publishes == published })
+        #expect(roomMade.withLock { $0 } == 1 && client.hasRoomForAtMostOnce)
+    }
+
     /// With mosquitto itself (2.0.11 closes the connection of a client whose publish it refuses, for its ACL or its
     /// `message_size_limit`, when `max_queued_messages` is 0): the publishes answered, refused or with their connection,
     /// and the next connection stays up and carries the next one.

@@ -17,10 +17,12 @@ import Darwin
 /// With `neverAnswers` it reads the CONNECT and answers nothing, until the client hangs up. With
 /// `answersOnlyTheFirstPublish` it reads ``heldPublishes`` PUBLISHes, answers the first with a PUBACK and holds the
 /// others' back for good, as a broker with Nagle's algorithm on holds them until the client's TCP acknowledgement.
-/// With `neverAcknowledges` it answers the CONNACK alone and reads (and counts) every PUBLISH, answering none.
+/// With `neverAcknowledges` it answers the CONNACK alone and reads (and counts) every PUBLISH, answering none; with
+/// `readsWhenTold`, the same, but it reads nothing until ``startReading()``, as a broker that has stalled.
 final class ProtocolBreakingBroker: Sendable {
     enum Behaviour: Sendable {
         case breaksProtocol, hangsUpAfterConnack, closesOnPublish, neverAnswers, answersOnlyTheFirstPublish, neverAcknowledges
+        case readsWhenTold
     }
 
     static let heldPublishes = 5
@@ -30,6 +32,7 @@ final class ProtocolBreakingBroker: Sendable {
     private let counter = Counter()
     private let publishCounter = Counter()
     private let closed = Atomic<Bool>(false)
+    private let reading = Counter()
 
     private final class Counter: Sendable {
         let value = Atomic<Int>(0)
@@ -41,6 +44,9 @@ final class ProtocolBreakingBroker: Sendable {
     var publishes: Int { publishCounter.value.load(ordering: .relaxed) }
 
     var url: String { "mqtt://127.0.0.1:\(port)" }
+
+    /// `readsWhenTold`: reads from now on.
+    func startReading() { reading.value.store(1, ordering: .relaxed) }
 
     convenience init(hangsUpAfterConnack: Bool = false) throws {
         try self.init(hangsUpAfterConnack ? .hangsUpAfterConnack : .breaksProtocol)
@@ -67,7 +73,7 @@ final class ProtocolBreakingBroker: Sendable {
         }
         port = Int(UInt16(bigEndian: address.sin_port))
         self.listener = listener
-        let (counter, publishCounter) = (self.counter, self.publishCounter)
+        let (counter, publishCounter, reading) = (self.counter, self.publishCounter, self.reading)
         Thread.detachNewThread {
             while true {
                 let fd = accept(listener, nil, nil)
@@ -76,13 +82,13 @@ final class ProtocolBreakingBroker: Sendable {
                     return  // closed
                 }
                 counter.value.wrappingAdd(1, ordering: .relaxed)
-                Thread.detachNewThread { Self.serve(fd, behaviour, publishes: publishCounter) }
+                Thread.detachNewThread { Self.serve(fd, behaviour, publishes: publishCounter, reading: reading) }
             }
         }
     }
 
     /// Reads the CONNECT, answers CONNACK (success, no properties) and goes on as `behaviour` says.
-    private static func serve(_ fd: Int32, _ behaviour: Behaviour, publishes: Counter) {
+    private static func serve(_ fd: Int32, _ behaviour: Behaviour, publishes: Counter, reading: Counter) {
         defer { Glibc.close(fd) }
         var timeout = timeval(tv_sec: 2, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
@@ -119,6 +125,9 @@ final class ProtocolBreakingBroker: Sendable {
         case .hangsUpAfterConnack, .neverAnswers:
             return
         case .neverAcknowledges:
+            countPublishes(fd, into: publishes)
+        case .readsWhenTold:
+            for _ in 0..<3_000 where reading.value.load(ordering: .relaxed) == 0 { usleep(10_000) }  // 30 s at most
             countPublishes(fd, into: publishes)
         case .breaksProtocol:
             while readByte() != nil {}

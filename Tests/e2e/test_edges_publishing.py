@@ -1,9 +1,11 @@
 """Hardening of the publish path: one in-flight window for every QoS 1 publish (message ids cannot wrap),
 claims that must not be made when the broker did not get the message, per-device order across QoS 0 and
-spooled messages, and the gateway's `offline` when a stop cannot confirm it."""
+spooled messages, backpressure on QoS 0 telemetry the broker cannot take, and the gateway's `offline` when a stop
+cannot confirm it."""
 
 import os
 import signal
+import threading
 import time
 from typing import Callable
 
@@ -214,5 +216,47 @@ def test_a_burst_the_paused_broker_cannot_take_arrives_whole_and_in_order(gatewa
             assert body["data"]["pad"] == pad, f"message {body['data']['n']} arrived damaged"
             seen.append(body["data"]["n"])
     assert seen == list(range(1, burst + 1)), f"{len(seen)} of {burst} arrived, first out of place: " + str(
+        next((n for i, n in enumerate(seen) if n != i + 1), None))
+    assert g.running
+
+
+def test_qos0_telemetry_the_paused_broker_cannot_take_stops_the_device_being_read(gateway, fresh_broker, mqtt_factory, paused):
+    """libmosquitto queues QoS 0 publishes without limit, and a QoS 0 message is acked once handed to it. With the
+    broker paused, the gateway takes a device's QoS 0 telemetry until its queue of unwritten ones is full (4,096),
+    then holds the rest and stops reading the device (64 MB are sent: more than that queue, the waiting queue and the
+    sockets towards the paused broker hold; what the device's own socket takes depends on the kernel): the acks stop. Once the broker reads again, every message is acked and arrives, in order."""
+    total, pad = 16_000, "x" * 1_000
+    pause, resume = paused
+    g = gateway(broker=fresh_broker, limits={"max_messages_per_s": 0, "max_bytes_per_s": 0}, mqtt={"keepalive_s": 120})
+    dev = uid("flood")
+    d = g.connect(g.token(dev))
+    observer = mqtt_factory(fresh_broker)
+    observer.subscribe(f"{g.base}/{dev}/telemetry", qos=0)  # QoS 0: the broker forwards in the order it read
+    pause()
+    sender = threading.Thread(target=lambda: [
+        d.send_json({"type": "telemetry", "seq": seq, "qos": 0, "data": {"n": seq, "pad": pad}}) for seq in range(1, total + 1)])
+    sender.start()
+    acked = 0
+    quiet_since = time.monotonic()
+    deadline = time.monotonic() + 60
+    while time.monotonic() - quiet_since < 2 and time.monotonic() < deadline:
+        try:
+            frame = d.recv_json(timeout=0.2)
+        except AssertionError:
+            continue
+        assert frame == {"type": "ack", "seq": acked + 1}, frame
+        acked += 1
+        quiet_since = time.monotonic()
+    assert 4_096 <= acked < total, f"{acked} of {total} acked while the broker was paused: no backpressure"
+    resume()
+    while acked < total:
+        d.expect_ack(acked + 1, timeout=30)
+        acked += 1
+    sender.join(30)
+    seen: list[int] = []
+    deadline = time.monotonic() + 60
+    while len(seen) < total and time.monotonic() < deadline:
+        seen += [m.json()["data"]["n"] for m in observer.collect(lambda m: True, 0.2)]
+    assert seen == list(range(1, total + 1)), f"{len(seen)} of {total} arrived, first out of place: " + str(
         next((n for i, n in enumerate(seen) if n != i + 1), None))
     assert g.running

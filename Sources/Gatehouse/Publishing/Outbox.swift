@@ -43,6 +43,10 @@ final class Outbox: Sendable {
         self.logger = logger
         self.state = Mutex(OutboxState(window: window, spoolIsEmpty: spool.isEmpty))
         spool.onDurable { [weak self] in self?.scheduleReplay() }
+        client.onRoomForAtMostOnce { [weak self] in
+            guard let self else { return }
+            self.perform(self.state.withLock { $0.atMostOnceRoomMade() })
+        }
         spool.onOpenedWithEntries { [weak self] in
             guard let self else { return }
             self.perform(self.state.withLock { $0.spoolOpenedWithEntries() })
@@ -78,6 +82,12 @@ final class Outbox: Sendable {
     /// (a queued message's `Body`, a completion's context): most of the gateway's QoS 0 telemetry goes this way.
     func publishAtMostOnceNow(_ message: OutboundMessage, device: String?) -> PublishOutcome? {
         guard state.withLock({ $0.mayPublishAtMostOnceNow(device: device ?? "") }) else { return nil }
+        guard client.hasRoomForAtMostOnce else {
+            // The broker takes them slower than they come: they wait (`queueBestEffort`) until the client has room.
+            state.withLock { $0.atMostOnceQueueFull() }
+            client.wantRoomForAtMostOnce()
+            return nil
+        }
         do {
             try client.publish(
                 topic: message.topic, payload: message.payload, qos: .atMostOnce, retain: message.retain,

@@ -30,7 +30,9 @@ import Synchronization
 ///   surface stale after the reconnect: the gateway republishes what it owns then. A device's QoS 0
 ///   message waits behind that device's earlier ones, and is refused while messages are spooled, so it
 ///   never overtakes them. Nor does it overtake those libmosquitto holds back (beyond the broker's Receive
-///   Maximum): a QoS 0 message goes while fewer than the window's publishes await a PUBACK.
+///   Maximum): a QoS 0 message goes while fewer than the window's publishes await a PUBACK. libmosquitto queues
+///   QoS 0 publishes without limit, so while the client holds `maxQueuedAtMostOnce` of them unwritten (a broker slower
+///   than the devices) QoS 0 messages wait here too, and pause their devices like must-be-safe ones.
 /// - A message `spooled` already (write-ahead, for the embedded broker: the spool keeps it until the broker
 ///   has saved it, and the spool's rewind publishes it again after a broker fault) is neither copied nor
 ///   spooled again; when the broker is lost before it went out, it is simply forgotten here.
@@ -170,6 +172,9 @@ struct OutboxState {
     /// Replayed entries reserved or awaiting their answer: the part of `inFlight` the probe's window limits (best-effort
     /// publishes of the gateway may go beside them).
     private var replaying = 0
+    /// False while the client's queue of unwritten QoS 0 publishes is full (a broker slower than the devices): QoS 0
+    /// messages wait here meanwhile, pausing their devices as must-be-safe ones do, until it has room again.
+    private(set) var atMostOnceRoom = true
     /// Decided for publishing, not yet handed to the broker; `draining` while some thread hands them over.
     private var toPublish: [Message] = []
     private var draining = false
@@ -256,7 +261,19 @@ struct OutboxState {
     /// `mutating` only so that the lock hands it the state in place (called non-mutating, the whole state was copied
     /// and destroyed each time: 2 % of the samples of the QoS 0 flow).
     mutating func mayPublishAtMostOnceNow(device: String) -> Bool {
-        linkUp && !(mode == .spooling && !device.isEmpty) && waiting.isEmpty && !draining && (mode == .spooling || inFlight < window)
+        linkUp && !(mode == .spooling && !device.isEmpty) && waiting.isEmpty && !draining && atMostOnceRoom
+            && (mode == .spooling || inFlight < window)
+    }
+
+    /// The client's queue of unwritten QoS 0 publishes is full: QoS 0 messages wait until `atMostOnceRoomMade`.
+    mutating func atMostOnceQueueFull() {
+        atMostOnceRoom = false
+    }
+
+    /// The client's queue of unwritten QoS 0 publishes has room again: waiting messages go.
+    mutating func atMostOnceRoomMade() -> Effects {
+        atMostOnceRoom = true
+        return refill()
     }
 
     /// The broker answered a best-effort QoS 1 publish: its room in the window is free.
@@ -299,6 +316,7 @@ struct OutboxState {
     mutating func brokerLinkUp(inflightLimit: Int) -> Effects {
         window = max(1, min(maxWindow, inflightLimit))
         linkUp = true
+        atMostOnceRoom = true  // a new session: the client's queue starts empty
         return refill()
     }
 
@@ -505,10 +523,11 @@ struct OutboxState {
     /// room in the window: the replay's while spooling, the live one otherwise. A QoS 0 one, which libmosquitto
     /// writes at once, waits while libmosquitto may hold QoS 1 publishes back: strictly below the live window, since
     /// in a PUBACK's callback libmosquitto has yet to release the publish it held back for it. While spooling only
-    /// the gateway's own QoS 0 messages come here (a device's are refused): nothing orders them after held ones.
+    /// the gateway's own QoS 0 messages come here (a device's are refused): nothing orders them after held ones. And
+    /// a QoS 0 one waits while the client's queue of unwritten ones is full (`atMostOnceRoom`).
     private func mayStart(_ message: Message) -> Bool {
         if message.usesWindow { return inFlight < (mode == .spooling ? maxWindow : window) }
-        return mode == .spooling || inFlight < window
+        return atMostOnceRoom && (mode == .spooling || inFlight < window)
     }
 
     private mutating func startWaiting(_ effects: inout Effects) {

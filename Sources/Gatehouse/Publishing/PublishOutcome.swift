@@ -64,6 +64,11 @@ protocol BrokerPublisher: Sendable {
         topic: String, payload: [UInt8], qos: MQTTQoS, retain: Bool, properties: MQTTProperties,
         completion: @escaping @Sendable (MosquittoError?) -> Void
     ) throws
+    /// Whether a QoS 0 publish may go now: the client's queue of unwritten ones is not full.
+    var hasRoomForAtMostOnce: Bool { get }
+    /// What runs, once, after `wantRoomForAtMostOnce()`, when there is room again.
+    func onRoomForAtMostOnce(_ hook: @escaping @Sendable () -> Void)
+    func wantRoomForAtMostOnce()
 }
 
 extension MosquittoClient: BrokerPublisher {}
