@@ -17,8 +17,9 @@ import Darwin
 /// Acknowledgements are matched to waiters by message id. The ack can arrive on the network thread before
 /// the call that sent the packet has learned its id, so every sender bumps `sendsInProgress` before calling
 /// into libmosquitto; an ack without a waiter is parked in `early*` while a send is in progress and picked
-/// up by the sender when it registers. Parked acks nobody claims (QoS 0 packets dropped on a lost
-/// connection, acks for resubscriptions) are discarded whenever no send is in progress.
+/// up by the sender when it registers. Parked acks nobody claims (acks for resubscriptions, a QoS 0 publish's
+/// "written" taken for one before the CONNACK: see `ambiguousPublishCallbacks`) are discarded whenever no send is in
+/// progress.
 final class ClientCore: Sendable {
     typealias PublishContinuation = CheckedContinuation<Int32, any Error>
     typealias SubscribeContinuation = CheckedContinuation<[Int32], any Error>
@@ -175,18 +176,22 @@ final class ClientCore: Sendable {
     /// callback, with an id from the same 16-bit counter as QoS 1 publishes: 65,535 publishes after a QoS 1 one still
     /// waiting for its PUBACK, a QoS 0 one has its id, so the id cannot tell them apart. (libmosquitto writes only on
     /// the network thread, `mosquitto_threaded_set`.) From the CONNACK on, reads and writes are separate calls
-    /// (`mosquitto_loop_read`, `_write`); before it, `mosquitto_loop` does both, and a callback there answers the
-    /// publish waiting for its id if there is one (a mistake needs 65,535 publishes before one CONNACK), else counts as
-    /// a QoS 0 publish written (`inLibmosquittoLoop`). Network thread only.
+    /// (`mosquitto_loop_read`, `_write`); before it see `ambiguousPublishCallbacks`. Network thread only.
     let readingPackets = Atomic<Bool>(false)
-    /// True while libmosquitto's own loop runs (`mosquitto_loop`, before the CONNACK): a callback without a publish
-    /// waiting for its id is then taken for a QoS 0 publish written. Network thread only.
-    let inLibmosquittoLoop = Atomic<Bool>(false)
+    /// True while libmosquitto's own loop runs (`mosquitto_loop`, before the CONNACK), which both reads and writes: a
+    /// publish callback there answers the publish waiting for its id if there is one (a mistake needs 65,535 publishes
+    /// before one CONNACK); otherwise it is counted as a QoS 0 publish written, and parked like an early PUBACK too
+    /// while a send is in progress (a QoS 1 publish made before the CONNACK may be answered in the CONNACK's read,
+    /// before its sender registered it; then the count is one too low until the next fresh session, which is
+    /// harmless). Network thread only.
+    let ambiguousPublishCallbacks = Atomic<Bool>(false)
     /// QoS 0 publishes libmosquitto has queued and not yet written: one more for each it took, one less for each it
     /// reports written. Zeroed by each fresh session, whose `mosquitto_reinitialise` drops what was queued (publishes
     /// are shut out meanwhile).
     let unwrittenAtMostOnce = Atomic<Int>(0)
-    /// Someone waits for `unwrittenAtMostOnce` to fall below half `options.maxQueuedAtMostOnce`
+    /// `options.maxQueuedAtMostOnce`, at least 2 (room is offered below half of it).
+    var atMostOnceLimit: Int { max(2, options.maxQueuedAtMostOnce) }
+    /// Someone waits for `unwrittenAtMostOnce` to fall below half `atMostOnceLimit`
     /// (`MosquittoClient.wantRoomForAtMostOnce`); then `roomForAtMostOnce` runs, once.
     let roomForAtMostOnceWanted = Atomic<Bool>(false)
     let roomForAtMostOnce = Mutex<Hook?>(nil)
@@ -281,7 +286,7 @@ final class ClientCore: Sendable {
     /// the other's write, or the wake-up is lost.
     func offerRoomForAtMostOnce() {
         guard roomForAtMostOnceWanted.load(ordering: .sequentiallyConsistent),
-            unwrittenAtMostOnce.load(ordering: .sequentiallyConsistent) < options.maxQueuedAtMostOnce / 2,
+            unwrittenAtMostOnce.load(ordering: .sequentiallyConsistent) < atMostOnceLimit / 2,
             roomForAtMostOnceWanted.exchange(false, ordering: .acquiringAndReleasing)
         else { return }
         roomForAtMostOnce.withLock { $0 }?.run()
@@ -340,25 +345,24 @@ final class ClientCore: Sendable {
     // MARK: Callbacks (network thread)
 
     func handlePublishAck(mid: Int32, reasonCode: Int32) {
-        // Not reading the broker's packets: a QoS 0 publish was written, nothing was answered.
-        guard readingPackets.load(ordering: .relaxed) else { return atMostOnceWritten() }
-        // In libmosquitto's own loop, which also writes, one no publish waits for is most likely a QoS 0 one written.
-        let mayBeWritten = inLibmosquittoLoop.load(ordering: .relaxed)
-        var written = false
+        guard readingPackets.load(ordering: .relaxed) else {
+            // Not reading the broker's packets: a QoS 0 publish was written, nothing was answered.
+            atMostOnceWritten()
+            return
+        }
+        let mayBeWritten = ambiguousPublishCallbacks.load(ordering: .relaxed)
         let waiter: PublishWaiter? = state.withLock { state in
             if let waiter = state.takePublishWaiter(mid) {
                 state.answeredPublishes += 1
                 return waiter
             }
-            if mayBeWritten {
-                written = true
-            } else if sendsInProgress.load(ordering: .sequentiallyConsistent) > 0 {
+            if sendsInProgress.load(ordering: .sequentiallyConsistent) > 0 {
                 state.earlyPublishAcks[mid] = reasonCode
                 state.answeredPublishes += 1
             }
             return nil
         }
-        if written { atMostOnceWritten() }
+        if waiter == nil, mayBeWritten { atMostOnceWritten() }
         waiter?.resume(with: .success(reasonCode))
     }
 

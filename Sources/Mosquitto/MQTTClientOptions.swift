@@ -54,7 +54,7 @@ public struct MQTTClientOptions: Sendable {
     public var maxInflight: Int
     /// QoS 0 publishes libmosquitto may hold unwritten (its queue has no limit of its own) before
     /// ``MosquittoClient/hasRoomForAtMostOnce`` says no: a broker slower than the publishers would otherwise grow it
-    /// without bound. Default 4,096.
+    /// without bound. Default 4,096; at least 2.
     public var maxQueuedAtMostOnce: Int
     /// How long to wait between connection attempts (first connect, lost connection, fatal error).
     /// Default: 1 s growing with the square of the attempt up to 30 s, half of each delay random.

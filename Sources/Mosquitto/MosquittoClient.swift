@@ -274,7 +274,7 @@ public final class MosquittoClient: @unchecked Sendable {
     /// whose queue has no limit of its own: a caller that publishes QoS 0 faster than the broker takes it holds back
     /// while this is false, until ``onRoomForAtMostOnce(_:)``'s hook runs.
     public var hasRoomForAtMostOnce: Bool {
-        core.unwrittenAtMostOnce.load(ordering: .sequentiallyConsistent) < core.options.maxQueuedAtMostOnce
+        core.unwrittenAtMostOnce.load(ordering: .sequentiallyConsistent) < core.atMostOnceLimit
     }
 
     /// Sets what runs after ``wantRoomForAtMostOnce()``, once fewer than half the allowed QoS 0 publishes are unwritten:

@@ -244,12 +244,12 @@ final class NetworkLoop: @unchecked Sendable {
         }
         // Its reads may bring a PUBACK right behind the CONNACK (for a QoS 1 publish made before it), and its writes a
         // QoS 0 publish's "written" with the same callback: told apart by whether a publish waits for the id
-        // (`ClientCore.inLibmosquittoLoop`).
+        // (`ClientCore.ambiguousPublishCallbacks`).
         core.readingPackets.store(true, ordering: .relaxed)
-        core.inLibmosquittoLoop.store(true, ordering: .relaxed)
+        core.ambiguousPublishCallbacks.store(true, ordering: .relaxed)
         defer {
             core.readingPackets.store(false, ordering: .relaxed)
-            core.inLibmosquittoLoop.store(false, ordering: .relaxed)
+            core.ambiguousPublishCallbacks.store(false, ordering: .relaxed)
         }
         return (MosquittoResultCode(mosquitto_loop(handle, 0, 1)), errno)
     }

@@ -16,6 +16,8 @@ import Testing
             var unanswered: [@Sendable (MosquittoError?) -> Void] = []
             var failure: MosquittoError?
             var atMostOnceRoom = true
+            /// QoS 0 publishes the client takes before its queue is full (nil: no limit).
+            var atMostOnceRoomLeft: Int?
             var roomWanted = false
             var roomHook: (@Sendable () -> Void)?
         }
@@ -24,14 +26,22 @@ import Testing
         var hasRoomForAtMostOnce: Bool { state.withLock { $0.atMostOnceRoom } }
         func onRoomForAtMostOnce(_ hook: @escaping @Sendable () -> Void) { state.withLock { $0.roomHook = hook } }
         func wantRoomForAtMostOnce() {
-            state.withLock { $0.roomWanted = true }
-            setRoomForAtMostOnce(hasRoomForAtMostOnce)
+            let hook = state.withLock { state -> (@Sendable () -> Void)? in
+                guard state.atMostOnceRoom else {
+                    state.roomWanted = true
+                    return nil
+                }
+                return state.roomHook
+            }
+            hook?()
         }
 
-        /// Whether the client's queue of unwritten QoS 0 publishes has room; room made runs the hook if it was wanted.
-        func setRoomForAtMostOnce(_ room: Bool) {
+        /// Whether the client's queue of unwritten QoS 0 publishes has room (for `left` more, if given); room made runs
+        /// the hook if it was wanted.
+        func setRoomForAtMostOnce(_ room: Bool, left: Int? = nil) {
             let hook = state.withLock { state -> (@Sendable () -> Void)? in
                 state.atMostOnceRoom = room
+                state.atMostOnceRoomLeft = left
                 guard room, state.roomWanted else { return nil }
                 state.roomWanted = false
                 return state.roomHook
@@ -45,6 +55,10 @@ import Testing
         ) throws {
             try state.withLock { (state: inout State) throws(MosquittoError) in
                 if let failure = state.failure { throw failure }
+                if qos == .atMostOnce, let left = state.atMostOnceRoomLeft {
+                    state.atMostOnceRoomLeft = left - 1
+                    if left <= 1 { state.atMostOnceRoom = false }
+                }
                 state.received.append(SpoolEntry(topic: topic, payload: payload, retain: retain, receivedAt: 0))
                 state.unanswered.append(completion)
             }
@@ -267,33 +281,35 @@ import Testing
     @Test func aQoS0MessageThatSkipsTheQueuesIsAnsweredWhenThePublishReturns() async throws {
         let (outbox, broker, _) = try makeOutbox(window: 4)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let message = OutboundMessage(topic: "t/d0/telemetry", payload: Array("0".utf8))
-        #expect(outbox.publishAtMostOnceNow(message, device: "d0") == nil)  // the broker is away: the queues refuse it
-        #expect(broker.received.isEmpty)
+        let outcomes = Outcomes()
+        func send(_ seq: Int) -> PublishOutcome? {
+            outbox.sendAtMostOnce(
+                OutboundMessage(topic: "t/d0/telemetry", payload: Array("\(seq)".utf8)), device: "d0", source: nil,
+                later: { outcomes.record("\(seq)") })
+        }
+        // The broker is away: the queues refuse it, through the completion made for them.
+        #expect(send(0) == nil && outcomes.all["0"]?.count == 1 && broker.received.isEmpty)
         outbox.brokerConnected()
-        #expect(outbox.publishAtMostOnceNow(message, device: "d0") == .safe)
-        #expect(broker.receivedSeqs == [0])
+        #expect(send(0) == .safe && broker.receivedSeqs == [0])
         // The client throws before it sends anything (here, the connection was just lost): that is the outcome.
         broker.fail(with: MosquittoError(code: .notConnected, message: "not connected"))
-        #expect(outbox.publishAtMostOnceNow(message, device: "d0") == .refused(.brokerUnavailable, "not connected"))
+        #expect(send(1) == .refused(.brokerUnavailable, "not connected"))
         broker.fail(with: MosquittoError(code: .other, message: "payload too large"))
-        let outcomes = Outcomes()
-        outbox.sendBestEffort(message, qos: .atMostOnce, device: "d0", source: nil, completion: outcomes.record("0"))
-        #expect(outcomes.all["0"] == [.refused(.brokerUnavailable, "payload too large")])
+        outbox.sendBestEffort(
+            OutboundMessage(topic: "t/d0/telemetry", payload: Array("2".utf8)), qos: .atMostOnce, device: "d0", source: nil,
+            completion: outcomes.record("2"))
+        #expect(outcomes.all["2"] == [.refused(.brokerUnavailable, "payload too large")])
         // Behind a must-be-safe message waiting for room, it waits too, and goes after it.
         broker.fail(with: nil)
-        send(1..<6, to: outbox, recording: outcomes)  // four in flight, one waiting
-        #expect(outbox.publishAtMostOnceNow(OutboundMessage(topic: "t/d0/telemetry", payload: Array("6".utf8)), device: "d0") == nil)
-        outbox.queueBestEffort(
-            OutboundMessage(topic: "t/d0/telemetry", payload: Array("6".utf8)), qos: .atMostOnce, device: "d0", source: nil,
-            completion: outcomes.record("6"))
-        #expect(broker.receivedSeqs == [0, 1, 2, 3, 4])
-        // Message 0's answer and two PUBACKs: 5 goes, and 6 once fewer than the window's four await a PUBACK.
+        self.send(3..<8, to: outbox, recording: outcomes)  // four in flight, one waiting
+        #expect(send(8) == nil && outcomes.all["8"] == nil)
+        #expect(broker.receivedSeqs == [0, 3, 4, 5, 6])
+        // Message 0's answer and two PUBACKs: 7 goes, and 8 once fewer than the window's four await a PUBACK.
         broker.acknowledge(3)
-        #expect(broker.receivedSeqs == [0, 1, 2, 3, 4, 5, 6])
-        #expect(outcomes.all["6"] == nil)
+        #expect(broker.receivedSeqs == [0, 3, 4, 5, 6, 7, 8])
+        #expect(outcomes.all["8"] == nil)
         broker.acknowledge()  // the client's answer to a queued QoS 0 publish (at once, with a real one)
-        #expect(outcomes.all["6"] == [.safe])
+        #expect(outcomes.all["8"] == [.safe])
         _ = await outbox.stop(grace: .milliseconds(10))
     }
 
@@ -323,6 +339,15 @@ import Testing
         #expect(!device.paused.withLock { $0.now } && outbox.backlog.waiting == 0)
         broker.acknowledge()
         #expect(outcomes.all.count == 6 && outcomes.all.values.allSatisfy { $0 == [.safe] })
+        // Messages that waited go as one batch, without asking the client; if they fill its queue, the next waits.
+        broker.setRoomForAtMostOnce(false)
+        for seq in 6...8 { send(seq) }
+        broker.setRoomForAtMostOnce(true, left: 2)
+        #expect(broker.receivedSeqs == Array(0...8) && !broker.hasRoomForAtMostOnce)
+        send(9)
+        #expect(broker.receivedSeqs == Array(0...8) && outbox.backlog.waiting == 1)
+        broker.setRoomForAtMostOnce(true)
+        #expect(broker.receivedSeqs == Array(0...9))
         _ = await outbox.stop(grace: .milliseconds(10))
     }
 

@@ -208,10 +208,8 @@ import Glibc
     @Test func aPubackAloneWhileOthersAreHeldBackIsReadAfterAShortWait() async throws {
         let broker = try ProtocolBreakingBroker(.answersOnlyTheFirstPublish)
         defer { broker.close() }
-        let client = try MosquittoClient(
-            options: MQTTClientOptions(url: broker.url, clientID: "held-\(UInt32.random(in: 0...UInt32.max))"), logger: quietLogger)
+        let client = try await connectedClient(of: broker, named: "held")
         defer { client.stop() }
-        try await client.connect()
         let answered = Mutex<[Int: (error: MosquittoError?, at: ContinuousClock.Instant)]>([:])
         for index in 0..<ProtocolBreakingBroker.heldPublishes {
             try client.publish(topic: "held/\(index)", payload: [UInt8(index)], qos: .atLeastOnce) { error in
@@ -225,16 +223,25 @@ import Glibc
         #expect(broker.publishes == ProtocolBreakingBroker.heldPublishes)
     }
 
+    /// A client of `broker` (a ``ProtocolBreakingBroker``), connected; `configure` adjusts its options first.
+    private func connectedClient(
+        of broker: ProtocolBreakingBroker, named name: String, _ configure: (inout MQTTClientOptions) -> Void = { _ in }
+    ) async throws -> MosquittoClient {
+        var options = try MQTTClientOptions(url: broker.url, clientID: "\(name)-\(UInt32.random(in: 0...UInt32.max))")
+        configure(&options)
+        let client = try MosquittoClient(options: options, logger: quietLogger)
+        try await client.connect()
+        return client
+    }
+
     /// libmosquitto numbers QoS 0 and QoS 1 publishes from one 16-bit counter, and reports a QoS 0 publish as written
     /// through the callback that reports PUBACKs: 65,535 publishes after a QoS 1 one still waiting for its PUBACK, a
     /// QoS 0 one has its id. That one's being written is no PUBACK: the QoS 1 publish is not answered by it.
     @Test func aQoS0PublishWithTheIdOfAnUnansweredQoS1OneDoesNotAnswerIt() async throws {
         let broker = try ProtocolBreakingBroker(.neverAcknowledges)
         defer { broker.close() }
-        let client = try MosquittoClient(
-            options: MQTTClientOptions(url: broker.url, clientID: "wrap-\(UInt32.random(in: 0...UInt32.max))"), logger: quietLogger)
+        let client = try await connectedClient(of: broker, named: "wrap")
         defer { client.stop() }
-        try await client.connect()
         let answered = Mutex<[MosquittoError?]>([])
         try client.publish(topic: "wrap/1", payload: [1], qos: .atLeastOnce) { error in answered.withLock { $0.append(error) } }
         for index in 0..<65_535 {
@@ -251,9 +258,7 @@ import Glibc
     @Test func twoUnansweredQoS1PublishesWithOneIdAreEachAnsweredOnce() async throws {
         let broker = try ProtocolBreakingBroker(.neverAcknowledges)
         defer { broker.close() }
-        let client = try MosquittoClient(
-            options: MQTTClientOptions(url: broker.url, clientID: "reuse-\(UInt32.random(in: 0...UInt32.max))"), logger: quietLogger)
-        try await client.connect()
+        let client = try await connectedClient(of: broker, named: "reuse")
         let answered = Mutex<[String: [MosquittoError?]]>([:])
         let record: @Sendable (String) -> @Sendable (MosquittoError?) -> Void = { key in { error in answered.withLock { $0[key, default: []].append(error) } } }
         try client.publish(topic: "reuse/first", payload: [1], qos: .atLeastOnce, completion: record("first"))
@@ -272,11 +277,8 @@ import Glibc
     @Test func theQueueOfUnwrittenQoS0PublishesSaysWhenItIsFullAndWhenItHasRoomAgain() async throws {
         let broker = try ProtocolBreakingBroker(.readsWhenTold)
         defer { broker.close() }
-        var options = try MQTTClientOptions(url: broker.url, clientID: "stall-\(UInt32.random(in: 0...UInt32.max))")
-        options.maxQueuedAtMostOnce = 16
-        let client = try MosquittoClient(options: options, logger: quietLogger)
+        let client = try await connectedClient(of: broker, named: "stall") { $0.maxQueuedAtMostOnce = 16 }
         defer { client.stop() }
-        try await client.connect()
         let roomMade = Mutex(0)
         client.onRoomForAtMostOnce { roomMade.withLock { $0 += 1 } }
         let payload = [UInt8](repeating: 0x61, count: 65_536)
@@ -294,6 +296,31 @@ import Glibc
         broker.startReading()
         #expect(try await eventually(timeout: .seconds(20)) { broker.publishes == published })
         #expect(roomMade.withLock { $0 } == 1 && client.hasRoomForAtMostOnce)
+    }
+
+    /// A wish for room outlives the connection: the fresh session of the next one drops libmosquitto's queue, and the
+    /// hook runs then.
+    @Test func aFreshSessionEmptiesTheQueueOfUnwrittenQoS0PublishesAndMakesRoom() async throws {
+        let broker = try ProtocolBreakingBroker(.readsWhenTold)
+        defer { broker.close() }
+        let client = try await connectedClient(of: broker, named: "drop") { options in
+            options.maxQueuedAtMostOnce = 16
+            options.reconnect = MQTTReconnectPolicy(minimumDelay: .milliseconds(50), maximumDelay: .milliseconds(50), jitter: 0)
+        }
+        defer { client.stop() }
+        let roomMade = Mutex(0)
+        client.onRoomForAtMostOnce { roomMade.withLock { $0 += 1 } }
+        let payload = [UInt8](repeating: 0x61, count: 65_536)
+        for _ in 0..<2_000 where client.hasRoomForAtMostOnce {
+            try client.publish(topic: "drop", payload: payload, qos: .atMostOnce) { _ in }
+            try await Task.sleep(for: .microseconds(300))  // the network thread writes what the socket takes
+        }
+        #expect(!client.hasRoomForAtMostOnce)
+        client.wantRoomForAtMostOnce()
+        #expect(roomMade.withLock { $0 } == 0)
+        broker.hangUp()
+        #expect(try await eventually(timeout: .seconds(10)) { roomMade.withLock { $0 } == 1 })
+        #expect(client.hasRoomForAtMostOnce)
     }
 
     /// With mosquitto itself (2.0.11 closes the connection of a client whose publish it refuses, for its ACL or its

@@ -33,9 +33,15 @@ final class ProtocolBreakingBroker: Sendable {
     private let publishCounter = Counter()
     private let closed = Atomic<Bool>(false)
     private let reading = Counter()
+    private let accepted = Descriptors()
 
     private final class Counter: Sendable {
         let value = Atomic<Int>(0)
+    }
+
+    /// The connections accepted, for `hangUp`.
+    private final class Descriptors: Sendable {
+        let list = Mutex<[Int32]>([])
     }
 
     /// Connections accepted so far.
@@ -47,6 +53,15 @@ final class ProtocolBreakingBroker: Sendable {
 
     /// `readsWhenTold`: reads from now on.
     func startReading() { reading.value.store(1, ordering: .relaxed) }
+
+    /// Ends every connection accepted so far (`shutdown`; the thread serving it closes it), and reads from now on.
+    func hangUp() {
+        accepted.list.withLock { fds in
+            for fd in fds { shutdown(fd, Int32(SHUT_RDWR)) }
+            fds.removeAll()
+        }
+        startReading()
+    }
 
     convenience init(hangsUpAfterConnack: Bool = false) throws {
         try self.init(hangsUpAfterConnack ? .hangsUpAfterConnack : .breaksProtocol)
@@ -73,7 +88,7 @@ final class ProtocolBreakingBroker: Sendable {
         }
         port = Int(UInt16(bigEndian: address.sin_port))
         self.listener = listener
-        let (counter, publishCounter, reading) = (self.counter, self.publishCounter, self.reading)
+        let (counter, publishCounter, reading, accepted) = (self.counter, self.publishCounter, self.reading, self.accepted)
         Thread.detachNewThread {
             while true {
                 let fd = accept(listener, nil, nil)
@@ -82,6 +97,7 @@ final class ProtocolBreakingBroker: Sendable {
                     return  // closed
                 }
                 counter.value.wrappingAdd(1, ordering: .relaxed)
+                accepted.list.withLock { $0.append(fd) }
                 Thread.detachNewThread { Self.serve(fd, behaviour, publishes: publishCounter, reading: reading) }
             }
         }

@@ -44,15 +44,13 @@ final class BrokerLink: Sendable {
     }
 
     /// Publishes a device's message best effort at QoS 0, with nothing allocated for its answer in the usual case:
-    /// the outcome is returned when the message went to libmosquitto at once (`Outbox.publishAtMostOnceNow`);
-    /// otherwise nil, and the completion `later()` makes runs with it as for `publish`.
+    /// the outcome is returned when the message went to libmosquitto at once (`Outbox.sendAtMostOnce`); otherwise
+    /// nil, and the completion `later()` makes runs with it as for `publish`.
     func publishAtMostOnce(
         _ message: OutboundMessage, device: String, source: any PublishSource, later: () -> PublishCompletion?
     ) -> PublishOutcome? {
         metrics.published(typeIndex: GatewayMetrics.outTypeIndex(topic: message.topic, base: base), bytes: message.payload.count)
-        if let outcome = outbox.publishAtMostOnceNow(message, device: device) { return outcome }
-        outbox.queueBestEffort(message, qos: .atMostOnce, device: device, source: source, completion: later())
-        return nil
+        return outbox.sendAtMostOnce(message, device: device, source: source, later: later)
     }
 
     /// Publishes best effort at QoS 1 and waits for the PUBACK, at most `timeout`; returns whether it came.

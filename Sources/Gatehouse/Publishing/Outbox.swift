@@ -69,39 +69,46 @@ final class Outbox: Sendable {
     func sendBestEffort(
         _ message: OutboundMessage, qos: MQTTQoS, device: String?, source: (any PublishSource)?, completion: PublishCompletion?
     ) {
-        if qos == .atMostOnce, let outcome = publishAtMostOnceNow(message, device: device) {
-            completion?(outcome)
-            return
-        }
-        queueBestEffort(message, qos: qos, device: device, source: source, completion: completion)
+        guard qos == .atMostOnce else { return queueBestEffort(message, qos: qos, device: device, source: source, completion: completion) }
+        if let outcome = sendAtMostOnce(message, device: device, source: source, later: { completion }) { completion?(outcome) }
     }
 
-    /// A QoS 0 message handed to libmosquitto at once from this thread, past the queues, when their rules allow
-    /// (`OutboxState.mayPublishAtMostOnceNow`); nil when it must go through them (`queueBestEffort`). The client takes
-    /// the message or throws before `publish` returns, so the outcome is known here, and nothing is allocated for it
-    /// (a queued message's `Body`, a completion's context): most of the gateway's QoS 0 telemetry goes this way.
-    func publishAtMostOnceNow(_ message: OutboundMessage, device: String?) -> PublishOutcome? {
-        guard state.withLock({ $0.mayPublishAtMostOnceNow(device: device ?? "") }) else { return nil }
-        guard client.hasRoomForAtMostOnce else {
-            // The broker takes them slower than they come: they wait (`queueBestEffort`) until the client has room.
-            state.withLock { $0.atMostOnceQueueFull() }
-            client.wantRoomForAtMostOnce()
-            return nil
+    /// Takes one best-effort QoS 0 message. When the queues' rules allow (`OutboxState.mayPublishAtMostOnceNow`) and
+    /// the client has room, it goes to libmosquitto at once from this thread, past the queues, and its outcome is
+    /// returned: the client takes it or throws before `publish` returns, and nothing is allocated for it (a queued
+    /// message's `Body`, a completion's context). Most of the gateway's QoS 0 telemetry goes this way. Otherwise it
+    /// goes through the queues, returns nil, and the completion `later()` makes runs with the outcome.
+    func sendAtMostOnce(
+        _ message: OutboundMessage, device: String?, source: (any PublishSource)?, later: () -> PublishCompletion?
+    ) -> PublishOutcome? {
+        if state.withLock({ $0.mayPublishAtMostOnceNow(device: device ?? "") }) {
+            if client.hasRoomForAtMostOnce {
+                do {
+                    try client.publish(
+                        topic: message.topic, payload: message.payload, qos: .atMostOnce, retain: message.retain,
+                        properties: message.properties, completion: { _ in })
+                    return .safe
+                } catch {
+                    let error = Self.mosquittoError(error)
+                    logger.warning("publish to \(message.topic) failed: \(error.message)")
+                    return PublishOutcome(error)
+                }
+            }
+            atMostOnceQueueFull()
         }
-        do {
-            try client.publish(
-                topic: message.topic, payload: message.payload, qos: .atMostOnce, retain: message.retain,
-                properties: message.properties, completion: { _ in })
-            return .safe
-        } catch {
-            let error = error as? MosquittoError ?? MosquittoError(code: .other, message: "\(error)")
-            logger.warning("publish to \(message.topic) failed: \(error.message)")
-            return PublishOutcome(error)
-        }
+        queueBestEffort(message, qos: .atMostOnce, device: device, source: source, completion: later())
+        return nil
+    }
+
+    /// The client holds as many unwritten QoS 0 publishes as it may (the broker takes them slower than they come):
+    /// QoS 0 messages wait in the queues, pausing their devices, until it has room again.
+    private func atMostOnceQueueFull() {
+        state.withLock { $0.atMostOnceQueueFull() }
+        client.wantRoomForAtMostOnce()
     }
 
     /// A best-effort message decided by `OutboxState.submitBestEffort`: published, queued behind others, or refused.
-    func queueBestEffort(
+    private func queueBestEffort(
         _ message: OutboundMessage, qos: MQTTQoS, device: String?, source: (any PublishSource)?, completion: PublishCompletion?
     ) {
         let entry = SpoolEntry(topic: message.topic, payload: message.payload, retain: message.retain, receivedAt: 0)
@@ -247,6 +254,9 @@ final class Outbox: Sendable {
     }
 
     private func publishBestEffort(_ message: OutboxState.Message) {
+        // One that waited goes without asking the client (it was decided under the queues' rules): the next ones wait
+        // once it has filled the client's queue.
+        defer { if !message.usesWindow, !client.hasRoomForAtMostOnce { atMostOnceQueueFull() } }
         publish(message.entry, qos: message.qos, properties: message.properties) { error in
             let effects = message.usesWindow ? self.state.withLock { $0.bestEffortPublished() } : OutboxState.Effects()
             if let error { self.logger.warning("publish to \(message.entry.topic) failed: \(error.message)") }
@@ -267,11 +277,14 @@ final class Outbox: Sendable {
             try client.publish(
                 topic: entry.topic, payload: entry.payload, qos: qos, retain: entry.retain,
                 properties: properties ?? MQTTProperties(correlationData: entry.correlationData), completion: completion)
-        } catch let error as MosquittoError {
-            completion(error)
         } catch {
-            completion(MosquittoError(code: .other, message: "\(error)"))
+            completion(Self.mosquittoError(error))
         }
+    }
+
+    /// What the client threw, as the `MosquittoError` it always is.
+    private static func mosquittoError(_ error: any Error) -> MosquittoError {
+        error as? MosquittoError ?? MosquittoError(code: .other, message: "\(error)")
     }
 
     // MARK: Replay

@@ -25,8 +25,9 @@ import Synchronization
 ///   copy is durable. Duplicates come only after a broker fault: from these copies, and from publishes the broker
 ///   took before their connection ended without the PUBACK reaching the gateway.
 /// - Best-effort messages are never spooled. At QoS 1 they share the window with everything else, so no
-///   more than `maxWindow` publishes ever wait for a PUBACK (libmosquitto's 16-bit message ids cannot wrap
-///   onto a waiting one). While the broker is away they are refused at once, not queued in libmosquitto to
+///   more than `maxWindow` publishes ever wait for a PUBACK (libmosquitto's 16-bit message ids, which QoS 0
+///   publishes take too, may still come round to a waiting one: `ClientCore` tells such publishes apart). While
+///   the broker is away they are refused at once, not queued in libmosquitto to
 ///   surface stale after the reconnect: the gateway republishes what it owns then. A device's QoS 0
 ///   message waits behind that device's earlier ones, and is refused while messages are spooled, so it
 ///   never overtakes them. Nor does it overtake those libmosquitto holds back (beyond the broker's Receive
@@ -237,8 +238,7 @@ struct OutboxState {
         precondition(message.isBestEffort, "a best-effort message is made so")
         var effects = Effects()
         var message = message
-        let wouldOvertakeSpooled = message.qos == .atMostOnce && !message.device.isEmpty && mode == .spooling
-        guard linkUp, !wouldOvertakeSpooled else {
+        guard message.qos == .atMostOnce ? !refusesAtMostOnce(device: message.device) : linkUp else {
             effects.refused.append(message)
             return effects
         }
@@ -261,8 +261,12 @@ struct OutboxState {
     /// `mutating` only so that the lock hands it the state in place (called non-mutating, the whole state was copied
     /// and destroyed each time: 2 % of the samples of the QoS 0 flow).
     mutating func mayPublishAtMostOnceNow(device: String) -> Bool {
-        linkUp && !(mode == .spooling && !device.isEmpty) && waiting.isEmpty && !draining && atMostOnceRoom
-            && (mode == .spooling || inFlight < window)
+        !refusesAtMostOnce(device: device) && waiting.isEmpty && mayStartAtMostOnce && !draining
+    }
+
+    /// A QoS 0 message of `device` is refused: the broker is away, or it would overtake the device's spooled ones.
+    private func refusesAtMostOnce(device: String) -> Bool {
+        !linkUp || (mode == .spooling && !device.isEmpty)
     }
 
     /// The client's queue of unwritten QoS 0 publishes is full: QoS 0 messages wait until `atMostOnceRoomMade`.
@@ -526,9 +530,10 @@ struct OutboxState {
     /// the gateway's own QoS 0 messages come here (a device's are refused): nothing orders them after held ones. And
     /// a QoS 0 one waits while the client's queue of unwritten ones is full (`atMostOnceRoom`).
     private func mayStart(_ message: Message) -> Bool {
-        if message.usesWindow { return inFlight < (mode == .spooling ? maxWindow : window) }
-        return atMostOnceRoom && (mode == .spooling || inFlight < window)
+        message.usesWindow ? inFlight < (mode == .spooling ? maxWindow : window) : mayStartAtMostOnce
     }
+
+    private var mayStartAtMostOnce: Bool { atMostOnceRoom && (mode == .spooling || inFlight < window) }
 
     private mutating func startWaiting(_ effects: inout Effects) {
         while let next = waiting.first, mayStart(next) {
