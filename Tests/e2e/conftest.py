@@ -533,9 +533,12 @@ class MqttClient:
         """Every matching message that arrives (or has arrived) within `duration` seconds; consumes them."""
         time.sleep(duration)
         match = _matcher(spec)
+        hits: list[Msg] = []
+        rest: list[Msg] = []
         with self._cond:
-            hits = [m for m in self._pending if match(m)]
-            self._pending = [m for m in self._pending if m not in hits]
+            for m in self._pending:  # one pass: `m not in hits` made it quadratic (minutes for 24,000 messages)
+                (hits if match(m) else rest).append(m)
+            self._pending = rest
         return hits
 
     def assert_nothing(self, spec: str | Callable[[Msg], bool], within: float = 1.0) -> None:
