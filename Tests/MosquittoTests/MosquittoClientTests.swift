@@ -272,6 +272,24 @@ import Glibc
         #expect(answered.withLock { $0["first"]?.count == 1 && $0["second"]?.count == 1 })
     }
 
+    /// Publishes 64 KiB QoS 0 messages (at most 2,000) until the client has no room, and again after a pause for as long
+    /// as the socket still took some meanwhile: the client's queue can look full before the network thread has
+    /// written what the socket's buffers would take (which a test that then waits saw drain, and the room come back).
+    /// Returns how many it published.
+    private func fillQueueOfUnwritten(_ client: MosquittoClient) async throws -> Int {
+        let payload = [UInt8](repeating: 0x61, count: 65_536)
+        var published = 0
+        repeat {
+            while client.hasRoomForAtMostOnce, published < 2_000 {
+                try client.publish(topic: "fill", payload: payload, qos: .atMostOnce) { _ in }
+                published += 1
+                if published % 16 == 0 { try await Task.sleep(for: .milliseconds(5)) }  // the network thread writes
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        } while client.hasRoomForAtMostOnce && published < 2_000
+        return published
+    }
+
     /// libmosquitto queues QoS 0 publishes without limit: while the broker reads nothing, the client says it has no
     /// room once `maxQueuedAtMostOnce` wait unwritten, and calls the hook once the broker has read them.
     @Test func theQueueOfUnwrittenQoS0PublishesSaysWhenItIsFullAndWhenItHasRoomAgain() async throws {
@@ -281,14 +299,7 @@ import Glibc
         defer { client.stop() }
         let roomMade = Mutex(0)
         client.onRoomForAtMostOnce { roomMade.withLock { $0 += 1 } }
-        let payload = [UInt8](repeating: 0x61, count: 65_536)
-        var published = 0
-        // The socket's buffers fill first (a few MB), then libmosquitto's queue.
-        while client.hasRoomForAtMostOnce, published < 2_000 {
-            try client.publish(topic: "stall", payload: payload, qos: .atMostOnce) { _ in }
-            published += 1
-            if published % 16 == 0 { try await Task.sleep(for: .milliseconds(5)) }  // the network thread writes what it can
-        }
+        let published = try await fillQueueOfUnwritten(client)
         #expect(!client.hasRoomForAtMostOnce && published < 2_000)
         client.wantRoomForAtMostOnce()
         try await Task.sleep(for: .milliseconds(200))
@@ -310,11 +321,7 @@ import Glibc
         defer { client.stop() }
         let roomMade = Mutex(0)
         client.onRoomForAtMostOnce { roomMade.withLock { $0 += 1 } }
-        let payload = [UInt8](repeating: 0x61, count: 65_536)
-        for _ in 0..<2_000 where client.hasRoomForAtMostOnce {
-            try client.publish(topic: "drop", payload: payload, qos: .atMostOnce) { _ in }
-            try await Task.sleep(for: .microseconds(300))  // the network thread writes what the socket takes
-        }
+        _ = try await fillQueueOfUnwritten(client)
         #expect(!client.hasRoomForAtMostOnce)
         client.wantRoomForAtMostOnce()
         #expect(roomMade.withLock { $0 } == 0)
