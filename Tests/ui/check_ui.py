@@ -445,9 +445,16 @@ class Check:
             page.wait(f"{tile} !== null", f"no live tile for {camera}")
             page.js(f"{tile}.querySelector('button').click()")
             page.wait(f"+{tile}.dataset.frames >= 2", f"the live tile of {camera} showed no frames")
+            # A decode fails when the next frame replaces the image meanwhile (10 fps): that one is decoded instead.
+            # A decode that fails with the image unchanged fails the check.
             grab = f"""(async () => {{
-                const img = {tile}.querySelector('img');
-                await img.decode();
+                let img;
+                for (let tries = 0; ; tries++) {{
+                    img = {tile}.querySelector('img');
+                    const src = img.src;
+                    try {{ await img.decode(); if (img.src === src) break; }}
+                    catch (e) {{ if (img.src === src || tries >= 20) throw e; }}
+                }}
                 const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;
                 const g = c.getContext('2d'); g.drawImage(img, 0, 0);
                 const px = g.getImageData(0, 0, c.width, c.height).data;
