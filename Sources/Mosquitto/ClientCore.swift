@@ -86,6 +86,8 @@ final class ClientCore: Sendable {
         /// PUBACKs read on any connection, ever (the network thread's ``PubackCoalescing`` counts with it).
         var answeredPublishes = 0
         var earlyPublishAcks: [Int32: Int32] = [:]
+        /// The large QoS 0 publishes libmosquitto holds unwritten (`unwrittenAtMostOnceBytes`).
+        var unwrittenSizes = UnwrittenSizes()
         var groups: [Int: SubscriptionGroup] = [:]
         var subscribeMids: [Int32: Int] = [:]
         var earlySubacks: [Int32: [Int32]] = [:]
@@ -191,6 +193,16 @@ final class ClientCore: Sendable {
     let unwrittenAtMostOnce = Atomic<Int>(0)
     /// `options.maxQueuedAtMostOnce`, at least 2 (room is offered below half of it).
     var atMostOnceLimit: Int { max(2, options.maxQueuedAtMostOnce) }
+    /// The payload bytes of the large QoS 0 publishes (``largeAtMostOnceBytes`` or more) among them, which
+    /// `state.unwrittenSizes` knows by id; with the same rules (a fresh session zeroes it, and so on).
+    let unwrittenAtMostOnceBytes = Atomic<Int>(0)
+    /// Large QoS 0 publishes being sent or unwritten: while there are none, a write callback looks nothing up.
+    let largeAtMostOnce = Atomic<Int>(0)
+    /// A QoS 0 payload this long or longer counts in bytes too: a camera frame of megabytes, not a reading. The count
+    /// alone bounds the smaller ones (4,096 of under 2 KiB: less than 8 MiB).
+    static let largeAtMostOnceBytes = 2_048
+    /// `options.maxQueuedAtMostOnceBytes`, at least 2.
+    var atMostOnceByteLimit: Int { max(2, options.maxQueuedAtMostOnceBytes) }
     /// Someone waits for `unwrittenAtMostOnce` to fall below half `atMostOnceLimit`
     /// (`MosquittoClient.wantRoomForAtMostOnce`); then `roomForAtMostOnce` runs, once.
     let roomForAtMostOnceWanted = Atomic<Bool>(false)
@@ -273,29 +285,69 @@ final class ClientCore: Sendable {
         }
     }
 
-    /// Ends the send of a QoS 0 publish (which has no answer to wait for; see `readingPackets`), counting it as
-    /// unwritten if libmosquitto took it.
-    func finishQoS0Publish(accepted: Bool) {
-        if accepted { unwrittenAtMostOnce.wrappingAdd(1, ordering: .sequentiallyConsistent) }
-        state.withLock { $0.endSend(sendsInProgress) }
+    /// Begins the send of a QoS 0 publish with a payload of `bytes`, after `beginSend`: a large one is announced
+    /// before libmosquitto can write it, so that its write callback looks its id up.
+    func beginQoS0Publish(bytes: Int) {
+        guard bytes >= Self.largeAtMostOnceBytes else { return }
+        largeAtMostOnce.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        state.withLock { $0.unwrittenSizes.beginSend() }
     }
 
-    /// Runs the room hook if someone waits for it and fewer than half the allowed QoS 0 publishes are unwritten.
-    /// Sequentially consistent, as the counter's changes and the wish's store: a waiter stores its wish and then
-    /// reads the counter, the network thread changes the counter and then reads the wish, and one of them must see
-    /// the other's write, or the wake-up is lost.
+    /// Ends the send of a QoS 0 publish (which has no answer to wait for; see `readingPackets`), counting it as
+    /// unwritten if libmosquitto took it (as `mid`; nil if it did not), in bytes too if it is large.
+    func finishQoS0Publish(mid: Int32?, bytes: Int) {
+        if mid != nil { unwrittenAtMostOnce.wrappingAdd(1, ordering: .sequentiallyConsistent) }
+        let large = bytes >= Self.largeAtMostOnceBytes
+        let unwrittenBytes = state.withLock { state in
+            defer { state.endSend(sendsInProgress) }
+            return large ? state.unwrittenSizes.endSend(mid: mid, bytes: bytes) : 0
+        }
+        if unwrittenBytes > 0 {
+            unwrittenAtMostOnceBytes.wrappingAdd(unwrittenBytes, ordering: .sequentiallyConsistent)
+        } else if large {
+            largeAtMostOnce.wrappingSubtract(1, ordering: .sequentiallyConsistent)  // not taken, or written already
+        }
+    }
+
+    /// Whether fewer QoS 0 publishes, and fewer of their bytes, than allowed (divided by `divisor`) wait unwritten.
+    func atMostOnceBelowLimits(dividedBy divisor: Int = 1) -> Bool {
+        unwrittenAtMostOnce.load(ordering: .sequentiallyConsistent) < atMostOnceLimit / divisor
+            && unwrittenAtMostOnceBytes.load(ordering: .sequentiallyConsistent) < atMostOnceByteLimit / divisor
+    }
+
+    /// Runs the room hook if someone waits for it and fewer than half the allowed QoS 0 publishes and bytes are
+    /// unwritten. Sequentially consistent, as the counters' changes and the wish's store: a waiter stores its wish
+    /// and then reads the counters, the network thread changes a counter and then reads the wish, and one of them
+    /// must see the other's write, or the wake-up is lost.
     func offerRoomForAtMostOnce() {
         guard roomForAtMostOnceWanted.load(ordering: .sequentiallyConsistent),
-            unwrittenAtMostOnce.load(ordering: .sequentiallyConsistent) < atMostOnceLimit / 2,
+            atMostOnceBelowLimits(dividedBy: 2),
             roomForAtMostOnceWanted.exchange(false, ordering: .acquiringAndReleasing)
         else { return }
         roomForAtMostOnce.withLock { $0 }?.run()
     }
 
-    /// libmosquitto wrote a QoS 0 publish.
-    private func atMostOnceWritten() {
+    /// libmosquitto wrote the QoS 0 publish `mid`.
+    private func atMostOnceWritten(_ mid: Int32) {
         unwrittenAtMostOnce.wrappingSubtract(1, ordering: .sequentiallyConsistent)
+        // A large one's announcement came before libmosquitto had it (its mutex orders that before this callback).
+        if largeAtMostOnce.load(ordering: .sequentiallyConsistent) > 0 {
+            let bytes = state.withLock { $0.unwrittenSizes.written(mid) }
+            if bytes > 0 {
+                unwrittenAtMostOnceBytes.wrappingSubtract(bytes, ordering: .sequentiallyConsistent)
+                largeAtMostOnce.wrappingSubtract(1, ordering: .sequentiallyConsistent)
+            }
+        }
         offerRoomForAtMostOnce()
+    }
+
+    /// A fresh session's `mosquitto_reinitialise` drops the QoS 0 publishes libmosquitto held (with the handle alone:
+    /// no send is in progress).
+    func forgetUnwrittenAtMostOnce() {
+        unwrittenAtMostOnce.store(0, ordering: .sequentiallyConsistent)
+        unwrittenAtMostOnceBytes.store(0, ordering: .sequentiallyConsistent)
+        largeAtMostOnce.store(0, ordering: .sequentiallyConsistent)
+        state.withLock { $0.unwrittenSizes.removeAll() }
     }
 
     /// Registers a subscription group the caller sent itself (`mid` nil when the send failed with `rc`).
@@ -347,7 +399,7 @@ final class ClientCore: Sendable {
     func handlePublishAck(mid: Int32, reasonCode: Int32) {
         guard readingPackets.load(ordering: .relaxed) else {
             // Not reading the broker's packets: a QoS 0 publish was written, nothing was answered.
-            atMostOnceWritten()
+            atMostOnceWritten(mid)
             return
         }
         let mayBeWritten = ambiguousPublishCallbacks.load(ordering: .relaxed)
@@ -362,7 +414,7 @@ final class ClientCore: Sendable {
             }
             return nil
         }
-        if waiter == nil, mayBeWritten { atMostOnceWritten() }
+        if waiter == nil, mayBeWritten { atMostOnceWritten(mid) }
         waiter?.resume(with: .success(reasonCode))
     }
 

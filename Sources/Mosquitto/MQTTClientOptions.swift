@@ -56,6 +56,11 @@ public struct MQTTClientOptions: Sendable {
     /// ``MosquittoClient/hasRoomForAtMostOnce`` says no: a broker slower than the publishers would otherwise grow it
     /// without bound. Default 4,096; at least 2.
     public var maxQueuedAtMostOnce: Int
+    /// Bytes of large QoS 0 payloads (2 KiB or more, such as camera frames) libmosquitto may hold unwritten before
+    /// ``MosquittoClient/hasRoomForAtMostOnce`` says no: 4,096 frames of megabytes would be gigabytes. A publish made
+    /// while there is room is taken whatever its size, so the queue may go beyond by that much. Default 8 MiB; at
+    /// least 2.
+    public var maxQueuedAtMostOnceBytes: Int
     /// How long to wait between connection attempts (first connect, lost connection, fatal error).
     /// Default: 1 s growing with the square of the attempt up to 30 s, half of each delay random.
     public var reconnect: MQTTReconnectPolicy
@@ -73,6 +78,7 @@ public struct MQTTClientOptions: Sendable {
         self.cleanStart = true
         self.maxInflight = 100
         self.maxQueuedAtMostOnce = 4_096
+        self.maxQueuedAtMostOnceBytes = 8 << 20
         self.reconnect = MQTTReconnectPolicy()
     }
 

@@ -70,7 +70,7 @@ extension MosquittoClient {
         let (waiters, failure) = core.session.exclusively { () -> ([ClientCore.PublishWaiter], MosquittoError?) in
             core.sessionConnecting.store(false, ordering: .relaxed)
             let waiters = core.takeSessionPublishes()
-            core.unwrittenAtMostOnce.store(0, ordering: .sequentiallyConsistent)  // `mosquitto_reinitialise` drops them
+            core.forgetUnwrittenAtMostOnce()
             // Without a socket pair, like the first session (`SocketBuffers.withoutSocketPairs`).
             let rc = SocketBuffers.withoutSocketPairs {
                 MosquittoResultCode(

@@ -237,6 +237,7 @@ public final class MosquittoClient: @unchecked Sendable {
         let rc = core.session.sharing {
             guard core.sessionConnecting.load(ordering: .acquiring) else { return MosquittoResultCode.noConnection }
             core.beginSend()
+            if qos == .atMostOnce { core.beginQoS0Publish(bytes: payload.count) }
             // `withCString` lends a native string's own bytes (or a stack copy of a small one); the implicit
             // String-to-pointer conversion copies the topic into a new array on every publish.
             let rc = topic.withCString { cTopic in
@@ -251,7 +252,7 @@ public final class MosquittoClient: @unchecked Sendable {
                 }
             }
             if qos == .atMostOnce {
-                core.finishQoS0Publish(accepted: rc == .success)
+                core.finishQoS0Publish(mid: rc == .success ? mid : nil, bytes: payload.count)
             } else if rc == .success {
                 (outcome, behindFullWindow) = core.registerPublish(mid: mid, waiter: waiter)
             } else {
@@ -270,12 +271,11 @@ public final class MosquittoClient: @unchecked Sendable {
         if qos == .atMostOnce { waiter.resume(with: .success(0)) } else if let outcome { waiter.resume(with: outcome) }
     }
 
-    /// Whether fewer than ``MQTTClientOptions/maxQueuedAtMostOnce`` QoS 0 publishes wait unwritten in libmosquitto,
-    /// whose queue has no limit of its own: a caller that publishes QoS 0 faster than the broker takes it holds back
-    /// while this is false, until ``onRoomForAtMostOnce(_:)``'s hook runs.
-    public var hasRoomForAtMostOnce: Bool {
-        core.unwrittenAtMostOnce.load(ordering: .sequentiallyConsistent) < core.atMostOnceLimit
-    }
+    /// Whether fewer than ``MQTTClientOptions/maxQueuedAtMostOnce`` QoS 0 publishes, and fewer than
+    /// ``MQTTClientOptions/maxQueuedAtMostOnceBytes`` of their large payloads, wait unwritten in libmosquitto, whose
+    /// queue has no limit of its own: a caller that publishes QoS 0 faster than the broker takes it holds back while
+    /// this is false, until ``onRoomForAtMostOnce(_:)``'s hook runs.
+    public var hasRoomForAtMostOnce: Bool { core.atMostOnceBelowLimits() }
 
     /// Sets what runs after ``wantRoomForAtMostOnce()``, once fewer than half the allowed QoS 0 publishes are unwritten:
     /// on the network thread (as it writes them, or starts a fresh session, which drops them), or on the caller's.

@@ -67,6 +67,23 @@ import Testing
         #expect(second.reading[0].order > fourth.reading[0].order)
     }
 
+    /// Large messages pause their source by their bytes long before their number would: a camera's waiting frames are
+    /// bounded in memory, not only in count. Resumed once both are at half or below.
+    @Test func pausesTheSourceAtTheHighWaterMarkInBytesAndResumesWhenBothAreAtHalf() {
+        var state = OutboxState(window: 100, spoolIsEmpty: true, highWaterBytes: 3_000)
+        _ = state.brokerConnected()
+        let source = Source()
+        let frame = { (index: Int) in SpoolEntry(topic: "t/d/media/clip", payload: [UInt8](repeating: UInt8(index), count: 1_000), receivedAt: 1_000) }
+        for index in 0..<100 { _ = state.submit(frame(index), device: "a", source: source, completion: nil) }  // the window
+        #expect(state.submit(frame(100), device: "a", source: source, completion: nil).reading.isEmpty)
+        #expect(state.submit(frame(101), device: "a", source: source, completion: nil).reading.isEmpty)
+        let third = state.submit(frame(102), device: "a", source: source, completion: nil)
+        #expect(third.reading.map(\.paused) == [true] && state.waitingCount == 3)
+        // 1,000 bytes wait after two PUBACKs: 1,500 is half.
+        #expect(state.published(id: 0, device: "a").reading.isEmpty)
+        #expect(state.published(id: 1, device: "a").reading.map(\.paused) == [false])
+    }
+
     @Test func overloadWithAHealthyBrokerNeverSpools() {
         var state = connected(window: 4)
         var published: [UInt64] = []

@@ -309,6 +309,38 @@ import Glibc
         #expect(roomMade.withLock { $0 } == 1 && client.hasRoomForAtMostOnce)
     }
 
+    /// Large payloads count in bytes too: 2,000 frames of 64 KiB are far fewer than 4,096, but 125 MiB. The client says
+    /// it has no room once 1 MiB of them wait unwritten (beyond what the socket took), and again once they are written.
+    @Test func largeQoS0PublishesWaitingUnwrittenAreBoundedInBytes() async throws {
+        let broker = try ProtocolBreakingBroker(.readsWhenTold)
+        defer { broker.close() }
+        let client = try await connectedClient(of: broker, named: "bytes") { $0.maxQueuedAtMostOnceBytes = 1 << 20 }
+        defer { client.stop() }
+        let roomMade = Mutex(0)
+        client.onRoomForAtMostOnce { roomMade.withLock { $0 += 1 } }
+        let published = try await fillQueueOfUnwritten(client)
+        #expect(!client.hasRoomForAtMostOnce && published < 2_000)
+        client.wantRoomForAtMostOnce()
+        broker.startReading()
+        #expect(try await eventually(timeout: .seconds(20)) { broker.publishes == published })
+        #expect(roomMade.withLock { $0 } == 1 && client.hasRoomForAtMostOnce)
+    }
+
+    /// Small payloads count by number alone: 1,000 readings stay within 4,096 however few bytes are allowed.
+    @Test func smallQoS0PublishesAreNotCountedInBytes() async throws {
+        let broker = try ProtocolBreakingBroker(.readsWhenTold)
+        defer { broker.close() }
+        let client = try await connectedClient(of: broker, named: "small") { $0.maxQueuedAtMostOnceBytes = 2 }
+        defer { client.stop() }
+        let reading = [UInt8](repeating: 0x61, count: 2_047)  // just under the 2 KiB from which payloads count in bytes
+        for _ in 0..<1_000 {
+            try client.publish(topic: "small", payload: reading, qos: .atMostOnce) { _ in }
+        }
+        #expect(client.hasRoomForAtMostOnce)
+        broker.startReading()
+        #expect(try await eventually(timeout: .seconds(20)) { broker.publishes == 1_000 })
+    }
+
     /// A wish for room outlives the connection: the fresh session of the next one drops libmosquitto's queue, and the
     /// hook runs then.
     @Test func aFreshSessionEmptiesTheQueueOfUnwrittenQoS0PublishesAndMakesRoom() async throws {

@@ -13,6 +13,7 @@ import pytest
 
 from conftest import fetch_retained_json, uid, wait_until
 from test_commands import assert_failure, final, request
+from test_device_abuse import PeakRSS
 from test_http import metric_values
 
 
@@ -190,8 +191,10 @@ def steady(read: Callable[[], int], pause: float = 0.3) -> int | None:
 
 def test_a_burst_the_paused_broker_cannot_take_arrives_whole_and_in_order(gateway, fresh_broker, mqtt_factory, paused):
     """More QoS 0 telemetry (13 MB) than the sockets between the gateway and a paused broker hold: the gateway's
-    writes to the broker wait for the socket (its buffered writes included), and once the broker reads again every
-    message arrives, whole and in order, on the same connection."""
+    writes to the broker wait for the socket (its buffered writes included), the rest waits in the gateway (up to
+    8 MiB of such 16 KB messages in the MQTT client, and as much in its memory queue) and in the device's socket,
+    and once the broker reads again every message is acked and arrives, whole and in order, on the same
+    connection."""
     burst, pad = 800, "x" * 16_000
     pause, resume = paused
     g = gateway(broker=fresh_broker, limits={"max_messages_per_s": 0, "max_bytes_per_s": 0})
@@ -200,14 +203,16 @@ def test_a_burst_the_paused_broker_cannot_take_arrives_whole_and_in_order(gatewa
     observer = mqtt_factory(fresh_broker)
     observer.subscribe(f"{g.base}/{dev}/telemetry", qos=0)  # QoS 0: the broker forwards in the order it read
     pause()
-    for seq in range(1, burst + 1):
-        d.send_json({"type": "telemetry", "seq": seq, "qos": 0, "data": {"n": seq, "pad": pad}})
-    for seq in range(1, burst + 1):
-        d.expect_ack(seq, timeout=30)  # handed to the MQTT client
+    sender = threading.Thread(target=lambda: [
+        d.send_json({"type": "telemetry", "seq": seq, "qos": 0, "data": {"n": seq, "pad": pad}}) for seq in range(1, burst + 1)])
+    sender.start()
     # The sockets towards the broker fill up and take no more: the rest waits in the gateway.
     settled = wait_until(lambda: steady(lambda: queued_towards(fresh_broker.port)), 30, interval=0.1)
     assert settled and settled < burst * len(pad) // 2, f"{settled} bytes queued in the sockets: no backpressure"
     resume()
+    for seq in range(1, burst + 1):
+        d.expect_ack(seq, timeout=30)  # handed to the MQTT client
+    sender.join(30)
     seen: list[int] = []
     deadline = time.monotonic() + 60
     while len(seen) < burst and time.monotonic() < deadline:
@@ -260,4 +265,46 @@ def test_qos0_telemetry_the_paused_broker_cannot_take_stops_the_device_being_rea
         seen += [m.json()["data"]["n"] for m in observer.collect(lambda m: True, 0.2)]
     assert seen == list(range(1, total + 1)), f"{len(seen)} of {total} arrived, first out of place: " + str(
         next((n for i, n in enumerate(seen) if n != i + 1), None))
+    assert g.running
+
+
+def test_qos0_media_the_paused_broker_cannot_take_waits_in_the_devices_socket_not_in_memory(gateway, fresh_broker, mqtt_factory, paused):
+    """Media frames are QoS 0 too, and 4,096 of them can be gigabytes: large payloads also count in bytes (8 MiB).
+    With the broker paused, a camera sends 256 MiB of 256 KiB frames: the gateway holds at most those 8 MiB (and a
+    waiting batch) and stops reading the camera, so the rest waits in the sockets, not in the gateway's memory (its
+    resident memory grew by all of it before). Once the broker reads again, every frame arrives."""
+    total, frame = 1_024, b"\x00" * (256 << 10)
+    pause, resume = paused
+    g = gateway(broker=fresh_broker, limits={"max_messages_per_s": 0, "max_bytes_per_s": 0}, mqtt={"keepalive_s": 120})
+    dev = uid("camera")
+    d = g.connect(g.token(dev))
+    observer = mqtt_factory(fresh_broker)
+    observer.subscribe(f"{g.base}/{dev}/media/clip", qos=0)
+    pause()
+    peak = PeakRSS(g)
+    before = peak.peak
+    sent = [0]
+
+    def send_all():
+        for _ in range(total):
+            d.send_media({"stream": "clip"}, frame)
+            sent[0] += 1
+
+    sender = threading.Thread(target=send_all, daemon=True)
+    sender.start()
+    last, quiet_since, deadline = -1, time.monotonic(), time.monotonic() + 60
+    while time.monotonic() - quiet_since < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        if sent[0] != last:
+            last, quiet_since = sent[0], time.monotonic()
+    grown = peak.stop() - before
+    assert sent[0] < total, f"all {total} frames of 256 KiB were taken while the broker was paused"
+    assert grown < 64 << 20, f"the gateway's memory grew by {grown >> 20} MiB while the broker was paused"
+    resume()
+    sender.join(60)
+    assert sent[0] == total
+    arrived, deadline = 0, time.monotonic() + 60
+    while arrived < total and time.monotonic() < deadline:
+        arrived += len(observer.collect(lambda m: True, 0.2))
+    assert arrived == total
     assert g.running

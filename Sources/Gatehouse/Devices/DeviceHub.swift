@@ -244,7 +244,7 @@ final class DeviceHub: DeviceMessageSink {
                 ?? TelemetryPayload.encode(receivedMs: now, seq: seq, data: data)
             let message = OutboundMessage(topic: session.telemetryTopic(topics), payload: payload)
             if (qos ?? telemetryQoS) == 0 {
-                let outcome = link.publishAtMostOnce(message, device: device, source: session, later: answer)
+                let outcome = link.publishAtMostOnce(message, typeIndex: GatewayMetrics.telemetryTypeIndex, device: device, source: session, later: answer)
                 if let outcome, let seq { session.answer(seq: seq, outcome) }
             } else {
                 link.publish(message, safely, completion: answer())

@@ -66,6 +66,7 @@ final class GatewayMetrics: Sendable {
     static let outTypes = ["telemetry", "state", "event", "meta", "availability", "media", "response", "pending", "desired", "delta", "bridge", "other"]
 
     private static let outTypeBytes = outTypes.map { Array($0.utf8) }
+    static let telemetryTypeIndex = outTypes.firstIndex(of: "telemetry")!
     private static let bridge = outTypes.firstIndex(of: "bridge")!
     private static let other = outTypes.firstIndex(of: "other")!
 

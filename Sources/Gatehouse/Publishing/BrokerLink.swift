@@ -45,11 +45,13 @@ final class BrokerLink: Sendable {
 
     /// Publishes a device's message best effort at QoS 0, with nothing allocated for its answer in the usual case:
     /// the outcome is returned when the message went to libmosquitto at once (`Outbox.sendAtMostOnce`); otherwise
-    /// nil, and the completion `later()` makes runs with it as for `publish`.
+    /// nil, and the completion `later()` makes runs with it as for `publish`. `typeIndex` is its type in
+    /// `GatewayMetrics.outTypes`: the caller knows it, so the topic is not read for it per message.
     func publishAtMostOnce(
-        _ message: OutboundMessage, device: String, source: any PublishSource, later: () -> PublishCompletion?
+        _ message: OutboundMessage, typeIndex: Int, device: String, source: any PublishSource, later: () -> PublishCompletion?
     ) -> PublishOutcome? {
-        metrics.published(typeIndex: GatewayMetrics.outTypeIndex(topic: message.topic, base: base), bytes: message.payload.count)
+        assert(typeIndex == GatewayMetrics.outTypeIndex(topic: message.topic, base: base))
+        metrics.published(typeIndex: typeIndex, bytes: message.payload.count)
         return outbox.sendAtMostOnce(message, device: device, source: source, later: later)
     }
 

@@ -10,9 +10,9 @@ import Synchronization
 /// The rules:
 /// - While the broker is connected and nothing is spooled (`direct`), a message is published at once if
 ///   the window (`mqtt.max_inflight`, or the broker's Receive Maximum if lower) has room and nothing waits;
-///   otherwise it waits in memory, and the device whose message reaches the high-water mark is paused.
-///   PUBACKs free the window, move waiting messages out in order, and below half the high-water mark every
-///   paused device is resumed. Steady overload therefore writes nothing to disk and creates no duplicates.
+///   otherwise it waits in memory, and the device whose message reaches a high-water mark (the window's worth of
+///   messages, or 8 MiB of payloads) is paused. PUBACKs free the window, move waiting messages out in order, and at
+///   half of both marks every paused device is resumed. Steady overload therefore writes nothing to disk and creates no duplicates.
 /// - When the broker is lost (`spooling`), what waits in memory and every later message goes to the spool,
 ///   until the replay has read everything back with the broker connected again. If the connection ended with
 ///   publishes unanswered, the replay's window starts at one again (`ReplayProbe`). So too when the broker refuses a
@@ -141,8 +141,10 @@ struct OutboxState {
     /// refused): with the replay paced by a window of 20, each PUBACK cost a pass on the replay queue, and a
     /// replayed message a quarter more CPU (docs/benchmarks.md).
     let maxWindow: Int
-    /// Waiting messages at which the submitting source is paused; resumed at half.
+    /// Waiting messages, or their payload bytes, at which the submitting source is paused; resumed once both are at
+    /// half or below.
     let highWater: Int
+    let highWaterBytes: Int
     private(set) var mode: Mode
     private(set) var inFlight = 0
     /// The outbox may publish must-be-safe messages and replay (after the gateway resynchronised with the broker).
@@ -151,7 +153,7 @@ struct OutboxState {
     private var linkUp = false
     private var stopped = false
     private var nextID: UInt64 = 0
-    private var waiting = CircularBuffer<Message>()
+    private var waiting = WaitingMessages()
     /// Live messages handed to the broker, neither confirmed nor copied to the spool, by device, oldest first. A copy
     /// in the spool answers the message when durable, unless its PUBACK came first (`Message.answer`).
     private var unconfirmed: [String: CircularBuffer<Message>] = [:]
@@ -180,10 +182,11 @@ struct OutboxState {
     private var toPublish: [Message] = []
     private var draining = false
 
-    init(window: Int, spoolIsEmpty: Bool) {
+    init(window: Int, spoolIsEmpty: Bool, highWaterBytes: Int = 8 << 20) {
         self.window = max(1, window)
         self.maxWindow = self.window
         self.highWater = max(2, window)
+        self.highWaterBytes = max(2, highWaterBytes)
         self.mode = spoolIsEmpty ? .direct : .spooling
     }
 
@@ -225,10 +228,10 @@ struct OutboxState {
         return effects
     }
 
-    /// Queues a message for room in the window; the source whose message reaches the high-water mark is paused.
+    /// Queues a message for room in the window; the source whose message reaches a high-water mark is paused.
     private mutating func wait(_ message: Message, source: (any PublishSource)?, into effects: inout Effects) {
         waiting.append(message)
-        if waiting.count >= highWater, let source, paused.updateValue(source, forKey: ObjectIdentifier(source)) == nil {
+        if waiting.count >= highWater || waiting.bytes >= highWaterBytes, let source, paused.updateValue(source, forKey: ObjectIdentifier(source)) == nil {
             decideReading(source, paused: true, into: &effects)
         }
     }
@@ -463,10 +466,9 @@ struct OutboxState {
     /// first, for the spool (their devices also hold them and resend them after reconnecting).
     mutating func takeLeftovers() -> (spool: [(entry: SpoolEntry, completion: PublishCompletion?)], refused: [Message]) {
         let published = unconfirmed.values.flatMap { $0 }.map { (message: $0, completion: $0.answeringCopy) }
-        let waited = waiting.filter { !$0.spooled }.map { (message: $0, completion: $0.answeringCopy) }
+        let waited = waiting.takeAll().filter { !$0.spooled }.map { (message: $0, completion: $0.answeringCopy) }
         let left = (published + waited).sorted { $0.message.id < $1.message.id }
         unconfirmed = [:]
-        waiting.removeAll()
         let spool = left.filter { !$0.message.isBestEffort }.map { ($0.message.entry, Optional($0.completion)) }
         return (spool, left.map(\.message).filter(\.isBestEffort))
     }
@@ -515,7 +517,7 @@ struct OutboxState {
         switch mode {
         case .direct where connected:
             startWaiting(&effects)
-            if waiting.count <= highWater / 2 { resumeAll(&effects) }
+            if waiting.count <= highWater / 2, waiting.bytes <= highWaterBytes / 2 { resumeAll(&effects) }
         case .direct, .spooling:
             // Only best-effort messages wait here; they share the window with the replay.
             if linkUp { startWaiting(&effects) }
@@ -537,7 +539,7 @@ struct OutboxState {
 
     private mutating func startWaiting(_ effects: inout Effects) {
         while let next = waiting.first, mayStart(next) {
-            start(waiting.removeFirst(), into: &effects)
+            start(waiting.popFirst()!, into: &effects)
         }
     }
 
