@@ -45,7 +45,8 @@ enum JSONWriter {
 
     /// Appends ASCII text verbatim (punctuation, keys known not to need escaping, numbers).
     static func appendRaw(_ text: String, to buffer: inout [UInt8]) {
-        buffer.append(contentsOf: text.utf8)
+        var text = text  // `withUTF8` lends a native string's bytes; appending its `utf8` view went element by element
+        text.withUTF8 { buffer.append(contentsOf: $0) }
     }
 
     private static func appendEscaped(_ utf8: UnsafeBufferPointer<UInt8>, to buffer: inout [UInt8]) {

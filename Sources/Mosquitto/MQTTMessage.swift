@@ -38,7 +38,8 @@ public struct MQTTProperties: Sendable, Equatable {
     /// Incoming only: the identifiers of the subscriptions this message matched (see `subscribe(_:qos:identifier:)`).
     public var subscriptionIdentifiers: [UInt32] = []
 
-    /// Creates a property set; every property is optional.
+    /// Creates a property set; every property is optional. Inlinable: every publish makes one, nearly always empty.
+    @inlinable
     public init(
         responseTopic: String? = nil,
         correlationData: [UInt8]? = nil,
@@ -54,6 +55,7 @@ public struct MQTTProperties: Sendable, Equatable {
     }
 
     /// True when no property is set, so nothing needs to be encoded.
+    @inlinable
     public var isEmpty: Bool {
         responseTopic == nil && correlationData == nil && messageExpiryInterval == nil && contentType == nil
             && userProperties.isEmpty

@@ -233,7 +233,7 @@ final class DeviceHub: DeviceMessageSink {
             guard let seq else { return nil }
             return { outcome in session.answer(seq: seq, outcome) }
         }
-        let safely = Durability.mustBeSafe(device: device, source: session)
+        var safely: Durability { .mustBeSafe(device: device, source: session) }  // not made for QoS 0 telemetry
         metrics.received(.init(message.body))
         switch message.body {
         case .telemetry(let data, let ts, let qos):
