@@ -203,7 +203,7 @@ final class ClientCore: Sendable {
     static let largeAtMostOnceBytes = 2_048
     /// `options.maxQueuedAtMostOnceBytes`, at least 2.
     var atMostOnceByteLimit: Int { max(2, options.maxQueuedAtMostOnceBytes) }
-    /// Someone waits for `unwrittenAtMostOnce` to fall below half `atMostOnceLimit`
+    /// Someone waits for `unwrittenAtMostOnce` and `unwrittenAtMostOnceBytes` to fall below half their limits
     /// (`MosquittoClient.wantRoomForAtMostOnce`); then `roomForAtMostOnce` runs, once.
     let roomForAtMostOnceWanted = Atomic<Bool>(false)
     let roomForAtMostOnce = Mutex<Hook?>(nil)

@@ -8,8 +8,13 @@
 /// The write can be reported before its sender registered the id, as a PUBACK can: while a large send is in
 /// progress, a write of an id not registered is parked, and the sender finds it there. Parked ids are dropped when
 /// no large send is in progress (nobody can claim them then).
+///
+/// libmosquitto's 16-bit ids come round: an id can be given again while its earlier publish is still unwritten (65,535
+/// publishes later, with a large window). Its sizes are kept oldest first, the order libmosquitto writes them in.
 struct UnwrittenSizes {
     private var sizes: [Int32: Int] = [:]
+    /// The sizes of later publishes given an id still in `sizes`, oldest first. Rare: looked up only when not empty.
+    private var reused: [Int32: [Int]] = [:]
     private var writtenEarly: Set<Int32> = []
     private var sending = 0
 
@@ -27,13 +32,22 @@ struct UnwrittenSizes {
         sending -= 1
         defer { if sending == 0, !writtenEarly.isEmpty { writtenEarly.removeAll() } }
         guard let mid, writtenEarly.remove(mid) == nil else { return 0 }
-        sizes[mid] = bytes
+        if let earlier = sizes.updateValue(bytes, forKey: mid) {
+            sizes[mid] = earlier
+            reused[mid, default: []].append(bytes)
+        }
         return bytes
     }
 
     /// libmosquitto wrote the QoS 0 publish `mid`: returns the bytes no longer unwritten (0 for a small one).
     mutating func written(_ mid: Int32) -> Int {
-        if let bytes = sizes.removeValue(forKey: mid) { return bytes }
+        if let bytes = sizes.removeValue(forKey: mid) {
+            if !reused.isEmpty, var later = reused.removeValue(forKey: mid) {
+                sizes[mid] = later.removeFirst()
+                if !later.isEmpty { reused[mid] = later }
+            }
+            return bytes
+        }
         if sending > 0 { writtenEarly.insert(mid) }
         return 0
     }
@@ -41,6 +55,7 @@ struct UnwrittenSizes {
     /// A fresh session: libmosquitto dropped whatever it held (no send is in progress then).
     mutating func removeAll() {
         sizes.removeAll()
+        reused.removeAll()
         writtenEarly.removeAll()
     }
 }

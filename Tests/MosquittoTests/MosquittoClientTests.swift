@@ -326,21 +326,6 @@ import Glibc
         #expect(roomMade.withLock { $0 } == 1 && client.hasRoomForAtMostOnce)
     }
 
-    /// Small payloads count by number alone: 1,000 readings stay within 4,096 however few bytes are allowed.
-    @Test func smallQoS0PublishesAreNotCountedInBytes() async throws {
-        let broker = try ProtocolBreakingBroker(.readsWhenTold)
-        defer { broker.close() }
-        let client = try await connectedClient(of: broker, named: "small") { $0.maxQueuedAtMostOnceBytes = 2 }
-        defer { client.stop() }
-        let reading = [UInt8](repeating: 0x61, count: 2_047)  // just under the 2 KiB from which payloads count in bytes
-        for _ in 0..<1_000 {
-            try client.publish(topic: "small", payload: reading, qos: .atMostOnce) { _ in }
-        }
-        #expect(client.hasRoomForAtMostOnce)
-        broker.startReading()
-        #expect(try await eventually(timeout: .seconds(20)) { broker.publishes == 1_000 })
-    }
-
     /// A wish for room outlives the connection: the fresh session of the next one drops libmosquitto's queue, and the
     /// hook runs then.
     @Test func aFreshSessionEmptiesTheQueueOfUnwrittenQoS0PublishesAndMakesRoom() async throws {

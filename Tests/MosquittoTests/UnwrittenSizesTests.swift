@@ -44,6 +44,18 @@ import Testing
         #expect(sizes.isEmpty)
     }
 
+    /// 65,535 publishes after a large one still unwritten, another large one is given its id: libmosquitto writes them
+    /// oldest first, and each write takes off its own publish's bytes, once.
+    @Test func anIdGivenAgainWhileItsEarlierPublishIsUnwrittenKeepsBothSizesInOrder() {
+        var sizes = UnwrittenSizes()
+        for bytes in [10_000, 20_000, 30_000] {
+            sizes.beginSend()
+            #expect(sizes.endSend(mid: 9, bytes: bytes) == bytes)
+        }
+        #expect([sizes.written(9), sizes.written(9), sizes.written(9), sizes.written(9)] == [10_000, 20_000, 30_000, 0])
+        #expect(sizes.isEmpty)
+    }
+
     @Test func aSendLibmosquittoDidNotTakeCountsNothing() {
         var sizes = UnwrittenSizes()
         sizes.beginSend()

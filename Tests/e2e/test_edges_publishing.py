@@ -270,8 +270,8 @@ def test_qos0_telemetry_the_paused_broker_cannot_take_stops_the_device_being_rea
 
 def test_qos0_media_the_paused_broker_cannot_take_waits_in_the_devices_socket_not_in_memory(gateway, fresh_broker, mqtt_factory, paused):
     """Media frames are QoS 0 too, and 4,096 of them can be gigabytes: large payloads also count in bytes (8 MiB).
-    With the broker paused, a camera sends 256 MiB of 256 KiB frames: the gateway holds at most those 8 MiB (and a
-    waiting batch) and stops reading the camera, so the rest waits in the sockets, not in the gateway's memory (its
+    With the broker paused, a camera sends 256 MiB of 256 KiB frames: the gateway holds those 8 MiB in the MQTT
+    client and as much in its memory queue (16-17 MiB measured) and stops reading the camera, so the rest waits in the sockets, not in the gateway's memory (its
     resident memory grew by all of it before). Once the broker reads again, every frame arrives."""
     total, frame = 1_024, b"\x00" * (256 << 10)
     pause, resume = paused

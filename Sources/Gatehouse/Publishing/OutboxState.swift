@@ -32,8 +32,9 @@ import Synchronization
 ///   message waits behind that device's earlier ones, and is refused while messages are spooled, so it
 ///   never overtakes them. Nor does it overtake those libmosquitto holds back (beyond the broker's Receive
 ///   Maximum): a QoS 0 message goes while fewer than the window's publishes await a PUBACK. libmosquitto queues
-///   QoS 0 publishes without limit, so while the client holds `maxQueuedAtMostOnce` of them unwritten (a broker slower
-///   than the devices) QoS 0 messages wait here too, and pause their devices like must-be-safe ones.
+///   QoS 0 publishes without limit, so while the client holds `maxQueuedAtMostOnce` of them, or
+///   `maxQueuedAtMostOnceBytes` of large ones, unwritten (a broker slower than the devices) QoS 0 messages wait here
+///   too, and pause their devices like must-be-safe ones.
 /// - A message `spooled` already (write-ahead, for the embedded broker: the spool keeps it until the broker
 ///   has saved it, and the spool's rewind publishes it again after a broker fault) is neither copied nor
 ///   spooled again; when the broker is lost before it went out, it is simply forgotten here.
