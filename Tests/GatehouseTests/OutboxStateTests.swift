@@ -352,6 +352,29 @@ import Testing
         #expect(goesAtOnce(state, ""))
     }
 
+    /// QoS 0 media that waited for the client's room is released 4 MiB at a time (and one frame): the client offers
+    /// room below half its 8 MiB, so the whole waiting queue at once could take it to 12 MiB. The rest waits for the
+    /// client's room again, asked for once the drain has handed the release over.
+    @Test func qos0MessagesThatWaitedAreReleasedAFewMegabytesAtATime() {
+        var state = OutboxState(window: 4, spoolIsEmpty: true, highWaterBytes: 64 << 20)
+        _ = state.brokerConnected()
+        state.atMostOnceQueueFull()
+        let frame = { (index: Int) in
+            OutboxState.Message(
+                id: 0, entry: SpoolEntry(topic: "t/a/media/clip", payload: [UInt8](repeating: UInt8(index), count: 1 << 20), receivedAt: 0),
+                device: "a", isBestEffort: true, qos: .atMostOnce)
+        }
+        for index in 0..<10 { #expect(handedOver(state.submitBestEffort(frame(index), source: nil), &state).isEmpty) }
+        for release in [0..<4, 4..<8] {
+            let effects = state.atMostOnceRoomMade()
+            #expect(effects.wantsAtMostOnceRoom && !state.atMostOnceRoom)
+            #expect(handedOver(effects, &state).map { Int($0.entry.payload[0]) } == Array(release))
+        }
+        let last = state.atMostOnceRoomMade()
+        #expect(!last.wantsAtMostOnceRoom && state.atMostOnceRoom)
+        #expect(handedOver(last, &state).map { Int($0.entry.payload[0]) } == [8, 9])
+    }
+
     @Test func theWindowIsNoLargerThanTheBrokersReceiveMaximum() {
         var state = OutboxState(window: 4, spoolIsEmpty: true)
         _ = state.brokerLinkUp(inflightLimit: 2)

@@ -214,6 +214,8 @@ final class Outbox: Sendable {
         for message in effects.refused { message.answer(Self.refusal(of: message)) }
         for decision in effects.reading { decision.source.setReadingPaused(decision.paused, order: decision.order) }
         if effects.drain { drainPublishes() }
+        // After the drain: asked before the released messages were handed over, the client would have room at once.
+        if effects.wantsAtMostOnceRoom { client.wantRoomForAtMostOnce() }
         if effects.replay { replayQueue.async { self.replay() } }
     }
 

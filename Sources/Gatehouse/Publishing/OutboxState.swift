@@ -130,6 +130,9 @@ struct OutboxState {
         var replay = false
         /// Best-effort messages refused (the broker is away, or a QoS 0 message would overtake spooled ones).
         var refused: [Message] = []
+        /// QoS 0 messages still wait after a release of `atMostOnceReleaseBytes`: ask the client for room once the
+        /// drain has handed over the ones released (`MosquittoClient.wantRoomForAtMostOnce`).
+        var wantsAtMostOnceRoom = false
     }
 
     /// QoS 1 publishes allowed to wait for a PUBACK at once while publishing live: `maxWindow`, or libmosquitto's
@@ -179,6 +182,10 @@ struct OutboxState {
     /// False while the client's queue of unwritten QoS 0 publishes is full (a broker slower than the devices): QoS 0
     /// messages wait here meanwhile, pausing their devices as must-be-safe ones do, until it has room again.
     private(set) var atMostOnceRoom = true
+    /// QoS 0 payload bytes one refill releases to the client at most (and one message more). The client offers room
+    /// once less than half its 8 MiB of large payloads is unwritten (`maxQueuedAtMostOnceBytes`), so a release of
+    /// the other half keeps it within that; the whole waiting queue (up to `highWaterBytes`) could take it to 12 MiB.
+    static let atMostOnceReleaseBytes = 4 << 20
     /// Decided for publishing, not yet handed to the broker; `draining` while some thread hands them over.
     private var toPublish: [Message] = []
     private var draining = false
@@ -539,7 +546,16 @@ struct OutboxState {
     private var mayStartAtMostOnce: Bool { atMostOnceRoom && (mode == .spooling || inFlight < window) }
 
     private mutating func startWaiting(_ effects: inout Effects) {
+        var atMostOnceBytes = 0
         while let next = waiting.first, mayStart(next) {
+            if !next.usesWindow {
+                guard atMostOnceBytes < Self.atMostOnceReleaseBytes else {
+                    atMostOnceRoom = false
+                    effects.wantsAtMostOnceRoom = true
+                    return
+                }
+                atMostOnceBytes += next.entry.payload.count
+            }
             start(waiting.popFirst()!, into: &effects)
         }
     }
