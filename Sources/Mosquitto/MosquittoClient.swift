@@ -277,10 +277,9 @@ public final class MosquittoClient: @unchecked Sendable {
     /// this is false, until ``onRoomForAtMostOnce(_:)``'s hook runs.
     public var hasRoomForAtMostOnce: Bool { core.atMostOnceBelowLimits() }
 
-    /// Sets what runs after ``wantRoomForAtMostOnce()``, once fewer than half the allowed QoS 0 publishes (and bytes) are
-    /// unwritten: on the network thread (as it writes them, or starts a fresh session, which drops them), or on the
-    /// caller's.
-    /// It must not block.
+    /// Sets what runs after ``wantRoomForAtMostOnce()``, once fewer than half the allowed QoS 0 publishes (and bytes)
+    /// are unwritten: on the network thread (as it writes them, or starts a fresh session, which drops them), or on the
+    /// caller's. It must not block.
     public func onRoomForAtMostOnce(_ hook: @escaping @Sendable () -> Void) {
         core.roomForAtMostOnce.withLock { $0 = ClientCore.Hook(hook) }
     }

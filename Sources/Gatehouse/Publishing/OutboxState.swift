@@ -12,7 +12,8 @@ import Synchronization
 ///   the window (`mqtt.max_inflight`, or the broker's Receive Maximum if lower) has room and nothing waits;
 ///   otherwise it waits in memory, and the device whose message reaches a high-water mark (the window's worth of
 ///   messages, or 8 MiB of payloads) is paused. PUBACKs free the window, move waiting messages out in order, and at
-///   half of both marks every paused device is resumed. Steady overload therefore writes nothing to disk and creates no duplicates.
+///   half of both marks every paused device is resumed. Steady overload therefore writes nothing to disk and
+///   creates no duplicates.
 /// - When the broker is lost (`spooling`), what waits in memory and every later message goes to the spool,
 ///   until the replay has read everything back with the broker connected again. If the connection ended with
 ///   publishes unanswered, the replay's window starts at one again (`ReplayProbe`). So too when the broker refuses a
@@ -239,7 +240,8 @@ struct OutboxState {
     /// Queues a message for room in the window; the source whose message reaches a high-water mark is paused.
     private mutating func wait(_ message: Message, source: (any PublishSource)?, into effects: inout Effects) {
         waiting.append(message)
-        if waiting.count >= highWater || waiting.bytes >= highWaterBytes, let source, paused.updateValue(source, forKey: ObjectIdentifier(source)) == nil {
+        let full = waiting.count >= highWater || waiting.bytes >= highWaterBytes
+        if full, let source, paused.updateValue(source, forKey: ObjectIdentifier(source)) == nil {
             decideReading(source, paused: true, into: &effects)
         }
     }
