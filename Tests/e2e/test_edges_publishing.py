@@ -189,6 +189,29 @@ def steady(read: Callable[[], int], pause: float = 0.3) -> int | None:
     return first if first and read() == first else None
 
 
+def unthrottled_device(gateway, broker, mqtt_factory, name: str, topic: str, **settings):
+    """A gateway on `broker` without per-device rate limits, one device of it, and an observer of that device's
+    `topic` at QoS 0 (the broker forwards in the order it read). Returns the three."""
+    g = gateway(broker=broker, limits={"max_messages_per_s": 0, "max_bytes_per_s": 0}, **settings)
+    dev = uid(name)
+    d = g.connect(g.token(dev))
+    observer = mqtt_factory(broker)
+    observer.subscribe(f"{g.base}/{dev}/{topic}", qos=0)
+    return g, d, observer
+
+
+def send_in_background(send: Callable[[int], None], count: int) -> threading.Thread:
+    """Calls `send(seq)` for seq 1 to `count` from a thread (the device's socket may fill up) and returns the thread."""
+    sender = threading.Thread(target=lambda: [send(seq) for seq in range(1, count + 1)], daemon=True)
+    sender.start()
+    return sender
+
+
+def qos0_reading(d, pad: str) -> Callable[[int], None]:
+    """Sends the QoS 0 telemetry message `seq` (with `n` = `seq` and `pad`)."""
+    return lambda seq: d.send_json({"type": "telemetry", "seq": seq, "qos": 0, "data": {"n": seq, "pad": pad}})
+
+
 def test_a_burst_the_paused_broker_cannot_take_arrives_whole_and_in_order(gateway, fresh_broker, mqtt_factory, paused):
     """More QoS 0 telemetry (13 MB) than the sockets between the gateway and a paused broker hold: the gateway's
     writes to the broker wait for the socket (its buffered writes included), the rest waits in the gateway (up to
@@ -197,15 +220,9 @@ def test_a_burst_the_paused_broker_cannot_take_arrives_whole_and_in_order(gatewa
     connection."""
     burst, pad = 800, "x" * 16_000
     pause, resume = paused
-    g = gateway(broker=fresh_broker, limits={"max_messages_per_s": 0, "max_bytes_per_s": 0})
-    dev = uid("burst")
-    d = g.connect(g.token(dev))
-    observer = mqtt_factory(fresh_broker)
-    observer.subscribe(f"{g.base}/{dev}/telemetry", qos=0)  # QoS 0: the broker forwards in the order it read
+    g, d, observer = unthrottled_device(gateway, fresh_broker, mqtt_factory, "burst", "telemetry")
     pause()
-    sender = threading.Thread(target=lambda: [
-        d.send_json({"type": "telemetry", "seq": seq, "qos": 0, "data": {"n": seq, "pad": pad}}) for seq in range(1, burst + 1)])
-    sender.start()
+    sender = send_in_background(qos0_reading(d, pad), burst)
     # The sockets towards the broker fill up and take no more: the rest waits in the gateway.
     settled = wait_until(lambda: steady(lambda: queued_towards(fresh_broker.port)), 30, interval=0.1)
     assert settled and settled < burst * len(pad) // 2, f"{settled} bytes queued in the sockets: no backpressure"
@@ -233,15 +250,9 @@ def test_qos0_telemetry_the_paused_broker_cannot_take_stops_the_device_being_rea
     acks stop. Once the broker reads again, every message is acked and arrives, in order."""
     total, pad = 24_000, "x" * 1_000
     pause, resume = paused
-    g = gateway(broker=fresh_broker, limits={"max_messages_per_s": 0, "max_bytes_per_s": 0}, mqtt={"keepalive_s": 120})
-    dev = uid("flood")
-    d = g.connect(g.token(dev))
-    observer = mqtt_factory(fresh_broker)
-    observer.subscribe(f"{g.base}/{dev}/telemetry", qos=0)  # QoS 0: the broker forwards in the order it read
+    g, d, observer = unthrottled_device(gateway, fresh_broker, mqtt_factory, "flood", "telemetry", mqtt={"keepalive_s": 120})
     pause()
-    sender = threading.Thread(target=lambda: [
-        d.send_json({"type": "telemetry", "seq": seq, "qos": 0, "data": {"n": seq, "pad": pad}}) for seq in range(1, total + 1)])
-    sender.start()
+    sender = send_in_background(qos0_reading(d, pad), total)
     acked = 0
     quiet_since = time.monotonic()
     deadline = time.monotonic() + 60
@@ -271,27 +282,22 @@ def test_qos0_telemetry_the_paused_broker_cannot_take_stops_the_device_being_rea
 def test_qos0_media_the_paused_broker_cannot_take_waits_in_the_devices_socket_not_in_memory(gateway, fresh_broker, mqtt_factory, paused):
     """Media frames are QoS 0 too, and 4,096 of them can be gigabytes: large payloads also count in bytes (8 MiB).
     With the broker paused, a camera sends 256 MiB of 256 KiB frames: the gateway holds those 8 MiB in the MQTT
-    client and as much in its memory queue (16-17 MiB measured) and stops reading the camera, so the rest waits in the sockets, not in the gateway's memory (its
-    resident memory grew by all of it before). Once the broker reads again, every frame arrives."""
+    client and as much in its memory queue (16-17 MiB measured) and stops reading the camera, so the rest waits in
+    the sockets, not in the gateway's memory (its resident memory grew by all of it before). Once the broker reads
+    again, every frame arrives."""
     total, frame = 1_024, b"\x00" * (256 << 10)
     pause, resume = paused
-    g = gateway(broker=fresh_broker, limits={"max_messages_per_s": 0, "max_bytes_per_s": 0}, mqtt={"keepalive_s": 120})
-    dev = uid("camera")
-    d = g.connect(g.token(dev))
-    observer = mqtt_factory(fresh_broker)
-    observer.subscribe(f"{g.base}/{dev}/media/clip", qos=0)
+    g, d, observer = unthrottled_device(gateway, fresh_broker, mqtt_factory, "camera", "media/clip", mqtt={"keepalive_s": 120})
     pause()
     peak = PeakRSS(g)
     before = peak.peak
     sent = [0]
 
-    def send_all():
-        for _ in range(total):
-            d.send_media({"stream": "clip"}, frame)
-            sent[0] += 1
+    def send_frame(seq: int):
+        d.send_media({"stream": "clip"}, frame)
+        sent[0] = seq
 
-    sender = threading.Thread(target=send_all, daemon=True)
-    sender.start()
+    sender = send_in_background(send_frame, total)
     last, quiet_since, deadline = -1, time.monotonic(), time.monotonic() + 60
     while time.monotonic() - quiet_since < 3 and time.monotonic() < deadline:
         time.sleep(0.2)

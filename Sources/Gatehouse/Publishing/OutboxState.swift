@@ -185,7 +185,8 @@ struct OutboxState {
     private(set) var atMostOnceRoom = true
     /// QoS 0 payload bytes one refill releases to the client at most (and one message more). The client offers room
     /// once less than half its 8 MiB of large payloads is unwritten (`maxQueuedAtMostOnceBytes`), so a release of
-    /// the other half keeps it within that; the whole waiting queue (up to `highWaterBytes`) could take it to 12 MiB.
+    /// the other half keeps it within that; the whole waiting queue (up to `highWaterBytes`) could take it to 12 MiB,
+    /// as releases can still do while another thread drains (the ask for room then comes before the handover).
     static let atMostOnceReleaseBytes = 4 << 20
     /// Decided for publishing, not yet handed to the broker; `draining` while some thread hands them over.
     private var toPublish: [Message] = []
