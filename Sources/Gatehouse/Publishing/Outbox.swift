@@ -214,8 +214,6 @@ final class Outbox: Sendable {
         for message in effects.refused { message.answer(Self.refusal(of: message)) }
         for decision in effects.reading { decision.source.setReadingPaused(decision.paused, order: decision.order) }
         if effects.drain { drainPublishes() }
-        // After the drain: asked before the released messages were handed over, the client would have room at once.
-        if effects.wantsAtMostOnceRoom { client.wantRoomForAtMostOnce() }
         if effects.replay { replayQueue.async { self.replay() } }
     }
 
@@ -224,9 +222,11 @@ final class Outbox: Sendable {
     /// so two threads never race to publish a device's messages.
     private func drainPublishes() {
         var batch: [OutboxState.Message] = []
-        while state.withLock({ $0.nextToPublish(into: &batch) }) {
+        var wantsRoomAfter = false
+        while state.withLock({ $0.nextToPublish(into: &batch, wantsRoomAfter: &wantsRoomAfter) }) {
             for message in batch { publishLive(message) }
             batch.removeAll(keepingCapacity: true)
+            if wantsRoomAfter { client.wantRoomForAtMostOnce() }
         }
     }
 

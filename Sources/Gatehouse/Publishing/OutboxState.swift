@@ -131,9 +131,6 @@ struct OutboxState {
         var replay = false
         /// Best-effort messages refused (the broker is away, or a QoS 0 message would overtake spooled ones).
         var refused: [Message] = []
-        /// QoS 0 messages still wait after a release of `atMostOnceReleaseBytes`: ask the client for room once the
-        /// drain has handed over the ones released (`MosquittoClient.wantRoomForAtMostOnce`).
-        var wantsAtMostOnceRoom = false
     }
 
     /// QoS 1 publishes allowed to wait for a PUBACK at once while publishing live: `maxWindow`, or libmosquitto's
@@ -185,12 +182,15 @@ struct OutboxState {
     private(set) var atMostOnceRoom = true
     /// QoS 0 payload bytes one refill releases to the client at most (and one message more). The client offers room
     /// once less than half its 8 MiB of large payloads is unwritten (`maxQueuedAtMostOnceBytes`), so a release of
-    /// the other half keeps it within that; the whole waiting queue (up to `highWaterBytes`) could take it to 12 MiB,
-    /// as releases can still do while another thread drains (the ask for room then comes before the handover).
+    /// the other half keeps it within that; the whole waiting queue (up to `highWaterBytes`) could take it to 12 MiB.
     static let atMostOnceReleaseBytes = 4 << 20
     /// Decided for publishing, not yet handed to the broker; `draining` while some thread hands them over.
     private var toPublish: [Message] = []
     private var draining = false
+    /// A release was cut at `atMostOnceReleaseBytes`: the drainer asks the client for room once it has handed over
+    /// `toPublish` as it is now (asked before, the client would still have room, and the next release would follow at
+    /// once). Whichever thread drains, since it may not be the one that released them.
+    private var wantsRoomAfterHandover = false
 
     init(window: Int, spoolIsEmpty: Bool, highWaterBytes: Int = 8 << 20) {
         self.window = max(1, window)
@@ -487,12 +487,15 @@ struct OutboxState {
     // MARK: Publishing in order
 
     /// Moves the messages to hand to the broker now, in decision order, into `batch` (emptied by the drainer); false (and
-    /// the drain over) when none are left.
-    mutating func nextToPublish(into batch: inout [Message]) -> Bool {
+    /// the drain over) when none are left. `wantsRoomAfter`: once they are handed over, the drainer asks the client for
+    /// room for QoS 0 (`MosquittoClient.wantRoomForAtMostOnce`), the rest of a release waiting for it.
+    mutating func nextToPublish(into batch: inout [Message], wantsRoomAfter: inout Bool) -> Bool {
         precondition(batch.isEmpty, "the drainer empties its batch (outside the lock) before taking the next")
         // Swapped whole, not copied out: a copy would retain and release every field of every message. The storage
         // goes back and forth, so a PUBACK that releases one message does not allocate a new array for it.
         swap(&batch, &toPublish)
+        wantsRoomAfter = wantsRoomAfterHandover
+        wantsRoomAfterHandover = false
         if batch.isEmpty { draining = false }
         return !batch.isEmpty
     }
@@ -554,7 +557,7 @@ struct OutboxState {
             if !next.usesWindow {
                 guard atMostOnceBytes < Self.atMostOnceReleaseBytes else {
                     atMostOnceRoom = false
-                    effects.wantsAtMostOnceRoom = true
+                    wantsRoomAfterHandover = true
                     return
                 }
                 atMostOnceBytes += next.entry.payload.count
