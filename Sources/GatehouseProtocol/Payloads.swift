@@ -249,29 +249,46 @@ extension BridgeResponse: JSONPayload {}
 /// straight to bytes: it is built once per device message, the gateway's hottest path.
 public enum TelemetryPayload {
     public static func encode(ts: JSONNumber, seq: UInt64?, data: TelemetryData) -> [UInt8] {
-        encode(tsLength: ts.text.utf8.count, seq: seq, data: data) { JSONWriter.appendRaw(ts.text, to: &$0) }
+        var text = ts.text
+        return text.withUTF8 { digits in
+            encode(tsLength: digits.count, seq: seq, data: data) { out, at in copy(UnsafeRawBufferPointer(digits), into: out, at: at) }
+        }
     }
 
     /// With the gateway's time of receipt as `ts` (ms since 1970), written as digits: no `JSONNumber` of it.
     public static func encode(receivedMs: Int64, seq: UInt64?, data: TelemetryData) -> [UInt8] {
         guard receivedMs >= 0 else { return encode(ts: JSONNumber(receivedMs), seq: seq, data: data) }
-        return encode(tsLength: 20, seq: seq, data: data) { JSONWriter.appendDecimal(UInt64(receivedMs), to: &$0) }
+        return encode(tsLength: 20, seq: seq, data: data) { out, at in JSONWriter.writeDecimal(UInt64(receivedMs), into: out, at: at) }
     }
 
-    private static func encode(tsLength: Int, seq: UInt64?, data: TelemetryData, ts: (inout [UInt8]) -> Void) -> [UInt8] {
-        var out: [UInt8] = []
-        // Room for the whole payload (48: the keys and punctuation, 22 bytes, and a `seq` of up to 20 digits), or for a
-        // typical reading, so the buffer is allocated once.
-        out.reserveCapacity(data.knownByteCount.map { 48 + tsLength + $0 } ?? 256)
-        JSONWriter.appendRaw(#"{"ts":"#, to: &out)
-        ts(&out)
-        if let seq {
-            JSONWriter.appendRaw(#","seq":"#, to: &out)
-            JSONWriter.appendDecimal(seq, to: &out)
+    /// Written into one allocation of the payload's greatest length (`tsLength` for `ts`, 20 digits for `seq`), with no
+    /// growth checks per piece: appending the pieces to an array was 5 % of the QoS 0 telemetry path's samples.
+    private static func encode(
+        tsLength: Int, seq: UInt64?, data: TelemetryData, ts: (UnsafeMutableBufferPointer<UInt8>, Int) -> Int
+    ) -> [UInt8] {
+        data.withSerializedBytes { data in
+            [UInt8](unsafeUninitializedCapacity: 21 + tsLength + 20 + data.count + 1) { out, count in
+                var at = write(#"{"ts":"#, into: out, at: 0)
+                at = ts(out, at)
+                if let seq {
+                    at = write(#","seq":"#, into: out, at: at)
+                    at = JSONWriter.writeDecimal(seq, into: out, at: at)
+                }
+                at = write(#","data":"#, into: out, at: at)
+                at = copy(data, into: out, at: at)
+                out[at] = UInt8(ascii: "}")
+                count = at + 1
+            }
         }
-        JSONWriter.appendRaw(#","data":"#, to: &out)
-        data.serialize(into: &out)
-        out.append(UInt8(ascii: "}"))
-        return out
+    }
+
+    private static func write(_ text: StaticString, into out: UnsafeMutableBufferPointer<UInt8>, at start: Int) -> Int {
+        text.withUTF8Buffer { copy(UnsafeRawBufferPointer($0), into: out, at: start) }
+    }
+
+    /// Copies `bytes` into `out` from `start` (where there is room for them); returns the index after the last.
+    private static func copy(_ bytes: UnsafeRawBufferPointer, into out: UnsafeMutableBufferPointer<UInt8>, at start: Int) -> Int {
+        UnsafeMutableRawBufferPointer(UnsafeMutableBufferPointer(rebasing: out[start...])).copyMemory(from: bytes)
+        return start + bytes.count
     }
 }

@@ -56,6 +56,18 @@ public struct TelemetryData: Sendable, Equatable, ExpressibleByDictionaryLiteral
         return buffer
     }
 
+    /// Lends the compact JSON of the object: the text itself, when the data is text (nothing is copied).
+    func withSerializedBytes<Result>(_ body: (UnsafeRawBufferPointer) -> Result) -> Result {
+        switch form {
+        case .object(let object):
+            var buffer: [UInt8] = []
+            object.serialize(into: &buffer)
+            return buffer.withUnsafeBytes(body)
+        case .compactJSON(let text):
+            return text.withUnsafeBytes(body)
+        }
+    }
+
     /// The length of ``serialize(into:)``'s output when known without writing it: the text's.
     var knownByteCount: Int? {
         if case .compactJSON(let text) = form { text.count } else { nil }
