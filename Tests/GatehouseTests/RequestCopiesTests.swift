@@ -38,6 +38,15 @@ import Testing
         #expect(!claim(.shared, true, other))
     }
 
+    /// The device leaves after a request was delivered whose shared copy went to another gateway; the same
+    /// request again (a snapshot button's `{}`, say) pairs with its own holder copy, not with the first
+    /// request's, and is answered (`offline`).
+    @Test func aRequestSentAgainPairsWithItsOwnCopyNotAnEarlierRequests() {
+        #expect(claim(.holder, true))  // delivered; its shared copy went elsewhere
+        #expect(!claim(.holder, false))  // the device has left
+        #expect(claim(.shared, true))  // answered `offline`
+    }
+
     @Test func anUnpairedCopyIsForgotten() async throws {
         let copies = RequestCopies(lifetime: .milliseconds(50))
         #expect(copies.claim(message, device: "d", command: "ping", route: .holder, wouldAct: true))

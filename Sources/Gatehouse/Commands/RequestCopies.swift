@@ -9,7 +9,12 @@ import Synchronization
 /// Copies are matched by what they carry (device, command, payload, Response Topic, Correlation Data);
 /// the broker sends both over the one connection, one right after the other. A copy whose pair went to
 /// another gateway (the shared subscription picks one) is forgotten after `lifetime`, which is kept short
-/// so that an identical request sent later is not taken for its pair; at most `capacity` are kept.
+/// so that an identical request sent later is not taken for its pair; at most `capacity` are kept. Of
+/// several copies a copy could pair with, it takes the newest: an older one is a request's copy whose pair
+/// went elsewhere. (Taking the oldest, a request sent again after the device had left was paired with the
+/// earlier request's delivered copy, and got no answer at all.) Identical requests less than `lifetime`
+/// apart can still be paired wrongly when the device comes or goes between them and the second's shared
+/// copy arrives before its holder's copy: no field tells two identical requests apart.
 final class RequestCopies: Sendable {
     private struct Copy: Hashable {
         var device: String
@@ -36,7 +41,7 @@ final class RequestCopies: Sendable {
     private let capacity: Int
     private let state = Mutex(State())
 
-    init(lifetime: Duration = .seconds(2), capacity: Int = 10_000) {
+    init(lifetime: Duration = .milliseconds(250), capacity: Int = 10_000) {
         self.lifetime = lifetime
         self.capacity = capacity
     }
@@ -50,7 +55,7 @@ final class RequestCopies: Sendable {
         let now = ContinuousClock.now
         return state.withLock { state in
             sweep(&state, now: now)
-            if let index = state.unpaired[copy]?.firstIndex(where: { $0.route != route }) {
+            if let index = state.unpaired[copy]?.lastIndex(where: { $0.route != route }) {
                 let first = state.unpaired[copy]!.remove(at: index)
                 if state.unpaired[copy]!.isEmpty { state.unpaired[copy] = nil }
                 state.count -= 1
