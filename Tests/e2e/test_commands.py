@@ -508,6 +508,29 @@ def test_queued_copy_of_a_request_answered_here_is_only_cleared(gateway, mqtt):
     assert final(mqtt, g, dev, "ping", "late-1")["status"] == "ok"
 
 
+def test_a_retained_pending_command_naming_another_id_than_its_topic_is_ignored(gateway, mqtt):
+    """A retained `pending/<id>` must name that id: delivering, clearing and expiring go by the command's id, so
+    one naming another would be delivered, its own topic never cleared, and delivered again on every reconnect.
+    It is ignored, like any retained payload without the shape of a queued command; a well-formed one still goes."""
+    g = gateway()
+    dev = uid("pid")
+    mqtt.subscribe(f"{g.base}/{dev}/#")
+    now = now_ms()
+
+    def queued(command_id):
+        return json.dumps({"id": command_id, "command": "ping", "params": {}, "timeout_ms": 10000, "queued_at": now,
+                           "expires_at": now + 30000, "gateway": "gw-elsewhere"})
+    mqtt.publish(g.topic(dev, "pending/pid-topic"), queued("pid-other"), retain=True)
+    mqtt.publish(g.topic(dev, "pending/pid-good"), queued("pid-good"), retain=True)
+    mqtt.wait_for(lambda x: x.topic == g.topic(dev, "pending/pid-good") and x.payload)
+    time.sleep(0.3)
+    d = g.connect(g.token(dev))
+    d.expect("command", id="pid-good", name="ping")
+    d.expect_no_frame(0.5)
+    assert fetch_retained(g.broker, g.topic(dev, "pending/pid-good"), timeout=2) is None
+    d.close()
+
+
 def test_default_timeout_from_config(gateway, mqtt):
     g = gateway(commands={"default_timeout_ms": 700})
     dev = uid("dflt")

@@ -49,7 +49,9 @@ final class CommandRouter: Sendable {
     /// a pending command changes nothing.
     func observePending(_ payload: [UInt8], device: String, id: String) {
         var command = payload.isEmpty ? nil : PendingCommand(device: device, payload: payload)
-        if !payload.isEmpty && command == nil { return }
+        // Not the shape of a queued command, or one naming another id than its topic's: delivering, clearing and
+        // expiring go by the payload's id, so its own topic would never be cleared and it would come back for ever.
+        if !payload.isEmpty && command?.id.text != id { return }
         if let replyTo = command?.replyTo, !topics.isAllowedResponseTopic(replyTo.topic) { command?.replyTo = nil }
         switch pending.observe(command, device: device, id: id) {
         case .new:
