@@ -74,9 +74,10 @@ def masked(opcode, payload=b"", fin=True):
 
 class RawDevice:
     """A device on a plain socket: completes the upgrade, then does exactly what a test says (for example
-    never read). `rcvbuf` shrinks its receive buffer so that what the gateway sends piles up on the gateway."""
+    never read). `rcvbuf` shrinks its receive buffer so that what the gateway sends piles up on the gateway.
+    With `path` and `token`, another WebSocket endpoint (a live viewer)."""
 
-    def __init__(self, g, device=None, rcvbuf=None):
+    def __init__(self, g, device=None, rcvbuf=None, path="/v1/connect", token=None):
         self.device = device or uid("raw")
         self.sock = socket.socket()
         if rcvbuf:
@@ -85,9 +86,9 @@ class RawDevice:
         self.sock.connect(("127.0.0.1", g.port))
         key = base64.b64encode(secrets.token_bytes(16)).decode()
         self.sock.sendall(
-            (f"GET /v1/connect HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
              f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-             f"Authorization: Bearer {g.token(self.device)}\r\n\r\n").encode())
+             f"Authorization: Bearer {token or g.token(self.device)}\r\n\r\n").encode())
         self.buf = bytearray()
         while b"\r\n\r\n" not in self.buf:
             chunk = self.sock.recv(4096)

@@ -12,7 +12,8 @@ import time
 import pytest
 from websockets.sync.client import connect as ws_connect
 
-from conftest import Device, Gateway, assert_unauthorized, fetch_retained_json, run_ctl, strict_loads, uid, wait_until
+from conftest import Device, Gateway, assert_unauthorized, fetch_retained_json, report_figures, run_ctl, strict_loads, uid, wait_until
+from test_device_abuse import PINGS, MiB, PeakRSS, RawDevice, rss_bytes
 
 IDLE_S = 1
 
@@ -586,6 +587,42 @@ def test_ctl_issues_viewer_token_with_live_urls(lgw):
                     "--url", lgw.http_url])
     assert text.returncode == 0 and text.stdout.count("\n") == 1, text.stdout  # only the token on stdout
     assert f"/v1/live/{cam}.mjpeg?token=" in text.stderr and f"ws://127.0.0.1:{lgw.port}/v1/live/{cam}?token=" in text.stderr
+
+
+# -- a viewer that does not read ----------------------------------------------------------------------------------
+
+
+def test_a_viewer_that_pings_and_never_reads_costs_one_waiting_pong(gateway):
+    """Viewers are read whatever they send (pings too); one that pings without reading gets one pong at a time,
+    the newest ping's, not a pong per ping piling up in the gateway's memory."""
+    g = gateway()
+    cam, _ = camera(g)
+    raw = RawDevice(g, rcvbuf=4096, path=f"/v1/live/{cam}", token=viewer_token(g))
+    before = rss_bytes(g)
+    peak = PeakRSS(g)
+    sent, ended = raw.flood(PINGS, seconds=5)
+    grown = peak.stop() - before
+    raw.close()
+    report_figures(f"viewer ping flood, never read: {sent / MiB:.0f} MiB of pings sent, gateway RSS +{grown / MiB:.1f} MiB")
+    assert sent > 4 * MiB, f"only {sent / MiB:.0f} MiB of pings went in 5 s: too few to tell"
+    assert grown < 4 * MiB, f"gateway RSS grew by {grown / MiB:.0f} MiB for {sent / MiB:.0f} MiB of pings"
+    assert wait_until(lambda: _try_watch(g, cam, viewer_token(g)), 5)
+
+
+def test_a_revoked_viewer_that_does_not_read_is_closed_and_frees_its_slot(gateway):
+    """The close frame cannot leave while a frame to a viewer that reads nothing is in flight: the connection
+    is ended anyway (DeviceSession's 10 s), so the viewer keeps neither its `max_viewers` slot nor the camera."""
+    g = gateway(live={"max_viewers": 1}, limits={"max_bytes_per_s": "1GiB"})
+    cam, d = camera(g)
+    raw = RawDevice(g, rcvbuf=4096, path=f"/v1/live/{cam}", token=viewer_token(g, sub="mallory", jti="mallory-1"))
+    expect_live(d, "start")
+    for i in range(4):
+        send_frame(d, bytes([i]) * (1 << 20))  # the first never leaves; the newest waits
+    assert _try_watch(g, cam, viewer_token(g)) is None  # the one slot is taken
+    with open(g.revoked_path, "a") as f:
+        f.write("mallory-1\n")
+    assert wait_until(lambda: _try_watch(g, cam, viewer_token(g)), 15), "the revoked viewer still holds the slot"
+    raw.close()
 
 
 # -- a viewer's credential ends while it watches -----------------------------------------------------------------

@@ -15,6 +15,8 @@ final class LiveSocketHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var pump: FramePump?
     private var viewer: LoopBoundViewer<LiveSocketHandler>?
     private var channel: (any Channel)?
+    /// The newest status, while the viewer does not read: written once it does (one waits, never a queue).
+    private var waitingStatus: LiveStatus?
 
     init(live: LiveView, ticket: LiveView.Ticket) {
         self.live = live
@@ -40,6 +42,7 @@ final class LiveSocketHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if let status = waitingStatus { sendStatus(status) }
         pump?.writabilityChanged()
         context.fireChannelWritabilityChanged()
     }
@@ -58,6 +61,11 @@ final class LiveSocketHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func sendStatus(_ status: LiveStatus) {
         guard let channel, channel.isActive, !socket.closing else { return }
+        guard channel.isWritable else {
+            waitingStatus = status
+            return
+        }
+        waitingStatus = nil
         channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .text, data: channel.allocator.buffer(string: status.message)), promise: nil)
     }
 
@@ -68,6 +76,9 @@ final class LiveSocketHandler: ChannelInboundHandler, RemovableChannelHandler {
 }
 
 extension LiveSocketHandler: ViewerConnection {
-    func deliver(_ frame: ByteBuffer) { pump?.offer(frame) }
+    func deliver(_ frame: ByteBuffer) {
+        guard !socket.closing else { return }  // nothing after our close frame (RFC 6455 5.5.1)
+        pump?.offer(frame)
+    }
     func tell(_ status: LiveStatus) { sendStatus(status) }
 }
