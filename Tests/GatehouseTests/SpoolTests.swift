@@ -115,6 +115,25 @@ final class ManualSpoolClock: SpoolClock {
         reopened.shutDown()
     }
 
+    /// A checkpoint or segment file numbered near `UInt64.max` (damage, or put there): the next segment's number would
+    /// overflow and stop the gateway at every start. Both are ignored, and the spool opens with what it had.
+    @Test func segmentNumbersNearTheTopAreIgnored() async throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        do {
+            let spool = try open()
+            try await appendAll((0..<3).map { entry($0) }, to: spool)
+            spool.shutDown()
+        }
+        try "\(UInt64.max) 0\n".write(toFile: dir + "/checkpoint", atomically: true, encoding: .utf8)
+        for number in [UInt64.max, UInt64.max - 1, SpoolFiles.maxSegmentNumber + 1] {
+            FileManager.default.createFile(atPath: dir + "/segment-\(number).log", contents: Data([1, 2, 3]))
+        }
+        let reopened = try open()
+        #expect(readAll(reopened).map(\.entry.payload) == (0..<3).map { entry($0).payload })
+        try await appendAll([entry(3)], to: reopened)
+        reopened.shutDown()
+    }
+
     @Test func entriesAfterAFullyAcknowledgedRunSurviveACrash() async throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         do {

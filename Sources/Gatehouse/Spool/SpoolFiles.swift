@@ -41,13 +41,22 @@ struct SpoolFiles {
         guard access(dir, W_OK | X_OK) == 0 else { throw IOError("write to the spool directory", dir) }
     }
 
-    /// Segment numbers present on disk, oldest first.
+    /// Segment numbers present on disk, oldest first. A number above `maxSegmentNumber` is not one of ours.
     func segmentNumbers() -> [UInt64] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
         return names.compactMap { name -> UInt64? in
             guard name.hasPrefix("segment-"), name.hasSuffix(".log") else { return nil }
-            return UInt64(name.dropFirst("segment-".count).dropLast(".log".count))
+            return UInt64(name.dropFirst("segment-".count).dropLast(".log".count)).flatMap(Self.validSegmentNumber)
         }.sorted()
+    }
+
+    /// The highest segment number the spool makes or reads: numbers go up by one from 1, so a new segment a second
+    /// would take millions of years to reach it. A file name or checkpoint above it is damage (or was put there),
+    /// and is ignored, so that the next number (`+ 1`) can never overflow and stop the gateway at every start.
+    static let maxSegmentNumber: UInt64 = 1 << 48
+
+    private static func validSegmentNumber(_ number: UInt64) -> UInt64? {
+        number <= maxSegmentNumber ? number : nil
     }
 
     func readAll(_ path: String) throws(IOError) -> [UInt8] {
@@ -134,7 +143,8 @@ struct SpoolFiles {
     func readCheckpoint() -> Position? {
         guard let text = try? String(contentsOfFile: checkpointPath, encoding: .utf8) else { return nil }
         let fields = text.split(whereSeparator: \.isWhitespace)
-        guard fields.count == 2, let segment = UInt64(fields[0]), let offset = Int(fields[1]), offset >= 0 else { return nil }
+        guard fields.count == 2, let segment = UInt64(fields[0]).flatMap(Self.validSegmentNumber), let offset = Int(fields[1]), offset >= 0
+        else { return nil }
         return Position(segment: segment, offset: offset)
     }
 
