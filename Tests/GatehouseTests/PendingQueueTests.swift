@@ -5,8 +5,8 @@ import Testing
 
 /// Queued commands taken while the broker was unreachable are neither delivered nor answered twice.
 @Suite struct PendingQueueTests {
-    func command(_ id: String, queuedAt: Int64 = 10) -> PendingCommand {
-        PendingCommand(id: CommandID(json: .string(id))!, device: "d", name: "ping", params: [:], timeoutMs: 1000,
+    func command(_ id: String, device: String = "d", queuedAt: Int64 = 10) -> PendingCommand {
+        PendingCommand(id: CommandID(json: .string(id))!, device: device, name: "ping", params: [:], timeoutMs: 1000,
                        queuedAt: queuedAt, expiresAt: 100, gateway: "gw", replyTo: nil)
     }
 
@@ -31,5 +31,24 @@ import Testing
         queue.endResync()
         #expect(queue.contains(device: "d", id: "kept"))
         #expect(!queue.contains(device: "d", id: "gone"))
+    }
+
+    /// Requests for ever new device ids must not grow the mirror without bound: past its limit a new command is not
+    /// kept (a known one is still updated), and the count follows every way a command leaves.
+    @Test func theMirrorKeepsAtMostItsLimitOfCommandsAndCountsEveryWayOut() {
+        let queue = PendingQueue()
+        for device in ["a", "b", "c"] { #expect(queue.observe(command("1", device: device), device: device, id: "1", limit: 3) == .new) }
+        #expect(queue.observe(command("1", device: "x"), device: "x", id: "1", limit: 3) == .full)
+        #expect(queue.observe(command("1", device: "a", queuedAt: 20), device: "a", id: "1", limit: 3) == .known)
+        #expect(queue.count == 3 && !queue.contains(device: "x", id: "1"))
+        #expect(queue.take(device: "a", id: "1") != nil && queue.count == 2)
+        #expect(queue.takeAll(device: "b").count == 1 && queue.count == 1)
+        #expect(queue.observe(nil, device: "c", id: "1") == .known && queue.count == 0)
+        queue.observe(command("2", device: "e"), device: "e", id: "2")
+        queue.beginResync()
+        queue.endResync()  // the broker no longer has it
+        #expect(queue.count == 0)
+        queue.restore(PendingQueue.Snapshot(commands: [command("1"), command("2")], taken: []))
+        #expect(queue.count == 2)
     }
 }

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from conftest import assert_ts_now, fetch_retained, now_ms, uid
+from conftest import assert_ts_now, fetch_retained, now_ms, uid, wait_until
 
 CAPS = {
     "commands": {
@@ -350,6 +350,26 @@ def test_queued_command_expires(gw, mqtt):
     d = gw.connect(gw.token(dev))
     d.expect_no_frame(0.5)
     no_more_responses(mqtt, gw, dev, within=0.1)
+
+
+def test_queue_full_after_max_pending_of_all_devices(gateway, mqtt):
+    """`commands.max_pending` bounds the queued commands of all devices together: requests for ever new device ids
+    cannot grow every gateway's mirror (and the broker's retained store) without end."""
+    g = gateway(commands={"max_pending": 2})
+    devices = [uid("all") for _ in range(3)]
+    for dev in devices:
+        mqtt.subscribe(f"{g.base}/{dev}/#")
+    for dev in devices[:2]:
+        request(mqtt, g, dev, "ping", {"id": "q1", "ttl_ms": 60000})
+        assert response(mqtt, g, dev, "ping", lambda b: b["id"] == "q1")["status"] == "queued"
+    request(mqtt, g, devices[2], "ping", {"id": "q1", "ttl_ms": 60000})
+    assert_failure(final(mqtt, g, devices[2], "ping", "q1"), "rejected", "queue_full")
+    # Delivering one makes room.
+    d = g.connect(g.token(devices[0]))
+    assert d.expect("command")["id"] == "q1"
+    wait_until(lambda: fetch_retained(g.broker, g.topic(devices[0], "pending/q1"), timeout=0.2) is None, 5)
+    request(mqtt, g, devices[2], "ping", {"id": "q2", "ttl_ms": 60000})
+    assert response(mqtt, g, devices[2], "ping", lambda b: b["id"] == "q2")["status"] == "queued"
 
 
 def test_queue_full_after_max_pending(gateway, mqtt):

@@ -53,7 +53,10 @@ final class CommandRouter: Sendable {
         // expiring go by the payload's id, so its own topic would never be cleared and it would come back for ever.
         if !payload.isEmpty && command?.id.text != id { return }
         if let replyTo = command?.replyTo, !topics.isAllowedResponseTopic(replyTo.topic) { command?.replyTo = nil }
-        switch pending.observe(command, device: device, id: id) {
+        // Other gateways keep to `max_pending` too; twice that leaves room for their races near it.
+        switch pending.observe(command, device: device, id: id, limit: 2 * config.maxPending) {
+        case .full:
+            metrics.limitHit("max_pending")
         case .new:
             guard let command else { return }
             scheduleExpiry(of: command)
@@ -188,6 +191,11 @@ final class CommandRouter: Sendable {
                     error: (.queueFull, "\(config.maxPendingPerDevice) commands already wait for \(device)"), replyTo: replyTo)
             return
         }
+        guard pending.count < config.maxPending else {
+            respond(device: device, command: name, id: commandID.json, status: .rejected,
+                    error: (.queueFull, "\(config.maxPending) commands already wait for devices (commands.max_pending)"), replyTo: replyTo)
+            return
+        }
         let now = nowMs()
         let queued = PendingCommand(
             id: commandID, device: device, name: name, params: request.params, timeoutMs: timeoutMs,
@@ -270,11 +278,17 @@ final class CommandRouter: Sendable {
         }
     }
 
-    /// After `ttl_ms` a queued command that was not delivered gets `expired`.
+    /// After `ttl_ms` a queued command that was not delivered gets `expired`. The timer keeps only where to find
+    /// the command: one delivered meanwhile leaves no params behind for the rest of its TTL (up to 30 days).
     private func scheduleExpiry(of command: PendingCommand) {
         // A retained command may carry any `expires_at`: the wait is bounded by the longest TTL plus the grace.
         let delay = min(max(0, command.expiresAt.subtractingSaturated(nowMs())), CommandRequestParser.maxTTLMs + PendingCommand.expiryGraceMs)
-        timerLoop.scheduleTask(in: .milliseconds(delay)) { [self] in expire(command) }
+        let (device, id) = (command.device, command.id.text)
+        timerLoop.scheduleTask(in: .milliseconds(delay)) { [weak self] in
+            // Still queued, and not one queued again under the same id since (its own timer answers that one).
+            guard let self, let command = pending.command(device: device, id: id), command.expiresAt <= nowMs() else { return }
+            expire(command)
+        }
     }
 
     /// Answers `expired` for a queued command, if this gateway is the one to answer and nobody took it.

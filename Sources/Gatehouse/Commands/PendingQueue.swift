@@ -26,6 +26,8 @@ final class PendingQueue: Sendable {
         case known
         /// Taken here already: the broker still has it and must be told to clear it.
         case taken
+        /// Not kept: the mirror holds its limit of commands already.
+        case full
     }
 
     /// The saved part.
@@ -35,7 +37,29 @@ final class PendingQueue: Sendable {
     }
 
     private struct State {
-        var entries: [String: [String: PendingCommand]] = [:]
+        private(set) var entries: [String: [String: PendingCommand]] = [:]
+        /// Commands in `entries`, of every device.
+        private(set) var count = 0
+
+        /// Keeps `command` as the device's `id`; returns whether one was kept there before.
+        mutating func insert(_ command: PendingCommand, device: String, id: String) -> Bool {
+            let known = entries[device, default: [:]].updateValue(command, forKey: id) != nil
+            if !known { count += 1 }
+            return known
+        }
+
+        mutating func remove(device: String, id: String) -> PendingCommand? {
+            guard let command = entries[device]?.removeValue(forKey: id) else { return nil }
+            if entries[device]?.isEmpty == true { entries[device] = nil }
+            count -= 1
+            return command
+        }
+
+        mutating func removeAll(device: String) -> [PendingCommand] {
+            let commands = entries.removeValue(forKey: device).map { Array($0.values) } ?? []
+            count -= commands.count
+            return commands
+        }
         var taken: Set<Taken> = []
         /// During a resynchronisation with the broker: what it has not sent again yet.
         var unseen: Set<Taken>?
@@ -44,24 +68,30 @@ final class PendingQueue: Sendable {
 
     private let state = Mutex(State())
 
-    /// Records a retained pending command (nil = cleared).
+    /// Records a retained pending command (nil = cleared); a new one only while fewer than `limit` are kept.
     @discardableResult
-    func observe(_ command: PendingCommand?, device: String, id: String) -> Observation {
+    func observe(_ command: PendingCommand?, device: String, id: String, limit: Int = .max) -> Observation {
         state.withLock { state in
             state.changes &+= 1
             guard let command else {
                 state.taken = state.taken.filter { !($0.device == device && $0.id == id) }
-                state.entries[device]?[id] = nil
-                if state.entries[device]?.isEmpty == true { state.entries[device] = nil }
+                _ = state.remove(device: device, id: id)
                 return .known
             }
             let key = Taken(device: device, id: id, queuedAt: command.queuedAt)
             state.unseen?.remove(key)
             if state.taken.contains(key) { return .taken }
-            let known = state.entries[device]?[id] != nil
-            state.entries[device, default: [:]][id] = command
-            return known ? .known : .new
+            if state.count >= limit, state.entries[device]?[id] == nil { return .full }
+            return state.insert(command, device: device, id: id) ? .known : .new
         }
+    }
+
+    /// Queued commands of every device.
+    var count: Int { state.withLock { $0.count } }
+
+    /// The command queued for `device` as `id`, if any.
+    func command(device: String, id: String) -> PendingCommand? {
+        state.withLock { $0.entries[device]?[id] }
     }
 
     /// Whether a command id is queued for a device.
@@ -82,8 +112,7 @@ final class PendingQueue: Sendable {
     /// Removes and returns one queued command; nil if someone else already took it.
     func take(device: String, id: String) -> PendingCommand? {
         state.withLock { state in
-            guard let command = state.entries[device]?.removeValue(forKey: id) else { return nil }
-            if state.entries[device]?.isEmpty == true { state.entries[device] = nil }
+            guard let command = state.remove(device: device, id: id) else { return nil }
             state.taken.insert(Taken(device: device, id: id, queuedAt: command.queuedAt))
             state.changes &+= 1
             return command
@@ -93,7 +122,7 @@ final class PendingQueue: Sendable {
     /// Removes and returns all queued commands of a device, oldest first.
     func takeAll(device: String) -> [PendingCommand] {
         state.withLock { state in
-            let commands = state.entries.removeValue(forKey: device).map { Array($0.values) } ?? []
+            let commands = state.removeAll(device: device)
             for command in commands { state.taken.insert(Taken(device: device, id: command.id.text, queuedAt: command.queuedAt)) }
             if !commands.isEmpty { state.changes &+= 1 }
             return commands.sorted { ($0.queuedAt, $0.id.text) < ($1.queuedAt, $1.id.text) }
@@ -122,9 +151,8 @@ final class PendingQueue: Sendable {
             guard !unseen.isEmpty else { return }
             state.changes &+= 1
             state.taken.subtract(unseen)
-            for key in unseen {
-                if state.entries[key.device]?[key.id]?.queuedAt == key.queuedAt { state.entries[key.device]?[key.id] = nil }
-                if state.entries[key.device]?.isEmpty == true { state.entries[key.device] = nil }
+            for key in unseen where state.entries[key.device]?[key.id]?.queuedAt == key.queuedAt {
+                _ = state.remove(device: key.device, id: key.id)
             }
         }
     }
@@ -142,7 +170,7 @@ final class PendingQueue: Sendable {
     /// Restores what was saved, at start.
     func restore(_ snapshot: Snapshot) {
         state.withLock { state in
-            for command in snapshot.commands { state.entries[command.device, default: [:]][command.id.text] = command }
+            for command in snapshot.commands { _ = state.insert(command, device: command.device, id: command.id.text) }
             state.taken = Set(snapshot.taken)
         }
     }
