@@ -237,6 +237,12 @@ final class CommandRouter: Sendable {
             id: commandID, device: session.device, session: session.number, name: name, replyTo: replyTo, sentAt: now,
             timeoutMs: timeoutMs, deadline: now.addingSaturated(timeoutMs), timer: nil)
         open.insert(withDeadline(command))
+        // The caller found the session before it may have left the directory: its `connectionEnded` (which comes
+        // after) answered the commands open then, and this one, opened after that, is answered here.
+        guard directory.session(session.device) === session else {
+            answerOffline(open.take(commandID.text, device: session.device).map { [$0] } ?? [], because: "its connection ended before it answered")
+            return
+        }
         metrics.commandDelivered()
         session.send(.command(id: commandID, name: name, params: params, deadline: command.deadline))
     }

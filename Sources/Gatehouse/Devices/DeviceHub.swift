@@ -114,10 +114,13 @@ final class DeviceHub: DeviceMessageSink {
 
     /// The connection closed: unless a newer session took over, publish `offline` with the reason.
     func disconnected(_ session: DeviceSession) {
-        live?.cameraDisconnected(session)
         let reason = session.closeReason ?? .connectionLost
+        // Out of the directory first: a request or viewer handled meanwhile on another thread then finds no session
+        // (or the newer one), never this ending one after its commands and viewers were answered below.
+        let detached = directory.detach(session)
+        live?.cameraDisconnected(session)
         commands.connectionEnded(session)
-        guard directory.detach(session) else { return }
+        guard detached else { return }
         metrics.connected(directory.count)
         logger.info("device disconnected", metadata: ["device": "\(session.device)", "reason": "\(reason.rawValue)"])
         // Taken over by another gateway: its `online` is the truth now.
