@@ -134,6 +134,23 @@ final class ManualSpoolClock: SpoolClock {
         reopened.shutDown()
     }
 
+    /// A durable record the disk damages while the gateway runs costs that record alone: the reader finds the next
+    /// good one, as recovery does. (It skipped to the end of what was durable: 90 intact entries were lost.)
+    @Test func aRecordDamagedWhileRunningCostsOnlyItself() async throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let spool = try open()
+        try await appendAll((0..<100).map { entry($0) }, to: spool)
+        let path = SpoolFiles(dir: dir).segmentPath(1)
+        var bytes = [UInt8](FileManager.default.contents(atPath: path)!)
+        let tenth = SegmentScan(bytes).records[10]
+        bytes[tenth.offset + SpoolRecord.headerBytes + 2] ^= 0xFF
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let read = readAll(spool)
+        #expect(read.map(\.entry.payload) == (0..<100).filter { $0 != 10 }.map { entry($0).payload })
+        #expect(spool.stats().dropped == 1)
+        spool.shutDown()
+    }
+
     @Test func entriesAfterAFullyAcknowledgedRunSurviveACrash() async throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         do {

@@ -250,10 +250,21 @@ final class Spool: Sendable {
             return []
         }
         let (found, damaged) = SpoolRecord.decodeRun(bytes, at: position.offset, durableEnd: end, limit: limit)
+        var damage: SpoolState.Damage?
+        if damaged {
+            // Rare (the disk damaged a durable record): the rest of the range is read to find where good records go on.
+            let spot = found.last?.end ?? position.offset
+            do {
+                damage = SegmentScan.resumption(after: try files.read(path, offset: spot, count: end - spot), at: spot)
+            } catch {
+                logger.error("cannot read the spool: \(error)")
+                return []
+            }
+        }
         let now = clock.now()
-        let result = state.withLock { $0.read(found, from: range, damaged: damaged, now: now) }
-        if let (lost, offset) = result.lostToDamage {
-            logger.error("spool segment \(path) is damaged at offset \(offset); \(lost) entries up to offset \(end) are lost")
+        let result = state.withLock { $0.read(found, from: range, damage: damage, now: now) }
+        if let (lost, offset) = result.lostToDamage, let damage {
+            logger.error("spool segment \(path) is damaged at offset \(offset): \(lost) entries lost, reading goes on at offset \(damage.resumeAt)")
         }
         return result.items
     }

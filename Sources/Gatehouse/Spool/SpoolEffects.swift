@@ -59,6 +59,13 @@ extension SpoolState {
         var records: Int
     }
 
+    /// A damaged spot a read stopped at: reading goes on at `resumeAt` (the next good record, or the end of the
+    /// range), where `intactAfter` good records of the range lie (`SegmentScan.resumption`).
+    struct Damage: Equatable {
+        var resumeAt: Int
+        var intactAfter: Int
+    }
+
     /// What the records read from a `ReadRange` became.
     struct ReadResult {
         var items: [Spool.Item] = []

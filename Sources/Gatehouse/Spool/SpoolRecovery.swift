@@ -46,6 +46,15 @@ struct SegmentScan {
         }
     }
 
+    /// Where reading goes on after a damaged spot found while the gateway runs (a bad sector, another process
+    /// writing to the file): `rest` holds the segment's durable bytes from the spot, which is at `offset`. The next
+    /// good record there (or the end of `rest`), and how many good records lie from it on, so that only the records
+    /// the spot touched count as lost, as at recovery.
+    static func resumption(after rest: [UInt8], at offset: Int) -> SpoolState.Damage {
+        let scan = SegmentScan(rest)
+        return SpoolState.Damage(resumeAt: offset + (scan.records.first?.offset ?? rest.count), intactAfter: scan.records.count)
+    }
+
     private static func nextRecord(in bytes: [UInt8], after offset: Int) -> Int? {
         var candidate = offset + 1
         while candidate + SpoolRecord.headerBytes <= bytes.count {

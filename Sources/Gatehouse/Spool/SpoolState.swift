@@ -240,11 +240,11 @@ struct SpoolState {
         return nil
     }
 
-    /// The records read from `range`, in order, each with where it ends in its segment; `damaged` when they
+    /// The records read from `range`, in order, each with where it ends in its segment; `damage` when they
     /// stop at a spot that holds no good record. Each gets a ticket and is marked when older than `max_age`.
     /// Nothing is handed out when the reader moved meanwhile (a dropped segment, a rewind): read again.
     mutating func read(
-        _ found: [(entry: SpoolEntry, end: Int)], from range: ReadRange, damaged: Bool, now: SpoolClockReading
+        _ found: [(entry: SpoolEntry, end: Int)], from range: ReadRange, damage: Damage?, now: SpoolClockReading
     ) -> ReadResult {
         guard read == range.start, let index = segments.firstIndex(where: { $0.number == range.start.segment }) else {
             return ReadResult()
@@ -259,14 +259,15 @@ struct SpoolState {
         }
         segments[index].read += found.count
         read.offset = found.last?.end ?? range.start.offset
-        if damaged {
-            // Entries made durable after `range` was taken lie beyond the damage and are still read later.
-            let lost = range.records - segments[index].read
-            result.lostToDamage = (lost, read.offset)
+        if let damage {
+            // Only the records the spot touched are lost: the intact ones after it are read from `resumeAt` on.
+            // Entries made durable after `range` was taken lie beyond it and are read later too.
+            let lost = max(0, range.records - segments[index].read - damage.intactAfter)
+            if lost > 0 { result.lostToDamage = (lost, read.offset) }  // a later spot of the range was counted already
             segments[index].records -= lost
             depth -= lost
             dropped += lost
-            read.offset = range.end
+            read.offset = damage.resumeAt
         }
         return result
     }
