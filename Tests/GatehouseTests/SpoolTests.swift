@@ -151,6 +151,23 @@ final class ManualSpoolClock: SpoolClock {
         spool.shutDown()
     }
 
+    /// A segment that cannot be read at start (here a directory where a file should be; on a failing disk, EIO)
+    /// is set aside and the others are replayed: the spool opened only if every segment could be read.
+    @Test func aSegmentThatCannotBeReadIsSetAsideAndTheOthersAreReplayed() async throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        do {
+            let spool = try open()
+            try await appendAll((0..<3).map { entry($0) }, to: spool)
+            spool.shutDown()
+        }
+        let unreadable = SpoolFiles(dir: dir).segmentPath(SpoolFiles.maxSegmentNumber)
+        try FileManager.default.createDirectory(atPath: unreadable, withIntermediateDirectories: false)
+        let reopened = try open()
+        #expect(readAll(reopened).map(\.entry.payload) == (0..<3).map { entry($0).payload })
+        #expect(FileManager.default.fileExists(atPath: unreadable + ".unreadable"))
+        reopened.shutDown()
+    }
+
     @Test func entriesAfterAFullyAcknowledgedRunSurviveACrash() async throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         do {

@@ -131,6 +131,13 @@ struct SpoolFiles {
         unlink(segmentPath(number))
     }
 
+    /// Renames a segment that cannot be read out of the spool's way (`.unreadable`), for an operator; returns the
+    /// new path, or nil when even that failed.
+    func setAside(_ number: UInt64) -> String? {
+        let path = segmentPath(number)
+        return rename(path, path + ".unreadable") == 0 ? path + ".unreadable" : nil
+    }
+
     private func syncDirectory() throws(IOError) {
         let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw IOError("open", dir) }

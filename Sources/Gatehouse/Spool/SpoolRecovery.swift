@@ -73,10 +73,11 @@ extension SpoolFiles {
     func openLog(logger: Logger) throws(IOError) -> (segments: [SegmentInfo], writer: Int32) {
         try prepare()
         let checkpoint = readCheckpoint()
-        var segments = try recover(checkpoint: checkpoint, logger: logger)
+        var segments = recover(checkpoint: checkpoint, logger: logger)
         // Numbers are never reused and the new one is above the checkpoint's segment, so a checkpoint left
         // from an earlier run can never make a later recovery skip this run's entries.
-        let number = max(segments.last?.number ?? 0, checkpoint?.segment ?? 0) + 1
+        // (Also above a segment that could be neither read nor set aside.)
+        let number = max(segmentNumbers().last ?? 0, checkpoint?.segment ?? 0) + 1
         let writer = try create(number)
         segments.append(SegmentInfo(number: number, bytes: 0, records: 0, oldestTs: 0, newestTs: 0))
         return (segments, writer)
@@ -84,9 +85,10 @@ extension SpoolFiles {
 
     /// Loads the segments a previous run left: skips what the checkpoint says the broker already has, keeps
     /// every good record, cuts a torn last record off, rewrites segments damaged elsewhere without their bad
-    /// bytes (logging what was lost) and deletes empty ones. Never fails because of damage; only an unreadable
-    /// or unwritable file throws.
-    func recover(checkpoint: Position?, logger: Logger) throws(IOError) -> [SegmentInfo] {
+    /// bytes (logging what was lost) and deletes empty ones. Never fails: a segment that cannot be read is set
+    /// aside (renamed `.unreadable`, for an operator) and the others are replayed; one that cannot be repaired
+    /// (a full disk) is kept as it is, since the reader goes past damaged spots too (`resumption`).
+    func recover(checkpoint: Position?, logger: Logger) -> [SegmentInfo] {
         var segments: [SegmentInfo] = []
         for number in segmentNumbers() {
             if let checkpoint, number < checkpoint.segment {
@@ -94,21 +96,36 @@ extension SpoolFiles {
                 continue
             }
             let path = segmentPath(number)
-            let bytes = try readAll(path)
-            var start = checkpoint?.segment == number ? min(checkpoint!.offset, bytes.count) : 0
-            let scan = SegmentScan(bytes, from: start)
-            guard let first = scan.records.first else {
-                if !scan.damage.isEmpty { logDamage(scan, path: path, kept: 0, logger: logger) }
-                remove(number)
+            let bytes: [UInt8]
+            do {
+                bytes = try readAll(path)
+            } catch {
+                let aside = setAside(number).map { " It is kept as \($0)." } ?? ""
+                logger.error("spool segment cannot be read: its entries are not replayed.\(aside) \(error)", metadata: ["file": "\(path)"])
                 continue
             }
-            var size = bytes.count
-            let goodEnd = scan.records.last.map { $0.offset + $0.size } ?? start
+            if let segment = recover(number, bytes, checkpoint: checkpoint, path: path, logger: logger) { segments.append(segment) }
+        }
+        return segments
+    }
+
+    /// One segment's good records; nil (and the file removed) when it has none.
+    private func recover(_ number: UInt64, _ bytes: [UInt8], checkpoint: Position?, path: String, logger: Logger) -> SegmentInfo? {
+        var start = checkpoint?.segment == number ? min(checkpoint!.offset, bytes.count) : 0
+        let scan = SegmentScan(bytes, from: start)
+        guard let first = scan.records.first else {
+            if !scan.damage.isEmpty { logDamage(scan, path: path, kept: 0, logger: logger) }
+            remove(number)
+            return nil
+        }
+        var size = bytes.count
+        let goodEnd = scan.records.last.map { $0.offset + $0.size } ?? start
+        if !scan.damage.isEmpty { logDamage(scan, path: path, kept: scan.records.count, logger: logger) }
+        do {
             if scan.damage.count == 1, scan.damage[0].offset >= goodEnd {
                 // A torn last record: cut it off in place (no copy, so this works on a full disk too).
                 try truncate(path, to: goodEnd)
                 size = goodEnd
-                logDamage(scan, path: path, kept: scan.records.count, logger: logger)
             } else if !scan.damage.isEmpty {
                 // Rewrite with the good, unacknowledged records only. The checkpoint is moved to the start of
                 // the file first: a crash in between then repeats entries rather than skipping any.
@@ -118,13 +135,15 @@ extension SpoolFiles {
                 try replace(path, with: good, durable: true)
                 size = good.count
                 start = 0
-                logDamage(scan, path: path, kept: scan.records.count, logger: logger)
             }
-            segments.append(SegmentInfo(
-                number: number, start: start, bytes: size, records: scan.records.count,
-                oldestTs: first.ts, newestTs: scan.records.map(\.ts).max() ?? first.ts))
+        } catch {
+            // Kept as it is: its damaged spots are skipped when read, and a torn tail is never read.
+            logger.error("spool segment not repaired (kept as it is): \(error)", metadata: ["file": "\(path)"])
+            if scan.damage.last.map({ $0.offset >= goodEnd }) == true { size = goodEnd }
         }
-        return segments
+        return SegmentInfo(
+            number: number, start: start, bytes: size, records: scan.records.count,
+            oldestTs: first.ts, newestTs: scan.records.map(\.ts).max() ?? first.ts)
     }
 
     private func logDamage(_ scan: SegmentScan, path: String, kept: Int, logger: Logger) {
