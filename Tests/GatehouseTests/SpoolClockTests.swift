@@ -101,14 +101,14 @@ import Testing
             spool.shutDown()
         }
         // Restarted (a new boot: the monotonic clock starts again) 20 minutes later by the wall clock.
-        let second = ManualSpoolClock(wallMs: 1_750_000_000_000 + 20 * 60_000, monotonicMs: 3_000)
+        let second = ManualSpoolClock(wallMs: 1_750_000_000_000 + 20 * 60_000, monotonicMs: 3_000, boot: "boot-2")
         let spool = try open(second, maxAgeMs: hour)
         #expect(spool.stats().oldestAgeMs == 20 * 60_000)
         second.stepWall(ms: 10 * 24 * hour)  // a step after the open changes nothing
         #expect(readAll(spool).allSatisfy { !$0.expired })
         spool.shutDown()
         // Opened again 2 hours after they were spooled: older than max_age.
-        let third = ManualSpoolClock(wallMs: 1_750_000_000_000 + 2 * hour, monotonicMs: 3_000)
+        let third = ManualSpoolClock(wallMs: 1_750_000_000_000 + 2 * hour, monotonicMs: 3_000, boot: "boot-3")
         let late = try open(third, maxAgeMs: hour)
         let items = readAll(late)
         #expect(items.count == 10 && items.allSatisfy(\.expired))

@@ -8,8 +8,10 @@ import Testing
 /// Clocks a test sets by hand: the wall clock can be stepped without the monotonic one moving.
 final class ManualSpoolClock: SpoolClock {
     private let reading: Mutex<SpoolClockReading>
-    init(wallMs: Int64 = 1_750_000_000_000, monotonicMs: Int64 = 5_000) {
+    let boot: String
+    init(wallMs: Int64 = 1_750_000_000_000, monotonicMs: Int64 = 5_000, boot: String = "boot-1") {
         reading = Mutex(SpoolClockReading(wallMs: wallMs, monotonicMs: monotonicMs))
+        self.boot = boot
     }
     func now() -> SpoolClockReading { reading.withLock { $0 } }
     /// Time passes: both clocks move.
@@ -165,6 +167,31 @@ final class ManualSpoolClock: SpoolClock {
         let reopened = try open()
         #expect(readAll(reopened).map(\.entry.payload) == (0..<3).map { entry($0).payload })
         #expect(FileManager.default.fileExists(atPath: unreadable + ".unreadable"))
+        reopened.shutDown()
+    }
+
+    /// A box booted with a stale wall clock (3 days behind, after a power cut), spooled messages, then NTP stepped the
+    /// clock: after a restart, in the same boot or after a reboot that followed more messages, none of them counts as
+    /// days old (`max_age` 1 day). They were aged by their wall stamps alone, and expired.
+    @Test(arguments: [false, true])
+    func entriesStampedBeforeTheWallClockWasSteppedKeepTheirAgeAfterARestart(rebooted: Bool) async throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let day: Int64 = 86_400_000
+        let clock = ManualSpoolClock(wallMs: 1_750_000_000_000 - 3 * day)
+        do {
+            let spool = try open(maxAgeMs: day, clock: clock)
+            try await appendAll((0..<3).map { entry($0, at: clock.now().wallMs) }, to: spool)
+            clock.advance(ms: 60_000)
+            clock.stepWall(ms: 3 * day)  // NTP
+            try await appendAll([entry(3, at: clock.now().wallMs)], to: spool)
+            spool.shutDown()
+        }
+        clock.advance(ms: 60_000)
+        let restarted = rebooted ? ManualSpoolClock(wallMs: clock.now().wallMs, monotonicMs: 5_000, boot: "boot-2") : clock
+        let reopened = try open(maxAgeMs: day, clock: restarted)
+        let read = readAll(reopened)
+        #expect(read.count == 4 && read.allSatisfy { !$0.expired })
+        #expect(reopened.stats().oldestAgeMs < 10 * 60_000)
         reopened.shutDown()
     }
 

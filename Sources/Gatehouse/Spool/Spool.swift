@@ -109,7 +109,7 @@ final class Spool: Sendable {
             }
             return
         }
-        let (wasOff, depth) = state.withLock { $0.opened(segments: opened.segments, writer: opened.writer, now: now) }
+        let (wasOff, depth) = state.withLock { $0.opened(segments: opened.segments, writer: opened.writer, now: now, boot: clock.boot) }
         if wasOff { logger.notice("the spool is open again", metadata: ["spool.dir": "\(files.dir)"]) }
         if depth > 0 {
             logger.notice("spool holds \(depth) entries from the previous run; they are published once the broker is reachable", metadata: ["spool.dir": "\(files.dir)"])
@@ -194,6 +194,7 @@ final class Spool: Sendable {
             state.withLock { $0.batchRefused(batch, diskFailure: nil) }
             for completion in batch.completions { completion(.io(reason)) }
         case .segment(let number, let writer, let durableEnd):
+            if durableEnd == 0 { files.noteClock(SpoolFiles.SegmentClock(boot: clock.boot, offset: batch.clockOffset), of: number) }
             do {
                 try files.appendDurably(writer, batch.bytes, path: files.segmentPath(number))
             } catch {

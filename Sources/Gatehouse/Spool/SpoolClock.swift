@@ -7,6 +7,8 @@ import Glibc
 /// age them) and a monotonic clock (ms since boot, which no NTP step moves). A seam for tests.
 protocol SpoolClock: Sendable {
     func now() -> SpoolClockReading
+    /// Which boot the monotonic clock counts from: offsets of one boot compare, those of two do not.
+    var boot: String { get }
 }
 
 /// Both clocks read at one moment.
@@ -21,6 +23,12 @@ struct SpoolClockReading: Sendable, Equatable {
 /// The system's clocks: `CLOCK_REALTIME` and `CLOCK_BOOTTIME` (monotonic, and it keeps counting while the box
 /// is suspended, so a suspended gateway's spool still ages).
 struct SystemSpoolClock: SpoolClock {
+    /// The kernel's id of this boot (empty where there is none: every run then counts as a boot of its own).
+    static let bootID = (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8))?
+        .trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+
+    var boot: String { Self.bootID }
+
     func now() -> SpoolClockReading {
         var boot = timespec()
         clock_gettime(CLOCK_BOOTTIME, &boot)
@@ -37,7 +45,10 @@ struct SystemSpoolClock: SpoolClock {
 /// - An entry left by an earlier run is aged by the wall clock once, when the spool opens (its age then is
 ///   the wall time since it was spooled, at least 0), and by the monotonic clock from then on. A wall time
 ///   before 2020 on either side (a box without a real-time clock, before NTP) is not trusted: such an entry
-///   counts as spooled when the spool opened.
+///   counts as spooled when the spool opened. Its stamps are first moved onto the last wall clock of the boot
+///   they were made in (`SegmentInfo.stampShift`), when the spool's `clocks` file says with which offset they
+///   were made: a step of the wall clock during an earlier run of the same boot (NTP, after a box booted with a
+///   stale clock) then makes none of them older either.
 enum SpoolAge {
     /// Wall times before 2020-01-01 are not trusted.
     static let trustedWallFloorMs: Int64 = 1_577_836_800_000
@@ -54,8 +65,15 @@ enum SpoolAge {
     }
 }
 
+extension SegmentInfo {
+    /// The age of one of its records stamped `stamp` (`SpoolAge`).
+    func age(ofStamp stamp: Int64, now: SpoolClockReading, opened: SpoolClockReading) -> Int64 {
+        SpoolAge.of(stampMs: stamp.addingSaturating(stampShift), offset: clockOffset, now: now, opened: opened)
+    }
+}
+
 // Records come from disk: no stamp may trap.
-fileprivate extension Int64 {
+extension Int64 {
     func subtractingSaturating(_ other: Int64) -> Int64 {
         let (result, overflow) = subtractingReportingOverflow(other)
         return overflow ? (other < 0 ? .max : .min) : result

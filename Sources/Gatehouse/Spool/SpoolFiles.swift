@@ -145,6 +145,45 @@ struct SpoolFiles {
         guard fsync(fd) == 0 else { throw IOError("sync", dir) }
     }
 
+    // MARK: Clocks
+
+    /// The boot and clock offset (wall minus monotonic) a segment's records are stamped with.
+    struct SegmentClock: Equatable {
+        var boot: String
+        var offset: Int64
+    }
+
+    var clocksPath: String { "\(dir)/clocks" }
+
+    /// Notes the clock a segment's records are stamped with, a line per segment (`<segment> <boot> <offset>`), when
+    /// its first records are written. Not synced, and a failure is ignored: without it an earlier run's records
+    /// are aged by their wall time alone, as before the file existed.
+    func noteClock(_ clock: SegmentClock, of segment: UInt64) {
+        let fd = open(clocksPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        let line = Array("\(segment) \(clock.boot) \(clock.offset)\n".utf8)
+        _ = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    }
+
+    /// The clocks noted, by segment (the last line of a segment wins); damaged lines are skipped.
+    func readClocks() -> [UInt64: SegmentClock] {
+        guard let text = try? String(contentsOfFile: clocksPath, encoding: .utf8) else { return [:] }
+        var clocks: [UInt64: SegmentClock] = [:]
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard fields.count == 3, let segment = UInt64(fields[0]), let offset = Int64(fields[2]) else { continue }
+            clocks[segment] = SegmentClock(boot: String(fields[1]), offset: offset)
+        }
+        return clocks
+    }
+
+    /// Rewrites the file with `clocks` alone (those of segments still there), so that it does not grow.
+    func keepClocks(_ clocks: [UInt64: SegmentClock]) {
+        let text = clocks.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.boot) \($0.value.offset)\n" }.joined()
+        try? replace(clocksPath, with: Array(text.utf8), durable: false)
+    }
+
     // MARK: Checkpoint
 
     func readCheckpoint() -> Position? {

@@ -17,6 +17,10 @@ struct SegmentInfo {
     var newestTs: Int64
     /// Wall minus monotonic clock when its records were stamped (`SpoolAge`); nil for an earlier run's segment.
     var clockOffset: Int64?
+    /// An earlier run's segment: the boot and clock offset its records were stamped with, when the `clocks` file
+    /// says, and what to add to its stamps to put them on the last wall clock of that boot (`SpoolState.opened`).
+    var written: SpoolFiles.SegmentClock?
+    var stampShift: Int64 = 0
 }
 
 /// What a scan of a segment's bytes found.
@@ -74,6 +78,9 @@ extension SpoolFiles {
         try prepare()
         let checkpoint = readCheckpoint()
         var segments = recover(checkpoint: checkpoint, logger: logger)
+        let clocks = readClocks()
+        for index in segments.indices { segments[index].written = clocks[segments[index].number] }
+        keepClocks(clocks.filter { number, _ in segments.contains { $0.number == number } })
         // Numbers are never reused and the new one is above the checkpoint's segment, so a checkpoint left
         // from an earlier run can never make a later recovery skip this run's entries.
         // (Also above a segment that could be neither read nor set aside.)

@@ -86,9 +86,10 @@ struct SpoolState {
 
     /// The log is open: `segments` as recovered, the last one new and empty, appended to through `writer`.
     /// Returns whether the spool had been off, and how many entries earlier runs left.
-    mutating func opened(segments: [SegmentInfo], writer: Int32, now: SpoolClockReading) -> (wasOff: Bool, depth: Int) {
+    mutating func opened(segments: [SegmentInfo], writer: Int32, now: SpoolClockReading, boot: String = "") -> (wasOff: Bool, depth: Int) {
         let start = Position(segment: segments[0].number, offset: segments[0].start)
         self.segments = segments
+        shiftEarlierStamps(boot: boot, now: now)
         self.segments[segments.count - 1].clockOffset = now.offset
         self.writer = writer
         read = start
@@ -184,6 +185,20 @@ struct SpoolState {
         return .segment(number: active.number, writer: writer, durableEnd: active.bytes)
     }
 
+    /// Moves an earlier run's stamps onto the last wall clock of the boot they were made in: this boot's now, or,
+    /// for another boot, the offset of its newest segment (a step of the wall clock started a new segment). So the
+    /// records a box stamped with a stale clock before NTP stepped it are not taken for days old after a restart.
+    private mutating func shiftEarlierStamps(boot: String, now: SpoolClockReading) {
+        var last: [String: Int64] = boot.isEmpty ? [:] : [boot: now.offset]
+        for segment in segments.reversed() {
+            if let written = segment.written, last[written.boot] == nil { last[written.boot] = written.offset }
+        }
+        for index in segments.indices {
+            guard let written = segments[index].written, let offset = last[written.boot] else { continue }
+            segments[index].stampShift = offset.subtractingSaturating(written.offset)
+        }
+    }
+
     /// The batch is durable at the end of the active segment. Its written-ahead records count as read when
     /// the reader stands right before them. `startNewSegment`: the active segment is big enough.
     mutating func batchWritten(_ batch: Batch) -> (startNewSegment: Bool, effects: Effects) {
@@ -253,7 +268,7 @@ struct SpoolState {
         var result = ReadResult()
         for (entry, recordEnd) in found {
             unacked.append(UnackedEntry(ticket: nextTicket, segment: segment.number, end: recordEnd, ts: entry.receivedAt))
-            let age = SpoolAge.of(stampMs: entry.receivedAt, offset: segment.clockOffset, now: now, opened: opened)
+            let age = segment.age(ofStamp: entry.receivedAt, now: now, opened: opened)
             result.items.append(Spool.Item(ticket: nextTicket, entry: entry, expired: age > limits.maxAgeMs))
             nextTicket += 1
         }
@@ -352,7 +367,7 @@ struct SpoolState {
         let oldest = unacked.first.map { ($0.segment, $0.ts) }
             ?? segments.first { $0.records > $0.committed }.map { ($0.number, $0.oldestTs) }
         if depth > 0, let (number, ts) = oldest, let segment = segments.first(where: { $0.number == number }) {
-            oldestAgeMs = max(0, SpoolAge.of(stampMs: ts, offset: segment.clockOffset, now: now, opened: opened))
+            oldestAgeMs = max(0, segment.age(ofStamp: ts, now: now, opened: opened))
         }
         return Spool.Stats(depth: depth, bytes: bytes, oldestAgeMs: oldestAgeMs, dropped: dropped, expired: expired, problem: problem)
     }
@@ -376,7 +391,7 @@ struct SpoolState {
         }
         var effects = advanceCheckpoint()
         while segments.count > 1,
-              SpoolAge.of(stampMs: segments[0].newestTs, offset: segments[0].clockOffset, now: now, opened: opened) > limits.maxAgeMs {
+              segments[0].age(ofStamp: segments[0].newestTs, now: now, opened: opened) > limits.maxAgeMs {
             effects.expiredByAge += removeFirstSegment(&effects)
         }
         expired += effects.expiredByAge
