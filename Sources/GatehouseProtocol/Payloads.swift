@@ -249,25 +249,46 @@ extension BridgeResponse: JSONPayload {}
 /// straight to bytes: it is built once per device message, the gateway's hottest path.
 public enum TelemetryPayload {
     public static func encode(ts: JSONNumber, seq: UInt64?, data: TelemetryData) -> [UInt8] {
-        var text = ts.text
-        return text.withUTF8 { digits in
-            encode(tsLength: digits.count, seq: seq, data: data) { out, at in copy(UnsafeRawBufferPointer(digits), into: out, at: at) }
-        }
+        var payload: [UInt8] = []
+        encode(ts: ts, seq: seq, data: data, into: &payload)
+        return payload
     }
 
     /// With the gateway's time of receipt as `ts` (ms since 1970), written as digits: no `JSONNumber` of it.
     public static func encode(receivedMs: Int64, seq: UInt64?, data: TelemetryData) -> [UInt8] {
-        guard receivedMs >= 0 else { return encode(ts: JSONNumber(receivedMs), seq: seq, data: data) }
-        return encode(tsLength: 20, seq: seq, data: data) { out, at in JSONWriter.writeDecimal(UInt64(receivedMs), into: out, at: at) }
+        var payload: [UInt8] = []
+        encode(receivedMs: receivedMs, seq: seq, data: data, into: &payload)
+        return payload
     }
 
-    /// Written into one allocation of the payload's greatest length (`tsLength` for `ts`, 20 digits for `seq`), with no
-    /// growth checks per piece: appending the pieces to an array was 5 % of the QoS 0 telemetry path's samples.
+    /// Writes the payload over `payload`'s contents, in its storage when nothing else holds it (no allocation).
+    public static func encode(ts: JSONNumber, seq: UInt64?, data: TelemetryData, into payload: inout [UInt8]) {
+        var text = ts.text
+        text.withUTF8 { digits in
+            encode(tsLength: digits.count, seq: seq, data: data, into: &payload) { out, at in
+                copy(UnsafeRawBufferPointer(digits), into: out, at: at)
+            }
+        }
+    }
+
+    /// Writes the payload with the time of receipt over `payload`'s contents, as the other `encode(into:)`.
+    public static func encode(receivedMs: Int64, seq: UInt64?, data: TelemetryData, into payload: inout [UInt8]) {
+        guard receivedMs >= 0 else { return encode(ts: JSONNumber(receivedMs), seq: seq, data: data, into: &payload) }
+        encode(tsLength: 20, seq: seq, data: data, into: &payload) { out, at in JSONWriter.writeDecimal(UInt64(receivedMs), into: out, at: at) }
+    }
+
+    /// Written into room for the payload's greatest length (`tsLength` for `ts`, 20 digits for `seq`), cut to what
+    /// was written: no growth check per piece (appending the pieces to an array was 5 % of the QoS 0 telemetry
+    /// path's samples).
     private static func encode(
-        tsLength: Int, seq: UInt64?, data: TelemetryData, ts: (UnsafeMutableBufferPointer<UInt8>, Int) -> Int
-    ) -> [UInt8] {
+        tsLength: Int, seq: UInt64?, data: TelemetryData, into payload: inout [UInt8],
+        ts: (UnsafeMutableBufferPointer<UInt8>, Int) -> Int
+    ) {
         data.withSerializedBytes { data in
-            [UInt8](unsafeUninitializedCapacity: 21 + tsLength + 20 + data.count + 1) { out, count in
+            let room = 21 + tsLength + 20 + data.count + 1
+            payload.removeAll(keepingCapacity: true)
+            payload.append(contentsOf: repeatElement(0, count: room))
+            let count = payload.withUnsafeMutableBufferPointer { out in
                 var at = write(#"{"ts":"#, into: out, at: 0)
                 at = ts(out, at)
                 if let seq {
@@ -277,8 +298,9 @@ public enum TelemetryPayload {
                 at = write(#","data":"#, into: out, at: at)
                 at = copy(data, into: out, at: at)
                 out[at] = UInt8(ascii: "}")
-                count = at + 1
+                return at + 1
             }
+            payload.removeLast(room - count)
         }
     }
 

@@ -24,6 +24,23 @@ import Testing
         }
     }
 
+    /// Written over an array: its storage is reused when nothing else holds it, and left alone when something does
+    /// (a message still waiting with the previous payload).
+    @Test func writingOverAnArrayReusesItsStorageOnlyWhenItIsTheOnlyHolder() {
+        let data = TelemetryData(compactJSON: Array(#"{"t":1}"#.utf8))
+        var payload: [UInt8] = []
+        TelemetryPayload.encode(receivedMs: 1_700_000_000_000, seq: 1_234_567, data: data, into: &payload)
+        #expect(payload == TelemetryPayload.encode(receivedMs: 1_700_000_000_000, seq: 1_234_567, data: data))
+        let storage = payload.withUnsafeBufferPointer { $0.baseAddress }
+        TelemetryPayload.encode(ts: JSONNumber(5), seq: nil, data: data, into: &payload)
+        #expect(String(decoding: payload, as: UTF8.self) == #"{"ts":5,"data":{"t":1}}"#)
+        #expect(payload.withUnsafeBufferPointer { $0.baseAddress } == storage)
+        let waiting = payload
+        TelemetryPayload.encode(ts: JSONNumber(6), seq: 2, data: data, into: &payload)
+        #expect(String(decoding: waiting, as: UTF8.self) == #"{"ts":5,"data":{"t":1}}"#)
+        #expect(String(decoding: payload, as: UTF8.self) == #"{"ts":6,"seq":2,"data":{"t":1}}"#)
+    }
+
     /// Read the general way (escapes) and by the fast path (compact ASCII, kept as text): the payload is the
     /// serialized object.
     @Test(arguments: [

@@ -243,8 +243,13 @@ final class DeviceHub: DeviceMessageSink {
             session.noteTelemetry(data, ts: ts, receivedMs: now)
             if let discovery = settings.homeAssistant { homeAssistant.discoverSensors(in: data.object, of: device, discovery) }
             // Without the device's `ts`, the time of receipt (written as digits, no `JSONNumber` made of it).
-            let payload = ts.map { TelemetryPayload.encode(ts: $0, seq: seq, data: data) }
-                ?? TelemetryPayload.encode(receivedMs: now, seq: seq, data: data)
+            let payload = session.telemetryPayload { payload in
+                if let ts {
+                    TelemetryPayload.encode(ts: ts, seq: seq, data: data, into: &payload)
+                } else {
+                    TelemetryPayload.encode(receivedMs: now, seq: seq, data: data, into: &payload)
+                }
+            }
             let message = OutboundMessage(topic: session.telemetryTopic(topics), payload: payload)
             if (qos ?? telemetryQoS) == 0 {
                 let outcome = link.publishAtMostOnce(message, typeIndex: GatewayMetrics.telemetryTypeIndex, device: device, source: session, later: answer)

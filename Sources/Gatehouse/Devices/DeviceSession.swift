@@ -36,6 +36,11 @@ final class DeviceSession: PublishSource {
     /// nil (no string, only the field) on a device that has sent none. Only touched on the channel's loop, where the
     /// device's messages are handled.
     nonisolated(unsafe) private var telemetryTopicCache: String?
+    /// The storage of the device's last telemetry payload, written over for the next one (`telemetryPayload`). Only
+    /// touched on the channel's loop.
+    nonisolated(unsafe) private var payloadStorage: [UInt8] = []
+    /// Beyond this capacity the storage is not kept (a device's one large message would stay with it).
+    private static let keptPayloadBytes = 1024
 
     /// What the status page shows of a device's traffic.
     struct Activity: Sendable {
@@ -72,6 +77,18 @@ final class DeviceSession: PublishSource {
         let topic = topics.telemetry(device)
         telemetryTopicCache = topic
         return topic
+    }
+
+    /// A telemetry payload `write` makes over the storage of the device's last one, on the channel's loop. Once
+    /// the MQTT client copied that one and nothing else holds it (a QoS 0 message handed over at once), the storage
+    /// is written in place: one allocation fewer per message. Still held (a message waiting in the outbox), it
+    /// is left alone and new storage made.
+    func telemetryPayload(_ write: (inout [UInt8]) -> Void) -> [UInt8] {
+        channel.eventLoop.assertInEventLoop()
+        write(&payloadStorage)
+        let payload = payloadStorage
+        if payloadStorage.capacity > Self.keptPayloadBytes { payloadStorage = [] }
+        return payload
     }
 
     /// Counts one message from the device.
