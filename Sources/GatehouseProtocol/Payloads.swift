@@ -287,7 +287,11 @@ public enum TelemetryPayload {
         data.withSerializedBytes { data in
             let room = 21 + tsLength + 20 + data.count + 1
             payload.removeAll(keepingCapacity: true)
-            payload.append(contentsOf: repeatElement(0, count: room))
+            if room <= zeros.count {
+                zeros.withUnsafeBufferPointer { payload.append(contentsOf: UnsafeBufferPointer(rebasing: $0[..<room])) }  // a memcpy
+            } else {
+                payload.append(contentsOf: repeatElement(0, count: room))  // byte by byte: 1.2 % of the samples for 150 bytes
+            }
             let count = payload.withUnsafeMutableBufferPointer { out in
                 var at = write(#"{"ts":"#, into: out, at: 0)
                 at = ts(out, at)
@@ -303,6 +307,9 @@ public enum TelemetryPayload {
             payload.removeLast(room - count)
         }
     }
+
+    /// Room for a usual payload, made by copying: `encode` writes over it.
+    private static let zeros = [UInt8](repeating: 0, count: 1024)
 
     private static func write(_ text: StaticString, into out: UnsafeMutableBufferPointer<UInt8>, at start: Int) -> Int {
         text.withUTF8Buffer { copy(UnsafeRawBufferPointer($0), into: out, at: start) }
