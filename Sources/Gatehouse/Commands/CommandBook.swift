@@ -89,9 +89,11 @@ final class CommandBook: Sendable {
         return taken.sorted { ($0.sentAt, $0.id.text) < ($1.sentAt, $1.id.text) }
     }
 
-    /// Removes and returns a command; nil if it already finished.
-    func take(_ idText: String, device: String) -> OpenCommand? {
+    /// Removes and returns a command (only the one delivered on connection `session`, when given); nil if it already
+    /// finished.
+    func take(_ idText: String, device: String, session: Int64? = nil) -> OpenCommand? {
         let command: OpenCommand? = open.withLock { open in
+            if let session, open[device]?[idText]?.session != session { return nil }
             let command = open[device]?.removeValue(forKey: idText)
             if open[device]?.isEmpty == true { open[device] = nil }
             return command

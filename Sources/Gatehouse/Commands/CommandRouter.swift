@@ -240,7 +240,8 @@ final class CommandRouter: Sendable {
         // The caller found the session before it may have left the directory: its `connectionEnded` (which comes
         // after) answered the commands open then, and this one, opened after that, is answered here.
         guard directory.session(session.device) === session else {
-            answerOffline(open.take(commandID.text, device: session.device).map { [$0] } ?? [], because: "its connection ended before it answered")
+            let taken = open.take(commandID.text, device: session.device, session: session.number)
+            answerOffline(taken.map { [$0] } ?? [], because: "its connection ended before it answered")
             return
         }
         metrics.commandDelivered()
@@ -289,10 +290,12 @@ final class CommandRouter: Sendable {
     private func scheduleExpiry(of command: PendingCommand) {
         // A retained command may carry any `expires_at`: the wait is bounded by the longest TTL plus the grace.
         let delay = min(max(0, command.expiresAt.subtractingSaturated(nowMs())), CommandRequestParser.maxTTLMs + PendingCommand.expiryGraceMs)
-        let (device, id) = (command.device, command.id.text)
+        let (device, id, queuedAt) = (command.device, command.id.text, command.queuedAt)
         timerLoop.scheduleTask(in: .milliseconds(delay)) { [weak self] in
             // Still queued, and not one queued again under the same id since (its own timer answers that one).
-            guard let self, let command = pending.command(device: device, id: id), command.expiresAt <= nowMs() else { return }
+            guard let self, let command = pending.command(device: device, id: id), command.queuedAt == queuedAt else { return }
+            // Early (the wall clock was set back, or an `expires_at` beyond the longest wait): wait again.
+            guard command.expiresAt <= nowMs() else { return scheduleExpiry(of: command) }
             expire(command)
         }
     }

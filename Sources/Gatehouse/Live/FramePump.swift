@@ -5,6 +5,8 @@ import NIOCore
 /// the channel's writability changes.
 final class FramePump {
     private var slot = FrameSlot<ByteBuffer>()
+    /// Set by `stop`: nothing more is written (our close frame went out).
+    private var stopped = false
     private let channel: any Channel
     private let metrics: LiveMetrics?
     /// Writes one frame (and flushes); completes the promise when it is written or failed.
@@ -25,7 +27,7 @@ final class FramePump {
 
     /// A new frame for this viewer (on the event loop).
     func offer(_ frame: ByteBuffer) {
-        guard channel.isActive else { return }
+        guard channel.isActive, !stopped else { return }
         let offer = slot.offer(frame, writable: channel.isWritable)
         if offer.dropped { metrics?.droppedForSlowViewer() }
         if let send = offer.send { start(send) }
@@ -33,14 +35,21 @@ final class FramePump {
 
     /// The channel became writable again: the waiting frame goes out.
     func writabilityChanged() {
+        guard !stopped else { return }
         if let next = slot.next(writable: channel.isWritable) { start(next) }
+    }
+
+    /// Our close frame is going out: the waiting frame is dropped, and nothing follows it (RFC 6455 5.5.1).
+    func stop() {
+        stopped = true
+        slot = FrameSlot()
     }
 
     private func start(_ frame: ByteBuffer) {
         let promise = channel.eventLoop.makePromise(of: Void.self)
         promise.futureResult.assumeIsolated().whenComplete { [self] result in
             if case .success = result { metrics?.sent() }
-            guard channel.isActive else { return }
+            guard channel.isActive, !stopped else { return }
             if let next = slot.written(writable: channel.isWritable) { start(next) }
         }
         write(frame, promise)

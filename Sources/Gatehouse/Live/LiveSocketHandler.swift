@@ -39,6 +39,7 @@ final class LiveSocketHandler: ChannelInboundHandler, RemovableChannelHandler {
         let frame = unwrapInboundIn(data)
         // Data frames from a viewer mean nothing: they are read and dropped.
         _ = socket.handleControl(frame, context: context)
+        if socket.closing { pump?.stop() }  // the peer's close answered: nothing follows
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -71,6 +72,7 @@ final class LiveSocketHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func end(_ reason: ViewerEnd) {
         guard let channel else { return }
+        pump?.stop()
         socket.close(code: reason.closeCode, text: reason.text, channel: channel)
     }
 }

@@ -12,10 +12,11 @@ struct ServerWebSocket {
     private(set) var closing = false
     private let pongs = Pongs()
 
-    /// The pong being written, and the payload of the newest ping that came meanwhile.
+    /// The pong being written, and the payload of the newest ping that came meanwhile (none once we close).
     private final class Pongs {
         var writing = false
         var next: ByteBuffer?
+        var closed = false
     }
 
     /// Handles a control frame; returns false for a data frame (the caller decides about those).
@@ -33,6 +34,7 @@ struct ServerWebSocket {
                 return true
             }
             closing = true
+            pongs.closed = true
             context.answerClose(unmaskedPayload: frame.unmaskedData)
             return true
         default:
@@ -50,7 +52,7 @@ struct ServerWebSocket {
         channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .pong, data: data)).whenComplete { _ in
             let pongs = bound.value
             pongs.writing = false
-            guard let next = pongs.next else { return }
+            guard !pongs.closed, let next = pongs.next else { return }
             pongs.next = nil
             answerPing(next, pongs: pongs, channel: channel)
         }
@@ -61,6 +63,7 @@ struct ServerWebSocket {
     mutating func close(code: UInt16, text: String, channel: any Channel) {
         guard !closing, channel.isActive else { return }
         closing = true
+        pongs.closed = true  // a pong waiting for the one in flight would follow our close frame
         var buffer = channel.allocator.buffer(capacity: 2 + text.utf8.count)
         buffer.write(webSocketErrorCode: WebSocketErrorCode(codeNumber: Int(code)))
         buffer.writeString(text)

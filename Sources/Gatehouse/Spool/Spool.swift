@@ -148,6 +148,7 @@ final class Spool: Sendable {
         if !effects.deleteSegments.isEmpty || effects.droppedToFit > 0 || effects.expiredByAge > 0 {
             queue.async { [files, logger] in
                 for number in effects.deleteSegments { files.remove(number) }
+                if !effects.deleteSegments.isEmpty { files.compactClocks() }
                 if effects.droppedToFit > 0 {
                     logger.warning("spool full: dropped the \(effects.droppedToFit) oldest entries (spool.when_full: drop_oldest)")
                 }
@@ -234,40 +235,48 @@ final class Spool: Sendable {
     /// Up to `limit` durable entries not read yet, in append order, each with the ticket to acknowledge it by.
     /// Called from one replay loop at a time.
     func read(limit: Int) -> [Item] {
-        guard limit > 0, let range = state.withLock({ $0.nextReadRange() }) else { return [] }
+        guard limit > 0 else { return [] }
+        // A damaged spot where a read starts moves the reader without handing anything out: read on from there
+        // (an empty read tells the replay that everything was read).
+        while let range = state.withLock({ $0.nextReadRange() }) {
+            let (items, movedPastDamage) = read(range, limit: limit)
+            if !items.isEmpty || !movedPastDamage { return items }
+        }
+        return []
+    }
+
+    private func read(_ range: SpoolState.ReadRange, limit: Int) -> (items: [Item], movedPastDamage: Bool) {
         let (position, end) = (range.start, range.end)
         let path = files.segmentPath(position.segment)
-        var bytes: [UInt8]
+        var found: [(entry: SpoolEntry, end: Int)] = []
+        var damage: SpoolState.Damage?
         do {
-            bytes = try files.read(path, offset: position.offset, count: min(end - position.offset, 1 << 20))
+            var bytes = try files.read(path, offset: position.offset, count: min(end - position.offset, 1 << 20))
             // A record bigger than one chunk: read exactly that record.
             if case .incomplete = SpoolRecord.decode(bytes[...]), bytes.count >= SpoolRecord.headerBytes,
                position.offset + bytes.count < end {
                 let size = SpoolRecord.headerBytes + Int(SpoolRecord.bodyLength(bytes[...]))
                 bytes = try files.read(path, offset: position.offset, count: min(end - position.offset, size))
             }
-        } catch {
-            logger.error("cannot read the spool: \(error)")
-            return []
-        }
-        let (found, damaged) = SpoolRecord.decodeRun(bytes, at: position.offset, durableEnd: end, limit: limit)
-        var damage: SpoolState.Damage?
-        if damaged {
-            // Rare (the disk damaged a durable record): the rest of the range is read to find where good records go on.
-            let spot = found.last?.end ?? position.offset
-            do {
+            let run = SpoolRecord.decodeRun(bytes, at: position.offset, durableEnd: end, limit: limit)
+            found = run.found
+            if run.damaged {
+                // Rare (the disk damaged a durable record): the rest of the range is read to find where good records go on.
+                let spot = found.last?.end ?? position.offset
                 damage = SegmentScan.resumption(after: try files.read(path, offset: spot, count: end - spot), at: spot)
-            } catch {
-                logger.error("cannot read the spool: \(error)")
-                return []
             }
+        } catch {
+            // Bytes the disk cannot give back (EIO): the range's records from here are lost, and reading goes on after
+            // it, rather than stopping the replay there for good.
+            logger.error("cannot read the spool: \(error)")
+            damage = SpoolState.Damage(resumeAt: end, intactAfter: 0)
         }
         let now = clock.now()
         let result = state.withLock { $0.read(found, from: range, damage: damage, now: now) }
         if let (lost, offset) = result.lostToDamage, let damage {
             logger.error("spool segment \(path) is damaged at offset \(offset): \(lost) entries lost, reading goes on at offset \(damage.resumeAt)")
         }
-        return result.items
+        return (result.items, damage != nil)
     }
 
     /// The broker has the entry (or it was expired, or refused for good): it may leave the log once all

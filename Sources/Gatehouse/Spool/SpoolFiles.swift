@@ -1,3 +1,5 @@
+import CDispatch  // `stat`'s members: see SpoolClock.swift
+import CoreFoundation
 import Foundation
 
 /// The spool directory: numbered segment files (`segment-000000000001.log`, appended in order) and a
@@ -11,9 +13,12 @@ struct SpoolFiles {
         /// The path names something that is not a usable directory, or one the gateway may not use: the
         /// config is wrong (a disk that is full or failing is not).
         var isMisconfiguration: Bool
+        /// The file's own bytes cannot be read (a failing disk, or not a file at all): nothing else would change that.
+        var isUnreadableFile: Bool
         init(_ action: String, _ path: String, errno code: Int32 = errno) {
             description = "cannot \(action) \(path): \(String(cString: strerror(code)))"
             isMisconfiguration = [ENOTDIR, EACCES, EPERM, ENAMETOOLONG, ELOOP, EISDIR].contains(code)
+            isUnreadableFile = code == EIO || code == EISDIR
         }
     }
 
@@ -50,18 +55,19 @@ struct SpoolFiles {
         }.sorted()
     }
 
-    /// The highest segment number the spool makes or reads: numbers go up by one from 1, so a new segment a second
-    /// would take millions of years to reach it. A file name or checkpoint above it is damage (or was put there),
-    /// and is ignored, so that the next number (`+ 1`) can never overflow and stop the gateway at every start.
+    /// Above the segment numbers the spool reads: numbers go up by one from 1, so a new segment a second would take
+    /// millions of years to reach it. A file name or checkpoint at or above it is damage (or was put there), and is
+    /// ignored, so that the next number (`+ 1`, at most this) can never overflow and stop the gateway at every start.
     static let maxSegmentNumber: UInt64 = 1 << 48
 
     private static func validSegmentNumber(_ number: UInt64) -> UInt64? {
-        number <= maxSegmentNumber ? number : nil
+        number < maxSegmentNumber ? number : nil
     }
 
     func readAll(_ path: String) throws(IOError) -> [UInt8] {
-        guard let data = FileManager.default.contents(atPath: path) else { throw IOError("read", path) }
-        return Array(data)
+        var status = stat()
+        guard stat(path, &status) == 0 else { throw IOError("read", path) }
+        return try read(path, offset: 0, count: Int(status.st_size))
     }
 
     /// Reads up to `count` bytes at `offset`.
@@ -131,11 +137,12 @@ struct SpoolFiles {
         unlink(segmentPath(number))
     }
 
-    /// Renames a segment that cannot be read out of the spool's way (`.unreadable`), for an operator; returns the
-    /// new path, or nil when even that failed.
+    /// Renames a segment that cannot be read out of the spool's way (`.unreadable-<Unix ms>`, so a later one of the
+    /// same number does not replace it), for an operator; returns the new path, or nil when even that failed.
     func setAside(_ number: UInt64) -> String? {
         let path = segmentPath(number)
-        return rename(path, path + ".unreadable") == 0 ? path + ".unreadable" : nil
+        let aside = "\(path).unreadable-\(nowMs())"
+        return rename(path, aside) == 0 ? aside : nil
     }
 
     private func syncDirectory() throws(IOError) {
@@ -168,14 +175,20 @@ struct SpoolFiles {
 
     /// The clocks noted, by segment (the last line of a segment wins); damaged lines are skipped.
     func readClocks() -> [UInt64: SegmentClock] {
-        guard let text = try? String(contentsOfFile: clocksPath, encoding: .utf8) else { return [:] }
+        guard let bytes = try? readAll(clocksPath) else { return [:] }
         var clocks: [UInt64: SegmentClock] = [:]
-        for line in text.split(separator: "\n") {
-            let fields = line.split(separator: " ")
+        for line in bytes.split(separator: UInt8(ascii: "\n")) {
+            let fields = String(decoding: line, as: UTF8.self).split(separator: " ")
             guard fields.count == 3, let segment = UInt64(fields[0]), let offset = Int64(fields[2]) else { continue }
             clocks[segment] = SegmentClock(boot: String(fields[1]), offset: offset)
         }
         return clocks
+    }
+
+    /// Drops the lines of segments that are gone (a running spool deletes segments as the broker confirms them).
+    func compactClocks() {
+        let present = Set(segmentNumbers())
+        keepClocks(readClocks().filter { present.contains($0.key) })
     }
 
     /// Rewrites the file with `clocks` alone (those of segments still there), so that it does not grow.

@@ -77,7 +77,7 @@ extension SpoolFiles {
     func openLog(logger: Logger) throws(IOError) -> (segments: [SegmentInfo], writer: Int32) {
         try prepare()
         let checkpoint = readCheckpoint()
-        var segments = recover(checkpoint: checkpoint, logger: logger)
+        var segments = try recover(checkpoint: checkpoint, logger: logger)
         let clocks = readClocks()
         for index in segments.indices { segments[index].written = clocks[segments[index].number] }
         keepClocks(clocks.filter { number, _ in segments.contains { $0.number == number } })
@@ -92,10 +92,11 @@ extension SpoolFiles {
 
     /// Loads the segments a previous run left: skips what the checkpoint says the broker already has, keeps
     /// every good record, cuts a torn last record off, rewrites segments damaged elsewhere without their bad
-    /// bytes (logging what was lost) and deletes empty ones. Never fails: a segment that cannot be read is set
-    /// aside (renamed `.unreadable`, for an operator) and the others are replayed; one that cannot be repaired
-    /// (a full disk) is kept as it is, since the reader goes past damaged spots too (`resumption`).
-    func recover(checkpoint: Position?, logger: Logger) -> [SegmentInfo] {
+    /// bytes (logging what was lost) and deletes empty ones. A segment whose bytes cannot be read (EIO) is set
+    /// aside (renamed `.unreadable-…`, for an operator) and the others are replayed; one that cannot be repaired
+    /// (a full disk) is kept as it is, since the reader goes past damaged spots too (`resumption`). Other errors
+    /// (permissions, no file descriptors) throw: the spool stays off and tries again.
+    func recover(checkpoint: Position?, logger: Logger) throws(IOError) -> [SegmentInfo] {
         var segments: [SegmentInfo] = []
         for number in segmentNumbers() {
             if let checkpoint, number < checkpoint.segment {
@@ -106,7 +107,7 @@ extension SpoolFiles {
             let bytes: [UInt8]
             do {
                 bytes = try readAll(path)
-            } catch {
+            } catch where error.isUnreadableFile {
                 let aside = setAside(number).map { " It is kept as \($0)." } ?? ""
                 logger.error("spool segment cannot be read: its entries are not replayed.\(aside) \(error)", metadata: ["file": "\(path)"])
                 continue

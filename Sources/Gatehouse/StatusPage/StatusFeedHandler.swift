@@ -37,6 +37,7 @@ final class StatusFeedHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         _ = socket.handleControl(unwrapInboundIn(data), context: context)
+        if socket.closing { pump?.stop() }  // the peer's close answered: nothing follows
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -57,6 +58,7 @@ final class StatusFeedHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// Graceful shutdown: close with 1001.
     func shutDown(channel: any Channel) {
+        pump?.stop()
         socket.close(code: 1001, text: "gateway shutting down", channel: channel)
     }
 }
