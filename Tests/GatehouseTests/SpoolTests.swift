@@ -54,6 +54,21 @@ final class ManualSpoolClock: SpoolClock {
         }
     }
 
+    /// A run that spooled `count` entries and shut down.
+    func leaveEntries(_ count: Int) async throws {
+        let spool = try open()
+        try await appendAll((0..<count).map { entry($0) }, to: spool)
+        spool.shutDown()
+    }
+
+    /// Changes the first segment's bytes on disk, as a failing disk (or another process) would.
+    func damageFirstSegment(_ change: (inout [UInt8]) -> Void) throws {
+        let path = SpoolFiles(dir: dir).segmentPath(1)
+        var bytes = [UInt8](FileManager.default.contents(atPath: path)!)
+        change(&bytes)
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+    }
+
     func readAll(_ spool: Spool) -> [Spool.Item] {
         var all: [Spool.Item] = []
         while case let batch = spool.read(limit: 100), !batch.isEmpty { all += batch }
@@ -121,11 +136,7 @@ final class ManualSpoolClock: SpoolClock {
     /// overflow and stop the gateway at every start. Both are ignored, and the spool opens with what it had.
     @Test func segmentNumbersNearTheTopAreIgnored() async throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        do {
-            let spool = try open()
-            try await appendAll((0..<3).map { entry($0) }, to: spool)
-            spool.shutDown()
-        }
+        try await leaveEntries(3)
         try "\(UInt64.max) 0\n".write(toFile: dir + "/checkpoint", atomically: true, encoding: .utf8)
         for number in [UInt64.max, UInt64.max - 1, SpoolFiles.maxSegmentNumber] {
             FileManager.default.createFile(atPath: dir + "/segment-\(number).log", contents: Data([1, 2, 3]))
@@ -142,11 +153,10 @@ final class ManualSpoolClock: SpoolClock {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let spool = try open()
         try await appendAll((0..<100).map { entry($0) }, to: spool)
-        let path = SpoolFiles(dir: dir).segmentPath(1)
-        var bytes = [UInt8](FileManager.default.contents(atPath: path)!)
-        let tenth = SegmentScan(bytes).records[10]
-        bytes[tenth.offset + SpoolRecord.headerBytes + 2] ^= 0xFF
-        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        try damageFirstSegment { bytes in
+            let tenth = SegmentScan(bytes).records[10]
+            bytes[tenth.offset + SpoolRecord.headerBytes + 2] ^= 0xFF
+        }
         let read = readAll(spool)
         #expect(read.map(\.entry.payload) == (0..<100).filter { $0 != 10 }.map { entry($0).payload })
         #expect(spool.stats().dropped == 1)
@@ -157,11 +167,7 @@ final class ManualSpoolClock: SpoolClock {
     /// is set aside and the others are replayed: the spool opened only if every segment could be read.
     @Test func aSegmentThatCannotBeReadIsSetAsideAndTheOthersAreReplayed() async throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        do {
-            let spool = try open()
-            try await appendAll((0..<3).map { entry($0) }, to: spool)
-            spool.shutDown()
-        }
+        try await leaveEntries(3)
         let unreadable = SpoolFiles(dir: dir).segmentPath(SpoolFiles.maxSegmentNumber - 1)
         try FileManager.default.createDirectory(atPath: unreadable, withIntermediateDirectories: false)
         let reopened = try open()
@@ -202,10 +208,7 @@ final class ManualSpoolClock: SpoolClock {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let spool = try open()
         try await appendAll((0..<10).map { entry($0) }, to: spool)
-        let path = SpoolFiles(dir: dir).segmentPath(1)
-        var bytes = [UInt8](FileManager.default.contents(atPath: path)!)
-        bytes[0] ^= 0xFF  // the first record's magic
-        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        try damageFirstSegment { $0[0] ^= 0xFF }  // the first record's magic
         #expect(spool.read(limit: 100).map(\.entry.payload) == (1..<10).map { entry($0).payload })
         spool.shutDown()
     }
