@@ -132,7 +132,8 @@ public final class Gateway: Sendable {
         directory.restore(saved.devices)
         commands.restore(saved.pending)
         self.mirror = mirror
-        let reconciler = Reconciler(gatewayID: id, topics: topics, directory: directory, devices: devices, commands: commands, logger: logger)
+        let reconciler = Reconciler(
+            gatewayID: id, topics: topics, directory: directory, devices: devices, commands: commands, desired: desired, logger: logger)
         self.reconciler = reconciler
         link.outbox.dropFromReplay { reconciler.isSuperseded($0) }
         routing = BrokerRouter(

@@ -121,6 +121,26 @@ import Testing
 }
 
 @Suite struct DesiredBookTests {
+    /// After a (re)connect the broker's retained copies are the truth, lower versions too, and a document the broker
+    /// no longer has (cleared while the gateway was cut off) is named for clearing; outside a resync a lower version
+    /// is still ignored.
+    @Test func aResyncTakesTheBrokersCopiesAndNamesTheDocumentsItNoLongerHas() {
+        var book = DesiredBook()
+        for device in ["kept", "remade", "cleared"] {
+            book.update(device) { $0.accept(DesiredDocument(ts: 1, version: 5, data: ["old": 1])) }
+        }
+        book.beginResync()
+        let kept = DesiredDocument(ts: 1, version: 5, data: ["old": 1]), remade = DesiredDocument(ts: 2, version: 2, data: ["new": 1])
+        for (device, document) in [("kept", kept), ("remade", remade)] {
+            book.seen(device)
+            let resyncing = book.isResyncing
+            _ = book.update(device) { $0.observe(desired: document, resyncing: resyncing) }
+        }
+        #expect(book.records["remade"]?.document == remade && book.records["kept"]?.document == kept)
+        #expect(book.endResync() == ["cleared"] && !book.isResyncing)
+        #expect(book.update("remade") { $0.observe(desired: DesiredDocument(ts: 3, version: 1, data: [:])) } == .ignored)
+    }
+
     @Test func countsPendingDeltasAndForgetsEmptyRecords() {
         var book = DesiredBook()
         book.update("a") { $0.accept(DesiredDocument(ts: 1, version: 1, data: ["x": 1])) }

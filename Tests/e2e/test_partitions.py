@@ -174,3 +174,39 @@ def test_expiry_falling_due_while_the_only_gateway_is_cut_off_is_answered_when_i
     assert body["status"] == "expired" and body["id"] == "e2", body
     finals = mqtt.collect(lambda m: m.topic == a.topic(dev, "response/ping") and m.json()["status"] != "queued", 1.0)
     assert not finals, f"answered more than once: {[m.json() for m in finals]}"
+
+
+def test_a_desired_document_cleared_and_made_again_while_a_gateway_was_cut_off_is_the_one_it_builds_on(gateway, mqtt, link):
+    """§7: the retained `desired` is the truth. While a is cut off the document is cleared (an empty retained
+    message) and made again by patches b applies (versions restart at 1). Back, a takes the broker's copy, the lower
+    version too: a patch it applies for the device it now holds builds on that, not on its old version 3, which
+    would have brought back the cleared keys above the versions made since."""
+    a = gateway(mqtt={"url": f"mqtt://127.0.0.1:{link.port}"})
+    b = gateway(fleet_of=a)
+    dev = uid("dclr")
+    mqtt.subscribe(f"{a.base}/{dev}/#")
+
+    def patch(data):
+        mqtt.publish(a.topic(dev, "desired/set"), {"data": data})
+        _, answer = mqtt.wait_json(a.topic(dev, "response/desired"))
+        assert answer["status"] == "ok", answer
+        return answer["data"]["version"]
+
+    for n in range(1, 4):
+        assert patch({f"old{n}": n}) == n
+    link.cut()
+    wait_cut_off(a)
+    a_bridge = f"{a.base}/bridge/{a.gw_id}/state"
+    assert fetch_retained_json(b.broker, a_bridge, lambda s: s["state"] == "offline", timeout=10)["state"] == "offline"
+    mqtt.publish(a.topic(dev, "desired"), b"", retain=True)
+    assert patch({"new": 1}) == 1  # b applies: a is offline
+    assert patch({"new": 2}) == 2
+
+    link.restore()
+    a.wait_ready()
+    d = a.connect(a.token(dev))
+    assert d.expect("desired") == {"type": "desired", "version": 2, "data": {"new": 2}}
+    assert patch({"z": 1}) == 3
+    body = fetch_retained_json(a.broker, a.topic(dev, "desired"), lambda x: x["version"] == 3)
+    assert body["data"] == {"new": 2, "z": 1}, body
+    assert d.expect("desired") == {"type": "desired", "version": 3, "data": {"new": 2, "z": 1}}

@@ -12,7 +12,7 @@ import Synchronization
 /// subscriptions were repeated before that publish). Until that echo nothing is decided from the mirrors:
 /// the spool is not replayed and no `online` is republished. Then `reconcile` decides each held device's
 /// availability and each unconfirmed state against what the broker has, and only then does the outbox
-/// start replaying, with state documents the broker has superseded left out (`isSuperseded`).
+/// start replaying, with state and desired documents the broker has superseded left out (`isSuperseded`).
 ///
 /// Owns the resynchronisation state (which connection, which echo is awaited). Calls `DeviceDirectory`,
 /// `DeviceHub` (announcements, state republishes) and `CommandRouter` (queued commands).
@@ -32,18 +32,22 @@ final class Reconciler: Sendable {
     private let directory: DeviceDirectory
     private let devices: DeviceHub
     private let commands: CommandRouter
+    private let desired: DesiredStateKeeper
     private let logger: Logger
     private let state = Mutex(State())
 
-    init(gatewayID: String, topics: Topics, directory: DeviceDirectory, devices: DeviceHub, commands: CommandRouter, logger: Logger) {
+    init(gatewayID: String, topics: Topics, directory: DeviceDirectory, devices: DeviceHub, commands: CommandRouter,
+         desired: DesiredStateKeeper, logger: Logger) {
         self.gatewayID = gatewayID
         self.topics = topics
         self.directory = directory
         self.devices = devices
         self.commands = commands
+        self.desired = desired
         self.logger = logger
         // At start the mirrors are the saved copy: the first connection resynchronises them like any other.
         commands.beginResync()
+        desired.beginResync()
     }
 
     /// True while the mirrors are in step with the broker.
@@ -61,6 +65,7 @@ final class Reconciler: Sendable {
         echo?.finish()
         directory.brokerLost()
         commands.beginResync()
+        desired.beginResync()
     }
 
     /// The connection this resynchronisation belongs to.
@@ -93,6 +98,7 @@ final class Reconciler: Sendable {
     func reconcile(generation: UInt64) -> Bool {
         guard state.withLock({ $0.generation == generation }) else { return false }
         commands.endResync()
+        desired.endResync()
         let now = nowMs()
         for device in directory.devicesWithUnconfirmedState {
             if let merged = directory.resolveState(of: device, now: now) {
@@ -138,8 +144,15 @@ final class Reconciler: Sendable {
     /// Whether a spooled message is a `state` document the broker has superseded (the same version or a
     /// newer one is retained, or it was folded into a merged document): replaying it would roll back.
     func isSuperseded(_ entry: SpoolEntry) -> Bool {
-        guard entry.retain, case .state(let device)? = topics.parse(entry.topic),
-              let document = StateDocument.decode(entry.payload) else { return false }
-        return directory.stateSupersedes(device, version: document.version)
+        guard entry.retain else { return false }
+        switch topics.parse(entry.topic) {
+        case .state(let device)?:
+            guard let document = StateDocument.decode(entry.payload) else { return false }
+            return directory.stateSupersedes(device, version: document.version)
+        case .desired(let device)?, .delta(let device)?:
+            return desired.supersedes(entry.payload, of: device)
+        default:
+            return false
+        }
     }
 }

@@ -30,14 +30,17 @@ struct DesiredRecord: Sendable, Equatable {
     /// The desired version (0 without a document).
     var version: Int64 { document?.version ?? 0 }
 
-    /// Records a retained `desired` (nil: an empty retained message).
-    mutating func observe(desired: DesiredDocument?) -> Observation {
+    /// Records a retained `desired` (nil: an empty retained message). `resyncing`: the broker sends its retained
+    /// copy again after a (re)connect, and that copy is the truth, a lower version too: the document was cleared and
+    /// made again while this gateway was cut off, and a patch applied here on the old one would bring back what
+    /// the clear removed, above the versions made since.
+    mutating func observe(desired: DesiredDocument?, resyncing: Bool = false) -> Observation {
         guard let desired else {
             guard document != nil else { return .ignored }
             document = nil
             return .cleared
         }
-        if let document, document.version >= desired.version { return .ignored }
+        if let document, resyncing ? document == desired : document.version >= desired.version { return .ignored }
         document = desired
         return .newer
     }

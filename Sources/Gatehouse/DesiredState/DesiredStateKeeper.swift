@@ -116,7 +116,11 @@ final class DesiredStateKeeper: Sendable {
     func observeDesired(_ payload: [UInt8], of device: String) {
         let document = payload.isEmpty ? nil : DesiredDocument.decode(payload)
         if !payload.isEmpty, document == nil { return }
-        let observation = book.withLock { $0.update(device) { $0.observe(desired: document) } }
+        let observation = book.withLock { book in
+            book.seen(device)
+            let resyncing = book.isResyncing
+            return book.update(device) { $0.observe(desired: document, resyncing: resyncing) }
+        }
         switch observation {
         case .ignored:
             return
@@ -128,14 +132,43 @@ final class DesiredStateKeeper: Sendable {
                 sendPending(to: session, always: true)
             }
         case .cleared:
-            guard isApplier(for: device) else { return }
-            metrics.devicesWithDelta(book.withLock { book in
-                book.update(device) { $0.clearDelta() }
-                return book.pendingCount
-            })
-            link.publish(OutboundMessage(topic: topics.delta(device), payload: [], retain: true), .mustBeSafe(device: device, source: nil))
-            directory.session(device)?.send(.desired(version: 0, data: JSONObject()))
+            withdrawDelta(of: device)
         }
+    }
+
+    /// The document was cleared: its applier withdraws the delta, and tells a held device there is nothing to apply.
+    private func withdrawDelta(of device: String) {
+        guard isApplier(for: device) else { return }
+        metrics.devicesWithDelta(book.withLock { book in
+            book.update(device) { $0.clearDelta() }
+            return book.pendingCount
+        })
+        link.publish(OutboundMessage(topic: topics.delta(device), payload: [], retain: true), .mustBeSafe(device: device, source: nil))
+        directory.session(device)?.send(.desired(version: 0, data: JSONObject()))
+    }
+
+    // MARK: Resynchronisation with the broker
+
+    /// The broker connection is back (or the gateway starts): until `endResync`, a retained `desired` the broker
+    /// sends is taken as it is, a lower version too (`DesiredRecord.observe(desired:resyncing:)`).
+    func beginResync() {
+        book.withLock { $0.beginResync() }
+    }
+
+    /// Every retained document came again (before the spool's replay): a document the broker no longer has was
+    /// cleared while this gateway was cut off, and is cleared here too.
+    func endResync() {
+        for device in book.withLock({ $0.endResync() }) {
+            guard book.withLock({ $0.update(device) { $0.observe(desired: nil) } }) == .cleared else { continue }
+            withdrawDelta(of: device)
+        }
+    }
+
+    /// Whether a spooled `desired` or `delta` document is older than the desired version known now (after the
+    /// resynchronisation): replaying it would roll the retained copy back under what other gateways made meanwhile.
+    func supersedes(_ payload: [UInt8], of device: String) -> Bool {
+        guard let spooled = DesiredDocument.decode(payload)?.version ?? DeltaDocument.decode(payload)?.version else { return false }
+        return book.withLock { $0.records[device]?.version ?? 0 } > spooled
     }
 
     /// A retained `<base>/<dev>/delta` (empty payload: cleared).
@@ -207,6 +240,28 @@ final class DesiredStateKeeper: Sendable {
 struct DesiredBook: Sendable {
     private(set) var records: [String: DesiredRecord] = [:]
     private(set) var pendingCount = 0
+    /// While the broker sends its retained documents again (`beginResync` … `endResync`): the devices with a
+    /// document here whose retained copy has not come yet.
+    private(set) var unseen: Set<String>?
+
+    var isResyncing: Bool { unseen != nil }
+
+    /// The broker connection is back (or the gateway starts): its retained documents are about to be sent again.
+    mutating func beginResync() {
+        unseen = Set(records.compactMap { $0.value.document == nil ? nil : $0.key })
+    }
+
+    /// A retained `desired` of `device` came.
+    mutating func seen(_ device: String) {
+        unseen?.remove(device)
+    }
+
+    /// Every retained document came again: the devices whose document the broker no longer has (cleared while this
+    /// gateway was cut off), to clear here too.
+    mutating func endResync() -> [String] {
+        defer { unseen = nil }
+        return unseen.map { Array($0) } ?? []
+    }
 
     /// Changes one device's record (a fresh one when there is none); an empty record is forgotten.
     mutating func update<Result>(_ device: String, _ body: (inout DesiredRecord) -> Result) -> Result {
