@@ -37,9 +37,14 @@ final class PendingQueue: Sendable {
     }
 
     private struct State {
+        /// Changed only through `insert` and `remove…`, which keep `count`.
         private(set) var entries: [String: [String: PendingCommand]] = [:]
         /// Commands in `entries`, of every device.
         private(set) var count = 0
+        var taken: Set<Taken> = []
+        /// During a resynchronisation with the broker: what it has not sent again yet.
+        var unseen: Set<Taken>?
+        var changes: UInt64 = 0
 
         /// Keeps `command` as the device's `id`; returns whether one was kept there before.
         mutating func insert(_ command: PendingCommand, device: String, id: String) -> Bool {
@@ -60,10 +65,6 @@ final class PendingQueue: Sendable {
             count -= commands.count
             return commands
         }
-        var taken: Set<Taken> = []
-        /// During a resynchronisation with the broker: what it has not sent again yet.
-        var unseen: Set<Taken>?
-        var changes: UInt64 = 0
     }
 
     private let state = Mutex(State())
