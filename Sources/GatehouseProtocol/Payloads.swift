@@ -286,7 +286,8 @@ public enum TelemetryPayload {
     ) {
         data.withSerializedBytes { data in
             let room = 21 + tsLength + 20 + data.count + 1
-            payload.removeAll(keepingCapacity: true)
+            // Kept only while not much larger: storage still held elsewhere is copied at its whole capacity.
+            if payload.capacity > 2 * room { payload = [] } else { payload.removeAll(keepingCapacity: true) }
             if room <= zeros.count {
                 zeros.withUnsafeBufferPointer { payload.append(contentsOf: UnsafeBufferPointer(rebasing: $0[..<room])) }  // a memcpy
             } else {

@@ -39,6 +39,10 @@ import Testing
         TelemetryPayload.encode(ts: JSONNumber(6), seq: 2, data: data, into: &payload)
         #expect(String(decoding: waiting, as: UTF8.self) == #"{"ts":5,"data":{"t":1}}"#)
         #expect(String(decoding: payload, as: UTF8.self) == #"{"ts":6,"seq":2,"data":{"t":1}}"#)
+        // Storage much larger than the payload (a device's one large message) is not kept.
+        var large = [UInt8](repeating: 0, count: 4096)
+        TelemetryPayload.encode(ts: JSONNumber(7), seq: 3, data: data, into: &large)
+        #expect(large.capacity < 1024 && String(decoding: large, as: UTF8.self) == #"{"ts":7,"seq":3,"data":{"t":1}}"#)
     }
 
     /// Read the general way (escapes) and by the fast path (compact ASCII, kept as text): the payload is the

@@ -68,20 +68,28 @@ final class BrokerRouter: Sendable {
         let echo = reconciler.awaitEcho(of: online.ts)
         let announcement = OutboundMessage(topic: topics.bridgeState(gatewayID), payload: online.encoded(), retain: true)
         let confirmed = await link.publishAndWait(announcement, timeout: .seconds(30))
+        var echoed = false
         if confirmed {
             directory.observe(gateway: gatewayID, online: true)
             homeAssistant.announceGateway()
             // Bounded: without the echo (a broker that does not send our own messages back) decide with what came.
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { for await _ in echo { return } }
-                group.addTask { try? await Task.sleep(for: .seconds(5)) }
-                await group.next()
+            echoed = await withTaskGroup(of: Bool.self) { group in
+                group.addTask {
+                    for await _ in echo { return true }
+                    return false
+                }
+                group.addTask {
+                    try? await Task.sleep(for: .seconds(5))
+                    return false
+                }
+                let first = await group.next() ?? false
                 group.cancelAll()
+                return first
             }
         } else {
             logger.error("the broker did not confirm the bridge state")
         }
-        guard reconciler.reconcile(generation: generation) else { return }
+        guard reconciler.reconcile(generation: generation, sawEveryRetained: echoed) else { return }
         link.connected()
         guard confirmed else { return }
         readiness.setBrokerReady(true)

@@ -95,10 +95,11 @@ final class Reconciler: Sendable {
     }
 
     /// Decides what the resynchronised mirrors call for; false when the connection of `generation` is gone.
-    func reconcile(generation: UInt64) -> Bool {
+    /// `sawEveryRetained`: the echo came, so a document the broker did not send again is one it no longer has.
+    func reconcile(generation: UInt64, sawEveryRetained: Bool = true) -> Bool {
         guard state.withLock({ $0.generation == generation }) else { return false }
         commands.endResync()
-        desired.endResync()
+        desired.endResync(clearingUnseen: sawEveryRetained)
         let now = nowMs()
         for device in directory.devicesWithUnconfirmedState {
             if let merged = directory.resolveState(of: device, now: now) {
@@ -149,8 +150,10 @@ final class Reconciler: Sendable {
         case .state(let device)?:
             guard let document = StateDocument.decode(entry.payload) else { return false }
             return directory.stateSupersedes(device, version: document.version)
-        case .desired(let device)?, .delta(let device)?:
-            return desired.supersedes(entry.payload, of: device)
+        case .desired(let device)?:
+            return desired.supersedes(entry.payload, of: device, isDelta: false)
+        case .delta(let device)?:
+            return desired.supersedes(entry.payload, of: device, isDelta: true)
         default:
             return false
         }

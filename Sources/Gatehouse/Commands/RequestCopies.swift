@@ -41,7 +41,7 @@ final class RequestCopies: Sendable {
     private let capacity: Int
     private let state = Mutex(State())
 
-    init(lifetime: Duration = .seconds(1), capacity: Int = 10_000) {
+    init(lifetime: Duration = .milliseconds(500), capacity: Int = 10_000) {
         self.lifetime = lifetime
         self.capacity = capacity
     }

@@ -10,6 +10,9 @@ struct DesiredRecord: Sendable, Equatable {
     private(set) var delta: DeltaDocument?
     /// When the delta last became non-empty (Unix ms); nil while it is empty.
     private(set) var pendingSince: Int64?
+    /// The version of a document this gateway accepted whose retained copy has not come back from the broker yet
+    /// (it may wait in the spool): a resynchronisation does not take a lower one over it, nor clear it.
+    private(set) var unconfirmed: Int64?
 
     /// What a retained `desired` seen on the broker changes.
     enum Observation: Equatable {
@@ -36,13 +39,33 @@ struct DesiredRecord: Sendable, Equatable {
     /// the clear removed, above the versions made since.
     mutating func observe(desired: DesiredDocument?, resyncing: Bool = false) -> Observation {
         guard let desired else {
-            guard document != nil else { return .ignored }
+            guard document != nil, !(resyncing && unconfirmed != nil) else { return .ignored }
             document = nil
+            unconfirmed = nil
             return .cleared
+        }
+        if let unconfirmed {
+            guard desired.version >= unconfirmed else { return .ignored }  // ours is still on its way
+            self.unconfirmed = nil
         }
         if let document, resyncing ? document == desired : document.version >= desired.version { return .ignored }
         document = desired
         return .newer
+    }
+
+    /// Whether a spooled `desired` document would roll the retained copy back: a lower version than known, or the
+    /// same version with other data (another gateway's, made while this one was cut off). Its own is replayed.
+    func supersedes(desired spooled: DesiredDocument) -> Bool {
+        version > spooled.version || (version == spooled.version && document != spooled)
+    }
+
+    /// Whether a spooled `delta` (nil: an empty one, a withdrawal) would roll the retained copy back: older than the
+    /// document or the delta known, or a withdrawal while there is a document again.
+    func supersedes(delta spooled: DeltaDocument?) -> Bool {
+        guard let spooled else { return document != nil }
+        if version > spooled.version { return true }
+        guard let delta else { return false }
+        return (delta.version, delta.stateVersion) > (spooled.version, spooled.stateVersion)
     }
 
     /// Records a retained `delta` (nil: cleared) unless it is older than the one known.
@@ -59,11 +82,14 @@ struct DesiredRecord: Sendable, Equatable {
     /// A patch was accepted: the new document.
     mutating func accept(_ new: DesiredDocument) {
         document = new
+        unconfirmed = new.version
     }
 
     /// A publish of `new` failed: back to `previous`, unless a later patch was accepted meanwhile.
     mutating func revert(_ new: DesiredDocument, to previous: DesiredDocument?) {
-        if document == new { document = previous }
+        guard document == new else { return }
+        document = previous
+        unconfirmed = nil
     }
 
     /// The delta against the reported state `reported`, to publish when `always` (after an accepted patch)

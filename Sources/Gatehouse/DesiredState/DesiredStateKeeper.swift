@@ -156,19 +156,26 @@ final class DesiredStateKeeper: Sendable {
     }
 
     /// Every retained document came again (before the spool's replay): a document the broker no longer has was
-    /// cleared while this gateway was cut off, and is cleared here too.
-    func endResync() {
-        for device in book.withLock({ $0.endResync() }) {
-            guard book.withLock({ $0.update(device) { $0.observe(desired: nil) } }) == .cleared else { continue }
+    /// cleared while this gateway was cut off, and is cleared here too, unless it is this gateway's own on its way
+    /// to the broker. Only when `clearingUnseen` (the broker's echo said every retained copy came): after a
+    /// resynchronisation that ended without it, a copy that did not come proves nothing.
+    func endResync(clearingUnseen: Bool = true) {
+        let unseen = book.withLock { $0.endResync() }
+        guard clearingUnseen else { return }
+        for device in unseen {
+            guard book.withLock({ $0.update(device) { $0.observe(desired: nil, resyncing: true) } }) == .cleared else { continue }
             withdrawDelta(of: device)
         }
     }
 
-    /// Whether a spooled `desired` or `delta` document is older than the desired version known now (after the
-    /// resynchronisation): replaying it would roll the retained copy back under what other gateways made meanwhile.
-    func supersedes(_ payload: [UInt8], of device: String) -> Bool {
-        guard let spooled = DesiredDocument.decode(payload)?.version ?? DeltaDocument.decode(payload)?.version else { return false }
-        return book.withLock { $0.records[device]?.version ?? 0 } > spooled
+    /// Whether a spooled `desired` or `delta` would roll the retained copy back under what other gateways made
+    /// while this one was cut off (known now, after the resynchronisation); this gateway's own latest is replayed.
+    func supersedes(_ payload: [UInt8], of device: String, isDelta: Bool) -> Bool {
+        book.withLock { book in
+            let record = book.records[device] ?? DesiredRecord()
+            if isDelta { return payload.isEmpty ? record.supersedes(delta: nil) : DeltaDocument.decode(payload).map(record.supersedes(delta:)) ?? false }
+            return DesiredDocument.decode(payload).map(record.supersedes(desired:)) ?? false
+        }
     }
 
     /// A retained `<base>/<dev>/delta` (empty payload: cleared).

@@ -265,11 +265,14 @@ final class Spool: Sendable {
                 let spot = found.last?.end ?? position.offset
                 damage = SegmentScan.resumption(after: try files.read(path, offset: spot, count: end - spot), at: spot)
             }
-        } catch {
+        } catch where error.isUnreadableFile {
             // Bytes the disk cannot give back (EIO): the range's records from here are lost, and reading goes on after
             // it, rather than stopping the replay there for good.
             logger.error("cannot read the spool: \(error)")
             damage = SpoolState.Damage(resumeAt: end, intactAfter: 0)
+        } catch {
+            logger.error("cannot read the spool now: \(error)")  // (no file descriptor, say): read again later
+            return ([], false)
         }
         let now = clock.now()
         let result = state.withLock { $0.read(found, from: range, damage: damage, now: now) }

@@ -15,10 +15,13 @@ struct SpoolFiles {
         var isMisconfiguration: Bool
         /// The file's own bytes cannot be read (a failing disk, or not a file at all): nothing else would change that.
         var isUnreadableFile: Bool
+        /// The process ran short (file descriptors, memory): trying again later may work.
+        var isShortOfResources: Bool
         init(_ action: String, _ path: String, errno code: Int32 = errno) {
             description = "cannot \(action) \(path): \(String(cString: strerror(code)))"
             isMisconfiguration = [ENOTDIR, EACCES, EPERM, ENAMETOOLONG, ELOOP, EISDIR].contains(code)
             isUnreadableFile = code == EIO || code == EISDIR
+            isShortOfResources = [EMFILE, ENFILE, ENOMEM, EINTR, EAGAIN].contains(code)
         }
     }
 

@@ -92,10 +92,10 @@ extension SpoolFiles {
 
     /// Loads the segments a previous run left: skips what the checkpoint says the broker already has, keeps
     /// every good record, cuts a torn last record off, rewrites segments damaged elsewhere without their bad
-    /// bytes (logging what was lost) and deletes empty ones. A segment whose bytes cannot be read (EIO) is set
-    /// aside (renamed `.unreadable-…`, for an operator) and the others are replayed; one that cannot be repaired
-    /// (a full disk) is kept as it is, since the reader goes past damaged spots too (`resumption`). Other errors
-    /// (permissions, no file descriptors) throw: the spool stays off and tries again.
+    /// bytes (logging what was lost) and deletes empty ones. A segment that cannot be read (EIO, permissions, a
+    /// dangling link) is set aside (renamed `.unreadable-…`, for an operator) and the others are replayed; one that
+    /// cannot be repaired (a full disk) is kept as it is, since the reader goes past damaged spots too
+    /// (`resumption`). A process short of file descriptors or memory throws: the spool stays off and tries again.
     func recover(checkpoint: Position?, logger: Logger) throws(IOError) -> [SegmentInfo] {
         var segments: [SegmentInfo] = []
         for number in segmentNumbers() {
@@ -107,7 +107,7 @@ extension SpoolFiles {
             let bytes: [UInt8]
             do {
                 bytes = try readAll(path)
-            } catch where error.isUnreadableFile {
+            } catch where !error.isShortOfResources {
                 let aside = setAside(number).map { " It is kept as \($0)." } ?? ""
                 logger.error("spool segment cannot be read: its entries are not replayed.\(aside) \(error)", metadata: ["file": "\(path)"])
                 continue
