@@ -58,14 +58,8 @@ public struct TelemetryData: Sendable, Equatable, ExpressibleByDictionaryLiteral
 
     /// Lends the compact JSON of the object: the text itself, when the data is text (nothing is copied).
     func withSerializedBytes<Result>(_ body: (UnsafeRawBufferPointer) -> Result) -> Result {
-        switch form {
-        case .object(let object):
-            var buffer: [UInt8] = []
-            object.serialize(into: &buffer)
-            return buffer.withUnsafeBytes(body)
-        case .compactJSON(let text):
-            return text.withUnsafeBytes(body)
-        }
+        if case .compactJSON(let text) = form { return text.withUnsafeBytes(body) }
+        return serialized().withUnsafeBytes(body)
     }
 
     /// The length of ``serialize(into:)``'s output when known without writing it: the text's.

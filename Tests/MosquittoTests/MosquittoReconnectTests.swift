@@ -93,7 +93,11 @@ import Testing
         #expect(try await eventually { seen.withLock { $0 } == ["connected", "held/x"] })
         // A client with the same id takes the session over and leaves at once; ours reconnects after its reconnect
         // delay (at least a second), renews the subscription and gets the retained message again.
-        let usurper = try MosquittoClient(options: options, logger: quietLogger)
+        // The usurper does not come back within the test: stopped late (this task can wait past our client's reconnect
+        // delay when the suite runs in parallel), it was taken over by our reconnect and took our session over again.
+        var usurping = options
+        usurping.reconnect = MQTTReconnectPolicy(minimumDelay: .seconds(60), maximumDelay: .seconds(60))
+        let usurper = try MosquittoClient(options: usurping, logger: quietLogger)
         try await usurper.connect()
         usurper.stop()
         #expect(try await eventually(timeout: .seconds(10)) { seen.withLock { $0.count } >= 5 })
