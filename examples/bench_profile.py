@@ -76,8 +76,8 @@ def profile():
         if profiler:
             profiler.send_signal(2)  # both write their report on SIGINT
             profiler.wait(timeout=60)
-        print(f"QoS {QOS}: {acked} acked in {seconds:.1f} s = {acked / seconds:.0f} msgs/s; gateway {gw_cpu / acked * 1e6:.1f} µs/msg, "
-              f"broker {broker_cpu / acked * 1e6:.1f} µs/msg" + (f"; profile in {STRACE or OUT}" if profiler and not COUNT else "")
+        print(f"QoS {QOS}: {acked} acked in {seconds:.1f} s = {acked / seconds:.0f} msgs/s; gateway {gw_cpu / acked * 1e6:.2f} µs/msg, "
+              f"broker {broker_cpu / acked * 1e6:.2f} µs/msg" + (f"; profile in {STRACE or OUT}" if profiler and not COUNT else "")
               + ("; with COUNT the CPU includes the probe's cost" if COUNT else ""))
         if COUNT:
             print_counts(counts, acked)

@@ -24,22 +24,63 @@ public struct MQTTUserProperty: Sendable, Equatable {
 }
 
 /// The MQTT 5 publish properties Gatehouse uses.
+///
+/// The set ones are kept in a box of their own (copied on write), and none while none is set: nearly every publish
+/// carries the empty set, which then copies and destroys as one word instead of six fields (docs/benchmarks.md,
+/// "Optimisations").
 public struct MQTTProperties: Sendable, Equatable {
     /// Topic the receiver should publish its response to (request/response pattern).
-    public var responseTopic: String?
+    public var responseTopic: String? {
+        get { box?.fields.responseTopic }
+        set { update { $0.responseTopic = newValue } }
+    }
     /// Opaque bytes echoed back in the response so the requester can match it.
-    public var correlationData: [UInt8]?
+    public var correlationData: [UInt8]? {
+        get { box?.fields.correlationData }
+        set { update { $0.correlationData = newValue } }
+    }
     /// Seconds after which the broker drops the message if it is still undelivered.
-    public var messageExpiryInterval: UInt32?
+    public var messageExpiryInterval: UInt32? {
+        get { box?.fields.messageExpiryInterval }
+        set { update { $0.messageExpiryInterval = newValue } }
+    }
     /// MIME type of the payload, e.g. `application/json`.
-    public var contentType: String?
+    public var contentType: String? {
+        get { box?.fields.contentType }
+        set { update { $0.contentType = newValue } }
+    }
     /// Free-form name/value pairs, in order; names may repeat.
-    public var userProperties: [MQTTUserProperty]
+    public var userProperties: [MQTTUserProperty] {
+        get { box?.fields.userProperties ?? [] }
+        set { update { $0.userProperties = newValue } }
+    }
     /// Incoming only: the identifiers of the subscriptions this message matched (see `subscribe(_:qos:identifier:)`).
-    public var subscriptionIdentifiers: [UInt32] = []
+    public var subscriptionIdentifiers: [UInt32] {
+        get { box?.fields.subscriptionIdentifiers ?? [] }
+        set { update { $0.subscriptionIdentifiers = newValue } }
+    }
 
-    /// Creates a property set; every property is optional. Inlinable: every publish makes one, nearly always empty.
-    @inlinable
+    private struct Fields: Equatable {
+        var responseTopic: String?
+        var correlationData: [UInt8]?
+        var messageExpiryInterval: UInt32?
+        var contentType: String?
+        var userProperties: [MQTTUserProperty] = []
+        var subscriptionIdentifiers: [UInt32] = []
+
+        var isEmpty: Bool { self == Fields() }
+    }
+
+    // @unchecked: written only while the one holder's (`update`).
+    private final class Box: @unchecked Sendable {
+        var fields: Fields
+        init(_ fields: Fields) { self.fields = fields }
+    }
+
+    /// nil while no property is set.
+    private var box: Box?
+
+    /// Creates a property set; every property is optional.
     public init(
         responseTopic: String? = nil,
         correlationData: [UInt8]? = nil,
@@ -47,18 +88,27 @@ public struct MQTTProperties: Sendable, Equatable {
         contentType: String? = nil,
         userProperties: [MQTTUserProperty] = []
     ) {
-        self.responseTopic = responseTopic
-        self.correlationData = correlationData
-        self.messageExpiryInterval = messageExpiryInterval
-        self.contentType = contentType
-        self.userProperties = userProperties
+        let fields = Fields(
+            responseTopic: responseTopic, correlationData: correlationData, messageExpiryInterval: messageExpiryInterval,
+            contentType: contentType, userProperties: userProperties)
+        box = fields.isEmpty ? nil : Box(fields)
     }
 
     /// True when no property is set, so nothing needs to be encoded.
-    @inlinable
     public var isEmpty: Bool {
-        responseTopic == nil && correlationData == nil && messageExpiryInterval == nil && contentType == nil
-            && userProperties.isEmpty
+        guard let fields = box?.fields else { return true }
+        return fields.responseTopic == nil && fields.correlationData == nil && fields.messageExpiryInterval == nil
+            && fields.contentType == nil && fields.userProperties.isEmpty
+    }
+
+    public static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.box === rhs.box || lhs.box?.fields ?? Fields() == rhs.box?.fields ?? Fields()
+    }
+
+    private mutating func update(_ change: (inout Fields) -> Void) {
+        if !isKnownUniquelyReferenced(&box) { box = Box(box?.fields ?? Fields()) }
+        change(&box!.fields)
+        if box!.fields.isEmpty { box = nil }
     }
 }
 
