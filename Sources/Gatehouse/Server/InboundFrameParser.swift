@@ -57,20 +57,7 @@ struct InboundFrameParser {
     private mutating func next(_ buffer: inout ByteBuffer) -> Step? {
         guard skipRefused(&buffer) else { return nil }
         let start = buffer.readerIndex
-        guard let head = buffer.getInteger(at: start, as: UInt16.self) else { return nil }
-        let first = UInt8(truncatingIfNeeded: head >> 8)
-        let masked = head & 0x80 != 0
-        var lengthEnd = 2
-        var length = Int(head & 0x7F)
-        if length == 126 {
-            lengthEnd += 2
-            guard let word = buffer.getInteger(at: start + 2, as: UInt16.self) else { return nil }
-            length = Int(word)
-        } else if length == 127 {
-            lengthEnd += 8
-            guard let word = buffer.getInteger(at: start + 2, as: UInt64.self) else { return nil }
-            length = Int(clamping: word)
-        }
+        guard let (first, masked, lengthEnd, length, arrivedMaskKey) = buffer.withUnsafeReadableBytes(Self.header) else { return nil }
         let headerLength = lengthEnd + (masked ? 4 : 0)
         // Judged once the length is read, before the mask key, as NIO's decoder does.
         let fin = first & 0x80 != 0
@@ -87,12 +74,32 @@ struct InboundFrameParser {
             return .refused(refusal)
         }
         guard buffer.readableBytes >= headerLength, buffer.readableBytes - headerLength >= length else { return nil }
-        let maskKey = masked ? buffer.getInteger(at: start + lengthEnd, endianness: .host, as: UInt32.self) : nil
+        let maskKey = masked ? arrivedMaskKey : nil
         let data = buffer.getSlice(at: start + headerLength, length: length)!
         buffer.moveReaderIndex(forwardBy: headerLength + length)
         return .frame(InboundFrame(
             fin: fin, rsv1: first & 0x40 != 0, rsv2: first & 0x20 != 0, rsv3: first & 0x10 != 0,
             opcode: WebSocketOpcode(encodedWebSocketOpcode: first & 0x0F)!, maskKey: maskKey, data: data))
+    }
+
+    /// A frame's header from the start of `bytes`, as far as it arrived: its first byte, whether it is masked, where
+    /// its length ends, the length, and the mask key once it arrived; nil until the length has. Read in one access to
+    /// the buffer: each `getInteger` would be an access of its own, checked for exclusivity at run time.
+    private static func header(_ bytes: UnsafeRawBufferPointer)
+        -> (first: UInt8, masked: Bool, lengthEnd: Int, length: Int, maskKey: UInt32?)?
+    {
+        guard bytes.count >= 2 else { return nil }
+        var (lengthEnd, length) = (2, Int(bytes[1] & 0x7F))
+        if length == 126 {
+            guard bytes.count >= 4 else { return nil }
+            (lengthEnd, length) = (4, Int(UInt16(bigEndian: bytes.loadUnaligned(fromByteOffset: 2, as: UInt16.self))))
+        } else if length == 127 {
+            guard bytes.count >= 10 else { return nil }
+            (lengthEnd, length) = (10, Int(clamping: UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 2, as: UInt64.self))))
+        }
+        let masked = bytes[1] & 0x80 != 0
+        let maskKey = masked && bytes.count >= lengthEnd + 4 ? bytes.loadUnaligned(fromByteOffset: lengthEnd, as: UInt32.self) : nil
+        return (bytes[0], masked, lengthEnd, length, maskKey)
     }
 
     /// Drops what has arrived of a refused frame's mask key and payload; true once all of it has.

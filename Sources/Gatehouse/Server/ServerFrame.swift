@@ -26,20 +26,33 @@ extension ByteBuffer {
         frame.data.withUnsafeReadableBytes { writeFrame(first: first, maskKey: frame.maskKey, payload: $0) }
     }
 
+    /// Written in one access to the buffer's storage: each `writeInteger` and `writeBytes` would be an access of its
+    /// own, checked for exclusivity at run time (about 1 % of QoS 0 telemetry's samples, for its acks).
     private mutating func writeFrame(first: UInt8, maskKey: WebSocketMaskingKey?, payload: UnsafeRawBufferPointer) {
-        writeInteger(first)
-        let masked: UInt8 = maskKey == nil ? 0 : 0x80
-        switch payload.count {
-        case ..<126:
-            writeInteger(masked | UInt8(payload.count))
-        case ...Int(UInt16.max):
-            writeInteger(masked | 126)
-            writeInteger(UInt16(payload.count))
-        default:
-            writeInteger(masked | 127)
-            writeInteger(UInt64(payload.count))
+        writeWithUnsafeMutableBytes(minimumWritableBytes: 14 + payload.count) { out in
+            let masked: UInt8 = maskKey == nil ? 0 : 0x80
+            out[0] = first
+            var at = 2
+            switch payload.count {
+            case ..<126:
+                out[1] = masked | UInt8(payload.count)
+            case ...Int(UInt16.max):
+                out[1] = masked | 126
+                out.storeBytes(of: UInt16(payload.count).bigEndian, toByteOffset: at, as: UInt16.self)
+                at += 2
+            default:
+                out[1] = masked | 127
+                out.storeBytes(of: UInt64(payload.count).bigEndian, toByteOffset: at, as: UInt64.self)
+                at += 8
+            }
+            if let maskKey {
+                for byte in maskKey {
+                    out[at] = byte
+                    at += 1
+                }
+            }
+            UnsafeMutableRawBufferPointer(rebasing: out[at...]).copyMemory(from: payload)
+            return at + payload.count
         }
-        if let maskKey { writeBytes(maskKey) }
-        writeBytes(payload)
     }
 }
