@@ -19,6 +19,17 @@ import Testing
         }
     }
 
+    /// Written from where it is asked to, and nowhere else.
+    @Test func decimalDigitsGoWhereTheyAreAskedToAndNoFurther() {
+        for value: UInt64 in [0, 7, 42, 1_733_500_000_123, UInt64.max] {
+            var out = [UInt8](repeating: UInt8(ascii: "x"), count: 30)
+            let end = out.withUnsafeMutableBufferPointer { JSONWriter.writeDecimal(value, into: $0, at: 3) }
+            let digits = Array("\(value)".utf8)
+            #expect(end == 3 + digits.count)
+            #expect(out == Array("xxx".utf8) + digits + [UInt8](repeating: UInt8(ascii: "x"), count: 27 - digits.count))
+        }
+    }
+
     @Test func rawTextIsAppendedAsItIs() {
         var out: [UInt8] = []
         JSONWriter.appendRaw(#"{"ts":"#, to: &out)
