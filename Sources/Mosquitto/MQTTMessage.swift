@@ -60,7 +60,7 @@ public struct MQTTProperties: Sendable, Equatable {
         set { update { $0.subscriptionIdentifiers = newValue } }
     }
 
-    private struct Fields: Equatable {
+    fileprivate struct Fields: Equatable {
         var responseTopic: String?
         var correlationData: [UInt8]?
         var messageExpiryInterval: UInt32?
@@ -68,17 +68,26 @@ public struct MQTTProperties: Sendable, Equatable {
         var userProperties: [MQTTUserProperty] = []
         var subscriptionIdentifiers: [UInt32] = []
 
-        var isEmpty: Bool { self == Fields() }
+        /// Nothing to send: subscription identifiers only come in.
+        var isEmptyToSend: Bool {
+            responseTopic == nil && correlationData == nil && messageExpiryInterval == nil && contentType == nil && userProperties.isEmpty
+        }
+
+        var isEmpty: Bool { isEmptyToSend && subscriptionIdentifiers.isEmpty }
     }
 
     // @unchecked: written only while the one holder's (`update`).
-    private final class Box: @unchecked Sendable {
-        var fields: Fields
-        init(_ fields: Fields) { self.fields = fields }
+    @usableFromInline final class Box: @unchecked Sendable {
+        fileprivate var fields: Fields
+        fileprivate init(_ fields: Fields) { self.fields = fields }
     }
 
     /// nil while no property is set.
-    private var box: Box?
+    @usableFromInline var box: Box?
+
+    /// The empty set. Inlinable: nearly every publish makes one.
+    @inlinable
+    public init() { box = nil }
 
     /// Creates a property set; every property is optional.
     public init(
@@ -95,11 +104,7 @@ public struct MQTTProperties: Sendable, Equatable {
     }
 
     /// True when no property is set, so nothing needs to be encoded.
-    public var isEmpty: Bool {
-        guard let fields = box?.fields else { return true }
-        return fields.responseTopic == nil && fields.correlationData == nil && fields.messageExpiryInterval == nil
-            && fields.contentType == nil && fields.userProperties.isEmpty
-    }
+    public var isEmpty: Bool { box?.fields.isEmptyToSend ?? true }
 
     public static func == (lhs: Self, rhs: Self) -> Bool {
         lhs.box === rhs.box || lhs.box?.fields ?? Fields() == rhs.box?.fields ?? Fields()
