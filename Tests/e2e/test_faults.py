@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TcpForwarder, metric, report_figures, uid, wait_until
+from conftest import MqttClient, TcpForwarder, metric, report_figures, uid, wait_until
 from streams import Observer, StreamDevice, account
+from test_commands import request
 
 DEVICES = 20
 RATE = 40  # messages per second per device
@@ -245,6 +246,36 @@ def test_messages_the_broker_denies_do_not_keep_the_link_down(gateway, fresh_bro
     assert wait_until(lambda: set(observer.arrivals.get(allowed, [])) == set(range(20)), 15), observer.arrivals.get(allowed)
     assert denied not in observer.arrivals
     observer.close()
+
+
+def test_a_device_answer_the_broker_refuses_leaves_the_response_topic_one_answer(gateway, fresh_broker, tmp_path):
+    """The broker's ACL refuses the gateway's publishes to one device's `response/...`: the device's answer gets
+    `nack` `broker_rejected` and its command stays open for a resend, so nothing goes to the request's Response
+    Topic yet. The deadline then ends the command, and its `timeout` is the one answer there. (The refused answer's
+    copy used to go at once: the requester had `ok`, then `timeout`.)"""
+    g = gateway(broker=fresh_broker)
+    dev = uid("refused")
+    acl = tmp_path / "acl"
+    acl.write_text(f"topic readwrite #\ntopic deny {g.base}/{dev}/response/#\n")
+    d = g.connect(g.token(dev))
+    fresh_broker.stop()
+    fresh_broker.extra_config = f"user root\nacl_file {acl}\n"
+    fresh_broker.start()
+    assert wait_until(lambda: readyz(g) == 200, 15)
+    requester = MqttClient(fresh_broker)
+    try:
+        reply = f"replies/{uid('r')}"
+        requester.subscribe(reply)
+        request(requester, g, dev, "reboot", {"id": "r1", "timeout_ms": 2000}, response_topic=reply, correlation_data=b"c1")
+        d.expect("command", id="r1")
+        d.send_json({"type": "response", "seq": 1, "id": "r1", "status": "ok"})
+        d.expect_nack(1, "broker_rejected")
+        answer = requester.wait_for(reply, timeout=10)
+        assert answer.json()["status"] == "timeout", answer.json()
+        assert answer.prop("CorrelationData") == b"c1"
+        requester.assert_nothing(reply, within=1)
+    finally:
+        requester.close()
 
 
 def test_truncated_and_corrupt_spool_keeps_good_entries(gateway, broker, link):

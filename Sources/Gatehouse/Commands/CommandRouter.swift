@@ -109,7 +109,7 @@ final class CommandRouter: Sendable {
                 completion: PublishCompletion?) -> Bool {
         guard let command = open.take(id.text, device: session.device) else { return false }
         let response = CommandResponse(id: command.id.json, status: status, data: data, error: status == .ok ? nil : error, ts: nowMs())
-        finish(command, with: response, source: session) { [self] outcome in
+        finish(command, with: response, source: session, reopensWhenRefused: true) { [self] outcome in
             if case .refused = outcome { reopen(command) }
             completion?(outcome)
         }
@@ -326,9 +326,11 @@ final class CommandRouter: Sendable {
     }
 
     /// Publishes the final response of a delivered command.
-    private func finish(_ command: OpenCommand, with response: CommandResponse, source: (any PublishSource)? = nil, completion: PublishCompletion? = nil) {
+    private func finish(_ command: OpenCommand, with response: CommandResponse, source: (any PublishSource)? = nil,
+                        reopensWhenRefused: Bool = false, completion: PublishCompletion? = nil) {
         metrics.commandFinished(response.status, latencyMs: nowMs() - command.sentAt)
-        publishResponse(response, device: command.device, command: command.name, replyTo: command.replyTo, source: source, completion: completion)
+        publishResponse(response, device: command.device, command: command.name, replyTo: command.replyTo, source: source,
+                        reopensWhenRefused: reopensWhenRefused, completion: completion)
     }
 
     /// Publishes a gateway-made response (rejected, offline, queued, expired).
@@ -339,14 +341,22 @@ final class CommandRouter: Sendable {
         publishResponse(response, device: device, command: command, replyTo: replyTo)
     }
 
+    /// Publishes `response` to the command's response topic and, once that publish has its outcome, to the request's
+    /// Response Topic. A refused device answer whose command opens again (`reopensWhenRefused`) leaves the Response
+    /// Topic alone: the device's resend, or the command's deadline, gives the one answer there. Any other response is
+    /// the last there will be, and its copy goes whatever became of the first.
     private func publishResponse(_ response: CommandResponse, device: String, command: String, replyTo: ReplyTo?,
-                                 source: (any PublishSource)? = nil, completion: PublishCompletion? = nil) {
+                                 source: (any PublishSource)? = nil, reopensWhenRefused: Bool = false, completion: PublishCompletion? = nil) {
         let payload = response.encoded()
         let delivery = Durability.mustBeSafe(device: device, source: source)
-        link.publish(OutboundMessage(topic: topics.response(device, command), payload: payload), delivery, completion: completion)
-        if let replyTo {
-            let properties = MQTTProperties(correlationData: replyTo.correlationData)
-            link.publish(OutboundMessage(topic: replyTo.topic, payload: payload, properties: properties), delivery)
+        let message = OutboundMessage(topic: topics.response(device, command), payload: payload)
+        guard let replyTo else { return link.publish(message, delivery, completion: completion) }
+        link.publish(message, delivery) { [link] outcome in
+            if outcome == .safe || !reopensWhenRefused {
+                let properties = MQTTProperties(correlationData: replyTo.correlationData)
+                link.publish(OutboundMessage(topic: replyTo.topic, payload: payload, properties: properties), delivery)
+            }
+            completion?(outcome)
         }
     }
 
