@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import GATEHOUSE_BIN, assert_ts_now, fetch_retained_json, now_ms, run_ctl, uid, wait_until
+from conftest import GATEHOUSE_BIN, MqttClient, assert_ts_now, fetch_retained_json, now_ms, run_ctl, uid, wait_until
 
 SIM_BIN = os.environ.get("GATEHOUSE_SIM_BIN") or os.path.join(os.path.dirname(GATEHOUSE_BIN), "gatehouse-sim")
 
@@ -72,6 +72,31 @@ def hello(d, state_caps=None, seq=1):
 def report(d, data, seq):
     d.send_json({"type": "state", "seq": seq, "data": data})
     d.expect_ack(seq)
+
+
+def test_a_patch_the_broker_refuses_reaches_neither_the_device_nor_the_delta(gateway, fresh_broker, tmp_path):
+    """The broker's ACL refuses the gateway's `desired` document for one device: the patch is answered `rejected`
+    and undone, and nothing of it went anywhere else: no `desired` frame to the device, no `delta`. (Both went at
+    once, before the broker had answered.)"""
+    g = gateway(broker=fresh_broker)
+    dev = uid("refusedpatch")
+    acl = tmp_path / "acl"
+    acl.write_text(f"topic readwrite #\ntopic deny {g.base}/{dev}/desired\n")
+    d = g.connect(g.token(dev))
+    fresh_broker.stop()
+    # mosquitto started as root would read the ACL as its own user, who may not enter the test's directory.
+    fresh_broker.extra_config = f"user root\nacl_file {acl}\n"
+    fresh_broker.start()
+    assert wait_until(lambda: g.http_get("/readyz")[0] == 200, 15)
+    requester = MqttClient(fresh_broker)
+    try:
+        requester.subscribe(f"{g.base}/{dev}/#")
+        patch(requester, g, dev, {"id": "p1", "data": {"mode": "heat"}})
+        assert_rejected(answer(requester, g, dev), "bad_request", "p1")
+        d.expect_no_frame(within=1)
+        requester.assert_nothing(g.topic(dev, "delta"), within=0.5)
+    finally:
+        requester.close()
 
 
 @pytest.fixture

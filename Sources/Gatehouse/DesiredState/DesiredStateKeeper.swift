@@ -23,6 +23,8 @@ final class DesiredStateKeeper: Sendable {
     private let metrics: GatewayMetrics
     private let logger: Logger
     private let book = Mutex(DesiredBook())
+    /// Each device's patches, one at a time (`PatchLine`).
+    private let line = Mutex(PatchLine<MQTTMessage>())
 
     init(gatewayID: String, topics: Topics, link: BrokerLink, directory: DeviceDirectory, settings: SettingsStore,
          metrics: GatewayMetrics, logger: Logger) {
@@ -37,18 +39,50 @@ final class DesiredStateKeeper: Sendable {
 
     // MARK: Patches
 
-    /// A message on `<base>/<dev>/desired/set`. Every gateway gets it; only the device's applier acts.
+    /// A message on `<base>/<dev>/desired/set`. Every gateway gets it; only the device's applier acts, in the
+    /// order the patches came, one at a time (`PatchLine`).
     func handleSet(device: String, message: MQTTMessage) {
         guard Identifiers.isValidDeviceID(device), isApplier(for: device) else { return }
-        let replyTo = message.properties.responseTopic.map { ReplyTo(topic: $0, correlationData: message.properties.correlationData) }
+        switch line.withLock({ $0.arrive(message, device: device) }) {
+        case .applyNow:
+            applyInTurn(message, device: device)
+        case .waits:
+            return
+        case .full:
+            let id = switch DesiredPatchRequest.parse(message.payload) {
+            case .failure(let error): error.rawID
+            case .success(let request): request.id?.json
+            }
+            let waiting = line.withLock { $0.maxWaiting }
+            answer(device: device, id: id ?? .null, .rejected(.badRequest, "\(waiting) patches are waiting already; retry later"),
+                   replyTo: Self.replyTo(of: message))
+        }
+    }
+
+    /// Applies `message`, then each patch that waits behind it in turn, until one is on its way to the broker (its
+    /// outcome goes on with the rest).
+    private func applyInTurn(_ message: MQTTMessage, device: String) {
+        var next: MQTTMessage? = message
+        while let patch = next {
+            if apply(patch, device: device) { return }
+            next = line.withLock { $0.next(device: device) }
+        }
+    }
+
+    /// Applies one patch and answers it: at once when it is refused here; else once the broker has the new document,
+    /// and only then are the device's `delta` and `desired` frame sent (a document the broker refuses is undone,
+    /// and nothing of it reaches the device). True while the document is on its way.
+    private func apply(_ message: MQTTMessage, device: String) -> Bool {
+        let replyTo = Self.replyTo(of: message)
         let request: DesiredPatchRequest
         switch DesiredPatchRequest.parse(message.payload) {
         case .failure(let error):
-            return answer(device: device, id: error.rawID ?? .null, .rejected(.badRequest, error.message), replyTo: replyTo)
+            answer(device: device, id: error.rawID ?? .null, .rejected(.badRequest, error.message), replyTo: replyTo)
+            return false
         case .success(let parsed):
             request = parsed
         }
-        let id = request.id?.json ?? .string("gh-\(gatewayID)-\(nowMs())-\(UInt32.random(in: 0...UInt32.max))")
+        let patchID = request.id?.json ?? .string("gh-\(gatewayID)-\(nowMs())-\(UInt32.random(in: 0...UInt32.max))")
         let capabilities = Capabilities(directory.meta(device)?.capabilities)
         let maxBytes = settings.now.limits.maxDesiredBytes
         let decided = book.withLock { book in
@@ -59,7 +93,10 @@ final class DesiredStateKeeper: Sendable {
                 return (outcome, previous)
             }
         }
-        guard case .accepted(let document) = decided.0 else { return answer(device: device, id: id, decided.0, replyTo: replyTo) }
+        guard case .accepted(let document) = decided.0 else {
+            answer(device: device, id: patchID, decided.0, replyTo: replyTo)
+            return false
+        }
         let previous = decided.1
         // The answer waits for the broker's acknowledgement of the document: a subscriber to both sees the document first.
         link.publish(
@@ -69,15 +106,21 @@ final class DesiredStateKeeper: Sendable {
             if case .refused(let code, let text) = outcome {
                 book.withLock { $0.update(device) { $0.revert(document, to: previous) } }
                 logger.warning("desired document of \(device) not stored: \(text)")
-                answer(device: device, id: id, .rejected(.badRequest, "the broker did not store the desired document (\(code.rawValue)): \(text)"), replyTo: replyTo)
+                answer(device: device, id: patchID, .rejected(.badRequest, "the broker did not store the desired document (\(code.rawValue)): \(text)"), replyTo: replyTo)
             } else {
-                answer(device: device, id: id, .accepted(document), replyTo: replyTo)
+                answer(device: device, id: patchID, .accepted(document), replyTo: replyTo)
+                withDeviceOrder(device) { [self] session in
+                    publishDelta(of: device, always: true)
+                    if let session { sendPending(to: session, always: true) }
+                }
             }
+            if let next = line.withLock({ $0.next(device: device) }) { applyInTurn(next, device: device) }
         }
-        withDeviceOrder(device) { [self] session in
-            publishDelta(of: device, always: true)
-            if let session { sendPending(to: session, always: true) }
-        }
+        return true
+    }
+
+    private static func replyTo(of message: MQTTMessage) -> ReplyTo? {
+        message.properties.responseTopic.map { ReplyTo(topic: $0, correlationData: message.properties.correlationData) }
     }
 
     /// Whether this gateway applies the device's patches now.
