@@ -91,7 +91,9 @@ import Testing
     @Test func deltaIsPublishedAfterPatchesAlwaysAndAfterStateOnlyWhenItChanges() {
         var record = DesiredRecord()
         #expect(record.refreshDelta(reported: nil, always: true, now: 1) == nil, "no document, no delta")
-        record.accept(DesiredDocument(ts: 1, version: 1, data: ["sp": 21]))
+        let document = DesiredDocument(ts: 1, version: 1, data: ["sp": 21])
+        record.accept(document)
+        record.stored(document)
         let reported = StateDocument(ts: 1, version: 4, data: ["sp": 19])
         #expect(record.refreshDelta(reported: reported, always: true, now: 10) == DeltaDocument(ts: 10, version: 1, stateVersion: 4, data: ["sp": 21]))
         #expect(record.pendingSince == 10)
@@ -104,10 +106,37 @@ import Testing
 
     @Test func pendingSinceKeepsTheFirstMoment() {
         var record = DesiredRecord()
-        record.accept(DesiredDocument(ts: 1, version: 1, data: ["a": 1, "b": 2]))
+        let document = DesiredDocument(ts: 1, version: 1, data: ["a": 1, "b": 2])
+        record.accept(document)
+        record.stored(document)
         _ = record.refreshDelta(reported: nil, always: true, now: 100)
         _ = record.refreshDelta(reported: StateDocument(ts: 1, version: 1, data: ["a": 1]), always: false, now: 200)
         #expect(record.pendingSince == 100)
+    }
+
+    /// Deltas and frames are made of the document the broker or the spool has: not of one on its way, which the
+    /// broker may still refuse.
+    @Test func aDocumentOnItsWayIsNotWhatDeltasAreMadeOf() {
+        var record = DesiredRecord()
+        let first = DesiredDocument(ts: 1, version: 1, data: ["sp": 21])
+        let second = DesiredDocument(ts: 2, version: 2, data: ["sp": 22])
+        let reported = StateDocument(ts: 1, version: 1, data: ["sp": 19])
+        record.accept(first)
+        #expect(record.pendingDelta(reported: reported) == nil)
+        #expect(record.refreshDelta(reported: reported, always: true, now: 5) == nil)
+        record.stored(first)
+        record.accept(second)
+        #expect(record.pendingDelta(reported: reported)?.data == ["sp": 21])
+        #expect(record.refreshDelta(reported: reported, always: true, now: 6)?.version == 1)
+        record.revert(second, to: first)  // the broker refused the second
+        #expect(record.document == first && record.stored == first)
+        record.accept(second)
+        record.stored(second)
+        #expect(record.pendingDelta(reported: reported)?.data == ["sp": 22])
+        // Another gateway's newer document, seen on the broker, is stored.
+        record.accept(DesiredDocument(ts: 3, version: 3, data: ["sp": 23]))
+        #expect(record.observe(desired: DesiredDocument(ts: 4, version: 4, data: ["sp": 24])) == .newer)
+        #expect(record.stored?.version == 4)
     }
 
     @Test func olderRetainedDeltaIsIgnored() {
@@ -171,7 +200,9 @@ import Testing
 
     @Test func countsPendingDeltasAndForgetsEmptyRecords() {
         var book = DesiredBook()
-        book.update("a") { $0.accept(DesiredDocument(ts: 1, version: 1, data: ["x": 1])) }
+        let document = DesiredDocument(ts: 1, version: 1, data: ["x": 1])
+        book.update("a") { $0.accept(document) }
+        book.update("a") { $0.stored(document) }
         _ = book.update("a") { $0.refreshDelta(reported: nil, always: true, now: 1) }
         book.update("b") { $0.observe(delta: DeltaDocument(ts: 1, version: 1, stateVersion: 0, data: ["y": 2])) }
         #expect(book.pendingCount == 2)

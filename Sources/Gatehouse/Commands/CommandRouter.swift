@@ -341,21 +341,23 @@ final class CommandRouter: Sendable {
         publishResponse(response, device: device, command: command, replyTo: replyTo)
     }
 
-    /// Publishes `response` to the command's response topic and, once that publish has its outcome, to the request's
-    /// Response Topic. A refused device answer whose command opens again (`reopensWhenRefused`) leaves the Response
-    /// Topic alone: the device's resend, or the command's deadline, gives the one answer there. Any other response is
-    /// the last there will be, and its copy goes whatever became of the first.
+    /// Publishes `response` to the command's response topic and to the request's Response Topic. A device's answer
+    /// (`reopensWhenRefused`) goes there only once the first publish is safe: refused, its command opens again, and
+    /// the device's resend, or the command's deadline, gives the one answer there. Any other response is the last
+    /// there will be, and both go at once.
     private func publishResponse(_ response: CommandResponse, device: String, command: String, replyTo: ReplyTo?,
                                  source: (any PublishSource)? = nil, reopensWhenRefused: Bool = false, completion: PublishCompletion? = nil) {
         let payload = response.encoded()
         let delivery = Durability.mustBeSafe(device: device, source: source)
         let message = OutboundMessage(topic: topics.response(device, command), payload: payload)
         guard let replyTo else { return link.publish(message, delivery, completion: completion) }
+        let copy = OutboundMessage(topic: replyTo.topic, payload: payload, properties: MQTTProperties(correlationData: replyTo.correlationData))
+        guard reopensWhenRefused else {
+            link.publish(message, delivery, completion: completion)
+            return link.publish(copy, delivery)
+        }
         link.publish(message, delivery) { [link] outcome in
-            if outcome == .safe || !reopensWhenRefused {
-                let properties = MQTTProperties(correlationData: replyTo.correlationData)
-                link.publish(OutboundMessage(topic: replyTo.topic, payload: payload, properties: properties), delivery)
-            }
+            if outcome == .safe { link.publish(copy, delivery) }
             completion?(outcome)
         }
     }

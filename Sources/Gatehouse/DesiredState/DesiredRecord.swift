@@ -13,6 +13,13 @@ struct DesiredRecord: Sendable, Equatable {
     /// The version of a document this gateway accepted whose retained copy has not come back from the broker yet
     /// (it may wait in the spool): a resynchronisation does not take a lower one over it, nor clear it.
     private(set) var unconfirmed: Int64?
+    /// While a document this gateway accepted is on its way (neither the broker nor the spool has it yet): the one
+    /// before it (nil inside: none), which deltas and the device's frames are still made of.
+    private var beforeOnItsWay: DesiredDocument??
+
+    /// The document deltas and the device's `desired` frames are made of: one the broker or the spool has, never one
+    /// that may still be refused.
+    var stored: DesiredDocument? { beforeOnItsWay ?? document }
 
     /// What a retained `desired` seen on the broker changes.
     enum Observation: Equatable {
@@ -42,6 +49,7 @@ struct DesiredRecord: Sendable, Equatable {
             guard document != nil, !(resyncing && unconfirmed != nil) else { return .ignored }
             document = nil
             unconfirmed = nil
+            beforeOnItsWay = nil
             return .cleared
         }
         if let unconfirmed {
@@ -50,6 +58,7 @@ struct DesiredRecord: Sendable, Equatable {
         }
         if let document, resyncing ? document == desired : document.version >= desired.version { return .ignored }
         document = desired
+        beforeOnItsWay = nil
         return .newer
     }
 
@@ -79,10 +88,16 @@ struct DesiredRecord: Sendable, Equatable {
         note(seen, now: seen.ts)
     }
 
-    /// A patch was accepted: the new document.
+    /// A patch was accepted: the new document, on its way to the broker until `stored(_:)` or `revert`.
     mutating func accept(_ new: DesiredDocument) {
+        if beforeOnItsWay == nil { beforeOnItsWay = .some(document) }
         document = new
         unconfirmed = new.version
+    }
+
+    /// The broker (or the spool) has `new`: deltas and frames are made of it from now on.
+    mutating func stored(_ new: DesiredDocument) {
+        if document == new { beforeOnItsWay = nil }
     }
 
     /// A publish of `new` failed: back to `previous`, unless a later patch was accepted meanwhile.
@@ -90,12 +105,13 @@ struct DesiredRecord: Sendable, Equatable {
         guard document == new else { return }
         document = previous
         unconfirmed = nil
+        beforeOnItsWay = nil
     }
 
     /// The delta against the reported state `reported`, to publish when `always` (after an accepted patch)
     /// or when its data differs from the last one; nil when there is nothing to publish (or no document).
     mutating func refreshDelta(reported: StateDocument?, always: Bool, now: Int64) -> DeltaDocument? {
-        guard let document else { return nil }
+        guard let document = stored else { return nil }
         let data = DesiredDelta.compute(desired: document.data, reported: reported?.data ?? JSONObject())
         if !always, let delta, delta.version == document.version, JSONValue.object(delta.data).isEquivalent(to: .object(data)) {
             return nil
@@ -107,7 +123,7 @@ struct DesiredRecord: Sendable, Equatable {
 
     /// The delta to send a device that just connected: only when something is pending.
     func pendingDelta(reported: StateDocument?) -> (version: Int64, data: JSONObject)? {
-        guard let document else { return nil }
+        guard let document = stored else { return nil }
         let data = DesiredDelta.compute(desired: document.data, reported: reported?.data ?? JSONObject())
         return data.isEmpty ? nil : (document.version, data)
     }

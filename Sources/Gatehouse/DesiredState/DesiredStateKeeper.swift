@@ -43,7 +43,7 @@ final class DesiredStateKeeper: Sendable {
     /// order the patches came, one at a time (`PatchLine`).
     func handleSet(device: String, message: MQTTMessage) {
         guard Identifiers.isValidDeviceID(device), isApplier(for: device) else { return }
-        switch line.withLock({ $0.arrive(message, device: device) }) {
+        switch line.withLock({ $0.arrive(message, bytes: message.payload.count, device: device) }) {
         case .applyNow:
             applyInTurn(message, device: device)
         case .waits:
@@ -53,8 +53,7 @@ final class DesiredStateKeeper: Sendable {
             case .failure(let error): error.rawID
             case .success(let request): request.id?.json
             }
-            let waiting = line.withLock { $0.maxWaiting }
-            answer(device: device, id: id ?? .null, .rejected(.badRequest, "\(waiting) patches are waiting already; retry later"),
+            answer(device: device, id: id ?? .null, .rejected(.badRequest, "too many patches are waiting already; retry later"),
                    replyTo: Self.replyTo(of: message))
         }
     }
@@ -70,8 +69,10 @@ final class DesiredStateKeeper: Sendable {
     }
 
     /// Applies one patch and answers it: at once when it is refused here; else once the broker has the new document,
-    /// and only then are the device's `delta` and `desired` frame sent (a document the broker refuses is undone,
-    /// and nothing of it reaches the device). True while the document is on its way.
+    /// and only then are the device's `delta` and `desired` frame made of it (a document the broker refuses is
+    /// undone, and nothing of it reaches the device). True while the document is on its way: its outcome then applies
+    /// the next patch. (An outcome that came before `publish` returned, as a refusal by a full spool does, leaves the
+    /// next to the caller's loop: taking it there, patch after patch, would nest as deep as the line is long.)
     private func apply(_ message: MQTTMessage, device: String) -> Bool {
         let replyTo = Self.replyTo(of: message)
         let request: DesiredPatchRequest
@@ -98,6 +99,7 @@ final class DesiredStateKeeper: Sendable {
             return false
         }
         let previous = decided.1
+        let handoff = OutcomeHandoff()
         // The answer waits for the broker's acknowledgement of the document: a subscriber to both sees the document first.
         link.publish(
             OutboundMessage(topic: topics.desired(device), payload: document.encoded(), retain: true),
@@ -108,15 +110,34 @@ final class DesiredStateKeeper: Sendable {
                 logger.warning("desired document of \(device) not stored: \(text)")
                 answer(device: device, id: patchID, .rejected(.badRequest, "the broker did not store the desired document (\(code.rawValue)): \(text)"), replyTo: replyTo)
             } else {
+                book.withLock { $0.update(device) { $0.stored(document) } }
                 answer(device: device, id: patchID, .accepted(document), replyTo: replyTo)
                 withDeviceOrder(device) { [self] session in
                     publishDelta(of: device, always: true)
                     if let session { sendPending(to: session, always: true) }
                 }
             }
-            if let next = line.withLock({ $0.next(device: device) }) { applyInTurn(next, device: device) }
+            guard handoff.outcomeCame(), let next = line.withLock({ $0.next(device: device) }) else { return }
+            applyInTurn(next, device: device)
         }
-        return true
+        return handoff.publishReturned()
+    }
+
+    /// Who applies the next patch after one whose document was published: its outcome's completion, or, when the
+    /// completion ran before `publish` returned, the loop that published.
+    private final class OutcomeHandoff: Sendable {
+        /// 0 while neither happened, then 1 when `publish` returned first, 2 when the outcome came first.
+        private let first = Atomic<Int>(0)
+
+        /// The outcome came: whether the completion applies the next patch (`publish` had returned).
+        func outcomeCame() -> Bool {
+            !first.compareExchange(expected: 0, desired: 2, ordering: .acquiringAndReleasing).exchanged
+        }
+
+        /// `publish` returned: whether the document is still on its way (the completion applies the next patch).
+        func publishReturned() -> Bool {
+            first.compareExchange(expected: 0, desired: 1, ordering: .acquiringAndReleasing).exchanged
+        }
     }
 
     private static func replyTo(of message: MQTTMessage) -> ReplyTo? {
@@ -277,7 +298,7 @@ final class DesiredStateKeeper: Sendable {
     private func sendPending(to session: DeviceSession, always: Bool) {
         let state = directory.stateDocument(session.device)
         let frame = book.withLock { book -> GatewayMessage? in
-            guard let record = book.records[session.device], let document = record.document else { return nil }
+            guard let record = book.records[session.device], let document = record.stored else { return nil }
             let pending = record.pendingDelta(reported: state)
             if pending == nil && !always { return nil }
             return .desired(version: document.version, data: pending?.data ?? JSONObject())

@@ -2,15 +2,23 @@
 /// Applied on top of a document the broker may still refuse, the next patch would carry the refused one's changes
 /// into a document that is stored, though the refused patch was answered `rejected`.
 ///
-/// At most ``maxWaiting`` patches wait over all devices (each holds its MQTT message); one more is refused.
+/// What waits is bounded, each patch holding its MQTT message: ``Limits/perDevice`` patches of one device, and
+/// ``Limits/patches`` and ``Limits/bytes`` over all devices. One more is refused.
 struct PatchLine<Patch>: Sendable where Patch: Sendable {
-    /// Devices with a patch on its way, and what waits behind it, oldest first.
-    private var waiting: [String: [Patch]] = [:]
-    private var waitingCount = 0
-    let maxWaiting: Int
+    struct Limits: Sendable {
+        var perDevice = 100
+        var patches = 1_000
+        var bytes = 16 << 20
+    }
 
-    init(maxWaiting: Int = 1_000) {
-        self.maxWaiting = maxWaiting
+    let limits: Limits
+    /// Devices with a patch on its way, and what waits behind it (with its size), oldest first.
+    private var waiting: [String: [(patch: Patch, bytes: Int)]] = [:]
+    private(set) var count = 0
+    private(set) var bytes = 0
+
+    init(limits: Limits = Limits()) {
+        self.limits = limits
     }
 
     enum Arrival: Equatable {
@@ -22,15 +30,16 @@ struct PatchLine<Patch>: Sendable where Patch: Sendable {
         case full
     }
 
-    /// A patch for `device` arrived.
-    mutating func arrive(_ patch: Patch, device: String) -> Arrival {
-        guard waiting[device] != nil else {
+    /// A patch for `device`, `bytes` long, arrived.
+    mutating func arrive(_ patch: Patch, bytes size: Int, device: String) -> Arrival {
+        guard let line = waiting[device] else {
             waiting[device] = []
             return .applyNow
         }
-        guard waitingCount < maxWaiting else { return .full }
-        waiting[device]!.append(patch)
-        waitingCount += 1
+        guard line.count < limits.perDevice, count < limits.patches, bytes + size <= limits.bytes else { return .full }
+        waiting[device]!.append((patch, size))
+        count += 1
+        bytes += size
         return .waits
     }
 
@@ -41,12 +50,10 @@ struct PatchLine<Patch>: Sendable where Patch: Sendable {
             waiting[device] = nil
             return nil
         }
-        let patch = line.removeFirst()
+        let first = line.removeFirst()
         waiting[device] = line
-        waitingCount -= 1
-        return patch
+        count -= 1
+        bytes -= first.bytes
+        return first.patch
     }
-
-    /// Patches waiting over all devices (the one on its way of each not counted).
-    var count: Int { waitingCount }
 }
