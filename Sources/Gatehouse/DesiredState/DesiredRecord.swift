@@ -62,17 +62,19 @@ struct DesiredRecord: Sendable, Equatable {
         return .newer
     }
 
-    /// Whether a spooled `desired` document would roll the retained copy back: a lower version than known, or the
-    /// same version with other data (another gateway's, made while this one was cut off). Its own is replayed.
+    /// Whether a spooled `desired` document would roll the retained copy back: a lower version than the stored one,
+    /// or the same version with other data (another gateway's, made while this one was cut off). Its own is replayed.
+    /// (Not against a document on its way: the spool may still refuse it, and the one before would be lost.)
     func supersedes(desired spooled: DesiredDocument) -> Bool {
-        version > spooled.version || (version == spooled.version && document != spooled)
+        let version = stored?.version ?? 0
+        return version > spooled.version || (version == spooled.version && stored != spooled)
     }
 
     /// Whether a spooled `delta` (nil: an empty one, a withdrawal) would roll the retained copy back: older than the
     /// document or the delta known, or a withdrawal while there is a document again.
     func supersedes(delta spooled: DeltaDocument?) -> Bool {
-        guard let spooled else { return document != nil }
-        if version > spooled.version { return true }
+        guard let spooled else { return stored != nil }
+        if stored?.version ?? 0 > spooled.version { return true }
         guard let delta else { return false }
         return (delta.version, delta.stateVersion) > (spooled.version, spooled.stateVersion)
     }

@@ -50,10 +50,10 @@ final class DesiredStateKeeper: Sendable {
             return
         case .full:
             let id = switch DesiredPatchRequest.parse(message.payload) {
-            case .failure(let error): error.rawID
-            case .success(let request): request.id?.json
+            case .failure(let error): error.rawID ?? .null
+            case .success(let request): request.id?.json ?? freshPatchID()
             }
-            answer(device: device, id: id ?? .null, .rejected(.badRequest, "too many patches are waiting already; retry later"),
+            answer(device: device, id: id, .rejected(.badRequest, "too many patches are waiting already; retry later"),
                    replyTo: Self.replyTo(of: message))
         }
     }
@@ -83,7 +83,7 @@ final class DesiredStateKeeper: Sendable {
         case .success(let parsed):
             request = parsed
         }
-        let patchID = request.id?.json ?? .string("gh-\(gatewayID)-\(nowMs())-\(UInt32.random(in: 0...UInt32.max))")
+        let patchID = request.id?.json ?? freshPatchID()
         let capabilities = Capabilities(directory.meta(device)?.capabilities)
         let maxBytes = settings.now.limits.maxDesiredBytes
         let decided = book.withLock { book in
@@ -138,6 +138,11 @@ final class DesiredStateKeeper: Sendable {
         func publishReturned() -> Bool {
             first.compareExchange(expected: 0, desired: 1, ordering: .acquiringAndReleasing).exchanged
         }
+    }
+
+    /// The id of a patch that has none.
+    private func freshPatchID() -> JSONValue {
+        .string("gh-\(gatewayID)-\(nowMs())-\(UInt32.random(in: 0...UInt32.max))")
     }
 
     private static func replyTo(of message: MQTTMessage) -> ReplyTo? {
@@ -271,7 +276,7 @@ final class DesiredStateKeeper: Sendable {
     /// `desired_version`, `delta`, `delta_pending_since` for the status page (nulls when there is no document).
     func status(of device: String) -> (version: Int64?, delta: JSONObject?, pendingSince: Int64?) {
         book.withLock { book in
-            guard let record = book.records[device], let document = record.document else { return (nil, nil, nil) }
+            guard let record = book.records[device], let document = record.stored else { return (nil, nil, nil) }
             return (document.version, record.delta?.data, record.pendingSince)
         }
     }
