@@ -75,4 +75,25 @@ import Testing
         #expect(try channel.readOutbound(as: ByteBuffer.self) == ByteBuffer(string: "newest"))
         #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
     }
+
+    /// Our close frame went out (`stop`): nothing follows it, neither the frame that waited, nor the next one when the
+    /// frame in flight is written, nor a new one (RFC 6455 5.5.1).
+    @Test func nothingFollowsTheStop() throws {
+        let channel = EmbeddedChannel()
+        var promises: [EventLoopPromise<Void>] = []
+        let pump = FramePump(channel: channel, metrics: nil) { frame, promise in
+            channel.writeAndFlush(frame, promise: nil)
+            promises.append(promise)  // written when the test says
+        }
+        try channel.connect(to: .init(ipAddress: "127.0.0.1", port: 1)).wait()
+        pump.offer(ByteBuffer(string: "in flight"))
+        pump.offer(ByteBuffer(string: "waiting"))
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == ByteBuffer(string: "in flight"))
+        pump.stop()
+        promises.removeFirst().succeed()
+        pump.offer(ByteBuffer(string: "after"))
+        pump.writabilityChanged()
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
+        #expect(promises.isEmpty)
+    }
 }
