@@ -264,6 +264,15 @@ class Broker:
     def url(self) -> str:
         return f"mqtt://{self.host}:{self.port}"
 
+    def restart_denying(self, *topics: str) -> None:
+        """Restarts the broker with an ACL that lets every client read and write everything but `topics`."""
+        acl = self.dir / "acl"
+        acl.write_text("topic readwrite #\n" + "".join(f"topic deny {topic}\n" for topic in topics))
+        self.stop()
+        # mosquitto started as root would read the ACL as its own user, who may not enter the test's directory.
+        self.extra_config = f"user root\nacl_file {acl}\n"
+        self.start()
+
     def start(self) -> "Broker":
         self.conf_path.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"

@@ -208,7 +208,7 @@ def test_spooled_messages_the_broker_refuses_for_good_are_dropped_and_counted(ga
     observer.close()
 
 
-def test_messages_the_broker_denies_do_not_keep_the_link_down(gateway, fresh_broker, tmp_path):
+def test_messages_the_broker_denies_do_not_keep_the_link_down(gateway, fresh_broker):
     """mosquitto 2.0.11 with `max_queued_messages 0` (the tests' broker) closes the connection of a client whose
     publish its ACL denies, and when more packets follow
     the refusal is often lost with the connection (the gateway has then acked the message from its spool). Each
@@ -217,13 +217,8 @@ def test_messages_the_broker_denies_do_not_keep_the_link_down(gateway, fresh_bro
     message is dropped as refused; one whose refusal arrives is dropped (or nacked) at once."""
     g = gateway(broker=fresh_broker)
     denied, allowed = uid("denied"), uid("allowed")
-    acl = tmp_path / "acl"
-    acl.write_text(f"topic readwrite #\ntopic deny {g.base}/{denied}/telemetry\n")
     sockets = {dev: g.connect(g.token(dev)) for dev in (denied, allowed)}
-    fresh_broker.stop()
-    # mosquitto started as root would read the ACL as its own user, who may not enter the test's directory.
-    fresh_broker.extra_config = f"user root\nacl_file {acl}\n"
-    fresh_broker.start()
+    fresh_broker.restart_denying(f"{g.base}/{denied}/telemetry")
     assert wait_until(lambda: readyz(g) == 200, 15)
     observer = Observer(fresh_broker, g.base)
     # The denied device's messages among the other's: the broker closes with their publishes unread.
@@ -248,19 +243,15 @@ def test_messages_the_broker_denies_do_not_keep_the_link_down(gateway, fresh_bro
     observer.close()
 
 
-def test_a_device_answer_the_broker_refuses_leaves_the_response_topic_one_answer(gateway, fresh_broker, tmp_path):
+def test_a_device_answer_the_broker_refuses_leaves_the_response_topic_one_answer(gateway, fresh_broker):
     """The broker's ACL refuses the gateway's publishes to one device's `response/...`: the device's answer gets
     `nack` `broker_rejected` and its command stays open for a resend, so nothing goes to the request's Response
     Topic yet. The deadline then ends the command, and its `timeout` is the one answer there. (The refused answer's
     copy used to go at once: the requester had `ok`, then `timeout`.)"""
     g = gateway(broker=fresh_broker)
     dev = uid("refused")
-    acl = tmp_path / "acl"
-    acl.write_text(f"topic readwrite #\ntopic deny {g.base}/{dev}/response/#\n")
     d = g.connect(g.token(dev))
-    fresh_broker.stop()
-    fresh_broker.extra_config = f"user root\nacl_file {acl}\n"
-    fresh_broker.start()
+    fresh_broker.restart_denying(f"{g.base}/{dev}/response/#")
     assert wait_until(lambda: readyz(g) == 200, 15)
     requester = MqttClient(fresh_broker)
     try:
