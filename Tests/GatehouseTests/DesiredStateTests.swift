@@ -93,7 +93,7 @@ import Testing
         #expect(record.refreshDelta(reported: nil, always: true, now: 1) == nil, "no document, no delta")
         let document = DesiredDocument(ts: 1, version: 1, data: ["sp": 21])
         record.accept(document)
-        record.stored(document)
+        record.noteStored(document)
         let reported = StateDocument(ts: 1, version: 4, data: ["sp": 19])
         #expect(record.refreshDelta(reported: reported, always: true, now: 10) == DeltaDocument(ts: 10, version: 1, stateVersion: 4, data: ["sp": 21]))
         #expect(record.pendingSince == 10)
@@ -108,7 +108,7 @@ import Testing
         var record = DesiredRecord()
         let document = DesiredDocument(ts: 1, version: 1, data: ["a": 1, "b": 2])
         record.accept(document)
-        record.stored(document)
+        record.noteStored(document)
         _ = record.refreshDelta(reported: nil, always: true, now: 100)
         _ = record.refreshDelta(reported: StateDocument(ts: 1, version: 1, data: ["a": 1]), always: false, now: 200)
         #expect(record.pendingSince == 100)
@@ -124,7 +124,7 @@ import Testing
         record.accept(first)
         #expect(record.pendingDelta(reported: reported) == nil)
         #expect(record.refreshDelta(reported: reported, always: true, now: 5) == nil)
-        record.stored(first)
+        record.noteStored(first)
         record.accept(second)
         #expect(record.pendingDelta(reported: reported)?.data == ["sp": 21])
         // The first, spooled, is replayed: the spool may still refuse the second.
@@ -133,7 +133,7 @@ import Testing
         record.revert(second, to: first)  // the broker refused the second
         #expect(record.document == first && record.stored == first)
         record.accept(second)
-        record.stored(second)
+        record.noteStored(second)
         #expect(record.pendingDelta(reported: reported)?.data == ["sp": 22])
         // Another gateway's newer document, seen on the broker, is stored.
         record.accept(DesiredDocument(ts: 3, version: 3, data: ["sp": 23]))
@@ -190,7 +190,7 @@ import Testing
         var record = DesiredRecord()
         let ours = DesiredDocument(ts: 2, version: 6, data: ["ours": 1])
         record.accept(ours)
-        record.stored(ours)  // in the spool
+        record.noteStored(ours)  // in the spool
         #expect(!record.supersedes(desired: ours))
         #expect(record.supersedes(desired: DesiredDocument(ts: 1, version: 5, data: [:])))
         #expect(record.supersedes(desired: DesiredDocument(ts: 3, version: 6, data: ["theirs": 1])))
@@ -205,7 +205,7 @@ import Testing
         var book = DesiredBook()
         let document = DesiredDocument(ts: 1, version: 1, data: ["x": 1])
         book.update("a") { $0.accept(document) }
-        book.update("a") { $0.stored(document) }
+        book.update("a") { $0.noteStored(document) }
         _ = book.update("a") { $0.refreshDelta(reported: nil, always: true, now: 1) }
         book.update("b") { $0.observe(delta: DeltaDocument(ts: 1, version: 1, stateVersion: 0, data: ["y": 2])) }
         #expect(book.pendingCount == 2)

@@ -90,7 +90,7 @@ struct DesiredRecord: Sendable, Equatable {
         note(seen, now: seen.ts)
     }
 
-    /// A patch was accepted: the new document, on its way to the broker until `stored(_:)` or `revert`.
+    /// A patch was accepted: the new document, on its way to the broker until `noteStored(_:)` or `revert`.
     mutating func accept(_ new: DesiredDocument) {
         if beforeOnItsWay == nil { beforeOnItsWay = .some(document) }
         document = new
@@ -98,7 +98,7 @@ struct DesiredRecord: Sendable, Equatable {
     }
 
     /// The broker (or the spool) has `new`: deltas and frames are made of it from now on.
-    mutating func stored(_ new: DesiredDocument) {
+    mutating func noteStored(_ new: DesiredDocument) {
         if document == new { beforeOnItsWay = nil }
     }
 

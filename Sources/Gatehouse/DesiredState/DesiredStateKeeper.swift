@@ -110,7 +110,7 @@ final class DesiredStateKeeper: Sendable {
                 logger.warning("desired document of \(device) not stored: \(text)")
                 answer(device: device, id: patchID, .rejected(.badRequest, "the broker did not store the desired document (\(code.rawValue)): \(text)"), replyTo: replyTo)
             } else {
-                book.withLock { $0.update(device) { $0.stored(document) } }
+                book.withLock { $0.update(device) { $0.noteStored(document) } }
                 answer(device: device, id: patchID, .accepted(document), replyTo: replyTo)
                 withDeviceOrder(device) { [self] session in
                     publishDelta(of: device, always: true)
