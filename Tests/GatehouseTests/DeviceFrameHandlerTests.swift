@@ -24,18 +24,28 @@ import Testing
         func disconnected(_ session: DeviceSession) { ended.withLock { $0 = true } }
     }
 
+    /// Keeps every write unwritten, as a socket whose peer reads nothing.
+    final class HoldWrites: ChannelOutboundHandler {
+        typealias OutboundIn = ByteBuffer
+        private(set) var held: [EventLoopPromise<Void>?] = []
+        func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) { held.append(promise) }
+        func flush(context: ChannelHandlerContext) {}
+    }
+
     let channel = EmbeddedChannel()
     let sink = Sink()
     let session: DeviceSession
+    let handler: DeviceFrameHandler
     let mask = WebSocketMaskingKey([1, 2, 3, 4] as [UInt8])!
 
     init() throws {
         try self.init(limits: "")
     }
 
-    init(limits yaml: String) throws {
+    init(limits yaml: String, holdingWrites: Bool = false) throws {
         let config = GatewayConfig(source: ConfigSource(yamlText: yaml, environment: [:]))
-        let handler = DeviceFrameHandler(
+        if holdingWrites { try channel.pipeline.syncOperations.addHandler(HoldWrites()) }
+        handler = DeviceFrameHandler(
             .init(sink: sink, settings: SettingsStore(config), metrics: GatewayMetrics(), logger: Logger(label: "test"), heartbeatSeconds: 30),
             maxFrameSize: GatewayChannel.maxFrameSize(config.limits), deflate: nil)
         let output = try channel.addDeviceOutput()
@@ -151,6 +161,17 @@ import Testing
         try channel.writeInbound(read)
         #expect(sink.messages.withLock { $0.isEmpty })
         #expect(try closeCode() == 1000)
+    }
+
+    /// Bytes a device sends after its close frame, while our answer cannot leave (it reads nothing), are dropped, not
+    /// kept until the heartbeat ends the connection.
+    @Test func bytesAfterTheDevicesCloseFrameAreNotKept() throws {
+        let held = try DeviceFrameHandlerTests(limits: "", holdingWrites: true)
+        try held.channel.writeInbound(held.frame(.connectionClose, [0x03, 0xE8]))
+        // The start of a long frame, then 4 MiB more of it.
+        try held.channel.writeInbound(held.frame(.binary, [UInt8](repeating: 7, count: 16_384)).getSlice(at: 0, length: 8_192)!)
+        for _ in 0..<256 { try held.channel.writeInbound(ByteBuffer(repeating: 7, count: 16_384)) }
+        #expect(held.handler.heldBytes == 0)
     }
 
     @Test func fragmentsOverTheLimitClose1009BeforeTheEnd() throws {

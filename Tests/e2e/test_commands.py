@@ -1,6 +1,7 @@
 """PROTOCOL.md section 5 (and 3.3 for media answers): commands."""
 
 import json
+import secrets
 import time
 
 import pytest
@@ -562,3 +563,23 @@ def test_default_timeout_from_config(gateway, mqtt):
     assert cmd["deadline"] <= now_ms() + 700
     assert_failure(final(mqtt, g, dev, "ping", "dt"), "timeout", "timeout")
     assert 0.6 <= time.monotonic() - t0 <= 3
+
+
+def test_a_retained_request_is_not_acted_on_again_when_a_gateway_subscribes(gateway, mqtt):
+    """A request published with the retain flag was acted on when it was published; the broker sends it again to
+    every new subscription, a gateway's start or reconnect, and those copies are ignored (they were delivered again
+    and answered again, at every reconnect)."""
+    base = f"gh{secrets.token_hex(4)}"
+    dev = uid("retreq")
+    mqtt.subscribe(f"{base}/{dev}/response/#")
+    mqtt.publish(f"{base}/{dev}/request/reboot", json.dumps({"id": "kept"}), retain=True)
+    try:
+        g = gateway(base=base)
+        d = g.connect(g.token(dev))
+        d.expect_no_frame(within=1)
+        mqtt.assert_nothing(f"{base}/{dev}/response/#", within=0.5)
+        # A request published now is acted on as usual.
+        request(mqtt, g, dev, "reboot", {"id": "live"})
+        assert d.expect("command")["id"] == "live"
+    finally:
+        mqtt.publish(f"{base}/{dev}/request/reboot", b"", retain=True)

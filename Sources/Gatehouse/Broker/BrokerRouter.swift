@@ -142,18 +142,19 @@ final class BrokerRouter: Sendable {
         switch kind {
         case .availability, .meta, .state, .pending, .bridgeState:
             observeRetained(kind, message)
-        case .bridgeRequest(let gateway, let op) where gateway == gatewayID:
+        // A retained request comes back at every subscribe: it was acted on when it was published (the subscriptions
+        // do not keep the publisher's retain flag, so only such a replay has it).
+        case .bridgeRequest(let gateway, let op) where gateway == gatewayID && !message.retain:
             slowRequests.async { [bridge] in bridge.handle(op: op, message: message) }
-        case .request(let device, let command):
+        case .request(let device, let command) where !message.retain:
             routeRequest(device: device, command: command, message: message, ids: ids, isSet: false)
-        case .set(let device):
+        case .set(let device) where !message.retain:
             routeRequest(device: device, command: "set", message: message, ids: ids, isSet: true)
         case .desired(let device) where message.retain:
             desired.observeDesired(message.payload, of: device)
         case .delta(let device) where message.retain:
             desired.observeDelta(message.payload, of: device)
         case .desiredSet(let device) where !message.retain:
-            // A retained patch comes back at every subscribe: it was applied when it was published.
             desired.handleSet(device: device, message: message)
         default:
             break

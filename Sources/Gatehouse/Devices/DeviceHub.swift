@@ -102,8 +102,8 @@ final class DeviceHub: DeviceMessageSink {
         // An `exp` centuries away (even Int64.max) is valid: it just never comes while connected.
         if let expiry = claims.expiresAt, expiry < Int64.max / 1000, expiry * 1000 - nowMs() < 100 * 365 * 86_400_000 {
             let delay = max(0, expiry * 1000 - nowMs())
-            channel.eventLoop.scheduleTask(in: .milliseconds(delay)) {
-                session.close(.tokenExpired, reason: .tokenExpired, text: "token expired")
+            session.expiryTimer = channel.eventLoop.scheduleTask(in: .milliseconds(delay)) { [weak session] in
+                session?.close(.tokenExpired, reason: .tokenExpired, text: "token expired")
             }
         }
         commands.deliverQueued(to: session)
@@ -114,6 +114,7 @@ final class DeviceHub: DeviceMessageSink {
 
     /// The connection closed: unless a newer session took over, publish `offline` with the reason.
     func disconnected(_ session: DeviceSession) {
+        session.expiryTimer?.cancel()
         let reason = session.closeReason ?? .connectionLost
         // Out of the directory first: a request or viewer handled meanwhile on another thread then finds no session
         // (or the newer one), never this ending one after its commands and viewers were answered below.

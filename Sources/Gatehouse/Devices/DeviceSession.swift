@@ -39,6 +39,9 @@ final class DeviceSession: PublishSource {
     /// The storage of the device's last telemetry payload, written over for the next one (`telemetryPayload`). Only
     /// touched on the channel's loop.
     nonisolated(unsafe) private var payloadStorage: [UInt8] = []
+    /// Closes the connection when its token expires; cancelled when the connection ends (`DeviceHub.disconnected`), so
+    /// that it does not hold the session until then. Only touched on the channel's loop.
+    nonisolated(unsafe) var expiryTimer: Scheduled<Void>?
     /// Beyond this capacity the storage is not kept (a device's one large message would stay with it).
     private static let keptPayloadBytes = 1024
 

@@ -84,7 +84,13 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler, 
         self.heartbeats = heartbeats
     }
 
+    /// The bytes the frame parser keeps between reads (for tests).
+    var heldBytes: Int { parser.heldCapacity }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // After the device's close frame its bytes are dropped unread: kept, a device that goes on sending while our
+        // answer cannot leave (it reads nothing) would grow them until the heartbeat ends the connection.
+        guard !peerClosed else { return }
         parser.append(unwrapInboundIn(data))
         readAt = (nowMs(), NIODeadline.now().uptimeNanoseconds)
         // Nothing after the device's close frame is handled (RFC 6455 5.5.1: it sends no more data after it).
