@@ -51,4 +51,21 @@ import Testing
         queue.restore(PendingQueue.Snapshot(commands: [command("1"), command("2")], taken: []))
         #expect(queue.count == 2)
     }
+
+    /// A planted `pending/<id>` whose name no request topic could carry (its responses could never be published, or
+    /// would land on §7's `response/desired`), or with more Correlation Data than MQTT carries, is not a queued command.
+    @Test func aPlantedCommandWithANameNoRequestCouldHaveIsIgnored() {
+        func payload(name: String, correlation: Int = 1) -> [UInt8] {
+            var command = command("1")
+            command.name = name
+            command.replyTo = ReplyTo(topic: "replies/r", correlationData: [UInt8](repeating: 1, count: correlation))
+            return command.encoded()
+        }
+        #expect(PendingCommand(device: "d", payload: payload(name: "ping"))?.name == "ping")
+        for name in ["desired", "a/b", "a+", "#", "x\u{0}", "", String(repeating: "n", count: 65)] {
+            #expect(PendingCommand(device: "d", payload: payload(name: name)) == nil, "\(name)")
+        }
+        #expect(PendingCommand(device: "d", payload: payload(name: "ping", correlation: 65_535)) != nil)
+        #expect(PendingCommand(device: "d", payload: payload(name: "ping", correlation: 65_536)) == nil)
+    }
 }

@@ -53,7 +53,8 @@ struct PendingCommand: Sendable {
     init?(device: String, payload: [UInt8]) {
         guard let json = try? JSONValue(parsing: payload), let object = json.objectValue,
               let idValue = object["id"], let id = CommandID(json: idValue),
-              let name = object["command"]?.stringValue,
+              // A name a request topic could carry: responses go to `response/<name>` (and `desired`'s is §7's).
+              let name = object["command"]?.stringValue, Identifiers.isValidCommandName(name), name != Topics.desiredCommand,
               let timeout = object["timeout_ms"]?.numberValue?.int64Value,
               (1...CommandRequestParser.maxTimeoutMs).contains(timeout),
               let queuedAt = object["queued_at"]?.numberValue?.int64Value,
@@ -63,6 +64,8 @@ struct PendingCommand: Sendable {
         var replyTo: ReplyTo?
         if let topic = object["response_topic"]?.stringValue {
             let data = object["correlation_data"]?.stringValue.flatMap(Hex.decode)
+            // MQTT carries at most 65,535 bytes of it: a longer one did not come with a request.
+            guard (data?.count ?? 0) <= Int(UInt16.max) else { return nil }
             replyTo = ReplyTo(topic: topic, correlationData: data)
         }
         self.init(id: id, device: device, name: name, params: object["params"]?.objectValue ?? JSONObject(),

@@ -68,9 +68,12 @@ final class DeviceDirectory: Sendable {
         }
     }
 
-    /// Makes `session` the current one for its device; returns the one it replaces, if any.
+    /// Makes `session` the current one for its device; returns the one it replaces, if any. When the current one is
+    /// newer (two connects of the device raced between `nextSessionNumber` and here), `session` is not attached and
+    /// is returned itself: the newer connection is the one that stays.
     func attach(_ session: DeviceSession) -> DeviceSession? {
         state.withLock { state in
+            if let current = state.sessions[session.device], current.number > session.number { return session }
             let previous = state.sessions[session.device]
             state.sessions[session.device] = session
             return previous

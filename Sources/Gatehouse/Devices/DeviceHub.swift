@@ -87,6 +87,7 @@ final class DeviceHub: DeviceMessageSink {
         )
         if let previous = directory.attach(session) {
             previous.close(.replaced, reason: .disconnected, text: "replaced by a newer connection")
+            if previous === session { return session }  // a newer connect of the device got there first
         }
         metrics.connected(directory.count)
         session.send(.welcome(
