@@ -353,6 +353,22 @@ def test_queued_command_expires(gw, mqtt):
     no_more_responses(mqtt, gw, dev, within=0.1)
 
 
+def test_queued_commands_expire_each_at_its_own_time_in_any_order(gw, mqtt):
+    """One expiry timer serves every queued command, armed for the earliest: a shorter TTL queued after a longer one
+    expires first, and the longer one still on time after it."""
+    dev = uid("exps")
+    mqtt.subscribe(f"{gw.base}/{dev}/#")
+    t0 = time.monotonic()
+    request(mqtt, gw, dev, "ping", {"id": "long", "ttl_ms": 2500})
+    request(mqtt, gw, dev, "ping", {"id": "short", "ttl_ms": 500})
+    first = final(mqtt, gw, dev, "ping", timeout=6)
+    assert first["id"] == "short" and first["status"] == "expired", first
+    assert time.monotonic() - t0 >= 0.4
+    second = final(mqtt, gw, dev, "ping", timeout=6)
+    assert second["id"] == "long" and second["status"] == "expired", second
+    assert time.monotonic() - t0 >= 2.4
+
+
 def test_queue_full_after_max_pending_of_all_devices(gateway, mqtt):
     """`commands.max_pending` bounds the queued commands of all devices together: requests for ever new device ids
     cannot grow every gateway's mirror (and the broker's retained store) without end."""

@@ -2,6 +2,7 @@ import GatehouseProtocol
 import Logging
 import Mosquitto
 import NIOCore
+import Synchronization
 
 /// Commands from MQTT to devices: routes each request (the holder acts, exactly one gateway answers for a
 /// device nobody holds), delivers it, times it, queues it while the device is away (`ttl_ms`), and
@@ -31,6 +32,10 @@ final class CommandRouter: Sendable {
     private let open = CommandBook()
     private let pending = PendingQueue()
     private let copies = RequestCopies()
+    /// The one timer for queued commands' expiries, armed for the earliest `expires_at` to come. (A timer per command
+    /// outlived a command cleared before its TTL: a `pending/<id>` planted and cleared again and again piled them up,
+    /// each for up to 31 days.)
+    private let expiryTimer = Mutex<(dueMs: Int64, task: Scheduled<Void>)?>(nil)
 
     init(gatewayID: String, topics: Topics, config: CommandsSection, link: BrokerLink, directory: DeviceDirectory,
          metrics: GatewayMetrics, readiness: Readiness, timerLoop: any EventLoop) {
@@ -285,19 +290,31 @@ final class CommandRouter: Sendable {
         }
     }
 
-    /// After `ttl_ms` a queued command that was not delivered gets `expired`. The timer keeps only where to find
-    /// the command: one delivered meanwhile leaves no params behind for the rest of its TTL (up to 30 days).
+    /// After `ttl_ms` a queued command that was not delivered gets `expired`: the one expiry timer is armed for its
+    /// `expires_at` unless it is armed for earlier already.
     private func scheduleExpiry(of command: PendingCommand) {
+        armExpiry(at: command.expiresAt)
+    }
+
+    private func armExpiry(at expiresAt: Int64) {
+        let now = nowMs()
         // A retained command may carry any `expires_at`: the wait is bounded by the longest TTL plus the grace.
-        let delay = min(max(0, command.expiresAt.subtractingSaturated(nowMs())), CommandRequestParser.maxTTLMs + PendingCommand.expiryGraceMs)
-        let (device, id, queuedAt) = (command.device, command.id.text, command.queuedAt)
-        timerLoop.scheduleTask(in: .milliseconds(delay)) { [weak self] in
-            // Still queued, and not one queued again under the same id since (its own timer answers that one).
-            guard let self, let command = pending.command(device: device, id: id), command.queuedAt == queuedAt else { return }
-            // Early (the wall clock was set back, or an `expires_at` beyond the longest wait): wait again.
-            guard command.expiresAt <= nowMs() else { return scheduleExpiry(of: command) }
-            expire(command)
+        let due = min(max(expiresAt, now), now.addingSaturated(CommandRequestParser.maxTTLMs + PendingCommand.expiryGraceMs))
+        expiryTimer.withLock { armed in
+            if let armed, armed.dueMs <= due { return }
+            armed?.task.cancel()
+            armed = (due, timerLoop.scheduleTask(in: .milliseconds(due - now)) { [weak self] in self?.expiryFell() })
         }
+    }
+
+    /// The expiry timer fired: every queued command whose TTL ended is answered (`sweepExpired`), and the timer is
+    /// armed for the next `expires_at` still to come (one moved on by a wall clock set back included). One whose
+    /// expiry another gateway answers waits for it, or for `sweepExpired` when that gateway goes offline.
+    private func expiryFell() {
+        expiryTimer.withLock { $0 = nil }
+        sweepExpired()
+        let now = nowMs()
+        if let next = pending.all.lazy.map(\.expiresAt).filter({ $0 > now }).min() { armExpiry(at: next) }
     }
 
     /// Answers `expired` for a queued command, if this gateway is the one to answer and nobody took it.
