@@ -1,3 +1,4 @@
+import GatehouseProtocol
 import NIOEmbedded
 import Testing
 
@@ -22,5 +23,21 @@ import Testing
         let newest = try session(3)
         #expect(directory.attach(newest) === newer)
         #expect(directory.session("d") === newest)
+    }
+
+    /// A retained meta planted with a `ts` far ahead is ignored, and a held device's own meta (its `hello`) replaces
+    /// whatever is known: a planted `ts` used to outrank every later `hello`, and capabilities were checked against
+    /// the planted ones.
+    @Test func aDevicesOwnMetaOutranksAPlantedOne() throws {
+        let directory = DeviceDirectory()
+        _ = directory.attach(try session(1))
+        let planted = DeviceMeta(ts: Int64.max, kind: "planted", model: nil, firmware: nil, capabilities: nil)
+        directory.observe(meta: planted, of: "d")
+        #expect(directory.meta("d") == nil)
+        let soon = DeviceMeta(ts: nowMs() + 3_600_000, kind: "planted", model: nil, firmware: nil, capabilities: nil)
+        directory.observe(meta: soon, of: "d")
+        #expect(directory.meta("d")?.kind == "planted")
+        directory.record(meta: DeviceMeta(ts: nowMs(), kind: "thermostat", model: nil, firmware: nil, capabilities: nil), of: "d")
+        #expect(directory.meta("d")?.kind == "thermostat")
     }
 }

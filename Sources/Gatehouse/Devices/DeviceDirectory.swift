@@ -133,15 +133,28 @@ final class DeviceDirectory: Sendable {
         }
     }
 
-    /// Records meta (retained on the broker, or from a `hello` here). For a device held here an older
-    /// retained meta (by `ts`) is ignored: this gateway's newer one is on its way to the broker.
+    /// Records meta retained on the broker. For a device held here an older one (by `ts`) is ignored: this gateway's
+    /// newer one is on its way to the broker. One stamped more than a day ahead of this gateway's clock is ignored
+    /// too: no gateway made it (held to it, a planted `ts` far ahead outranked every later `hello`).
     func observe(meta: DeviceMeta?, of device: String) {
         state.withLock { state in
+            if let meta, meta.ts > nowMs().addingSaturated(Self.clockSkewMs) { return }
             if let meta, state.sessions[device] != nil, let known = state.meta[device], meta.ts < known.ts { return }
             state.meta[device] = meta
             state.changes &+= 1
         }
     }
+
+    /// Records the meta of a device held here (its `hello`, or its token's): the device's own word, whatever is known.
+    func record(meta: DeviceMeta, of device: String) {
+        state.withLock { state in
+            state.meta[device] = meta
+            state.changes &+= 1
+        }
+    }
+
+    /// How far ahead of this gateway's clock another gateway's may be.
+    private static let clockSkewMs: Int64 = 86_400_000
 
     /// Last known meta (from `hello` here or retained on the broker).
     func meta(_ device: String) -> DeviceMeta? {

@@ -221,7 +221,7 @@ final class DeviceHub: DeviceMessageSink {
     }
 
     private func publishMeta(_ meta: DeviceMeta, of device: String, source: (any PublishSource)? = nil, completion: PublishCompletion? = nil) {
-        directory.observe(meta: meta, of: device)
+        directory.record(meta: meta, of: device)
         link.publish(
             OutboundMessage(topic: topics.meta(device), payload: meta.encoded(), retain: true),
             .mustBeSafe(device: device, source: source), completion: completion)
