@@ -61,7 +61,7 @@ public final class Gateway: Sendable {
     public init(config: GatewayConfig, configFile: String? = nil, logger: Logger) throws {
         let startup = StartupConfig(config)
         let id = config.gateway.id
-        let topics = Topics(base: config.mqtt.baseTopic)
+        let topics = Topics(base: config.mqtt.baseTopic, homeAssistantPrefix: config.homeAssistant.prefix)
         let metrics = GatewayMetrics()
         let settings = SettingsStore(config)
         self.id = id

@@ -5,10 +5,13 @@
 public struct Topics: Sendable, Hashable {
     /// The base topic, e.g. `gatehouse`.
     public let base: String
+    /// Home Assistant's discovery prefix (config `homeassistant.prefix`), whose topics the gateway publishes and reads.
+    public let homeAssistantPrefix: String?
 
     /// Creates the topic set for `base` (config `mqtt.base_topic`).
-    public init(base: String) {
+    public init(base: String, homeAssistantPrefix: String? = nil) {
         self.base = base
+        self.homeAssistantPrefix = homeAssistantPrefix
     }
 
     // MARK: Device topics

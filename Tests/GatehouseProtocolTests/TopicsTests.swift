@@ -130,4 +130,16 @@ struct ResponseTopicRuleTests {
             #expect(!topics.isAllowedResponseTopic(topic), "\(topic)")
         }
     }
+
+    /// §6 gives the topics under Home Assistant's discovery prefix to the gateway (its discovery configs, and the
+    /// status it reads): a response there would overwrite a config, or fake Home Assistant's `online`.
+    @Test func homeAssistantTopicsAreRefused() {
+        let topics = Topics(base: "gh", homeAssistantPrefix: "homeassistant")
+        for topic in ["homeassistant/climate/gw_d1/config", "homeassistant/status", "homeassistant"] {
+            #expect(!topics.isAllowedResponseTopic(topic), "\(topic)")
+        }
+        for topic in ["homeassistantx/status", "apps/homeassistant/status"] {
+            #expect(topics.isAllowedResponseTopic(topic), "\(topic)")
+        }
+    }
 }
