@@ -61,8 +61,11 @@ import Testing
             command.replyTo = ReplyTo(topic: "replies/r", correlationData: [UInt8](repeating: 1, count: correlation))
             return command.encoded()
         }
-        #expect(PendingCommand(device: "d", payload: payload(name: "ping"))?.name == "ping")
-        for name in ["desired", "a/b", "a+", "#", "x\u{0}", "", String(repeating: "n", count: 65)] {
+        // Any name a request topic can carry, as request topics take any (`set:fast`, long ones).
+        for name in ["ping", "set:fast", String(repeating: "n", count: 65), "réglage"] {
+            #expect(PendingCommand(device: "d", payload: payload(name: name))?.name == name, "\(name)")
+        }
+        for name in ["desired", "a/b", "a+", "#", "x\u{0}", "x\u{7}", ""] {
             #expect(PendingCommand(device: "d", payload: payload(name: name)) == nil, "\(name)")
         }
         #expect(PendingCommand(device: "d", payload: payload(name: "ping", correlation: 65_535)) != nil)

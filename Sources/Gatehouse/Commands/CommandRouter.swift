@@ -71,7 +71,8 @@ final class CommandRouter: Sendable {
             // Delivered or answered here while the broker was unreachable: it only has to be cleared.
             clearPending(device: device, id: id)
         case .known:
-            break
+            // The same, or one replacing it (perhaps expiring earlier).
+            if let command { scheduleExpiry(of: command) }
         }
     }
 
@@ -95,7 +96,10 @@ final class CommandRouter: Sendable {
     /// Answers every queued command whose TTL ended and whose expiry this gateway answers. Runs when the
     /// broker is back and when a gateway goes offline (its queued commands become ours to answer).
     func sweepExpired() {
-        let now = nowMs()
+        sweepExpired(at: nowMs())
+    }
+
+    private func sweepExpired(at now: Int64) {
         for command in pending.all where command.expiresAt <= now { expire(command) }
     }
 
@@ -312,8 +316,9 @@ final class CommandRouter: Sendable {
     /// expiry another gateway answers waits for it, or for `sweepExpired` when that gateway goes offline.
     private func expiryFell() {
         expiryTimer.withLock { $0 = nil }
-        sweepExpired()
+        // One clock reading for both: a command due between two readings would be neither answered nor waited for.
         let now = nowMs()
+        sweepExpired(at: now)
         if let next = pending.all.lazy.map(\.expiresAt).filter({ $0 > now }).min() { armExpiry(at: next) }
     }
 

@@ -50,11 +50,17 @@ struct PendingCommand: Sendable {
         self.replyTo = replyTo
     }
 
+    /// Whether `name` could be a request topic's last level (responses go to `response/<name>`), and is not `desired`,
+    /// whose response topic is §7's. A planted one that could not would have responses nobody can publish.
+    static func couldComeFromARequestTopic(_ name: String) -> Bool {
+        !name.isEmpty && name != Topics.desiredCommand
+            && !name.unicodeScalars.contains { "+#/".unicodeScalars.contains($0) || $0.properties.generalCategory == .control }
+    }
+
     init?(device: String, payload: [UInt8]) {
         guard let json = try? JSONValue(parsing: payload), let object = json.objectValue,
               let idValue = object["id"], let id = CommandID(json: idValue),
-              // A name a request topic could carry: responses go to `response/<name>` (and `desired`'s is §7's).
-              let name = object["command"]?.stringValue, Identifiers.isValidCommandName(name), name != Topics.desiredCommand,
+              let name = object["command"]?.stringValue, Self.couldComeFromARequestTopic(name),
               let timeout = object["timeout_ms"]?.numberValue?.int64Value,
               (1...CommandRequestParser.maxTimeoutMs).contains(timeout),
               let queuedAt = object["queued_at"]?.numberValue?.int64Value,
