@@ -42,12 +42,12 @@ import Testing
         try self.init(limits: "")
     }
 
-    init(limits yaml: String, holdingWrites: Bool = false) throws {
+    init(limits yaml: String, holdingWrites: Bool = false, deflate: Bool = false) throws {
         let config = GatewayConfig(source: ConfigSource(yamlText: yaml, environment: [:]))
         if holdingWrites { try channel.pipeline.syncOperations.addHandler(HoldWrites()) }
         handler = DeviceFrameHandler(
             .init(sink: sink, settings: SettingsStore(config), metrics: GatewayMetrics(), logger: Logger(label: "test"), heartbeatSeconds: 30),
-            maxFrameSize: GatewayChannel.maxFrameSize(config.limits), deflate: nil)
+            maxFrameSize: GatewayChannel.maxFrameSize(config.limits), deflate: deflate ? try PerMessageDeflate() : nil)
         let output = try channel.addDeviceOutput()
         try channel.pipeline.syncOperations.addHandler(handler)
         session = DeviceSession(
@@ -172,6 +172,13 @@ import Testing
         try held.channel.writeInbound(held.frame(.binary, [UInt8](repeating: 7, count: 16_384)).getSlice(at: 0, length: 8_192)!)
         for _ in 0..<256 { try held.channel.writeInbound(ByteBuffer(repeating: 7, count: 16_384)) }
         #expect(held.handler.heldBytes == 0)
+    }
+
+    /// A compressed message whose bytes are no deflate stream is invalid data (1007), not a message too big (1009).
+    @Test func aCompressedMessageThatDoesNotInflateCloses1007() throws {
+        let compressed = try DeviceFrameHandlerTests(limits: "", deflate: true)
+        try compressed.channel.writeInbound(compressed.frame(.text, [0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x01], rsv1: true))
+        #expect(try compressed.closeCode() == 1007)
     }
 
     @Test func fragmentsOverTheLimitClose1009BeforeTheEnd() throws {

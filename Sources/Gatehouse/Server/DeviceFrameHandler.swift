@@ -231,7 +231,10 @@ final class DeviceFrameHandler: ChannelInboundHandler, RemovableChannelHandler, 
             do {
                 data = try deflate.inflate(wire, maxSize: limit, allocator: session.channel.allocator)
             } catch {
-                return session.close(.messageTooBig, reason: .messageTooBig, text: "inflated message over \(limit) bytes")
+                switch error {
+                case .tooBig: return session.close(.messageTooBig, reason: .messageTooBig, text: "inflated message over \(limit) bytes")
+                case .corrupt: return session.close(code: 1007, reason: .badMessages, text: "the compressed message does not inflate")
+                }
             }
         }
         let withinRate = withinRates(bytes: data.readableBytes, limits: settings.limits)

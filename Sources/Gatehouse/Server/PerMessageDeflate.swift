@@ -22,11 +22,26 @@ final class PerMessageDeflate {
         return "\(name); server_no_context_takeover; client_no_context_takeover"
     }
 
-    /// Inflates one whole message (all its frames' payloads); throws past `maxSize` bytes.
-    func inflate(_ message: ByteBuffer, maxSize: Int, allocator: ByteBufferAllocator) throws -> ByteBuffer {
+    /// Why a message did not inflate.
+    enum InflateFailure: Error {
+        /// Past the size it may have.
+        case tooBig
+        /// Not a deflate stream.
+        case corrupt
+    }
+
+    /// Inflates one whole message (all its frames' payloads); throws past `maxSize` bytes, or for bytes that are not
+    /// a deflate stream.
+    func inflate(_ message: ByteBuffer, maxSize: Int, allocator: ByteBufferAllocator) throws(InflateFailure) -> ByteBuffer {
         var input = message
         input.writeBytes([0x00, 0x00, 0xFF, 0xFF])
         defer { try? inflater.reset() }
-        return try input.decompressStream(with: inflater, maxSize: maxSize + 1, allocator: allocator)
+        do {
+            return try input.decompressStream(with: inflater, maxSize: maxSize + 1, allocator: allocator)
+        } catch let error as CompressNIOError where error == .bufferOverflow {
+            throw .tooBig
+        } catch {
+            throw .corrupt
+        }
     }
 }
