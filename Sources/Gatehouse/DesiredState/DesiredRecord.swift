@@ -66,8 +66,8 @@ struct DesiredRecord: Sendable, Equatable {
     /// or the same version with other data (another gateway's, made while this one was cut off). Its own is replayed.
     /// (Not against a document on its way: the spool may still refuse it, and the one before would be lost.)
     func supersedes(desired spooled: DesiredDocument) -> Bool {
-        let version = stored?.version ?? 0
-        return version > spooled.version || (version == spooled.version && stored != spooled)
+        let storedVersion = stored?.version ?? 0
+        return storedVersion > spooled.version || (storedVersion == spooled.version && stored != spooled)
     }
 
     /// Whether a spooled `delta` (nil: an empty one, a withdrawal) would roll the retained copy back: older than the
