@@ -28,7 +28,14 @@ struct ReplyTo: Sendable {
 /// Commands in flight to devices, by device and id. Taking a command out is the single point where it
 /// gets its one final response, so a timeout and a late answer can never both be published.
 final class CommandBook: Sendable {
-    private let open = Mutex<[String: [String: OpenCommand]]>([:])
+    private struct Book {
+        var open: [String: [String: OpenCommand]] = [:]
+        /// The ids, by device, of commands whose device answer is on its way (``takeForAnswer(_:device:)``): taken, but
+        /// a refused answer opens them again, so their ids are not free for another request until it is safe.
+        var answering: [String: Set<String>] = [:]
+    }
+
+    private let book = Mutex(Book())
     /// Commands taken out lately, oldest first (at most `rememberedFinished`, none older than `finishedMemoryMs`): a
     /// queued copy of one of them that arrives late is not delivered again (``hasDelivered(_:)``).
     private let finished = Mutex(CircularBuffer<OpenCommand>())
@@ -37,12 +44,12 @@ final class CommandBook: Sendable {
 
     /// Number of commands open for a device.
     func count(for device: String) -> Int {
-        open.withLock { $0[device]?.count ?? 0 }
+        book.withLock { $0.open[device]?.count ?? 0 }
     }
 
-    /// Whether a command id is already open for a device.
+    /// Whether a command id is taken for a device: open, or its answer is on its way.
     func contains(_ id: CommandID, device: String) -> Bool {
-        open.withLock { $0[device]?[id.text] != nil }
+        book.withLock { $0.open[device]?[id.text] != nil || $0.answering[device]?.contains(id.text) == true }
     }
 
     /// Whether `command`, queued, was delivered here already: it is open, or finished lately after a delivery that
@@ -53,13 +60,13 @@ final class CommandBook: Sendable {
                 && delivered.replyTo?.topic == command.replyTo?.topic
                 && delivered.replyTo?.correlationData == command.replyTo?.correlationData
         }
-        if let delivered = open.withLock({ $0[command.device]?[command.id.text] }), isSame(delivered) { return true }
+        if let delivered = book.withLock({ $0.open[command.device]?[command.id.text] }), isSame(delivered) { return true }
         return finished.withLock { $0.contains { isSame($0) && $0.sentAt >= command.queuedAt } }
     }
 
     /// Records a delivered command.
     func insert(_ command: OpenCommand) {
-        open.withLock { $0[command.device, default: [:]][command.id.text] = command }
+        book.withLock { $0.open[command.device, default: [:]][command.id.text] = command }
     }
 
     /// Removes and returns the commands delivered on one connection of a device.
@@ -73,14 +80,14 @@ final class CommandBook: Sendable {
     }
 
     private func take(where matches: (OpenCommand) -> Bool) -> [OpenCommand] {
-        let taken: [OpenCommand] = open.withLock { open in
+        let taken: [OpenCommand] = book.withLock { book in
             var taken: [OpenCommand] = []
-            for (device, commands) in open {
+            for (device, commands) in book.open {
                 for (id, command) in commands where matches(command) {
                     taken.append(command)
-                    open[device]?[id] = nil
+                    book.open[device]?[id] = nil
                 }
-                if open[device]?.isEmpty == true { open[device] = nil }
+                if book.open[device]?.isEmpty == true { book.open[device] = nil }
             }
             return taken
         }
@@ -92,10 +99,46 @@ final class CommandBook: Sendable {
     /// Removes and returns a command (only the one delivered on connection `session`, when given); nil if it already
     /// finished.
     func take(_ idText: String, device: String, session: Int64? = nil) -> OpenCommand? {
-        let command: OpenCommand? = open.withLock { open in
-            if let session, open[device]?[idText]?.session != session { return nil }
-            let command = open[device]?.removeValue(forKey: idText)
-            if open[device]?.isEmpty == true { open[device] = nil }
+        take(idText, device: device, session: session, answering: false)
+    }
+
+    /// Takes a command for its device's answer, keeping its id taken (``contains(_:device:)``) until
+    /// ``answerSettled(_:reopened:)`` says whether the answer was safe.
+    func takeForAnswer(_ idText: String, device: String) -> OpenCommand? {
+        take(idText, device: device, session: nil, answering: true)
+    }
+
+    /// The answer of a command taken by ``takeForAnswer(_:device:)`` is safe, or was refused (`reopened`): then the
+    /// command is open again, in the same step that frees its id, and its deadline is to be armed anew.
+    func answerSettled(_ command: OpenCommand, reopened: Bool) {
+        book.withLock { book in
+            book.answering[command.device]?.remove(command.id.text)
+            if book.answering[command.device]?.isEmpty == true { book.answering[command.device] = nil }
+            if reopened {
+                var command = command
+                command.timer = nil
+                book.open[command.device, default: [:]][command.id.text] = command
+            }
+        }
+    }
+
+    /// Keeps `timer` with `command` while that command is open (the same delivery: its session and when it was
+    /// sent); false when it is not open any more.
+    func keep(_ timer: Scheduled<Void>, for command: OpenCommand) -> Bool {
+        book.withLock { book in
+            guard let open = book.open[command.device]?[command.id.text], open.session == command.session,
+                  open.sentAt == command.sentAt else { return false }
+            book.open[command.device]?[command.id.text]?.timer = timer
+            return true
+        }
+    }
+
+    private func take(_ idText: String, device: String, session: Int64?, answering: Bool) -> OpenCommand? {
+        let command: OpenCommand? = book.withLock { book in
+            if let session, book.open[device]?[idText]?.session != session { return nil }
+            let command = book.open[device]?.removeValue(forKey: idText)
+            if book.open[device]?.isEmpty == true { book.open[device] = nil }
+            if command != nil, answering { book.answering[device, default: []].insert(idText) }
             return command
         }
         command?.timer?.cancel()

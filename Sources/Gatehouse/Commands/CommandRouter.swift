@@ -116,10 +116,13 @@ final class CommandRouter: Sendable {
     /// `nack` and the command is open again until its deadline, so the device's resend still ends it.
     func answer(_ id: CommandID, from session: DeviceSession, status: CommandStatus, data: JSONValue, error: JSONObject?,
                 completion: PublishCompletion?) -> Bool {
-        guard let command = open.take(id.text, device: session.device) else { return false }
+        guard let command = open.takeForAnswer(id.text, device: session.device) else { return false }
         let response = CommandResponse(id: command.id.json, status: status, data: data, error: status == .ok ? nil : error, ts: nowMs())
         finish(command, with: response, source: session, reopensWhenRefused: true) { [self] outcome in
-            if case .refused = outcome { reopen(command) }
+            // Refused: open again until its deadline, so the device's resend still ends it.
+            let reopened = outcome != .safe
+            open.answerSettled(command, reopened: reopened)
+            if reopened { armDeadline(of: command) }
             completion?(outcome)
         }
         return true
@@ -245,7 +248,8 @@ final class CommandRouter: Sendable {
         let command = OpenCommand(
             id: commandID, device: session.device, session: session.number, name: name, replyTo: replyTo, sentAt: now,
             timeoutMs: timeoutMs, deadline: now.addingSaturated(timeoutMs), timer: nil)
-        open.insert(withDeadline(command))
+        open.insert(command)
+        armDeadline(of: command)
         // The caller found the session before it may have left the directory: its `connectionEnded` (which comes
         // after) answered the commands open then, and this one, opened after that, is answered here.
         guard directory.session(session.device) === session else {
@@ -257,25 +261,21 @@ final class CommandRouter: Sendable {
         session.send(.command(id: commandID, name: name, params: params, deadline: command.deadline))
     }
 
-    /// `command` with a timer that answers `timeout` at its deadline.
-    private func withDeadline(_ command: OpenCommand) -> OpenCommand {
-        var command = command
+    /// Starts the deadline of `command`, which is open: a timer that answers `timeout` then, kept with the command
+    /// so that taking it cancels the timer. Armed only once the command is open, so that a deadline already past
+    /// (a command opened again after its answer was refused) still finds it.
+    private func armDeadline(of command: OpenCommand) {
         let remaining = min(max(0, command.deadline.subtractingSaturated(nowMs())), CommandRequestParser.maxTimeoutMs)
-        let (id, device) = (command.id.text, command.device)
-        command.timer = timerLoop.scheduleTask(in: .milliseconds(remaining)) { [self] in
-            guard let command = open.take(id, device: device) else { return }
+        let (id, device, session) = (command.id.text, command.device, command.session)
+        let timer = timerLoop.scheduleTask(in: .milliseconds(remaining)) { [self] in
+            guard let command = open.take(id, device: device, session: session) else { return }
             finish(command, with: CommandResponse(
                 id: command.id.json, status: .timeout, data: nil,
                 error: errorObject(.timeout, "no answer from \(command.device) within \(command.timeoutMs) ms"), ts: nowMs()
             ))
         }
-        return command
-    }
-
-    /// Opens a command again after its answer could not be made safe.
-    private func reopen(_ command: OpenCommand) {
-        guard !open.contains(command.id, device: command.device) else { return }
-        open.insert(withDeadline(command))
+        // Taken meanwhile (answered, or its connection ended): nothing is left to time out.
+        if !open.keep(timer, for: command) { timer.cancel() }
     }
 
     /// Hands a newly connected device the commands queued for it, oldest first, clearing each.
