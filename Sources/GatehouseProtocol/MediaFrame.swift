@@ -63,6 +63,11 @@ public struct MediaFrame: Sendable {
             throw FieldError(message: "'stream' must match [A-Za-z0-9_-]{1,64}")
         }
         let contentType = try object.optionalString("content_type") ?? MediaHeader.defaultContentType
+        // It becomes the MQTT 5 Content Type property, which libmosquitto refuses with a control character in it:
+        // the frame would go out without it.
+        guard MediaHeader.isValidContentType(contentType) else {
+            throw FieldError(message: "'content_type' must be 1 to \(MediaHeader.maxContentTypeBytes) printable ASCII characters")
+        }
         var id: CommandID?
         if let rawID = object["id"], !rawID.isNull {
             guard let valid = CommandID(json: rawID) else {

@@ -17,6 +17,14 @@ struct MediaFrameTests {
         #expect(Array(bytes[offset...]) == [1, 2, 3])
     }
 
+    @Test("a content_type of up to 255 printable ASCII characters, parameters and all")
+    func contentTypes() throws {
+        for contentType in ["text/plain; charset=utf-8", String(repeating: "a", count: 255)] {
+            let bytes = frame(#"{"stream":"s","content_type":"\#(contentType)"}"#)
+            #expect(try MediaFrame.parseHeader(bytes).get().header.contentType == contentType)
+        }
+    }
+
     @Test("content_type defaults, id optional, empty payload")
     func parseDefaults() throws {
         let bytes = frame(#"{"stream":"live"}"#, payload: [])
@@ -49,6 +57,10 @@ struct MediaFrameTests {
     @Test("bad headers", arguments: [
         "{}", #"{"stream":""}"#, #"{"stream":"a/b"}"#, #"{"stream":5}"#, #"{"stream":"s","content_type":5}"#,
         #"{"stream":"s","id":"a b"}"#, #"{"stream":"s","id":-1}"#, "not json", #"{"stream":"s"} x"#,
+        // A content type libmosquitto would not send as the Content Type property: control characters, none, too long.
+        #"{"stream":"s","content_type":"image/jpeg\u0001"}"#, #"{"stream":"s","content_type":"a\nb"}"#,
+        #"{"stream":"s","content_type":""}"#, #"{"stream":"s","content_type":"image/\u00e9"}"#,
+        #"{"stream":"s","content_type":"\#(String(repeating: "a", count: 256))"}"#,
     ])
     func badHeaders(_ header: String) {
         #expect(throws: BadMessageError.self) { try MediaFrame.parseHeader(frame(header)).get() }
