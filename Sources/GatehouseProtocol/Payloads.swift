@@ -89,6 +89,13 @@ public struct DeviceMeta: Sendable, Equatable {
     /// What the device accepts.
     public var capabilities: JSONObject?
 
+    /// Whether `other` says the same of the device (kind, model, firmware, capabilities), whenever it was said.
+    public func saysTheSame(as other: DeviceMeta?) -> Bool {
+        guard var other else { return false }
+        other.ts = ts
+        return other == self
+    }
+
     /// A meta record.
     public init(ts: Int64, kind: String?, model: String?, firmware: String?, capabilities: JSONObject?) {
         self.ts = ts

@@ -167,3 +167,35 @@ def test_camera_snapshot_is_not_retained_by_default(ha, mqtt):
     d.send_media({"stream": "snapshot", "content_type": "image/jpeg"}, b"\xff\xd8jpeg\xff\xd9")
     mqtt.wait_for(topic)
     assert fetch_retained(ha.broker, topic, timeout=0.5) is None
+
+
+def test_a_repeated_hello_does_not_publish_the_entities_again(ha, mqtt):
+    """A hello that says what the last one said announces nothing; one that changes the card announces again."""
+    mqtt.subscribe("homeassistant/climate/#")
+    dev = uid("hello")
+    d = ha.connect(ha.token(dev, kind="thermostat"))
+    topic = f"homeassistant/climate/{ha.gw_id}_{dev}/config"
+    def announced(firmware):
+        return lambda x: x.topic == topic and x.payload and x.json()["device"].get("sw_version") == firmware
+
+    d.send_json(HELLO)
+    d.expect_ack(1)
+    mqtt.wait_for(announced("2.4.1"))  # after the connect's own announcement, from the token's kind
+    for seq in range(2, 12):
+        d.send_json(dict(HELLO, seq=seq))
+        d.expect_ack(seq)
+    mqtt.assert_nothing(announced("2.4.1"), within=0.7)
+    d.send_json(dict(HELLO, seq=12, firmware="2.5.0"))
+    d.expect_ack(12)
+    mqtt.wait_for(announced("2.5.0"))
+
+
+def test_a_telemetry_key_over_64_bytes_gets_no_sensor(ha, mqtt):
+    mqtt.subscribe("homeassistant/sensor/#")
+    dev = uid("long")
+    d = ha.connect(ha.token(dev, kind="sensor"))
+    longest, too_long = "k" * 64, "k" * 65
+    d.send_json({"type": "telemetry", "seq": 1, "data": {too_long: 1, longest: 2}})
+    d.expect_ack(1)
+    discovery(mqtt, f"homeassistant/sensor/{ha.gw_id}_{dev}_{longest}/config")
+    mqtt.assert_nothing(lambda x: x.topic == f"homeassistant/sensor/{ha.gw_id}_{dev}_{too_long}/config", within=0.5)

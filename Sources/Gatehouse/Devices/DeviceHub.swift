@@ -273,8 +273,10 @@ final class DeviceHub: DeviceMessageSink {
                 ts: now, kind: hello.kind ?? session.tokenKind, model: hello.model,
                 firmware: hello.firmware, capabilities: hello.capabilities
             )
+            let previous = directory.meta(device)
             publishMeta(meta, of: device, source: session, completion: answer())
-            homeAssistant.announce(device)
+            // A repeated hello announces the same entities: they are not all published again for each one.
+            if !meta.saysTheSame(as: previous) { homeAssistant.announce(device) }
         case .response(let commandID, let status, let data, let error):
             let answered = commands.answer(commandID, from: session, status: status, data: data, error: error, completion: answer())
             if !answered, let seq {

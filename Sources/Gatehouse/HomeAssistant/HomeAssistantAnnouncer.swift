@@ -3,8 +3,8 @@ import Logging
 import Mosquitto
 import Synchronization
 
-/// Home Assistant MQTT discovery for the devices this gateway holds: their entities on connect, `hello`,
-/// broker reconnect and when Home Assistant comes online, a sensor per numeric telemetry key as keys
+/// Home Assistant MQTT discovery for the devices this gateway holds: their entities on connect, a `hello` that
+/// changes what the device said of itself, broker reconnect and when Home Assistant comes online, a sensor per numeric telemetry key as keys
 /// appear, and withdrawal when a reload turns discovery off or moves its prefix.
 ///
 /// Owns the keys announced per device. Calls `BrokerLink`; reads `DeviceDirectory` and `SettingsStore`.
@@ -16,6 +16,9 @@ final class HomeAssistantAnnouncer: Sendable {
     /// cannot fill the broker with retained discovery configs. Later new keys are still published as
     /// telemetry, with no sensor; the first one refused is logged.
     static let maxSensorsPerDevice = 1000
+    /// A key longer than this (in bytes) gets no sensor either: the keys are kept for every held device, and each
+    /// becomes part of a topic and an entity id.
+    static let maxSensorKeyBytes = 64
 
     private struct AnnouncedKeys {
         var keys: Set<String> = []
@@ -51,7 +54,7 @@ final class HomeAssistantAnnouncer: Sendable {
     /// A sensor entity for each numeric telemetry key not announced yet for this device.
     func discoverSensors(in data: JSONObject, of device: String, _ discovery: HomeAssistantDiscovery) {
         let numeric = data.compactMap { key, value -> String? in
-            if case .number = value { return key }
+            if case .number = value, key.utf8.count <= Self.maxSensorKeyBytes { return key }
             return nil
         }
         let (fresh, reachedLimit) = announced.withLock { all in
