@@ -199,3 +199,16 @@ def test_a_telemetry_key_over_64_bytes_gets_no_sensor(ha, mqtt):
     d.expect_ack(1)
     discovery(mqtt, f"homeassistant/sensor/{ha.gw_id}_{dev}_{longest}/config")
     mqtt.assert_nothing(lambda x: x.topic == f"homeassistant/sensor/{ha.gw_id}_{dev}_{too_long}/config", within=0.5)
+
+
+def test_a_flood_of_home_assistant_online_messages_announces_once_then_waits(ha, mqtt):
+    """Each `online` would announce every held device again: the first does at once, the next wait (10 s apart)."""
+    mqtt.subscribe("homeassistant/camera/#")
+    dev = uid("flood")
+    ha.connect(ha.token(dev, kind="camera"))
+    topic = f"homeassistant/camera/{ha.gw_id}_{dev}/config"
+    discovery(mqtt, topic)
+    for _ in range(50):
+        mqtt.publish("homeassistant/status", "online")
+    discovery(mqtt, topic)
+    mqtt.assert_nothing(lambda x: x.topic == topic, within=2.0)

@@ -31,17 +31,9 @@ final class BridgeOperations: Sendable {
 
     /// `<base>/bridge/<gw>/request/<op>`: `devices`, `kick`, `reload`.
     func handle(op: String, message: MQTTMessage) {
-        let request = (try? JSONValue(parsing: message.payload.isEmpty ? Array("{}".utf8) : message.payload))?.objectValue
-        let requestID = request?["id"] ?? .null
+        let request = Self.object(of: message)
         func reply(_ status: String, data: JSONValue? = nil, error: (String, String)? = nil) {
-            let response = BridgeResponse(
-                id: requestID, status: status, data: data,
-                error: error.map { JSONObject([("code", .string($0.0)), ("message", .string($0.1))]) })
-            link.publish(OutboundMessage(topic: topics.bridgeResponse(gatewayID, op), payload: response.encoded()), .bestEffort(.atLeastOnce))
-            if let topic = message.properties.responseTopic, topics.isAllowedResponseTopic(topic) {
-                let properties = MQTTProperties(correlationData: message.properties.correlationData)
-                link.publish(OutboundMessage(topic: topic, payload: response.encoded(), properties: properties), .bestEffort(.atLeastOnce))
-            }
+            self.reply(op: op, to: message, id: request?["id"] ?? .null, status: status, data: data, error: error)
         }
         guard let request else {
             reply("error", error: ("bad_request", "the request must be a JSON object"))
@@ -74,6 +66,28 @@ final class BridgeOperations: Sendable {
             reply("ok", data: reloader.reload(trigger: "reload request").json)
         default:
             reply("error", error: ("unknown_op", "unknown bridge operation \(op); try devices, kick or reload"))
+        }
+    }
+
+    /// A request that finds too many waiting already (`SlowRequests`) is answered `error` `busy`, and not run.
+    func refuseBusy(op: String, message: MQTTMessage) {
+        reply(op: op, to: message, id: Self.object(of: message)?["id"] ?? .null, status: "error",
+              error: ("busy", "\(SlowRequests.maxWaiting) requests wait already; retry later"))
+    }
+
+    private static func object(of message: MQTTMessage) -> JSONObject? {
+        (try? JSONValue(parsing: message.payload.isEmpty ? Array("{}".utf8) : message.payload))?.objectValue
+    }
+
+    /// Publishes a response to the bridge's response topic, and to the request's Response Topic when it is allowed.
+    private func reply(op: String, to message: MQTTMessage, id: JSONValue, status: String, data: JSONValue? = nil, error: (String, String)? = nil) {
+        let response = BridgeResponse(
+            id: id, status: status, data: data,
+            error: error.map { JSONObject([("code", .string($0.0)), ("message", .string($0.1))]) })
+        link.publish(OutboundMessage(topic: topics.bridgeResponse(gatewayID, op), payload: response.encoded()), .bestEffort(.atLeastOnce))
+        if let topic = message.properties.responseTopic, topics.isAllowedResponseTopic(topic) {
+            let properties = MQTTProperties(correlationData: message.properties.correlationData)
+            link.publish(OutboundMessage(topic: topic, payload: response.encoded(), properties: properties), .bestEffort(.atLeastOnce))
         }
     }
 

@@ -30,11 +30,11 @@ final class BrokerRouter: Sendable {
     private let readiness: Readiness
     private let reconciler: Reconciler
     private let logger: Logger
-    /// Where the rare work that may take a while runs, one at a time: every operator's bridge request (a `reload`
-    /// reads files, a `devices` listing covers every device), Home Assistant's rediscovery, and the sweep of queued
-    /// commands when another gateway goes offline. `route` runs on the MQTT client's network thread, which reads
-    /// and writes nothing meanwhile.
-    private let slowRequests = DispatchQueue(label: "gatehouse.broker-router.slow")
+    /// Where the rare work that may take a while runs, one job at a time and bounded (see `SlowRequests`): `route`
+    /// runs on the MQTT client's network thread, which reads and writes nothing meanwhile.
+    private let slowRequests = SlowRequests()
+    /// Home Assistant's rediscoveries start at least this far apart: each announces every held device again.
+    static let rediscoverySpacing: Duration = .seconds(10)
 
     init(
         gatewayID: String, topics: Topics, link: BrokerLink, directory: DeviceDirectory, devices: DeviceHub, commands: CommandRouter,
@@ -135,7 +135,8 @@ final class BrokerRouter: Sendable {
     /// order the messages arrived, so it must not block.
     func route(_ message: MQTTMessage) {
         if let discovery = settings.now.homeAssistant, message.topic == discovery.statusTopic {
-            return slowRequests.async { [homeAssistant] in homeAssistant.homeAssistantStatus(message.payload) }
+            guard homeAssistant.isOnline(message.payload) else { return }
+            return slowRequests.submit(.rediscovery, spacing: Self.rediscoverySpacing) { [homeAssistant] in homeAssistant.rediscover() }
         }
         guard let kind = topics.parse(message.topic) else { return }
         let ids = message.properties.subscriptionIdentifiers
@@ -145,7 +146,7 @@ final class BrokerRouter: Sendable {
         // A retained request comes back at every subscribe: it was acted on when it was published (the subscriptions
         // do not keep the publisher's retain flag, so only such a replay has it).
         case .bridgeRequest(let gateway, let op) where gateway == gatewayID && !message.retain:
-            slowRequests.async { [bridge] in bridge.handle(op: op, message: message) }
+            if !slowRequests.submit({ [bridge] in bridge.handle(op: op, message: message) }) { bridge.refuseBusy(op: op, message: message) }
         case .request(let device, let command) where !message.retain:
             routeRequest(device: device, command: command, message: message, ids: ids, isSet: false)
         case .set(let device) where !message.retain:
@@ -189,7 +190,7 @@ final class BrokerRouter: Sendable {
             let online = bridgeState?.state == .online
             directory.observe(gateway: gateway, online: online)
             // Its queued commands may be ours to answer now.
-            if !online, gateway != gatewayID { slowRequests.async { [commands] in commands.sweepExpired() } }
+            if !online, gateway != gatewayID { slowRequests.submit(.pendingSweep) { [commands] in commands.sweepExpired() } }
         default:
             break
         }

@@ -105,9 +105,13 @@ final class HomeAssistantAnnouncer: Sendable {
         for device in devices { announce(device) }
     }
 
-    /// `homeassistant/status` `online`: Home Assistant (re)started and needs the discovery messages again.
-    func homeAssistantStatus(_ payload: [UInt8]) {
-        guard String(decoding: payload, as: UTF8.self) == Presence.online.rawValue else { return }
+    /// Whether a `homeassistant/status` payload says Home Assistant (re)started and needs the discovery messages again.
+    func isOnline(_ payload: [UInt8]) -> Bool {
+        String(decoding: payload, as: UTF8.self) == Presence.online.rawValue
+    }
+
+    /// Announces the gateway and every held device again (Home Assistant came online).
+    func rediscover() {
         announceGateway()
         for session in directory.sessions { announce(session.device) }
     }
