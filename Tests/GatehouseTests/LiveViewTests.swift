@@ -85,6 +85,23 @@ import Testing
         first.withUnsafeReadableBytes { p in second.withUnsafeReadableBytes { q in #expect(p.baseAddress == q.baseAddress) } }
     }
 
+    /// A viewer admitted before the revocation list changed and attached after its sweep (`endRevoked`) is ended.
+    @Test("a viewer whose token is revoked by the time it attaches is ended there")
+    func revokedByTheTimeItAttaches() throws {
+        let base = NSTemporaryDirectory() + "live-view-revoked-\(UUID().uuidString)"
+        try "0123456789abcdef0123456789abcdef\n".write(toFile: base + ".key", atomically: true, encoding: .utf8)
+        try "viewer\n".write(toFile: base + ".revoked", atomically: true, encoding: .utf8)
+        defer { for suffix in [".key", ".revoked"] { try? FileManager.default.removeItem(atPath: base + suffix) } }
+        let yaml = "auth:\n  key_file: \(base).key\n  revoked_file: \(base).revoked\n"
+        let config = GatewayConfig(source: ConfigSource(yamlText: yaml, environment: [:]))
+        let credentials = try CredentialStore(auth: config.auth, metrics: GatewayMetrics(), logger: Logger(label: "test"))
+        let live = LiveView(settings: config.live, credentials: credentials, directory: directory, timerLoop: camera.embeddedEventLoop,
+                            logger: Logger(label: "test"))
+        let viewer = RecordingViewer(device: "cam")
+        live.attach(viewer)
+        #expect(viewer.log.last == "end")
+    }
+
     @Test("stop goes out idle_s after the last viewer left, not before")
     func idleStop() throws {
         let a = RecordingViewer(device: "cam")

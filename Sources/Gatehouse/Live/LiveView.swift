@@ -137,6 +137,8 @@ final class LiveView: Sendable {
         if let latest { viewer.deliver(latest) }
         perform(effects, device: device, session: session, viewers: [])
         logger.info("live viewer joined", metadata: ["device": "\(device)", "viewer": "\(viewer.claims.subject)"])
+        // Admitted before the revocation list changed, attached after its sweep (`endRevoked`): ended here.
+        if credentials.isRevoked(viewer.claims) { viewer.end(.revoked) }
     }
 
     /// Removes a viewer whose connection closed; the last one starts the idle timer.

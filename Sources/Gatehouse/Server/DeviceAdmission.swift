@@ -58,6 +58,11 @@ final class DeviceAdmission: Sendable {
         self.connectBudget = Mutex(ConnectBudget(nowNanos: NIODeadline.now().uptimeNanoseconds))
     }
 
+    /// Whether credentials admitted earlier are revoked by now.
+    func isRevoked(_ claims: TokenClaims) -> Bool {
+        credentials.isRevoked(claims)
+    }
+
     /// Decides an upgrade request: path, subprotocol, then the token (header wins over query) or, without a
     /// token, the device id of a verified client certificate; then capacity and the connection rate.
     func admit(_ head: HTTPRequestHead, clientCertificate: NIOSSLCertificate? = nil) -> Admission {

@@ -105,6 +105,9 @@ struct GatewayChannel: ServerChildChannel, HTTPChannelHandler {
         let remote = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "unknown"
         let session = gateway.devices.connected(claims: claims, channel: channel, output: output, remote: remote)
         handler.start(session, loop: channel.eventLoop)
+        // A revocation's sweep closes the sessions attached by then: one admitted before the list changed but attached
+        // after the sweep is closed here (the list is read after the attach, the sweep reads the sessions after the list).
+        if gateway.admission.isRevoked(claims) { session.close(.policyViolation, reason: .revoked, text: "credential revoked") }
         return .device(session)
     }
 
