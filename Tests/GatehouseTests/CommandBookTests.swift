@@ -12,44 +12,64 @@ import Testing
                     sentAt: sentAt, timeoutMs: 1000, deadline: sentAt + 1000, timer: nil)
     }
 
+    func id(_ text: String) -> CommandID { CommandID(json: .string(text))! }
+
     /// A request that reuses the id of a command whose answer is on its way is refused as "already open": if the broker
     /// refuses that answer, the first command opens again for the device's resend, and no second one may hold its id.
     @Test func anIdWhoseAnswerIsOnItsWayStaysTakenUntilTheAnswerIsSafe() {
         let book = CommandBook()
-        book.insert(command("c1"))
+        #expect(book.open(command("c1")) != nil)
         let taken = book.takeForAnswer("c1", device: "d")
         #expect(taken != nil)
-        #expect(book.contains(CommandID(json: .string("c1"))!, device: "d"))
+        #expect(book.contains(id("c1"), device: "d"))
+        #expect(book.open(command("c1", sentAt: 20)) == nil, "a second delivery of the id is refused")
         #expect(book.count(for: "d") == 0)
         #expect(book.take("c1", device: "d") == nil, "taken once: a timeout finds nothing")
-        book.answerSettled(taken!, reopened: false)
-        #expect(!book.contains(CommandID(json: .string("c1"))!, device: "d"))
-        #expect(book.takeForAnswer("c1", device: "d") == nil)
+        #expect(book.answerSettled(taken!, refused: false) == nil)
+        #expect(!book.contains(id("c1"), device: "d"))
+        #expect(book.open(command("c1", sentAt: 20)) != nil, "free again once the answer is safe")
     }
 
     @Test func aRefusedAnswerOpensTheCommandAgainInTheStepThatFreesItsId() {
         let book = CommandBook()
-        book.insert(command("c1"))
-        book.insert(command("c2"))
+        let first = book.open(command("c1"))!
+        #expect(book.open(command("c2")) != nil)
         let taken = book.takeForAnswer("c1", device: "d")!
-        book.answerSettled(taken, reopened: true)
+        let settled = book.answerSettled(taken, refused: true)
+        #expect(settled?.reopened == true)
+        #expect(settled.map { $0.command.opening != first.opening } == true, "a new opening: the old deadline's timer ends nothing")
         #expect(book.count(for: "d") == 2)
+        #expect(book.take("c1", device: "d", opening: first.opening) == nil)
         // The resend ends it; and the other command was never touched.
         #expect(book.takeForAnswer("c1", device: "d")?.sentAt == 10)
         #expect(book.take("c2", device: "d") != nil)
     }
 
-    /// A deadline timer is kept only with the delivery it was armed for; taking that delivery cancels it.
-    @Test func aTimerIsKeptOnlyWhileItsDeliveryIsOpen() {
+    /// Shutting down: every open command gets `offline`, and one whose answer is refused afterwards does not open again
+    /// (nothing would answer it before the process ends): it is handed back for its `offline` at once.
+    @Test func aClosedBookOpensNothingAndHandsARefusedAnswerBack() {
+        let book = CommandBook()
+        #expect(book.open(command("c1")) != nil)
+        let taken = book.takeForAnswer("c1", device: "d")!
+        book.close()
+        #expect(book.open(command("c2")) == nil)
+        let settled = book.answerSettled(taken, refused: true)
+        #expect(settled?.reopened == false)
+        #expect(settled?.command.id == id("c1"))
+        #expect(!book.contains(id("c1"), device: "d"))
+    }
+
+    /// A deadline timer is kept only with the opening it was armed for; taking that opening cancels it.
+    @Test func aTimerIsKeptOnlyWhileItsOpeningIsOpen() {
         let loop = EmbeddedEventLoop()
         let book = CommandBook()
         var fired = 0
-        let first = command("c1")
-        book.insert(first)
+        let first = book.open(command("c1"))!
         let timer = loop.scheduleTask(in: .milliseconds(5)) { fired += 1 }
         #expect(book.keep(timer, for: first))
-        #expect(!book.keep(timer, for: command("c1", sentAt: 11)), "another delivery of the same id")
-        #expect(!book.keep(timer, for: command("c1", session: 2)), "the same id on another connection")
+        var other = first
+        other.opening += 1
+        #expect(!book.keep(timer, for: other), "another opening of the same id")
         _ = book.take("c1", device: "d")
         loop.advanceTime(by: .milliseconds(10))
         #expect(fired == 0)

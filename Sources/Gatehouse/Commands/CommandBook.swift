@@ -17,6 +17,9 @@ struct OpenCommand: Sendable {
     let timeoutMs: Int64
     let deadline: Int64
     var timer: Scheduled<Void>?
+    /// Set by the book when the command opens (again): tells this opening from any other of the same id, so a
+    /// deadline timer ends only the opening it was armed for.
+    var opening: UInt64 = 0
 }
 
 /// MQTT 5 Response Topic and Correlation Data of a request.
@@ -33,6 +36,26 @@ final class CommandBook: Sendable {
         /// The ids, by device, of commands whose device answer is on its way (``takeForAnswer(_:device:)``): taken, but
         /// a refused answer opens them again, so their ids are not free for another request until it is safe.
         var answering: [String: Set<String>] = [:]
+        /// The last ``OpenCommand/opening`` given.
+        var openings: UInt64 = 0
+        /// Set by ``close()``: the gateway is shutting down, and nothing opens any more.
+        var closed = false
+
+        /// Whether `id` is taken for `device`: open, or its answer on its way.
+        func holds(_ id: String, device: String) -> Bool {
+            open[device]?[id] != nil || answering[device]?.contains(id) == true
+        }
+
+        /// Opens `command` under a new opening number; nil when its id is taken or the book is closed.
+        mutating func admit(_ command: OpenCommand) -> OpenCommand? {
+            guard !closed, !holds(command.id.text, device: command.device) else { return nil }
+            var command = command
+            openings += 1
+            command.opening = openings
+            command.timer = nil
+            open[command.device, default: [:]][command.id.text] = command
+            return command
+        }
     }
 
     private let book = Mutex(Book())
@@ -49,7 +72,7 @@ final class CommandBook: Sendable {
 
     /// Whether a command id is taken for a device: open, or its answer is on its way.
     func contains(_ id: CommandID, device: String) -> Bool {
-        book.withLock { $0.open[device]?[id.text] != nil || $0.answering[device]?.contains(id.text) == true }
+        book.withLock { $0.holds(id.text, device: device) }
     }
 
     /// Whether `command`, queued, was delivered here already: it is open, or finished lately after a delivery that
@@ -64,9 +87,15 @@ final class CommandBook: Sendable {
         return finished.withLock { $0.contains { isSame($0) && $0.sentAt >= command.queuedAt } }
     }
 
-    /// Records a delivered command.
-    func insert(_ command: OpenCommand) {
-        book.withLock { $0.open[command.device, default: [:]][command.id.text] = command }
+    /// Records a delivered command, unless its id is taken already (open, or its answer on its way) or the book is
+    /// closed: nil then. The check and the record are one step, so of two racing deliveries of one id one is refused.
+    func open(_ command: OpenCommand) -> OpenCommand? {
+        book.withLock { $0.admit(command) }
+    }
+
+    /// The gateway is shutting down: nothing opens from now on (``open(_:)``, a refused answer's reopening).
+    func close() {
+        book.withLock { $0.closed = true }
     }
 
     /// Removes and returns the commands delivered on one connection of a device.
@@ -96,49 +125,47 @@ final class CommandBook: Sendable {
         return taken.sorted { ($0.sentAt, $0.id.text) < ($1.sentAt, $1.id.text) }
     }
 
-    /// Removes and returns a command (only the one delivered on connection `session`, when given); nil if it already
-    /// finished.
-    func take(_ idText: String, device: String, session: Int64? = nil) -> OpenCommand? {
-        take(idText, device: device, session: session, answering: false)
-    }
-
-    /// Takes a command for its device's answer, keeping its id taken (``contains(_:device:)``) until
-    /// ``answerSettled(_:reopened:)`` says whether the answer was safe.
-    func takeForAnswer(_ idText: String, device: String) -> OpenCommand? {
-        take(idText, device: device, session: nil, answering: true)
-    }
-
-    /// The answer of a command taken by ``takeForAnswer(_:device:)`` is safe, or was refused (`reopened`): then the
-    /// command is open again, in the same step that frees its id, and its deadline is to be armed anew.
-    func answerSettled(_ command: OpenCommand, reopened: Bool) {
-        book.withLock { book in
-            book.answering[command.device]?.remove(command.id.text)
-            if book.answering[command.device]?.isEmpty == true { book.answering[command.device] = nil }
-            if reopened {
-                var command = command
-                command.timer = nil
-                book.open[command.device, default: [:]][command.id.text] = command
-            }
+    /// Removes and returns a command (only the one delivered on connection `session`, or only the opening `opening`,
+    /// when given); nil if it already finished.
+    func take(_ idText: String, device: String, session: Int64? = nil, opening: UInt64? = nil) -> OpenCommand? {
+        take(idText, device: device, answering: false) { command in
+            (session.map { $0 == command.session } ?? true) && (opening.map { $0 == command.opening } ?? true)
         }
     }
 
-    /// Keeps `timer` with `command` while that command is open (the same delivery: its session and when it was
-    /// sent); false when it is not open any more.
+    /// Takes a command for its device's answer, keeping its id taken (``contains(_:device:)``) until
+    /// ``answerSettled(_:refused:)`` says whether the answer was safe.
+    func takeForAnswer(_ idText: String, device: String) -> OpenCommand? {
+        take(idText, device: device, answering: true) { _ in true }
+    }
+
+    /// The answer of a command taken by ``takeForAnswer(_:device:)`` is safe, or was `refused`: then the command
+    /// opens again (under a new opening number, in the same step that frees its id) and is returned, for its deadline
+    /// to be armed anew; or, when the book is closed, it is returned not open, for its final response now.
+    func answerSettled(_ command: OpenCommand, refused: Bool) -> (command: OpenCommand, reopened: Bool)? {
+        book.withLock { book in
+            book.answering[command.device]?.remove(command.id.text)
+            if book.answering[command.device]?.isEmpty == true { book.answering[command.device] = nil }
+            guard refused else { return nil }
+            return book.admit(command).map { ($0, true) } ?? (command, false)
+        }
+    }
+
+    /// Keeps `timer` with the opening `command` while it is open; false when it is not (taken meanwhile).
     func keep(_ timer: Scheduled<Void>, for command: OpenCommand) -> Bool {
         book.withLock { book in
-            guard let open = book.open[command.device]?[command.id.text], open.session == command.session,
-                  open.sentAt == command.sentAt else { return false }
+            guard book.open[command.device]?[command.id.text]?.opening == command.opening else { return false }
             book.open[command.device]?[command.id.text]?.timer = timer
             return true
         }
     }
 
-    private func take(_ idText: String, device: String, session: Int64?, answering: Bool) -> OpenCommand? {
+    private func take(_ idText: String, device: String, answering: Bool, if matches: (OpenCommand) -> Bool) -> OpenCommand? {
         let command: OpenCommand? = book.withLock { book in
-            if let session, book.open[device]?[idText]?.session != session { return nil }
-            let command = book.open[device]?.removeValue(forKey: idText)
+            guard let command = book.open[device]?[idText], matches(command) else { return nil }
+            book.open[device]?[idText] = nil
             if book.open[device]?.isEmpty == true { book.open[device] = nil }
-            if command != nil, answering { book.answering[device, default: []].insert(idText) }
+            if answering { book.answering[device, default: []].insert(idText) }
             return command
         }
         command?.timer?.cancel()

@@ -119,13 +119,26 @@ final class CommandRouter: Sendable {
         guard let command = open.takeForAnswer(id.text, device: session.device) else { return false }
         let response = CommandResponse(id: command.id.json, status: status, data: data, error: status == .ok ? nil : error, ts: nowMs())
         finish(command, with: response, source: session, reopensWhenRefused: true) { [self] outcome in
-            // Refused: open again until its deadline, so the device's resend still ends it.
-            let reopened = outcome != .safe
-            open.answerSettled(command, reopened: reopened)
-            if reopened { armDeadline(of: command) }
+            handleSettledAnswer(open.answerSettled(command, refused: outcome != .safe))
             completion?(outcome)
         }
         return true
+    }
+
+    /// A device's answer is safe (nil: nothing to do), or was refused: then its command is open again until its
+    /// deadline, so that the device's resend still ends it; unless its connection has ended meanwhile, or the gateway
+    /// is shutting down (`reopened` false): then it gets `offline` now.
+    private func handleSettledAnswer(_ settled: (command: OpenCommand, reopened: Bool)?) {
+        guard let (command, reopened) = settled else { return }
+        guard reopened else {
+            return answerOffline([command], because: "the gateway holding it is shutting down")
+        }
+        armDeadline(of: command)
+        // Its connection's `connectionEnded` (which comes after the session leaves the directory) found it answering.
+        guard directory.session(command.device)?.number == command.session else {
+            let taken = open.take(command.id.text, device: command.device, opening: command.opening)
+            return answerOffline(taken.map { [$0] } ?? [], because: "its connection ended before it answered")
+        }
     }
 
     /// The connection of `session` ended: its commands that were delivered and not answered get `offline`.
@@ -135,6 +148,7 @@ final class CommandRouter: Sendable {
 
     /// The gateway stops: every open command gets `offline` now, not a `timeout` nobody would publish.
     func shutDown() {
+        open.close()
         answerOffline(open.takeAll(), because: "the gateway holding it is shutting down")
     }
 
@@ -239,21 +253,20 @@ final class CommandRouter: Sendable {
 
     /// Sends a command to a connected device and starts its deadline.
     private func deliver(_ commandID: CommandID, name: String, params: JSONObject, timeoutMs: Int64, replyTo: ReplyTo?, to session: DeviceSession) {
-        if open.contains(commandID, device: session.device) {
+        let now = nowMs()
+        let delivered = OpenCommand(
+            id: commandID, device: session.device, session: session.number, name: name, replyTo: replyTo, sentAt: now,
+            timeoutMs: timeoutMs, deadline: now.addingSaturated(timeoutMs), timer: nil)
+        guard let command = open.open(delivered) else {
             respond(device: session.device, command: name, id: commandID.json, status: .rejected,
                     error: (.badRequest, "a command with id \(commandID.text) is already open"), replyTo: replyTo)
             return
         }
-        let now = nowMs()
-        let command = OpenCommand(
-            id: commandID, device: session.device, session: session.number, name: name, replyTo: replyTo, sentAt: now,
-            timeoutMs: timeoutMs, deadline: now.addingSaturated(timeoutMs), timer: nil)
-        open.insert(command)
         armDeadline(of: command)
         // The caller found the session before it may have left the directory: its `connectionEnded` (which comes
         // after) answered the commands open then, and this one, opened after that, is answered here.
         guard directory.session(session.device) === session else {
-            let taken = open.take(commandID.text, device: session.device, session: session.number)
+            let taken = open.take(commandID.text, device: session.device, opening: command.opening)
             answerOffline(taken.map { [$0] } ?? [], because: "its connection ended before it answered")
             return
         }
@@ -266,9 +279,9 @@ final class CommandRouter: Sendable {
     /// (a command opened again after its answer was refused) still finds it.
     private func armDeadline(of command: OpenCommand) {
         let remaining = min(max(0, command.deadline.subtractingSaturated(nowMs())), CommandRequestParser.maxTimeoutMs)
-        let (id, device, session) = (command.id.text, command.device, command.session)
+        let (id, device, opening) = (command.id.text, command.device, command.opening)
         let timer = timerLoop.scheduleTask(in: .milliseconds(remaining)) { [self] in
-            guard let command = open.take(id, device: device, session: session) else { return }
+            guard let command = open.take(id, device: device, opening: opening) else { return }
             finish(command, with: CommandResponse(
                 id: command.id.json, status: .timeout, data: nil,
                 error: errorObject(.timeout, "no answer from \(command.device) within \(command.timeoutMs) ms"), ts: nowMs()
