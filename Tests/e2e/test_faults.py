@@ -9,6 +9,7 @@ forwarder, so the test's own observer can be subscribed again before the gateway
 import os
 import re
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -378,3 +379,41 @@ def test_the_broker_client_holds_no_socket_pair_across_reconnects(gateway, link)
     link.restore()
     assert wait_until(lambda: readyz(g) == 200, 40), f"gateway did not reconnect:\n{g.log_tail()}"
     assert unix_sockets(g.proc.pid) == 0
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_out_of_descriptors_the_gateway_pauses_accepting_and_recovers(gateway):
+    """A gateway at its descriptor limit cannot accept: it pauses (no spinning), serves the devices it has, and
+    accepts again once descriptors are free."""
+    g = gateway()
+    pid = g.proc.pid
+    held = [g.connect(g.token(uid("held"))) for _ in range(3)]
+    in_use = len(os.listdir(f"/proc/{pid}/fd"))
+    subprocess.run(["prlimit", f"--pid={pid}", f"--nofile={in_use + 3}:{in_use + 3}"], check=True)
+    extra, refused = [], 0
+    for _ in range(5):
+        try:
+            extra.append(g.connect(g.token(uid("extra"))))
+        except Exception:  # the handshake waits in the backlog, unanswered
+            refused += 1
+    assert refused > 0 and len(extra) <= 3, (len(extra), refused)
+    before = _cpu_seconds(pid)
+    time.sleep(2)
+    spent = _cpu_seconds(pid) - before
+    assert spent < 0.5, f"{spent:.2f} s of CPU in 2 s while out of descriptors: accepting spins"
+    held[0].send_json({"type": "telemetry", "seq": 1, "data": {"t": 1}})
+    held[0].expect_ack(1)
+    for d in held[1:] + extra:
+        d.close()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            g.connect(g.token(uid("after")))
+            break
+        except Exception:
+            assert time.monotonic() < deadline, "no connection accepted after descriptors were freed"
+    assert g.proc.poll() is None

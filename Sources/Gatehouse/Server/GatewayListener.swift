@@ -43,6 +43,7 @@ struct GatewayListener: Service {
             .serverChannelInitializer { server in
                 server.eventLoop.makeCompletedFuture {
                     try server.pipeline.syncOperations.addHandler(quiescing.makeServerChannelHandler(channel: server))
+                    try server.pipeline.syncOperations.addHandler(AcceptPause(logger: logger))
                 }
             }
             .childChannelInitializer { child in
