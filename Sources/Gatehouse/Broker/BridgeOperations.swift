@@ -69,9 +69,11 @@ final class BridgeOperations: Sendable {
         }
     }
 
-    /// A request that finds too many waiting already (`SlowRequests`) is answered `error` `busy`, and not run.
+    /// A request that finds too many waiting already (`SlowRequests`) is answered `error` `busy`, and not run. On the
+    /// MQTT network thread: its id is read only from a payload of at most 4 KiB (a request is a few bytes), else null.
     func refuseBusy(op: String, message: MQTTMessage) {
-        reply(op: op, to: message, id: Self.object(of: message)?["id"] ?? .null, status: "error",
+        let id = message.payload.count <= 4096 ? Self.object(of: message)?["id"] : nil
+        reply(op: op, to: message, id: id ?? .null, status: "error",
               error: ("busy", "\(SlowRequests.maxWaiting) requests wait already; retry later"))
     }
 
