@@ -53,6 +53,7 @@ import Testing
         let taken = book.takeForAnswer("c1", device: "d")!
         book.close()
         #expect(book.open(command("c2")) == nil)
+        #expect(book.isClosed, "so the router answers such a delivery offline, not rejected")
         let settled = book.answerSettled(taken, refused: true)
         #expect(settled?.reopened == false)
         #expect(settled?.command.id == id("c1"))

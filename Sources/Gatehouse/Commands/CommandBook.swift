@@ -98,6 +98,9 @@ final class CommandBook: Sendable {
         book.withLock { $0.closed = true }
     }
 
+    /// Whether ``close()`` was called.
+    var isClosed: Bool { book.withLock { $0.closed } }
+
     /// Removes and returns the commands delivered on one connection of a device.
     func takeAll(device: String, session: Int64) -> [OpenCommand] {
         take { $0.device == device && $0.session == session }

@@ -258,9 +258,12 @@ final class CommandRouter: Sendable {
             id: commandID, device: session.device, session: session.number, name: name, replyTo: replyTo, sentAt: now,
             timeoutMs: timeoutMs, deadline: now.addingSaturated(timeoutMs), timer: nil)
         guard let command = open.open(delivered) else {
-            respond(device: session.device, command: name, id: commandID.json, status: .rejected,
-                    error: (.badRequest, "a command with id \(commandID.text) is already open"), replyTo: replyTo)
-            return
+            if open.isClosed {
+                return respond(device: session.device, command: name, id: commandID.json, status: .offline,
+                               error: (.offline, "\(session.device): the gateway holding it is shutting down"), replyTo: replyTo)
+            }
+            return respond(device: session.device, command: name, id: commandID.json, status: .rejected,
+                           error: (.badRequest, "a command with id \(commandID.text) is already open"), replyTo: replyTo)
         }
         armDeadline(of: command)
         // The caller found the session before it may have left the directory: its `connectionEnded` (which comes
