@@ -184,13 +184,15 @@ import Testing
         #expect(record.observe(desired: older, resyncing: true) == .newer && record.document == older)
     }
 
-    /// What the spool's replay leaves out: a lower version, or another gateway's document of the same version; this
-    /// gateway's own latest goes. A delta older than the one known, or a withdrawal while there is a document again.
+    /// What the spool's replay leaves out: a lower version than the broker's copy, or another gateway's document of the
+    /// same version; this gateway's own latest goes. A delta older than the one known, or a withdrawal while there is a
+    /// document again.
     @Test func theReplaySkipsDesiredDocumentsTheBrokerHasSuperseded() {
         var record = DesiredRecord()
         let ours = DesiredDocument(ts: 2, version: 6, data: ["ours": 1])
         record.accept(ours)
         record.noteStored(ours)  // in the spool
+        #expect(record.observe(desired: ours) == .ignored)  // and its echo from the broker
         #expect(!record.supersedes(desired: ours))
         #expect(record.supersedes(desired: DesiredDocument(ts: 1, version: 5, data: [:])))
         #expect(record.supersedes(desired: DesiredDocument(ts: 3, version: 6, data: ["theirs": 1])))
@@ -199,6 +201,35 @@ import Testing
         #expect(!record.supersedes(delta: DeltaDocument(ts: 5, version: 6, stateVersion: 4, data: ["ours": 1])))
         #expect(record.supersedes(delta: DeltaDocument(ts: 4, version: 5, stateVersion: 9, data: [:])))
         #expect(record.supersedes(delta: nil) && !DesiredRecord().supersedes(delta: nil))
+    }
+
+    /// Three patches of ours spooled one after the other (v1, ok, v2, ok, v3, ok): each document is replayed before its
+    /// `ok`, not left out because the later ones are ours too.
+    @Test func theReplayKeepsEveryDocumentOfOursTheBrokerHasNotSuperseded() {
+        var record = DesiredRecord()
+        let documents = (1...3).map { DesiredDocument(ts: Int64($0), version: Int64($0), data: ["sp": .number(JSONNumber(20 + $0))]) }
+        for document in documents {
+            record.accept(document)
+            record.noteStored(document)
+        }
+        for document in documents { #expect(!record.supersedes(desired: document)) }
+        // Another gateway's v2 on the broker: our v1 and our other v2 would roll it back; our v3 goes.
+        #expect(record.observe(desired: DesiredDocument(ts: 9, version: 2, data: ["theirs": 1]), resyncing: true) == .ignored)
+        #expect(record.supersedes(desired: documents[0]) && record.supersedes(desired: documents[1]))
+        #expect(!record.supersedes(desired: documents[2]))
+    }
+
+    /// A refused patch gives back what it replaced, the protection of an earlier document of ours still in the spool
+    /// too: a resync does not clear that one.
+    @Test func aRefusedPatchKeepsAnEarlierSpooledDocumentProtected() {
+        var record = DesiredRecord()
+        let first = DesiredDocument(ts: 1, version: 1, data: ["sp": 21]), second = DesiredDocument(ts: 2, version: 2, data: ["sp": 22])
+        record.accept(first)
+        record.noteStored(first)  // in the spool
+        record.accept(second)
+        record.revert(second, to: first)  // the spool was full
+        #expect(record.unconfirmed == 1)
+        #expect(record.observe(desired: nil, resyncing: true) == .ignored && record.document == first)
     }
 
     @Test func countsPendingDeltasAndForgetsEmptyRecords() {

@@ -16,6 +16,11 @@ struct DesiredRecord: Sendable, Equatable {
     /// While a document this gateway accepted is on its way (neither the broker nor the spool has it yet): the one
     /// before it (nil inside: none), which deltas and the device's frames are still made of.
     private var beforeOnItsWay: DesiredDocument??
+    /// `unconfirmed` before the document on its way was accepted: a refused one gives it back (an earlier document of
+    /// ours may still wait in the spool).
+    private var unconfirmedBefore: Int64?
+    /// The last retained `desired` seen on the broker (nil: none, or cleared): what the spool's replay compares with.
+    private var onBroker: DesiredDocument?
 
     /// The document deltas and the device's `desired` frames are made of: one the broker or the spool has, never one
     /// that may still be refused.
@@ -45,6 +50,7 @@ struct DesiredRecord: Sendable, Equatable {
     /// made again while this gateway was cut off, and a patch applied here on the old one would bring back what
     /// the clear removed, above the versions made since.
     mutating func observe(desired: DesiredDocument?, resyncing: Bool = false) -> Observation {
+        onBroker = desired
         guard let desired else {
             guard document != nil, !(resyncing && unconfirmed != nil) else { return .ignored }
             document = nil
@@ -62,12 +68,13 @@ struct DesiredRecord: Sendable, Equatable {
         return .newer
     }
 
-    /// Whether a spooled `desired` document would roll the retained copy back: a lower version than the stored one,
-    /// or the same version with other data (another gateway's, made while this one was cut off). Its own is replayed.
-    /// (Not against a document on its way: the spool may still refuse it, and the one before would be lost.)
+    /// Whether a spooled `desired` document would roll the broker's retained copy back: a lower version than the one
+    /// seen there, or the same version with other data (another gateway's, made while this one was cut off). Only the
+    /// broker's copy counts: this gateway's own later documents, spooled too, are replayed after it, so that every
+    /// accepted patch's document is published before its `ok` (which the spool holds right behind it).
     func supersedes(desired spooled: DesiredDocument) -> Bool {
-        let storedVersion = stored?.version ?? 0
-        return storedVersion > spooled.version || (storedVersion == spooled.version && stored != spooled)
+        let brokerVersion = onBroker?.version ?? 0
+        return brokerVersion > spooled.version || (brokerVersion == spooled.version && onBroker != spooled)
     }
 
     /// Whether a spooled `delta` (nil: an empty one, a withdrawal) would roll the retained copy back: older than the
@@ -92,7 +99,10 @@ struct DesiredRecord: Sendable, Equatable {
 
     /// A patch was accepted: the new document, on its way to the broker until `noteStored(_:)` or `revert`.
     mutating func accept(_ new: DesiredDocument) {
-        if beforeOnItsWay == nil { beforeOnItsWay = .some(document) }
+        if beforeOnItsWay == nil {
+            beforeOnItsWay = .some(document)
+            unconfirmedBefore = unconfirmed
+        }
         document = new
         unconfirmed = new.version
     }
@@ -106,7 +116,7 @@ struct DesiredRecord: Sendable, Equatable {
     mutating func revert(_ new: DesiredDocument, to previous: DesiredDocument?) {
         guard document == new else { return }
         document = previous
-        unconfirmed = nil
+        unconfirmed = unconfirmedBefore
         beforeOnItsWay = nil
     }
 

@@ -24,7 +24,21 @@ final class DesiredStateKeeper: Sendable {
     private let logger: Logger
     private let book = Mutex(DesiredBook())
     /// Each device's patches, one at a time (`PatchLine`).
-    private let line = Mutex(PatchLine<MQTTMessage>())
+    private let line = Mutex(PatchLine<Patch>())
+
+    /// A `desired/set` as it waits in the line: only what applying and answering it read, so that what waits is the
+    /// bytes counted (the MQTT message's other properties, user properties say, are not kept).
+    private struct Patch: Sendable {
+        let payload: [UInt8]
+        let replyTo: ReplyTo?
+
+        init(_ message: MQTTMessage) {
+            payload = message.payload
+            replyTo = message.properties.responseTopic.map { ReplyTo(topic: $0, correlationData: message.properties.correlationData) }
+        }
+
+        var bytes: Int { payload.count + (replyTo.map { $0.topic.utf8.count + ($0.correlationData?.count ?? 0) } ?? 0) }
+    }
 
     init(gatewayID: String, topics: Topics, link: BrokerLink, directory: DeviceDirectory, settings: SettingsStore,
          metrics: GatewayMetrics, logger: Logger) {
@@ -43,25 +57,26 @@ final class DesiredStateKeeper: Sendable {
     /// order the patches came, one at a time (`PatchLine`).
     func handleSet(device: String, message: MQTTMessage) {
         guard Identifiers.isValidDeviceID(device), isApplier(for: device) else { return }
-        switch line.withLock({ $0.arrive(message, bytes: message.payload.count, device: device) }) {
+        let patch = Patch(message)
+        switch line.withLock({ $0.arrive(patch, bytes: patch.bytes, device: device) }) {
         case .applyNow:
-            applyInTurn(message, device: device)
+            applyInTurn(patch, device: device)
         case .waits:
             return
         case .full:
-            let id = switch DesiredPatchRequest.parse(message.payload) {
+            let id = switch DesiredPatchRequest.parse(patch.payload) {
             case .failure(let error): error.rawID ?? .null
             case .success(let request): request.id?.json ?? freshPatchID()
             }
             answer(device: device, id: id, .rejected(.badRequest, "too many patches are waiting already; retry later"),
-                   replyTo: Self.replyTo(of: message))
+                   replyTo: patch.replyTo)
         }
     }
 
     /// Applies `message`, then each patch that waits behind it in turn, until one is on its way to the broker (its
     /// outcome goes on with the rest).
-    private func applyInTurn(_ message: MQTTMessage, device: String) {
-        var next: MQTTMessage? = message
+    private func applyInTurn(_ first: Patch, device: String) {
+        var next: Patch? = first
         while let patch = next {
             if apply(patch, device: device) { return }
             next = line.withLock { $0.next(device: device) }
@@ -73,10 +88,10 @@ final class DesiredStateKeeper: Sendable {
     /// undone, and nothing of it reaches the device). True while the document is on its way: its outcome then applies
     /// the next patch. (An outcome that came before `publish` returned, as a refusal by a full spool does, leaves the
     /// next to the caller's loop: taking it there, patch after patch, would nest as deep as the line is long.)
-    private func apply(_ message: MQTTMessage, device: String) -> Bool {
-        let replyTo = Self.replyTo(of: message)
+    private func apply(_ patch: Patch, device: String) -> Bool {
+        let replyTo = patch.replyTo
         let request: DesiredPatchRequest
-        switch DesiredPatchRequest.parse(message.payload) {
+        switch DesiredPatchRequest.parse(patch.payload) {
         case .failure(let error):
             answer(device: device, id: error.rawID ?? .null, .rejected(.badRequest, error.message), replyTo: replyTo)
             return false
@@ -145,9 +160,6 @@ final class DesiredStateKeeper: Sendable {
         .string("gh-\(gatewayID)-\(nowMs())-\(UInt32.random(in: 0...UInt32.max))")
     }
 
-    private static func replyTo(of message: MQTTMessage) -> ReplyTo? {
-        message.properties.responseTopic.map { ReplyTo(topic: $0, correlationData: message.properties.correlationData) }
-    }
 
     /// Whether this gateway applies the device's patches now.
     private func isApplier(for device: String) -> Bool {

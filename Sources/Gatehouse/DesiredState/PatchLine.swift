@@ -2,8 +2,9 @@
 /// Applied on top of a document the broker may still refuse, the next patch would carry the refused one's changes
 /// into a document that is stored, though the refused patch was answered `rejected`.
 ///
-/// What waits is bounded, each patch holding its MQTT message: ``Limits/perDevice`` patches of one device, and
-/// ``Limits/patches`` and ``Limits/bytes`` over all devices. One more is refused.
+/// What waits is bounded, each patch counted by what it holds (payload, Response Topic, Correlation Data):
+/// ``Limits/perDevice`` patches of one device, and ``Limits/patches`` and ``Limits/bytes`` over all devices. One more
+/// is refused.
 struct PatchLine<Patch>: Sendable where Patch: Sendable {
     struct Limits: Sendable {
         var perDevice = 100
