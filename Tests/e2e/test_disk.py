@@ -160,3 +160,16 @@ def test_a_spool_that_cannot_even_be_opened_is_off_and_opens_once_there_is_room(
     assert wait_until(lambda: spool_status(g)["available"], 10), spool_status(g)  # tried every 5 s
     dev.send_json({"type": "event", "name": "e", "seq": 2, "data": {}})
     dev.expect_ack(2)
+
+
+def test_a_second_gateway_on_the_same_spool_is_refused_and_leaves_the_first_alone(gateway):
+    """Two processes on one spool would recover, cut and delete each other's segments: the second does not start."""
+    first = gateway()
+    second = gateway(start=False, spool={"dir": str(first.spool_dir)})
+    second.start(wait_ready=False)
+    assert second.proc.wait(20) == 1
+    assert f"{first.spool_dir} is in use by another running gatehouse" in second.log(), second.log()
+    d = first.connect(first.token(uid("spool")))
+    d.send_json({"type": "telemetry", "seq": 1, "data": {"t": 1}})
+    d.expect_ack(1)
+    assert first.http_get("/readyz")[0] == 200

@@ -1,6 +1,7 @@
 import CDispatch  // `stat`'s members: see SpoolClock.swift
 import CoreFoundation
 import Foundation
+import Synchronization
 
 /// The spool directory: numbered segment files (`segment-000000000001.log`, appended in order) and a
 /// `checkpoint` naming the first entry not yet acknowledged by the broker. Thin POSIX wrappers, so
@@ -47,6 +48,37 @@ struct SpoolFiles {
             if mkdir(path, 0o750) != 0, errno != EEXIST { throw IOError("create the spool directory", path) }
         }
         guard access(dir, W_OK | X_OK) == 0 else { throw IOError("write to the spool directory", dir) }
+        try lock()
+    }
+
+    /// The directories this process holds the lock of, with the lock file's descriptor (kept open: closing any
+    /// descriptor of the file would release a POSIX lock).
+    private static let locked = Mutex<[String: Int32]>([:])
+
+    /// Takes the directory's lock, `<dir>/lock`, for the rest of the process: a second gatehouse on the same spool
+    /// would recover, cut and delete the running one's segments (acked messages among them). A POSIX record lock,
+    /// which the process holds once however often it opens the spool (a spool opened again in one process, as the
+    /// tests do, is the same owner). Another process holding it is a misconfiguration.
+    private func lock() throws(IOError) {
+        try Self.locked.withLock { (locked) throws(IOError) in
+            guard locked[dir] == nil else { return }
+            let path = dir + "/lock"
+            let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw IOError("open", path) }
+            var whole = flock(l_type: Int16(F_WRLCK), l_whence: Int16(SEEK_SET), l_start: 0, l_len: 0, l_pid: 0)
+            guard fcntl(fd, F_SETLK, &whole) == 0 else {
+                let code = errno
+                close(fd)
+                var error = IOError("lock", path, errno: code)
+                if code == EAGAIN || code == EACCES {
+                    error.description = "\(dir) is in use by another running gatehouse (one gateway per spool directory)"
+                    error.isMisconfiguration = true
+                    error.isShortOfResources = false
+                }
+                throw error
+            }
+            locked[dir] = fd
+        }
     }
 
     /// Segment numbers present on disk, oldest first. A number above `maxSegmentNumber` is not one of ours.
@@ -95,7 +127,12 @@ struct SpoolFiles {
         let path = segmentPath(number)
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw IOError("create", path) }
-        try syncDirectory()
+        do {
+            try syncDirectory()
+        } catch {
+            close(fd)  // tried again at the next flush: a descriptor each time otherwise
+            throw error
+        }
         return fd
     }
 
