@@ -165,6 +165,7 @@ public final class Gateway: Sendable {
         let grace = Duration.seconds(startup.gateway.shutdownGraceSeconds)
         let devicesClosing = devices.closeAll()
         commands.shutDown()
+        desired.shutDown()
         let spooled = await link.outbox.stop(grace: grace)
         // Exiting under the devices' closing handshakes could reset a connection before its 1001 is read.
         for connection in devicesClosing { try? await connection.get() }

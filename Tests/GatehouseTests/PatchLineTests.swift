@@ -19,6 +19,19 @@ import Testing
         #expect(line.count == 0)
     }
 
+    /// At shutdown every waiting patch is taken out (to be answered, not applied), and the ones on their way find
+    /// nothing behind them.
+    @Test func drainTakesEveryWaitingPatchInOrder() {
+        var line = PatchLine<Int>()
+        for patch in 1...3 { _ = line.arrive(patch, bytes: 10, device: "a") }
+        for patch in 10...11 { _ = line.arrive(patch, bytes: 10, device: "b") }
+        let drained = line.drain()
+        #expect(drained.filter { $0.device == "a" }.map(\.patch) == [2, 3])
+        #expect(drained.filter { $0.device == "b" }.map(\.patch) == [11])
+        #expect(line.count == 0 && line.bytes == 0)
+        #expect(line.next(device: "a") == nil && line.next(device: "b") == nil)
+    }
+
     @Test func beyondItsLimitAPatchIsRefusedAndTheOthersStillGo() {
         var line = PatchLine<Int>(limits: .init(perDevice: 10, patches: 2, bytes: 100))
         #expect(line.arrive(1, bytes: 1, device: "a") == .applyNow)

@@ -58,19 +58,37 @@ final class DesiredStateKeeper: Sendable {
     func handleSet(device: String, message: MQTTMessage) {
         guard Identifiers.isValidDeviceID(device), isApplier(for: device) else { return }
         let patch = Patch(message)
+        guard !stopping.load(ordering: .acquiring) else { return refuse(patch, device: device, Self.shuttingDown) }
         switch line.withLock({ $0.arrive(patch, bytes: patch.bytes, device: device) }) {
         case .applyNow:
             applyInTurn(patch, device: device)
         case .waits:
             return
         case .full:
-            let id = switch DesiredPatchRequest.parse(patch.payload) {
-            case .failure(let error): error.rawID ?? .null
-            case .success(let request): request.id?.json ?? freshPatchID()
-            }
-            answer(device: device, id: id, .rejected(.badRequest, "too many patches are waiting already; retry later"),
-                   replyTo: patch.replyTo)
+            refuse(patch, device: device, "too many patches are waiting already; retry later")
         }
+    }
+
+    /// Set by `shutDown`: no patch is applied any more.
+    private let stopping = Atomic<Bool>(false)
+    private static let shuttingDown = "the gateway applying this device's patches is shutting down; retry later"
+
+    /// The gateway is shutting down (before its outbox stops): the patches waiting, and any that comes after, are
+    /// answered `rejected` rather than applied. Another gateway takes the device's patches over once this one is
+    /// `offline`, which the others cannot know before; an applied patch whose document then waited in this gateway's
+    /// spool would reach the broker only when this gateway starts again.
+    func shutDown() {
+        stopping.store(true, ordering: .releasing)
+        for (device, patch) in line.withLock({ $0.drain() }) { refuse(patch, device: device, Self.shuttingDown) }
+    }
+
+    /// Answers a patch `rejected` (`bad_request`, with `reason`) without applying it.
+    private func refuse(_ patch: Patch, device: String, _ reason: String) {
+        let id = switch DesiredPatchRequest.parse(patch.payload) {
+        case .failure(let error): error.rawID ?? .null
+        case .success(let request): request.id?.json ?? freshPatchID()
+        }
+        answer(device: device, id: id, .rejected(.badRequest, reason), replyTo: patch.replyTo)
     }
 
     /// Applies `message`, then each patch that waits behind it in turn, until one is on its way to the broker (its

@@ -44,6 +44,19 @@ struct PatchLine<Patch>: Sendable where Patch: Sendable {
         return .waits
     }
 
+    /// Takes every waiting patch out, oldest first per device (the gateway is shutting down: they are answered, not
+    /// applied). The patches on their way stay counted as such.
+    mutating func drain() -> [(device: String, patch: Patch)] {
+        var drained: [(device: String, patch: Patch)] = []
+        for (device, line) in waiting where !line.isEmpty {
+            drained += line.map { (device, $0.patch) }
+            waiting[device] = []
+        }
+        count = 0
+        bytes = 0
+        return drained
+    }
+
     /// The device's patch on its way has its outcome (or was answered without going anywhere): the next one to apply,
     /// now on its way, or nil when none waits (the device's line is then empty).
     mutating func next(device: String) -> Patch? {
