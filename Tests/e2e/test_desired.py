@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import GATEHOUSE_BIN, MqttClient, assert_ts_now, fetch_retained_json, now_ms, run_ctl, uid, wait_until
+from conftest import GATEHOUSE_BIN, MqttClient, assert_ts_now, fetch_retained, fetch_retained_json, now_ms, run_ctl, uid, wait_until
 
 SIM_BIN = os.environ.get("GATEHOUSE_SIM_BIN") or os.path.join(os.path.dirname(GATEHOUSE_BIN), "gatehouse-sim")
 
@@ -393,6 +393,20 @@ def test_desired_survives_a_gateway_restart(gateway, mqtt):
     assert set_ok(mqtt, g2, dev, {"setpoint": 21}) == 3
     d = g2.connect(g2.token(dev, kind="thermostat"))
     assert d.expect("desired") == {"type": "desired", "version": 3, "data": {"setpoint": 21, "mode": "heat"}}
+
+
+def test_a_delta_left_without_its_document_is_withdrawn_at_start(gateway, mqtt):
+    """The document was cleared while no gateway ran: the retained delta left behind is withdrawn (a device without a
+    document has no delta), not kept and counted for ever."""
+    g = gateway(start=False)
+    dev = uid("orphan")
+    mqtt.publish(g.topic(dev, "delta"), json.dumps({"ts": now_ms(), "version": 3, "state_version": 1,
+                                                    "data": {"setpoint": 21}}), retain=True)
+    mqtt.subscribe(g.topic(dev, "delta"))
+    mqtt.wait_for(lambda m: m.topic == g.topic(dev, "delta") and m.payload)
+    g.start()
+    mqtt.wait_for(lambda m: m.topic == g.topic(dev, "delta") and not m.payload, timeout=10)
+    assert fetch_retained(g.broker, g.topic(dev, "delta")) is None
 
 
 def test_two_gateways_exactly_one_applies(gateway, mqtt):

@@ -265,6 +265,8 @@ final class DesiredStateKeeper: Sendable {
             guard book.withLock({ $0.update(device) { $0.observe(desired: nil, resyncing: true) } }) == .cleared else { continue }
             withdrawDelta(of: device)
         }
+        // A retained delta whose document is gone (cleared while no gateway was there to withdraw the delta).
+        for device in book.withLock({ $0.deltasWithoutDocument }) { withdrawDelta(of: device) }
     }
 
     /// Whether a spooled `desired` or `delta` would roll the retained copy back under what other gateways made
@@ -355,6 +357,11 @@ struct DesiredBook: Sendable {
     /// The broker connection is back (or the gateway starts): its retained documents are about to be sent again.
     mutating func beginResync() {
         unseen = Set(records.compactMap { $0.value.document == nil ? nil : $0.key })
+    }
+
+    /// The devices with a delta known but no document: a device without a document has no delta.
+    var deltasWithoutDocument: [String] {
+        records.compactMap { device, record in record.document == nil && record.delta != nil ? device : nil }
     }
 
     /// A retained `desired` of `device` came.
