@@ -119,9 +119,9 @@ import Testing
 
     let dir = NSTemporaryDirectory() + "gatehouse-outbox-\(UInt64.random(in: 0...UInt64.max))"
 
-    func makeOutbox(window: Int, writeAhead: Bool = false, keepAcknowledgedMs: Int64 = 0) throws -> (Outbox, MemoryBroker, Spool) {
+    func makeOutbox(window: Int, writeAhead: Bool = false, keepAcknowledgedMs: Int64 = 0, spoolBytes: Int = 1 << 24) throws -> (Outbox, MemoryBroker, Spool) {
         let spool = try Spool(
-            dir: dir, limits: .init(maxBytes: 1 << 24, maxAgeMs: 86_400_000, dropOldest: false, keepAcknowledgedMs: keepAcknowledgedMs),
+            dir: dir, limits: .init(maxBytes: spoolBytes, maxAgeMs: 86_400_000, dropOldest: false, keepAcknowledgedMs: keepAcknowledgedMs),
             logger: Logger(label: "test"))
         let broker = MemoryBroker()
         return (Outbox(client: broker, spool: spool, window: window, writeAhead: writeAhead, logger: Logger(label: "test")), broker, spool)
@@ -388,6 +388,24 @@ import Testing
         let lastCopies = (0..<10).map { seq in seqs.lastIndex(of: seq) ?? -1 }
         #expect(lastCopies == lastCopies.sorted(), "\(seqs)")
         #expect(outcomes.all.count == 10 && outcomes.all.values.allSatisfy { $0 == [.safe] })
+        _ = await outbox.stop(grace: .milliseconds(10))
+    }
+
+    /// With write-ahead (the embedded broker, which saves what it acknowledged only at its next autosave) a message the
+    /// full spool cannot take is refused `spool_full`, not published to be answered by its PUBACK alone: a broker killed
+    /// before its autosave would lose it acked, or the spool's replay would put it behind the device's later ones.
+    @Test func aMessageTheFullSpoolCannotWriteAheadIsRefusedNotPublished() async throws {
+        let (outbox, broker, spool) = try makeOutbox(window: 100, writeAhead: true, keepAcknowledgedMs: 600_000, spoolBytes: 4096)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        outbox.brokerConnected()
+        let outcomes = Outcomes()
+        send(0..<200, to: outbox, recording: outcomes)
+        await eventually { outcomes.all.count == 200 }
+        let refused = outcomes.all.filter { $0.value.first.map { if case .refused(.spoolFull, _) = $0 { true } else { false } } ?? false }
+        #expect(!refused.isEmpty, "the spool should have filled up: \(spool.stats())")
+        #expect(outcomes.all.values.allSatisfy { $0.count == 1 })
+        let published = Set(broker.receivedSeqs)
+        for key in refused.keys { #expect(!published.contains(Int(key)!), "\(key) was refused and published") }
         _ = await outbox.stop(grace: .milliseconds(10))
     }
 

@@ -56,12 +56,20 @@ final class Outbox: Sendable {
 
     /// Takes one must-be-safe message of `device`; `completion` says when it is safe, or why it was refused.
     func send(_ entry: SpoolEntry, device: String, source: (any PublishSource)?, completion: PublishCompletion?) {
+        var refusal: PublishOutcome?
         decideSpooling { state in
-            if writeAhead, state.publishesDirectly, let effects = submitWrittenAhead(entry, device: device, source: source, completion: completion, &state) {
-                return effects
+            if writeAhead, state.publishesDirectly {
+                switch submitWrittenAhead(entry, device: device, source: source, completion: completion, &state) {
+                case .submitted(let effects): return effects
+                case .refused(let outcome):
+                    refusal = outcome
+                    return OutboxState.Effects()
+                case .notWritten: break
+                }
             }
             return state.submit(entry, device: device, source: source, completion: completion)
         }
+        if let refusal { completion?(refusal) }
     }
 
     /// Takes one best-effort message (never spooled; see `OutboxState`); `completion` runs on the PUBACK
@@ -118,16 +126,28 @@ final class Outbox: Sendable {
         perform(state.withLock { $0.submitBestEffort(submitted, source: source) })
     }
 
-    /// Write-ahead (see above), with `state` held like every append; nil when the spool refused the entry,
-    /// which then goes the ordinary way (safe on its PUBACK).
+    /// What became of a message to write ahead.
+    private enum WriteAhead {
+        /// Appended to the spool and submitted.
+        case submitted(OutboxState.Effects)
+        /// The spool is full: the message is refused (`spool_full`). A PUBACK alone would not make it safe: the
+        /// embedded broker saves what it acknowledged only at its next autosave.
+        case refused(PublishOutcome)
+        /// The disk refused the append: the message goes the ordinary way, safe on its PUBACK.
+        case notWritten
+    }
+
+    /// Write-ahead (see above), with `state` held like every append.
     private func submitWrittenAhead(
         _ entry: SpoolEntry, device: String, source: (any PublishSource)?, completion: PublishCompletion?, _ state: inout OutboxState
-    ) -> OutboxState.Effects? {
+    ) -> WriteAhead {
         let ticket: Spool.Ticket?
         do throws(Spool.AppendError) {
             ticket = try spool.appendPublished(entry) { error in completion?(error.map(PublishOutcome.init) ?? .safe) }
+        } catch .full {
+            return .refused(PublishOutcome(Spool.AppendError.full))
         } catch {
-            return nil
+            return .notWritten
         }
         let (spool, metrics, logger, topic) = (self.spool, self.metrics, self.logger, entry.topic)
         // Its PUBACK (or a refusal for good) lets the entry leave the spool after the broker's unsaved window; a
@@ -144,7 +164,7 @@ final class Outbox: Sendable {
             }
             if let ticket { spool.acknowledge(ticket) }
         }
-        return state.submit(entry, device: device, source: source, completion: settled, spooled: true, ticket: ticket)
+        return .submitted(state.submit(entry, device: device, source: source, completion: settled, spooled: true, ticket: ticket))
     }
 
     /// The broker accepted a connection: waiting messages go out, or the spool is replayed.
