@@ -147,6 +147,19 @@ final class ManualSpoolClock: SpoolClock {
         reopened.shutDown()
     }
 
+    /// A damaged checkpoint costs duplicates, never entries: one naming a segment past every file would have deleted
+    /// them all, and an offset inside a record would have skipped the records before it.
+    @Test func aDamagedCheckpointRepeatsEntriesRatherThanDeletingThem() async throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try await leaveEntries(5)
+        for damaged in ["92 0", "1 7", "1 999999"] {
+            try "\(damaged)\n".write(toFile: dir + "/checkpoint", atomically: true, encoding: .utf8)
+            let reopened = try open()
+            #expect(readAll(reopened).map(\.entry.payload) == (0..<5).map { entry($0).payload }, "checkpoint \(damaged)")
+            reopened.shutDown()
+        }
+    }
+
     /// A durable record the disk damages while the gateway runs costs that record alone: the reader finds the next
     /// good one, as recovery does. (It skipped to the end of what was durable: 90 intact entries were lost.)
     @Test func aRecordDamagedWhileRunningCostsOnlyItself() async throws {

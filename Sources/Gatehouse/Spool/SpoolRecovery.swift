@@ -76,7 +76,14 @@ extension SpoolFiles {
     /// segment. Writes nothing else, so that a full disk still lets the spool open and publish what it holds.
     func openLog(logger: Logger) throws(IOError) -> (segments: [SegmentInfo], writer: Int32) {
         try prepare()
-        let checkpoint = readCheckpoint()
+        var checkpoint = readCheckpoint()
+        // A checkpoint past every segment on disk is not one a run wrote (a damaged file): followed, it would delete
+        // every segment below it. Ignored instead: their entries go again (duplicates, never losses).
+        if let found = checkpoint, let last = segmentNumbers().last, found.segment > last {
+            logger.warning("spool checkpoint names segment \(found.segment), past the last one on disk (\(last)): ignored; entries may be published again",
+                           metadata: ["file": "\(checkpointPath)"])
+            checkpoint = nil
+        }
         var segments = try recover(checkpoint: checkpoint, logger: logger)
         let clocks = readClocks()
         for index in segments.indices { segments[index].written = clocks[segments[index].number] }
@@ -119,7 +126,14 @@ extension SpoolFiles {
 
     /// One segment's good records; nil (and the file removed) when it has none.
     private func recover(_ number: UInt64, _ bytes: [UInt8], checkpoint: Position?, path: String, logger: Logger) -> SegmentInfo? {
-        var start = checkpoint?.segment == number ? min(checkpoint!.offset, bytes.count) : 0
+        var start = checkpoint?.segment == number ? checkpoint!.offset : 0
+        if start > 0, !Self.isRecordBoundary(start, in: bytes) {
+            // Not where a record starts or the records end: not an offset a run wrote (a damaged checkpoint). Followed,
+            // it would skip every record before it; the segment is read from its start instead (duplicates).
+            logger.warning("spool checkpoint offset \(start) is not at a record of segment \(number): read from its start; entries may be published again",
+                           metadata: ["file": "\(path)"])
+            start = 0
+        }
         let scan = SegmentScan(bytes, from: start)
         guard let first = scan.records.first else {
             if !scan.damage.isEmpty { logDamage(scan, path: path, kept: 0, logger: logger) }
@@ -152,6 +166,12 @@ extension SpoolFiles {
         return SegmentInfo(
             number: number, start: start, bytes: size, records: scan.records.count,
             oldestTs: first.ts, newestTs: scan.records.map(\.ts).max() ?? first.ts)
+    }
+
+    /// Whether `offset` is where a good record of `bytes` starts, or where the good records end.
+    private static func isRecordBoundary(_ offset: Int, in bytes: [UInt8]) -> Bool {
+        let records = SegmentScan(bytes).records
+        return records.contains { $0.offset == offset || $0.offset + $0.size == offset }
     }
 
     private func logDamage(_ scan: SegmentScan, path: String, kept: Int, logger: Logger) {
