@@ -232,6 +232,20 @@ import Testing
         #expect(record.observe(desired: nil, resyncing: true) == .ignored && record.document == first)
     }
 
+    /// The earlier document's echo came while the next one was on its way: that one's refusal protects nothing any
+    /// more, and a later clear on the broker is followed.
+    @Test func aRefusalAfterTheEarlierDocumentsEchoProtectsNothing() {
+        var record = DesiredRecord()
+        let first = DesiredDocument(ts: 1, version: 1, data: ["sp": 21]), second = DesiredDocument(ts: 2, version: 2, data: ["sp": 22])
+        record.accept(first)
+        record.noteStored(first)
+        record.accept(second)
+        #expect(record.observe(desired: first) == .ignored)  // the echo of the first
+        record.revert(second, to: first)
+        #expect(record.unconfirmed == nil)
+        #expect(record.observe(desired: nil, resyncing: true) == .cleared)
+    }
+
     @Test func countsPendingDeltasAndForgetsEmptyRecords() {
         var book = DesiredBook()
         let document = DesiredDocument(ts: 1, version: 1, data: ["x": 1])

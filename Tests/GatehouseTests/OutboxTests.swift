@@ -406,6 +406,13 @@ import Testing
         #expect(outcomes.all.values.allSatisfy { $0.count == 1 })
         let published = Set(broker.receivedSeqs)
         for key in refused.keys { #expect(!published.contains(Int(key)!), "\(key) was refused and published") }
+        // The gateway's own message (no device to refuse it to: a document, an answer) goes the PUBACK's way instead.
+        outbox.send(message(0, 1000), device: "", source: nil, completion: nil)
+        await eventually {
+            broker.acknowledge()  // the window was full
+            return broker.receivedSeqs.contains(1000)
+        }
+        #expect(broker.receivedSeqs.contains(1000))
         _ = await outbox.stop(grace: .milliseconds(10))
     }
 

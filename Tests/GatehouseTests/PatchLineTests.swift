@@ -30,6 +30,9 @@ import Testing
         #expect(drained.filter { $0.device == "b" }.map(\.patch) == [11])
         #expect(line.count == 0 && line.bytes == 0)
         #expect(line.next(device: "a") == nil && line.next(device: "b") == nil)
+        // Closed: whatever arrives after is refused, even for a device with nothing on its way.
+        #expect(line.arrive(4, bytes: 1, device: "a") == .closed && line.arrive(20, bytes: 1, device: "c") == .closed)
+        #expect(line.next(device: "a") == nil)
     }
 
     @Test func beyondItsLimitAPatchIsRefusedAndTheOthersStillGo() {

@@ -113,16 +113,6 @@ def test_sensor_gets_one_entity_per_numeric_telemetry_key(ha, mqtt):
                         or x.topic.startswith(f"homeassistant/sensor/{ha.gw_id}_{dev}_ok"), within=0.5)
 
 
-def test_republished_when_home_assistant_comes_online(ha, mqtt):
-    mqtt.subscribe("homeassistant/camera/#")
-    dev = uid("cam")
-    ha.connect(ha.token(dev, kind="camera"))
-    topic = f"homeassistant/camera/{ha.gw_id}_{dev}/config"
-    discovery(mqtt, topic)
-    mqtt.publish("homeassistant/status", "online")
-    discovery(mqtt, topic)
-
-
 def test_disabled_by_default(gw, mqtt):
     mqtt.subscribe("homeassistant/#")
     dev = uid("noha")
@@ -201,7 +191,7 @@ def test_a_telemetry_key_over_64_bytes_gets_no_sensor(ha, mqtt):
     mqtt.assert_nothing(lambda x: x.topic == f"homeassistant/sensor/{ha.gw_id}_{dev}_{too_long}/config", within=0.5)
 
 
-def test_a_flood_of_home_assistant_online_messages_announces_once_then_waits(ha, mqtt):
+def test_republished_when_home_assistant_comes_online_at_once_and_once_for_a_flood(ha, mqtt):
     """Each `online` would announce every held device again: the first does at once, the next wait (10 s apart)."""
     mqtt.subscribe("homeassistant/camera/#")
     dev = uid("flood")

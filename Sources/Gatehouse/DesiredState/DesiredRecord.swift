@@ -55,9 +55,12 @@ struct DesiredRecord: Sendable, Equatable {
             guard document != nil, !(resyncing && unconfirmed != nil) else { return .ignored }
             document = nil
             unconfirmed = nil
+            unconfirmedBefore = nil
             beforeOnItsWay = nil
             return .cleared
         }
+        // The broker has it (or a later one): a refusal of the document on its way gives back nothing to protect.
+        if let before = unconfirmedBefore, desired.version >= before { unconfirmedBefore = nil }
         if let unconfirmed {
             guard desired.version >= unconfirmed else { return .ignored }  // ours is still on its way
             self.unconfirmed = nil

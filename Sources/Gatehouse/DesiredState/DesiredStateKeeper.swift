@@ -58,7 +58,6 @@ final class DesiredStateKeeper: Sendable {
     func handleSet(device: String, message: MQTTMessage) {
         guard Identifiers.isValidDeviceID(device), isApplier(for: device) else { return }
         let patch = Patch(message)
-        guard !stopping.load(ordering: .acquiring) else { return refuse(patch, device: device, Self.shuttingDown) }
         switch line.withLock({ $0.arrive(patch, bytes: patch.bytes, device: device) }) {
         case .applyNow:
             applyInTurn(patch, device: device)
@@ -66,29 +65,29 @@ final class DesiredStateKeeper: Sendable {
             return
         case .full:
             refuse(patch, device: device, "too many patches are waiting already; retry later")
+        case .closed:
+            refuse(patch, device: device, Self.shuttingDown, bestEffort: true)
         }
     }
 
-    /// Set by `shutDown`: no patch is applied any more.
-    private let stopping = Atomic<Bool>(false)
     private static let shuttingDown = "the gateway applying this device's patches is shutting down; retry later"
 
-    /// The gateway is shutting down (before its outbox stops): the patches waiting, and any that comes after, are
-    /// answered `rejected` rather than applied. Another gateway takes the device's patches over once this one is
-    /// `offline`, which the others cannot know before; an applied patch whose document then waited in this gateway's
-    /// spool would reach the broker only when this gateway starts again.
+    /// The gateway is shutting down (before its outbox stops): the line closes, and the patches waiting, and any that
+    /// comes after, are answered `rejected` rather than applied. Another gateway takes the device's patches over once
+    /// this one is `offline`, which the others cannot know before; an applied patch whose document then waited in this
+    /// gateway's spool would reach the broker only when this gateway starts again.
     func shutDown() {
-        stopping.store(true, ordering: .releasing)
-        for (device, patch) in line.withLock({ $0.drain() }) { refuse(patch, device: device, Self.shuttingDown) }
+        for (device, patch) in line.withLock({ $0.drain() }) { refuse(patch, device: device, Self.shuttingDown, bestEffort: true) }
     }
 
-    /// Answers a patch `rejected` (`bad_request`, with `reason`) without applying it.
-    private func refuse(_ patch: Patch, device: String, _ reason: String) {
+    /// Answers a patch `rejected` (`bad_request`, with `reason`) without applying it. `bestEffort`: at shutdown, the
+    /// answer goes now or not at all, never into a spool replayed at the next start (a retry may be answered by then).
+    private func refuse(_ patch: Patch, device: String, _ reason: String, bestEffort: Bool = false) {
         let id = switch DesiredPatchRequest.parse(patch.payload) {
         case .failure(let error): error.rawID ?? .null
         case .success(let request): request.id?.json ?? freshPatchID()
         }
-        answer(device: device, id: id, .rejected(.badRequest, reason), replyTo: patch.replyTo)
+        answer(device: device, id: id, .rejected(.badRequest, reason), replyTo: patch.replyTo, bestEffort: bestEffort)
     }
 
     /// Applies `message`, then each patch that waits behind it in turn, until one is on its way to the broker (its
@@ -187,7 +186,7 @@ final class DesiredStateKeeper: Sendable {
     }
 
     /// Publishes the one answer of a patch on `response/desired` and, when the rule allows, its Response Topic.
-    private func answer(device: String, id: JSONValue, _ outcome: DesiredPatch.Outcome, replyTo: ReplyTo?) {
+    private func answer(device: String, id: JSONValue, _ outcome: DesiredPatch.Outcome, replyTo: ReplyTo?, bestEffort: Bool = false) {
         var object = JSONObject([("id", id)])
         switch outcome {
         case .accepted(let document):
@@ -201,7 +200,7 @@ final class DesiredStateKeeper: Sendable {
         }
         object["ts"] = .number(nowMs())
         let payload = JSONValue.object(object).serialized()
-        let delivery = Durability.mustBeSafe(device: device, source: nil)
+        let delivery: Durability = bestEffort ? .bestEffort(.atLeastOnce) : .mustBeSafe(device: device, source: nil)
         link.publish(OutboundMessage(topic: topics.response(device, Topics.desiredCommand), payload: payload), delivery)
         if let replyTo, topics.isAllowedResponseTopic(replyTo.topic) {
             link.publish(OutboundMessage(topic: replyTo.topic, payload: payload, properties: MQTTProperties(correlationData: replyTo.correlationData)), delivery)

@@ -17,6 +17,8 @@ struct PatchLine<Patch>: Sendable where Patch: Sendable {
     private var waiting: [String: [(patch: Patch, bytes: Int)]] = [:]
     private(set) var count = 0
     private(set) var bytes = 0
+    /// Set by `drain`: the gateway is shutting down, and no patch is applied any more.
+    private(set) var isClosed = false
 
     init(limits: Limits = Limits()) {
         self.limits = limits
@@ -29,10 +31,13 @@ struct PatchLine<Patch>: Sendable where Patch: Sendable {
         case waits
         /// Too many wait already: refuse it.
         case full
+        /// The line is closed (`drain`): refuse it.
+        case closed
     }
 
     /// A patch for `device`, `bytes` long, arrived.
     mutating func arrive(_ patch: Patch, bytes size: Int, device: String) -> Arrival {
+        guard !isClosed else { return .closed }
         guard let line = waiting[device] else {
             waiting[device] = []
             return .applyNow
@@ -44,9 +49,10 @@ struct PatchLine<Patch>: Sendable where Patch: Sendable {
         return .waits
     }
 
-    /// Takes every waiting patch out, oldest first per device (the gateway is shutting down: they are answered, not
-    /// applied). The patches on their way stay counted as such.
+    /// Closes the line and takes every waiting patch out, oldest first per device (the gateway is shutting down: they
+    /// are answered, not applied). From now on a patch that arrives is `closed`, and `next` hands out none.
     mutating func drain() -> [(device: String, patch: Patch)] {
+        isClosed = true
         var drained: [(device: String, patch: Patch)] = []
         for (device, line) in waiting where !line.isEmpty {
             drained += line.map { (device, $0.patch) }
@@ -60,7 +66,7 @@ struct PatchLine<Patch>: Sendable where Patch: Sendable {
     /// The device's patch on its way has its outcome (or was answered without going anywhere): the next one to apply,
     /// now on its way, or nil when none waits (the device's line is then empty).
     mutating func next(device: String) -> Patch? {
-        guard var line = waiting[device], !line.isEmpty else {
+        guard !isClosed, var line = waiting[device], !line.isEmpty else {
             waiting[device] = nil
             return nil
         }

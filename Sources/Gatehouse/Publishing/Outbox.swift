@@ -130,10 +130,11 @@ final class Outbox: Sendable {
     private enum WriteAhead {
         /// Appended to the spool and submitted.
         case submitted(OutboxState.Effects)
-        /// The spool is full: the message is refused (`spool_full`). A PUBACK alone would not make it safe: the
-        /// embedded broker saves what it acknowledged only at its next autosave.
+        /// The spool is full: a device's message is refused (`spool_full`; the device sends it again). A PUBACK alone
+        /// would not make it safe: the embedded broker saves what it acknowledged only at its next autosave.
         case refused(PublishOutcome)
-        /// The disk refused the append: the message goes the ordinary way, safe on its PUBACK.
+        /// The disk refused the append, or the spool is full and the message is the gateway's own (no one to refuse it
+        /// to: its document, answer or delta would be lost): it goes the ordinary way, safe on its PUBACK.
         case notWritten
     }
 
@@ -144,7 +145,7 @@ final class Outbox: Sendable {
         let ticket: Spool.Ticket?
         do throws(Spool.AppendError) {
             ticket = try spool.appendPublished(entry) { error in completion?(error.map(PublishOutcome.init) ?? .safe) }
-        } catch .full {
+        } catch .full where completion != nil {
             return .refused(PublishOutcome(Spool.AppendError.full))
         } catch {
             return .notWritten

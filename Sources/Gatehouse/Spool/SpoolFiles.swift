@@ -1,6 +1,7 @@
 import CDispatch  // `stat`'s members: see SpoolClock.swift
 import CoreFoundation
 import Foundation
+import Logging
 import Synchronization
 
 /// The spool directory: numbered segment files (`segment-000000000001.log`, appended in order) and a
@@ -48,26 +49,32 @@ struct SpoolFiles {
             if mkdir(path, 0o750) != 0, errno != EEXIST { throw IOError("create the spool directory", path) }
         }
         guard access(dir, W_OK | X_OK) == 0 else { throw IOError("write to the spool directory", dir) }
-        try lock()
     }
 
     /// The directories this process holds the lock of, with the lock file's descriptor (kept open: closing any
     /// descriptor of the file would release a POSIX lock).
     private static let locked = Mutex<[String: Int32]>([:])
 
-    /// Takes the directory's lock, `<dir>/lock`, for the rest of the process: a second gatehouse on the same spool
-    /// would recover, cut and delete the running one's segments (acked messages among them). A POSIX record lock,
-    /// which the process holds once however often it opens the spool (a spool opened again in one process, as the
-    /// tests do, is the same owner). Another process holding it is a misconfiguration.
-    private func lock() throws(IOError) {
+    /// Takes the directory's lock, `<dir>/spool.lock`, for the rest of the process: a second gatehouse on the same
+    /// spool would recover, cut and delete the running one's segments (acked messages among them). A POSIX record
+    /// lock, which the process holds once however often it opens the spool (a spool opened again in one process, as
+    /// the tests do, is the same owner). Another process holding it is a misconfiguration; a file system without
+    /// such locks (some NFS or FUSE mounts) is said in the log, and the spool runs without.
+    func lock(logger: Logger) throws(IOError) {
         try Self.locked.withLock { (locked) throws(IOError) in
             guard locked[dir] == nil else { return }
-            let path = dir + "/lock"
+            let path = dir + "/spool.lock"
             let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
             guard fd >= 0 else { throw IOError("open", path) }
             var whole = flock(l_type: Int16(F_WRLCK), l_whence: Int16(SEEK_SET), l_start: 0, l_len: 0, l_pid: 0)
             guard fcntl(fd, F_SETLK, &whole) == 0 else {
                 let code = errno
+                if [ENOLCK, EINVAL, EOPNOTSUPP].contains(code) {
+                    logger.warning("the spool directory cannot be locked (\(String(cString: strerror(code)))): make sure no other gatehouse uses it",
+                                   metadata: ["spool.dir": "\(dir)"])
+                    locked[dir] = fd
+                    return
+                }
                 close(fd)
                 var error = IOError("lock", path, errno: code)
                 if code == EAGAIN || code == EACCES {

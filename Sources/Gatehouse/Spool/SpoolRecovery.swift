@@ -1,3 +1,4 @@
+import Glibc
 import Logging
 
 /// One segment file as the spool tracks it.
@@ -76,13 +77,15 @@ extension SpoolFiles {
     /// segment. Writes nothing else, so that a full disk still lets the spool open and publish what it holds.
     func openLog(logger: Logger) throws(IOError) -> (segments: [SegmentInfo], writer: Int32) {
         try prepare()
+        try lock(logger: logger)
         var checkpoint = readCheckpoint()
         // A checkpoint past every segment on disk is not one a run wrote (a damaged file): followed, it would delete
-        // every segment below it. Ignored instead: their entries go again (duplicates, never losses).
+        // every segment below it. Ignored instead, and removed: their entries go again (duplicates, never losses).
         if let found = checkpoint, let last = segmentNumbers().last, found.segment > last {
             logger.warning("spool checkpoint names segment \(found.segment), past the last one on disk (\(last)): ignored; entries may be published again",
                            metadata: ["file": "\(checkpointPath)"])
             checkpoint = nil
+            unlink(checkpointPath)
         }
         var segments = try recover(checkpoint: checkpoint, logger: logger)
         let clocks = readClocks()
@@ -129,10 +132,12 @@ extension SpoolFiles {
         var start = checkpoint?.segment == number ? checkpoint!.offset : 0
         if start > 0, !Self.isRecordBoundary(start, in: bytes) {
             // Not where a record starts or the records end: not an offset a run wrote (a damaged checkpoint). Followed,
-            // it would skip every record before it; the segment is read from its start instead (duplicates).
+            // it would skip every record before it; the segment is read from its start instead (duplicates), and the
+            // checkpoint says so at once (a rewrite below could otherwise put a record where the bad offset points).
             logger.warning("spool checkpoint offset \(start) is not at a record of segment \(number): read from its start; entries may be published again",
                            metadata: ["file": "\(path)"])
             start = 0
+            try? writeCheckpoint(Position(segment: number, offset: 0), durable: true)
         }
         let scan = SegmentScan(bytes, from: start)
         guard let first = scan.records.first else {
@@ -168,10 +173,10 @@ extension SpoolFiles {
             oldestTs: first.ts, newestTs: scan.records.map(\.ts).max() ?? first.ts)
     }
 
-    /// Whether `offset` is where a good record of `bytes` starts, or where the good records end.
+    /// Whether `offset` is where a good record of `bytes` starts, where one ends, or the end of the file (whose last
+    /// record, acknowledged, may have been damaged since).
     private static func isRecordBoundary(_ offset: Int, in bytes: [UInt8]) -> Bool {
-        let records = SegmentScan(bytes).records
-        return records.contains { $0.offset == offset || $0.offset + $0.size == offset }
+        offset == bytes.count || SegmentScan(bytes).records.contains { $0.offset == offset || $0.offset + $0.size == offset }
     }
 
     private func logDamage(_ scan: SegmentScan, path: String, kept: Int, logger: Logger) {
