@@ -130,11 +130,12 @@ final class Outbox: Sendable {
     private enum WriteAhead {
         /// Appended to the spool and submitted.
         case submitted(OutboxState.Effects)
-        /// The spool is full: a device's message is refused (`spool_full`; the device sends it again). A PUBACK alone
-        /// would not make it safe: the embedded broker saves what it acknowledged only at its next autosave.
+        /// The spool is full: a message whose outcome someone waits for (a device's ack) is refused (`spool_full`;
+        /// the device sends it again). A PUBACK alone would not make it safe: the embedded broker saves what it
+        /// acknowledged only at its next autosave.
         case refused(PublishOutcome)
-        /// The disk refused the append, or the spool is full and the message is the gateway's own (no one to refuse it
-        /// to: its document, answer or delta would be lost): it goes the ordinary way, safe on its PUBACK.
+        /// The disk refused the append, or the spool is full and nobody waits for the outcome (the gateway's own
+        /// document, answer or delta, which a refusal would lose): it goes the ordinary way, safe on its PUBACK.
         case notWritten
     }
 
