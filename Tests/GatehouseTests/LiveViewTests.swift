@@ -102,6 +102,44 @@ import Testing
         #expect(viewer.log.last == "end")
     }
 
+    /// A replaced session whose `cameraConnected` comes late (a newer connect took over meanwhile) does not take the
+    /// camera over from the newer one.
+    @Test("a late cameraConnected of a replaced session is ignored")
+    func lateConnectOfAReplacedSession() throws {
+        let a = RecordingViewer(device: "cam")
+        live.attach(a)
+        _ = try sentToCamera()
+        let newer = DeviceSession(device: "cam", tokenKind: "camera", tokenID: nil, number: 2, connectedAt: 0, remote: "test",
+                                  channel: camera, output: output, frames: LoopFrames(loop: camera.eventLoop), metrics: GatewayMetrics())
+        _ = directory.attach(newer)
+        live.cameraConnected(newer)
+        live.cameraConnected(session)  // the replaced one's, late
+        live.frame(ByteBuffer(string: "from-newer"), from: newer)
+        #expect(a.log.last == "frame from-newer")
+        live.cameraDisconnected(session)
+        #expect(a.log.last == "frame from-newer", "the replaced session's end is not the camera's")
+    }
+
+    /// A viewer that attaches after the camera is in the directory but before its `cameraConnected`: the viewers
+    /// already there hear that it is connected.
+    @Test("viewers already there hear the camera connect when a new viewer finds it first")
+    func earlierViewersHearTheConnect() throws {
+        let freshDirectory = DeviceDirectory()
+        let keyFile = NSTemporaryDirectory() + "live-view-tests-\(UUID().uuidString).key"
+        try "0123456789abcdef0123456789abcdef\n".write(toFile: keyFile, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: keyFile) }
+        let config = GatewayConfig(source: ConfigSource(yamlText: "auth:\n  key_file: \(keyFile)\n", environment: [:]))
+        let credentials = try CredentialStore(auth: config.auth, metrics: GatewayMetrics(), logger: Logger(label: "test"))
+        let live = LiveView(settings: config.live, credentials: credentials, directory: freshDirectory,
+                            timerLoop: camera.embeddedEventLoop, logger: Logger(label: "test"))
+        let first = RecordingViewer(device: "cam")
+        live.attach(first)  // no camera yet
+        #expect(first.log == ["offline"])
+        _ = freshDirectory.attach(session)  // the camera connects; its cameraConnected has not come yet
+        live.attach(RecordingViewer(device: "cam"))
+        #expect(first.log == ["offline", "waiting"])
+    }
+
     @Test("stop goes out idle_s after the last viewer left, not before")
     func idleStop() throws {
         let a = RecordingViewer(device: "cam")
@@ -123,6 +161,7 @@ import Testing
         let next = DeviceSession(device: "cam", tokenKind: "camera", tokenID: nil, number: 2, connectedAt: 0, remote: "test",
                                  channel: camera, output: output, frames: LoopFrames(loop: camera.eventLoop), metrics: GatewayMetrics())
         live.frame(ByteBuffer(string: "stale"), from: session)  // the old session's frames are not forwarded
+        _ = directory.attach(next)  // as `DeviceHub` attaches it before telling the live view
         live.cameraConnected(next)
         #expect(try sentToCamera() == [#"{"type":"live","action":"start","fps":5}"#])
         #expect(a.log == ["waiting", "offline", "waiting"])

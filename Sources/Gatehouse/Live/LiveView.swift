@@ -119,20 +119,25 @@ final class LiveView: Sendable {
     func attach(_ viewer: any LiveViewer) {
         let device = viewer.device
         let cameraMax = cameraMaxFPS(device)
-        let (effects, status, latest, session) = state.withLock { state in
+        let (effects, status, latest, session, connected) = state.withLock { state in
             var camera = state.cameras[device] ?? Camera(lease: CameraLease(gatewayMaxFPS: Double(settings.maxFPS)))
             state.cameras[device] = nil
+            // The camera is in the directory but its `cameraConnected` has not come yet: it is connected now, which the
+            // viewers already here are told (that call then finds the session known and says nothing). Its `start`, if
+            // any, comes from the join below.
+            var connected: (status: LiveStatus?, viewers: [any LiveViewer]) = (nil, [])
             if camera.session == nil, let session = directory.session(device) {
                 camera.session = session
-                _ = camera.lease.cameraDidConnect()
+                connected = (camera.lease.cameraDidConnect().status, camera.viewers)
             }
             camera.viewers.append(viewer)
             let effects = camera.lease.viewerJoined(requested: viewer.requestedFPS, cameraMaxFPS: cameraMax == .infinity ? nil : cameraMax)
             let fresh = camera.latest.flatMap { NIODeadline.now() - $0.at < .seconds(1) ? $0.frame : nil }
-            let result = (effects, camera.lease.status, fresh, camera.session)
+            let result = (effects, camera.lease.status, fresh, camera.session, connected)
             state.cameras[device] = camera
             return result
         }
+        if let changed = connected.status { for earlier in connected.viewers { earlier.tell(changed) } }
         viewer.tell(status)
         if let latest { viewer.deliver(latest) }
         perform(effects, device: device, session: session, viewers: [])
@@ -173,7 +178,9 @@ final class LiveView: Sendable {
     /// A device connected: a camera someone watches is sent `start` at once.
     func cameraConnected(_ session: DeviceSession) {
         let found = state.withLock { state -> (CameraLease.Effects, [any LiveViewer])? in
-            guard state.cameras[session.device] != nil else { return nil }
+            // A session replaced before this call came (a newer connect of the camera took over meanwhile) is not the
+            // camera any more: taking it would drop the newer one's frames and tell the viewers `offline` when it ends.
+            guard state.cameras[session.device] != nil, directory.session(session.device) === session else { return nil }
             return update(&state, session.device) { camera in
                 guard camera.session !== session else { return (CameraLease.Effects(), camera.viewers) }
                 camera.session = session
