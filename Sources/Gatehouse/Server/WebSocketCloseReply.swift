@@ -3,7 +3,9 @@ import NIOWebSocket
 
 extension ChannelHandlerContext {
     /// Answers the peer's close frame (its payload unmasked) with the same status code, then closes the connection once the answer
-    /// is written (RFC 6455 §5.5.1). Every server-side WebSocket (devices, viewers, the status feed) ends so.
+    /// is written (RFC 6455 §5.5.1), or after `DeviceSession.closeFrameTimeout` if it cannot leave (a peer that sent its
+    /// close and reads no more kept its connection, and a viewer its `max_viewers` place). Every server-side WebSocket
+    /// (devices, viewers, the status feed) ends so.
     /// A code that may not be sent (1005, 1006, 1015, unassigned ones) or a one-byte body is answered 1002.
     func answerClose(unmaskedPayload: ByteBuffer) {
         var data = unmaskedPayload
@@ -16,6 +18,8 @@ extension ChannelHandlerContext {
             }
         reply.write(webSocketErrorCode: code)
         let channel = self.channel
+        let timeout = channel.eventLoop.scheduleTask(in: DeviceSession.closeFrameTimeout) { channel.close(promise: nil) }
+        channel.closeFuture.whenComplete { _ in timeout.cancel() }  // a closed connection is not kept for the timeout
         writeAndFlush(NIOAny(WebSocketFrame(fin: true, opcode: .connectionClose, data: reply))).whenComplete { _ in
             channel.close(promise: nil)
         }
