@@ -44,21 +44,21 @@ import Testing
         #expect(ran.load(ordering: .relaxed) == 12)
     }
 
-    /// A coalesced job starts no sooner than its spacing after the last one started; meanwhile more requests add nothing.
+    /// A coalesced job starts no sooner than its spacing after the last one started; more requests meanwhile add nothing.
     @Test func coalescedWorkStartsNoSoonerThanItsSpacing() async throws {
         let requests = SlowRequests()
         let starts = Mutex<[ContinuousClock.Instant]>([])
         let spacing: Duration = .milliseconds(300)
-        for _ in 0..<3 {
-            requests.submit(.rediscovery, spacing: spacing) { starts.withLock { $0.append(.now) } }
+        func submit() { requests.submit(.rediscovery, spacing: spacing) { starts.withLock { $0.append(.now) } } }
+        func started(_ count: Int) async throws {
+            let deadline = ContinuousClock.now + .seconds(30)
+            while starts.withLock({ $0.count }) < count, .now < deadline { try await Task.sleep(for: .milliseconds(10)) }
         }
-        let deadline = ContinuousClock.now + .seconds(30)
-        while starts.withLock({ $0.count }) < 2, .now < deadline {
-            if starts.withLock({ $0.count }) == 1 {
-                requests.submit(.rediscovery, spacing: spacing) { starts.withLock { $0.append(.now) } }
-            }
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        submit()  // none started before: at once
+        try await started(1)
+        submit()  // waits for the spacing
+        submit()  // joins the one waiting
+        try await started(2)
         try await Task.sleep(for: .milliseconds(100))
         let all = starts.withLock { $0 }
         #expect(all.count == 2)

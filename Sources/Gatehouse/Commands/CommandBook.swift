@@ -128,12 +128,9 @@ final class CommandBook: Sendable {
         return taken.sorted { ($0.sentAt, $0.id.text) < ($1.sentAt, $1.id.text) }
     }
 
-    /// Removes and returns a command (only the one delivered on connection `session`, or only the opening `opening`,
-    /// when given); nil if it already finished.
-    func take(_ idText: String, device: String, session: Int64? = nil, opening: UInt64? = nil) -> OpenCommand? {
-        take(idText, device: device, answering: false) { command in
-            (session.map { $0 == command.session } ?? true) && (opening.map { $0 == command.opening } ?? true)
-        }
+    /// Removes and returns a command (only the opening `opening`, when given); nil if it already finished.
+    func take(_ idText: String, device: String, opening: UInt64? = nil) -> OpenCommand? {
+        take(idText, device: device, answering: false) { command in opening.map { $0 == command.opening } ?? true }
     }
 
     /// Takes a command for its device's answer, keeping its id taken (``contains(_:device:)``) until

@@ -64,7 +64,7 @@ final class CommandRouter: Sendable {
             metrics.limitHit("max_pending")
         case .new:
             guard let command else { return }
-            scheduleExpiry(of: command)
+            armExpiry(at: command.expiresAt)
             // Queued elsewhere while this gateway held the device unseen (a partition): deliver it now.
             if readiness.isBrokerReady, let session = directory.session(device) { deliverQueued(to: session) }
         case .taken:
@@ -72,7 +72,7 @@ final class CommandRouter: Sendable {
             clearPending(device: device, id: id)
         case .known:
             // The same, or one replacing it (perhaps expiring earlier).
-            if let command { scheduleExpiry(of: command) }
+            if let command { armExpiry(at: command.expiresAt) }
         }
     }
 
@@ -80,7 +80,7 @@ final class CommandRouter: Sendable {
     /// gets its queued commands, and expiries are timed.
     func restore(_ snapshot: PendingQueue.Snapshot) {
         pending.restore(snapshot)
-        for command in snapshot.commands { scheduleExpiry(of: command) }
+        for command in snapshot.commands { armExpiry(at: command.expiresAt) }
     }
 
     /// The broker connection is back: its retained `pending/<id>` are about to be sent again.
@@ -231,7 +231,7 @@ final class CommandRouter: Sendable {
         let properties = MQTTProperties(messageExpiryInterval: PendingCommand.messageExpiry(ttlMs: ttl))
         link.publish(OutboundMessage(topic: topics.pending(device, commandID.text), payload: queued.encoded(), retain: true, properties: properties), .bestEffort(.atLeastOnce))
         respond(device: device, command: name, id: commandID.json, status: .queued, error: nil, replyTo: replyTo)
-        scheduleExpiry(of: queued)
+        armExpiry(at: queued.expiresAt)
     }
 
     /// Why the gateway refuses a command before delivery, if it does.
@@ -312,10 +312,6 @@ final class CommandRouter: Sendable {
 
     /// After `ttl_ms` a queued command that was not delivered gets `expired`: the one expiry timer is armed for its
     /// `expires_at` unless it is armed for earlier already.
-    private func scheduleExpiry(of command: PendingCommand) {
-        armExpiry(at: command.expiresAt)
-    }
-
     private func armExpiry(at expiresAt: Int64) {
         let now = nowMs()
         // A retained command may carry any `expires_at`: the wait is bounded by the longest TTL plus the grace.
