@@ -6,6 +6,10 @@ import PackageDescription
 let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("MemberImportVisibility"),
+    // Release builds skip the run-time exclusivity checks (debug builds and the tests keep them, and the compiler's
+    // static checks stay): on the telemetry path they were ~5 % of the gateway's CPU per message, from the
+    // `swift_beginAccess` around every access to a class's stored `var` (docs/benchmarks.md, "Optimisations").
+    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
 ]
 
 let package = Package(
@@ -67,6 +71,11 @@ let package = Package(
             name: "CSocketBuffers"
         ),
         .target(
+            // A number for each thread, read from C's thread-local storage (Swift has none), for the striped
+            // per-message counters. Hand-written: a dozen lines, no package does it.
+            name: "CThreadNumber"
+        ),
+        .target(
             name: "Mosquitto",
             dependencies: [
                 "CMosquitto",
@@ -111,6 +120,7 @@ let package = Package(
                 "GatehouseConfig",
                 "GatehouseProtocol",
                 "Mosquitto",
+                "CThreadNumber",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "CompressNIO", package: "compress-nio"),

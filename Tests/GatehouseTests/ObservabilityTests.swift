@@ -1,3 +1,4 @@
+import Foundation
 import GatehouseProtocol
 import Testing
 
@@ -32,5 +33,27 @@ import Testing
         ]
         for body in bodies { #expect(GatewayMetrics.InType(body).name == body.type) }
         #expect(GatewayMetrics.InType.media.name == "media" && GatewayMetrics.InType.invalid.name == "invalid")
+    }
+
+    /// Threads that add at once, more of them than there are stripes (so some share one), lose nothing.
+    @Test func stripedCountsSumWhatEveryThreadAdded() async {
+        let counts = StripedCounts(count: 3)
+        let threads = 12
+        let adds = 20_000
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            let group = DispatchGroup()
+            for _ in 0..<threads {
+                group.enter()
+                Thread {
+                    for _ in 0..<adds { counts.add(2, at: 1) }
+                    counts.add(1, at: 2)
+                    group.leave()
+                }.start()
+            }
+            group.notify(queue: .global()) { done.resume() }
+        }
+        #expect(counts.sum(at: 0) == 0)
+        #expect(counts.sum(at: 1) == threads * adds * 2)
+        #expect(counts.sum(at: 2) == threads)
     }
 }

@@ -10,13 +10,13 @@ import Synchronization
 /// plain atomics for the per-second rates of the health topic.
 final class GatewayMetrics: Sendable {
     private let connections = Gauge(label: "gatehouse_devices_connected")
-    /// By ``InType`` and, out, by the index of the type in `outTypes`: every message counts here, and a string key
-    /// would be hashed each time.
-    private let messagesIn: [Counter]
-    private let bytesIn: [Counter]
-    private let messagesOut: [Counter]
-    private let bytesOut: [Counter]
-    private let acks = Counter(label: "gatehouse_acks_total")
+    /// What every device message adds to: messages and bytes in by ``InType``, out by the index of the type in
+    /// `outTypes` (a string key would be hashed each time), and acks, counted in stripes (``PerMessage``) and added
+    /// to their counters when read (`settle`).
+    private let perMessage = StripedCounts(count: PerMessage.count)
+    /// The counter of each count in `perMessage`, and how much of the count it has been given.
+    private let perMessageCounters: [Counter]
+    private let settled: Mutex<[Int]>
     private let badMessages = Counter(label: "gatehouse_bad_messages_total")
     private let commandsDelivered = Counter(label: "gatehouse_commands_delivered_total")
     private let commandRoundTrip = Timer(label: "gatehouse_command_round_trip_seconds")
@@ -33,8 +33,6 @@ final class GatewayMetrics: Sendable {
     private let brokerConnects = Counter(label: "gatehouse_broker_connects_total")
     private let devicesWithDeltaGauge = Gauge(label: "gatehouse_desired_devices_with_delta")
     private let revocationUnreadable = Gauge(label: "gatehouse_revocation_file_unreadable")
-    private let inCount = Atomic<Int>(0)
-    private let outCount = Atomic<Int>(0)
     /// Rates between two health reports (`takeRates`), with the same estimator as the status page's.
     private let sinceLastReport = Mutex((inRate: RateEstimate(nowMs: nowMs()), outRate: RateEstimate(nowMs: nowMs())))
     private let recent = Mutex((inRate: RateEstimate(nowMs: nowMs()), outRate: RateEstimate(nowMs: nowMs())))
@@ -97,10 +95,41 @@ final class GatewayMetrics: Sendable {
         func counters(_ label: String, _ types: [String]) -> [Counter] {
             types.map { Counter(label: label, dimensions: [("type", $0)]) }
         }
-        messagesIn = counters("gatehouse_device_messages_in_total", InType.allCases.dropLast().map(\.name))
-        bytesIn = counters("gatehouse_device_bytes_in_total", InType.allCases.map(\.name))
-        messagesOut = Self.outTypes.map { Counter(label: "gatehouse_mqtt_messages_out_total", dimensions: [("type", $0)]) }
-        bytesOut = Self.outTypes.map { Counter(label: "gatehouse_mqtt_bytes_out_total", dimensions: [("type", $0)]) }
+        perMessageCounters =
+            counters("gatehouse_device_messages_in_total", InType.allCases.dropLast().map(\.name))
+            + counters("gatehouse_device_bytes_in_total", InType.allCases.map(\.name))
+            + counters("gatehouse_mqtt_messages_out_total", Self.outTypes)
+            + counters("gatehouse_mqtt_bytes_out_total", Self.outTypes)
+            + [Counter(label: "gatehouse_acks_total")]
+        assert(perMessageCounters.count == PerMessage.count)
+        settled = Mutex(Array(repeating: 0, count: PerMessage.count))
+    }
+
+    /// Where each count is in `perMessage` (and its counter in `perMessageCounters`).
+    private enum PerMessage {
+        static let messagesIn = 0
+        static let bytesIn = messagesIn + InType.allCases.count - 1  // no message count for `invalid`
+        static let messagesOut = bytesIn + InType.allCases.count
+        static let bytesOut = messagesOut + outTypes.count
+        static let acks = bytesOut + outTypes.count
+        static let count = acks + 1
+    }
+
+    /// Gives the per-message counters what was counted since the last call (before `/metrics` is read).
+    private func settle() {
+        settled.withLock { settled in
+            for index in settled.indices {
+                let total = perMessage.sum(at: index)
+                if total > settled[index] { perMessageCounters[index].increment(by: total - settled[index]) }
+                settled[index] = total
+            }
+        }
+    }
+
+    /// Messages in and out so far, all types.
+    private var totals: (in: Int, out: Int) {
+        func sum(_ range: Range<Int>) -> Int { range.reduce(0) { $0 + perMessage.sum(at: $1) } }
+        return (sum(PerMessage.messagesIn..<PerMessage.bytesIn), sum(PerMessage.messagesOut..<PerMessage.bytesOut))
     }
 
     func connected(_ count: Int) { connections.record(count) }
@@ -108,21 +137,19 @@ final class GatewayMetrics: Sendable {
     /// A well-formed message of `type` that the gateway takes on.
     func received(_ type: InType) {
         guard type != .invalid else { return assertionFailure("an invalid message is counted in bytes only") }
-        inCount.add(1, ordering: .relaxed)
-        messagesIn[type.rawValue].increment()
+        perMessage.add(1, at: PerMessage.messagesIn + type.rawValue)
     }
 
     /// Bytes of one device message as it arrived (compressed, if it was), by `type`.
-    func receivedBytes(_ count: Int, type: InType) { bytesIn[type.rawValue].increment(by: count) }
+    func receivedBytes(_ count: Int, type: InType) { perMessage.add(count, at: PerMessage.bytesIn + type.rawValue) }
 
     /// One message published, of the type at `typeIndex` in `outTypes` (`outTypeIndex`).
     func published(typeIndex: Int, bytes: Int) {
-        outCount.add(1, ordering: .relaxed)
-        messagesOut[typeIndex].increment()
-        bytesOut[typeIndex].increment(by: bytes)
+        perMessage.add(1, at: PerMessage.messagesOut + typeIndex)
+        perMessage.add(bytes, at: PerMessage.bytesOut + typeIndex)
     }
 
-    func acked() { acks.increment() }
+    func acked() { perMessage.add(1, at: PerMessage.acks) }
 
     func nacked(_ code: NackCode) {
         Counter(label: "gatehouse_nacks_total", dimensions: [("code", code.rawValue)]).increment()
@@ -168,8 +195,9 @@ final class GatewayMetrics: Sendable {
     /// The replay held after the broker refused a spooled message for a reason that may pass.
     func replayHeld() { replayHolds.increment() }
 
-    /// The spool and broker link as of now (called when `/metrics` is scraped).
+    /// The spool and broker link as of now, and the per-message counts (called when `/metrics` is scraped).
     func record(spool: Spool.Stats, brokerConnected connected: Bool) {
+        settle()
         spoolEntries.record(spool.depth)
         spoolBytes.record(spool.bytes)
         spoolOldestAge.record(Double(spool.oldestAgeMs) / 1000)
@@ -188,13 +216,13 @@ final class GatewayMetrics: Sendable {
 
     /// Messages per second in and out lately, for the status page (apart from the health topic's figures).
     func recentRates(nowMs: Int64) -> (inPerSecond: Double, outPerSecond: Double) {
-        let counts = (inCount.load(ordering: .relaxed), outCount.load(ordering: .relaxed))
+        let counts = totals
         return recent.withLock { ($0.inRate.update(count: counts.0, nowMs: nowMs), $0.outRate.update(count: counts.1, nowMs: nowMs)) }
     }
 
     /// Messages per second in and out since the previous call (whole numbers, for the health report).
     func takeRates() -> (inPerSecond: Double, outPerSecond: Double) {
-        let counts = (inCount.load(ordering: .relaxed), outCount.load(ordering: .relaxed))
+        let counts = totals
         let now = nowMs()
         return sinceLastReport.withLock {
             ($0.inRate.update(count: counts.0, nowMs: now, windowMs: 1).rounded(), $0.outRate.update(count: counts.1, nowMs: now, windowMs: 1).rounded())
