@@ -138,6 +138,10 @@ import Testing
         _ = freshDirectory.attach(session)  // the camera connects; its cameraConnected has not come yet
         live.attach(RecordingViewer(device: "cam"))
         #expect(first.log == ["offline", "waiting"])
+        // The camera is started then, once: its late cameraConnected finds the session known.
+        #expect(try sentToCamera() == [#"{"type":"live","action":"start","fps":5}"#])
+        live.cameraConnected(session)
+        #expect(try sentToCamera().isEmpty)
     }
 
     @Test("stop goes out idle_s after the last viewer left, not before")

@@ -1,5 +1,6 @@
 /// The live-view decisions for one camera (PROTOCOL.md §8, lease and fps), as a value type without I/O:
-/// each event returns what the gateway must do, and `LiveView` does it after releasing its lock.
+/// each event returns what the gateway must do, and `LiveView` does it: the camera's `start`/`stop` queued while its
+/// lock is held (so they keep the order they were decided in), the rest after releasing it.
 ///
 /// - The first viewer starts a lease; the camera is sent `start` at once when it is connected, else as soon
 ///   as it connects.

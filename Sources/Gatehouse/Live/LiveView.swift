@@ -119,28 +119,31 @@ final class LiveView: Sendable {
     func attach(_ viewer: any LiveViewer) {
         let device = viewer.device
         let cameraMax = cameraMaxFPS(device)
-        let (effects, status, latest, session, connected) = state.withLock { state in
+        let (effects, status, latest, connected) = state.withLock { state in
             var camera = state.cameras[device] ?? Camera(lease: CameraLease(gatewayMaxFPS: Double(settings.maxFPS)))
             state.cameras[device] = nil
             // The camera is in the directory but its `cameraConnected` has not come yet: it is connected now, which the
-            // viewers already here are told (that call then finds the session known and says nothing). Its `start`, if
-            // any, comes from the join below.
+            // viewers already here are told, and started if they hold a lease (that call then finds the session known
+            // and does nothing).
             var connected: (status: LiveStatus?, viewers: [any LiveViewer]) = (nil, [])
             if camera.session == nil, let session = directory.session(device) {
                 camera.session = session
-                connected = (camera.lease.cameraDidConnect().status, camera.viewers)
+                let effects = camera.lease.cameraDidConnect()
+                command(effects.send, to: session, device: device)
+                connected = (effects.status, camera.viewers)
             }
             camera.viewers.append(viewer)
             let effects = camera.lease.viewerJoined(requested: viewer.requestedFPS, cameraMaxFPS: cameraMax == .infinity ? nil : cameraMax)
+            command(effects.send, to: camera.session, device: device)
             let fresh = camera.latest.flatMap { NIODeadline.now() - $0.at < .seconds(1) ? $0.frame : nil }
-            let result = (effects, camera.lease.status, fresh, camera.session, connected)
+            let result = (effects, camera.lease.status, fresh, connected)
             state.cameras[device] = camera
             return result
         }
         if let changed = connected.status { for earlier in connected.viewers { earlier.tell(changed) } }
         viewer.tell(status)
         if let latest { viewer.deliver(latest) }
-        perform(effects, device: device, session: session, viewers: [])
+        perform(effects, device: device, viewers: [])
         logger.info("live viewer joined", metadata: ["device": "\(device)", "viewer": "\(viewer.claims.subject)"])
         // Admitted before the revocation list changed, attached after its sweep (`endRevoked`): ended here.
         if credentials.isRevoked(viewer.claims) { viewer.end(.revoked) }
@@ -158,7 +161,7 @@ final class LiveView: Sendable {
             state.cameras[device] = camera
             return effects
         }
-        if let effects { perform(effects, device: device, session: nil, viewers: []) }
+        if let effects { perform(effects, device: device, viewers: []) }
     }
 
     /// Ends every viewer (graceful shutdown).
@@ -185,10 +188,12 @@ final class LiveView: Sendable {
                 guard camera.session !== session else { return (CameraLease.Effects(), camera.viewers) }
                 camera.session = session
                 camera.latest = nil
-                return (camera.lease.cameraDidConnect(), camera.viewers)
+                let effects = camera.lease.cameraDidConnect()
+                command(effects.send, to: session, device: session.device)
+                return (effects, camera.viewers)
             }
         }
-        if let (effects, viewers) = found { perform(effects, device: session.device, session: session, viewers: viewers) }
+        if let (effects, viewers) = found { perform(effects, device: session.device, viewers: viewers) }
     }
 
     /// A device's connection ended: its viewers see `offline` (and stay).
@@ -201,7 +206,7 @@ final class LiveView: Sendable {
                 return (camera.lease.cameraDidDisconnect(), camera.viewers)
             }
         }
-        if let (effects, viewers) = found { perform(effects, device: session.device, session: nil, viewers: viewers) }
+        if let (effects, viewers) = found { perform(effects, device: session.device, viewers: viewers) }
     }
 
     /// A live media frame (`stream` `live`) from a camera: to every viewer of it, newest first.
@@ -247,19 +252,24 @@ final class LiveView: Sendable {
         return result
     }
 
-    /// Carries out a lease's effects, outside the lock: the camera message, the idle timer, the viewers' status.
-    private func perform(_ effects: CameraLease.Effects, device: String, session: DeviceSession?, viewers: [any LiveViewer]) {
+    /// Queues the camera's `start` or `stop`, with the lock held: the camera then gets them in the order they were
+    /// decided (sent after the lock, an idle timer's `stop` could overtake a joining viewer's `start`, and the camera
+    /// stayed stopped until it reconnected). Nothing is written here: `LoopFrames` queues the frame under its own lock,
+    /// for the camera's loop.
+    private func command(_ control: CameraLease.Effects.Control?, to session: DeviceSession?, device: String) {
+        guard let control, let session else { return }
+        let message: LiveControl = switch control {
+        case .start(let fps): .start(fps: fps)
+        case .stop: .stop
+        }
+        session.sendText(message.encoded())
+        logger.debug("live \(message)", metadata: ["device": "\(device)"])
+    }
+
+    /// Carries out the rest of a lease's effects, outside the lock: the viewers' status, the idle timer.
+    private func perform(_ effects: CameraLease.Effects, device: String, viewers: [any LiveViewer]) {
         if let status = effects.status {
             for viewer in viewers { viewer.tell(status) }
-        }
-        if let control = effects.send {
-            let target = session ?? state.withLock { $0.cameras[device]?.session }
-            let message: LiveControl = switch control {
-            case .start(let fps): .start(fps: fps)
-            case .stop: .stop
-            }
-            target?.sendText(message.encoded())
-            logger.debug("live \(message)", metadata: ["device": "\(device)"])
         }
         if let generation = effects.startIdleTimer {
             timerLoop.scheduleTask(in: .seconds(Int64(settings.idleSeconds))) { [self] in
@@ -269,16 +279,16 @@ final class LiveView: Sendable {
     }
 
     private func idleElapsed(device: String, generation: UInt64) {
-        let found = state.withLock { state -> (CameraLease.Effects, DeviceSession?)? in
+        let found = state.withLock { state -> CameraLease.Effects? in
             guard state.cameras[device] != nil else { return nil }
             return update(&state, device) { camera in
                 let effects = camera.lease.idleElapsed(generation: generation)
-                let session = camera.session
+                command(effects.send, to: camera.session, device: device)
                 if !camera.lease.isLeased { camera.latest = nil }
-                return (effects, session)
+                return effects
             }
         }
-        if let (effects, session) = found { perform(effects, device: device, session: session, viewers: []) }
+        if let effects = found { perform(effects, device: device, viewers: []) }
     }
 }
 
