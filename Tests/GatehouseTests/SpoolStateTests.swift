@@ -338,6 +338,23 @@ import Testing
         #expect(log.state.tidy(now: log.now).saveCheckpoint && log.state.isEmpty)
     }
 
+    /// The acknowledgements of written-ahead entries whose batch the disk refused, made before the refusal or after
+    /// it, are not held for good: those entries never were in the log.
+    @Test(arguments: [0, 10_000] as [Int64])
+    func acknowledgementsOfARefusedBatchAreNotHeld(keepAcknowledgedMs: Int64) throws {
+        var log = Log(keepAcknowledgedMs: keepAcknowledgedMs)
+        let tickets = log.appendPublished(0..<2).map { $0! }
+        _ = log.state.acknowledge(tickets[0], expired: false, now: log.now)  // its PUBACK came before the write
+        let taken = log.state.takeBatch()
+        let batch = try #require(taken)
+        log.state.batchRefused(batch, diskFailure: "no space left")
+        _ = log.state.acknowledge(tickets[1], expired: false, now: log.now)
+        log.advance(ms: keepAcknowledgedMs)
+        _ = log.state.tidy(now: log.now)
+        #expect(log.state.acknowledgementsHeld == 0)
+        #expect(log.state.isEmpty)
+    }
+
     @Test func onlyLeadingWrittenAheadRecordsOfABatchAreSkipped() {
         var log = Log()
         _ = log.append(0)

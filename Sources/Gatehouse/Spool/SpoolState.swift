@@ -44,6 +44,9 @@ struct SpoolState {
     private var firstValidTicket: Ticket = 0
     private var unacked = CircularBuffer<UnackedEntry>()
     private var acknowledged = Set<Ticket>()
+    /// Written-ahead tickets of batches the disk refused, not acknowledged yet: their entries are not in the log, so
+    /// their acknowledgement changes nothing (in `acknowledged`, it would wait there for good). Emptied by `rewind()`.
+    private var refusedTickets = Set<Ticket>()
     /// Acknowledged by the broker, kept until the monotonic time given (`keepAcknowledgedMs`), oldest first.
     private var kept = CircularBuffer<(ticket: Ticket, untilMs: Int64)>()
     private var checkpoint = Position(segment: 0, offset: 0)
@@ -221,6 +224,9 @@ struct SpoolState {
     /// and every append is refused until a test write works.
     mutating func batchRefused(_ batch: Batch, diskFailure: String?) {
         if let diskFailure, writeFailure == nil { writeFailure = diskFailure }
+        for record in batch.published where record.ticket >= firstValidTicket && acknowledged.remove(record.ticket) == nil {
+            refusedTickets.insert(record.ticket)
+        }
         depth -= batch.records
         flushingBytes = 0
         flushingRecords = 0
@@ -296,9 +302,17 @@ struct SpoolState {
             kept.append((ticket, now.monotonicMs &+ limits.keepAcknowledgedMs))
             return Effects()
         }
-        acknowledged.insert(ticket)
+        release(ticket)
         return advanceCheckpoint()
     }
+
+    /// An acknowledged entry leaves the log once all before it have; one of a batch the disk refused was never in it.
+    private mutating func release(_ ticket: Ticket) {
+        if refusedTickets.remove(ticket) == nil { acknowledged.insert(ticket) }
+    }
+
+    /// Acknowledgements held for entries not yet at the checkpoint, or for entries of refused batches (tests).
+    var acknowledgementsHeld: Int { acknowledged.count + refusedTickets.count }
 
     /// Whether `ticket` still counts: false once a `rewind()` made its entry to be read again.
     func isCurrent(_ ticket: Ticket) -> Bool { ticket >= firstValidTicket }
@@ -310,6 +324,7 @@ struct SpoolState {
         firstValidTicket = nextTicket
         unacked.removeAll()
         acknowledged.removeAll()
+        refusedTickets.removeAll()
         kept.removeAll()
         read = max(checkpoint, Position(segment: segments[0].number, offset: segments[0].start))
         for index in segments.indices { segments[index].read = segments[index].committed }
@@ -318,7 +333,7 @@ struct SpoolState {
     /// The broker saved everything it acknowledged: the kept entries leave the log. The caller saves the
     /// checkpoint at once (`checkpointToSave`).
     mutating func brokerSavedAll() -> Effects {
-        while let kept = kept.popFirst() { acknowledged.insert(kept.ticket) }
+        while let kept = kept.popFirst() { release(kept.ticket) }
         var effects = advanceCheckpoint()
         effects.saveCheckpoint = false
         return effects
@@ -387,7 +402,7 @@ struct SpoolState {
     mutating func tidy(now: SpoolClockReading) -> Effects {
         while let first = kept.first, first.untilMs <= now.monotonicMs {
             kept.removeFirst()
-            acknowledged.insert(first.ticket)
+            release(first.ticket)
         }
         var effects = advanceCheckpoint()
         while segments.count > 1,
