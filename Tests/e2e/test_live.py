@@ -645,6 +645,23 @@ def test_expired_viewer_is_closed_4001(lgw):
     v.expect_close(4001, timeout=5)
 
 
+def test_an_ended_mjpeg_stream_closes_its_multipart_body_and_its_chunked_response(lgw):
+    cam, d = camera(lgw)
+    conn = socket.create_connection(("127.0.0.1", lgw.port), timeout=10)
+    try:
+        token = viewer_token(lgw, exp=int(time.time()) + 2)
+        conn.sendall(f"GET /v1/live/{cam}.mjpeg?token={token} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        expect_live(d, "start")
+        send_frame(d, b"last-frame")
+        data = b""
+        while chunk := conn.recv(65536):  # the gateway ends the stream at the token's exp, then closes
+            data += chunk
+        assert b"transfer-encoding: chunked" in data.lower() and b"last-frame" in data, data
+        assert data.endswith(b"--frame--\r\n\r\n0\r\n\r\n"), data[-80:]
+    finally:
+        conn.close()
+
+
 def test_status_feed_pushes_reports_and_shows_live_cameras(lgw):
     cam, _ = camera(lgw, max_fps=12)
     conn = ws_connect(f"ws://127.0.0.1:{lgw.port}/api/status/ws", open_timeout=5, ping_interval=None, proxy=None,

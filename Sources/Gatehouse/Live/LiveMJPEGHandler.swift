@@ -91,16 +91,33 @@ final class LiveMJPEGHandler: ChannelDuplexHandler, RemovableChannelHandler {
         live.attach(viewer)
     }
 
-    /// Ends the stream: the last chunk, then the connection closes.
+    /// Ends the stream: the closing boundary and HTTP's last chunk after the frame being written (the waiting one is
+    /// dropped), then the connection closes: once they are written, or after `endTimeout` if they cannot leave (a
+    /// viewer that stopped reading).
     private func finish() {
-        guard case .streaming = mode, let channel, channel.isActive else { return }
-        channel.close(promise: nil)
+        guard case .streaming = mode, !ending, let context, context.channel.isActive else { return }
+        ending = true
+        pump?.stop()
+        let channel = context.channel
+        let timeout = channel.eventLoop.scheduleTask(in: Self.endTimeout) { channel.close(promise: nil) }
+        context.write(wrapOutboundOut(.body(channel.allocator.buffer(string: "--frame--\r\n"))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+            timeout.cancel()
+            channel.close(promise: nil)
+        }
     }
 
-    private var channel: (any Channel)?
+    /// How long the end of a stream may take to leave before the connection closes anyway.
+    static let endTimeout = TimeAmount.seconds(10)
+    private var ending = false
+    private var context: ChannelHandlerContext?
 
     func handlerAdded(context: ChannelHandlerContext) {
-        channel = context.channel
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
