@@ -6,8 +6,8 @@ import GatehouseProtocol
 import Metrics
 import Synchronization
 
-/// The gateway's counters, through swift-metrics (exported by swift-prometheus on `/metrics`), plus
-/// plain atomics for the per-second rates of the health topic.
+/// The gateway's counters, through swift-metrics (exported by swift-prometheus on `/metrics`); the per-message ones
+/// are counted in stripes first, which also give the per-second rates of the health topic and the status page.
 final class GatewayMetrics: Sendable {
     private let connections = Gauge(label: "gatehouse_devices_connected")
     /// What every device message adds to: messages and bytes in by ``InType``, out by the index of the type in

@@ -30,8 +30,8 @@ final class StripedCounts: Sendable {
 
     /// One thread's counts, followed by a cache line of padding, so that two stripes share no line.
     private struct Stripe: ~Copyable, Sendable {
-        static var capacity: Int { 40 }
-        let counts: InlineArray<40, Atomic<Int>> = InlineArray { _ in Atomic(0) }
+        static var capacity: Int { 48 }
+        let counts: InlineArray<48, Atomic<Int>> = InlineArray { _ in Atomic(0) }
         private let padding: InlineArray<8, Int> = InlineArray(repeating: 0)
     }
 }
