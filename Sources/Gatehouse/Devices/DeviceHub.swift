@@ -85,15 +85,17 @@ final class DeviceHub: DeviceMessageSink {
             connectedAt: now, remote: remote, channel: channel, output: output, frames: loopFrames[channel.eventLoop],
             metrics: metrics
         )
+        // Queued before the session is in the directory: whatever another thread sends it once it finds it there (a
+        // command, a camera's `start`) is queued after `welcome`, which must come first.
+        session.send(.welcome(
+            device: device, gateway: gatewayID, session: session.number,
+            heartbeatS: heartbeatSeconds, maxMessageBytes: settings.now.limits.maxMessageBytes
+        ))
         if let previous = directory.attach(session) {
             previous.close(.replaced, reason: .disconnected, text: "replaced by a newer connection")
             if previous === session { return session }  // a newer connect of the device got there first
         }
         metrics.connected(directory.count)
-        session.send(.welcome(
-            device: device, gateway: gatewayID, session: session.number,
-            heartbeatS: heartbeatSeconds, maxMessageBytes: settings.now.limits.maxMessageBytes
-        ))
         desired.deviceConnected(session)
         announce(session)
         // Unknown meta: only once in step with the broker, whose retained meta (capabilities) it would replace;

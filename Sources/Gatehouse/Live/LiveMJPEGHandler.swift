@@ -93,7 +93,8 @@ final class LiveMJPEGHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Ends the stream: the closing boundary and HTTP's last chunk after the frame being written (the waiting one is
     /// dropped), then the connection closes: once they are written, or after `endTimeout` if they cannot leave (a
-    /// viewer that stopped reading).
+    /// viewer that stopped reading). At graceful shutdown Hummingbird's connection handler closes the connection as
+    /// soon as the last chunk is handed on, so a viewer that stopped reading may miss the end then.
     private func finish() {
         guard case .streaming = mode, !ending, let context, context.channel.isActive else { return }
         ending = true
@@ -116,8 +117,13 @@ final class LiveMJPEGHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.context = context
     }
 
+    /// The connection is gone: the references the stream made to this handler (the viewer's, the pump's writer) go
+    /// with it.
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        pump?.stop()
+        pump = nil
+        mode = .passing
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {

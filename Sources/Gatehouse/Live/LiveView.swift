@@ -129,12 +129,12 @@ final class LiveView: Sendable {
             if camera.session == nil, let session = directory.session(device) {
                 camera.session = session
                 let effects = camera.lease.cameraDidConnect()
-                command(effects.send, to: session, device: device)
+                command(effects.send, to: session)
                 connected = (effects.status, camera.viewers)
             }
             camera.viewers.append(viewer)
             let effects = camera.lease.viewerJoined(requested: viewer.requestedFPS, cameraMaxFPS: cameraMax == .infinity ? nil : cameraMax)
-            command(effects.send, to: camera.session, device: device)
+            command(effects.send, to: camera.session)
             let fresh = camera.latest.flatMap { NIODeadline.now() - $0.at < .seconds(1) ? $0.frame : nil }
             let result = (effects, camera.lease.status, fresh, connected)
             state.cameras[device] = camera
@@ -189,7 +189,7 @@ final class LiveView: Sendable {
                 camera.session = session
                 camera.latest = nil
                 let effects = camera.lease.cameraDidConnect()
-                command(effects.send, to: session, device: session.device)
+                command(effects.send, to: session)
                 return (effects, camera.viewers)
             }
         }
@@ -255,15 +255,17 @@ final class LiveView: Sendable {
     /// Queues the camera's `start` or `stop`, with the lock held: the camera then gets them in the order they were
     /// decided (sent after the lock, an idle timer's `stop` could overtake a joining viewer's `start`, and the camera
     /// stayed stopped until it reconnected). Nothing is written here: `LoopFrames` queues the frame under its own lock,
-    /// for the camera's loop.
-    private func command(_ control: CameraLease.Effects.Control?, to session: DeviceSession?, device: String) {
+    /// for the camera's loop (a session in the directory has its `welcome` queued already). Logged by `perform`.
+    private func command(_ control: CameraLease.Effects.Control?, to session: DeviceSession?) {
         guard let control, let session else { return }
-        let message: LiveControl = switch control {
+        session.sendText(Self.message(control).encoded())
+    }
+
+    private static func message(_ control: CameraLease.Effects.Control) -> LiveControl {
+        switch control {
         case .start(let fps): .start(fps: fps)
         case .stop: .stop
         }
-        session.sendText(message.encoded())
-        logger.debug("live \(message)", metadata: ["device": "\(device)"])
     }
 
     /// Carries out the rest of a lease's effects, outside the lock: the viewers' status, the idle timer.
@@ -271,6 +273,7 @@ final class LiveView: Sendable {
         if let status = effects.status {
             for viewer in viewers { viewer.tell(status) }
         }
+        if let control = effects.send { logger.debug("live \(Self.message(control))", metadata: ["device": "\(device)"]) }
         if let generation = effects.startIdleTimer {
             timerLoop.scheduleTask(in: .seconds(Int64(settings.idleSeconds))) { [self] in
                 idleElapsed(device: device, generation: generation)
@@ -283,7 +286,7 @@ final class LiveView: Sendable {
             guard state.cameras[device] != nil else { return nil }
             return update(&state, device) { camera in
                 let effects = camera.lease.idleElapsed(generation: generation)
-                command(effects.send, to: camera.session, device: device)
+                command(effects.send, to: camera.session)
                 if !camera.lease.isLeased { camera.latest = nil }
                 return effects
             }
