@@ -226,6 +226,22 @@ final class ManualSpoolClock: SpoolClock {
         spool.shutDown()
     }
 
+    /// A `clocks` line damaged on disk (a digit of its offset changed) is skipped, not read as a wrong clock that would
+    /// age its segment's intact entries by it; the lines around it still count.
+    @Test func aDamagedClocksLineIsSkipped() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let files = SpoolFiles(dir: dir)
+        for segment in 1...3 { files.noteClock(SpoolFiles.SegmentClock(boot: "boot-1", offset: 1_750_000_000_000 + Int64(segment)), of: UInt64(segment)) }
+        var bytes = try #require(FileManager.default.contents(atPath: files.clocksPath))
+        let line2 = try #require(bytes.firstRange(of: Array("2 boot-1 1750000000002".utf8)))
+        bytes[line2.upperBound - 4] = UInt8(ascii: "9")  // 1750000000002 → 1750000009002
+        try bytes.write(to: URL(fileURLWithPath: files.clocksPath))
+        #expect(files.readClocks() == [
+            1: SpoolFiles.SegmentClock(boot: "boot-1", offset: 1_750_000_000_001), 3: SpoolFiles.SegmentClock(boot: "boot-1", offset: 1_750_000_000_003),
+        ])
+    }
+
     /// The `clocks` file keeps a line per segment still there: segments the broker confirmed take theirs along.
     @Test func theClocksFileKeepsOnlySegmentsStillThere() async throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -209,27 +209,38 @@ struct SpoolFiles {
 
     var clocksPath: String { "\(dir)/clocks" }
 
-    /// Notes the clock a segment's records are stamped with, a line per segment (`<segment> <boot> <offset>`), when
-    /// its first records are written. Not synced, and a failure is ignored: without it an earlier run's records
+    /// Notes the clock a segment's records are stamped with, a line per segment (`<segment> <boot> <offset> <crc>`),
+    /// when its first records are written. Not synced, and a failure is ignored: without it an earlier run's records
     /// are aged by their wall time alone, as before the file existed.
     func noteClock(_ clock: SegmentClock, of segment: UInt64) {
         let fd = open(clocksPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard fd >= 0 else { return }
         defer { close(fd) }
-        let line = Array("\(segment) \(clock.boot) \(clock.offset)\n".utf8)
+        let line = Self.clockLine(clock, of: segment)
         _ = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
     }
 
-    /// The clocks noted, by segment (the last line of a segment wins); damaged lines are skipped.
+    /// The clocks noted, by segment (the last line of a segment wins). A line whose checksum does not match is
+    /// skipped (its segment is then aged by wall time alone): a damaged offset read as good would age intact entries
+    /// by a wrong clock, and could expire them.
     func readClocks() -> [UInt64: SegmentClock] {
         guard let bytes = try? readAll(clocksPath) else { return [:] }
         var clocks: [UInt64: SegmentClock] = [:]
         for line in bytes.split(separator: UInt8(ascii: "\n")) {
-            let fields = String(decoding: line, as: UTF8.self).split(separator: " ")
+            guard let space = line.lastIndex(of: UInt8(ascii: " ")),
+                  UInt32(String(decoding: line[(space + 1)...], as: UTF8.self), radix: 16) == CRC32.checksum(line[..<space])
+            else { continue }
+            let fields = String(decoding: line[..<space], as: UTF8.self).split(separator: " ")
             guard fields.count == 3, let segment = UInt64(fields[0]), let offset = Int64(fields[2]) else { continue }
             clocks[segment] = SegmentClock(boot: String(fields[1]), offset: offset)
         }
         return clocks
+    }
+
+    /// `<segment> <boot> <offset> <crc>\n`, the CRC-32 of what comes before its space, in hex.
+    static func clockLine(_ clock: SegmentClock, of segment: UInt64) -> [UInt8] {
+        let text = Array("\(segment) \(clock.boot) \(clock.offset)".utf8)
+        return text + Array(" \(String(CRC32.checksum(text), radix: 16))\n".utf8)
     }
 
     /// Drops the lines of segments that are gone (a running spool deletes segments as the broker confirms them).
@@ -240,8 +251,8 @@ struct SpoolFiles {
 
     /// Rewrites the file with `clocks` alone (those of segments still there), so that it does not grow.
     func keepClocks(_ clocks: [UInt64: SegmentClock]) {
-        let text = clocks.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.boot) \($0.value.offset)\n" }.joined()
-        try? replace(clocksPath, with: Array(text.utf8), durable: false)
+        let lines = clocks.sorted { $0.key < $1.key }.flatMap { Self.clockLine($0.value, of: $0.key) }
+        try? replace(clocksPath, with: lines, durable: false)
     }
 
     // MARK: Checkpoint
