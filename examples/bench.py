@@ -20,7 +20,9 @@ each flow's median round (by the CPU per message that counts: the broker's for a
 that figure of every round, and the ratios the goals are stated in: the gateway's median ÷ the floor's median, of the
 same QoS. Everything binds to loopback and stops by itself.
 
-Environment: BIN (default .build/release), BENCH_DEVICES (50), BENCH_MESSAGES (2000), BENCH_WINDOW (64),
+Environment: BIN (default .build/release), BENCH_DEVICES (50), BENCH_MESSAGES (2000), BENCH_MESSAGES_QOS0 (the QoS 0
+flows' count, 4 × BENCH_MESSAGES: a QoS 0 message costs a quarter of the CPU, and 100,000 of them took 0.2-0.4 s of it, a
+few dozen of /proc's 10 ms ticks, so a round's figure moved by a tenth on rounding alone), BENCH_WINDOW (64),
 BENCH_INFLIGHT (the gateway's mqtt.max_inflight, 100), BENCH_ROUNDS (3; 1 with BENCH_QUICK=1; odd, for a true median).
 """
 import json, os, subprocess, tempfile, time
@@ -30,15 +32,16 @@ from bench_common import (CPU, Broker, Gateway, Processes, Subscriber, direct_te
 
 DEVICES = int(os.environ.get("BENCH_DEVICES", "50"))
 MESSAGES = int(os.environ.get("BENCH_MESSAGES", "2000"))
+MESSAGES0 = int(os.environ.get("BENCH_MESSAGES_QOS0", str(4 * MESSAGES)))
 # The gateway's in-flight window (mqtt.max_inflight): small enough that the devices keep it full.
 INFLIGHT = os.environ.get("BENCH_INFLIGHT", "100")
 ROUNDS = max(1, sized("BENCH_ROUNDS", 3, 1))
 PAYLOAD = json.dumps({"ts": 1, "seq": 1, "data": {"temperature": 21.5, "setpoint": 21.0, "heating": True, "mode": "auto"}})
 
 
-def direct_flow(broker, qos):
+def direct_flow(broker, qos, messages):
     """Flow A: mosquitto_pub clients straight into the broker. Returns (seconds, broker CPU seconds)."""
-    lines = (PAYLOAD + "\n").encode() * MESSAGES
+    lines = (PAYLOAD + "\n").encode() * messages
     cpu, start = CPU(broker=broker.pid), time.monotonic()
     pubs = [subprocess.Popen(["mosquitto_pub", "-p", str(broker.port), "-q", str(qos), "-t", f"bench/direct{qos}-{i}/telemetry", "-l"],
                              stdin=subprocess.PIPE) for i in range(DEVICES)]
@@ -72,8 +75,9 @@ class Flow:
 
 
 def main():
-    total = DEVICES * MESSAGES
-    header("telemetry", f"{DEVICES} devices x {MESSAGES} messages = {total} per flow, window {os.environ.get('BENCH_WINDOW', '64')}, "
+    total, total0 = DEVICES * MESSAGES, DEVICES * MESSAGES0
+    header("telemetry", f"{DEVICES} devices x {MESSAGES} messages = {total} per QoS 1 flow, x {MESSAGES0} = {total0} per QoS 0 flow, "
+           f"window {os.environ.get('BENCH_WINDOW', '64')}, "
            f"gateway max_inflight {INFLIGHT}, {ROUNDS} rounds of each flow in turns")
     work = tempfile.mkdtemp(prefix="gatehouse-bench-")
     floor1, gateway1 = Flow("mosquitto_pub -> mosquitto, QoS 1 (floor)", "broker"), Flow("device -> gatehouse -> mosquitto, QoS 1", "gateway")
@@ -84,7 +88,7 @@ def main():
         broker = Broker(procs, work)
         gateway = Gateway(procs, work, broker, MQTT_MAX_INFLIGHT=INFLIGHT)
         for turn in range(ROUNDS):
-            floor1.add(total, *direct_flow(broker, 1))
+            floor1.add(total, *direct_flow(broker, 1, MESSAGES))
             ok, seconds, cpu = direct_telemetry(procs, work, broker, DEVICES, MESSAGES, f"m1r{turn}", qos=1)
             direct1.add(ok, seconds, cpu["broker"], load=cpu["load"])
             subscriber = Subscriber(procs, broker.port, f"{work}/q1-{turn}.txt")
@@ -95,10 +99,10 @@ def main():
             acked, nacked, arrived, unique = acked + ok, nacked + refused, arrived + got, unique + len(seen)
             disk += disk_writes(gateway.pid) - disk0
 
-            floor0.add(total, *direct_flow(broker, 0))
-            ok, seconds, cpu = direct_telemetry(procs, work, broker, DEVICES, MESSAGES, f"m0r{turn}", qos=0)
+            floor0.add(total0, *direct_flow(broker, 0, MESSAGES0))
+            ok, seconds, cpu = direct_telemetry(procs, work, broker, DEVICES, MESSAGES0, f"m0r{turn}", qos=0)
             direct0.add(ok, seconds, cpu["broker"], load=cpu["load"])
-            ok, refused, seconds, cpu = telemetry(procs, work, gateway, DEVICES, MESSAGES, f"q0r{turn}", qos=0, broker=broker.pid)
+            ok, refused, seconds, cpu = telemetry(procs, work, gateway, DEVICES, MESSAGES0, f"q0r{turn}", qos=0, broker=broker.pid)
             gateway0.add(ok, seconds, cpu["broker"], cpu["gateway"], cpu["load"])
             acked0, nacked0 = acked0 + ok, nacked0 + refused
 
