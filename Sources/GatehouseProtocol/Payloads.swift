@@ -1,14 +1,13 @@
 /// MQTT payloads that the gateway writes and the CLI (or another gateway) reads.
+///
+/// Each reads back only the shape the contract gives it (PROTOCOL §4's table, in docs/protocol.md): every field it
+/// names, of its type. A retained payload of any other shape changes nothing, so a stray `{}` on a device's `meta`
+/// cannot wipe its capabilities, nor `{"state":"online"}` on a bridge topic count a gateway as online.
 
-/// `online` or `offline`: a device's availability or a gateway's bridge state. A state this version does not
-/// know is read as `offline` (not connected), so the record itself is kept.
+/// `online` or `offline`: a device's availability or a gateway's bridge state.
 public enum Presence: String, Sendable, Equatable {
     case online
     case offline
-
-    init(reading text: String) {
-        self = Presence(rawValue: text) ?? .offline
-    }
 }
 
 /// `<base>/<dev>/availability` (retained).
@@ -40,11 +39,17 @@ public struct Availability: Sendable, Equatable {
         return .object(object)
     }
 
-    /// Reads the JSON form.
+    /// Reads the JSON form: `state`, `gateway`, `session` and `ts`, and a known `reason` only when offline.
     public init?(json: JSONValue) {
-        guard let state = json["state"]?.stringValue.map(Presence.init(reading:)), let gateway = json["gateway"]?.stringValue else { return nil }
-        self.init(state: state, gateway: gateway, session: json["session"]?.numberValue?.int64Value ?? 0,
-                  ts: json["ts"]?.numberValue?.int64Value ?? 0, reason: json["reason"]?.stringValue)
+        guard let state = json["state"]?.stringValue.flatMap(Presence.init(rawValue:)), let gateway = json["gateway"]?.stringValue,
+              let session = json["session"]?.numberValue?.int64Value, let ts = json["ts"]?.numberValue?.int64Value
+        else { return nil }
+        var reason: String?
+        if let given = json["reason"] {
+            guard state == .offline, let text = given.stringValue, OfflineReason(rawValue: text) != nil else { return nil }
+            reason = text
+        }
+        self.init(state: state, gateway: gateway, session: session, ts: ts, reason: reason)
     }
 }
 
@@ -69,10 +74,12 @@ public struct BridgeState: Sendable, Equatable {
         ["state": .string(state.rawValue), "ts": .number(ts), "version": .string(version)]
     }
 
-    /// Reads the JSON form.
+    /// Reads the JSON form: `state`, `ts` and `version`.
     public init?(json: JSONValue) {
-        guard let state = json["state"]?.stringValue.map(Presence.init(reading:)) else { return nil }
-        self.init(state: state, ts: json["ts"]?.numberValue?.int64Value ?? 0, version: json["version"]?.stringValue ?? "")
+        guard let state = json["state"]?.stringValue.flatMap(Presence.init(rawValue:)), let ts = json["ts"]?.numberValue?.int64Value,
+              let version = json["version"]?.stringValue
+        else { return nil }
+        self.init(state: state, ts: ts, version: version)
     }
 }
 
@@ -113,11 +120,21 @@ public struct DeviceMeta: Sendable, Equatable {
         ]
     }
 
-    /// Reads the JSON form.
+    /// Reads the JSON form: every key present, `ts` an integer, the others of their type or `null`.
     public init?(json: JSONValue) {
-        guard json.objectValue != nil else { return nil }
-        self.init(ts: json["ts"]?.numberValue?.int64Value ?? 0, kind: json["kind"]?.stringValue, model: json["model"]?.stringValue,
-                  firmware: json["firmware"]?.stringValue, capabilities: json["capabilities"]?.objectValue)
+        guard let ts = json["ts"]?.numberValue?.int64Value,
+              case .some(let kind) = Self.stringOrNull(json["kind"]), case .some(let model) = Self.stringOrNull(json["model"]),
+              case .some(let firmware) = Self.stringOrNull(json["firmware"]), let capabilities = json["capabilities"]
+        else { return nil }
+        if capabilities != .null, capabilities.objectValue == nil { return nil }
+        self.init(ts: ts, kind: kind, model: model, firmware: firmware, capabilities: capabilities.objectValue)
+    }
+
+    /// A present member that is a string (`.some(text)`) or `null` (`.some(nil)`); nil when absent or of another type.
+    private static func stringOrNull(_ value: JSONValue?) -> String?? {
+        guard let value else { return nil }
+        if value == .null { return .some(nil) }
+        return value.stringValue.map { .some($0) }
     }
 }
 
@@ -145,12 +162,12 @@ public struct VersionedDocument: Sendable, Equatable {
         ["ts": .number(ts), "version": .number(version), "data": .object(data)]
     }
 
-    /// Reads the JSON form: `data` an object and `version` an integer ≥ 0, or it is not such a document.
+    /// Reads the JSON form: `ts` an integer, `data` an object and `version` an integer ≥ 0, or it is not such a document.
     public init?(json: JSONValue) {
-        guard let data = json["data"]?.objectValue, let version = json["version"]?.numberValue?.int64Value, version >= 0 else {
-            return nil
-        }
-        self.init(ts: json["ts"]?.numberValue?.int64Value ?? 0, version: version, data: data)
+        guard let ts = json["ts"]?.numberValue?.int64Value, let data = json["data"]?.objectValue,
+              let version = json["version"]?.numberValue?.int64Value, version >= 0
+        else { return nil }
+        self.init(ts: ts, version: version, data: data)
     }
 }
 

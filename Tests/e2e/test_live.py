@@ -13,6 +13,7 @@ import pytest
 from websockets.sync.client import connect as ws_connect
 
 from conftest import Device, Gateway, assert_unauthorized, fetch_retained_json, report_figures, run_ctl, strict_loads, uid, wait_until
+from test_bridge import bridge_request, bridge_response
 from test_device_abuse import PINGS, MiB, PeakRSS, RawDevice, rss_bytes
 
 IDLE_S = 1
@@ -643,6 +644,20 @@ def test_expired_viewer_is_closed_4001(lgw):
     v = watch(lgw, cam, viewer_token(lgw, exp=int(time.time()) + 2))
     expect_status(v, "waiting")
     v.expect_close(4001, timeout=5)
+
+
+def test_a_retained_meta_of_another_shape_changes_nothing(lgw, mqtt):
+    """PROTOCOL §4: a read-back topic's payload that is not what the table describes changes nothing. A stray `{}`
+    on a camera's meta used to wipe its capabilities: its viewers got 404."""
+    cam, d = camera(lgw)
+    d.close()
+    for planted in ({}, {"foo": 1}, {"ts": 1, "kind": "camera"}):
+        mqtt.publish(lgw.topic(cam, "meta"), planted, retain=True)
+    bridge_request(mqtt, lgw, "devices", {"id": "after-the-planted-meta"})
+    bridge_response(mqtt, lgw, "devices", "after-the-planted-meta")  # routed after them, on the same thread
+    v = watch(lgw, cam, viewer_token(lgw))
+    expect_status(v, "offline")
+    mqtt.publish(lgw.topic(cam, "meta"), b"", retain=True)
 
 
 def test_an_ended_mjpeg_stream_closes_its_multipart_body_and_its_chunked_response(lgw):
