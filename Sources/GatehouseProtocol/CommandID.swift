@@ -1,4 +1,5 @@
-/// A command id: a non-negative JSON integer or a string matching `^[A-Za-z0-9._:-]{1,128}$`.
+/// A command id: a JSON integer (at most 128 characters: it is a topic level) or a string matching
+/// `^[A-Za-z0-9._:-]{1,128}$`.
 ///
 /// The id is echoed back in its original JSON type (`42` stays a number, `"c-81f2"` a string)
 /// and used as the topic level of `pending/<id>` and as a map key through ``text``.
@@ -8,12 +9,15 @@ public struct CommandID: Sendable, Hashable, CustomStringConvertible {
     /// The id as text: `42` or `c-81f2`.
     public let text: String
 
-    /// Accepts an integer written as plain digits (at most 128 of them) or a string matching
-    /// ``Identifiers/isValidCommandID(_:)``; anything else gives `nil`.
+    /// Accepts an integer written as plain digits, negative ones with their `-` (at most 128 characters), or a string
+    /// matching ``Identifiers/isValidCommandID(_:)``; anything else gives `nil` (a fraction or an exponent too).
     public init?(json: JSONValue) {
         switch json {
         case .number(let number):
-            guard number.isUnsignedDigits, number.text.utf8.count <= 128 else { return nil }
+            let digits = number.text.utf8.first == UInt8(ascii: "-") ? number.text.utf8.dropFirst() : number.text.utf8[...]
+            guard !digits.isEmpty, digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }), number.text.utf8.count <= 128 else {
+                return nil
+            }
             self.text = number.text
         case .string(let string):
             guard Identifiers.isValidCommandID(string) else { return nil }

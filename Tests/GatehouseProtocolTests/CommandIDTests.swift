@@ -17,10 +17,15 @@ struct CommandIDTests {
         #expect(string.description == "c-81f2")
         #expect(CommandID(json: "42") != number)
         #expect(CommandID(json: "42")?.text == number.text)
+        // An integer is an integer, negative too (PROTOCOL 5); `-5` is a topic level like any other.
+        let negative = try #require(CommandID(json: .number(JSONNumber(text: "-5")!)))
+        #expect(negative.text == "-5" && negative.json == .number(JSONNumber(text: "-5")!))
+        #expect(CommandID(json: "-5") != negative)
     }
 
     @Test("refused ids", arguments: [
-        JSONValue.number(-1), 1.5, .number(JSONNumber(text: "1e2")!), "", "a/b", "a b", "+", "#", true, nil, [1], [:],
+        JSONValue.number(JSONNumber(text: "-1.5")!), 1.5, .number(JSONNumber(text: "1e2")!), .number(JSONNumber(text: "-1e2")!), "", "a/b", "a b", "+",
+        "#", true, nil, [1], [:], .number(JSONNumber(text: "-" + String(repeating: "1", count: 128))!),
         .string(String(repeating: "x", count: 129)), .number(JSONNumber(text: String(repeating: "1", count: 129))!),
     ])
     func refused(_ json: JSONValue) {

@@ -51,7 +51,7 @@ import Testing
     @Test(arguments: [
         "", "x", "[]", "3", #"{}"#, #"{"data":null}"#, #"{"data":[]}"#, #"{"data":{},"version":-1}"#,
         #"{"data":{},"version":1.0}"#, #"{"data":{},"version":"2"}"#, #"{"data":{},"version":true}"#,
-        #"{"id":"a/b","data":{}}"#, #"{"id":-1,"data":{}}"#,
+        #"{"id":"a/b","data":{}}"#, #"{"id":-1.5,"data":{}}"#,
     ])
     func badPatchRequests(_ payload: String) {
         guard case .failure = DesiredPatchRequest.parse(Array(payload.utf8)) else {

@@ -85,7 +85,7 @@ struct DeviceMessageTests {
         let explained = try message(#"{"type":"response","id":"x","status":"error","error":{"code":"busy","message":"later"}}"#)
         #expect(explained.body == .response(id: CommandID(generated: "x"), status: .error, data: .null, error: ["code": "busy", "message": "later"]))
         for bad in [
-            #"{"type":"response"}"#, #"{"type":"response","id":"a/b"}"#, #"{"type":"response","id":-1}"#,
+            #"{"type":"response"}"#, #"{"type":"response","id":"a/b"}"#, #"{"type":"response","id":-1e2}"#,
             #"{"type":"response","id":1.5}"#, #"{"type":"response","id":true}"#, #"{"type":"response","id":"x","status":"timeout"}"#,
             #"{"type":"response","id":"x","status":1}"#, #"{"type":"response","id":"x","error":"bad"}"#,
         ] {

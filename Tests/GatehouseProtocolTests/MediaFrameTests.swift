@@ -56,7 +56,7 @@ struct MediaFrameTests {
 
     @Test("bad headers", arguments: [
         "{}", #"{"stream":""}"#, #"{"stream":"a/b"}"#, #"{"stream":5}"#, #"{"stream":"s","content_type":5}"#,
-        #"{"stream":"s","id":"a b"}"#, #"{"stream":"s","id":-1}"#, "not json", #"{"stream":"s"} x"#,
+        #"{"stream":"s","id":"a b"}"#, #"{"stream":"s","id":-1.5}"#, "not json", #"{"stream":"s"} x"#,
         // A content type libmosquitto would not send as the Content Type property: control characters, none, too long.
         #"{"stream":"s","content_type":"image/jpeg\u0001"}"#, #"{"stream":"s","content_type":"a\nb"}"#,
         #"{"stream":"s","content_type":""}"#, #"{"stream":"s","content_type":"image/\u00e9"}"#,

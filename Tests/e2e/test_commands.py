@@ -152,6 +152,17 @@ def test_integer_id_echoed_as_integer(gw, mqtt, online):
     assert b'"id":42' in m.payload.replace(b" ", b"")
 
 
+def test_negative_integer_id_echoed_as_integer(gw, mqtt, online):
+    """PROTOCOL 5: an id is an integer (negative ones too) or a string of the pattern."""
+    request(mqtt, gw, online.id, "ping", raw=b'{"id":-7}')
+    cmd = online.expect("command")
+    assert cmd["id"] == -7 and type(cmd["id"]) is int, cmd
+    online.send_json({"type": "response", "id": -7, "status": "ok"})
+    m, body = mqtt.wait_json(gw.topic(online.id, "response/ping"))
+    assert body["id"] == -7 and body["status"] == "ok"
+    assert b'"id":-7' in m.payload.replace(b" ", b"")
+
+
 def test_longest_valid_string_id_accepted(gw, mqtt, online):
     cid = "A" + "b.c_d:e-" * 15 + "0123456"
     assert len(cid) == 128
