@@ -99,6 +99,9 @@ def test_partition_while_the_device_moves_to_another_gateway(gateway, mqtt, link
     d = a.connect(a.token(dev))
     state(d, 1, {"x": 1, "y": 1})
     mqtt.wait_json(a.topic(dev, "state"), lambda s: s["version"] == 1)
+    mqtt.publish(a.topic(dev, "desired/set"), {"data": {"x": 2}})
+    assert d.expect("desired")["data"] == {"x": 2}
+    retained(a, "delta", lambda s: s["data"] == {"x": 2})
 
     link.cut()
     wait_cut_off(a)
@@ -108,6 +111,7 @@ def test_partition_while_the_device_moves_to_another_gateway(gateway, mqtt, link
     assert fetch_retained_json(b.broker, a_bridge, lambda s: s["state"] == "offline", timeout=10)["state"] == "offline"
     d = b.connect(b.token(dev))
     moved_session = d.welcome["session"]
+    assert d.expect("desired")["data"] == {"x": 2}  # b knows the device's reported x as 1
     state(d, 1, {"y": 3})
     mqtt.wait_json(a.topic(dev, "state"), lambda s: s["data"].get("y") == 3)
 
@@ -119,6 +123,8 @@ def test_partition_while_the_device_moves_to_another_gateway(gateway, mqtt, link
     # Both lines kept, above both versions; a's spooled version 2 was not replayed over b's.
     merged = retained(b, "state", lambda s: s["version"] >= 3)
     assert merged["data"] == {"x": 2, "y": 3}, merged
+    # The merge is a reported-state update: the delta follows it (x is as desired now), not the next report.
+    retained(b, "delta", lambda s: s["data"] == {} and s["state_version"] >= merged["version"])
     state(d, 2, {"z": 4})  # b continues from the merged document
     after = retained(b, "state", lambda s: s["data"].get("z") == 4)
     assert after["version"] == merged["version"] + 1 and after["data"] == {"x": 2, "y": 3, "z": 4}, after
