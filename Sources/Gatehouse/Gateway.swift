@@ -131,6 +131,7 @@ public final class Gateway: Sendable {
         let saved = mirror.load()
         directory.restore(saved.devices)
         commands.restore(saved.pending)
+        desired.restore(saved.desired)
         self.mirror = mirror
         let reconciler = Reconciler(
             gatewayID: id, topics: topics, directory: directory, devices: devices, commands: commands, desired: desired, logger: logger)
@@ -143,11 +144,11 @@ public final class Gateway: Sendable {
     }
 
     /// Counts changes of what `mirror` saves.
-    var mirrorChanges: UInt64 { directory.changes &+ commands.pendingChanges }
+    var mirrorChanges: UInt64 { directory.changes &+ commands.pendingChanges &+ desired.changes }
 
     /// Saves the mirrors (see `MirrorStore`).
     func saveMirror() {
-        mirror.save(MirrorStore.Snapshot(devices: directory.snapshot(), pending: commands.pendingSnapshot))
+        mirror.save(MirrorStore.Snapshot(devices: directory.snapshot(), pending: commands.pendingSnapshot, desired: desired.snapshot))
     }
 
     /// Whole seconds since the gateway started.

@@ -19,6 +19,8 @@ import Testing
             id: CommandID(json: "q1")!, device: "theirs", name: "ping", params: [:], timeoutMs: 5000,
             queuedAt: 10, expiresAt: 20, gateway: "gw-a", replyTo: nil)]
         snapshot.pending.taken = [PendingQueue.Taken(device: "mine", id: "q0", queuedAt: 5)]
+        snapshot.desired["mine"] = DesiredDocument(ts: 4, version: 2, data: ["setpoint": 21.5])
+        snapshot.desired["asleep"] = DesiredDocument(ts: 5, version: 1, data: ["mode": "heat"])  // known for nothing else
         return snapshot
     }
 
@@ -33,6 +35,7 @@ import Testing
         #expect(loaded.devices == snapshot().devices)
         #expect(loaded.pending.commands.map(\.id.text) == ["q1"])
         #expect(loaded.pending.taken == snapshot().pending.taken)
+        #expect(loaded.desired == snapshot().desired)
         #expect(!FileManager.default.fileExists(atPath: dir + "/mirror.json.tmp"))
         // A damaged copy is ignored, not fatal: the broker has the truth.
         try Data("{\"format\":1,\"devices\":".utf8).write(to: URL(fileURLWithPath: store.path))
@@ -44,6 +47,7 @@ import Testing
         onlyMine.devices.availability["mine"] = snapshot().devices.availability["mine"]
         onlyMine.devices.meta["mine"] = snapshot().devices.meta["mine"]
         onlyMine.devices.states["mine"] = snapshot().devices.states["mine"]
+        onlyMine.desired["mine"] = snapshot().desired["mine"]
         let limit = MirrorStore.encode(onlyMine, gatewayID: "gw-a", maxBytes: 1 << 20).bytes.count + 70
         let (bytes, left) = MirrorStore.encode(snapshot(), gatewayID: "gw-a", maxBytes: limit)
         #expect(bytes.count <= limit)

@@ -55,6 +55,8 @@ def test_restart_during_broker_outage_keeps_state_capabilities_and_queued_comman
     mqtt.wait_json(g.topic(dev, "state"), lambda b: b["version"] == 2)
     mqtt.publish(g.topic(queued_for, "request/ping"), {"id": "rq1", "ttl_ms": 60000})
     mqtt.wait_for(lambda m: m.topic == g.topic(queued_for, "pending/rq1") and m.payload)
+    mqtt.publish(g.topic(queued_for, "desired/set"), {"data": {"mode": "heat"}})
+    mqtt.wait_json(g.topic(queued_for, "response/desired"), lambda b: b["status"] == "ok")
     d.close()
     mqtt.wait_json(g.topic(dev, "availability"), lambda b: b["state"] == "offline")
 
@@ -69,6 +71,8 @@ def test_restart_during_broker_outage_keeps_state_capabilities_and_queued_comman
     assert d.welcome["session"] > first_session
     state(d, 1, {"c": 3})
     q = g.connect(g.token(queued_for))
+    # Right after welcome, before its queued commands (PROTOCOL 7): the desired state kept in the local copy too.
+    assert q.recv_json() == {"type": "desired", "version": 1, "data": {"mode": "heat"}}
     cmd = q.expect("command", id="rq1", name="ping")
     q.send_json({"type": "response", "seq": 1, "id": cmd["id"], "status": "ok"})
     q.expect_ack(1)

@@ -247,6 +247,25 @@ final class DesiredStateKeeper: Sendable {
 
     // MARK: Resynchronisation with the broker
 
+    // MARK: The mirror copy
+
+    /// The documents, for the mirror copy (`MirrorStore`): a gateway that starts while the broker is unreachable
+    /// sends a device its pending desired state right after `welcome`, before its queued commands.
+    var snapshot: [String: DesiredDocument] {
+        book.withLock { $0.records.compactMapValues(\.stored) }
+    }
+
+    /// Restores the saved documents at start, before any device is admitted, as if the broker had sent them: its
+    /// retained copies, when they come, count as in any resynchronisation.
+    func restore(_ documents: [String: DesiredDocument]) {
+        book.withLock { book in
+            for (device, document) in documents { _ = book.update(device) { $0.observe(desired: document) } }
+        }
+    }
+
+    /// Counts changes of the documents (the mirror copy is saved when it moves).
+    var changes: UInt64 { book.withLock { $0.changes } }
+
     /// The broker connection is back (or the gateway starts): until `endResync`, a retained `desired` the broker
     /// sends is taken as it is, a lower version too (`DesiredRecord.observe(desired:resyncing:)`).
     func beginResync() {
@@ -347,6 +366,8 @@ final class DesiredStateKeeper: Sendable {
 struct DesiredBook: Sendable {
     private(set) var records: [String: DesiredRecord] = [:]
     private(set) var pendingCount = 0
+    /// Bumped by every change of a record (see `DesiredStateKeeper.changes`).
+    private(set) var changes: UInt64 = 0
     /// While the broker sends its retained documents again (`beginResync` … `endResync`): the devices with a
     /// document here whose retained copy has not come yet.
     private(set) var unseen: Set<String>?
@@ -381,6 +402,7 @@ struct DesiredBook: Sendable {
         let wasPending = record.isPending
         let result = body(&record)
         pendingCount += (record.isPending ? 1 : 0) - (wasPending ? 1 : 0)
+        if records[device]?.stored != record.stored { changes &+= 1 }
         records[device] = record.isEmpty ? nil : record
         return result
     }

@@ -3,7 +3,7 @@ import Glibc
 import GatehouseProtocol
 import Logging
 
-/// The local copy of what the gateway mirrors from the broker (retained availability, meta, state and
+/// The local copy of what the gateway mirrors from the broker (retained availability, meta, state, desired and
 /// `pending/<id>`, plus the queued commands taken here whose clearing the broker has not confirmed), in
 /// `<spool.dir>/mirror.json`. Loaded at start before any device is admitted, so a gateway started while the
 /// broker is unreachable keeps versions, session numbers, capabilities and queued commands; saved at most
@@ -17,6 +17,8 @@ struct MirrorStore: Sendable {
     struct Snapshot: Sendable {
         var devices = DeviceDirectory.Snapshot()
         var pending = PendingQueue.Snapshot()
+        /// The desired documents, by device.
+        var desired: [String: DesiredDocument] = [:]
     }
 
     let path: String
@@ -62,13 +64,14 @@ struct MirrorStore: Sendable {
     /// The file's bytes and how many devices or commands did not fit into `maxBytes`.
     static func encode(_ snapshot: Snapshot, gatewayID: String, maxBytes: Int) -> (bytes: [UInt8], left: Int) {
         let devices = snapshot.devices
-        let names = Set(devices.availability.keys).union(devices.meta.keys).union(devices.states.keys)
+        let names = Set(devices.availability.keys).union(devices.meta.keys).union(devices.states.keys).union(snapshot.desired.keys)
         // Each record is built and measured once; the priority order is only needed when not everything fits.
         var records = names.map { name in
             var record = JSONObject()
             if let availability = devices.availability[name] { record["availability"] = availability.json() }
             if let meta = devices.meta[name] { record["meta"] = meta.json() }
             if let state = devices.states[name] { record["state"] = encode(state) }
+            if let desired = snapshot.desired[name] { record["desired"] = desired.json() }
             let json = JSONValue.object(record)
             return (name: name, json: json, size: json.serialized().count + name.utf8.count + 8)
         }
@@ -134,6 +137,7 @@ struct MirrorStore: Sendable {
                     current: document("current"), retained: document("retained"), base: document("base"), foreign: document("foreign"),
                     supersededBelow: json["superseded_below"]?.numberValue?.int64Value ?? 0)
             }
+            if let json = record["desired"], let desired = DesiredDocument(json: json) { snapshot.desired[name] = desired }
         }
         for entry in file["pending"]?.arrayValue ?? [] {
             guard let device = entry["device"]?.stringValue, Identifiers.isValidDeviceID(device), let json = entry["command"],
