@@ -14,8 +14,9 @@ final class GatewayMetrics: Sendable {
     /// `outTypes` (a string key would be hashed each time), and acks, counted in stripes (``PerMessage``) and added
     /// to their counters when read (`settle`).
     private let perMessage = StripedCounts(count: PerMessage.count)
-    /// The counter of each count in `perMessage`, and how much of the count it has been given.
+    /// The counter of each count in `perMessage`.
     private let perMessageCounters: [Counter]
+    /// How much of each count its counter has been given.
     private let settled: Mutex<[Int]>
     private let badMessages = Counter(label: "gatehouse_bad_messages_total")
     private let commandsDelivered = Counter(label: "gatehouse_commands_delivered_total")
