@@ -277,6 +277,21 @@ def test_delta_compares_numbers_by_value_and_objects_key_by_key(gw, mqtt, follow
     d.expect_no_frame(0.1)
 
 
+def test_an_emptied_retained_state_refreshes_the_delta(gw, mqtt, follow):
+    """PROTOCOL 7: the delta follows every reported-state update, also one no device message made."""
+    dev = follow
+    d = gw.connect(gw.token(dev, kind="thermostat"))
+    report(d, {"mode": "heat"}, 1)
+    document(mqtt, gw, dev, "state")
+    patch(mqtt, gw, dev, {"data": {"mode": "heat"}})
+    assert_ok(answer(mqtt, gw, dev), 1)
+    assert document(mqtt, gw, dev, "delta")["data"] == {}
+    d.close()
+    mqtt.publish(gw.topic(dev, "state"), b"", retain=True)  # someone empties the reported state
+    delta = document(mqtt, gw, dev, "delta", lambda b: b["data"] != {})
+    assert (delta["data"], delta["version"], delta["state_version"]) == ({"mode": "heat"}, 1, 0), delta
+
+
 def test_arrays_compare_element_by_element(gw, mqtt, follow):
     dev = follow
     d = gw.connect(gw.token(dev))

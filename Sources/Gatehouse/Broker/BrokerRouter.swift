@@ -181,6 +181,7 @@ final class BrokerRouter: Sendable {
             let document = StateDocument.decode(payload)
             guard cleared || document != nil else { return ignoreUndecodable(message) }
             reconciler.observedState(of: device, directory.observe(state: document, of: device))
+            if cleared { desired.reportedStateCleared(of: device) }
         case .pending(let device, let commandID):
             commands.observePending(payload, device: device, id: commandID)
         case .bridgeState(let gateway):

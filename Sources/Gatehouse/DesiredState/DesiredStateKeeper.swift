@@ -321,6 +321,13 @@ final class DesiredStateKeeper: Sendable {
         publishDelta(of: device, always: false, reported: document)
     }
 
+    /// The retained reported state was emptied on the broker (no device message did that): the applier refreshes the
+    /// delta against nothing reported, as after any other reported-state update.
+    func reportedStateCleared(of device: String) {
+        guard isApplier(for: device) else { return }
+        withDeviceOrder(device) { [self] _ in publishDelta(of: device, always: false) }
+    }
+
     // MARK: Status
 
     /// `desired_version`, `delta`, `delta_pending_since` for the status page (nulls when there is no document).
