@@ -14,10 +14,7 @@ public struct CommandID: Sendable, Hashable, CustomStringConvertible {
     public init?(json: JSONValue) {
         switch json {
         case .number(let number):
-            let digits = number.text.utf8.first == UInt8(ascii: "-") ? number.text.utf8.dropFirst() : number.text.utf8[...]
-            guard !digits.isEmpty, digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }), number.text.utf8.count <= 128 else {
-                return nil
-            }
+            guard number.isInteger, number.text.utf8.count <= 128 else { return nil }
             self.text = number.text
         case .string(let string):
             guard Identifiers.isValidCommandID(string) else { return nil }

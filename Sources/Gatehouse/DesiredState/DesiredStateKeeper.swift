@@ -177,7 +177,6 @@ final class DesiredStateKeeper: Sendable {
         .string("gh-\(gatewayID)-\(nowMs())-\(UInt32.random(in: 0...UInt32.max))")
     }
 
-
     /// Whether this gateway applies the device's patches now.
     private func isApplier(for device: String) -> Bool {
         DesiredPatch.isApplier(
@@ -245,8 +244,6 @@ final class DesiredStateKeeper: Sendable {
         directory.session(device)?.send(.desired(version: 0, data: JSONObject()))
     }
 
-    // MARK: Resynchronisation with the broker
-
     // MARK: The mirror copy
 
     /// The documents, for the mirror copy (`MirrorStore`): a gateway that starts while the broker is unreachable
@@ -265,6 +262,8 @@ final class DesiredStateKeeper: Sendable {
 
     /// Counts changes of the documents (the mirror copy is saved when it moves).
     var changes: UInt64 { book.withLock { $0.changes } }
+
+    // MARK: Resynchronisation with the broker
 
     /// The broker connection is back (or the gateway starts): until `endResync`, a retained `desired` the broker
     /// sends is taken as it is, a lower version too (`DesiredRecord.observe(desired:resyncing:)`).
@@ -373,7 +372,7 @@ final class DesiredStateKeeper: Sendable {
 struct DesiredBook: Sendable {
     private(set) var records: [String: DesiredRecord] = [:]
     private(set) var pendingCount = 0
-    /// Bumped by every change of a record (see `DesiredStateKeeper.changes`).
+    /// Bumped by every change of a record's stored document (see `DesiredStateKeeper.changes`).
     private(set) var changes: UInt64 = 0
     /// While the broker sends its retained documents again (`beginResync` … `endResync`): the devices with a
     /// document here whose retained copy has not come yet.

@@ -92,24 +92,17 @@ final class LiveMJPEGHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// Ends the stream: the closing boundary and HTTP's last chunk after the frame being written (the waiting one is
-    /// dropped), then the connection closes: once they are written, or after `endTimeout` if they cannot leave (a
-    /// viewer that stopped reading). At graceful shutdown Hummingbird's connection handler closes the connection as
+    /// dropped), then the connection closes: once they are written, or after `DeviceSession.closeFrameTimeout` if they
+    /// cannot leave (a viewer that stopped reading). At graceful shutdown Hummingbird's connection handler closes the connection as
     /// soon as the last chunk is handed on, so a viewer that stopped reading may miss the end then.
     private func finish() {
         guard case .streaming = mode, !ending, let context, context.channel.isActive else { return }
         ending = true
         pump?.stop()
-        let channel = context.channel
-        let timeout = channel.eventLoop.scheduleTask(in: Self.endTimeout) { channel.close(promise: nil) }
-        context.write(wrapOutboundOut(.body(channel.allocator.buffer(string: "--frame--\r\n"))), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
-            timeout.cancel()
-            channel.close(promise: nil)
-        }
+        context.write(wrapOutboundOut(.body(context.channel.allocator.buffer(string: "--frame--\r\n"))), promise: nil)
+        context.channel.close(onceWritten: context.writeAndFlush(wrapOutboundOut(.end(nil))))
     }
 
-    /// How long the end of a stream may take to leave before the connection closes anyway.
-    static let endTimeout = TimeAmount.seconds(10)
     private var ending = false
     private var context: ChannelHandlerContext?
 

@@ -17,16 +17,21 @@ extension ChannelHandlerContext {
             default: .protocolError
             }
         reply.write(webSocketErrorCode: code)
-        let channel = self.channel
-        let timeout = channel.eventLoop.scheduleTask(in: DeviceSession.closeFrameTimeout) { channel.close(promise: nil) }
-        channel.closeFuture.whenComplete { _ in timeout.cancel() }  // a closed connection is not kept for the timeout
-        writeAndFlush(NIOAny(WebSocketFrame(fin: true, opcode: .connectionClose, data: reply))).whenComplete { _ in
-            channel.close(promise: nil)
-        }
+        channel.close(onceWritten: writeAndFlush(NIOAny(WebSocketFrame(fin: true, opcode: .connectionClose, data: reply))))
     }
 
     /// Close codes an endpoint may put in a close frame (RFC 6455 §7.4; 1012–1014 as registered with IANA).
     private static func maySend(_ code: UInt16) -> Bool {
         (1000...1003).contains(code) || (1007...1014).contains(code) || (3000...4999).contains(code)
+    }
+}
+
+extension Channel {
+    /// Closes the connection once `written` (its last words) completes, or after `DeviceSession.closeFrameTimeout` if
+    /// they cannot leave: a peer that reads no more would otherwise keep its connection for good.
+    func close(onceWritten written: EventLoopFuture<Void>) {
+        let timeout = eventLoop.scheduleTask(in: DeviceSession.closeFrameTimeout) { self.close(promise: nil) }
+        closeFuture.whenComplete { _ in timeout.cancel() }  // a closed connection is not kept for the timeout
+        written.whenComplete { _ in self.close(promise: nil) }
     }
 }
